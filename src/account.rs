@@ -1,0 +1,717 @@
+//! One Apps and Books account (one sToken, one location): ownership, sync schedule,
+//! backoff, and the requests it wants to send next.
+//!
+//! The account never sends anything itself. The engine asks it for its next request when
+//! the account may send (not stopped, not inside a backoff window, under the rate limit),
+//! and hands it every answer.
+
+use serde::de::DeserializeOwned;
+
+use crate::apple::outcome::{Classified, Outcome};
+use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page};
+use crate::apple::ServiceConfig;
+use crate::backoff::RateLimiter;
+use crate::config::EngineConfig;
+use crate::event::{AccountStatus, Event};
+use crate::mirror::Mirror;
+use crate::output::Method;
+use crate::persist::{AccountRecord, Ownership};
+use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncKind, SyncRun};
+use crate::time::{format_utc, Millis, DAY};
+use crate::token::SToken;
+
+/// Expiry warnings, in days before `expDate`.
+pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
+
+/// Apple error numbers with a specific meaning while paging.
+const PAGE_INDEX_OUT_OF_RANGE: i64 = 9650;
+const INVALID_VERSION_ID: i64 = 9721;
+
+/// What an account request is for; kept by the engine until the answer arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    ReadClientConfig,
+    Claim,
+    Test,
+    Page { run: u64, page: PageRequest },
+}
+
+impl Purpose {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Purpose::ReadClientConfig => "clientConfig",
+            Purpose::Claim => "claimOwnership",
+            Purpose::Test => "testAccount",
+            Purpose::Page { page, .. } => page.resource.purpose(),
+        }
+    }
+}
+
+/// A request an account wants sent; the engine adds the id and headers.
+#[derive(Debug, Clone)]
+pub struct AccountRequest {
+    pub purpose: Purpose,
+    pub method: Method,
+    pub url: String,
+    pub body: Option<String>,
+}
+
+/// Where the account is in verifying or claiming ownership of its location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    NeedRead,
+    Reading,
+    NeedClaim,
+    Claiming,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestState {
+    Idle,
+    Queued,
+    InFlight,
+}
+
+/// What the engine lends an account while it works.
+pub struct Ctx<'a> {
+    pub now: Millis,
+    pub config: &'a EngineConfig,
+    pub service: &'a ServiceConfig,
+    pub rng: &'a mut fastrand::Rng,
+    pub events: &'a mut Vec<Event>,
+}
+
+#[derive(Debug)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub token: SToken,
+    pub location_name: Option<String>,
+    pub country_code: Option<String>,
+    pub ownership: Ownership,
+    /// Why the token can't be used; `Some` stops all requests until the token is replaced.
+    pub token_problem: Option<String>,
+    pub cursors: Cursors,
+    pub last_synced_at: Option<Millis>,
+    pub retry_after_until: Millis,
+    pub warned_threshold: Option<u32>,
+    pub mirror: Mirror,
+    check: Option<Check>,
+    next_full_at: Millis,
+    next_delta_at: Millis,
+    refresh_requested: bool,
+    sync: Option<SyncRun>,
+    next_run_id: u64,
+    test: TestState,
+    backoff_until: Millis,
+    backoff_reason: String,
+    failures: u32,
+    rate: RateLimiter,
+    /// Set when something durable changed; the engine writes the record and clears it.
+    pub dirty: bool,
+    /// The status last reported to the host.
+    pub reported: Option<(AccountStatus, String)>,
+}
+
+impl Account {
+    /// A newly added account: it starts by reading the location's client config.
+    pub fn new(id: String, name: String, token: SToken) -> Self {
+        Self::from_record_parts(id, name, token, Ownership::Unknown)
+    }
+
+    fn from_record_parts(id: String, name: String, token: SToken, ownership: Ownership) -> Self {
+        let check = match ownership {
+            Ownership::Unknown => Some(Check::NeedRead),
+            Ownership::Ours | Ownership::Other(_) => None,
+        };
+        Self {
+            id,
+            name,
+            token,
+            location_name: None,
+            country_code: None,
+            ownership,
+            token_problem: None,
+            cursors: Cursors::default(),
+            last_synced_at: None,
+            retry_after_until: 0,
+            warned_threshold: None,
+            mirror: Mirror::default(),
+            check,
+            next_full_at: 0,
+            next_delta_at: 0,
+            refresh_requested: false,
+            sync: None,
+            next_run_id: 1,
+            test: TestState::Idle,
+            backoff_until: 0,
+            backoff_reason: String::new(),
+            failures: 0,
+            rate: RateLimiter::default(),
+            dirty: true,
+            reported: None,
+        }
+    }
+
+    /// Rebuilds an account from its stored record. The mirror of Apple's data is not stored,
+    /// so an account we own starts with a full refresh.
+    pub fn restore(record: AccountRecord, token: SToken) -> Self {
+        let mut account = Self::from_record_parts(record.account_id, record.name, token, record.ownership);
+        account.location_name = record.location_name;
+        account.country_code = record.country_code;
+        account.token_problem = record.token_problem;
+        account.last_synced_at = record.last_synced_at;
+        account.retry_after_until = record.retry_after_until;
+        account.warned_threshold = record.warned_threshold;
+        account.dirty = false;
+        account
+    }
+
+    pub fn to_record(&self) -> AccountRecord {
+        AccountRecord {
+            account_id: self.id.clone(),
+            name: self.name.clone(),
+            token: self.token.bearer().clone(),
+            location_name: self.location_name.clone(),
+            country_code: self.country_code.clone(),
+            ownership: self.ownership.clone(),
+            token_problem: self.token_problem.clone(),
+            cursors: self.cursors.clone(),
+            last_synced_at: self.last_synced_at,
+            retry_after_until: self.retry_after_until,
+            warned_threshold: self.warned_threshold,
+        }
+    }
+
+    // ----------------------------------------------------------------- commands
+
+    /// Replaces the token (the way out of *token invalid*) and verifies ownership again.
+    /// A token for another organization starts the account from scratch.
+    pub fn replace_token(&mut self, token: SToken) {
+        if token.org_name != self.token.org_name {
+            self.mirror.clear();
+            self.cursors = Cursors::default();
+            self.last_synced_at = None;
+            self.location_name = None;
+            self.country_code = None;
+            self.retry_after_until = 0;
+            self.backoff_until = 0;
+            self.failures = 0;
+        }
+        self.token = token;
+        self.token_problem = None;
+        self.warned_threshold = None;
+        self.ownership = Ownership::Unknown;
+        self.check = Some(Check::NeedRead);
+        self.sync = None;
+        self.dirty = true;
+    }
+
+    /// Queues a connectivity test. When requests are stopped, answers at once instead.
+    pub fn request_test(&mut self, events: &mut Vec<Event>) {
+        if let Some(reason) = self.stop_reason() {
+            events.push(self.test_result(false, format!("Not contacting Apple: {reason}")));
+        } else if self.test == TestState::Idle {
+            self.test = TestState::Queued;
+        }
+    }
+
+    pub fn request_refresh(&mut self) -> Result<(), String> {
+        if let Some(reason) = self.stop_reason() {
+            return Err(format!("cannot refresh: {reason}"));
+        }
+        self.refresh_requested = true;
+        Ok(())
+    }
+
+    pub fn reclaim_ownership(&mut self) -> Result<(), String> {
+        if self.token_problem.is_some() {
+            return Err("the token is invalid; replace it before reclaiming ownership".to_owned());
+        }
+        if !matches!(self.ownership, Ownership::Other(_)) {
+            return Err("the location is not owned by another MDM".to_owned());
+        }
+        self.check = Some(Check::NeedClaim);
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- state
+
+    /// Why the account sends nothing at all, if it doesn't.
+    fn stop_reason(&self) -> Option<String> {
+        if let Some(problem) = &self.token_problem {
+            return Some(problem.clone());
+        }
+        match (&self.ownership, self.check) {
+            (Ownership::Other(info), None) => Some(format!(
+                "Owned by another MDM ({}). Choose Reclaim Ownership to manage it here; no requests are sent until then.",
+                info.name
+            )),
+            _ => None,
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stop_reason().is_some()
+    }
+
+    pub fn blocked_until(&self) -> Millis {
+        self.retry_after_until.max(self.backoff_until)
+    }
+
+    pub fn status(&self, now: Millis) -> (AccountStatus, String) {
+        if let Some(problem) = &self.token_problem {
+            return (AccountStatus::TokenInvalid, problem.clone());
+        }
+        if let Some(reason) = self.stop_reason() {
+            return (AccountStatus::OwnedByOtherMdm, reason);
+        }
+        if self.blocked_until() > now {
+            return (AccountStatus::BackingOff, self.backoff_reason.clone());
+        }
+        match (self.check, &self.sync) {
+            (Some(Check::NeedClaim | Check::Claiming), _) => {
+                (AccountStatus::Checking, "Claiming the location for this MDM".to_owned())
+            }
+            (Some(_), _) => (AccountStatus::Checking, "Checking which MDM manages the location".to_owned()),
+            (None, Some(run)) if run.kind == SyncKind::Full => {
+                (AccountStatus::Syncing, "Full refresh of licenses in progress".to_owned())
+            }
+            _ => (AccountStatus::Active, "Managed by this MDM".to_owned()),
+        }
+    }
+
+    pub fn other_mdm_name(&self) -> Option<String> {
+        match &self.ownership {
+            Ownership::Other(info) => Some(info.name.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn sync_progress(&self) -> Option<(SyncKind, u32, u32)> {
+        self.sync.as_ref().map(|run| {
+            let (done, total) = run.progress();
+            (run.kind, done, total)
+        })
+    }
+
+    fn test_result(&self, ok: bool, message: String) -> Event {
+        Event::TestResult { account_id: self.id.clone(), ok, message, location_name: self.location_name.clone() }
+    }
+
+    // ----------------------------------------------------------------- time
+
+    /// Time-driven changes: expiry warnings, expiry, and starting due syncs.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        self.check_expiry(ctx);
+        if self.is_stopped() || self.check.is_some() || self.ownership != Ownership::Ours || self.sync.is_some() {
+            return;
+        }
+        let kind = if self.refresh_requested || ctx.now >= self.next_full_at {
+            SyncKind::Full
+        } else if ctx.now >= self.next_delta_at {
+            if self.cursors.allow_delta() { SyncKind::Delta } else { SyncKind::Full }
+        } else {
+            return;
+        };
+        if kind == SyncKind::Full {
+            self.refresh_requested = false;
+        }
+        self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.cursors));
+        self.next_run_id += 1;
+        ctx.events.push(Event::SyncStarted { account_id: self.id.clone(), kind });
+    }
+
+    fn check_expiry(&mut self, ctx: &mut Ctx<'_>) {
+        if self.token_problem.is_some() {
+            return;
+        }
+        let expires_at = self.token.expires_at;
+        if ctx.now >= expires_at {
+            self.stop(format!("The token expired on {}. Upload a new token.", format_utc(expires_at)), ctx);
+            return;
+        }
+        let remaining = expires_at - ctx.now;
+        let crossed = EXPIRY_WARNING_DAYS.iter().copied().filter(|&days| remaining <= u64::from(days) * DAY).min();
+        if let Some(days) = crossed.filter(|&d| self.warned_threshold.is_none_or(|w| d < w)) {
+            self.warned_threshold = Some(days);
+            self.dirty = true;
+            ctx.events.push(Event::TokenExpiring { account_id: self.id.clone(), threshold_days: days, expires_at });
+        }
+    }
+
+    fn next_expiry_warning(&self) -> Option<Millis> {
+        EXPIRY_WARNING_DAYS
+            .iter()
+            .filter(|&&days| self.warned_threshold.is_none_or(|w| days < w))
+            .map(|&days| self.token.expires_at.saturating_sub(u64::from(days) * DAY))
+            .min()
+    }
+
+    fn wants_to_send(&self, config: &EngineConfig) -> bool {
+        self.test == TestState::Queued
+            || matches!(self.check, Some(Check::NeedRead | Check::NeedClaim))
+            || self.sync.as_ref().is_some_and(|run| run.wants_page(config.max_pages_in_flight as usize))
+    }
+
+    /// When the account next needs the engine, and why.
+    pub fn next_due(&self, now: Millis, config: &EngineConfig, rate_limit: u32) -> Option<(Millis, &'static str)> {
+        if self.token_problem.is_some() {
+            return None;
+        }
+        let mut due = vec![(self.token.expires_at, "token expiry")];
+        if let Some(at) = self.next_expiry_warning() {
+            due.push((at, "token expiry warning"));
+        }
+        if !self.is_stopped() {
+            let gate = self.blocked_until().max(self.rate.next_free(now, rate_limit));
+            let gate_reason = if self.blocked_until() > now { "backoff ends" } else { "rate limit window" };
+            if self.wants_to_send(config) {
+                due.push((gate.max(now), gate_reason));
+            } else if self.check.is_none() && self.ownership == Ownership::Ours && self.sync.is_none() {
+                let (at, reason) = if self.refresh_requested || self.next_full_at <= self.next_delta_at {
+                    (if self.refresh_requested { now } else { self.next_full_at }, "full refresh")
+                } else {
+                    (self.next_delta_at, "delta sync")
+                };
+                due.push((at.max(self.blocked_until()), reason));
+            }
+        }
+        due.into_iter().min_by_key(|(at, _)| *at)
+    }
+
+    // ----------------------------------------------------------------- requests
+
+    /// Whether the account may send a request now (its own gates; the caller checks nothing else).
+    pub fn may_send(&self, now: Millis, rate_limit: u32) -> bool {
+        !self.is_stopped() && self.blocked_until() <= now && self.rate.next_free(now, rate_limit) <= now
+    }
+
+    /// The next request the account wants sent, recorded as sent at `now`.
+    /// Call only when [`Account::may_send`] is true.
+    pub fn next_request(&mut self, ctx: &Ctx<'_>) -> Option<AccountRequest> {
+        let urls = &ctx.service.urls;
+        let request = if self.test == TestState::Queued {
+            self.test = TestState::InFlight;
+            get(Purpose::Test, &urls.client_config)
+        } else if self.check == Some(Check::NeedRead) {
+            self.check = Some(Check::Reading);
+            get(Purpose::ReadClientConfig, &urls.client_config)
+        } else if self.check == Some(Check::NeedClaim) {
+            self.check = Some(Check::Claiming);
+            let body = serde_json::to_string(&ClaimRequest { mdm_info: &ctx.config.mdm_info })
+                .expect("a claim request always serializes");
+            AccountRequest { purpose: Purpose::Claim, method: Method::Post, url: urls.client_config.clone(), body: Some(body) }
+        } else {
+            let run = self.sync.as_mut()?;
+            let page = run.next_page(ctx.config.max_pages_in_flight as usize)?;
+            let base = match page.resource {
+                Resource::Assets => &urls.get_assets,
+                Resource::Assignments => &urls.get_assignments,
+                Resource::Users => &urls.get_users,
+            };
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("pageIndex", &page.page_index.to_string());
+            if let Some(since) = &page.since_version_id {
+                query.append_pair("sinceVersionId", since);
+            }
+            let url = format!("{base}{}{}", if base.contains('?') { '&' } else { '?' }, query.finish());
+            AccountRequest { purpose: Purpose::Page { run: run.id, page }, method: Method::Get, url, body: None }
+        };
+        self.rate.record(ctx.now);
+        Some(request)
+    }
+
+    // ----------------------------------------------------------------- answers
+
+    /// Handles Apple's answer (already classified) to a request this account sent.
+    pub fn handle_answer(&mut self, purpose: Purpose, answer: Classified, body: &str, ctx: &mut Ctx<'_>) {
+        if self.is_stopped() {
+            if purpose == Purpose::Test {
+                self.test = TestState::Idle;
+            }
+            return;
+        }
+        if let Purpose::Page { run, .. } = &purpose {
+            if self.sync.as_ref().is_none_or(|r| r.id != *run) {
+                return; // an answer for a run that was abandoned
+            }
+        }
+        if let Some(info) = &answer.mdm_info {
+            if info.id != ctx.config.mdm_info.id {
+                self.lose_ownership(info.clone(), ctx);
+                return;
+            }
+        } else if answer.outcome == Outcome::Success && self.ownership == Ownership::Ours && self.check.is_none() {
+            // Our mdmInfo vanished from the location: verify again (and claim if unclaimed).
+            self.check = Some(Check::NeedRead);
+            self.sync = None;
+        }
+        match answer.outcome {
+            Outcome::Success => {
+                self.failures = 0;
+                // Another MDM's mdmInfo was handled above: any mdmInfo left is ours.
+                let carries_our_mdm_info = answer.mdm_info.is_some();
+                if let Err(problem) = self.succeeded(&purpose, body, carries_our_mdm_info, ctx) {
+                    self.failed_transiently(&purpose, format!("unreadable answer from Apple: {problem}"), ctx);
+                    self.report_failure(&purpose, None, "unreadable answer from Apple", ctx);
+                }
+            }
+            Outcome::RetryAfter { until, reason } => {
+                self.retry_after_until = self.retry_after_until.max(until);
+                self.dirty = true;
+                self.backoff_reason = format!("Apple asked to wait until {} ({reason})", format_utc(until));
+                self.requeue(&purpose);
+                self.push_backoff_event(ctx);
+            }
+            Outcome::Transient { reason } => self.failed_transiently(&purpose, reason, ctx),
+            Outcome::TokenInvalid { reason, .. } => {
+                if purpose == Purpose::Test {
+                    ctx.events.push(self.test_result(false, reason.clone()));
+                }
+                self.stop(reason, ctx);
+            }
+            Outcome::Rejected { error_number, reason } => self.rejected(&purpose, error_number, reason, ctx),
+        }
+    }
+
+    /// A request got no answer at all.
+    pub fn handle_network_error(&mut self, purpose: Purpose, message: &str, ctx: &mut Ctx<'_>) {
+        if self.is_stopped() {
+            if purpose == Purpose::Test {
+                self.test = TestState::Idle;
+            }
+            return;
+        }
+        self.failed_transiently(&purpose, format!("network error: {message}"), ctx);
+    }
+
+    fn succeeded(&mut self, purpose: &Purpose, body: &str, ours: bool, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        match purpose {
+            Purpose::ReadClientConfig => {
+                let config: ClientConfig = parse(body)?;
+                self.apply_client_config(config);
+                if ours {
+                    self.become_owner(ctx, false);
+                } else {
+                    self.check = Some(Check::NeedClaim);
+                }
+            }
+            Purpose::Claim => {
+                let config: ClientConfig = parse(body)?;
+                self.apply_client_config(config);
+                self.become_owner(ctx, true);
+            }
+            Purpose::Test => {
+                let config: ClientConfig = parse(body)?;
+                self.apply_client_config(config);
+                self.test = TestState::Idle;
+                let location = self.location_name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
+                let owner = if ours { "managed by this MDM" } else { "not claimed by any MDM yet" };
+                ctx.events.push(self.test_result(true, format!("Token valid; reached Apple; location {location} is {owner}")));
+            }
+            Purpose::Page { page, .. } => self.page_arrived(page, body, ctx)?,
+        }
+        Ok(())
+    }
+
+    fn apply_client_config(&mut self, config: ClientConfig) {
+        if config.location_name.is_some() {
+            self.location_name = config.location_name;
+        }
+        if config.country_code.is_some() {
+            self.country_code = config.country_code;
+        }
+        self.dirty = true;
+    }
+
+    fn become_owner(&mut self, ctx: &mut Ctx<'_>, claimed_now: bool) {
+        let first_time = self.ownership != Ownership::Ours;
+        self.ownership = Ownership::Ours;
+        self.check = None;
+        self.dirty = true;
+        if claimed_now {
+            ctx.events.push(Event::OwnershipClaimed { account_id: self.id.clone() });
+        }
+        if first_time || self.last_synced_at.is_none() {
+            self.refresh_requested = true;
+        }
+    }
+
+    fn page_arrived(&mut self, page: &PageRequest, body: &str, ctx: &mut Ctx<'_>) -> Result<(), String> {
+        let Some(run) = self.sync.as_mut() else { return Ok(()) };
+        let meta = match page.resource {
+            Resource::Assets => {
+                let parsed: Page<wire::Asset> = parse(body)?;
+                for asset in &parsed.records {
+                    self.mirror.stage_asset(&mut run.staged, asset);
+                }
+                meta_of(parsed)
+            }
+            Resource::Assignments => {
+                let parsed: Page<wire::Assignment> = parse(body)?;
+                for assignment in &parsed.records {
+                    self.mirror.stage_assignment(&mut run.staged, assignment);
+                }
+                meta_of(parsed)
+            }
+            Resource::Users => {
+                let parsed: Page<wire::User> = parse(body)?;
+                for user in &parsed.records {
+                    self.mirror.stage_user(&mut run.staged, user);
+                }
+                meta_of(parsed)
+            }
+        };
+        run.page_received(page.resource, page.page_index, meta);
+        self.after_page(ctx);
+        Ok(())
+    }
+
+    fn after_page(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(run) = self.sync.as_ref() else { return };
+        let (pages_done, pages_total) = run.progress();
+        ctx.events.push(Event::SyncProgress { account_id: self.id.clone(), kind: run.kind, pages_done, pages_total });
+        if run.is_complete() {
+            self.finish_sync(ctx);
+        }
+    }
+
+    fn finish_sync(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(run) = self.sync.take() else { return };
+        let cursors = run.cursors();
+        let kind = run.kind;
+        match kind {
+            SyncKind::Full => {
+                self.mirror.replace(run.staged);
+                self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
+            }
+            SyncKind::Delta => self.mirror.merge_delta(run.staged),
+        }
+        self.cursors = Cursors {
+            assignments: cursors.assignments.or(self.cursors.assignments.take()),
+            users: cursors.users.or(self.cursors.users.take()),
+        };
+        self.next_delta_at = ctx.now + ctx.config.delta_sync_interval_ms;
+        self.last_synced_at = Some(ctx.now);
+        self.dirty = true;
+        let (assets, assignments, users) = self.mirror.counts();
+        ctx.events.push(Event::SyncCompleted { account_id: self.id.clone(), kind, assets, assignments, users });
+    }
+
+    fn rejected(&mut self, purpose: &Purpose, error_number: Option<i64>, reason: String, ctx: &mut Ctx<'_>) {
+        match (purpose, error_number) {
+            (Purpose::Page { page, .. }, Some(PAGE_INDEX_OUT_OF_RANGE)) => {
+                if let Some(run) = self.sync.as_mut() {
+                    run.page_beyond_end(page.resource, page.page_index);
+                }
+                self.after_page(ctx);
+            }
+            (Purpose::Page { .. }, Some(INVALID_VERSION_ID)) => {
+                // The delta cursor is no longer valid: start over with a full refresh.
+                self.sync = None;
+                self.cursors = Cursors::default();
+                self.refresh_requested = true;
+                self.dirty = true;
+            }
+            (Purpose::Test, _) => {
+                self.test = TestState::Idle;
+                ctx.events.push(self.test_result(false, reason));
+            }
+            _ => {
+                self.report_failure(purpose, error_number, &reason, ctx);
+                if matches!(purpose, Purpose::Page { .. }) {
+                    // Abandon this run; it starts again once the backoff has passed.
+                    let kind = self.sync.take().map(|run| run.kind);
+                    self.refresh_requested |= kind == Some(SyncKind::Full);
+                }
+                self.failed_transiently(purpose, reason, ctx);
+            }
+        }
+    }
+
+    fn report_failure(&self, purpose: &Purpose, error_number: Option<i64>, message: &str, ctx: &mut Ctx<'_>) {
+        ctx.events.push(Event::RequestFailed {
+            account_id: Some(self.id.clone()),
+            purpose: purpose.name().to_owned(),
+            error_number,
+            message: message.to_owned(),
+        });
+    }
+
+    fn failed_transiently(&mut self, purpose: &Purpose, reason: String, ctx: &mut Ctx<'_>) {
+        self.failures = self.failures.saturating_add(1);
+        let delay = ctx.config.backoff().delay(self.failures, ctx.rng);
+        self.backoff_until = self.backoff_until.max(ctx.now + delay);
+        self.backoff_reason = format!(
+            "Retrying after {} consecutive failures, at {}: {reason}",
+            self.failures,
+            format_utc(self.backoff_until)
+        );
+        self.requeue(purpose);
+        self.push_backoff_event(ctx);
+    }
+
+    fn push_backoff_event(&self, ctx: &mut Ctx<'_>) {
+        ctx.events.push(Event::Backoff {
+            account_id: Some(self.id.clone()),
+            until: self.blocked_until(),
+            reason: self.backoff_reason.clone(),
+        });
+    }
+
+    /// Puts a request whose answer was a retryable failure back in line.
+    fn requeue(&mut self, purpose: &Purpose) {
+        match purpose {
+            Purpose::ReadClientConfig => self.check = Some(Check::NeedRead),
+            Purpose::Claim => self.check = Some(Check::NeedClaim),
+            Purpose::Test => self.test = TestState::Queued,
+            Purpose::Page { run, page } => {
+                if let Some(sync) = self.sync.as_mut().filter(|s| s.id == *run) {
+                    sync.page_failed(page.resource, page.page_index);
+                }
+            }
+        }
+    }
+
+    fn lose_ownership(&mut self, info: MdmInfo, ctx: &mut Ctx<'_>) {
+        if self.test != TestState::Idle {
+            ctx.events.push(self.test_result(false, format!("The location is managed by another MDM ({})", info.name)));
+        }
+        ctx.events.push(Event::OwnershipLost {
+            account_id: self.id.clone(),
+            owner_name: info.name.clone(),
+            owner_id: info.id.clone(),
+        });
+        self.ownership = Ownership::Other(info);
+        self.halt_work();
+    }
+
+    fn stop(&mut self, reason: String, ctx: &mut Ctx<'_>) {
+        if self.test != TestState::Idle {
+            ctx.events.push(self.test_result(false, reason.clone()));
+        }
+        self.token_problem = Some(reason);
+        self.halt_work();
+    }
+
+    /// Drops all queued work; answers still in flight are ignored when they arrive.
+    fn halt_work(&mut self) {
+        self.check = None;
+        self.sync = None;
+        self.test = TestState::Idle;
+        self.dirty = true;
+    }
+}
+
+fn get(purpose: Purpose, url: &str) -> AccountRequest {
+    AccountRequest { purpose, method: Method::Get, url: url.to_owned(), body: None }
+}
+
+fn parse<T: DeserializeOwned>(body: &str) -> Result<T, String> {
+    serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
+fn meta_of<T>(page: Page<T>) -> PageMeta {
+    PageMeta { next_page_index: page.next_page_index, total_pages: page.total_pages, version_id: page.version_id }
+}

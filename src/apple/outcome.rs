@@ -1,0 +1,150 @@
+//! What an HTTP answer from Apple means for the engine, whatever endpoint it came from.
+
+use std::collections::BTreeMap;
+
+use super::wire::{Envelope, MdmInfo};
+use crate::time::{parse_http_date, Millis, SECOND};
+
+/// Apple error numbers that mean the sToken cannot be used any more.
+pub const TOKEN_INVALID_ERRORS: [i64; 5] = [9601, 9621, 9622, 9625, 9722];
+/// "Too many recent requests": back off exponentially.
+pub const RATE_LIMITED: i64 = 9646;
+/// Transient server-side errors (internal error, maintenance, temporarily unavailable).
+const TRANSIENT_ERRORS: [i64; 3] = [9603, 9644, 9729];
+
+/// The meaning of one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Success; the body is for the caller to parse.
+    Success,
+    /// Apple said when to come back (`Retry-After`): no request for the account before `until`.
+    RetryAfter { until: Millis, reason: String },
+    /// Rate limited, a server error without `Retry-After`, a network error or an unreadable
+    /// body: retry with exponential backoff.
+    Transient { reason: String },
+    /// The token is expired, revoked or rejected.
+    TokenInvalid { error_number: Option<i64>, reason: String },
+    /// Apple refused this request (validation error and the like); retrying unchanged won't help.
+    Rejected { error_number: Option<i64>, reason: String },
+}
+
+/// A classified answer plus the `mdmInfo` it carried (checked on every response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
+    pub outcome: Outcome,
+    pub mdm_info: Option<MdmInfo>,
+}
+
+/// Classifies an HTTP answer. `headers` keys must be lower-case.
+pub fn classify(status: u16, headers: &BTreeMap<String, String>, body: &str, now: Millis) -> Classified {
+    let parsed = if body.trim().is_empty() {
+        Some(Envelope::default())
+    } else {
+        serde_json::from_str::<Envelope>(body).ok()
+    };
+    let Some(envelope) = parsed else {
+        let outcome = if (200..300).contains(&status) {
+            Outcome::Transient { reason: "Apple's answer is not valid JSON".to_owned() }
+        } else {
+            by_status(status, None, None, headers, now)
+        };
+        return Classified { outcome, mdm_info: None };
+    };
+    let outcome = by_status(status, envelope.error_number, envelope.error_message, headers, now);
+    Classified { outcome, mdm_info: envelope.mdm_info }
+}
+
+fn by_status(
+    status: u16,
+    error_number: Option<i64>,
+    error_message: Option<String>,
+    headers: &BTreeMap<String, String>,
+    now: Millis,
+) -> Outcome {
+    let describe = |fallback: &str| match (error_number, &error_message) {
+        (Some(n), Some(m)) => format!("Apple error {n}: {m}"),
+        (Some(n), None) => format!("Apple error {n} (HTTP {status})"),
+        (None, _) => format!("{fallback} (HTTP {status})"),
+    };
+    if let Some(number) = error_number.filter(|n| TOKEN_INVALID_ERRORS.contains(n)) {
+        return Outcome::TokenInvalid { error_number: Some(number), reason: token_reason(number) };
+    }
+    let retryable = status >= 500
+        || status == 429
+        || error_number.is_some_and(|n| n == RATE_LIMITED || TRANSIENT_ERRORS.contains(&n));
+    if retryable {
+        let reason = describe("Apple is unavailable");
+        return match retry_after(headers, now) {
+            Some(until) => Outcome::RetryAfter { until, reason },
+            None => Outcome::Transient { reason },
+        };
+    }
+    if status == 401 {
+        return Outcome::TokenInvalid { error_number, reason: describe("Apple rejected the token") };
+    }
+    if error_number.is_some() || !(200..300).contains(&status) {
+        return Outcome::Rejected { error_number, reason: describe("Apple refused the request") };
+    }
+    Outcome::Success
+}
+
+fn token_reason(number: i64) -> String {
+    match number {
+        9621 => "The token has expired (Apple error 9621). Upload a new token.".to_owned(),
+        9625 => "Apple has revoked the token (error 9625). Upload a new token.".to_owned(),
+        n => format!("Apple rejected the token (error {n}). Upload a new token."),
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP-date. A date in the past, or an unreadable value,
+/// counts as absent (exponential backoff applies instead).
+pub fn retry_after(headers: &BTreeMap<String, String>, now: Millis) -> Option<Millis> {
+    let value = headers.get("retry-after")?.trim();
+    let until = match value.parse::<u64>() {
+        Ok(seconds) => now.saturating_add(seconds.saturating_mul(SECOND)),
+        Err(_) => parse_http_date(value)?,
+    };
+    (until > now).then_some(until)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn error_number_in_a_200_body_is_an_error() {
+        let c = classify(200, &headers(&[]), r#"{"errorNumber": 9622, "errorMessage": "Invalid authentication token"}"#, 0);
+        assert!(matches!(c.outcome, Outcome::TokenInvalid { error_number: Some(9622), .. }));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date_give_deadlines() {
+        let c = classify(503, &headers(&[("retry-after", "120")]), "", 1_000);
+        assert!(matches!(c.outcome, Outcome::RetryAfter { until: 121_000, .. }));
+        let c = classify(503, &headers(&[("retry-after", "Thu, 01 Jan 1970 00:05:00 GMT")]), "", 1_000);
+        assert!(matches!(c.outcome, Outcome::RetryAfter { until: 300_000, .. }));
+    }
+
+    #[test]
+    fn rate_limit_without_retry_after_is_transient() {
+        let c = classify(429, &headers(&[]), r#"{"errorNumber": 9646}"#, 0);
+        assert!(matches!(c.outcome, Outcome::Transient { .. }));
+    }
+
+    #[test]
+    fn garbage_2xx_body_is_transient_and_garbage_4xx_is_rejected() {
+        assert!(matches!(classify(200, &headers(&[]), "<html>", 0).outcome, Outcome::Transient { .. }));
+        assert!(matches!(classify(400, &headers(&[]), "<html>", 0).outcome, Outcome::Rejected { .. }));
+    }
+
+    #[test]
+    fn mdm_info_is_extracted_from_any_answer() {
+        let c = classify(200, &headers(&[]), r#"{"mdmInfo": {"id": "x", "name": "Other", "metadata": ""}, "eventId": "1"}"#, 0);
+        assert_eq!(c.mdm_info.unwrap().name, "Other");
+        assert_eq!(c.outcome, Outcome::Success);
+    }
+}

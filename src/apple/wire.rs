@@ -1,0 +1,167 @@
+//! Apple's JSON bodies, as the engine reads them. Unknown fields are ignored; fields the
+//! engine relies on are required, so a malformed body is a typed parse error.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `mdmInfo`: which device management service claims the location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MdmInfo {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub metadata: String,
+}
+
+/// Fields any authenticated response may carry, and the error fields any response may carry.
+/// Parsed first from every body: ownership is checked on every response, and an
+/// `errorNumber` is an error whatever the HTTP status.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    #[serde(default)]
+    pub mdm_info: Option<MdmInfo>,
+    #[serde(default)]
+    pub error_number: Option<i64>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+/// `ClientConfigResponse` (GET and POST `/client/config`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    #[serde(default)]
+    pub location_name: Option<String>,
+    #[serde(default, rename = "countryISO2ACode")]
+    pub country_code: Option<String>,
+    #[serde(default)]
+    pub u_id: Option<String>,
+}
+
+/// `ClientConfigRequest` body used to claim a location.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimRequest<'a> {
+    pub mdm_info: &'a MdmInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PricingParam {
+    #[serde(rename = "STDQ")]
+    Stdq,
+    #[serde(rename = "PLUS")]
+    Plus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProductType {
+    App,
+    Book,
+}
+
+/// `ResponseAsset` from `GET /assets`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Asset {
+    #[serde(deserialize_with = "string_or_number")]
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub product_type: ProductType,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    #[serde(default)]
+    pub retired_count: i64,
+    #[serde(default)]
+    pub device_assignable: bool,
+    #[serde(default)]
+    pub revocable: bool,
+}
+
+/// `Assignment` from `GET /assignments`: exactly one of the two targets is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    #[serde(deserialize_with = "string_or_number")]
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub client_user_id: Option<String>,
+}
+
+/// `ResponseUser` from `GET /users`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub client_user_id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub invite_code: Option<String>,
+    #[serde(default)]
+    pub id_hash: Option<String>,
+}
+
+/// One page of a paginated endpoint. `records` is `assets`, `assignments` or `users`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    #[serde(default = "Vec::new", alias = "assets", alias = "assignments", alias = "users")]
+    pub records: Vec<T>,
+    #[serde(default)]
+    pub current_page_index: Option<u32>,
+    #[serde(default)]
+    pub next_page_index: Option<u32>,
+    #[serde(default)]
+    pub total_pages: Option<u32>,
+    #[serde(default)]
+    pub version_id: Option<String>,
+}
+
+/// Apple documents asset ids as strings; some notifications carry integers. Accept both.
+fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(deserializer)? {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apples_example_assets_page_parses() {
+        let page: Page<Asset> = serde_json::from_str(
+            r#"{ "assets": [ { "adamId": "408709785", "assignedCount": 5000, "availableCount": 10000,
+                "deviceAssignable": true, "pricingParam": "STDQ", "productType": "App", "retiredCount": 0,
+                "revocable": true, "supportedPlatforms": ["iOS"], "totalCount": 15000 } ],
+                "currentPageIndex": 0, "size": 5, "tokenExpirationDate": "2030-11-08T22:33:22+0000",
+                "totalPages": 1, "uId": "2049025000431439", "versionId": "70e8c740" }"#,
+        )
+        .unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.records[0].total_count, 15000);
+        assert_eq!(page.next_page_index, None);
+        assert_eq!(page.version_id.as_deref(), Some("70e8c740"));
+    }
+
+    #[test]
+    fn numeric_adam_ids_are_accepted() {
+        let a: Assignment = serde_json::from_str(
+            r#"{"adamId": 408709785, "pricingParam": "PLUS", "serialNumber": "S1"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.adam_id, "408709785");
+    }
+}

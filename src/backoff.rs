@@ -1,0 +1,92 @@
+//! Exponential backoff with jitter, and the per-account request rate limit.
+
+use std::collections::VecDeque;
+
+use crate::time::{Millis, SECOND};
+
+/// Capped exponential backoff with "equal jitter": the n-th consecutive failure waits a
+/// random time in `[d/2, d]` where `d = min(max, base · 2^(n-1))`. Jitter comes from the
+/// engine's seeded generator, so a run is reproducible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    pub base: Millis,
+    pub max: Millis,
+}
+
+impl BackoffPolicy {
+    /// The delay before retrying after `failures` consecutive failures (`failures >= 1`).
+    pub fn delay(&self, failures: u32, rng: &mut fastrand::Rng) -> Millis {
+        let ceiling = self.ceiling(failures);
+        let floor = ceiling / 2;
+        rng.u64(floor..=ceiling)
+    }
+
+    /// The largest delay the n-th failure can get.
+    pub fn ceiling(&self, failures: u32) -> Millis {
+        let doublings = failures.saturating_sub(1).min(63);
+        self.base.saturating_mul(1u64 << doublings).min(self.max)
+    }
+}
+
+/// Keeps an account under `maxRequestPerSecond`: at most `limit` requests in any window of
+/// one second (a sliding window over the send times).
+#[derive(Debug, Clone, Default)]
+pub struct RateLimiter {
+    sent: VecDeque<Millis>,
+}
+
+impl RateLimiter {
+    /// The earliest time a request may be sent, `now` if one may go right away.
+    pub fn next_free(&self, now: Millis, limit: u32) -> Millis {
+        let in_window = self.sent.len() - self.sent.partition_point(|&at| at + SECOND <= now);
+        let limit = limit.max(1) as usize;
+        if in_window < limit {
+            now
+        } else {
+            self.sent[self.sent.len() - limit] + SECOND
+        }
+    }
+
+    /// Records a request sent at `now`. Call only when [`RateLimiter::next_free`] returned `now`.
+    pub fn record(&mut self, now: Millis) {
+        while self.sent.front().is_some_and(|&at| at + SECOND <= now) {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceiling_doubles_until_the_cap() {
+        let policy = BackoffPolicy { base: 1_000, max: 10_000 };
+        let ceilings: Vec<_> = (1..=6).map(|n| policy.ceiling(n)).collect();
+        assert_eq!(ceilings, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+        assert_eq!(policy.ceiling(500), 10_000);
+    }
+
+    #[test]
+    fn jittered_delay_stays_between_half_and_full_ceiling() {
+        let policy = BackoffPolicy { base: 1_000, max: 300_000 };
+        let mut rng = fastrand::Rng::with_seed(9);
+        for n in 1..20 {
+            let d = policy.delay(n, &mut rng);
+            assert!(d >= policy.ceiling(n) / 2 && d <= policy.ceiling(n), "{n}: {d}");
+        }
+    }
+
+    #[test]
+    fn rate_limiter_allows_limit_per_sliding_second() {
+        let mut limiter = RateLimiter::default();
+        assert_eq!(limiter.next_free(0, 3), 0);
+        for _ in 0..3 {
+            assert_eq!(limiter.next_free(100, 3), 100);
+            limiter.record(100);
+        }
+        assert_eq!(limiter.next_free(100, 3), 1_100);
+        assert_eq!(limiter.next_free(1_100, 3), 1_100);
+    }
+}

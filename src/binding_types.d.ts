@@ -1,0 +1,182 @@
+// ---------------------------------------------------------------------------
+// vpp-license-engine — the JavaScript contract of the wasm engine.
+// Every value crossing the boundary is plain JSON-compatible data; every union
+// is discriminated by `type` (inputs, outputs, events) or `op` (persist ops).
+// Times are Unix milliseconds (number). Request ids are safe integers.
+// ---------------------------------------------------------------------------
+
+/** Identity this MDM writes into Apple's client config (`mdmInfo`) to claim a location. */
+export interface MdmInfo {
+  /** Stable unique id of this MDM installation (e.g. a UUID). Compared on every response. */
+  id: string;
+  /** Human-readable product name shown to other MDMs ("Acme MDM"). */
+  name: string;
+  /** Free-form metadata (version, host name). */
+  metadata: string;
+}
+
+export interface EngineConfig {
+  mdmInfo: MdmInfo;
+  /** URL of Apple's `GET /service/config`. Default `https://vpp.itunes.apple.com/mdm/v2/service/config`.
+   *  Every other URL comes from the service config answer (defaults derived from this one until then). */
+  serviceConfigUrl?: string;
+  /** Seed for backoff jitter (deterministic runs). Default 0. */
+  seed?: number;
+  /** Service config refresh interval. Default 300000 (5 min). */
+  serviceConfigIntervalMs?: number;
+  /** Delta sync interval. Default 1800000 (30 min). */
+  deltaSyncIntervalMs?: number;
+  /** Full refresh interval. Default 86400000 (24 h). */
+  fullRefreshIntervalMs?: number;
+  /** Page requests in flight per account during a sync, 1..=5. Default 5. */
+  maxPagesInFlight?: number;
+  /** First exponential backoff delay. Default 1000. */
+  backoffBaseMs?: number;
+  /** Backoff cap. Default 300000 (5 min). */
+  backoffMaxMs?: number;
+}
+
+// ----------------------------- inputs --------------------------------------
+
+export type Input =
+  | { type: "addAccount"; accountId: string; name: string; token: string }
+  | { type: "editAccount"; accountId: string; name?: string; token?: string }
+  | { type: "deleteAccount"; accountId: string }
+  | { type: "testAccount"; accountId: string }
+  | { type: "refresh"; accountId: string }
+  | { type: "reclaimOwnership"; accountId: string }
+  | { type: "setPolicy"; policy: AppPolicy }
+  | { type: "removePolicy"; policyId: string }
+  | { type: "response"; id: number; status: number; headers: Record<string, string>; body: string }
+  | { type: "networkError"; id: number; message: string }
+  | { type: "timeout" };
+
+export type LicenseType = "device" | "user";
+export type PricingParam = "STDQ" | "PLUS";
+
+export interface AppPolicy {
+  policyId: string;
+  /** Shown in errors, e.g. when deleting an account that a policy uses. */
+  name: string;
+  accountId: string;
+  adamId: string;
+  pricingParam: PricingParam;
+  licenseType: LicenseType;
+}
+
+// ----------------------------- outputs -------------------------------------
+
+export type Output =
+  | RequestOutput
+  | { type: "event"; event: EngineEvent }
+  | { type: "persist"; ops: PersistOp[] }
+  | { type: "timeout"; at: number };
+
+/** An HTTP call for the host to perform, then answer with a `response` or `networkError` input of the same id. */
+export interface RequestOutput {
+  type: "request";
+  id: number;
+  /** `null` for account-less calls (service config). */
+  accountId: string | null;
+  /** What the call is for, for logs: "serviceConfig", "clientConfig", "claimOwnership", "assetsPage", ... */
+  purpose: string;
+  method: "GET" | "POST";
+  url: string;
+  /** Includes `Authorization: Bearer <sToken>` for account calls: never log headers. */
+  headers: Record<string, string>;
+  body: string | null;
+}
+
+export type PersistOp =
+  | { op: "put"; key: string; value: unknown }
+  | { op: "delete"; key: string };
+
+/** A record as read back from the store, for `Engine.restore`. */
+export interface StoredRecord { key: string; value: unknown }
+
+export type AccountStatus =
+  | "checking"        // reading client config / claiming
+  | "syncing"         // a full refresh is running
+  | "active"          // owned by us, in sync
+  | "backingOff"      // Apple asked us to wait (Retry-After) or errors are being retried
+  | "ownedByOtherMdm" // another MDM's mdmInfo: no requests until reclaimOwnership
+  | "tokenInvalid";   // expired / revoked / rejected: no requests until the token is replaced
+
+export type SyncKind = "full" | "delta";
+
+export type EngineEvent =
+  | { type: "accountStatusChanged"; accountId: string; status: AccountStatus; reason: string }
+  | { type: "tokenExpiring"; accountId: string; thresholdDays: 30 | 15 | 7 | 1; expiresAt: number }
+  | { type: "testResult"; accountId: string; ok: boolean; message: string; locationName: string | null }
+  | { type: "ownershipLost"; accountId: string; ownerName: string; ownerId: string }
+  | { type: "ownershipClaimed"; accountId: string }
+  | { type: "syncStarted"; accountId: string; kind: SyncKind }
+  | { type: "syncProgress"; accountId: string; kind: SyncKind; pagesDone: number; pagesTotal: number }
+  | { type: "syncCompleted"; accountId: string; kind: SyncKind; assets: number; assignments: number; users: number }
+  | { type: "backoff"; accountId: string | null; until: number; reason: string }
+  | { type: "serviceConfigUpdated"; limits: Record<string, number> }
+  | { type: "requestFailed"; accountId: string | null; purpose: string; errorNumber: number | null; message: string };
+
+// ----------------------------- read models ---------------------------------
+
+export interface AccountView {
+  accountId: string;
+  name: string;
+  status: AccountStatus;
+  /** Human-readable explanation of `status` (hover text). */
+  statusReason: string;
+  orgName: string;
+  locationName: string | null;
+  countryCode: string | null;
+  lastSyncedAt: number | null;
+  tokenExpiresAt: number;
+  /** Name of the MDM that holds the location when status is `ownedByOtherMdm`. */
+  otherMdmName: string | null;
+  /** Policies using this account (delete is refused while non-empty). */
+  policyIds: string[];
+}
+
+export interface AppCountView {
+  adamId: string;
+  pricingParam: PricingParam;
+  productType: "App" | "Book";
+  totalCount: number;
+  assignedCount: number;
+  availableCount: number;
+  retiredCount: number;
+  deviceAssignable: boolean;
+  revocable: boolean;
+  /** Free app or book: `totalCount` is 2147483647. */
+  unlimited: boolean;
+}
+
+export interface AssignmentQuery {
+  adamId?: string;
+  serialNumber?: string;
+  clientUserId?: string;
+  /** Default 0. */
+  offset?: number;
+  /** Default 100, at most 10000. */
+  limit?: number;
+}
+
+export interface AssignmentView {
+  adamId: string;
+  pricingParam: PricingParam;
+  serialNumber: string | null;
+  clientUserId: string | null;
+}
+
+export interface AssignmentPage { total: number; offset: number; items: AssignmentView[] }
+
+export interface Wakeup { at: number; reason: string; accountId: string | null }
+
+export interface EngineStats {
+  requestsIssued: number;
+  responsesHandled: number;
+  /** Responses whose id the engine did not know (late, duplicated or forged): counted and dropped. */
+  unknownResponses: number;
+  requestsInFlight: number;
+}
+
+export interface TokenInfo { orgName: string; expiresAt: number }

@@ -1,0 +1,123 @@
+//! Engine configuration, given once at construction.
+
+use serde::Deserialize;
+
+use crate::apple::service_config::APPLE_SERVICE_CONFIG_URL;
+use crate::apple::wire::MdmInfo;
+use crate::apple::Limits;
+use crate::backoff::BackoffPolicy;
+use crate::error::EngineError;
+use crate::time::{Millis, DAY, MINUTE, SECOND};
+
+/// Apple: "don't submit more than five requests simultaneously" when paging.
+pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EngineConfig {
+    /// The identity written into each location's client config to claim it.
+    pub mdm_info: MdmInfo,
+    #[serde(default = "defaults::service_config_url")]
+    pub service_config_url: String,
+    /// Seed for backoff jitter.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "defaults::service_config_interval")]
+    pub service_config_interval_ms: Millis,
+    #[serde(default = "defaults::delta_sync_interval")]
+    pub delta_sync_interval_ms: Millis,
+    #[serde(default = "defaults::full_refresh_interval")]
+    pub full_refresh_interval_ms: Millis,
+    #[serde(default = "defaults::max_pages_in_flight")]
+    pub max_pages_in_flight: u32,
+    #[serde(default = "defaults::backoff_base")]
+    pub backoff_base_ms: Millis,
+    #[serde(default = "defaults::backoff_max")]
+    pub backoff_max_ms: Millis,
+}
+
+mod defaults {
+    use super::*;
+    pub fn service_config_url() -> String {
+        APPLE_SERVICE_CONFIG_URL.to_owned()
+    }
+    pub fn service_config_interval() -> Millis {
+        5 * MINUTE
+    }
+    pub fn delta_sync_interval() -> Millis {
+        30 * MINUTE
+    }
+    pub fn full_refresh_interval() -> Millis {
+        DAY
+    }
+    pub fn max_pages_in_flight() -> u32 {
+        MAX_PAGES_IN_FLIGHT
+    }
+    pub fn backoff_base() -> Millis {
+        SECOND
+    }
+    pub fn backoff_max() -> Millis {
+        5 * MINUTE
+    }
+}
+
+impl EngineConfig {
+    /// A configuration with every default and the given identity.
+    pub fn new(mdm_info: MdmInfo) -> Self {
+        Self {
+            mdm_info,
+            service_config_url: defaults::service_config_url(),
+            seed: 0,
+            service_config_interval_ms: defaults::service_config_interval(),
+            delta_sync_interval_ms: defaults::delta_sync_interval(),
+            full_refresh_interval_ms: defaults::full_refresh_interval(),
+            max_pages_in_flight: defaults::max_pages_in_flight(),
+            backoff_base_ms: defaults::backoff_base(),
+            backoff_max_ms: defaults::backoff_max(),
+        }
+    }
+
+    /// Checks what Apple would reject later (9723, 9724, 9725, 9713) and what makes no sense.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let limits = Limits::default();
+        let info = &self.mdm_info;
+        let fields = [
+            ("mdmInfo.id", &info.id, limits.max_mdm_id_length),
+            ("mdmInfo.name", &info.name, limits.max_mdm_name_length),
+            ("mdmInfo.metadata", &info.metadata, limits.max_mdm_metadata_length),
+        ];
+        for (field, value, max) in fields {
+            if value.trim().is_empty() {
+                return Err(EngineError::Config(format!("{field} must not be empty (Apple requires id, name and metadata)")));
+            }
+            if value.chars().count() > max as usize {
+                return Err(EngineError::Config(format!("{field} is longer than Apple's limit of {max} characters")));
+            }
+        }
+        if !(1..=MAX_PAGES_IN_FLIGHT).contains(&self.max_pages_in_flight) {
+            return Err(EngineError::Config(format!("maxPagesInFlight must be 1..={MAX_PAGES_IN_FLIGHT}")));
+        }
+        let intervals = [
+            ("serviceConfigIntervalMs", self.service_config_interval_ms),
+            ("deltaSyncIntervalMs", self.delta_sync_interval_ms),
+            ("fullRefreshIntervalMs", self.full_refresh_interval_ms),
+            ("backoffBaseMs", self.backoff_base_ms),
+        ];
+        for (field, value) in intervals {
+            if value < SECOND {
+                return Err(EngineError::Config(format!("{field} must be at least 1000")));
+            }
+        }
+        if self.backoff_max_ms < self.backoff_base_ms {
+            return Err(EngineError::Config("backoffMaxMs must not be below backoffBaseMs".to_owned()));
+        }
+        if !self.service_config_url.starts_with("https://") && !self.service_config_url.starts_with("http://") {
+            return Err(EngineError::Config("serviceConfigUrl must be an http(s) URL".to_owned()));
+        }
+        Ok(())
+    }
+
+    pub fn backoff(&self) -> BackoffPolicy {
+        BackoffPolicy { base: self.backoff_base_ms, max: self.backoff_max_ms }
+    }
+}

@@ -1,0 +1,487 @@
+//! The engine: the one object a host drives. See the crate documentation for the run loop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::account::{Account, AccountRequest, Ctx, Purpose};
+use crate::apple::outcome::{classify, Classified, Outcome};
+use crate::apple::service_config::ServiceConfigResponse;
+use crate::apple::ServiceConfig;
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::input::Input;
+use crate::output::{Method, Output, PersistOp, Request};
+use crate::persist::{account_key, policy_key, AccountRecord, Record, StoredRecord, ACCOUNT_PREFIX, POLICY_PREFIX};
+use crate::policy::AppPolicy;
+use crate::read_model::{
+    AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
+};
+use crate::time::{format_utc, Clock, Millis};
+use crate::token::SToken;
+
+/// Longest account or policy id accepted.
+const MAX_ID_LENGTH: usize = 256;
+
+/// What an in-flight request is for.
+#[derive(Debug, Clone)]
+enum InFlight {
+    ServiceConfig,
+    Account { account_id: String, purpose: Purpose },
+}
+
+/// The service config fetch schedule.
+#[derive(Debug)]
+struct ServiceSchedule {
+    next_at: Millis,
+    in_flight: bool,
+    failures: u32,
+}
+
+/// The license engine. One instance drives every account of one MDM installation.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    clock: Clock,
+    rng: fastrand::Rng,
+    service: ServiceConfig,
+    schedule: ServiceSchedule,
+    accounts: BTreeMap<String, Account>,
+    policies: BTreeMap<String, AppPolicy>,
+    in_flight: HashMap<u64, InFlight>,
+    next_request_id: u64,
+    outputs: VecDeque<Output>,
+    /// Deletions and policy writes not yet emitted (account records are written from `dirty`).
+    pending_ops: Vec<PersistOp>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// Creates an engine with no accounts. `now` is the host's current Unix time in ms.
+    pub fn new(config: EngineConfig, now: Millis) -> Result<Self, EngineError> {
+        config.validate()?;
+        Ok(Self {
+            rng: fastrand::Rng::with_seed(config.seed),
+            service: ServiceConfig::defaults(&config.service_config_url),
+            schedule: ServiceSchedule { next_at: now, in_flight: false, failures: 0 },
+            config,
+            clock: Clock::new(now),
+            accounts: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            in_flight: HashMap::new(),
+            next_request_id: 1,
+            outputs: VecDeque::new(),
+            pending_ops: Vec::new(),
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// Rebuilds an engine from the records a store holds (everything it was given through
+    /// `Output::Persist`). Call at start-up, instead of [`Engine::new`], when the store is not empty.
+    /// Requests that were in flight when the previous instance stopped are not resumed: their
+    /// work is requested again.
+    pub fn restore(config: EngineConfig, records: Vec<StoredRecord>, now: Millis) -> Result<Self, EngineError> {
+        let mut engine = Self::new(config, now)?;
+        for StoredRecord { key, value } in records {
+            let invalid = |reason: String| EngineError::Restore { key: key.clone(), reason };
+            if key.starts_with(ACCOUNT_PREFIX) {
+                let record: AccountRecord = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+                let token = SToken::decode(record.token.expose()).map_err(|e| invalid(e.to_string()))?;
+                if account_key(&record.account_id) != key {
+                    return Err(invalid("the key does not match the account id".to_owned()));
+                }
+                engine.accounts.insert(record.account_id.clone(), Account::restore(record, token));
+            } else if key.starts_with(POLICY_PREFIX) {
+                let policy: AppPolicy = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+                if policy_key(&policy.policy_id) != key {
+                    return Err(invalid("the key does not match the policy id".to_owned()));
+                }
+                engine.policies.insert(policy.policy_id.clone(), policy);
+            } else {
+                return Err(invalid("not a record this engine writes".to_owned()));
+            }
+        }
+        if let Some(policy) = engine.policies.values().find(|p| !engine.accounts.contains_key(&p.account_id)) {
+            return Err(EngineError::Restore {
+                key: policy_key(&policy.policy_id),
+                reason: format!("the policy uses account {:?}, which is not in the store", policy.account_id),
+            });
+        }
+        Ok(engine)
+    }
+
+    // ===================================================================== drive
+
+    /// Feeds one input. Call for every administrator command, every answer to a request,
+    /// and when the timer fires; then drain [`Engine::poll_output`] until it returns a timeout.
+    ///
+    /// Bad input is refused with an error and changes nothing.
+    pub fn handle_input(&mut self, input: Input, now: Millis) -> Result<(), EngineError> {
+        let now = self.clock.advance(now);
+        let mut events = Vec::new();
+        match input {
+            Input::AddAccount { account_id, name, token } => self.add_account(account_id, name, &token, now)?,
+            Input::EditAccount { account_id, name, token } => self.edit_account(&account_id, name, token, now)?,
+            Input::DeleteAccount { account_id } => self.delete_account(&account_id)?,
+            Input::TestAccount { account_id } => self.account_mut(&account_id)?.request_test(&mut events),
+            Input::Refresh { account_id } => {
+                let account = self.account_mut(&account_id)?;
+                account.request_refresh().map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
+            }
+            Input::ReclaimOwnership { account_id } => {
+                let account = self.account_mut(&account_id)?;
+                account.reclaim_ownership().map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
+            }
+            Input::SetPolicy { policy } => self.set_policy(policy)?,
+            Input::RemovePolicy { policy_id } => {
+                self.policies.remove(&policy_id).ok_or_else(|| EngineError::UnknownPolicy(policy_id.clone()))?;
+                self.pending_ops.push(PersistOp::Delete { key: policy_key(&policy_id) });
+            }
+            Input::Response { id, status, headers, body } => {
+                let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+                if let Some(request) = self.take_in_flight(id) {
+                    let answer = classify(status, &headers, &body, now);
+                    self.dispatch_answer(request, Ok((answer, &body)), &mut events);
+                }
+            }
+            Input::NetworkError { id, message } => {
+                if let Some(request) = self.take_in_flight(id) {
+                    self.dispatch_answer(request, Err(&message), &mut events);
+                }
+            }
+            Input::Timeout => {}
+        }
+        self.emit_events(events);
+        self.settle(false);
+        Ok(())
+    }
+
+    /// The next thing for the host to do. Call after every [`Engine::handle_input`] until it
+    /// returns [`Output::Timeout`]; then wait until that time (or the next input).
+    pub fn poll_output(&mut self, now: Millis) -> Output {
+        let now = self.clock.advance(now);
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        self.do_due_work(now);
+        self.settle(true);
+        self.outputs.pop_front().unwrap_or_else(|| Output::Timeout { at: self.next_wakeup().at })
+    }
+
+    fn take_in_flight(&mut self, id: u64) -> Option<InFlight> {
+        let found = self.in_flight.remove(&id);
+        match found {
+            Some(_) => self.stats.responses_handled += 1,
+            None => self.stats.unknown_responses += 1,
+        }
+        found
+    }
+
+    fn dispatch_answer(&mut self, request: InFlight, answer: Result<(Classified, &str), &str>, events: &mut Vec<Event>) {
+        let now = self.clock.now();
+        match request {
+            InFlight::ServiceConfig => self.service_config_answered(answer, events),
+            InFlight::Account { account_id, purpose } => {
+                let Some(account) = self.accounts.get_mut(&account_id) else { return };
+                let mut ctx = Ctx { now, config: &self.config, service: &self.service, rng: &mut self.rng, events };
+                match answer {
+                    Ok((classified, body)) => account.handle_answer(purpose, classified, body, &mut ctx),
+                    Err(message) => account.handle_network_error(purpose, message, &mut ctx),
+                }
+            }
+        }
+    }
+
+    fn service_config_answered(&mut self, answer: Result<(Classified, &str), &str>, events: &mut Vec<Event>) {
+        let now = self.clock.now();
+        self.schedule.in_flight = false;
+        let outcome = match answer {
+            Ok((classified, body)) => match classified.outcome {
+                Outcome::Success => match serde_json::from_str::<ServiceConfigResponse>(body) {
+                    Ok(response) => {
+                        let before = self.service.clone();
+                        self.service.apply(&response);
+                        if self.service != before {
+                            events.push(Event::ServiceConfigUpdated { limits: self.service.limits.raw.clone() });
+                        }
+                        self.schedule.failures = 0;
+                        self.schedule.next_at = now + self.config.service_config_interval_ms;
+                        return;
+                    }
+                    Err(e) => Outcome::Transient { reason: format!("unreadable service config: {e}") },
+                },
+                other => other,
+            },
+            Err(message) => Outcome::Transient { reason: format!("network error: {message}") },
+        };
+        let (until, reason) = match outcome {
+            Outcome::RetryAfter { until, reason } => (until, reason),
+            Outcome::Transient { reason }
+            | Outcome::TokenInvalid { reason, .. }
+            | Outcome::Rejected { reason, .. } => {
+                self.schedule.failures = self.schedule.failures.saturating_add(1);
+                (now + self.config.backoff().delay(self.schedule.failures, &mut self.rng), reason)
+            }
+            Outcome::Success => unreachable!("handled above"),
+        };
+        self.schedule.next_at = until;
+        events.push(Event::Backoff {
+            account_id: None,
+            until,
+            reason: format!("Service config retried at {}: {reason}", format_utc(until)),
+        });
+    }
+
+    /// Time-driven work and sending every request that may go now.
+    fn do_due_work(&mut self, now: Millis) {
+        if now >= self.schedule.next_at && !self.schedule.in_flight {
+            self.schedule.in_flight = true;
+            let url = self.config.service_config_url.clone();
+            self.issue(None, InFlight::ServiceConfig, "serviceConfig", Method::Get, url, None, BTreeMap::new());
+        }
+        let mut events = Vec::new();
+        let mut requests = Vec::new();
+        let rate_limit = self.service.limits.max_request_per_second;
+        for account in self.accounts.values_mut() {
+            let mut ctx = Ctx { now, config: &self.config, service: &self.service, rng: &mut self.rng, events: &mut events };
+            account.tick(&mut ctx);
+            while account.may_send(now, rate_limit) {
+                let Some(request) = account.next_request(&ctx) else { break };
+                requests.push((account.id.clone(), account.token.bearer().expose().to_owned(), request));
+            }
+        }
+        for (account_id, bearer, AccountRequest { purpose, method, url, body }) in requests {
+            let mut headers = BTreeMap::from([("authorization".to_owned(), format!("Bearer {bearer}"))]);
+            if body.is_some() {
+                headers.insert("content-type".to_owned(), "application/json".to_owned());
+            }
+            let name = purpose.name();
+            let in_flight = InFlight::Account { account_id: account_id.clone(), purpose };
+            self.issue(Some(account_id), in_flight, name, method, url, body, headers);
+        }
+        self.emit_events(events);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn issue(
+        &mut self,
+        account_id: Option<String>,
+        in_flight: InFlight,
+        purpose: &'static str,
+        method: Method,
+        url: String,
+        body: Option<String>,
+        mut headers: BTreeMap<String, String>,
+    ) {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.in_flight.insert(id, in_flight);
+        self.stats.requests_issued += 1;
+        headers.insert("accept".to_owned(), "application/json".to_owned());
+        self.outputs.push_back(Output::Request(Request { id, account_id, purpose, method, url, headers, body }));
+    }
+
+    fn emit_events(&mut self, events: Vec<Event>) {
+        self.outputs.extend(events.into_iter().map(|event| Output::Event { event }));
+    }
+
+    /// After any change: report status changes, and write what changed durably. When
+    /// `persist_first`, the writes go ahead of the outputs just produced (requests must not
+    /// overtake the state they depend on).
+    fn settle(&mut self, persist_first: bool) {
+        let now = self.clock.now();
+        let mut ops = std::mem::take(&mut self.pending_ops);
+        for account in self.accounts.values_mut() {
+            let status = account.status(now);
+            if account.reported.as_ref() != Some(&status) {
+                let (status_kind, reason) = status.clone();
+                account.reported = Some(status);
+                let event = Event::AccountStatusChanged { account_id: account.id.clone(), status: status_kind, reason };
+                self.outputs.push_back(Output::Event { event });
+            }
+            if account.dirty {
+                account.dirty = false;
+                ops.push(PersistOp::Put { key: account_key(&account.id), value: Record::Account(account.to_record()) });
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        let persist = Output::Persist { ops };
+        if persist_first {
+            self.outputs.push_front(persist);
+        } else {
+            self.outputs.push_back(persist);
+        }
+    }
+
+    // ===================================================================== commands
+
+    fn account_mut(&mut self, account_id: &str) -> Result<&mut Account, EngineError> {
+        self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))
+    }
+
+    fn add_account(&mut self, account_id: String, name: String, token: &str, now: Millis) -> Result<(), EngineError> {
+        check_id("accountId", &account_id)?;
+        check_name(&name)?;
+        if self.accounts.contains_key(&account_id) {
+            return Err(EngineError::AccountExists(account_id));
+        }
+        let token = self.usable_token(token, None, now)?;
+        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token));
+        Ok(())
+    }
+
+    fn edit_account(
+        &mut self,
+        account_id: &str,
+        name: Option<String>,
+        token: Option<String>,
+        now: Millis,
+    ) -> Result<(), EngineError> {
+        self.account_mut(account_id)?;
+        if let Some(name) = &name {
+            check_name(name)?;
+        }
+        let token = token.map(|t| self.usable_token(&t, Some(account_id), now)).transpose()?;
+        let account = self.account_mut(account_id)?;
+        if let Some(name) = name {
+            account.name = name;
+            account.dirty = true;
+        }
+        if let Some(token) = token {
+            account.replace_token(token);
+        }
+        Ok(())
+    }
+
+    /// Decodes an uploaded token and checks it can be used for `for_account` (or a new account).
+    fn usable_token(&self, text: &str, for_account: Option<&str>, now: Millis) -> Result<SToken, EngineError> {
+        let token = SToken::decode(text)?;
+        token.check_not_expired(now)?;
+        if let Some(other) =
+            self.accounts.values().find(|a| Some(a.id.as_str()) != for_account && a.token.same_credential(&token))
+        {
+            return Err(EngineError::DuplicateToken(other.id.clone()));
+        }
+        Ok(token)
+    }
+
+    fn delete_account(&mut self, account_id: &str) -> Result<(), EngineError> {
+        self.account_mut(account_id)?;
+        let policies: Vec<String> =
+            self.policies.values().filter(|p| p.account_id == account_id).map(|p| p.name.clone()).collect();
+        if !policies.is_empty() {
+            return Err(EngineError::AccountInUse { account_id: account_id.to_owned(), policies });
+        }
+        self.accounts.remove(account_id);
+        // Answers to its requests still in flight will count as unknown.
+        self.in_flight.retain(|_, f| !matches!(f, InFlight::Account { account_id: a, .. } if a == account_id));
+        self.pending_ops.push(PersistOp::Delete { key: account_key(account_id) });
+        Ok(())
+    }
+
+    fn set_policy(&mut self, policy: AppPolicy) -> Result<(), EngineError> {
+        check_id("policyId", &policy.policy_id)?;
+        check_name(&policy.name)?;
+        if policy.adam_id.trim().is_empty() {
+            return Err(EngineError::InvalidInput("adamId must not be empty".to_owned()));
+        }
+        if !self.accounts.contains_key(&policy.account_id) {
+            return Err(EngineError::UnknownAccount(policy.account_id));
+        }
+        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Record::Policy(policy.clone()) });
+        self.policies.insert(policy.policy_id.clone(), policy);
+        Ok(())
+    }
+
+    // ===================================================================== read models
+
+    /// Every account with its status, for the account list.
+    pub fn accounts(&self) -> Vec<AccountView> {
+        let now = self.clock.now();
+        self.accounts
+            .values()
+            .map(|a| {
+                let (status, status_reason) = a.status(now);
+                AccountView {
+                    account_id: a.id.clone(),
+                    name: a.name.clone(),
+                    status,
+                    status_reason,
+                    org_name: a.token.org_name.clone(),
+                    location_name: a.location_name.clone(),
+                    country_code: a.country_code.clone(),
+                    last_synced_at: a.last_synced_at,
+                    token_expires_at: a.token.expires_at,
+                    other_mdm_name: a.other_mdm_name(),
+                    policy_ids: self.policies.values().filter(|p| p.account_id == a.id).map(|p| p.policy_id.clone()).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// License counts per app (purchased / used / available) of one account, as of the last sync.
+    pub fn app_counts(&self, account_id: &str) -> Result<Vec<AppCountView>, EngineError> {
+        Ok(self.account(account_id)?.mirror.app_counts())
+    }
+
+    /// Assignments of one account, filtered and paged, as of the last sync.
+    pub fn assignments(&self, account_id: &str, query: &AssignmentQuery) -> Result<AssignmentPage, EngineError> {
+        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
+            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
+        }
+        Ok(self.account(account_id)?.mirror.assignments(query))
+    }
+
+    /// Progress of the sync running for an account: (kind, pages done, pages known).
+    pub fn sync_progress(&self, account_id: &str) -> Result<Option<(crate::sync::SyncKind, u32, u32)>, EngineError> {
+        Ok(self.account(account_id)?.sync_progress())
+    }
+
+    /// When the engine next wants to be called, and why.
+    pub fn next_wakeup(&self) -> Wakeup {
+        let now = self.clock.now();
+        let rate_limit = self.service.limits.max_request_per_second;
+        let mut best = Wakeup {
+            at: if self.schedule.in_flight { now + self.config.service_config_interval_ms } else { self.schedule.next_at },
+            reason: "service config refresh".to_owned(),
+            account_id: None,
+        };
+        for account in self.accounts.values() {
+            if let Some((at, reason)) = account.next_due(now, &self.config, rate_limit) {
+                if at < best.at {
+                    best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account.id.clone()) };
+                }
+            }
+        }
+        best.at = best.at.max(now);
+        best
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats { requests_in_flight: self.in_flight.len(), ..self.stats.clone() }
+    }
+
+    /// The service config in force (defaults until Apple's first answer).
+    pub fn service_config(&self) -> &ServiceConfig {
+        &self.service
+    }
+
+    fn account(&self, account_id: &str) -> Result<&Account, EngineError> {
+        self.accounts.get(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))
+    }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), EngineError> {
+    if id.trim().is_empty() || id.len() > MAX_ID_LENGTH {
+        return Err(EngineError::InvalidInput(format!("{field} must be 1..={MAX_ID_LENGTH} characters")));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), EngineError> {
+    if name.trim().is_empty() {
+        return Err(EngineError::InvalidInput("name must not be empty".to_owned()));
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! What the engine tells the host and its users.
+
+use serde::Serialize;
+
+use crate::sync::SyncKind;
+use crate::time::Millis;
+
+/// An account's status, with a human-readable reason alongside wherever it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountStatus {
+    /// Reading the location's client config, or claiming it.
+    Checking,
+    /// A full refresh is running.
+    Syncing,
+    /// Owned by this MDM and in sync.
+    Active,
+    /// Apple asked us to wait (`Retry-After`), or failures are being retried with backoff.
+    BackingOff,
+    /// Another MDM's `mdmInfo` is on the location: no requests until Reclaim Ownership.
+    OwnedByOtherMdm,
+    /// Expired, revoked or rejected token: no requests until the token is replaced.
+    TokenInvalid,
+}
+
+/// Events for the host and UI. None of them carries a secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Event {
+    AccountStatusChanged { account_id: String, status: AccountStatus, reason: String },
+    /// Sent once per threshold (30, 15, 7 and 1 days before expiry).
+    TokenExpiring { account_id: String, threshold_days: u32, expires_at: Millis },
+    TestResult { account_id: String, ok: bool, message: String, location_name: Option<String> },
+    OwnershipLost { account_id: String, owner_name: String, owner_id: String },
+    OwnershipClaimed { account_id: String },
+    SyncStarted { account_id: String, kind: SyncKind },
+    SyncProgress { account_id: String, kind: SyncKind, pages_done: u32, pages_total: u32 },
+    SyncCompleted { account_id: String, kind: SyncKind, assets: usize, assignments: usize, users: usize },
+    /// No request for the account (or, with `account_id` null, for service config) before `until`.
+    Backoff { account_id: Option<String>, until: Millis, reason: String },
+    ServiceConfigUpdated { limits: std::collections::BTreeMap<String, i64> },
+    RequestFailed { account_id: Option<String>, purpose: String, error_number: Option<i64>, message: String },
+}

@@ -1,0 +1,53 @@
+//! Everything the host tells the engine: commands, Apple's answers, and the passing of time.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::policy::AppPolicy;
+
+/// One input for [`crate::Engine::handle_input`].
+///
+/// The host passes account commands as the administrator issues them, every answer to a
+/// [`crate::Request`] (or the network error instead), and [`Input::Timeout`] when the timer
+/// armed from [`crate::Output::Timeout`] fires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+pub enum Input {
+    /// Add an Apps and Books account from an uploaded sToken. The engine then reads the
+    /// location's client config, claims it if nobody has, and runs a full refresh.
+    AddAccount { account_id: String, name: String, token: String },
+    /// Rename an account and/or replace its token (the way out of *token invalid*).
+    EditAccount {
+        account_id: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// Delete an account. Refused while an app policy uses it.
+    DeleteAccount { account_id: String },
+    /// Validate the token and reach Apple (`GET /client/config`); answered by a `testResult` event.
+    TestAccount { account_id: String },
+    /// Start a full refresh now.
+    Refresh { account_id: String },
+    /// Take the location back from another MDM (`POST /client/config` with our `mdmInfo`).
+    ReclaimOwnership { account_id: String },
+    /// Create or replace an app policy.
+    SetPolicy { policy: AppPolicy },
+    /// Remove an app policy.
+    RemovePolicy { policy_id: String },
+    /// The HTTP answer to the request with this id. Header names may have any case.
+    Response {
+        id: u64,
+        status: u16,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        body: String,
+    },
+    /// The request with this id got no HTTP answer (DNS, TLS, connection reset, timeout).
+    NetworkError { id: u64, message: String },
+    /// The timer fired; due work is done on the next [`crate::Engine::poll_output`].
+    Timeout,
+}

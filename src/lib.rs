@@ -1,0 +1,113 @@
+//! # vpp-license-engine
+//!
+//! The decision core of Apple **Apps and Books** (formerly VPP) license management for an
+//! MDM server: which accounts to sync and when, who owns each location, and when Apple must
+//! not be called. It is *sans-IO*: it never performs HTTP, never reads a clock and never
+//! touches storage. The host does those and feeds the results back in, so the same core runs
+//! natively, in Node and in browsers (as WebAssembly), and in tests at simulated speed.
+//!
+//! ## The run loop
+//!
+//! An [`Engine`] has one way in and one way out:
+//!
+//! * [`Engine::handle_input`] takes an [`Input`]: an administrator command (add an account,
+//!   refresh, reclaim ownership, …), an HTTP answer ([`Input::Response`]) or its failure
+//!   ([`Input::NetworkError`]), or [`Input::Timeout`] when the host's timer fires.
+//! * [`Engine::poll_output`] returns the next [`Output`]: a [`Request`] to perform, an
+//!   [`Event`] to show, records to [`Output::Persist`], or [`Output::Timeout`] — the time at
+//!   which to call the engine again. Every mutation must be followed by draining
+//!   `poll_output` until it returns a timeout.
+//!
+//! Both take `now`, the host's Unix time in milliseconds. The engine clamps it so that its
+//! time never runs backwards. Randomness (backoff jitter) comes from [`EngineConfig::seed`].
+//!
+//! ```
+//! use vpp_license_engine::{Engine, EngineConfig, Input, MdmInfo, Output};
+//!
+//! let mdm = MdmInfo { id: "4f0c…".into(), name: "Acme MDM".into(), metadata: "1.0".into() };
+//! let mut engine = Engine::new(EngineConfig::new(mdm), 1_700_000_000_000).unwrap();
+//! let now = 1_700_000_000_000;
+//! let mut timer_at = None;
+//! while timer_at.is_none() {
+//!     match engine.poll_output(now) {
+//!         Output::Request(request) => {
+//!             // Perform request.method on request.url with request.headers and request.body,
+//!             // then: engine.handle_input(Input::Response { id: request.id, status, headers, body }, now)
+//!             assert_eq!(request.purpose, "serviceConfig");
+//!         }
+//!         Output::Event { event } => println!("{event:?}"),
+//!         Output::Persist { ops } => { /* write ops to the store, in order */ let _ = ops; }
+//!         Output::Timeout { at } => timer_at = Some(at),
+//!     }
+//! }
+//! // Arm one timer for `timer_at`; when it fires:
+//! engine.handle_input(Input::Timeout, now + 1_000).unwrap();
+//! // … and drain poll_output again.
+//! ```
+//!
+//! ## What it decides
+//!
+//! * **Accounts** (one per sToken / location): the token is decoded and checked on add
+//!   ([`token::SToken`], typed [`token::TokenError`]s); expiry warnings at 30, 15, 7 and 1
+//!   days; *Test* reads the client config.
+//! * **Ownership**: an unclaimed location is claimed with the configured `mdmInfo`; another
+//!   MDM's `mdmInfo` in *any* answer stops every request for that account until
+//!   [`Input::ReclaimOwnership`].
+//! * **Sync**: service config at start and every 5 minutes (its URLs and limits replace the
+//!   defaults); full refresh on add, every 24 hours and on demand; delta sync every 30
+//!   minutes from the `versionId` of the first page of the previous traversal; at most 5
+//!   page requests in flight per account; progress events.
+//! * **Backoff**: `Retry-After` (seconds or HTTP-date) blocks every request of the account
+//!   until then; rate limiting, 5xx and network errors back off exponentially with seeded
+//!   jitter, reset on success; never more than `maxRequestPerSecond` requests per account in
+//!   any second; an `errorNumber` body is an error whatever the HTTP status; expired, revoked
+//!   or rejected tokens stop the account until the token is replaced.
+//!
+//! ## Secrets
+//!
+//! The sToken leaves the engine only in the `Authorization` header of a [`Request`] and in
+//! the account record written to the store. It never appears in events, error messages or
+//! `Debug` output ([`secret::Secret`]).
+//!
+//! ## Errors and panics
+//!
+//! Bad input is refused with an [`EngineError`] (with a stable [`EngineError::code`]) and
+//! changes nothing. Malformed answers from Apple are handled as failures of that request.
+//! Neither ever panics.
+
+mod account;
+pub mod apple;
+mod backoff;
+mod config;
+mod engine;
+mod error;
+mod event;
+mod input;
+mod mirror;
+mod output;
+pub mod persist;
+mod policy;
+mod read_model;
+pub mod secret;
+mod sync;
+pub mod time;
+pub mod token;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use account::EXPIRY_WARNING_DAYS;
+pub use apple::wire::{MdmInfo, PricingParam, ProductType};
+pub use backoff::BackoffPolicy;
+pub use config::{EngineConfig, MAX_PAGES_IN_FLIGHT};
+pub use engine::Engine;
+pub use error::EngineError;
+pub use event::{AccountStatus, Event};
+pub use input::Input;
+pub use output::{Method, Output, PersistOp, Request};
+pub use persist::StoredRecord;
+pub use policy::{AppPolicy, LicenseType};
+pub use read_model::{
+    AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, TokenInfo, Wakeup,
+};
+pub use sync::SyncKind;

@@ -1,0 +1,211 @@
+//! An account's copy of what Apple holds: assets with counts, assignments and users.
+//!
+//! Strings (adam ids, serial numbers, client user ids) are interned once per account, and
+//! assignments are stored as small fixed-size keys, so a million assignments stay compact.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::apple::wire::{self, PricingParam, ProductType};
+use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery, AssignmentView};
+
+/// Total count Apple reports for free ("unlimited") apps and books.
+pub const UNLIMITED_COUNT: i64 = 2_147_483_647;
+
+/// Maps strings to dense ids and back.
+#[derive(Debug, Default, Clone)]
+pub struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct strings per account");
+        self.names.push(text.into());
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    pub fn lookup(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// An asset: Apple keys assets by (adamId, pricingParam).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetKey {
+    pub adam_id: u32,
+    pub pricing: PricingParam,
+}
+
+/// Who holds a license: a device (serial number) or a user (client user id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Device(u32),
+    User(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssignmentKey {
+    pub asset: AssetKey,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetCounts {
+    pub product_type: ProductType,
+    pub total: i64,
+    pub assigned: i64,
+    pub available: i64,
+    pub retired: i64,
+    pub device_assignable: bool,
+    pub revocable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub invite_code: Option<String>,
+}
+
+/// Data gathered by a sync run before it replaces or updates the mirror.
+#[derive(Debug, Default)]
+pub struct Staged {
+    pub assets: BTreeMap<AssetKey, AssetCounts>,
+    pub assignments: BTreeSet<AssignmentKey>,
+    pub users: BTreeMap<u32, UserRecord>,
+}
+
+#[derive(Debug, Default)]
+pub struct Mirror {
+    strings: Interner,
+    assets: BTreeMap<AssetKey, AssetCounts>,
+    assignments: BTreeSet<AssignmentKey>,
+    users: BTreeMap<u32, UserRecord>,
+}
+
+impl Mirror {
+    pub fn stage_asset(&mut self, staged: &mut Staged, asset: &wire::Asset) {
+        let key = AssetKey { adam_id: self.strings.intern(&asset.adam_id), pricing: asset.pricing_param };
+        let counts = AssetCounts {
+            product_type: asset.product_type,
+            total: asset.total_count,
+            assigned: asset.assigned_count,
+            available: asset.available_count,
+            retired: asset.retired_count,
+            device_assignable: asset.device_assignable,
+            revocable: asset.revocable,
+        };
+        staged.assets.insert(key, counts);
+    }
+
+    /// Stages an assignment; one with neither or both targets is malformed and skipped
+    /// (returns `false`).
+    pub fn stage_assignment(&mut self, staged: &mut Staged, assignment: &wire::Assignment) -> bool {
+        let target = match (&assignment.serial_number, &assignment.client_user_id) {
+            (Some(serial), None) => Target::Device(self.strings.intern(serial)),
+            (None, Some(user)) => Target::User(self.strings.intern(user)),
+            _ => return false,
+        };
+        let asset = AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param };
+        staged.assignments.insert(AssignmentKey { asset, target });
+        true
+    }
+
+    pub fn stage_user(&mut self, staged: &mut Staged, user: &wire::User) {
+        let id = self.strings.intern(&user.client_user_id);
+        let record = UserRecord { email: user.email.clone(), status: user.status.clone(), invite_code: user.invite_code.clone() };
+        staged.users.insert(id, record);
+    }
+
+    /// A full refresh: everything Apple returned replaces what was there.
+    pub fn replace(&mut self, staged: Staged) {
+        self.assets = staged.assets;
+        self.assignments = staged.assignments;
+        self.users = staged.users;
+    }
+
+    /// A delta sync: assets are always fetched in full (Apple has no asset delta);
+    /// assignments and users returned since the last version are merged in.
+    pub fn merge_delta(&mut self, staged: Staged) {
+        self.assets = staged.assets;
+        self.assignments.extend(staged.assignments);
+        self.users.extend(staged.users);
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.assets.len(), self.assignments.len(), self.users.len())
+    }
+
+    pub fn app_counts(&self) -> Vec<AppCountView> {
+        self.assets
+            .iter()
+            .map(|(key, c)| AppCountView {
+                adam_id: self.strings.name(key.adam_id).to_owned(),
+                pricing_param: key.pricing,
+                product_type: c.product_type,
+                total_count: c.total,
+                assigned_count: c.assigned,
+                available_count: c.available,
+                retired_count: c.retired,
+                device_assignable: c.device_assignable,
+                revocable: c.revocable,
+                unlimited: c.total == UNLIMITED_COUNT,
+            })
+            .collect()
+    }
+
+    /// Assignments matching `query`, in a stable order, one page at a time.
+    pub fn assignments(&self, query: &AssignmentQuery) -> AssignmentPage {
+        let empty = || AssignmentPage { total: 0, offset: query.offset, items: Vec::new() };
+        // A filter naming a string this account never saw matches nothing.
+        let resolve = |text: &Option<String>| match text {
+            None => Ok(None),
+            Some(t) => self.strings.lookup(t).map(Some).ok_or(()),
+        };
+        let (Ok(adam), Ok(serial), Ok(user)) =
+            (resolve(&query.adam_id), resolve(&query.serial_number), resolve(&query.client_user_id))
+        else {
+            return empty();
+        };
+        let matches = |key: &&AssignmentKey| {
+            adam.is_none_or(|a| key.asset.adam_id == a)
+                && serial.is_none_or(|s| key.target == Target::Device(s))
+                && user.is_none_or(|u| key.target == Target::User(u))
+        };
+        let mut total = 0;
+        let mut items = Vec::new();
+        for key in self.assignments.iter().filter(matches) {
+            if total >= query.offset && items.len() < query.limit {
+                items.push(self.view(key));
+            }
+            total += 1;
+        }
+        AssignmentPage { total, offset: query.offset, items }
+    }
+
+    fn view(&self, key: &AssignmentKey) -> AssignmentView {
+        let (serial_number, client_user_id) = match key.target {
+            Target::Device(id) => (Some(self.strings.name(id).to_owned()), None),
+            Target::User(id) => (None, Some(self.strings.name(id).to_owned())),
+        };
+        AssignmentView {
+            adam_id: self.strings.name(key.asset.adam_id).to_owned(),
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Answers for the UI, computed from the engine's state without I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::apple::wire::{PricingParam, ProductType};
+use crate::event::AccountStatus;
+use crate::time::Millis;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub account_id: String,
+    pub name: String,
+    pub status: AccountStatus,
+    /// Human-readable explanation of `status` (hover text).
+    pub status_reason: String,
+    pub org_name: String,
+    pub location_name: Option<String>,
+    pub country_code: Option<String>,
+    pub last_synced_at: Option<Millis>,
+    pub token_expires_at: Millis,
+    pub other_mdm_name: Option<String>,
+    pub policy_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppCountView {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub product_type: ProductType,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    pub retired_count: i64,
+    pub device_assignable: bool,
+    pub revocable: bool,
+    pub unlimited: bool,
+}
+
+/// Largest page [`crate::Engine::assignments`] returns.
+pub const MAX_ASSIGNMENT_PAGE: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignmentQuery {
+    #[serde(default)]
+    pub adam_id: Option<String>,
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    #[serde(default)]
+    pub client_user_id: Option<String>,
+    #[serde(default)]
+    pub offset: usize,
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+impl Default for AssignmentQuery {
+    fn default() -> Self {
+        Self { adam_id: None, serial_number: None, client_user_id: None, offset: 0, limit: default_limit() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentView {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentPage {
+    pub total: usize,
+    pub offset: usize,
+    pub items: Vec<AssignmentView>,
+}
+
+/// When the engine next needs the host to call it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wakeup {
+    pub at: Millis,
+    pub reason: String,
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineStats {
+    pub requests_issued: u64,
+    pub responses_handled: u64,
+    /// Answers whose id the engine did not know (late, duplicated or forged): counted and dropped.
+    pub unknown_responses: u64,
+    pub requests_in_flight: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub org_name: String,
+    pub expires_at: Millis,
+}

@@ -1,0 +1,144 @@
+//! The JavaScript binding: translation only. Each method decodes its JS arguments, makes one
+//! core call and encodes the result. Bad arguments throw an `Error` with a `code` property;
+//! nothing here panics on input.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::{AssignmentQuery, EngineConfig, EngineError, Input, StoredRecord};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = include_str!("binding_types.d.ts");
+
+/// The largest integer JavaScript numbers represent exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// The license engine. Drive it with `handleInput` and drain `pollOutput` until it returns
+/// `{type: "timeout"}`.
+#[wasm_bindgen(js_name = Engine)]
+pub struct WasmEngine {
+    inner: crate::Engine,
+}
+
+#[wasm_bindgen(js_class = Engine)]
+impl WasmEngine {
+    /// Creates an engine with no accounts. `now` is `Date.now()`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "EngineConfig")] config: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<WasmEngine, JsValue> {
+        let config: EngineConfig = decode("config", config)?;
+        let inner = crate::Engine::new(config, millis(&now)?).map_err(engine_error)?;
+        Ok(Self { inner })
+    }
+
+    /// Rebuilds an engine from every record the store holds (as written from `persist` outputs).
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "EngineConfig")] config: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredRecord[]")] records: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<WasmEngine, JsValue> {
+        let config: EngineConfig = decode("config", config)?;
+        let records: Vec<StoredRecord> = decode("records", records)?;
+        let inner = crate::Engine::restore(config, records, millis(&now)?).map_err(engine_error)?;
+        Ok(Self { inner })
+    }
+
+    /// Feeds one input, then drain `pollOutput`. Throws on bad input and changes nothing.
+    #[wasm_bindgen(js_name = handleInput)]
+    pub fn handle_input(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Input")] input: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<(), JsValue> {
+        let now = millis(&now)?;
+        let input: Input = decode("input", input)?;
+        self.inner.handle_input(input, now).map_err(engine_error)
+    }
+
+    /// The next output; call until it returns `{type: "timeout", at}`.
+    #[wasm_bindgen(js_name = pollOutput, unchecked_return_type = "Output")]
+    pub fn poll_output(&mut self, #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue) -> Result<JsValue, JsValue> {
+        let now = millis(&now)?;
+        encode(&self.inner.poll_output(now))
+    }
+
+    /// Every account with its status.
+    #[wasm_bindgen(unchecked_return_type = "AccountView[]")]
+    pub fn accounts(&self) -> Result<JsValue, JsValue> {
+        encode(&self.inner.accounts())
+    }
+
+    /// License counts per app of one account.
+    #[wasm_bindgen(js_name = appCounts, unchecked_return_type = "AppCountView[]")]
+    pub fn app_counts(&self, #[wasm_bindgen(unchecked_param_type = "string")] account_id: JsValue) -> Result<JsValue, JsValue> {
+        let account_id = string("accountId", &account_id)?;
+        encode(&self.inner.app_counts(&account_id).map_err(engine_error)?)
+    }
+
+    /// Assignments of one account, filtered and paged.
+    #[wasm_bindgen(unchecked_return_type = "AssignmentPage")]
+    pub fn assignments(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] account_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AssignmentQuery | undefined")] query: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let account_id = string("accountId", &account_id)?;
+        let query: AssignmentQuery = if query.is_undefined() || query.is_null() { AssignmentQuery::default() } else { decode("query", query)? };
+        encode(&self.inner.assignments(&account_id, &query).map_err(engine_error)?)
+    }
+
+    /// When the engine next wants to be called, and why.
+    #[wasm_bindgen(js_name = nextWakeup, unchecked_return_type = "Wakeup")]
+    pub fn next_wakeup(&self) -> Result<JsValue, JsValue> {
+        encode(&self.inner.next_wakeup())
+    }
+
+    /// Counters: requests issued, answers handled, unknown answers dropped, requests in flight.
+    #[wasm_bindgen(unchecked_return_type = "EngineStats")]
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        encode(&self.inner.stats())
+    }
+}
+
+/// Decodes an sToken without adding it: organization name and expiry. Throws if malformed.
+#[wasm_bindgen(js_name = decodeToken, unchecked_return_type = "TokenInfo")]
+pub fn decode_token(#[wasm_bindgen(unchecked_param_type = "string")] token: JsValue) -> Result<JsValue, JsValue> {
+    let text = string("token", &token)?;
+    let token = crate::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
+    encode(&crate::TokenInfo { org_name: token.org_name.clone(), expires_at: token.expires_at })
+}
+
+fn error(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(code));
+    error.into()
+}
+
+fn engine_error(e: EngineError) -> JsValue {
+    error(e.code(), &e.to_string())
+}
+
+fn decode<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| error("INVALID_INPUT", &format!("invalid {what}: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| error("ENCODE_FAILED", &format!("cannot encode the result: {e}")))
+}
+
+fn string(what: &str, value: &JsValue) -> Result<String, JsValue> {
+    value.as_string().ok_or_else(|| error("INVALID_INPUT", &format!("{what} must be a string")))
+}
+
+fn millis(now: &JsValue) -> Result<u64, JsValue> {
+    match now.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 && n <= MAX_SAFE_INTEGER => Ok(n as u64),
+        _ => Err(error("INVALID_INPUT", "now must be a finite, non-negative number of Unix milliseconds (Date.now())")),
+    }
+}
