@@ -106,6 +106,9 @@ pub struct Account {
     backoff_until: Millis,
     backoff_reason: String,
     failures: u32,
+    /// When the last failure that escalated the backoff was handled. Requests sent before it
+    /// were already in flight during the same trouble: their failures don't escalate again.
+    last_failure_at: Option<Millis>,
     rate: RateLimiter,
     /// Set when something durable changed; the engine writes the record and clears it.
     pub dirty: bool,
@@ -147,6 +150,7 @@ impl Account {
             backoff_until: 0,
             backoff_reason: String::new(),
             failures: 0,
+            last_failure_at: None,
             rate: RateLimiter::default(),
             dirty: true,
             reported: None,
@@ -424,8 +428,8 @@ impl Account {
 
     // ----------------------------------------------------------------- answers
 
-    /// Handles Apple's answer (already classified) to a request this account sent.
-    pub fn handle_answer(&mut self, purpose: Purpose, answer: Classified, body: &str, ctx: &mut Ctx<'_>) {
+    /// Handles Apple's answer (already classified) to a request this account sent at `sent_at`.
+    pub fn handle_answer(&mut self, purpose: Purpose, sent_at: Millis, answer: Classified, body: &str, ctx: &mut Ctx<'_>) {
         if self.is_stopped() {
             if purpose == Purpose::Test {
                 self.test = TestState::Idle;
@@ -437,24 +441,24 @@ impl Account {
                 return; // an answer for a run that was abandoned
             }
         }
-        if let Some(info) = &answer.mdm_info {
-            if info.id != ctx.config.mdm_info.id {
-                self.lose_ownership(info.clone(), ctx);
-                return;
-            }
-        } else if answer.outcome == Outcome::Success && self.ownership == Ownership::Ours && self.check.is_none() {
-            // Our mdmInfo vanished from the location: verify again (and claim if unclaimed).
-            self.check = Some(Check::NeedRead);
-            self.sync = None;
+        if let Some(info) = answer.mdm_info.as_ref().filter(|info| info.id != ctx.config.mdm_info.id) {
+            self.lose_ownership(info.clone(), ctx);
+            return;
         }
         match answer.outcome {
             Outcome::Success => {
                 self.failures = 0;
+                self.last_failure_at = None;
                 // Another MDM's mdmInfo was handled above: any mdmInfo left is ours.
-                let carries_our_mdm_info = answer.mdm_info.is_some();
-                if let Err(problem) = self.succeeded(&purpose, body, carries_our_mdm_info, ctx) {
-                    self.failed_transiently(&purpose, format!("unreadable answer from Apple: {problem}"), ctx);
-                    self.report_failure(&purpose, None, "unreadable answer from Apple", ctx);
+                let ours = answer.mdm_info.is_some();
+                let was_owner = self.ownership == Ownership::Ours && self.check.is_none();
+                match self.succeeded(&purpose, body, ours, ctx) {
+                    Err(problem) => {
+                        self.failed_transiently(&purpose, sent_at, format!("unreadable answer from Apple: {problem}"), ctx);
+                        self.report_failure(&purpose, None, "unreadable answer from Apple", ctx);
+                    }
+                    Ok(()) if was_owner && !ours && purpose != Purpose::Claim => self.verify_ownership_again(),
+                    Ok(()) => {}
                 }
             }
             Outcome::RetryAfter { until, reason } => {
@@ -464,26 +468,26 @@ impl Account {
                 self.requeue(&purpose);
                 self.push_backoff_event(ctx);
             }
-            Outcome::Transient { reason } => self.failed_transiently(&purpose, reason, ctx),
+            Outcome::Transient { reason } => self.failed_transiently(&purpose, sent_at, reason, ctx),
             Outcome::TokenInvalid { reason, .. } => {
                 if purpose == Purpose::Test {
                     ctx.events.push(self.test_result(false, reason.clone()));
                 }
                 self.stop(reason, ctx);
             }
-            Outcome::Rejected { error_number, reason } => self.rejected(&purpose, error_number, reason, ctx),
+            Outcome::Rejected { error_number, reason } => self.rejected(&purpose, sent_at, error_number, reason, ctx),
         }
     }
 
-    /// A request got no answer at all.
-    pub fn handle_network_error(&mut self, purpose: Purpose, message: &str, ctx: &mut Ctx<'_>) {
+    /// A request sent at `sent_at` got no answer at all.
+    pub fn handle_network_error(&mut self, purpose: Purpose, sent_at: Millis, message: &str, ctx: &mut Ctx<'_>) {
         if self.is_stopped() {
             if purpose == Purpose::Test {
                 self.test = TestState::Idle;
             }
             return;
         }
-        self.failed_transiently(&purpose, format!("network error: {message}"), ctx);
+        self.failed_transiently(&purpose, sent_at, format!("network error: {message}"), ctx);
     }
 
     fn succeeded(&mut self, purpose: &Purpose, body: &str, ours: bool, ctx: &mut Ctx<'_>) -> Result<(), String> {
@@ -599,7 +603,7 @@ impl Account {
         ctx.events.push(Event::SyncCompleted { account_id: self.id.clone(), kind, assets, assignments, users });
     }
 
-    fn rejected(&mut self, purpose: &Purpose, error_number: Option<i64>, reason: String, ctx: &mut Ctx<'_>) {
+    fn rejected(&mut self, purpose: &Purpose, sent_at: Millis, error_number: Option<i64>, reason: String, ctx: &mut Ctx<'_>) {
         match (purpose, error_number) {
             (Purpose::Page { page, .. }, Some(PAGE_INDEX_OUT_OF_RANGE)) => {
                 if let Some(run) = self.sync.as_mut() {
@@ -625,7 +629,7 @@ impl Account {
                     let kind = self.sync.take().map(|run| run.kind);
                     self.refresh_requested |= kind == Some(SyncKind::Full);
                 }
-                self.failed_transiently(purpose, reason, ctx);
+                self.failed_transiently(purpose, sent_at, reason, ctx);
             }
         }
     }
@@ -639,8 +643,13 @@ impl Account {
         });
     }
 
-    fn failed_transiently(&mut self, purpose: &Purpose, reason: String, ctx: &mut Ctx<'_>) {
+    fn failed_transiently(&mut self, purpose: &Purpose, sent_at: Millis, reason: String, ctx: &mut Ctx<'_>) {
+        self.requeue(purpose);
+        if self.last_failure_at.is_some_and(|last| sent_at < last) {
+            return; // already backing off for the trouble this request ran into
+        }
         self.failures = self.failures.saturating_add(1);
+        self.last_failure_at = Some(ctx.now);
         let delay = ctx.config.backoff().delay(self.failures, ctx.rng);
         self.backoff_until = self.backoff_until.max(ctx.now + delay);
         self.backoff_reason = format!(
@@ -648,7 +657,6 @@ impl Account {
             self.failures,
             format_utc(self.backoff_until)
         );
-        self.requeue(purpose);
         self.push_backoff_event(ctx);
     }
 
@@ -671,6 +679,16 @@ impl Account {
                     sync.page_failed(page.resource, page.page_index);
                 }
             }
+        }
+    }
+
+    /// Apple echoes `mdmInfo` in every answer once set; an answer without it means someone
+    /// cleared it. Read the client config again (and claim if the location is unclaimed), then
+    /// start the interrupted refresh over.
+    fn verify_ownership_again(&mut self) {
+        self.check = Some(Check::NeedRead);
+        if self.sync.take().is_some() {
+            self.refresh_requested = true;
         }
     }
 

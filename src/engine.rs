@@ -26,7 +26,7 @@ const MAX_ID_LENGTH: usize = 256;
 #[derive(Debug, Clone)]
 enum InFlight {
     ServiceConfig,
-    Account { account_id: String, purpose: Purpose },
+    Account { account_id: String, purpose: Purpose, sent_at: Millis },
 }
 
 /// The service config fetch schedule.
@@ -180,12 +180,12 @@ impl Engine {
         let now = self.clock.now();
         match request {
             InFlight::ServiceConfig => self.service_config_answered(answer, events),
-            InFlight::Account { account_id, purpose } => {
+            InFlight::Account { account_id, purpose, sent_at } => {
                 let Some(account) = self.accounts.get_mut(&account_id) else { return };
                 let mut ctx = Ctx { now, config: &self.config, service: &self.service, rng: &mut self.rng, events };
                 match answer {
-                    Ok((classified, body)) => account.handle_answer(purpose, classified, body, &mut ctx),
-                    Err(message) => account.handle_network_error(purpose, message, &mut ctx),
+                    Ok((classified, body)) => account.handle_answer(purpose, sent_at, classified, body, &mut ctx),
+                    Err(message) => account.handle_network_error(purpose, sent_at, message, &mut ctx),
                 }
             }
         }
@@ -255,7 +255,7 @@ impl Engine {
                 headers.insert("content-type".to_owned(), "application/json".to_owned());
             }
             let name = purpose.name();
-            let in_flight = InFlight::Account { account_id: account_id.clone(), purpose };
+            let in_flight = InFlight::Account { account_id: account_id.clone(), purpose, sent_at: now };
             self.issue(Some(account_id), in_flight, name, method, url, body, headers);
         }
         self.emit_events(events);
