@@ -1,0 +1,137 @@
+// The web build in headless Chromium: loaded through an import map from a static server on loopback, as a
+// console page without a bundler would. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const pkgDir = fileURLToPath(new URL('../../pkg/', import.meta.url));
+const skip = !existsSync(CHROMIUM) && !process.env.CI
+  ? `${CHROMIUM} is missing: run 'bash scripts/setup.sh --browser' (in CI this test fails instead of skipping)`
+  : false;
+
+const PAGE = `<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<script type="importmap">
+{ "imports": { "vpp-license-engine": "/pkg/vpp_license_engine.js", "vpp-license-engine/host": "/pkg/host-shim/index.js" } }
+</script>
+<script type="module">
+import init, { Engine } from 'vpp-license-engine';
+import { Driver, MemoryStore } from 'vpp-license-engine/host';
+
+const config = { mdmInfo: { id: 'mdm-browser', name: 'Browser MDM', metadata: '1' } };
+try {
+  await init();
+  const now = Date.now();
+  const engine = new Engine(config, now);
+  const outputs = [];
+  for (let output = engine.pollOutput(now); ; output = engine.pollOutput(now)) {
+    outputs.push(output);
+    if (output.type === 'timeout') break;
+  }
+  engine.free();
+
+  // The host shim runs here unchanged: the driver hands the same first request to its transport.
+  const sent = [];
+  const driverEngine = new Engine(config, now);
+  const driver = new Driver({
+    engine: driverEngine,
+    store: new MemoryStore(),
+    transport: { send: async (request) => { sent.push(request.purpose); throw new Error('offline'); } },
+  });
+  driver.start();
+  await driver.whenIdle();
+  driver.stop();
+  driverEngine.free();
+  window.__result = { outputs, sent };
+} catch (error) {
+  window.__result = { error: String(error?.stack ?? error) };
+}
+</script>
+</head>
+<body></body>
+</html>`;
+
+const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+let server;
+let origin;
+let userDataDir;
+
+before(async () => {
+  if (skip) return;
+  server = createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://localhost');
+    if (pathname === '/') {
+      res.writeHead(200, { 'content-type': TYPES['.html'] }).end(PAGE);
+      return;
+    }
+    const file = path.join(pkgDir, path.normalize(pathname.replace(/^\/pkg\//, '')));
+    if (!pathname.startsWith('/pkg/') || !file.startsWith(pkgDir)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  userDataDir = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-chromium-'));
+});
+
+after(() => {
+  server?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+test('the web build runs in Chromium: init, new Engine, a service config request, the host shim', { skip }, async () => {
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
+    });
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 15_000 });
+    const result = await page.evaluate(() => window.__result);
+
+    assert.equal(result.error, undefined, result.error);
+    const serviceConfig = result.outputs.find((o) => o.type === 'request' && o.purpose === 'serviceConfig');
+    assert.ok(serviceConfig, `no service config request among ${JSON.stringify(result.outputs.map((o) => o.type))}`);
+    assert.equal(serviceConfig.method, 'GET');
+    assert.match(serviceConfig.url, /^https:\/\/vpp\.itunes\.apple\.com\/mdm\/v2\/service\/config$/);
+    assert.equal(result.outputs.at(-1).type, 'timeout');
+    assert.deepEqual(result.sent, ['serviceConfig']);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,0 +1,346 @@
+// Driver unit tests against a scripted fake engine, transport, store and timer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Driver } from '../../host-shim/driver.js';
+
+const NOW = 1_000_000;
+
+/** Hands out the outputs it was given, then `timeout` at `deadline`; `react` may queue more on input. */
+class FakeEngine {
+  inputs = [];
+  outputs = [];
+  deadline = NOW + 60_000;
+  react = () => {};
+
+  handleInput(input, now) {
+    if (input.type === 'bogus') {
+      throw Object.assign(new Error('unknown input type "bogus"'), { code: 'invalidInput' });
+    }
+    this.inputs.push({ input, now });
+    this.react(input);
+  }
+
+  pollOutput() {
+    return this.outputs.shift() ?? { type: 'timeout', at: this.deadline };
+  }
+}
+
+class FakeTimers {
+  armed = [];
+  cleared = [];
+  #next = 1;
+  setTimer = (callback, delay) => {
+    const handle = this.#next++;
+    this.armed.push({ handle, callback, delay });
+    return handle;
+  };
+  clearTimer = (handle) => this.cleared.push(handle);
+  /** Timers armed, neither cleared nor fired. */
+  live() {
+    return this.armed.filter((t) => !this.cleared.includes(t.handle) && !t.fired);
+  }
+  /** Fires the one live timer, as the event loop would. */
+  fire() {
+    const [timer, ...others] = this.live();
+    assert.deepEqual(others, [], 'more than one timer armed');
+    timer.fired = true;
+    timer.callback();
+  }
+}
+
+function request(id, purpose = 'serviceConfig') {
+  return {
+    type: 'request',
+    id,
+    accountId: null,
+    purpose,
+    method: 'GET',
+    url: `https://vpp.itunes.apple.com/mdm/v2/${purpose}`,
+    headers: { Authorization: 'Bearer secret' },
+    body: null,
+  };
+}
+
+const okTransport = { send: async () => ({ status: 200, headers: {}, body: '{}' }) };
+const nullStore = { apply() {}, load: () => [] };
+
+function setup({ engine = new FakeEngine(), transport = okTransport, store = nullStore, ...rest } = {}) {
+  const timers = new FakeTimers();
+  const events = [];
+  const errors = [];
+  const driver = new Driver({
+    engine,
+    transport,
+    store,
+    now: () => NOW,
+    onEvent: (event) => events.push(event),
+    onError: (error) => errors.push(error),
+    setTimer: timers.setTimer,
+    clearTimer: timers.clearTimer,
+    ...rest,
+  });
+  return { driver, engine, timers, events, errors };
+}
+
+test('a request goes through the transport and its answer comes back as a response input with the same id', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(request(7));
+  const sent = [];
+  const transport = {
+    send: async (req) => {
+      sent.push(req);
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' };
+    },
+  };
+  const { driver, errors } = setup({ engine, transport });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(sent, [request(7)]);
+  assert.deepEqual(engine.inputs, [
+    {
+      input: { type: 'response', id: 7, status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' },
+      now: NOW,
+    },
+  ]);
+  assert.deepEqual(errors, []);
+});
+
+test('a transport failure comes back as a networkError input carrying the error message', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(request(3));
+  const transport = { send: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) };
+  const { driver } = setup({ engine, transport });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(engine.inputs.map((i) => i.input), [
+    { type: 'networkError', id: 3, message: 'connect ECONNREFUSED 127.0.0.1:1' },
+  ]);
+});
+
+test('requests produced by a response are sent too, and whenIdle waits for all of them', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(request(1));
+  engine.react = (input) => {
+    if (input.type === 'response' && input.id < 3) engine.outputs.push(request(input.id + 1));
+  };
+  const { driver } = setup({ engine });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(engine.inputs.map((i) => i.input.id), [1, 2, 3]);
+});
+
+test('persist outputs are applied one at a time, in output order, even when an earlier write is slower', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(
+    { type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] },
+    { type: 'persist', ops: [{ op: 'delete', key: 'a' }, { op: 'put', key: 'b', value: 2 }] },
+    { type: 'persist', ops: [{ op: 'put', key: 'c', value: 3 }] },
+  );
+  const log = [];
+  let writing = 0;
+  const store = {
+    async apply(ops) {
+      writing += 1;
+      assert.equal(writing, 1, 'two writes overlapped');
+      log.push(ops.map((op) => `${op.op}:${op.key}`).join(','));
+      await new Promise((resolve) => setTimeout(resolve, log.length === 1 ? 30 : 1));
+      writing -= 1;
+    },
+  };
+  const { driver, errors } = setup({ engine, store });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(log, ['put:a', 'delete:a,put:b', 'put:c']);
+  assert.deepEqual(errors, []);
+});
+
+test('a request is sent only after the persist outputs before it are written', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'intent', value: 1 }] }, request(9, 'associate'));
+  const written = [];
+  const store = {
+    async apply(ops) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      written.push(...ops.map((op) => op.key));
+    },
+  };
+  let writtenWhenSent;
+  const transport = {
+    send: async () => {
+      writtenWhenSent = [...written];
+      return { status: 200, headers: {}, body: '{}' };
+    },
+  };
+  const { driver } = setup({ engine, store, transport });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(writtenWhenSent, ['intent']);
+});
+
+test('events go to onEvent; a throwing handler goes to onError and the drain goes on', async () => {
+  const engine = new FakeEngine();
+  const first = { type: 'ownershipClaimed', accountId: 'a1' };
+  const second = { type: 'syncStarted', accountId: 'a1', kind: 'full' };
+  engine.outputs.push({ type: 'event', event: first }, { type: 'event', event: second }, request(1));
+  const seen = [];
+  const sent = [];
+  const boom = new Error('handler bug');
+  const { driver, errors } = setup({
+    engine,
+    transport: { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) },
+    onEvent: (event) => {
+      seen.push(event);
+      if (event === first) throw boom;
+    },
+  });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(seen, [first, second]);
+  assert.deepEqual(errors, [boom]);
+  assert.deepEqual(sent, [1]);
+});
+
+test('one timer is armed at the engine deadline and re-armed only when the deadline moves', () => {
+  const engine = new FakeEngine();
+  engine.deadline = NOW + 5000;
+  const { driver, timers } = setup({ engine });
+  driver.start();
+  assert.deepEqual(timers.live().map((t) => t.delay), [5000]);
+
+  driver.input({ type: 'refresh', accountId: 'a1' }); // same deadline: the armed timer stays
+  assert.equal(timers.armed.length, 1);
+  assert.deepEqual(timers.cleared, []);
+
+  engine.deadline = NOW + 2000;
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  assert.deepEqual(timers.live().map((t) => t.delay), [2000]);
+  assert.deepEqual(timers.cleared, [timers.armed[0].handle]);
+});
+
+test('the timer feeds a timeout input and re-arms at the next deadline', () => {
+  const engine = new FakeEngine();
+  engine.deadline = NOW + 1000;
+  engine.react = (input) => {
+    if (input.type === 'timeout') engine.deadline = NOW + 30_000;
+  };
+  const { driver, timers } = setup({ engine });
+  driver.start();
+  timers.fire();
+  assert.deepEqual(engine.inputs.map((i) => i.input), [{ type: 'timeout' }]);
+  assert.deepEqual(timers.live().map((t) => t.delay), [30_000]);
+});
+
+test('a past deadline fires at once and a far one is capped at the setTimeout maximum', () => {
+  const engine = new FakeEngine();
+  engine.deadline = NOW - 5000;
+  const { driver, timers } = setup({ engine });
+  driver.start();
+  engine.deadline = Number.MAX_SAFE_INTEGER;
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  assert.deepEqual(timers.armed.map((t) => t.delay), [0, 2 ** 31 - 1]);
+});
+
+test('input() throws the engine error to the caller and sends nothing', () => {
+  const engine = new FakeEngine();
+  const { driver, timers } = setup({ engine });
+  assert.throws(() => driver.input({ type: 'bogus' }), { message: 'unknown input type "bogus"', code: 'invalidInput' });
+  assert.equal(timers.armed.length, 0);
+});
+
+test('an engine error while feeding a response goes to onError', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(request(4));
+  const failure = new Error('engine bug');
+  engine.react = () => {
+    throw failure;
+  };
+  const { driver, errors } = setup({ engine });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(errors, [failure]);
+});
+
+test('a failed store write stops the driver: no later write, request or timer', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(
+    { type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] },
+    request(1),
+    { type: 'persist', ops: [{ op: 'put', key: 'b', value: 2 }] },
+  );
+  const diskFull = new Error('disk full');
+  const applied = [];
+  const store = {
+    async apply(ops) {
+      applied.push(ops[0].key);
+      if (ops[0].key === 'a') throw diskFull;
+    },
+  };
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) };
+  const { driver, timers, errors } = setup({ engine, store, transport });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(errors, [diskFull]);
+  assert.deepEqual(applied, ['a']);
+  assert.deepEqual(sent, []);
+  assert.deepEqual(timers.live(), []);
+  assert.throws(() => driver.input({ type: 'timeout' }), /stopped/);
+});
+
+test('after stop() late responses are dropped, queued writes complete and whenIdle resolves', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(request(1), { type: 'persist', ops: [{ op: 'put', key: 'k', value: 1 }] });
+  let answer;
+  const transport = { send: () => new Promise((resolve) => (answer = resolve)) };
+  const applied = [];
+  const store = {
+    async apply(ops) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      applied.push(ops[0].key);
+    },
+  };
+  const { driver, timers } = setup({ engine, transport, store });
+  driver.start();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(typeof answer, 'function', 'the request was not sent');
+  driver.stop();
+  assert.deepEqual(timers.live(), []);
+  answer({ status: 200, headers: {}, body: '' });
+  await driver.whenIdle();
+  assert.deepEqual(engine.inputs, []);
+  assert.deepEqual(applied, ['k']);
+});
+
+test('input() called from an event handler is drained by the running loop', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push({ type: 'event', event: { type: 'ownershipClaimed', accountId: 'a1' } });
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.outputs.push(request(5));
+  };
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) };
+  let driver;
+  ({ driver } = setup({
+    engine,
+    transport,
+    onEvent: () => driver.input({ type: 'refresh', accountId: 'a1' }),
+  }));
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(sent, [5]);
+});
+
+test('clock and timer functions are called unbound, as browsers require of setTimeout and performance.now', () => {
+  const engine = new FakeEngine();
+  const receivers = [];
+  function record() {
+    receivers.push(this);
+    return NOW;
+  }
+  const driver = new Driver({ engine, transport: okTransport, store: nullStore, now: record, setTimer: record, clearTimer: record });
+  driver.start();
+  engine.deadline += 1;
+  driver.input({ type: 'timeout' });
+  assert.ok(receivers.length >= 4, `only ${receivers.length} calls`);
+  assert.deepEqual(new Set(receivers), new Set([undefined]));
+});

@@ -1,0 +1,159 @@
+// The built package as a consumer gets it: `npm pack` pkg/, install the tarball into a throwaway project,
+// then load it through every entry point. Run scripts/build-pkg.sh first.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+let work;
+let consumer;
+let packed;
+
+function run(command, args, cwd) {
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs an ES module in the consumer project and returns what it printed as JSON. */
+function runInConsumer(source) {
+  return JSON.parse(run(process.execPath, ['--input-type=module', '-e', source], consumer));
+}
+
+before(() => {
+  work = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-pack-'));
+  [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], path.join(repo, 'pkg')));
+  consumer = path.join(work, 'consumer');
+  mkdirSync(consumer);
+  writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+  run('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(work, packed.filename)], consumer);
+});
+
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** Every file path a package.json names: main, module, browser, types, bin and all export targets. */
+function namedFiles(manifest) {
+  const paths = [];
+  const walk = (value) => {
+    if (typeof value === 'string') paths.push(value.replace(/^\.\//, ''));
+    else if (value && typeof value === 'object') Object.values(value).forEach(walk);
+  };
+  walk([manifest.main, manifest.module, manifest.browser, manifest.types, manifest.bin, manifest.exports]);
+  return [...new Set(paths)].sort();
+}
+
+test('every file package.json names is in the tarball, which holds only the engine builds and the host shim', () => {
+  const files = packed.files.map((f) => f.path);
+  const manifest = JSON.parse(readFileSync(path.join(repo, 'pkg', 'package.json'), 'utf8'));
+  assert.deepEqual(namedFiles(manifest).filter((f) => !files.includes(f)), []);
+  for (const f of ['host-shim/driver.js', 'host-shim/transport.js', 'host-shim/memory-store.js', 'host-shim/store.d.ts']) {
+    assert.ok(files.includes(f), `${f} missing from the tarball`);
+  }
+  const stray = files.filter((f) => !(f === 'package.json' || f.startsWith('vpp_license_engine') || f.startsWith('host-shim/')));
+  assert.deepEqual(stray, []);
+  assert.deepEqual(files.filter((f) => /\.test\.|\.rs$/.test(f)), []);
+});
+
+test('require() and import load the same wasm instance', () => {
+  const result = runInConsumer(`
+    import { createRequire } from 'node:module';
+    const cjs = createRequire(import.meta.url)('vpp-license-engine');
+    const esm = await import('vpp-license-engine');
+    await esm.default();
+    esm.initSync();
+    const engine = new esm.Engine({ mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' } }, Date.now());
+    console.log(JSON.stringify({
+      sameEngineClass: cjs.Engine === esm.Engine,
+      sameDecodeToken: cjs.decodeToken === esm.decodeToken,
+      esmEngineIsCjsInstance: engine instanceof cjs.Engine,
+      firstOutput: engine.pollOutput(Date.now()).type,
+    }));
+    engine.free();
+  `);
+  assert.deepEqual(result, { sameEngineClass: true, sameDecodeToken: true, esmEngineIsCjsInstance: true, firstOutput: 'request' });
+});
+
+test('the ./host and ./simulator subpaths import from the installed package', () => {
+  const result = runInConsumer(`
+    const host = await import('vpp-license-engine/host');
+    const simulator = await import('vpp-license-engine/simulator');
+    console.log(JSON.stringify({ host: Object.keys(host).sort(), startSimulator: typeof simulator.startSimulator }));
+  `);
+  assert.deepEqual(result, {
+    host: ['APPLE_BASE_URL', 'Driver', 'MemoryStore', 'createFetchTransport'],
+    startSimulator: 'function',
+  });
+});
+
+test('the vpp-license-engine bin prints its usage and hands `simulate` arguments to the simulator CLI', () => {
+  const bin = path.join(consumer, 'node_modules', '.bin', 'vpp-license-engine');
+  assert.match(run(bin, ['--help'], consumer), /usage: vpp-license-engine <command>[^]*simulate/);
+  assert.match(run(bin, ['simulate', '--help'], consumer), /--page-size N/);
+  assert.throws(() => run(bin, ['simulate', '--no-such-option'], consumer), /no-such-option/);
+});
+
+test('TypeScript consumers type-check against the package types (ESM and CommonJS, nodenext)', () => {
+  writeFileSync(
+    path.join(consumer, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        lib: ['es2022', 'dom', 'esnext.disposable'],
+        types: [],
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+      },
+      files: ['esm.mts', 'cjs.cts'],
+    }),
+  );
+  writeFileSync(
+    path.join(consumer, 'esm.mts'),
+    `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
+import { Driver, MemoryStore, createFetchTransport, type Store } from 'vpp-license-engine/host';
+import { startSimulator } from 'vpp-license-engine/simulator';
+
+await init();
+const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' }, seed: 7 };
+const engine = new Engine(config, Date.now());
+const output: Output = engine.pollOutput(Date.now());
+if (output.type === 'timeout') output.at.toFixed();
+const store: Store = new MemoryStore();
+const driver = new Driver({
+  engine,
+  store,
+  transport: createFetchTransport({ baseUrl: 'http://127.0.0.1:1' }),
+  onEvent(event: EngineEvent) {
+    if (event.type === 'syncCompleted') event.assignments.toFixed();
+  },
+});
+driver.input({ type: 'refresh', accountId: 'a1' });
+// @ts-expect-error inputs are a discriminated union
+driver.input({ type: 'refresh' });
+await driver.whenIdle();
+const sim = await startSimulator({ port: 0, seed: 1 });
+const token: string = sim.addOrganization({ apps: 3 }).token;
+await sim.close();
+const expiresAt: number = decodeToken('...').expiresAt;
+export { expiresAt };
+`,
+  );
+  writeFileSync(
+    path.join(consumer, 'cjs.cts'),
+    `import engine = require('vpp-license-engine');
+const e = new engine.Engine({ mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' } }, Date.now());
+const total: number = e.assignments('a1').total;
+export = total;
+`,
+  );
+  const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+  try {
+    run(process.execPath, [tsc, '-p', consumer], consumer);
+  } catch (error) {
+    assert.fail(`tsc reported errors:\n${error.stdout}${error.stderr}`);
+  }
+});
