@@ -248,6 +248,9 @@ impl SyncRun {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn meta(next: Option<u32>, total: u32, version: &str) -> PageMeta {

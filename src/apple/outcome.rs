@@ -109,6 +109,9 @@ pub fn retry_after(headers: &BTreeMap<String, String>, now: Millis) -> Option<Mi
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

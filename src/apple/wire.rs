@@ -138,6 +138,9 @@ fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
     use super::*;
 
     #[test]
