@@ -51,3 +51,34 @@ pub enum Input {
     /// The timer fired; due work is done on the next [`crate::Engine::poll_output`].
     Timeout,
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn parse(json: &str) -> Result<Input, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn inputs_are_tagged_by_type_with_camel_case_fields() {
+        let input = parse(r#"{"type": "addAccount", "accountId": "a1", "name": "A", "token": "t"}"#).unwrap();
+        assert!(matches!(input, Input::AddAccount { account_id, .. } if account_id == "a1"));
+        let input = parse(r#"{"type": "response", "id": 3, "status": 503, "headers": {"Retry-After": "5"}}"#).unwrap();
+        assert!(matches!(input, Input::Response { id: 3, status: 503, body, .. } if body.is_empty()));
+        assert!(matches!(parse(r#"{"type": "timeout"}"#), Ok(Input::Timeout)));
+    }
+
+    #[test]
+    fn unknown_types_unknown_fields_and_wrong_types_are_refused() {
+        assert!(parse(r#"{"type": "launchMissiles"}"#).unwrap_err().contains("unknown variant"));
+        assert!(parse(r#"{"type": "refresh", "accountId": "a1", "acountId": "typo"}"#).unwrap_err().contains("unknown field"));
+        assert!(parse(r#"{"type": "refresh", "accountId": 5}"#).unwrap_err().contains("invalid type"));
+        assert!(parse(r#"{"type": "response", "id": -1, "status": 200}"#).is_err());
+        assert!(parse(r#"{"type": "refresh"}"#).unwrap_err().contains("missing field"));
+        assert!(parse(r#"{"accountId": "a1"}"#).is_err());
+    }
+}
