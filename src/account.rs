@@ -118,11 +118,11 @@ pub struct Account {
 
 impl Account {
     /// A newly added account: it starts by reading the location's client config.
-    pub fn new(id: String, name: String, token: SToken) -> Self {
-        Self::from_record_parts(id, name, token, Ownership::Unknown)
+    pub fn new(id: String, name: String, token: SToken, config: &EngineConfig) -> Self {
+        Self::from_record_parts(id, name, token, Ownership::Unknown, config)
     }
 
-    fn from_record_parts(id: String, name: String, token: SToken, ownership: Ownership) -> Self {
+    fn from_record_parts(id: String, name: String, token: SToken, ownership: Ownership, config: &EngineConfig) -> Self {
         let check = match ownership {
             Ownership::Unknown => Some(Check::NeedRead),
             Ownership::Ours | Ownership::Other(_) => None,
@@ -151,7 +151,7 @@ impl Account {
             backoff_reason: String::new(),
             failures: 0,
             last_failure_at: None,
-            rate: RateLimiter::default(),
+            rate: RateLimiter::new(config.rate_limit_margin_ms),
             dirty: true,
             reported: None,
         }
@@ -159,8 +159,8 @@ impl Account {
 
     /// Rebuilds an account from its stored record. The mirror of Apple's data is not stored,
     /// so an account we own starts with a full refresh.
-    pub fn restore(record: AccountRecord, token: SToken) -> Self {
-        let mut account = Self::from_record_parts(record.account_id, record.name, token, record.ownership);
+    pub fn restore(record: AccountRecord, token: SToken, config: &EngineConfig) -> Self {
+        let mut account = Self::from_record_parts(record.account_id, record.name, token, record.ownership, config);
         account.location_name = record.location_name;
         account.country_code = record.country_code;
         account.token_problem = record.token_problem;

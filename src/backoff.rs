@@ -28,28 +28,37 @@ impl BackoffPolicy {
     }
 }
 
-/// Keeps an account under `maxRequestPerSecond`: at most `limit` requests in any window of
-/// one second (a sliding window over the send times).
-#[derive(Debug, Clone, Default)]
+/// Keeps an account under `maxRequestPerSecond`: at most `limit` requests in any sliding
+/// window of one second plus a safety margin, over the send times.
+///
+/// Apple counts requests when they arrive, not when they were sent: a burst that is delayed on
+/// the way and the next burst that is not would land in one of Apple's seconds. The margin
+/// absorbs that jitter.
+#[derive(Debug, Clone)]
 pub struct RateLimiter {
+    window: Millis,
     sent: VecDeque<Millis>,
 }
 
 impl RateLimiter {
+    pub fn new(margin: Millis) -> Self {
+        Self { window: SECOND + margin, sent: VecDeque::new() }
+    }
+
     /// The earliest time a request may be sent, `now` if one may go right away.
     pub fn next_free(&self, now: Millis, limit: u32) -> Millis {
-        let in_window = self.sent.len() - self.sent.partition_point(|&at| at + SECOND <= now);
+        let in_window = self.sent.len() - self.sent.partition_point(|&at| at + self.window <= now);
         let limit = limit.max(1) as usize;
         if in_window < limit {
             now
         } else {
-            self.sent[self.sent.len() - limit] + SECOND
+            self.sent[self.sent.len() - limit] + self.window
         }
     }
 
     /// Records a request sent at `now`. Call only when [`RateLimiter::next_free`] returned `now`.
     pub fn record(&mut self, now: Millis) {
-        while self.sent.front().is_some_and(|&at| at + SECOND <= now) {
+        while self.sent.front().is_some_and(|&at| at + self.window <= now) {
             self.sent.pop_front();
         }
         self.sent.push_back(now);
@@ -82,8 +91,8 @@ mod tests {
     }
 
     #[test]
-    fn rate_limiter_allows_limit_per_sliding_second() {
-        let mut limiter = RateLimiter::default();
+    fn rate_limiter_allows_limit_per_sliding_second_plus_margin() {
+        let mut limiter = RateLimiter::new(0);
         assert_eq!(limiter.next_free(0, 3), 0);
         for _ in 0..3 {
             assert_eq!(limiter.next_free(100, 3), 100);
@@ -91,5 +100,9 @@ mod tests {
         }
         assert_eq!(limiter.next_free(100, 3), 1_100);
         assert_eq!(limiter.next_free(1_100, 3), 1_100);
+
+        let mut margined = RateLimiter::new(250);
+        margined.record(0);
+        assert_eq!(margined.next_free(1_000, 1), 1_250);
     }
 }

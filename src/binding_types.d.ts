@@ -34,6 +34,8 @@ export interface EngineConfig {
   backoffBaseMs?: number;
   /** Backoff cap. Default 300000 (5 min). */
   backoffMaxMs?: number;
+  /** Added to the 1 s window of `maxRequestPerSecond` to absorb network jitter (Apple counts arrivals). Default 250. */
+  rateLimitMarginMs?: number;
 }
 
 // ----------------------------- inputs --------------------------------------

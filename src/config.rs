@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub backoff_base_ms: Millis,
     #[serde(default = "defaults::backoff_max")]
     pub backoff_max_ms: Millis,
+    /// Added to the one-second window of `maxRequestPerSecond`, so that network jitter can't
+    /// put more than the limit into one of Apple's seconds.
+    #[serde(default = "defaults::rate_limit_margin")]
+    pub rate_limit_margin_ms: Millis,
 }
 
 mod defaults {
@@ -59,6 +63,9 @@ mod defaults {
     pub fn backoff_max() -> Millis {
         5 * MINUTE
     }
+    pub fn rate_limit_margin() -> Millis {
+        250
+    }
 }
 
 impl EngineConfig {
@@ -74,6 +81,7 @@ impl EngineConfig {
             max_pages_in_flight: defaults::max_pages_in_flight(),
             backoff_base_ms: defaults::backoff_base(),
             backoff_max_ms: defaults::backoff_max(),
+            rate_limit_margin_ms: defaults::rate_limit_margin(),
         }
     }
 
@@ -107,6 +115,9 @@ impl EngineConfig {
             if value < SECOND {
                 return Err(EngineError::Config(format!("{field} must be at least 1000")));
             }
+        }
+        if self.rate_limit_margin_ms > SECOND {
+            return Err(EngineError::Config("rateLimitMarginMs must be 0..=1000".to_owned()));
         }
         if self.backoff_max_ms < self.backoff_base_ms {
             return Err(EngineError::Config("backoffMaxMs must not be below backoffBaseMs".to_owned()));

@@ -89,7 +89,7 @@ impl Engine {
                 if account_key(&record.account_id) != key {
                     return Err(invalid("the key does not match the account id".to_owned()));
                 }
-                engine.accounts.insert(record.account_id.clone(), Account::restore(record, token));
+                engine.accounts.insert(record.account_id.clone(), Account::restore(record, token, &engine.config));
             } else if key.starts_with(POLICY_PREFIX) {
                 let policy: AppPolicy = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
                 if policy_key(&policy.policy_id) != key {
@@ -327,7 +327,7 @@ impl Engine {
             return Err(EngineError::AccountExists(account_id));
         }
         let token = self.usable_token(token, None, now)?;
-        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token));
+        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token, &self.config));
         Ok(())
     }
 
