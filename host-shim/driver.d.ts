@@ -1,0 +1,45 @@
+import type { EngineEvent, Input, Output } from 'vpp-license-engine';
+import type { Store } from './store.js';
+import type { Transport } from './transport.js';
+
+/** The part of `Engine` the Driver uses. */
+export interface DriverEngine {
+  handleInput(input: Input, now: number): void;
+  pollOutput(now: number): Output;
+}
+
+export interface DriverOptions {
+  engine: DriverEngine;
+  transport: Transport;
+  store: Store;
+  /** Clock in Unix milliseconds, read on every engine call. Default `Date.now`. */
+  now?: () => number;
+  /** Engine events (status changes, sync progress, ...). A throw here goes to onError. */
+  onEvent?: (event: EngineEvent) => void;
+  /**
+   * Failures with no caller to throw to: a store write (the Driver then stops), an engine error while
+   * feeding a response or timeout, an onEvent throw. Default: console.error.
+   */
+  onError?: (error: unknown) => void;
+  /** Default `globalThis.setTimeout`. */
+  setTimer?: (callback: () => void, delayMs: number) => unknown;
+  /** Default `globalThis.clearTimeout`. */
+  clearTimer?: (handle: any) => void;
+}
+
+/**
+ * Drives an Engine: sends its requests through the transport and feeds the answers back, writes its
+ * persist records to the store (in order, before any later request leaves), surfaces its events and
+ * keeps one timer armed at its next deadline. Request headers carry the sToken and are never logged.
+ */
+export declare class Driver {
+  constructor(options: DriverOptions);
+  /** Drains the engine's pending outputs and arms the timer. */
+  start(): void;
+  /** Feeds one input and drains. Throws the engine's Error (with `.code`) when it rejects the input. */
+  input(input: Input): void;
+  /** Clears the timer and ignores later responses; writes already queued still complete. */
+  stop(): void;
+  /** Resolves when no request is in flight and no store write is pending. */
+  whenIdle(): Promise<void>;
+}

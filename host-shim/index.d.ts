@@ -1,0 +1,4 @@
+export { Driver, type DriverEngine, type DriverOptions } from './driver.js';
+export { APPLE_BASE_URL, createFetchTransport, type FetchTransportOptions, type Transport, type TransportResponse } from './transport.js';
+export { MemoryStore } from './memory-store.js';
+export type { Store } from './store.js';

@@ -1,0 +1,4 @@
+// vpp-license-engine/host: the host shim shared by browsers and Node.
+export { Driver } from './driver.js';
+export { APPLE_BASE_URL, createFetchTransport } from './transport.js';
+export { MemoryStore } from './memory-store.js';

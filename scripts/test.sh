@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# THE test command. Installs what is missing, then runs every suite; a failing suite does not hide the
+# results of the others (except that the JS tests need a fresh pkg/). Exits non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh   # PATH: cargo installs wasm-bindgen-test-runner into ~/.cargo/bin
+
+failed=()
+step() {
+  local name=$1; shift
+  printf '\n==> %s\n' "$name"
+  "$@" || failed+=("$name")
+}
+
+printf '==> setup\n'
+bash scripts/setup.sh --browser
+
+step "Rust tests (native)" cargo test --locked --no-fail-fast
+step "core purity" bash scripts/check-core-purity.sh
+step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  cargo test --locked --no-fail-fast --target wasm32-unknown-unknown --tests
+if step "build pkg/" bash scripts/build-pkg.sh; then
+  step "JS tests (node --test)" node --test tests/node/ tests/browser/
+else
+  failed+=("JS tests (not run: pkg/ did not build)")
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\nFAILED:\n'; printf '  %s\n' "${failed[@]}"
+  exit 1
+fi
+printf '\nall suites passed\n'
