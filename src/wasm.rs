@@ -41,7 +41,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<WasmEngine, JsValue> {
         let config: EngineConfig = decode("config", config)?;
-        let records: Vec<StoredRecord> = decode("records", records)?;
+        let records: Vec<StoredRecord> = decode_list("records", records)?;
         let inner = crate::Engine::restore(config, records, millis(&now)?).map_err(engine_error)?;
         Ok(Self { inner })
     }
@@ -73,20 +73,25 @@ impl WasmEngine {
 
     /// License counts per app of one account.
     #[wasm_bindgen(js_name = appCounts, unchecked_return_type = "AppCountView[]")]
-    pub fn app_counts(&self, #[wasm_bindgen(unchecked_param_type = "string")] account_id: JsValue) -> Result<JsValue, JsValue> {
-        let account_id = string("accountId", &account_id)?;
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn app_counts(&self, #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue) -> Result<JsValue, JsValue> {
+        let account_id = string("accountId", &accountId)?;
         encode(&self.inner.app_counts(&account_id).map_err(engine_error)?)
     }
 
     /// Assignments of one account, filtered and paged.
     #[wasm_bindgen(unchecked_return_type = "AssignmentPage")]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
     pub fn assignments(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "string")] account_id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "AssignmentQuery | undefined")] query: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "AssignmentQuery")] query: Option<js_sys::Object>,
     ) -> Result<JsValue, JsValue> {
-        let account_id = string("accountId", &account_id)?;
-        let query: AssignmentQuery = if query.is_undefined() || query.is_null() { AssignmentQuery::default() } else { decode("query", query)? };
+        let account_id = string("accountId", &accountId)?;
+        let query: AssignmentQuery = match query {
+            None => AssignmentQuery::default(),
+            Some(query) => decode("query", query.into())?,
+        };
         encode(&self.inner.assignments(&account_id, &query).map_err(engine_error)?)
     }
 
@@ -122,8 +127,29 @@ fn engine_error(e: EngineError) -> JsValue {
     error(e.code(), &e.to_string())
 }
 
+/// Decodes an object argument. Only plain objects are accepted: serde would otherwise read an
+/// array as a struct (`["x"]` as its first field), and a `Map` or `Date` is never meant.
 fn decode<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<T, JsValue> {
+    if !is_plain_object(&value) {
+        return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
+    }
     serde_wasm_bindgen::from_value(value).map_err(|e| error("INVALID_INPUT", &format!("invalid {what}: {e}")))
+}
+
+/// Decodes an array argument whose items must be plain objects.
+fn decode_list<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<Vec<T>, JsValue> {
+    if !js_sys::Array::is_array(&value) {
+        return Err(error("INVALID_INPUT", &format!("invalid {what}: expected an array")));
+    }
+    js_sys::Array::from(&value).iter().map(|item| decode(what, item)).collect()
+}
+
+fn is_plain_object(value: &JsValue) -> bool {
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return false;
+    }
+    let prototype: JsValue = js_sys::Object::get_prototype_of(value).into();
+    prototype.is_null() || prototype == JsValue::from(js_sys::Object::get_prototype_of(&js_sys::Object::new().into()))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
