@@ -15,7 +15,7 @@ use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
 use crate::mirror::Mirror;
 use crate::output::Method;
-use crate::persist::{AccountRecord, Ownership};
+use crate::persist::{AccountRecord, DurableAccount, Ownership};
 use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncKind, SyncRun};
 use crate::time::{format_utc, Millis, DAY};
 use crate::token::SToken;
@@ -86,15 +86,8 @@ pub struct Account {
     pub id: String,
     pub name: String,
     pub token: SToken,
-    pub location_name: Option<String>,
-    pub country_code: Option<String>,
-    pub ownership: Ownership,
-    /// Why the token can't be used; `Some` stops all requests until the token is replaced.
-    pub token_problem: Option<String>,
-    pub cursors: Cursors,
-    pub last_synced_at: Option<Millis>,
-    pub retry_after_until: Millis,
-    pub warned_threshold: Option<u32>,
+    /// Everything the store keeps about the account besides id, name and token.
+    pub durable: DurableAccount,
     pub mirror: Mirror,
     check: Option<Check>,
     next_full_at: Millis,
@@ -119,11 +112,11 @@ pub struct Account {
 impl Account {
     /// A newly added account: it starts by reading the location's client config.
     pub fn new(id: String, name: String, token: SToken, config: &EngineConfig) -> Self {
-        Self::from_record_parts(id, name, token, Ownership::Unknown, config)
+        Self::with_durable(id, name, token, DurableAccount::new(), config)
     }
 
-    fn from_record_parts(id: String, name: String, token: SToken, ownership: Ownership, config: &EngineConfig) -> Self {
-        let check = match ownership {
+    fn with_durable(id: String, name: String, token: SToken, durable: DurableAccount, config: &EngineConfig) -> Self {
+        let check = match durable.ownership {
             Ownership::Unknown => Some(Check::NeedRead),
             Ownership::Ours | Ownership::Other(_) => None,
         };
@@ -131,14 +124,7 @@ impl Account {
             id,
             name,
             token,
-            location_name: None,
-            country_code: None,
-            ownership,
-            token_problem: None,
-            cursors: Cursors::default(),
-            last_synced_at: None,
-            retry_after_until: 0,
-            warned_threshold: None,
+            durable,
             mirror: Mirror::default(),
             check,
             next_full_at: 0,
@@ -160,13 +146,7 @@ impl Account {
     /// Rebuilds an account from its stored record. The mirror of Apple's data is not stored,
     /// so an account we own starts with a full refresh.
     pub fn restore(record: AccountRecord, token: SToken, config: &EngineConfig) -> Self {
-        let mut account = Self::from_record_parts(record.account_id, record.name, token, record.ownership, config);
-        account.location_name = record.location_name;
-        account.country_code = record.country_code;
-        account.token_problem = record.token_problem;
-        account.last_synced_at = record.last_synced_at;
-        account.retry_after_until = record.retry_after_until;
-        account.warned_threshold = record.warned_threshold;
+        let mut account = Self::with_durable(record.account_id, record.name, token, record.durable, config);
         account.dirty = false;
         account
     }
@@ -176,14 +156,7 @@ impl Account {
             account_id: self.id.clone(),
             name: self.name.clone(),
             token: self.token.bearer().clone(),
-            location_name: self.location_name.clone(),
-            country_code: self.country_code.clone(),
-            ownership: self.ownership.clone(),
-            token_problem: self.token_problem.clone(),
-            cursors: self.cursors.clone(),
-            last_synced_at: self.last_synced_at,
-            retry_after_until: self.retry_after_until,
-            warned_threshold: self.warned_threshold,
+            durable: self.durable.clone(),
         }
     }
 
@@ -194,18 +167,18 @@ impl Account {
     pub fn replace_token(&mut self, token: SToken) {
         if token.org_name != self.token.org_name {
             self.mirror.clear();
-            self.cursors = Cursors::default();
-            self.last_synced_at = None;
-            self.location_name = None;
-            self.country_code = None;
-            self.retry_after_until = 0;
+            self.durable.cursors = Cursors::default();
+            self.durable.last_synced_at = None;
+            self.durable.location_name = None;
+            self.durable.country_code = None;
+            self.durable.retry_after_until = 0;
             self.backoff_until = 0;
             self.failures = 0;
         }
         self.token = token;
-        self.token_problem = None;
-        self.warned_threshold = None;
-        self.ownership = Ownership::Unknown;
+        self.durable.token_problem = None;
+        self.durable.warned_threshold = None;
+        self.durable.ownership = Ownership::Unknown;
         self.check = Some(Check::NeedRead);
         self.sync = None;
         self.dirty = true;
@@ -229,10 +202,10 @@ impl Account {
     }
 
     pub fn reclaim_ownership(&mut self) -> Result<(), String> {
-        if self.token_problem.is_some() {
+        if self.durable.token_problem.is_some() {
             return Err("the token is invalid; replace it before reclaiming ownership".to_owned());
         }
-        if !matches!(self.ownership, Ownership::Other(_)) {
+        if !matches!(self.durable.ownership, Ownership::Other(_)) {
             return Err("the location is not owned by another MDM".to_owned());
         }
         self.check = Some(Check::NeedClaim);
@@ -243,10 +216,10 @@ impl Account {
 
     /// Why the account sends nothing at all, if it doesn't.
     fn stop_reason(&self) -> Option<String> {
-        if let Some(problem) = &self.token_problem {
+        if let Some(problem) = &self.durable.token_problem {
             return Some(problem.clone());
         }
-        match (&self.ownership, self.check) {
+        match (&self.durable.ownership, self.check) {
             (Ownership::Other(info), None) => Some(format!(
                 "Owned by another MDM ({}). Choose Reclaim Ownership to manage it here; no requests are sent until then.",
                 info.name
@@ -260,11 +233,11 @@ impl Account {
     }
 
     pub fn blocked_until(&self) -> Millis {
-        self.retry_after_until.max(self.backoff_until)
+        self.durable.retry_after_until.max(self.backoff_until)
     }
 
     pub fn status(&self, now: Millis) -> (AccountStatus, String) {
-        if let Some(problem) = &self.token_problem {
+        if let Some(problem) = &self.durable.token_problem {
             return (AccountStatus::TokenInvalid, problem.clone());
         }
         if let Some(reason) = self.stop_reason() {
@@ -286,7 +259,7 @@ impl Account {
     }
 
     pub fn other_mdm_name(&self) -> Option<String> {
-        match &self.ownership {
+        match &self.durable.ownership {
             Ownership::Other(info) => Some(info.name.clone()),
             _ => None,
         }
@@ -300,7 +273,7 @@ impl Account {
     }
 
     fn test_result(&self, ok: bool, message: String) -> Event {
-        Event::TestResult { account_id: self.id.clone(), ok, message, location_name: self.location_name.clone() }
+        Event::TestResult { account_id: self.id.clone(), ok, message, location_name: self.durable.location_name.clone() }
     }
 
     // ----------------------------------------------------------------- time
@@ -308,26 +281,26 @@ impl Account {
     /// Time-driven changes: expiry warnings, expiry, and starting due syncs.
     pub fn tick(&mut self, ctx: &mut Ctx<'_>) {
         self.check_expiry(ctx);
-        if self.is_stopped() || self.check.is_some() || self.ownership != Ownership::Ours || self.sync.is_some() {
+        if self.is_stopped() || self.check.is_some() || self.durable.ownership != Ownership::Ours || self.sync.is_some() {
             return;
         }
         let kind = if self.refresh_requested || ctx.now >= self.next_full_at {
             SyncKind::Full
         } else if ctx.now >= self.next_delta_at {
-            if self.cursors.allow_delta() { SyncKind::Delta } else { SyncKind::Full }
+            if self.durable.cursors.allow_delta() { SyncKind::Delta } else { SyncKind::Full }
         } else {
             return;
         };
         if kind == SyncKind::Full {
             self.refresh_requested = false;
         }
-        self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.cursors));
+        self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.durable.cursors));
         self.next_run_id += 1;
         ctx.events.push(Event::SyncStarted { account_id: self.id.clone(), kind });
     }
 
     fn check_expiry(&mut self, ctx: &mut Ctx<'_>) {
-        if self.token_problem.is_some() {
+        if self.durable.token_problem.is_some() {
             return;
         }
         let expires_at = self.token.expires_at;
@@ -337,8 +310,8 @@ impl Account {
         }
         let remaining = expires_at - ctx.now;
         let crossed = EXPIRY_WARNING_DAYS.iter().copied().filter(|&days| remaining <= u64::from(days) * DAY).min();
-        if let Some(days) = crossed.filter(|&d| self.warned_threshold.is_none_or(|w| d < w)) {
-            self.warned_threshold = Some(days);
+        if let Some(days) = crossed.filter(|&d| self.durable.warned_threshold.is_none_or(|w| d < w)) {
+            self.durable.warned_threshold = Some(days);
             self.dirty = true;
             ctx.events.push(Event::TokenExpiring { account_id: self.id.clone(), threshold_days: days, expires_at });
         }
@@ -347,7 +320,7 @@ impl Account {
     fn next_expiry_warning(&self) -> Option<Millis> {
         EXPIRY_WARNING_DAYS
             .iter()
-            .filter(|&&days| self.warned_threshold.is_none_or(|w| days < w))
+            .filter(|&&days| self.durable.warned_threshold.is_none_or(|w| days < w))
             .map(|&days| self.token.expires_at.saturating_sub(u64::from(days) * DAY))
             .min()
     }
@@ -360,7 +333,7 @@ impl Account {
 
     /// When the account next needs the engine, and why.
     pub fn next_due(&self, now: Millis, config: &EngineConfig, rate_limit: u32) -> Option<(Millis, &'static str)> {
-        if self.token_problem.is_some() {
+        if self.durable.token_problem.is_some() {
             return None;
         }
         let mut due = vec![(self.token.expires_at, "token expiry")];
@@ -372,7 +345,7 @@ impl Account {
             let gate_reason = if self.blocked_until() > now { "backoff ends" } else { "rate limit window" };
             if self.wants_to_send(config) {
                 due.push((gate.max(now), gate_reason));
-            } else if self.check.is_none() && self.ownership == Ownership::Ours && self.sync.is_none() {
+            } else if self.check.is_none() && self.durable.ownership == Ownership::Ours && self.sync.is_none() {
                 let (at, reason) = if self.refresh_requested || self.next_full_at <= self.next_delta_at {
                     (if self.refresh_requested { now } else { self.next_full_at }, "full refresh")
                 } else {
@@ -451,7 +424,7 @@ impl Account {
                 self.last_failure_at = None;
                 // Another MDM's mdmInfo was handled above: any mdmInfo left is ours.
                 let ours = answer.mdm_info.is_some();
-                let was_owner = self.ownership == Ownership::Ours && self.check.is_none();
+                let was_owner = self.durable.ownership == Ownership::Ours && self.check.is_none();
                 match self.succeeded(&purpose, body, ours, ctx) {
                     Err(problem) => {
                         self.failed_transiently(&purpose, sent_at, format!("unreadable answer from Apple: {problem}"), ctx);
@@ -462,7 +435,7 @@ impl Account {
                 }
             }
             Outcome::RetryAfter { until, reason } => {
-                self.retry_after_until = self.retry_after_until.max(until);
+                self.durable.retry_after_until = self.durable.retry_after_until.max(until);
                 self.dirty = true;
                 self.backoff_reason = format!("Apple asked to wait until {} ({reason})", format_utc(until));
                 self.requeue(&purpose);
@@ -510,7 +483,7 @@ impl Account {
                 let config: ClientConfig = parse(body)?;
                 self.apply_client_config(config);
                 self.test = TestState::Idle;
-                let location = self.location_name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
+                let location = self.durable.location_name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
                 let owner = if ours { "managed by this MDM" } else { "not claimed by any MDM yet" };
                 ctx.events.push(self.test_result(true, format!("Token valid; reached Apple; location {location} is {owner}")));
             }
@@ -521,23 +494,23 @@ impl Account {
 
     fn apply_client_config(&mut self, config: ClientConfig) {
         if config.location_name.is_some() {
-            self.location_name = config.location_name;
+            self.durable.location_name = config.location_name;
         }
         if config.country_code.is_some() {
-            self.country_code = config.country_code;
+            self.durable.country_code = config.country_code;
         }
         self.dirty = true;
     }
 
     fn become_owner(&mut self, ctx: &mut Ctx<'_>, claimed_now: bool) {
-        let first_time = self.ownership != Ownership::Ours;
-        self.ownership = Ownership::Ours;
+        let first_time = self.durable.ownership != Ownership::Ours;
+        self.durable.ownership = Ownership::Ours;
         self.check = None;
         self.dirty = true;
         if claimed_now {
             ctx.events.push(Event::OwnershipClaimed { account_id: self.id.clone() });
         }
-        if first_time || self.last_synced_at.is_none() {
+        if first_time || self.durable.last_synced_at.is_none() {
             self.refresh_requested = true;
         }
     }
@@ -592,12 +565,12 @@ impl Account {
             }
             SyncKind::Delta => self.mirror.merge_delta(run.staged),
         }
-        self.cursors = Cursors {
-            assignments: cursors.assignments.or(self.cursors.assignments.take()),
-            users: cursors.users.or(self.cursors.users.take()),
+        self.durable.cursors = Cursors {
+            assignments: cursors.assignments.or(self.durable.cursors.assignments.take()),
+            users: cursors.users.or(self.durable.cursors.users.take()),
         };
         self.next_delta_at = ctx.now + ctx.config.delta_sync_interval_ms;
-        self.last_synced_at = Some(ctx.now);
+        self.durable.last_synced_at = Some(ctx.now);
         self.dirty = true;
         let (assets, assignments, users) = self.mirror.counts();
         ctx.events.push(Event::SyncCompleted { account_id: self.id.clone(), kind, assets, assignments, users });
@@ -614,7 +587,7 @@ impl Account {
             (Purpose::Page { .. }, Some(INVALID_VERSION_ID)) => {
                 // The delta cursor is no longer valid: start over with a full refresh.
                 self.sync = None;
-                self.cursors = Cursors::default();
+                self.durable.cursors = Cursors::default();
                 self.refresh_requested = true;
                 self.dirty = true;
             }
@@ -701,7 +674,7 @@ impl Account {
             owner_name: info.name.clone(),
             owner_id: info.id.clone(),
         });
-        self.ownership = Ownership::Other(info);
+        self.durable.ownership = Ownership::Other(info);
         self.halt_work();
     }
 
@@ -709,7 +682,7 @@ impl Account {
         if self.test != TestState::Idle {
             ctx.events.push(self.test_result(false, reason.clone()));
         }
-        self.token_problem = Some(reason);
+        self.durable.token_problem = Some(reason);
         self.halt_work();
     }
 

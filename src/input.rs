@@ -20,9 +20,7 @@ pub enum Input {
     /// Rename an account and/or replace its token (the way out of *token invalid*).
     EditAccount {
         account_id: String,
-        #[serde(default)]
         name: Option<String>,
-        #[serde(default)]
         token: Option<String>,
     },
     /// Delete an account. Refused while an app policy uses it.

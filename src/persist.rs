@@ -33,22 +33,46 @@ pub enum Ownership {
     Other(MdmInfo),
 }
 
-/// The durable part of an account. `Debug` hides the token.
+/// What an account must remember across restarts, besides its id, name and token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AccountRecord {
-    pub account_id: String,
-    pub name: String,
-    pub token: Secret,
+pub struct DurableAccount {
     pub location_name: Option<String>,
     pub country_code: Option<String>,
     pub ownership: Ownership,
+    /// Why the token can't be used; `Some` stops all requests until the token is replaced.
     pub token_problem: Option<String>,
     pub cursors: Cursors,
     pub last_synced_at: Option<Millis>,
     /// A `Retry-After` deadline still in force after a restart.
     pub retry_after_until: Millis,
     pub warned_threshold: Option<u32>,
+}
+
+impl DurableAccount {
+    pub fn new() -> Self {
+        Self {
+            location_name: None,
+            country_code: None,
+            ownership: Ownership::Unknown,
+            token_problem: None,
+            cursors: Cursors::default(),
+            last_synced_at: None,
+            retry_after_until: 0,
+            warned_threshold: None,
+        }
+    }
+}
+
+/// The stored form of an account. `Debug` hides the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRecord {
+    pub account_id: String,
+    pub name: String,
+    pub token: Secret,
+    #[serde(flatten)]
+    pub durable: DurableAccount,
 }
 
 /// A stored value.

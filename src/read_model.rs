@@ -44,11 +44,8 @@ pub const MAX_ASSIGNMENT_PAGE: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignmentQuery {
-    #[serde(default)]
     pub adam_id: Option<String>,
-    #[serde(default)]
     pub serial_number: Option<String>,
-    #[serde(default)]
     pub client_user_id: Option<String>,
     #[serde(default)]
     pub offset: usize,

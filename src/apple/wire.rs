@@ -18,11 +18,8 @@ pub struct MdmInfo {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
-    #[serde(default)]
     pub mdm_info: Option<MdmInfo>,
-    #[serde(default)]
     pub error_number: Option<i64>,
-    #[serde(default)]
     pub error_message: Option<String>,
 }
 
@@ -30,11 +27,9 @@ pub struct Envelope {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientConfig {
-    #[serde(default)]
     pub location_name: Option<String>,
     #[serde(default, rename = "countryISO2ACode")]
     pub country_code: Option<String>,
-    #[serde(default)]
     pub u_id: Option<String>,
 }
 
@@ -85,9 +80,7 @@ pub struct Assignment {
     #[serde(deserialize_with = "string_or_number")]
     pub adam_id: String,
     pub pricing_param: PricingParam,
-    #[serde(default)]
     pub serial_number: Option<String>,
-    #[serde(default)]
     pub client_user_id: Option<String>,
 }
 
@@ -96,13 +89,9 @@ pub struct Assignment {
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub client_user_id: String,
-    #[serde(default)]
     pub email: Option<String>,
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
     pub invite_code: Option<String>,
-    #[serde(default)]
     pub id_hash: Option<String>,
 }
 
@@ -112,13 +101,9 @@ pub struct User {
 pub struct Page<T> {
     #[serde(default = "Vec::new", alias = "assets", alias = "assignments", alias = "users")]
     pub records: Vec<T>,
-    #[serde(default)]
     pub current_page_index: Option<u32>,
-    #[serde(default)]
     pub next_page_index: Option<u32>,
-    #[serde(default)]
     pub total_pages: Option<u32>,
-    #[serde(default)]
     pub version_id: Option<String>,
 }
 
