@@ -8,12 +8,15 @@
 use serde::de::DeserializeOwned;
 
 use crate::apple::outcome::{Classified, Outcome};
-use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page};
+use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page, NOTIFICATION_TYPES};
 use crate::apple::ServiceConfig;
 use crate::backoff::RateLimiter;
 use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
+use crate::licenses::{LicenseCtx, Licenses, Scope};
 use crate::mirror::Mirror;
+use crate::notification::AssetManagement;
+use crate::operation::{EventResponse, OperationKind, StatusResponse};
 use crate::output::Method;
 use crate::persist::{AccountRecord, DurableAccount, Ownership};
 use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncKind, SyncRun};
@@ -26,6 +29,8 @@ pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
 /// Apple error numbers with a specific meaning while paging.
 const PAGE_INDEX_OUT_OF_RANGE: i64 = 9650;
 const INVALID_VERSION_ID: i64 = 9721;
+/// Apple doesn't know the event (any more): submit the operation again.
+const EVENT_NOT_FOUND: i64 = 9708;
 
 /// What an account request is for; kept by the engine until the answer arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +39,10 @@ pub enum Purpose {
     Claim,
     Test,
     Page { run: u64, page: PageRequest },
+    /// Sending an operation (associate, disassociate, revoke, create users).
+    Submit { op: u64, kind: OperationKind },
+    /// Asking `/status` about an operation's event.
+    Poll { op: u64 },
 }
 
 impl Purpose {
@@ -43,6 +52,8 @@ impl Purpose {
             Purpose::Claim => "claimOwnership",
             Purpose::Test => "testAccount",
             Purpose::Page { page, .. } => page.resource.purpose(),
+            Purpose::Submit { kind, .. } => kind.purpose(),
+            Purpose::Poll { .. } => "eventStatus",
         }
     }
 }
@@ -79,6 +90,8 @@ pub struct Ctx<'a> {
     pub service: &'a ServiceConfig,
     pub rng: &'a mut fastrand::Rng,
     pub events: &'a mut Vec<Event>,
+    /// The license removal notification toggle.
+    pub notify_users: bool,
 }
 
 #[derive(Debug)]
@@ -89,6 +102,8 @@ pub struct Account {
     /// Everything the store keeps about the account besides id, name and token.
     pub durable: DurableAccount,
     pub mirror: Mirror,
+    /// License decisions and the operations in flight at Apple.
+    pub licenses: Licenses,
     check: Option<Check>,
     next_full_at: Millis,
     next_delta_at: Millis,
@@ -126,6 +141,7 @@ impl Account {
             token,
             durable,
             mirror: Mirror::default(),
+            licenses: Licenses::default(),
             check,
             next_full_at: 0,
             next_delta_at: 0,
@@ -171,6 +187,7 @@ impl Account {
             self.durable.last_synced_at = None;
             self.durable.location_name = None;
             self.durable.country_code = None;
+            self.durable.u_id = None;
             self.durable.retry_after_until = 0;
             self.backoff_until = 0;
             self.failures = 0;
@@ -325,10 +342,24 @@ impl Account {
             .min()
     }
 
-    fn wants_to_send(&self, config: &EngineConfig) -> bool {
+    fn wants_to_send(&self, now: Millis, config: &EngineConfig) -> bool {
         self.test == TestState::Queued
             || matches!(self.check, Some(Check::NeedRead | Check::NeedClaim))
+            || (self.manages_licenses() && self.licenses.wants_to_send(now))
             || self.sync.as_ref().is_some_and(|run| run.wants_page(config.max_pages_in_flight as usize))
+    }
+
+    /// Whether license operations may be sent: the location is ours and verified.
+    fn manages_licenses(&self) -> bool {
+        self.durable.ownership == Ownership::Ours && self.check.is_none()
+    }
+
+    /// Whether license decisions can be made: ours, synced at least once, no full refresh running.
+    pub fn can_plan(&self) -> bool {
+        !self.is_stopped()
+            && self.manages_licenses()
+            && self.durable.last_synced_at.is_some()
+            && !self.sync.as_ref().is_some_and(|run| run.kind == SyncKind::Full)
     }
 
     /// When the account next needs the engine, and why.
@@ -343,7 +374,7 @@ impl Account {
         if !self.is_stopped() {
             let gate = self.blocked_until().max(self.rate.next_free(now, rate_limit));
             let gate_reason = if self.blocked_until() > now { "backoff ends" } else { "rate limit window" };
-            if self.wants_to_send(config) {
+            if self.wants_to_send(now, config) {
                 due.push((gate.max(now), gate_reason));
             } else if self.check.is_none() && self.durable.ownership == Ownership::Ours && self.sync.is_none() {
                 let (at, reason) = if self.refresh_requested || self.next_full_at <= self.next_delta_at {
@@ -352,6 +383,9 @@ impl Account {
                     (self.next_delta_at, "delta sync")
                 };
                 due.push((at.max(self.blocked_until()), reason));
+            }
+            if let Some(at) = self.licenses.next_poll_at().filter(|_| self.manages_licenses()) {
+                due.push((at.max(self.blocked_until()), "event status poll"));
             }
         }
         due.into_iter().min_by_key(|(at, _)| *at)
@@ -376,9 +410,20 @@ impl Account {
             get(Purpose::ReadClientConfig, &urls.client_config)
         } else if self.check == Some(Check::NeedClaim) {
             self.check = Some(Check::Claiming);
-            let body = serde_json::to_string(&ClaimRequest { mdm_info: &ctx.config.mdm_info })
-                .expect("a claim request always serializes");
+            let notifications = ctx.config.notifications.as_ref();
+            let claim = ClaimRequest {
+                mdm_info: &ctx.config.mdm_info,
+                notification_url: notifications.map(|n| {
+                    let id: String = form_urlencoded::byte_serialize(self.id.as_bytes()).collect();
+                    format!("{}/{id}", n.url.trim_end_matches('/'))
+                }),
+                notification_auth_token: notifications.map(|n| n.auth_token.expose()),
+                notification_types: notifications.map(|_| NOTIFICATION_TYPES),
+            };
+            let body = serde_json::to_string(&claim).expect("a claim request always serializes");
             AccountRequest { purpose: Purpose::Claim, method: Method::Post, url: urls.client_config.clone(), body: Some(body) }
+        } else if let Some(request) = self.next_license_request(ctx) {
+            request
         } else {
             let run = self.sync.as_mut()?;
             let page = run.next_page(ctx.config.max_pages_in_flight as usize)?;
@@ -397,6 +442,38 @@ impl Account {
         };
         self.rate.record(ctx.now);
         Some(request)
+    }
+
+    fn next_license_request(&mut self, ctx: &Ctx<'_>) -> Option<AccountRequest> {
+        if !self.manages_licenses() {
+            return None;
+        }
+        let urls = &ctx.service.urls;
+        if let Some(op) = self.licenses.next_submission() {
+            let url = match op.kind {
+                OperationKind::Associate => &urls.associate_assets,
+                OperationKind::Disassociate => &urls.disassociate_assets,
+                OperationKind::Revoke => &urls.revoke_assets,
+                OperationKind::CreateUsers => &urls.create_users,
+            };
+            let purpose = Purpose::Submit { op: op.id, kind: op.kind };
+            return Some(AccountRequest { purpose, method: Method::Post, url: url.clone(), body: Some(op.body(&self.mirror)) });
+        }
+        let (op, event_id) = self.licenses.next_poll(ctx.now)?;
+        let query = form_urlencoded::Serializer::new(String::new()).append_pair("eventId", &event_id).finish();
+        Some(get(Purpose::Poll { op }, &format!("{}?{query}", urls.event_status)))
+    }
+
+    /// Plans license operations from the account's policies and the facts.
+    pub fn plan_licenses(&mut self, scope: &Scope<'_>, ctx: &mut Ctx<'_>) {
+        let mut license_ctx = license_ctx(&self.id, ctx);
+        self.licenses.plan(scope, &mut self.mirror, &mut license_ctx);
+    }
+
+    /// Applies an `ASSET_MANAGEMENT` notification.
+    pub fn asset_management(&mut self, notification: &AssetManagement, ctx: &mut Ctx<'_>) {
+        let mut license_ctx = license_ctx(&self.id, ctx);
+        self.licenses.asset_management(notification, &mut self.mirror, &mut license_ctx);
     }
 
     // ----------------------------------------------------------------- answers
@@ -488,6 +565,18 @@ impl Account {
                 ctx.events.push(self.test_result(true, format!("Token valid; reached Apple; location {location} is {owner}")));
             }
             Purpose::Page { page, .. } => self.page_arrived(page, body, ctx)?,
+            Purpose::Submit { op, .. } => {
+                let accepted: EventResponse = parse(body)?;
+                self.licenses.submitted(*op, accepted.event_id, ctx.now);
+            }
+            Purpose::Poll { op } => {
+                let status: StatusResponse = parse(body)?;
+                let mut license_ctx = license_ctx(&self.id, ctx);
+                self.licenses.status(*op, status, &mut self.mirror, &mut license_ctx);
+                if std::mem::take(&mut self.licenses.users_changed) {
+                    self.next_delta_at = ctx.now; // fetch the new users' invitation codes
+                }
+            }
         }
         Ok(())
     }
@@ -498,6 +587,9 @@ impl Account {
         }
         if config.country_code.is_some() {
             self.durable.country_code = config.country_code;
+        }
+        if config.u_id.is_some() {
+            self.durable.u_id = config.u_id;
         }
         self.dirty = true;
     }
@@ -561,6 +653,7 @@ impl Account {
         match kind {
             SyncKind::Full => {
                 self.mirror.replace(run.staged);
+                self.licenses.prune_ours(&self.mirror);
                 self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
             }
             SyncKind::Delta => self.mirror.merge_delta(run.staged),
@@ -571,6 +664,7 @@ impl Account {
         };
         self.next_delta_at = ctx.now + ctx.config.delta_sync_interval_ms;
         self.durable.last_synced_at = Some(ctx.now);
+        self.licenses.counts_changed();
         self.dirty = true;
         let (assets, assignments, users) = self.mirror.counts();
         ctx.events.push(Event::SyncCompleted { account_id: self.id.clone(), kind, assets, assignments, users });
@@ -595,6 +689,12 @@ impl Account {
                 self.test = TestState::Idle;
                 ctx.events.push(self.test_result(false, reason));
             }
+            (Purpose::Submit { op, .. }, _) => {
+                self.report_failure(purpose, error_number, &reason, ctx);
+                let mut license_ctx = license_ctx(&self.id, ctx);
+                self.licenses.refused(*op, error_number, &reason, &mut self.mirror, &mut license_ctx);
+            }
+            (Purpose::Poll { op }, Some(EVENT_NOT_FOUND)) => self.licenses.retry(*op, false),
             _ => {
                 self.report_failure(purpose, error_number, &reason, ctx);
                 if matches!(purpose, Purpose::Page { .. }) {
@@ -652,6 +752,8 @@ impl Account {
                     sync.page_failed(page.resource, page.page_index);
                 }
             }
+            Purpose::Submit { op, .. } => self.licenses.retry(*op, false),
+            Purpose::Poll { op } => self.licenses.retry(*op, true),
         }
     }
 
@@ -692,6 +794,18 @@ impl Account {
         self.sync = None;
         self.test = TestState::Idle;
         self.dirty = true;
+    }
+}
+
+fn license_ctx<'a>(account_id: &'a str, ctx: &'a mut Ctx<'_>) -> LicenseCtx<'a> {
+    LicenseCtx {
+        account_id,
+        now: ctx.now,
+        limits: &ctx.service.limits,
+        low_license_threshold: ctx.config.low_license_threshold,
+        notify_users: ctx.notify_users,
+        invitation_url: &ctx.service.urls.invitation_email,
+        events: ctx.events,
     }
 }
 

@@ -36,6 +36,13 @@ export interface EngineConfig {
   backoffMaxMs?: number;
   /** Added to the 1 s window of `maxRequestPerSecond` to absorb network jitter (Apple counts arrivals). Default 250. */
   rateLimitMarginMs?: number;
+  /** Where Apple should POST notifications, and the bearer secret it must send (generate it with a CSPRNG).
+   *  Without it the engine relies on `/status` polling alone. The URL gets `/<accountId>` appended. */
+  notifications?: { url: string; authToken: string };
+  /** A `lowLicenses` event fires when an app's available count drops to this or below. Default 5. */
+  lowLicenseThreshold?: number;
+  /** Send `notifyUser` for every released license. Default false (also settable at run time). */
+  licenseRemovalNotification?: boolean;
 }
 
 // ----------------------------- inputs --------------------------------------
@@ -49,6 +56,26 @@ export type Input =
   | { type: "reclaimOwnership"; accountId: string }
   | { type: "setPolicy"; policy: AppPolicy }
   | { type: "removePolicy"; policyId: string }
+  /** Targets entering or leaving a policy's scope (labels / groups changed). Leaving = reclaim now. */
+  | { type: "updatePolicyTargets"; policyId: string; add?: string[]; remove?: string[] }
+  // device and user facts from the MDM
+  | { type: "deviceEnrolled"; serialNumber: string; clientUserId?: string | null; sharedIpad?: boolean }
+  | { type: "deviceRetired"; serialNumber: string }
+  | { type: "appInstalled"; serialNumber: string; adamId: string }
+  | { type: "appRemoved"; serialNumber: string; adamId: string }
+  | { type: "installFailed"; serialNumber: string; adamId: string; cancelled?: boolean }
+  | { type: "appConvertedToManaged"; serialNumber: string; adamId: string }
+  /** The host wants to push an app update: `licenseReady` again for a device that holds the license. */
+  | { type: "updatePush"; serialNumber: string; adamId: string }
+  | { type: "userAdded"; clientUserId: string; email?: string | null; managedAppleId?: string | null }
+  | { type: "userRemoved"; clientUserId: string }
+  // administrator commands
+  | { type: "reclaimLicense"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber?: string; clientUserId?: string }
+  | { type: "reclaimApp"; accountId: string; adamId: string; pricingParam: PricingParam }
+  | { type: "reclaimAccount"; accountId: string }
+  | { type: "reconcile" }
+  | { type: "cleanUp"; accountId: string }
+  | { type: "setLicenseRemovalNotification"; enabled: boolean }
   | { type: "response"; id: number; status: number; headers: Record<string, string>; body: string }
   | { type: "networkError"; id: number; message: string }
   | { type: "timeout" };
@@ -64,6 +91,8 @@ export interface AppPolicy {
   adamId: string;
   pricingParam: PricingParam;
   licenseType: LicenseType;
+  /** Targets in scope: device serial numbers (device licenses) or client user ids (user licenses). */
+  targets: string[];
 }
 
 // ----------------------------- outputs -------------------------------------
@@ -117,7 +146,17 @@ export type EngineEvent =
   | { type: "syncCompleted"; accountId: string; kind: SyncKind; assets: number; assignments: number; users: number }
   | { type: "backoff"; accountId: string | null; until: number; reason: string }
   | { type: "serviceConfigUpdated"; limits: Record<string, number> }
-  | { type: "requestFailed"; accountId: string | null; purpose: string; errorNumber: number | null; message: string };
+  | { type: "requestFailed"; accountId: string | null; purpose: string; errorNumber: number | null; message: string }
+  /** Apple confirmed the license: send the install (or update) command now. */
+  | { type: "licenseReady"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null }
+  | { type: "licenseReleased"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; reason: string }
+  /** License removal notification is on: tell the device's user that this app's license was removed. */
+  | { type: "notifyUser"; accountId: string; adamId: string; serialNumber: string | null; clientUserId: string | null }
+  | { type: "insufficientLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; shortBy: number }
+  | { type: "lowLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; available: number; threshold: number }
+  /** A user must accept the invitation (no Managed Apple ID): deliver `inviteUrl` to them. */
+  | { type: "inviteUser"; accountId: string; clientUserId: string; email: string | null; inviteUrl: string }
+  | { type: "assignmentFailed"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; errorNumber: number | null; message: string };
 
 // ----------------------------- read models ---------------------------------
 
@@ -182,3 +221,23 @@ export interface EngineStats {
 }
 
 export interface TokenInfo { orgName: string; expiresAt: number }
+
+export interface PendingOperation {
+  operationId: number;
+  kind: "associate" | "disassociate" | "revoke" | "createUsers";
+  /** Set once Apple accepted the request. */
+  eventId: string | null;
+  state: "queued" | "submitting" | "pending";
+  assets: number;
+  targets: number;
+  submittedAt: number | null;
+  reason: string;
+}
+
+export interface LicenseExplanation {
+  hasLicense: boolean;
+  /** Why the target has or lacks a license of the app, in words. */
+  reason: string;
+}
+
+export interface ExplainQuery { adamId: string; pricingParam: PricingParam; serialNumber?: string; clientUserId?: string }

@@ -7,6 +7,7 @@ use crate::apple::wire::MdmInfo;
 use crate::apple::Limits;
 use crate::backoff::BackoffPolicy;
 use crate::error::EngineError;
+use crate::secret::Secret;
 use crate::time::{Millis, DAY, MINUTE, SECOND};
 
 /// Apple: "don't submit more than five requests simultaneously" when paging.
@@ -38,6 +39,25 @@ pub struct EngineConfig {
     /// put more than the limit into one of Apple's seconds.
     #[serde(default = "defaults::rate_limit_margin")]
     pub rate_limit_margin_ms: Millis,
+    /// Where Apple POSTs notifications (`<url>/<accountId>`) and the bearer it must present.
+    pub notifications: Option<NotificationConfig>,
+    /// `lowLicenses` fires when an app's available count drops to this or below.
+    #[serde(default = "defaults::low_license_threshold")]
+    pub low_license_threshold: i64,
+    /// Initial state of the license removal notification toggle.
+    #[serde(default)]
+    pub license_removal_notification: bool,
+    /// How often Reconcile runs on its own.
+    #[serde(default = "defaults::reconcile_interval")]
+    pub reconcile_interval_ms: Millis,
+}
+
+/// Notification endpoint settings. `Debug` hides the token.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotificationConfig {
+    pub url: String,
+    pub auth_token: Secret,
 }
 
 mod defaults {
@@ -66,6 +86,12 @@ mod defaults {
     pub fn rate_limit_margin() -> Millis {
         250
     }
+    pub fn low_license_threshold() -> i64 {
+        5
+    }
+    pub fn reconcile_interval() -> Millis {
+        DAY
+    }
 }
 
 impl EngineConfig {
@@ -82,6 +108,10 @@ impl EngineConfig {
             backoff_base_ms: defaults::backoff_base(),
             backoff_max_ms: defaults::backoff_max(),
             rate_limit_margin_ms: defaults::rate_limit_margin(),
+            notifications: None,
+            low_license_threshold: defaults::low_license_threshold(),
+            license_removal_notification: false,
+            reconcile_interval_ms: defaults::reconcile_interval(),
         }
     }
 
@@ -115,6 +145,18 @@ impl EngineConfig {
             if value < SECOND {
                 return Err(EngineError::Config(format!("{field} must be at least 1000")));
             }
+        }
+        if let Some(n) = &self.notifications {
+            let limit = limits.max_notification_length as usize;
+            if !n.url.starts_with("https://") && !n.url.starts_with("http://") {
+                return Err(EngineError::Config("notifications.url must be an http(s) URL".to_owned()));
+            }
+            if n.auth_token.expose().len() < 16 || n.auth_token.expose().len() > limit {
+                return Err(EngineError::Config(format!("notifications.authToken must be 16..={limit} characters")));
+            }
+        }
+        if self.reconcile_interval_ms < SECOND {
+            return Err(EngineError::Config("reconcileIntervalMs must be at least 1000".to_owned()));
         }
         if self.rate_limit_margin_ms > SECOND {
             return Err(EngineError::Config("rateLimitMarginMs must be 0..=1000".to_owned()));

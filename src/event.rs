@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::apple::wire::PricingParam;
 use crate::sync::SyncKind;
 use crate::time::Millis;
 
@@ -40,4 +41,35 @@ pub enum Event {
     Backoff { account_id: Option<String>, until: Millis, reason: String },
     ServiceConfigUpdated { limits: std::collections::BTreeMap<String, i64> },
     RequestFailed { account_id: Option<String>, purpose: String, error_number: Option<i64>, message: String },
+    /// Apple confirmed the license: send the install (or update) command now.
+    LicenseReady {
+        account_id: String,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
+    },
+    LicenseReleased {
+        account_id: String,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
+        reason: String,
+    },
+    /// License removal notification is on: tell the user this app's license was removed.
+    NotifyUser { account_id: String, adam_id: String, serial_number: Option<String>, client_user_id: Option<String> },
+    InsufficientLicenses { account_id: String, adam_id: String, pricing_param: PricingParam, short_by: usize },
+    LowLicenses { account_id: String, adam_id: String, pricing_param: PricingParam, available: i64, threshold: i64 },
+    /// The user must accept Apple's invitation (no Managed Apple ID): deliver `invite_url`.
+    InviteUser { account_id: String, client_user_id: String, email: Option<String>, invite_url: String },
+    AssignmentFailed {
+        account_id: String,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
+        error_number: Option<i64>,
+        message: String,
+    },
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::apple::wire::PricingParam;
 use crate::policy::AppPolicy;
 
 /// One input for [`crate::Engine::handle_input`].
@@ -33,8 +34,63 @@ pub enum Input {
     ReclaimOwnership { account_id: String },
     /// Create or replace an app policy.
     SetPolicy { policy: AppPolicy },
-    /// Remove an app policy.
+    /// Remove an app policy; the licenses it alone wanted are reclaimed.
     RemovePolicy { policy_id: String },
+    /// Targets entering or leaving a policy's scope (labels or groups changed). A target leaving
+    /// is reclaimed at once unless another policy still wants it.
+    UpdatePolicyTargets {
+        policy_id: String,
+        #[serde(default)]
+        add: Vec<String>,
+        #[serde(default)]
+        remove: Vec<String>,
+    },
+    /// A device enrolled (or re-enrolled: licenses it holds are reported ready again).
+    DeviceEnrolled {
+        serial_number: String,
+        client_user_id: Option<String>,
+        #[serde(default)]
+        shared_ipad: bool,
+    },
+    /// A device was retired: its licenses are reclaimed.
+    DeviceRetired { serial_number: String },
+    /// The device reported the app installed (lifts an earlier hold).
+    AppInstalled { serial_number: String, adam_id: String },
+    /// The user removed the app from the device: its license is reclaimed and not reassigned.
+    AppRemoved { serial_number: String, adam_id: String },
+    /// The install failed or was cancelled: the license is reclaimed and not reassigned.
+    InstallFailed {
+        serial_number: String,
+        adam_id: String,
+        #[serde(default)]
+        cancelled: bool,
+    },
+    /// An app installed unmanaged became managed: it needs a license (ready again if held).
+    AppConvertedToManaged { serial_number: String, adam_id: String },
+    /// The host wants to push an app update: `licenseReady` again where the license is held.
+    UpdatePush { serial_number: String, adam_id: String },
+    /// A user the MDM manages (registered at Apple when a user-license policy needs it).
+    UserAdded { client_user_id: String, email: Option<String>, managed_apple_id: Option<String> },
+    /// A user left the MDM: their licenses are reclaimed.
+    UserRemoved { client_user_id: String },
+    /// An administrator reclaims one license this MDM assigned.
+    ReclaimLicense {
+        account_id: String,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
+    },
+    /// An administrator reclaims every license of an app this MDM assigned in the account.
+    ReclaimApp { account_id: String, adam_id: String, pricing_param: PricingParam },
+    /// An administrator reclaims every license this MDM assigned in the account.
+    ReclaimAccount { account_id: String },
+    /// Release every license this MDM assigned that is no longer used, in every account.
+    Reconcile,
+    /// Adopt other MDMs' assignments a policy wants; release the rest (revocable apps only).
+    CleanUp { account_id: String },
+    /// Emit `notifyUser` for every released license, or stop doing so.
+    SetLicenseRemovalNotification { enabled: bool },
     /// The HTTP answer to the request with this id. Header names may have any case.
     Response {
         id: u64,

@@ -78,12 +78,17 @@
 mod account;
 pub mod apple;
 mod backoff;
+mod batch;
 mod config;
 mod engine;
 mod error;
 mod event;
+mod facts;
 mod input;
+mod licenses;
 mod mirror;
+mod notification;
+mod operation;
 mod output;
 pub mod persist;
 mod policy;

@@ -145,6 +145,102 @@ impl Mirror {
         *self = Self::default();
     }
 
+    // ------------------------------------------------------------ keys and lookups
+
+    pub fn intern_asset(&mut self, adam_id: &str, pricing: PricingParam) -> AssetKey {
+        AssetKey { adam_id: self.strings.intern(adam_id), pricing }
+    }
+
+    pub fn intern_device(&mut self, serial: &str) -> Target {
+        Target::Device(self.strings.intern(serial))
+    }
+
+    pub fn intern_user(&mut self, client_user_id: &str) -> Target {
+        Target::User(self.strings.intern(client_user_id))
+    }
+
+    /// The id of a string, without interning it.
+    pub fn lookup(&self, text: &str) -> Option<u32> {
+        self.strings.lookup(text)
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.strings.name(id)
+    }
+
+    pub fn asset(&self, key: &AssetKey) -> Option<&AssetCounts> {
+        self.assets.get(key)
+    }
+
+    /// Every edition (pricing) of an app the account holds.
+    pub fn assets_of_app(&self, adam_id: &str) -> Vec<AssetKey> {
+        let Some(id) = self.strings.lookup(adam_id) else { return Vec::new() };
+        self.assets.keys().filter(|k| k.adam_id == id).copied().collect()
+    }
+
+    pub fn has_assignment(&self, key: &AssignmentKey) -> bool {
+        self.assignments.contains(key)
+    }
+
+    pub fn assignments_iter(&self) -> impl Iterator<Item = &AssignmentKey> {
+        self.assignments.iter()
+    }
+
+    /// The assignments a target holds.
+    pub fn assignments_of(&self, target: Target) -> Vec<AssignmentKey> {
+        self.assignments.iter().filter(|k| k.target == target).copied().collect()
+    }
+
+    pub fn user(&self, id: u32) -> Option<&UserRecord> {
+        self.users.get(&id)
+    }
+
+    pub fn set_user(&mut self, client_user_id: &str, record: UserRecord) {
+        let id = self.strings.intern(client_user_id);
+        self.users.insert(id, record);
+    }
+
+    /// Strings of a key, for events: (adam id, serial number, client user id).
+    pub fn describe(&self, key: &AssignmentKey) -> (String, Option<String>, Option<String>) {
+        let view = self.view(key);
+        (view.adam_id, view.serial_number, view.client_user_id)
+    }
+
+    // ------------------------------------------------------------ confirmed changes
+
+    /// Apple confirmed an assignment: record it and move one license from available to assigned.
+    pub fn add_assignment(&mut self, key: AssignmentKey) {
+        if self.assignments.insert(key) {
+            self.shift_counts(&key.asset, 1);
+        }
+    }
+
+    /// Apple confirmed a release: the reverse of [`Mirror::add_assignment`].
+    pub fn remove_assignment(&mut self, key: &AssignmentKey) {
+        if self.assignments.remove(key) {
+            self.shift_counts(&key.asset, -1);
+        }
+    }
+
+    fn shift_counts(&mut self, asset: &AssetKey, assigned: i64) {
+        if let Some(counts) = self.assets.get_mut(asset) {
+            counts.assigned += assigned;
+            if counts.total != UNLIMITED_COUNT {
+                counts.available -= assigned;
+            }
+        }
+    }
+
+    /// `ASSET_COUNT`: licenses purchased (positive) or refunded / transferred away (negative).
+    pub fn apply_count_delta(&mut self, asset: &AssetKey, delta: i64) {
+        if let Some(counts) = self.assets.get_mut(asset) {
+            if counts.total != UNLIMITED_COUNT {
+                counts.total += delta;
+                counts.available += delta;
+            }
+        }
+    }
+
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.assets.len(), self.assignments.len(), self.users.len())
     }

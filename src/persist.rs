@@ -1,10 +1,15 @@
 //! Durable records: what the engine writes through `Output::Persist` and reads back in
 //! [`crate::Engine::restore`]. Records are small and keyed, so a change writes only what
-//! changed. Keys: `account/<id>`, `policy/<id>`.
+//! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
+//! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
+//! `op/<account>/<operation>` (operations in flight at Apple), `device/<serial>`, `user/<id>`,
+//! `settings`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::MdmInfo;
+use crate::apple::wire::{MdmInfo, PricingParam};
+use crate::facts::{DeviceFacts, UserFacts};
+use crate::operation::{AssetRef, NewUser, OperationKind};
 use crate::policy::AppPolicy;
 use crate::secret::Secret;
 use crate::sync::Cursors;
@@ -12,6 +17,15 @@ use crate::time::Millis;
 
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
+pub const PROVENANCE_PREFIX: &str = "prov/";
+pub const OPERATION_PREFIX: &str = "op/";
+pub const DEVICE_PREFIX: &str = "device/";
+pub const USER_PREFIX: &str = "user/";
+pub const SETTINGS_KEY: &str = "settings";
+
+fn enc(component: &str) -> String {
+    form_urlencoded::byte_serialize(component.as_bytes()).collect()
+}
 
 pub fn account_key(account_id: &str) -> String {
     format!("{ACCOUNT_PREFIX}{account_id}")
@@ -19,6 +33,83 @@ pub fn account_key(account_id: &str) -> String {
 
 pub fn policy_key(policy_id: &str) -> String {
     format!("{POLICY_PREFIX}{policy_id}")
+}
+
+pub fn device_key(serial_number: &str) -> String {
+    format!("{DEVICE_PREFIX}{}", enc(serial_number))
+}
+
+pub fn user_key(client_user_id: &str) -> String {
+    format!("{USER_PREFIX}{}", enc(client_user_id))
+}
+
+pub fn operation_key(account_id: &str, operation_id: u64) -> String {
+    format!("{OPERATION_PREFIX}{}/{operation_id}", enc(account_id))
+}
+
+impl ProvenanceRecord {
+    pub fn key(&self) -> String {
+        let (kind, target) = match (&self.serial_number, &self.client_user_id) {
+            (Some(serial), _) => ("d", serial),
+            (None, Some(user)) => ("u", user),
+            (None, None) => ("?", &String::new()),
+        };
+        let pricing = match self.pricing_param {
+            PricingParam::Stdq => "STDQ",
+            PricingParam::Plus => "PLUS",
+        };
+        format!("{PROVENANCE_PREFIX}{}/{}/{pricing}/{kind}/{}", enc(&self.account_id), enc(&self.adam_id), enc(target))
+    }
+}
+
+/// One assignment this instance made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvenanceRecord {
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+}
+
+/// An operation sent (or about to be sent) to Apple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationRecord {
+    pub account_id: String,
+    pub operation_id: u64,
+    pub kind: OperationKind,
+    pub assets: Vec<AssetRef>,
+    pub serial_numbers: Vec<String>,
+    pub client_user_ids: Vec<String>,
+    pub users: Vec<NewUser>,
+    pub reason: String,
+    /// Set once Apple accepted the request.
+    pub event_id: Option<String>,
+    pub submitted_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRecord {
+    pub serial_number: String,
+    #[serde(flatten)]
+    pub facts: DeviceFacts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub client_user_id: String,
+    #[serde(flatten)]
+    pub facts: UserFacts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsRecord {
+    pub license_removal_notification: bool,
 }
 
 /// Who manages the account's location, as far as the engine knows.
@@ -37,6 +128,8 @@ pub enum Ownership {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DurableAccount {
+    /// Apple's id of the location (`uId`), from client config.
+    pub u_id: Option<String>,
     pub location_name: Option<String>,
     pub country_code: Option<String>,
     pub ownership: Ownership,
@@ -52,6 +145,7 @@ pub struct DurableAccount {
 impl DurableAccount {
     pub fn new() -> Self {
         Self {
+            u_id: None,
             location_name: None,
             country_code: None,
             ownership: Ownership::Unknown,
@@ -81,6 +175,11 @@ pub struct AccountRecord {
 pub enum Record {
     Account(AccountRecord),
     Policy(AppPolicy),
+    Provenance(ProvenanceRecord),
+    Operation(OperationRecord),
+    Device(DeviceRecord),
+    User(UserRecord),
+    Settings(SettingsRecord),
 }
 
 /// A record as read back from the store.

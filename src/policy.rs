@@ -1,5 +1,7 @@
 //! App policies: what the host wants licensed, per account.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::PricingParam;
@@ -22,4 +24,7 @@ pub struct AppPolicy {
     pub adam_id: String,
     pub pricing_param: PricingParam,
     pub license_type: LicenseType,
+    /// Targets in scope: serial numbers for device licenses, client user ids for user licenses.
+    #[serde(default)]
+    pub targets: BTreeSet<String>,
 }

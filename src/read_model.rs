@@ -105,3 +105,33 @@ pub struct TokenInfo {
     pub org_name: String,
     pub expires_at: Millis,
 }
+
+/// An operation Apple has not finished (or that is not sent yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingOperationView {
+    pub operation_id: u64,
+    pub kind: crate::operation::OperationKind,
+    pub event_id: Option<String>,
+    pub state: &'static str,
+    pub assets: usize,
+    pub targets: usize,
+    pub submitted_at: Option<Millis>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExplainQuery {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseExplanation {
+    pub has_license: bool,
+    pub reason: String,
+}

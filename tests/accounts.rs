@@ -161,6 +161,7 @@ fn policy(id: &str, account: &str) -> AppPolicy {
         adam_id: "400000000".into(),
         pricing_param: PricingParam::Stdq,
         license_type: LicenseType::Device,
+        targets: Default::default(),
     }
 }
 

@@ -33,12 +33,21 @@ pub struct ClientConfig {
     pub u_id: Option<String>,
 }
 
-/// `ClientConfigRequest` body used to claim a location.
+/// `ClientConfigRequest` body used to claim a location (and subscribe to notifications).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRequest<'a> {
     pub mdm_info: &'a MdmInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_auth_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_types: Option<[&'static str; 4]>,
 }
+
+/// The notification types the engine subscribes to.
+pub const NOTIFICATION_TYPES: [&str; 4] = ["ASSET_MANAGEMENT", "ASSET_COUNT", "USER_MANAGEMENT", "USER_ASSOCIATED"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PricingParam {

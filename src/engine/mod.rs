@@ -1,8 +1,20 @@
 //! The engine: the one object a host drives. See the crate documentation for the run loop.
+//!
+//! `mod.rs` drives (inputs, scheduling, outputs) and answers read models; `licensing.rs` holds
+//! the license commands, facts and notifications; `records.rs` turns state into store records
+//! and back.
+
+mod licensing;
+mod records;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use std::collections::BTreeSet;
+
 use crate::account::{Account, AccountRequest, Ctx, Purpose};
+use crate::facts::Facts;
+use crate::licenses::Scope;
+use crate::notification::Deduper;
 use crate::apple::outcome::{classify, Classified, Outcome};
 use crate::apple::service_config::ServiceConfigResponse;
 use crate::apple::ServiceConfig;
@@ -11,7 +23,7 @@ use crate::error::EngineError;
 use crate::event::Event;
 use crate::input::Input;
 use crate::output::{Method, Output, PersistOp, Request};
-use crate::persist::{account_key, policy_key, AccountRecord, Record, StoredRecord, ACCOUNT_PREFIX, POLICY_PREFIX};
+use crate::persist::{account_key, Record, StoredRecord};
 use crate::policy::AppPolicy;
 use crate::read_model::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
@@ -53,12 +65,22 @@ pub struct Engine {
     /// Deletions and policy writes not yet emitted (account records are written from `dirty`).
     pending_ops: Vec<PersistOp>,
     stats: EngineStats,
+    facts: Facts,
+    /// Device and user facts whose records must be written.
+    dirty_devices: BTreeSet<String>,
+    dirty_users: BTreeSet<String>,
+    /// The license removal notification toggle.
+    notify_users: bool,
+    notifications_seen: Deduper,
+    next_reconcile_at: Millis,
 }
 
 impl Engine {
     /// Creates an engine with no accounts. `now` is the host's current Unix time in ms.
     pub fn new(config: EngineConfig, now: Millis) -> Result<Self, EngineError> {
         config.validate()?;
+        let notify_users = config.license_removal_notification;
+        let next_reconcile_at = now + config.reconcile_interval_ms;
         Ok(Self {
             rng: fastrand::Rng::with_seed(config.seed),
             service: ServiceConfig::defaults(&config.service_config_url),
@@ -72,6 +94,12 @@ impl Engine {
             outputs: VecDeque::new(),
             pending_ops: Vec::new(),
             stats: EngineStats::default(),
+            facts: Facts::default(),
+            dirty_devices: BTreeSet::new(),
+            dirty_users: BTreeSet::new(),
+            notify_users,
+            notifications_seen: Deduper::default(),
+            next_reconcile_at,
         })
     }
 
@@ -81,31 +109,7 @@ impl Engine {
     /// work is requested again.
     pub fn restore(config: EngineConfig, records: Vec<StoredRecord>, now: Millis) -> Result<Self, EngineError> {
         let mut engine = Self::new(config, now)?;
-        for StoredRecord { key, value } in records {
-            let invalid = |reason: String| EngineError::Restore { key: key.clone(), reason };
-            if key.starts_with(ACCOUNT_PREFIX) {
-                let record: AccountRecord = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-                let token = SToken::decode(record.token.expose()).map_err(|e| invalid(e.to_string()))?;
-                if account_key(&record.account_id) != key {
-                    return Err(invalid("the key does not match the account id".to_owned()));
-                }
-                engine.accounts.insert(record.account_id.clone(), Account::restore(record, token, &engine.config));
-            } else if key.starts_with(POLICY_PREFIX) {
-                let policy: AppPolicy = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-                if policy_key(&policy.policy_id) != key {
-                    return Err(invalid("the key does not match the policy id".to_owned()));
-                }
-                engine.policies.insert(policy.policy_id.clone(), policy);
-            } else {
-                return Err(invalid("not a record this engine writes".to_owned()));
-            }
-        }
-        if let Some(policy) = engine.policies.values().find(|p| !engine.accounts.contains_key(&p.account_id)) {
-            return Err(EngineError::Restore {
-                key: policy_key(&policy.policy_id),
-                reason: format!("the policy uses account {:?}, which is not in the store", policy.account_id),
-            });
-        }
+        engine.load_records(records)?;
         Ok(engine)
     }
 
@@ -132,9 +136,45 @@ impl Engine {
                 account.reclaim_ownership().map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
             }
             Input::SetPolicy { policy } => self.set_policy(policy)?,
-            Input::RemovePolicy { policy_id } => {
-                self.policies.remove(&policy_id).ok_or_else(|| EngineError::UnknownPolicy(policy_id.clone()))?;
-                self.pending_ops.push(PersistOp::Delete { key: policy_key(&policy_id) });
+            Input::RemovePolicy { policy_id } => self.remove_policy(&policy_id)?,
+            Input::UpdatePolicyTargets { policy_id, add, remove } => self.update_policy_targets(&policy_id, add, remove)?,
+            Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad } => {
+                self.device_enrolled(serial_number, client_user_id, shared_ipad, &mut events)?
+            }
+            Input::DeviceRetired { serial_number } => self.device_retired(serial_number)?,
+            Input::AppInstalled { serial_number, adam_id } => self.app_installed(&serial_number, &adam_id)?,
+            Input::AppRemoved { serial_number, adam_id } => {
+                self.hold_device_app(&serial_number, &adam_id, "the user removed the app from the device")?
+            }
+            Input::InstallFailed { serial_number, adam_id, cancelled } => {
+                let reason = if cancelled { "the installation was cancelled" } else { "the installation failed" };
+                self.hold_device_app(&serial_number, &adam_id, reason)?
+            }
+            Input::AppConvertedToManaged { serial_number, adam_id } => {
+                self.app_installed(&serial_number, &adam_id)?;
+                self.license_ready_again(&serial_number, Some(&adam_id), &mut events)?;
+            }
+            Input::UpdatePush { serial_number, adam_id } => {
+                self.license_ready_again(&serial_number, Some(&adam_id), &mut events)?
+            }
+            Input::UserAdded { client_user_id, email, managed_apple_id } => {
+                self.user_added(client_user_id, email, managed_apple_id)?
+            }
+            Input::UserRemoved { client_user_id } => self.user_removed(client_user_id)?,
+            Input::ReclaimLicense { account_id, adam_id, pricing_param, serial_number, client_user_id } => {
+                self.reclaim_license(&account_id, &adam_id, pricing_param, serial_number, client_user_id)?
+            }
+            Input::ReclaimApp { account_id, adam_id, pricing_param } => {
+                self.reclaim_where(&account_id, |mirror, key| {
+                    key.asset.pricing == pricing_param && mirror.name(key.asset.adam_id) == adam_id
+                })?
+            }
+            Input::ReclaimAccount { account_id } => self.reclaim_where(&account_id, |_, _| true)?,
+            Input::Reconcile => self.reconcile(now),
+            Input::CleanUp { account_id } => self.account_mut(&account_id)?.licenses.request_clean_up(),
+            Input::SetLicenseRemovalNotification { enabled } => {
+                self.notify_users = enabled;
+                self.pending_ops.push(records::settings_op(enabled));
             }
             Input::Response { id, status, headers, body } => {
                 let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
@@ -182,7 +222,14 @@ impl Engine {
             InFlight::ServiceConfig => self.service_config_answered(answer, events),
             InFlight::Account { account_id, purpose, sent_at } => {
                 let Some(account) = self.accounts.get_mut(&account_id) else { return };
-                let mut ctx = Ctx { now, config: &self.config, service: &self.service, rng: &mut self.rng, events };
+                let mut ctx = Ctx {
+                    now,
+                    config: &self.config,
+                    service: &self.service,
+                    rng: &mut self.rng,
+                    events,
+                    notify_users: self.notify_users,
+                };
                 match answer {
                     Ok((classified, body)) => account.handle_answer(purpose, sent_at, classified, body, &mut ctx),
                     Err(message) => account.handle_network_error(purpose, sent_at, message, &mut ctx),
@@ -238,12 +285,26 @@ impl Engine {
             let url = self.config.service_config_url.clone();
             self.issue(None, InFlight::ServiceConfig, "serviceConfig", Method::Get, url, None, BTreeMap::new());
         }
+        if now >= self.next_reconcile_at {
+            self.reconcile(now);
+        }
         let mut events = Vec::new();
         let mut requests = Vec::new();
         let rate_limit = self.service.limits.max_request_per_second;
         for account in self.accounts.values_mut() {
-            let mut ctx = Ctx { now, config: &self.config, service: &self.service, rng: &mut self.rng, events: &mut events };
+            let mut ctx = Ctx {
+                now,
+                config: &self.config,
+                service: &self.service,
+                rng: &mut self.rng,
+                events: &mut events,
+                notify_users: self.notify_users,
+            };
             account.tick(&mut ctx);
+            if account.licenses.needs_plan && account.can_plan() {
+                let policies = self.policies.values().filter(|p| p.account_id == account.id).collect();
+                account.plan_licenses(&Scope { policies, facts: &self.facts }, &mut ctx);
+            }
             while account.may_send(now, rate_limit) {
                 let Some(request) = account.next_request(&ctx) else { break };
                 requests.push((account.id.clone(), account.token.bearer().expose().to_owned(), request));
@@ -302,7 +363,9 @@ impl Engine {
                 account.dirty = false;
                 ops.push(PersistOp::Put { key: account_key(&account.id), value: Record::Account(account.to_record()) });
             }
+            records::license_ops(account, &mut ops);
         }
+        records::fact_ops(&self.facts, &mut self.dirty_devices, &mut self.dirty_users, &mut ops);
         if ops.is_empty() {
             return;
         }
@@ -380,20 +443,6 @@ impl Engine {
         Ok(())
     }
 
-    fn set_policy(&mut self, policy: AppPolicy) -> Result<(), EngineError> {
-        check_id("policyId", &policy.policy_id)?;
-        check_name(&policy.name)?;
-        if policy.adam_id.trim().is_empty() {
-            return Err(EngineError::InvalidInput("adamId must not be empty".to_owned()));
-        }
-        if !self.accounts.contains_key(&policy.account_id) {
-            return Err(EngineError::UnknownAccount(policy.account_id));
-        }
-        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Record::Policy(policy.clone()) });
-        self.policies.insert(policy.policy_id.clone(), policy);
-        Ok(())
-    }
-
     // ===================================================================== read models
 
     /// Every account with its status, for the account list.
@@ -447,6 +496,9 @@ impl Engine {
             reason: "service config refresh".to_owned(),
             account_id: None,
         };
+        if self.next_reconcile_at < best.at {
+            best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
+        }
         for account in self.accounts.values() {
             if let Some((at, reason)) = account.next_due(now, &self.config, rate_limit) {
                 if at < best.at {

@@ -1,0 +1,409 @@
+//! License commands: policies, device and user facts, administrator reclaims, Reconcile,
+//! Clean Up, Apple's notifications, and the license read models.
+
+use super::{check_id, check_name, Engine};
+use crate::account::{Account, Ctx};
+use crate::apple::wire::PricingParam;
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::facts::{DeviceFacts, UserFacts};
+use crate::licenses::Decision;
+use crate::mirror::{AssignmentKey, Mirror, Target};
+use crate::notification::{bearer_matches, parse, Notification};
+use crate::operation::{OperationKind, OperationState};
+use crate::output::PersistOp;
+use crate::persist::{policy_key, Record};
+use crate::policy::{AppPolicy, LicenseType};
+use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
+use crate::time::Millis;
+
+/// HTTP statuses answered to Apple's notification POSTs.
+pub const NOTIFICATION_ACCEPTED: u16 = 200;
+pub const NOTIFICATION_MALFORMED: u16 = 400;
+pub const NOTIFICATION_UNAUTHORIZED: u16 = 401;
+pub const NOTIFICATION_UNKNOWN_ACCOUNT: u16 = 404;
+
+/// The assignment key a policy means for one of its targets, in the account's mirror.
+fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
+    let asset = mirror.intern_asset(&policy.adam_id, policy.pricing_param);
+    let target = match policy.license_type {
+        LicenseType::Device => mirror.intern_device(target),
+        LicenseType::User => mirror.intern_user(target),
+    };
+    AssignmentKey { asset, target }
+}
+
+impl Engine {
+    // ===================================================================== policies
+
+    pub(super) fn set_policy(&mut self, policy: AppPolicy) -> Result<(), EngineError> {
+        check_id("policyId", &policy.policy_id)?;
+        check_name(&policy.name)?;
+        if policy.adam_id.trim().is_empty() {
+            return Err(EngineError::InvalidInput("adamId must not be empty".to_owned()));
+        }
+        if policy.targets.iter().any(|t| t.trim().is_empty()) {
+            return Err(EngineError::InvalidInput("targets must not contain empty ids".to_owned()));
+        }
+        if !self.accounts.contains_key(&policy.account_id) {
+            return Err(EngineError::UnknownAccount(policy.account_id));
+        }
+        if let Some(old) = self.policies.get(&policy.policy_id).cloned() {
+            let same_license = old.account_id == policy.account_id
+                && old.adam_id == policy.adam_id
+                && old.pricing_param == policy.pricing_param
+                && old.license_type == policy.license_type;
+            let dropped: Vec<String> =
+                old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
+            self.nominate_targets(&old, &dropped, &format!("left the scope of policy {}", old.name));
+        }
+        let targets: Vec<String> = policy.targets.iter().cloned().collect();
+        self.lift_holds(&policy, &targets);
+        self.store_policy(policy);
+        Ok(())
+    }
+
+    pub(super) fn remove_policy(&mut self, policy_id: &str) -> Result<(), EngineError> {
+        let policy = self.policies.remove(policy_id).ok_or_else(|| EngineError::UnknownPolicy(policy_id.to_owned()))?;
+        let targets: Vec<String> = policy.targets.iter().cloned().collect();
+        self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
+        self.pending_ops.push(PersistOp::Delete { key: policy_key(policy_id) });
+        Ok(())
+    }
+
+    pub(super) fn update_policy_targets(&mut self, policy_id: &str, add: Vec<String>, remove: Vec<String>) -> Result<(), EngineError> {
+        let mut policy = self.policies.get(policy_id).cloned().ok_or_else(|| EngineError::UnknownPolicy(policy_id.to_owned()))?;
+        if add.iter().chain(&remove).any(|t| t.trim().is_empty()) {
+            return Err(EngineError::InvalidInput("targets must not contain empty ids".to_owned()));
+        }
+        let removed: Vec<String> = remove.into_iter().filter(|t| policy.targets.remove(t)).collect();
+        self.nominate_targets(&policy, &removed, &format!("left the scope of policy {}", policy.name));
+        policy.targets.extend(add.iter().cloned());
+        self.lift_holds(&policy, &add);
+        self.store_policy(policy);
+        Ok(())
+    }
+
+    fn store_policy(&mut self, policy: AppPolicy) {
+        if let Some(account) = self.accounts.get_mut(&policy.account_id) {
+            account.licenses.needs_plan = true;
+        }
+        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Record::Policy(policy.clone()) });
+        self.policies.insert(policy.policy_id.clone(), policy);
+    }
+
+    /// Targets left a policy's scope: reclaim what we assigned for it, unless still wanted.
+    fn nominate_targets(&mut self, policy: &AppPolicy, targets: &[String], reason: &str) {
+        let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        for target in targets {
+            let key = key_for(&mut account.mirror, policy, target);
+            account.licenses.nominate(key, reason);
+        }
+    }
+
+    /// Targets (re-)entered a policy's scope: earlier holds no longer apply.
+    fn lift_holds(&mut self, policy: &AppPolicy, targets: &[String]) {
+        let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        for target in targets {
+            let key = key_for(&mut account.mirror, policy, target);
+            account.licenses.release_hold(&key);
+        }
+    }
+
+    // ===================================================================== facts
+
+    pub(super) fn device_enrolled(
+        &mut self,
+        serial: String,
+        client_user_id: Option<String>,
+        shared_ipad: bool,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        check_id("serialNumber", &serial)?;
+        if let Some(user) = &client_user_id {
+            check_id("clientUserId", user)?;
+        }
+        let installed = self.facts.devices.get(&serial).map(|d| d.installed.clone()).unwrap_or_default();
+        self.facts.set_device(&serial, DeviceFacts { client_user_id, shared_ipad, retired: false, installed });
+        self.dirty_devices.insert(serial.clone());
+        for account in self.accounts.values_mut() {
+            let target = account.mirror.intern_device(&serial);
+            account.licenses.release_holds_of(target);
+            account.licenses.needs_plan = true;
+        }
+        // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
+        self.license_ready_again(&serial, None, events)
+    }
+
+    pub(super) fn device_retired(&mut self, serial: String) -> Result<(), EngineError> {
+        check_id("serialNumber", &serial)?;
+        let mut facts = self.facts.devices.get(&serial).cloned().unwrap_or_default();
+        facts.retired = true;
+        self.facts.set_device(&serial, facts);
+        self.dirty_devices.insert(serial.clone());
+        for account in self.accounts.values_mut() {
+            if let Some(id) = account.mirror.lookup(&serial) {
+                account.licenses.nominate_target(Target::Device(id), "the device was retired");
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn app_installed(&mut self, serial: &str, adam_id: &str) -> Result<(), EngineError> {
+        self.record_installed(serial, adam_id, true)?;
+        for account in self.accounts.values_mut() {
+            let target = account.mirror.intern_device(serial);
+            for asset in account.mirror.assets_of_app(adam_id) {
+                account.licenses.release_hold(&AssignmentKey { asset, target });
+            }
+        }
+        Ok(())
+    }
+
+    /// The app left the device unwanted (removed by the user, install failed or cancelled):
+    /// reclaim its license and don't assign it again until the situation changes.
+    pub(super) fn hold_device_app(&mut self, serial: &str, adam_id: &str, reason: &str) -> Result<(), EngineError> {
+        self.record_installed(serial, adam_id, false)?;
+        for account in self.accounts.values_mut() {
+            let target = account.mirror.intern_device(serial);
+            for asset in account.mirror.assets_of_app(adam_id) {
+                account.licenses.hold(AssignmentKey { asset, target }, reason);
+            }
+        }
+        Ok(())
+    }
+
+    fn record_installed(&mut self, serial: &str, adam_id: &str, installed: bool) -> Result<(), EngineError> {
+        check_id("serialNumber", serial)?;
+        check_id("adamId", adam_id)?;
+        let mut facts = self.facts.devices.get(serial).cloned().unwrap_or_default();
+        if installed {
+            facts.installed.insert(adam_id.to_owned());
+        } else {
+            facts.installed.remove(adam_id);
+        }
+        self.facts.set_device(serial, facts);
+        self.dirty_devices.insert(serial.to_owned());
+        Ok(())
+    }
+
+    /// `licenseReady` again for the device licenses this MDM gave the device (all apps, or one).
+    pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>, events: &mut Vec<Event>) -> Result<(), EngineError> {
+        check_id("serialNumber", serial)?;
+        for account in self.accounts.values() {
+            let Some(id) = account.mirror.lookup(serial) else { continue };
+            let held = account.licenses.ours.iter().filter(|k| k.target == Target::Device(id) && account.mirror.has_assignment(k));
+            for key in held {
+                let (app, serial_number, client_user_id) = account.mirror.describe(key);
+                if adam_id.is_none_or(|a| a == app) {
+                    events.push(Event::LicenseReady {
+                        account_id: account.id.clone(),
+                        adam_id: app,
+                        pricing_param: key.asset.pricing,
+                        serial_number,
+                        client_user_id,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn user_added(&mut self, client_user_id: String, email: Option<String>, managed_apple_id: Option<String>) -> Result<(), EngineError> {
+        check_id("clientUserId", &client_user_id)?;
+        self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
+        self.dirty_users.insert(client_user_id.clone());
+        for account in self.accounts.values_mut() {
+            let target = account.mirror.intern_user(&client_user_id);
+            account.licenses.release_holds_of(target);
+            account.licenses.needs_plan = true;
+        }
+        Ok(())
+    }
+
+    pub(super) fn user_removed(&mut self, client_user_id: String) -> Result<(), EngineError> {
+        check_id("clientUserId", &client_user_id)?;
+        let mut facts = self.facts.users.get(&client_user_id).cloned().unwrap_or_default();
+        facts.removed = true;
+        self.facts.users.insert(client_user_id.clone(), facts);
+        self.dirty_users.insert(client_user_id.clone());
+        for account in self.accounts.values_mut() {
+            if let Some(id) = account.mirror.lookup(&client_user_id) {
+                account.licenses.nominate_target(Target::User(id), "the user was removed");
+            }
+        }
+        Ok(())
+    }
+
+    // ===================================================================== administrator commands
+
+    pub(super) fn reclaim_license(
+        &mut self,
+        account_id: &str,
+        adam_id: &str,
+        pricing: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
+    ) -> Result<(), EngineError> {
+        let account = self.account_mut(account_id)?;
+        let target_name = match (&serial_number, &client_user_id) {
+            (Some(serial), None) => serial,
+            (None, Some(user)) => user,
+            _ => return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned())),
+        };
+        let not_ours = || EngineError::NotAllowed {
+            account_id: account_id.to_owned(),
+            reason: format!("no license of app {adam_id} for {target_name} was assigned by this MDM (Clean Up handles other MDMs' licenses)"),
+        };
+        let (Some(adam), Some(target)) = (account.mirror.lookup(adam_id), account.mirror.lookup(target_name)) else {
+            return Err(not_ours());
+        };
+        let target = if serial_number.is_some() { Target::Device(target) } else { Target::User(target) };
+        let key = AssignmentKey { asset: crate::mirror::AssetKey { adam_id: adam, pricing }, target };
+        if !account.licenses.ours.contains(&key) {
+            return Err(not_ours());
+        }
+        account.licenses.hold(key, "reclaimed by an administrator");
+        Ok(())
+    }
+
+    /// Reclaims (and holds) every license of ours in the account that `matches`.
+    pub(super) fn reclaim_where(&mut self, account_id: &str, matches: impl Fn(&Mirror, &AssignmentKey) -> bool) -> Result<(), EngineError> {
+        let account = self.account_mut(account_id)?;
+        let keys: Vec<AssignmentKey> = account.licenses.ours.iter().filter(|k| matches(&account.mirror, k)).copied().collect();
+        for key in keys {
+            account.licenses.hold(key, "reclaimed by an administrator");
+        }
+        Ok(())
+    }
+
+    /// Every account: release what this MDM assigned that is no longer used.
+    pub(super) fn reconcile(&mut self, now: Millis) {
+        for account in self.accounts.values_mut() {
+            account.licenses.request_reconcile();
+        }
+        self.next_reconcile_at = now + self.config.reconcile_interval_ms;
+    }
+
+    // ===================================================================== notifications
+
+    /// Handles a notification Apple POSTed for `account_id` and returns the HTTP status to
+    /// answer. Call from the notification endpoint with the request's `Authorization` header and
+    /// body; then drain [`Engine::poll_output`]. A forged, malformed or duplicated notification
+    /// changes nothing.
+    pub fn handle_notification(&mut self, account_id: &str, authorization: Option<&str>, body: &str, now: Millis) -> u16 {
+        let now = self.clock.advance(now);
+        let Some(config) = &self.config.notifications else { return NOTIFICATION_UNKNOWN_ACCOUNT };
+        if !bearer_matches(authorization, &config.auth_token) {
+            return NOTIFICATION_UNAUTHORIZED;
+        }
+        if !self.accounts.contains_key(account_id) {
+            return NOTIFICATION_UNKNOWN_ACCOUNT;
+        }
+        let Ok(parsed) = parse(body) else { return NOTIFICATION_MALFORMED };
+        let location = self.accounts[account_id].durable.u_id.as_deref();
+        if location.is_some_and(|ours| parsed.u_id.as_deref().is_some_and(|theirs| theirs != ours)) {
+            return NOTIFICATION_MALFORMED; // another location's notification
+        }
+        if self.notifications_seen.seen(&parsed.notification_id) {
+            return NOTIFICATION_ACCEPTED;
+        }
+        self.notifications_seen.remember(parsed.notification_id);
+        let mut events = Vec::new();
+        let account = self.accounts.get_mut(account_id).expect("checked above");
+        if !account.is_stopped() {
+            let mut ctx = Ctx {
+                now,
+                config: &self.config,
+                service: &self.service,
+                rng: &mut self.rng,
+                events: &mut events,
+                notify_users: self.notify_users,
+            };
+            apply_notification(account, parsed.notification, &mut ctx);
+        }
+        self.emit_events(events);
+        self.settle(false);
+        NOTIFICATION_ACCEPTED
+    }
+
+    // ===================================================================== read models
+
+    /// Operations of an account that Apple has not finished (or that are not sent yet).
+    pub fn pending_operations(&self, account_id: &str) -> Result<Vec<PendingOperationView>, EngineError> {
+        let account = self.account(account_id)?;
+        Ok(account
+            .licenses
+            .operations()
+            .map(|op| {
+                let (state, submitted_at) = match &op.state {
+                    OperationState::Queued => ("queued", None),
+                    OperationState::Submitting => ("submitting", None),
+                    OperationState::Pending { submitted_at, .. } => ("pending", Some(*submitted_at)),
+                };
+                PendingOperationView {
+                    operation_id: op.id,
+                    kind: op.kind,
+                    event_id: op.event_id().map(str::to_owned),
+                    state,
+                    assets: op.assets.len(),
+                    targets: if op.kind == OperationKind::CreateUsers { op.new_users.len() } else { op.targets.len() },
+                    submitted_at,
+                    reason: op.reason.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// Why a device or user has or lacks a license of an app. Names the engine has not seen
+    /// are remembered (interned) by the question.
+    pub fn explain(&mut self, account_id: &str, query: &ExplainQuery) -> Result<LicenseExplanation, EngineError> {
+        let target_name = match (&query.serial_number, &query.client_user_id) {
+            (Some(serial), None) => serial.clone(),
+            (None, Some(user)) => user.clone(),
+            _ => return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned())),
+        };
+        let license_type = if query.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
+        let policies: Vec<AppPolicy> = self
+            .policies
+            .values()
+            .filter(|p| {
+                p.account_id == account_id
+                    && p.adam_id == query.adam_id
+                    && p.pricing_param == query.pricing_param
+                    && p.license_type == license_type
+                    && p.targets.contains(&target_name)
+            })
+            .cloned()
+            .collect();
+        let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
+        let decisions: Vec<Decision> =
+            policies.iter().map(|p| account.licenses.decide(p, &target_name, &self.facts, &mut account.mirror)).collect();
+        let probe = AppPolicy {
+            policy_id: String::new(),
+            name: String::new(),
+            account_id: account_id.to_owned(),
+            adam_id: query.adam_id.clone(),
+            pricing_param: query.pricing_param,
+            license_type,
+            targets: Default::default(),
+        };
+        let key = key_for(&mut account.mirror, &probe, &target_name);
+        let known = account.mirror.asset(&key.asset).is_some() || account.mirror.has_assignment(&key);
+        let (has_license, reason) = account.licenses.explain(known.then_some(key), &decisions, &account.mirror);
+        Ok(LicenseExplanation { has_license, reason })
+    }
+}
+
+fn apply_notification(account: &mut Account, notification: Notification, ctx: &mut Ctx<'_>) {
+    match notification {
+        Notification::Test | Notification::Ignored => {}
+        Notification::AssetManagement(management) => account.asset_management(&management, ctx),
+        Notification::AssetCount(count) => {
+            let asset = account.mirror.intern_asset(&count.adam_id, count.pricing_param);
+            account.mirror.apply_count_delta(&asset, count.count_delta);
+            account.licenses.counts_changed();
+        }
+        Notification::Users(users) => account.licenses.users_updated(&users, &mut account.mirror),
+    }
+}

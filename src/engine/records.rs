@@ -1,0 +1,178 @@
+//! The engine's state as store records, and back.
+
+use std::collections::BTreeSet;
+
+use super::Engine;
+use crate::account::Account;
+use crate::error::EngineError;
+use crate::facts::Facts;
+use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
+use crate::operation::{AssetRef, Operation, OperationState, POLL_INTERVAL};
+use crate::output::PersistOp;
+use crate::persist::{
+    account_key, device_key, operation_key, policy_key, user_key, AccountRecord, DeviceRecord, OperationRecord,
+    ProvenanceRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX, DEVICE_PREFIX, OPERATION_PREFIX,
+    POLICY_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
+};
+use crate::policy::AppPolicy;
+use crate::token::SToken;
+
+pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
+    PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Record::Settings(SettingsRecord { license_removal_notification }) }
+}
+
+fn provenance(account: &Account, key: &AssignmentKey) -> ProvenanceRecord {
+    let (adam_id, serial_number, client_user_id) = account.mirror.describe(key);
+    ProvenanceRecord { account_id: account.id.clone(), adam_id, pricing_param: key.asset.pricing, serial_number, client_user_id }
+}
+
+/// Provenance and operation records the account changed since the last call.
+pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
+    for (key, ours) in std::mem::take(&mut account.licenses.dirty_ours) {
+        let record = provenance(account, &key);
+        ops.push(if ours {
+            PersistOp::Put { key: record.key(), value: Record::Provenance(record) }
+        } else {
+            PersistOp::Delete { key: record.key() }
+        });
+    }
+    for op_id in std::mem::take(&mut account.licenses.dirty_ops) {
+        let key = operation_key(&account.id, op_id);
+        ops.push(match account.licenses.operation(op_id) {
+            Some(op) => PersistOp::Put { key, value: Record::Operation(operation_record(&account.id, op, &account.mirror)) },
+            None => PersistOp::Delete { key },
+        });
+    }
+}
+
+fn operation_record(account_id: &str, op: &Operation, mirror: &Mirror) -> OperationRecord {
+    let names = |device: bool| -> Vec<String> {
+        op.targets
+            .iter()
+            .filter_map(|t| match (t, device) {
+                (Target::Device(id), true) | (Target::User(id), false) => Some(mirror.name(*id).to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (event_id, submitted_at) = match &op.state {
+        OperationState::Pending { event_id, submitted_at, .. } => (Some(event_id.clone()), Some(*submitted_at)),
+        _ => (None, None),
+    };
+    OperationRecord {
+        account_id: account_id.to_owned(),
+        operation_id: op.id,
+        kind: op.kind,
+        assets: op.assets.iter().map(|a| AssetRef::of(a, mirror)).collect(),
+        serial_numbers: names(true),
+        client_user_ids: names(false),
+        users: op.new_users.clone(),
+        reason: op.reason.clone(),
+        event_id,
+        submitted_at,
+    }
+}
+
+/// Device and user fact records changed since the last call.
+pub(super) fn fact_ops(facts: &Facts, devices: &mut BTreeSet<String>, users: &mut BTreeSet<String>, ops: &mut Vec<PersistOp>) {
+    for serial in std::mem::take(devices) {
+        if let Some(device) = facts.devices.get(&serial) {
+            let record = DeviceRecord { serial_number: serial.clone(), facts: device.clone() };
+            ops.push(PersistOp::Put { key: device_key(&serial), value: Record::Device(record) });
+        }
+    }
+    for id in std::mem::take(users) {
+        if let Some(user) = facts.users.get(&id) {
+            let record = UserRecord { client_user_id: id.clone(), facts: user.clone() };
+            ops.push(PersistOp::Put { key: user_key(&id), value: Record::User(record) });
+        }
+    }
+}
+
+impl Engine {
+    /// Loads every record of a store into a new engine. Accounts first: the other records refer to them.
+    pub(super) fn load_records(&mut self, records: Vec<StoredRecord>) -> Result<(), EngineError> {
+        let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) =
+            records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
+        for StoredRecord { key, value } in accounts {
+            let record: AccountRecord = read(&key, value)?;
+            let token = SToken::decode(record.token.expose()).map_err(|e| invalid(&key, e.to_string()))?;
+            if account_key(&record.account_id) != key {
+                return Err(invalid(&key, "the key does not match the account id".to_owned()));
+            }
+            let account = Account::restore(record, token, &self.config);
+            self.accounts.insert(account.id.clone(), account);
+        }
+        let mut operations = Vec::new();
+        for StoredRecord { key, value } in rest {
+            if key.starts_with(POLICY_PREFIX) {
+                let policy: AppPolicy = read(&key, value)?;
+                if policy_key(&policy.policy_id) != key {
+                    return Err(invalid(&key, "the key does not match the policy id".to_owned()));
+                }
+                self.account(&policy.account_id)
+                    .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
+                self.policies.insert(policy.policy_id.clone(), policy);
+            } else if key.starts_with(PROVENANCE_PREFIX) {
+                let record: ProvenanceRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
+                let target = match (&record.serial_number, &record.client_user_id) {
+                    (Some(serial), None) => account.mirror.intern_device(serial),
+                    (None, Some(user)) => account.mirror.intern_user(user),
+                    _ => return Err(invalid(&key, "needs exactly one of serialNumber and clientUserId".to_owned())),
+                };
+                account.licenses.ours.insert(AssignmentKey { asset, target });
+            } else if key.starts_with(OPERATION_PREFIX) {
+                operations.push((key.clone(), read::<OperationRecord>(&key, value)?));
+            } else if key.starts_with(DEVICE_PREFIX) {
+                let record: DeviceRecord = read(&key, value)?;
+                self.facts.set_device(&record.serial_number, record.facts);
+            } else if key.starts_with(USER_PREFIX) {
+                let record: UserRecord = read(&key, value)?;
+                self.facts.users.insert(record.client_user_id, record.facts);
+            } else if key == SETTINGS_KEY {
+                let record: SettingsRecord = read(&key, value)?;
+                self.notify_users = record.license_removal_notification;
+            } else {
+                return Err(invalid(&key, "not a record this engine writes".to_owned()));
+            }
+        }
+        for (key, record) in operations {
+            let now = self.clock.now();
+            let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+            let op = restored_operation(record, &mut account.mirror, now);
+            account.licenses.restore_operation(op);
+        }
+        Ok(())
+    }
+}
+
+/// An operation from the store: one Apple accepted is polled now; one it may never have
+/// received is submitted again (associations and releases are idempotent at Apple).
+fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: crate::time::Millis) -> Operation {
+    let assets: Vec<AssetKey> = record
+        .assets
+        .iter()
+        .map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(crate::apple::wire::PricingParam::Stdq)))
+        .collect();
+    let mut targets: Vec<Target> = record.serial_numbers.iter().map(|s| mirror.intern_device(s)).collect();
+    targets.extend(record.client_user_ids.iter().map(|u| mirror.intern_user(u)));
+    let mut op = Operation::new(record.operation_id, record.kind, assets, targets, record.reason);
+    op.new_users = record.users;
+    op.state = match (record.event_id, record.submitted_at) {
+        (Some(event_id), Some(submitted_at)) => {
+            OperationState::Pending { event_id, submitted_at, next_poll_at: now.min(submitted_at + POLL_INTERVAL), polling: false }
+        }
+        _ => OperationState::Queued,
+    };
+    op
+}
+
+fn read<T: serde::de::DeserializeOwned>(key: &str, value: serde_json::Value) -> Result<T, EngineError> {
+    serde_json::from_value(value).map_err(|e| invalid(key, e.to_string()))
+}
+
+fn invalid(key: &str, reason: String) -> EngineError {
+    EngineError::Restore { key: key.to_owned(), reason }
+}

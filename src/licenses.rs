@@ -1,0 +1,839 @@
+//! License decisions for one account: which (asset, target) pairs should hold a license, what
+//! to ask Apple for, and what Apple's answers mean.
+//!
+//! The **desired state** comes from the account's app policies and the device and user facts,
+//! filtered by the rules (books are user-only, `deviceAssignable`, shared iPads, a device whose
+//! user already holds a user license from us, held-back pairs). **Planning** compares it with
+//! what Apple holds and what is already in flight, checks the pool, and emits operations batched
+//! to the service-config limits. Only pairs this instance assigned (*ours*, the provenance) are
+//! ever released, except by Clean Up, which releases what other MDMs assigned and we don't want.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::apple::wire::{self, ProductType};
+use crate::apple::Limits;
+use crate::batch::{manage_batches, revoke_batches};
+use crate::event::Event;
+use crate::facts::Facts;
+use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target, UserRecord, UNLIMITED_COUNT};
+use crate::notification::{AssetManagement, ManagementResult, ManagementType};
+use crate::operation::{
+    EventStatus, NewUser, Operation, OperationKind, OperationState, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER,
+};
+use crate::policy::{AppPolicy, LicenseType};
+use crate::time::Millis;
+
+/// Apple error numbers with a specific meaning for a task.
+const INSUFFICIENT_LICENSES: i64 = 9709;
+const USER_NOT_FOUND: i64 = 9609;
+const USER_ALREADY_EXISTS: i64 = 9716;
+
+/// What planning and outcome handling borrow from the engine.
+pub struct LicenseCtx<'a> {
+    pub account_id: &'a str,
+    pub now: Millis,
+    pub limits: &'a Limits,
+    pub low_license_threshold: i64,
+    pub notify_users: bool,
+    pub invitation_url: &'a str,
+    pub events: &'a mut Vec<Event>,
+}
+
+/// The inputs of the desired state.
+pub struct Scope<'a> {
+    pub policies: Vec<&'a AppPolicy>,
+    pub facts: &'a Facts,
+}
+
+/// Whether one policy wants one target licensed, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Want(AssignmentKey),
+    Skip(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Licenses {
+    /// Assignments this instance made (durable provenance).
+    pub ours: BTreeSet<AssignmentKey>,
+    ops: BTreeMap<u64, Operation>,
+    next_op_id: u64,
+    pending_assoc: BTreeSet<AssignmentKey>,
+    /// Pairs being released, with the reason.
+    pending_release: BTreeMap<AssignmentKey, String>,
+    pending_users: BTreeSet<u32>,
+    /// Pairs not to assign (install failed, removed by the user, reclaimed by an admin, Apple refused).
+    holds: BTreeMap<AssignmentKey, String>,
+    /// Users Apple refused to create.
+    user_holds: BTreeMap<u32, String>,
+    /// Release candidates (ours), with what triggered them; released unless still wanted.
+    nominated: BTreeMap<AssignmentKey, String>,
+    reconcile: bool,
+    clean_up: bool,
+    /// Assets Apple said are out of licenses (9709), until the counts change.
+    exhausted: BTreeSet<AssetKey>,
+    reported_short: BTreeMap<AssetKey, usize>,
+    reported_low: BTreeSet<AssetKey>,
+    invited: BTreeSet<u32>,
+    /// Something changed that may change the plan.
+    pub needs_plan: bool,
+    /// Users were created: a users delta sync should fetch their invitation codes.
+    pub users_changed: bool,
+    /// Provenance changes not yet persisted: key → now ours?
+    pub dirty_ours: BTreeMap<AssignmentKey, bool>,
+    /// Operations whose record must be written (or deleted, when gone).
+    pub dirty_ops: BTreeSet<u64>,
+}
+
+impl Licenses {
+    // ================================================================ desired state
+
+    /// The decision of one policy for one target.
+    pub fn decide(&self, policy: &AppPolicy, target: &str, facts: &Facts, mirror: &mut Mirror) -> Decision {
+        let asset = mirror.intern_asset(&policy.adam_id, policy.pricing_param);
+        let Some(counts) = mirror.asset(&asset).cloned() else {
+            return Decision::Skip("the account holds no licenses of this app".to_owned());
+        };
+        let key = match policy.license_type {
+            LicenseType::Device => {
+                if facts.device_retired(target) {
+                    return Decision::Skip("the device is retired".to_owned());
+                }
+                if counts.product_type == ProductType::Book {
+                    return Decision::Skip("books can only be licensed to users".to_owned());
+                }
+                if !counts.device_assignable {
+                    return Decision::Skip("Apple does not allow device licenses for this app".to_owned());
+                }
+                if let Some(user) = facts.user_of_device(target) {
+                    let user_key = AssignmentKey { asset, target: mirror.intern_user(user) };
+                    if self.ours.contains(&user_key) {
+                        return Decision::Skip("the device's user already has a user license for this app from this MDM".to_owned());
+                    }
+                }
+                AssignmentKey { asset, target: mirror.intern_device(target) }
+            }
+            LicenseType::User => {
+                if facts.user_removed(target) {
+                    return Decision::Skip("the user was removed".to_owned());
+                }
+                if facts.user_only_on_shared_ipads(target) {
+                    return Decision::Skip("shared iPads get device licenses only".to_owned());
+                }
+                let key = AssignmentKey { asset, target: mirror.intern_user(target) };
+                if let Target::User(id) = key.target {
+                    if let Some(reason) = self.user_holds.get(&id) {
+                        return Decision::Skip(reason.clone());
+                    }
+                }
+                key
+            }
+        };
+        match self.holds.get(&key) {
+            Some(reason) => Decision::Skip(reason.clone()),
+            None => Decision::Want(key),
+        }
+    }
+
+    fn desired(&self, scope: &Scope<'_>, mirror: &mut Mirror) -> BTreeSet<AssignmentKey> {
+        let mut want = BTreeSet::new();
+        for policy in &scope.policies {
+            for target in &policy.targets {
+                if let Decision::Want(key) = self.decide(policy, target, scope.facts, mirror) {
+                    want.insert(key);
+                }
+            }
+        }
+        want
+    }
+
+    // ================================================================ triggers
+
+    /// Releases `key` (if it is ours and no policy still wants it) at the next plan.
+    pub fn nominate(&mut self, key: AssignmentKey, reason: &str) {
+        if self.ours.contains(&key) {
+            self.nominated.insert(key, reason.to_owned());
+            self.needs_plan = true;
+        }
+    }
+
+    /// Nominates every pair of ours that `target` holds.
+    pub fn nominate_target(&mut self, target: Target, reason: &str) {
+        let keys: Vec<AssignmentKey> = self.ours.iter().filter(|k| k.target == target).copied().collect();
+        for key in keys {
+            self.nominate(key, reason);
+        }
+    }
+
+    /// Don't assign `key` until [`Licenses::release_hold`]; release it if it is ours.
+    pub fn hold(&mut self, key: AssignmentKey, reason: &str) {
+        self.holds.insert(key, reason.to_owned());
+        self.nominate(key, reason);
+        self.needs_plan = true;
+    }
+
+    pub fn release_hold(&mut self, key: &AssignmentKey) {
+        if self.holds.remove(key).is_some() {
+            self.needs_plan = true;
+        }
+    }
+
+    /// Lifts every hold on `target` (re-enrollment, new scope).
+    pub fn release_holds_of(&mut self, target: Target) {
+        let before = self.holds.len();
+        self.holds.retain(|k, _| k.target != target);
+        self.needs_plan |= self.holds.len() != before;
+    }
+
+    pub fn request_reconcile(&mut self) {
+        self.reconcile = true;
+        self.needs_plan = true;
+    }
+
+    pub fn request_clean_up(&mut self) {
+        self.clean_up = true;
+        self.needs_plan = true;
+    }
+
+    /// Counts changed (sync, `ASSET_COUNT`): shortages may be over, warnings may apply again.
+    pub fn counts_changed(&mut self) {
+        self.exhausted.clear();
+        self.reported_short.clear();
+        self.reported_low.clear();
+        self.needs_plan = true;
+    }
+
+    // ================================================================ planning
+
+    /// Compares the desired state with Apple's and queues the operations that close the gap.
+    pub fn plan(&mut self, scope: &Scope<'_>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        self.needs_plan = false;
+        let want = self.desired(scope, mirror);
+        let registered = self.plan_users(&want, scope.facts, mirror, ctx);
+        self.plan_associations(&want, &registered, mirror, ctx);
+        self.plan_releases(&want, mirror, ctx);
+    }
+
+    /// Queues user creation for wanted users Apple doesn't know; invites registered users
+    /// without a Managed Apple ID. Returns the users that may be assigned now.
+    fn plan_users(
+        &mut self,
+        want: &BTreeSet<AssignmentKey>,
+        facts: &Facts,
+        mirror: &Mirror,
+        ctx: &mut LicenseCtx<'_>,
+    ) -> BTreeSet<u32> {
+        let users: BTreeSet<u32> = want
+            .iter()
+            .filter_map(|k| match k.target {
+                Target::User(id) => Some(id),
+                Target::Device(_) => None,
+            })
+            .collect();
+        let mut registered = BTreeSet::new();
+        let mut to_create = Vec::new();
+        for id in users {
+            let name = mirror.name(id);
+            let fact = facts.users.get(name);
+            match mirror.user(id).and_then(|u| u.status.as_deref()) {
+                Some("Registered" | "Associated") => {
+                    registered.insert(id);
+                    let record = mirror.user(id).expect("just read");
+                    let invite = record.invite_code.as_deref().filter(|_| record.status.as_deref() == Some("Registered"));
+                    let managed = fact.is_some_and(|f| f.managed_apple_id.is_some());
+                    if let Some(code) = invite.filter(|_| !managed && !self.invited.contains(&id)) {
+                        self.invited.insert(id);
+                        ctx.events.push(Event::InviteUser {
+                            account_id: ctx.account_id.to_owned(),
+                            client_user_id: name.to_owned(),
+                            email: record.email.clone().or_else(|| fact.and_then(|f| f.email.clone())),
+                            invite_url: ctx.invitation_url.replace("%25inviteCode%25", code).replace("%inviteCode%", code),
+                        });
+                    }
+                }
+                _ if !self.pending_users.contains(&id) => to_create.push(NewUser {
+                    client_user_id: name.to_owned(),
+                    email: fact.and_then(|f| f.email.clone()),
+                    managed_apple_id: fact.and_then(|f| f.managed_apple_id.clone()),
+                }),
+                _ => {}
+            }
+        }
+        for chunk in to_create.chunks(ctx.limits.max_users.max(1) as usize) {
+            let targets: Vec<Target> = chunk.iter().filter_map(|u| mirror.lookup(&u.client_user_id).map(Target::User)).collect();
+            self.pending_users.extend(targets.iter().filter_map(|t| match t {
+                Target::User(id) => Some(*id),
+                Target::Device(_) => None,
+            }));
+            let mut op = self.new_op(OperationKind::CreateUsers, Vec::new(), targets, "users in scope of a user-license policy".to_owned());
+            op.new_users = chunk.to_vec();
+            self.queue(op);
+        }
+        registered
+    }
+
+    fn plan_associations(
+        &mut self,
+        want: &BTreeSet<AssignmentKey>,
+        registered_users: &BTreeSet<u32>,
+        mirror: &Mirror,
+        ctx: &mut LicenseCtx<'_>,
+    ) {
+        let mut missing: BTreeMap<AssetKey, Vec<Target>> = BTreeMap::new();
+        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)) {
+            let ready = match key.target {
+                Target::User(id) => registered_users.contains(&id),
+                Target::Device(_) => true,
+            };
+            if ready {
+                missing.entry(key.asset).or_default().push(key.target);
+            }
+        }
+        let mut in_flight: BTreeMap<AssetKey, i64> = BTreeMap::new();
+        for key in &self.pending_assoc {
+            *in_flight.entry(key.asset).or_default() += 1;
+        }
+        let mut wanted_by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
+        for (asset, targets) in missing {
+            let Some(counts) = mirror.asset(&asset) else { continue };
+            let unlimited = counts.total == UNLIMITED_COUNT;
+            let available = if self.exhausted.contains(&asset) {
+                0
+            } else if unlimited {
+                i64::MAX
+            } else {
+                (counts.available - in_flight.get(&asset).copied().unwrap_or(0)).max(0)
+            };
+            let take = targets.len().min(usize::try_from(available).unwrap_or(usize::MAX));
+            self.report_shortfall(asset, targets.len() - take, mirror, ctx);
+            if take == 0 {
+                continue;
+            }
+            let remaining = available - take as i64;
+            if !unlimited && remaining <= ctx.low_license_threshold && self.reported_low.insert(asset) {
+                ctx.events.push(Event::LowLicenses {
+                    account_id: ctx.account_id.to_owned(),
+                    adam_id: mirror.name(asset.adam_id).to_owned(),
+                    pricing_param: asset.pricing,
+                    available: remaining,
+                    threshold: ctx.low_license_threshold,
+                });
+            }
+            for target in &targets[..take] {
+                wanted_by_target.entry(*target).or_default().insert(asset);
+            }
+        }
+        for batch in manage_batches(&wanted_by_target, ctx.limits) {
+            let op = self.new_op(OperationKind::Associate, batch.assets, batch.targets, "in scope of an app policy".to_owned());
+            self.pending_assoc.extend(op.tasks().map(|(asset, target)| AssignmentKey { asset, target }));
+            self.queue(op);
+        }
+    }
+
+    fn report_shortfall(&mut self, asset: AssetKey, short_by: usize, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
+        if short_by == 0 {
+            self.reported_short.remove(&asset);
+            return;
+        }
+        if self.reported_short.insert(asset, short_by) != Some(short_by) {
+            ctx.events.push(Event::InsufficientLicenses {
+                account_id: ctx.account_id.to_owned(),
+                adam_id: mirror.name(asset.adam_id).to_owned(),
+                pricing_param: asset.pricing,
+                short_by,
+            });
+        }
+    }
+
+    fn plan_releases(&mut self, want: &BTreeSet<AssignmentKey>, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
+        let mut release: BTreeMap<AssignmentKey, String> = BTreeMap::new();
+        for (key, reason) in std::mem::take(&mut self.nominated) {
+            if self.ours.contains(&key) && !want.contains(&key) {
+                release.insert(key, reason);
+            }
+        }
+        if std::mem::take(&mut self.reconcile) {
+            for key in self.ours.iter().filter(|k| !want.contains(k)) {
+                release.entry(*key).or_insert_with(|| "no longer used (Reconcile)".to_owned());
+            }
+        }
+        if std::mem::take(&mut self.clean_up) {
+            let others: Vec<AssignmentKey> = mirror.assignments_iter().filter(|k| !self.ours.contains(k)).copied().collect();
+            for key in others {
+                if want.contains(&key) {
+                    self.adopt(key);
+                } else {
+                    release.insert(key, "assigned by another MDM (Clean Up)".to_owned());
+                }
+            }
+        }
+        release.retain(|key, _| {
+            mirror.has_assignment(key)
+                && !self.pending_release.contains_key(key)
+                && mirror.asset(&key.asset).is_some_and(|c| c.revocable && c.product_type == ProductType::App)
+        });
+        if release.is_empty() {
+            return;
+        }
+        let mut by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
+        for key in release.keys() {
+            by_target.entry(key.target).or_default().insert(key.asset);
+        }
+        // Revoke releases everything revocable a target holds: only for targets whose every
+        // revocable assignment is being released, and only where it takes fewer requests.
+        let mut revocable_held: BTreeMap<Target, usize> = BTreeMap::new();
+        for key in mirror.assignments_iter().filter(|k| by_target.contains_key(&k.target)) {
+            if mirror.asset(&key.asset).is_some_and(|c| c.revocable) {
+                *revocable_held.entry(key.target).or_default() += 1;
+            }
+        }
+        let whole: BTreeSet<Target> =
+            by_target.iter().filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len())).map(|(t, _)| *t).collect();
+        let all_disassociate = manage_batches(&by_target, ctx.limits);
+        let partial: BTreeMap<Target, BTreeSet<AssetKey>> =
+            by_target.iter().filter(|(t, _)| !whole.contains(t)).map(|(t, a)| (*t, a.clone())).collect();
+        let revokes = revoke_batches(&whole, ctx.limits);
+        let disassociates = manage_batches(&partial, ctx.limits);
+        let (revokes, disassociates) = if !whole.is_empty() && revokes.len() + disassociates.len() < all_disassociate.len() {
+            (revokes, disassociates)
+        } else {
+            (Vec::new(), all_disassociate)
+        };
+        let reason_of = |targets: &[Target]| {
+            release.iter().find(|(k, _)| targets.contains(&k.target)).map(|(_, r)| r.clone()).unwrap_or_default()
+        };
+        for batch in revokes {
+            let op = self.new_op(OperationKind::Revoke, Vec::new(), batch.targets.clone(), reason_of(&batch.targets));
+            for (key, reason) in release.iter().filter(|(k, _)| batch.targets.contains(&k.target)) {
+                self.pending_release.insert(*key, reason.clone());
+            }
+            self.queue(op);
+        }
+        for batch in disassociates {
+            let op = self.new_op(OperationKind::Disassociate, batch.assets, batch.targets.clone(), reason_of(&batch.targets));
+            for (asset, target) in op.tasks() {
+                let key = AssignmentKey { asset, target };
+                if let Some(reason) = release.get(&key) {
+                    self.pending_release.insert(key, reason.clone());
+                }
+            }
+            self.queue(op);
+        }
+    }
+
+    fn adopt(&mut self, key: AssignmentKey) {
+        if self.ours.insert(key) {
+            self.dirty_ours.insert(key, true);
+        }
+    }
+
+    fn new_op(&mut self, kind: OperationKind, assets: Vec<AssetKey>, targets: Vec<Target>, reason: String) -> Operation {
+        self.next_op_id += 1;
+        Operation::new(self.next_op_id, kind, assets, targets, reason)
+    }
+
+    fn queue(&mut self, op: Operation) {
+        self.dirty_ops.insert(op.id);
+        self.ops.insert(op.id, op);
+    }
+
+    // ================================================================ sending
+
+    /// An operation to submit now, marked as being submitted.
+    pub fn next_submission(&mut self) -> Option<&Operation> {
+        let op = self.ops.values_mut().find(|op| op.state == OperationState::Queued)?;
+        op.state = OperationState::Submitting;
+        Some(op)
+    }
+
+    /// An event to poll now, marked as being polled.
+    pub fn next_poll(&mut self, now: Millis) -> Option<(u64, String)> {
+        self.ops.values_mut().find_map(|op| match &mut op.state {
+            OperationState::Pending { event_id, next_poll_at, polling, .. } if !*polling && *next_poll_at <= now => {
+                *polling = true;
+                Some((op.id, event_id.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    pub fn wants_to_send(&self, now: Millis) -> bool {
+        self.ops.values().any(|op| match &op.state {
+            OperationState::Queued => true,
+            OperationState::Pending { next_poll_at, polling, .. } => !polling && *next_poll_at <= now,
+            OperationState::Submitting => false,
+        })
+    }
+
+    /// The next time an event is due for polling.
+    pub fn next_poll_at(&self) -> Option<Millis> {
+        self.ops
+            .values()
+            .filter_map(|op| match &op.state {
+                OperationState::Pending { next_poll_at, polling: false, .. } => Some(*next_poll_at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// A submission or poll failed in a way worth retrying: try again when the account may send.
+    pub fn retry(&mut self, op_id: u64, was_poll: bool) {
+        if let Some(op) = self.ops.get_mut(&op_id) {
+            match &mut op.state {
+                OperationState::Pending { polling, .. } if was_poll => *polling = false,
+                state => *state = OperationState::Queued,
+            }
+        }
+    }
+
+    /// Apple accepted a submission.
+    pub fn submitted(&mut self, op_id: u64, event_id: String, now: Millis) {
+        if let Some(op) = self.ops.get_mut(&op_id) {
+            op.state = OperationState::Pending { event_id, submitted_at: now, next_poll_at: now + POLL_INTERVAL, polling: false };
+            self.dirty_ops.insert(op_id);
+        }
+    }
+
+    /// Apple refused a submission outright (validation): nothing happened at Apple.
+    pub fn refused(&mut self, op_id: u64, error_number: Option<i64>, message: &str, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let Some(op) = self.ops.get(&op_id).cloned() else { return };
+        let tasks: Vec<(AssetKey, Target)> = op.tasks().collect();
+        for (asset, target) in tasks {
+            self.fail(&op, AssignmentKey { asset, target }, error_number, message, mirror, ctx);
+        }
+        self.finish(op_id);
+    }
+
+    /// `/status` answered for an operation.
+    pub fn status(&mut self, op_id: u64, status: StatusResponse, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let Some(op) = self.ops.get_mut(&op_id) else { return };
+        let OperationState::Pending { submitted_at, next_poll_at, polling, .. } = &mut op.state else { return };
+        *polling = false;
+        match status.event_status {
+            EventStatus::Pending if ctx.now.saturating_sub(*submitted_at) >= RESUBMIT_AFTER => {
+                op.state = OperationState::Queued;
+                self.dirty_ops.insert(op_id);
+            }
+            EventStatus::Pending => *next_poll_at = ctx.now + POLL_INTERVAL,
+            EventStatus::Complete | EventStatus::Failed => {
+                let op = op.clone();
+                let failed = op.failed_tasks(&status.failures, mirror);
+                let failed_keys: BTreeSet<(AssetKey, Target)> = failed.iter().map(|(a, t, _, _)| (*a, *t)).collect();
+                for (asset, target, number, message) in &failed {
+                    if !op.resolved.contains(&(*asset, *target)) {
+                        self.fail(&op, AssignmentKey { asset: *asset, target: *target }, *number, message, mirror, ctx);
+                    }
+                }
+                if status.event_status == EventStatus::Failed && failed.is_empty() {
+                    for (asset, target) in op.tasks().filter(|t| !op.resolved.contains(t)) {
+                        self.fail(&op, AssignmentKey { asset, target }, None, "Apple reported the event as failed", mirror, ctx);
+                    }
+                } else {
+                    self.succeed_rest(&op, &failed_keys, mirror, ctx);
+                }
+                self.finish(op_id);
+            }
+        }
+    }
+
+    /// Applies every task of `op` not failed and not already resolved as a success.
+    fn succeed_rest(&mut self, op: &Operation, failed: &BTreeSet<(AssetKey, Target)>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        match op.kind {
+            OperationKind::Revoke => {
+                let keys: Vec<AssignmentKey> =
+                    self.pending_release.keys().filter(|k| op.targets.contains(&k.target)).copied().collect();
+                for key in keys {
+                    self.succeed(op, key, mirror, ctx);
+                }
+            }
+            OperationKind::CreateUsers => {
+                for user in &op.new_users {
+                    let target = mirror.intern_user(&user.client_user_id);
+                    if failed.iter().any(|(_, t)| *t == target) {
+                        continue;
+                    }
+                    self.user_created(target, user, mirror);
+                }
+            }
+            OperationKind::Associate | OperationKind::Disassociate => {
+                let tasks: Vec<(AssetKey, Target)> =
+                    op.tasks().filter(|t| !failed.contains(t) && !op.resolved.contains(t)).collect();
+                for (asset, target) in tasks {
+                    self.succeed(op, AssignmentKey { asset, target }, mirror, ctx);
+                }
+            }
+        }
+    }
+
+    fn user_created(&mut self, target: Target, user: &NewUser, mirror: &mut Mirror) {
+        if let Target::User(id) = target {
+            self.pending_users.remove(&id);
+            if mirror.user(id).and_then(|u| u.status.as_deref()).is_none() {
+                let status = if user.managed_apple_id.is_some() { "Associated" } else { "Registered" };
+                let record = UserRecord { email: user.email.clone(), status: Some(status.to_owned()), invite_code: None };
+                mirror.set_user(&user.client_user_id, record);
+            }
+            self.users_changed = true;
+            self.needs_plan = true;
+        }
+    }
+
+    fn succeed(&mut self, op: &Operation, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
+        match op.kind {
+            OperationKind::Associate => {
+                self.pending_assoc.remove(&key);
+                mirror.add_assignment(key);
+                self.adopt(key);
+                ctx.events.push(Event::LicenseReady {
+                    account_id: ctx.account_id.to_owned(),
+                    adam_id,
+                    pricing_param: key.asset.pricing,
+                    serial_number,
+                    client_user_id,
+                });
+            }
+            OperationKind::Disassociate | OperationKind::Revoke => {
+                let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
+                self.released(key, reason, mirror, ctx);
+            }
+            OperationKind::CreateUsers => {}
+        }
+        self.needs_plan = true;
+    }
+
+    /// A license went away (released by us, or by someone else as a notification tells).
+    fn released(&mut self, key: AssignmentKey, reason: String, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
+        mirror.remove_assignment(&key);
+        if self.ours.remove(&key) {
+            self.dirty_ours.insert(key, false);
+        }
+        if ctx.notify_users {
+            ctx.events.push(Event::NotifyUser {
+                account_id: ctx.account_id.to_owned(),
+                adam_id: adam_id.clone(),
+                serial_number: serial_number.clone(),
+                client_user_id: client_user_id.clone(),
+            });
+        }
+        ctx.events.push(Event::LicenseReleased {
+            account_id: ctx.account_id.to_owned(),
+            adam_id,
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+            reason,
+        });
+    }
+
+    fn fail(
+        &mut self,
+        op: &Operation,
+        key: AssignmentKey,
+        error_number: Option<i64>,
+        message: &str,
+        mirror: &mut Mirror,
+        ctx: &mut LicenseCtx<'_>,
+    ) {
+        self.needs_plan = true;
+        match (op.kind, error_number) {
+            (OperationKind::CreateUsers, Some(USER_ALREADY_EXISTS)) => {
+                if let Some(user) = op.new_users.iter().find(|u| mirror.lookup(&u.client_user_id).map(Target::User) == Some(key.target)) {
+                    self.user_created(key.target, &user.clone(), mirror);
+                }
+                return;
+            }
+            (OperationKind::CreateUsers, _) => {
+                if let Target::User(id) = key.target {
+                    self.pending_users.remove(&id);
+                    self.user_holds.insert(id, format!("Apple refused to create the user: {message}"));
+                }
+            }
+            (OperationKind::Associate, Some(INSUFFICIENT_LICENSES)) => {
+                self.pending_assoc.remove(&key);
+                self.exhausted.insert(key.asset);
+                return; // reported as insufficientLicenses by the next plan
+            }
+            (OperationKind::Associate, Some(USER_NOT_FOUND)) => {
+                self.pending_assoc.remove(&key);
+                if let Target::User(id) = key.target {
+                    // Apple doesn't know the user (any more): register it again.
+                    let name = mirror.name(id).to_owned();
+                    mirror.set_user(&name, UserRecord { email: None, status: None, invite_code: None });
+                }
+                return;
+            }
+            (OperationKind::Associate, _) => {
+                self.pending_assoc.remove(&key);
+                self.holds.insert(key, format!("Apple refused the assignment: {message}"));
+            }
+            (OperationKind::Disassociate | OperationKind::Revoke, _) => {
+                self.pending_release.remove(&key);
+            }
+        }
+        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
+        ctx.events.push(Event::AssignmentFailed {
+            account_id: ctx.account_id.to_owned(),
+            adam_id,
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+            error_number,
+            message: message.to_owned(),
+        });
+    }
+
+    fn finish(&mut self, op_id: u64) {
+        if let Some(op) = self.ops.remove(&op_id) {
+            // Tasks never resolved (an empty revoke, say) must not stay pending forever.
+            for (asset, target) in op.tasks() {
+                self.pending_assoc.remove(&AssignmentKey { asset, target });
+            }
+            if op.kind == OperationKind::Revoke {
+                self.pending_release.retain(|k, _| !op.targets.contains(&k.target));
+            }
+            if op.kind == OperationKind::CreateUsers {
+                for target in &op.targets {
+                    if let Target::User(id) = target {
+                        self.pending_users.remove(id);
+                    }
+                }
+            }
+            self.dirty_ops.insert(op_id);
+            self.needs_plan = true;
+        }
+    }
+
+    // ================================================================ notifications
+
+    /// An `ASSET_MANAGEMENT` notification: results of one of our events, or news of a change
+    /// someone else made (purchases, another MDM, the admin in Apple Business Manager).
+    pub fn asset_management(&mut self, n: &AssetManagement, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let keys: Vec<AssignmentKey> = n.assignments.iter().filter_map(|a| key_of(a, mirror)).collect();
+        let op = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).cloned();
+        let Some(mut op) = op else {
+            for key in keys {
+                match (n.kind, n.result) {
+                    (ManagementType::Associate, ManagementResult::Success) => mirror.add_assignment(key),
+                    (_, ManagementResult::Success) => self.released(key, "released outside this MDM".to_owned(), mirror, ctx),
+                    (_, ManagementResult::Failure) => {}
+                }
+            }
+            self.needs_plan = true;
+            return;
+        };
+        let error_number = n.error.as_ref().and_then(|e| e.error_number);
+        let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
+        for key in keys {
+            let task = (key.asset, key.target);
+            let in_op = match op.kind {
+                OperationKind::Revoke => op.targets.contains(&key.target),
+                _ => op.assets.contains(&key.asset) && op.targets.contains(&key.target),
+            };
+            if !in_op || !op.resolved.insert(task) {
+                continue;
+            }
+            match n.result {
+                ManagementResult::Success => self.succeed(&op, key, mirror, ctx),
+                ManagementResult::Failure => self.fail(&op, key, error_number, &message, mirror, ctx),
+            }
+        }
+        let done = op.kind != OperationKind::Revoke && op.tasks().all(|t| op.resolved.contains(&t));
+        if done {
+            self.finish(op.id);
+        } else if let Some(stored) = self.ops.get_mut(&op.id) {
+            stored.resolved = op.resolved;
+        }
+    }
+
+    /// `USER_MANAGEMENT` / `USER_ASSOCIATED`: user records changed.
+    pub fn users_updated(&mut self, users: &[wire::User], mirror: &mut Mirror) {
+        for user in users {
+            let record = UserRecord { email: user.email.clone(), status: user.status.clone(), invite_code: user.invite_code.clone() };
+            mirror.set_user(&user.client_user_id, record);
+        }
+        self.needs_plan = true;
+    }
+
+    // ================================================================ read models and persistence
+
+    pub fn operations(&self) -> impl Iterator<Item = &Operation> {
+        self.ops.values()
+    }
+
+    pub fn operation(&self, op_id: u64) -> Option<&Operation> {
+        self.ops.get(&op_id)
+    }
+
+    /// Restores an operation read from the store: one Apple accepted is polled, one it may never
+    /// have received is submitted again.
+    pub fn restore_operation(&mut self, op: Operation) {
+        self.next_op_id = self.next_op_id.max(op.id);
+        match op.kind {
+            OperationKind::Associate => self.pending_assoc.extend(op.tasks().map(|(asset, target)| AssignmentKey { asset, target })),
+            OperationKind::CreateUsers => self.pending_users.extend(op.targets.iter().filter_map(|t| match t {
+                Target::User(id) => Some(*id),
+                Target::Device(_) => None,
+            })),
+            OperationKind::Disassociate => {
+                for (asset, target) in op.tasks() {
+                    self.pending_release.insert(AssignmentKey { asset, target }, op.reason.clone());
+                }
+            }
+            OperationKind::Revoke => {}
+        }
+        self.ops.insert(op.id, op);
+        self.needs_plan = true;
+    }
+
+    /// After a full refresh: provenance of assignments Apple no longer has is dropped (released
+    /// while this instance was down, or by someone else).
+    pub fn prune_ours(&mut self, mirror: &Mirror) {
+        let gone: Vec<AssignmentKey> =
+            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)).copied().collect();
+        for key in gone {
+            self.ours.remove(&key);
+            self.dirty_ours.insert(key, false);
+        }
+    }
+
+    /// Why `key` has or lacks a license, given the decision of the policies that cover it.
+    pub fn explain(&self, key: Option<AssignmentKey>, decisions: &[Decision], mirror: &Mirror) -> (bool, String) {
+        let Some(key) = key else {
+            return (false, "the account holds no licenses of this app".to_owned());
+        };
+        let has = mirror.has_assignment(&key);
+        let wanted = decisions.iter().any(|d| matches!(d, Decision::Want(k) if *k == key));
+        let reason = if let Some(reason) = self.pending_release.get(&key) {
+            format!("being released: {reason}")
+        } else if has && self.ours.contains(&key) {
+            "licensed by this MDM".to_owned()
+        } else if has {
+            "licensed by another MDM (Clean Up releases it unless a policy wants it)".to_owned()
+        } else if self.pending_assoc.contains(&key) {
+            "assignment requested, waiting for Apple to confirm".to_owned()
+        } else if let Some(Decision::Skip(reason)) = decisions.iter().find(|d| matches!(d, Decision::Skip(_))).filter(|_| !wanted) {
+            reason.clone()
+        } else if !wanted {
+            "not in the scope of any app policy".to_owned()
+        } else if self.exhausted.contains(&key.asset) || self.reported_short.contains_key(&key.asset) {
+            "not enough licenses available".to_owned()
+        } else if matches!(key.target, Target::User(id) if self.pending_users.contains(&id)) {
+            "waiting for Apple to register the user".to_owned()
+        } else {
+            "will be assigned at the next plan".to_owned()
+        };
+        (has, reason)
+    }
+}
+
+fn key_of(assignment: &wire::Assignment, mirror: &mut Mirror) -> Option<AssignmentKey> {
+    let asset = mirror.intern_asset(&assignment.adam_id, assignment.pricing_param);
+    let target = match (&assignment.serial_number, &assignment.client_user_id) {
+        (Some(serial), None) => mirror.intern_device(serial),
+        (None, Some(user)) => mirror.intern_user(user),
+        _ => return None,
+    };
+    Some(AssignmentKey { asset, target })
+}

@@ -1,0 +1,198 @@
+//! Notifications Apple POSTs to the MDM: authentication, parsing, and de-duplication.
+//!
+//! Apple may deliver a notification more than once ("up to three times"), and anyone can POST
+//! to the endpoint: the bearer is compared in constant time, and a `notificationId` is applied
+//! once. Notifications speed things up but never replace `/status` polling.
+
+use std::collections::{HashSet, VecDeque};
+
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::apple::wire::{Assignment, PricingParam, User};
+use crate::secret::Secret;
+
+/// How many notification ids are remembered for de-duplication.
+pub const DEDUPE_CAPACITY: usize = 10_000;
+
+/// Whether `authorization` is `Bearer <secret>`, compared in constant time.
+pub fn bearer_matches(authorization: Option<&str>, secret: &Secret) -> bool {
+    let Some(presented) = authorization.and_then(|h| h.trim().strip_prefix("Bearer ")) else { return false };
+    bool::from(presented.as_bytes().ct_eq(secret.expose().as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    notification_id: String,
+    notification_type: String,
+    #[serde(default)]
+    notification: serde_json::Value,
+    u_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ManagementType {
+    Associate,
+    Disassociate,
+    Revoke,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ManagementResult {
+    Success,
+    Failure,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationError {
+    pub error_number: Option<i64>,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetManagement {
+    pub event_id: Option<String>,
+    pub result: ManagementResult,
+    #[serde(rename = "type")]
+    pub kind: ManagementType,
+    #[serde(default)]
+    pub assignments: Vec<Assignment>,
+    pub error: Option<NotificationError>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetCount {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub count_delta: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct UserManagement {
+    #[serde(default)]
+    users: Vec<User>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserAssociated {
+    #[serde(default)]
+    associated_users: Vec<User>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Notification {
+    Test,
+    AssetManagement(AssetManagement),
+    AssetCount(AssetCount),
+    /// `USER_MANAGEMENT` and `USER_ASSOCIATED`: user records to update.
+    Users(Vec<User>),
+    /// A type this engine does not act on (subscriptions): acknowledged and ignored.
+    Ignored,
+}
+
+/// A parsed notification.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub notification_id: String,
+    pub u_id: Option<String>,
+    pub notification: Notification,
+}
+
+/// Parses a notification body. The error says what is wrong (for the 400 answer's log).
+pub fn parse(body: &str) -> Result<Parsed, String> {
+    let envelope: Envelope = serde_json::from_str(body).map_err(|e| format!("not a notification: {e}"))?;
+    let payload = envelope.notification;
+    let invalid = |e: serde_json::Error| format!("malformed {} notification: {e}", envelope.notification_type);
+    let notification = match envelope.notification_type.as_str() {
+        "TEST_NOTIFICATION" => Notification::Test,
+        "ASSET_MANAGEMENT" => Notification::AssetManagement(serde_json::from_value(payload).map_err(invalid)?),
+        "ASSET_COUNT" => Notification::AssetCount(serde_json::from_value(payload).map_err(invalid)?),
+        "USER_MANAGEMENT" => Notification::Users(serde_json::from_value::<UserManagement>(payload).map_err(invalid)?.users),
+        "USER_ASSOCIATED" => {
+            Notification::Users(serde_json::from_value::<UserAssociated>(payload).map_err(invalid)?.associated_users)
+        }
+        _ => Notification::Ignored,
+    };
+    Ok(Parsed { notification_id: envelope.notification_id, u_id: envelope.u_id, notification })
+}
+
+/// Remembers the last [`DEDUPE_CAPACITY`] notification ids.
+#[derive(Debug, Default)]
+pub struct Deduper {
+    seen: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Deduper {
+    pub fn seen(&self, id: &str) -> bool {
+        self.seen.contains(id)
+    }
+
+    pub fn remember(&mut self, id: String) {
+        if self.seen.insert(id.clone()) {
+            self.order.push_back(id);
+            if self.order.len() > DEDUPE_CAPACITY {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.seen.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_is_accepted() {
+        let secret = Secret::new("s3cret".into());
+        assert!(bearer_matches(Some("Bearer s3cret"), &secret));
+        for wrong in [None, Some(""), Some("s3cret"), Some("Bearer s3cre"), Some("Bearer s3cret2"), Some("Basic s3cret")] {
+            assert!(!bearer_matches(wrong, &secret), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn apples_failure_example_parses() {
+        let parsed = parse(
+            r#"{ "notification": { "assignments": [ {"adamId": "1234", "pricingParam": "STDQ", "serialNumber": "device1"},
+                 {"adamId": "1234", "pricingParam": "STDQ", "clientUserId": "user1"} ],
+                 "error": {"errorMessage": "There aren't enough assets available to complete this association.", "errorNumber": 9709},
+                 "eventId": "f743928c", "result": "FAILURE", "type": "ASSOCIATE" },
+               "notificationId": "eba66", "notificationType": "ASSET_MANAGEMENT", "uId": "2049025000431439" }"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.notification_id, "eba66");
+        let Notification::AssetManagement(m) = parsed.notification else { panic!("wrong type") };
+        assert_eq!(m.result, ManagementResult::Failure);
+        assert_eq!(m.assignments.len(), 2);
+        assert_eq!(m.error.unwrap().error_number, Some(9709));
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        assert!(parse("{").is_err());
+        assert!(parse(r#"{"notificationId": "1", "notificationType": "ASSET_COUNT", "notification": {"adamId": 5}}"#).is_err());
+    }
+
+    #[test]
+    fn deduper_forgets_the_oldest_beyond_capacity() {
+        let mut d = Deduper::default();
+        for i in 0..=DEDUPE_CAPACITY {
+            d.remember(i.to_string());
+        }
+        assert!(!d.seen("0"));
+        assert!(d.seen("1") && d.seen(&DEDUPE_CAPACITY.to_string()));
+    }
+}

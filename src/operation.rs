@@ -1,0 +1,222 @@
+//! One license or user change sent to Apple, from submission to Apple's final word.
+//!
+//! Associate, disassociate, revoke and user creation are asynchronous at Apple: the request
+//! returns an `eventId`, and the outcome arrives by notification or `GET /status`. An operation
+//! is *queued* (persisted before it is sent), *submitting*, then *pending* until every task is
+//! resolved. Apple: poll at least 30 s apart, and re-submit a request still pending after 10 minutes.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apple::wire::PricingParam;
+use crate::mirror::{AssetKey, Mirror, Target};
+use crate::time::{Millis, MINUTE, SECOND};
+
+/// Minimum time between two `/status` polls of one event.
+pub const POLL_INTERVAL: Millis = 30 * SECOND;
+/// A request still pending after this long is submitted again.
+pub const RESUBMIT_AFTER: Millis = 10 * MINUTE;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OperationKind {
+    Associate,
+    Disassociate,
+    Revoke,
+    CreateUsers,
+}
+
+impl OperationKind {
+    pub fn purpose(self) -> &'static str {
+        match self {
+            OperationKind::Associate => "associateAssets",
+            OperationKind::Disassociate => "disassociateAssets",
+            OperationKind::Revoke => "revokeAssets",
+            OperationKind::CreateUsers => "createUsers",
+        }
+    }
+}
+
+/// A user to register at Apple (`RequestUser`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser {
+    pub client_user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_apple_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationState {
+    Queued,
+    Submitting,
+    Pending { event_id: String, submitted_at: Millis, next_poll_at: Millis, polling: bool },
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub id: u64,
+    pub kind: OperationKind,
+    pub assets: Vec<AssetKey>,
+    pub targets: Vec<Target>,
+    pub new_users: Vec<NewUser>,
+    /// Why (for releases: what triggered them).
+    pub reason: String,
+    pub state: OperationState,
+    /// Tasks already settled by notifications, so a later `/status` answer doesn't apply them twice.
+    pub resolved: BTreeSet<(AssetKey, Target)>,
+}
+
+impl Operation {
+    pub fn new(id: u64, kind: OperationKind, assets: Vec<AssetKey>, targets: Vec<Target>, reason: String) -> Self {
+        Self { id, kind, assets, targets, new_users: Vec::new(), reason, state: OperationState::Queued, resolved: BTreeSet::new() }
+    }
+
+    pub fn event_id(&self) -> Option<&str> {
+        match &self.state {
+            OperationState::Pending { event_id, .. } => Some(event_id),
+            _ => None,
+        }
+    }
+
+    /// Every (asset, target) task of an associate or disassociate.
+    pub fn tasks(&self) -> impl Iterator<Item = (AssetKey, Target)> + '_ {
+        self.assets.iter().flat_map(move |a| self.targets.iter().map(move |t| (*a, *t)))
+    }
+
+    /// The JSON body of the request.
+    pub fn body(&self, mirror: &Mirror) -> String {
+        let names = |kind: fn(&Target) -> Option<u32>| -> Vec<&str> {
+            self.targets.iter().filter_map(kind).map(|id| mirror.name(id)).collect()
+        };
+        let serials = names(|t| match t {
+            Target::Device(id) => Some(*id),
+            Target::User(_) => None,
+        });
+        let users = names(|t| match t {
+            Target::User(id) => Some(*id),
+            Target::Device(_) => None,
+        });
+        let mut body = serde_json::Map::new();
+        match self.kind {
+            OperationKind::CreateUsers => {
+                body.insert("users".into(), serde_json::json!(self.new_users));
+            }
+            kind => {
+                if kind != OperationKind::Revoke {
+                    let assets: Vec<AssetRef> = self.assets.iter().map(|a| AssetRef::of(a, mirror)).collect();
+                    body.insert("assets".into(), serde_json::json!(assets));
+                }
+                if !serials.is_empty() {
+                    body.insert("serialNumbers".into(), serde_json::json!(serials));
+                }
+                if !users.is_empty() {
+                    body.insert("clientUserIds".into(), serde_json::json!(users));
+                }
+            }
+        }
+        serde_json::Value::Object(body).to_string()
+    }
+
+    /// The tasks a failed event reports as failed, with the error. A failure naming no assets
+    /// applies to all of the operation's assets; one naming no targets, to all its targets.
+    pub fn failed_tasks(&self, failures: &[Failure], mirror: &Mirror) -> Vec<(AssetKey, Target, Option<i64>, String)> {
+        let mut failed = Vec::new();
+        for failure in failures {
+            let info = failure.error_info.clone().unwrap_or_default();
+            let assets: Vec<AssetKey> = if info.assets.is_empty() {
+                self.assets.clone()
+            } else {
+                self.assets
+                    .iter()
+                    .filter(|a| info.assets.iter().any(|r| r.matches(a, mirror)))
+                    .copied()
+                    .collect()
+            };
+            let named: BTreeSet<Target> = info
+                .serial_numbers
+                .iter()
+                .filter_map(|s| mirror.lookup(s).map(Target::Device))
+                .chain(info.client_user_ids.iter().filter_map(|u| mirror.lookup(u).map(Target::User)))
+                .collect();
+            let targets: Vec<Target> = if info.serial_numbers.is_empty() && info.client_user_ids.is_empty() {
+                self.targets.clone()
+            } else {
+                self.targets.iter().filter(|t| named.contains(t)).copied().collect()
+            };
+            let message = failure.error_message.clone().unwrap_or_else(|| "Apple reported a failure".to_owned());
+            for asset in &assets {
+                for target in &targets {
+                    failed.push((*asset, *target, failure.error_number, message.clone()));
+                }
+            }
+        }
+        failed
+    }
+}
+
+/// `{adamId, pricingParam}` as Apple writes assets in requests, failures and notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetRef {
+    pub adam_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing_param: Option<PricingParam>,
+}
+
+impl AssetRef {
+    pub fn of(asset: &AssetKey, mirror: &Mirror) -> Self {
+        Self { adam_id: mirror.name(asset.adam_id).to_owned(), pricing_param: Some(asset.pricing) }
+    }
+
+    fn matches(&self, asset: &AssetKey, mirror: &Mirror) -> bool {
+        mirror.name(asset.adam_id) == self.adam_id && self.pricing_param.is_none_or(|p| p == asset.pricing)
+    }
+}
+
+/// `EventResponse`: Apple accepted the request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResponse {
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventStatus {
+    Pending,
+    Complete,
+    Failed,
+}
+
+/// `StatusResponse` from `GET /status`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusResponse {
+    pub event_status: EventStatus,
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+/// One `ErrorResponse` in `failures[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub error_number: Option<i64>,
+    pub error_message: Option<String>,
+    pub error_info: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorInfo {
+    #[serde(default)]
+    pub assets: Vec<AssetRef>,
+    #[serde(default)]
+    pub client_user_ids: Vec<String>,
+    #[serde(default)]
+    pub serial_numbers: Vec<String>,
+}
