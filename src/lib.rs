@@ -104,7 +104,7 @@ mod wasm;
 pub use account::EXPIRY_WARNING_DAYS;
 pub use apple::wire::{MdmInfo, PricingParam, ProductType};
 pub use backoff::BackoffPolicy;
-pub use config::{EngineConfig, MAX_PAGES_IN_FLIGHT};
+pub use config::{EngineConfig, NotificationConfig, MAX_PAGES_IN_FLIGHT};
 pub use engine::Engine;
 pub use error::EngineError;
 pub use event::{AccountStatus, Event};
@@ -113,6 +113,7 @@ pub use output::{Method, Output, PersistOp, Request};
 pub use persist::StoredRecord;
 pub use policy::{AppPolicy, LicenseType};
 pub use read_model::{
-    AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, TokenInfo, Wakeup,
+    AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery,
+    LicenseExplanation, PendingOperationView, TokenInfo, Wakeup,
 };
 pub use sync::SyncKind;

@@ -711,8 +711,9 @@ impl Licenses {
     /// someone else made (purchases, another MDM, the admin in Apple Business Manager).
     pub fn asset_management(&mut self, n: &AssetManagement, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let keys: Vec<AssignmentKey> = n.assignments.iter().filter_map(|a| key_of(a, mirror)).collect();
-        let op = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).cloned();
-        let Some(mut op) = op else {
+        let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
+        // Taken out while its tasks are applied (they need `&mut self`), put back after.
+        let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else {
             for key in keys {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => mirror.add_assignment(key),
@@ -725,11 +726,13 @@ impl Licenses {
         };
         let error_number = n.error.as_ref().and_then(|e| e.error_number);
         let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
+        let op_targets: BTreeSet<Target> = op.targets.iter().copied().collect();
         for key in keys {
             let task = (key.asset, key.target);
             let in_op = match op.kind {
-                OperationKind::Revoke => op.targets.contains(&key.target),
-                _ => op.assets.contains(&key.asset) && op.targets.contains(&key.target),
+                // A revoke names no assets: only pairs this revoke is releasing count.
+                OperationKind::Revoke => self.pending_release.contains_key(&key) && op_targets.contains(&key.target),
+                _ => op_targets.contains(&key.target) && op.assets.contains(&key.asset),
             };
             if !in_op || !op.resolved.insert(task) {
                 continue;
@@ -740,10 +743,10 @@ impl Licenses {
             }
         }
         let done = op.kind != OperationKind::Revoke && op.tasks().all(|t| op.resolved.contains(&t));
+        let id = op.id;
+        self.ops.insert(id, op);
         if done {
-            self.finish(op.id);
-        } else if let Some(stored) = self.ops.get_mut(&op.id) {
-            stored.resolved = op.resolved;
+            self.finish(id);
         }
     }
 

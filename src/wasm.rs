@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::{AssignmentQuery, EngineConfig, EngineError, Input, StoredRecord};
+use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, StoredRecord};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("binding_types.d.ts");
@@ -93,6 +93,50 @@ impl WasmEngine {
             Some(query) => decode("query", query.into())?,
         };
         encode(&self.inner.assignments(&account_id, &query).map_err(engine_error)?)
+    }
+
+    /// Handles a notification Apple POSTed to `<notifications.url>/<accountId>`; returns the HTTP
+    /// status to answer. Then drain `pollOutput`. Forged, malformed or duplicate notifications
+    /// change nothing.
+    #[wasm_bindgen(js_name = handleNotification)]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn handle_notification(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] authorization: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] body: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<u16, JsValue> {
+        let account_id = string("accountId", &accountId)?;
+        let authorization = if authorization.is_null() || authorization.is_undefined() {
+            None
+        } else {
+            Some(string("authorization", &authorization)?)
+        };
+        let body = string("body", &body)?;
+        let now = millis(&now)?;
+        Ok(self.inner.handle_notification(&account_id, authorization.as_deref(), &body, now))
+    }
+
+    /// Operations of an account Apple has not finished.
+    #[wasm_bindgen(js_name = pendingOperations, unchecked_return_type = "PendingOperation[]")]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn pending_operations(&self, #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue) -> Result<JsValue, JsValue> {
+        let account_id = string("accountId", &accountId)?;
+        encode(&self.inner.pending_operations(&account_id).map_err(engine_error)?)
+    }
+
+    /// Why a device or user has or lacks a license of an app.
+    #[wasm_bindgen(unchecked_return_type = "LicenseExplanation")]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn explain(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ExplainQuery")] query: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let account_id = string("accountId", &accountId)?;
+        let query: ExplainQuery = decode("query", query)?;
+        encode(&self.inner.explain(&account_id, &query).map_err(engine_error)?)
     }
 
     /// When the engine next wants to be called, and why.

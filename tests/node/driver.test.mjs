@@ -23,6 +23,16 @@ class FakeEngine {
   pollOutput() {
     return this.outputs.shift() ?? { type: 'timeout', at: this.deadline };
   }
+
+  notifications = [];
+  notificationStatus = 200;
+
+  handleNotification(accountId, authorization, body, now) {
+    if (accountId === 'bogus') throw Object.assign(new Error('bad account id'), { code: 'INVALID_INPUT' });
+    this.notifications.push({ accountId, authorization, body, now });
+    this.react({ type: 'notification', accountId });
+    return this.notificationStatus;
+  }
 }
 
 class FakeTimers {
@@ -343,4 +353,53 @@ test('clock and timer functions are called unbound, as browsers require of setTi
   driver.input({ type: 'timeout' });
   assert.ok(receivers.length >= 4, `only ${receivers.length} calls`);
   assert.deepEqual(new Set(receivers), new Set([undefined]));
+});
+
+test('notification() hands account, Authorization, body and the clock to the engine and returns its status', () => {
+  const engine = new FakeEngine();
+  engine.notificationStatus = 401;
+  const { driver } = setup({ engine });
+  const body = '{"notificationType":"TEST_NOTIFICATION","notification":{}}';
+  assert.equal(driver.notification('hq', 'Bearer n0t1f', body), 401);
+  assert.equal(driver.notification('hq', undefined, body), 401);
+  assert.deepEqual(engine.notifications, [
+    { accountId: 'hq', authorization: 'Bearer n0t1f', body, now: NOW },
+    { accountId: 'hq', authorization: null, body, now: NOW },
+  ]);
+  assert.deepEqual(engine.inputs, [], 'a notification is not an input');
+});
+
+test('notification() drains: what the notification unblocked is sent and the timer follows the new deadline', async () => {
+  const engine = new FakeEngine();
+  engine.deadline = NOW + 30_000;
+  engine.react = (input) => {
+    if (input.type === 'notification') {
+      engine.outputs.push({ type: 'event', event: { type: 'licenseReady', accountId: 'hq', adamId: '1', pricingParam: 'STDQ', serialNumber: 'S1', clientUserId: null } });
+      engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'account/hq', value: 1 }] }, request(8, 'associate'));
+      engine.deadline = NOW + 1000;
+    }
+  };
+  const applied = [];
+  const sent = [];
+  const { driver, events, timers } = setup({
+    engine,
+    store: { apply: (ops) => applied.push(...ops.map((op) => op.key)) },
+    transport: { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '{}' }) },
+  });
+  driver.start();
+  assert.equal(driver.notification('hq', 'Bearer x', '{}'), 200);
+  assert.deepEqual(events.map((e) => e.type), ['licenseReady']);
+  assert.deepEqual(timers.live().map((t) => t.delay), [1000]);
+  await driver.whenIdle();
+  assert.deepEqual(applied, ['account/hq']);
+  assert.deepEqual(sent, [8]);
+});
+
+test('notification() throws the engine error, and a stopped driver refuses notifications', () => {
+  const engine = new FakeEngine();
+  const { driver } = setup({ engine });
+  assert.throws(() => driver.notification('bogus', null, '{}'), { code: 'INVALID_INPUT' });
+  driver.stop();
+  assert.throws(() => driver.notification('hq', 'Bearer x', '{}'), /stopped/);
+  assert.deepEqual(engine.notifications, []);
 });

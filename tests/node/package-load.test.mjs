@@ -75,14 +75,16 @@ test('require() and import load the same wasm instance', () => {
   assert.deepEqual(result, { sameEngineClass: true, sameDecodeToken: true, esmEngineIsCjsInstance: true, firstOutput: 'request' });
 });
 
-test('the ./host and ./simulator subpaths import from the installed package', () => {
+test('the ./host, ./node and ./simulator subpaths import from the installed package', () => {
   const result = runInConsumer(`
     const host = await import('vpp-license-engine/host');
+    const node = await import('vpp-license-engine/node');
     const simulator = await import('vpp-license-engine/simulator');
-    console.log(JSON.stringify({ host: Object.keys(host).sort(), startSimulator: typeof simulator.startSimulator }));
+    console.log(JSON.stringify({ host: Object.keys(host).sort(), node: Object.keys(node).sort(), startSimulator: typeof simulator.startSimulator }));
   `);
   assert.deepEqual(result, {
     host: ['APPLE_BASE_URL', 'Driver', 'MemoryStore', 'createFetchTransport'],
+    node: ['DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'createNotificationHandler', 'startNotificationServer'],
     startSimulator: 'function',
   });
 });
@@ -116,6 +118,7 @@ test('TypeScript consumers type-check against the package types (ESM and CommonJ
     `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
 import { Driver, MemoryStore, createFetchTransport, type Store } from 'vpp-license-engine/host';
 import { startSimulator } from 'vpp-license-engine/simulator';
+import { createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
 
 await init();
 const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' }, seed: 7 };
@@ -132,6 +135,11 @@ const driver = new Driver({
   },
 });
 driver.input({ type: 'refresh', accountId: 'a1' });
+const notificationStatus: number = driver.notification('a1', null, '{}');
+const endpoint = await startNotificationServer({ driver, port: 0 });
+const withEndpoint = new Engine({ ...config, notifications: { url: endpoint.url, authToken: 'secret' } }, Date.now());
+await endpoint.close();
+const handler: (req: any, res: any) => void = createNotificationHandler({ driver, path: '/hooks/apple', maxBodyBytes: 65536 });
 // @ts-expect-error inputs are a discriminated union
 driver.input({ type: 'refresh' });
 await driver.whenIdle();
@@ -139,7 +147,7 @@ const sim = await startSimulator({ port: 0, seed: 1 });
 const token: string = sim.addOrganization({ apps: 3 }).token;
 await sim.close();
 const expiresAt: number = decodeToken('...').expiresAt;
-export { expiresAt };
+export { expiresAt, handler, notificationStatus, withEndpoint };
 `,
   );
   writeFileSync(

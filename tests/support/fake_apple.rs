@@ -114,12 +114,30 @@ impl Fault {
 /// Called after a page is served: (bearer, path, page index, org).
 pub type PageHook = Box<dyn FnMut(&str, &str, usize, &mut Org)>;
 
+/// An asynchronous event (associate, disassociate, revoke, create users).
+#[derive(Debug, Clone)]
+pub struct AppleEvent {
+    pub bearer: String,
+    pub kind: &'static str,
+    pub request: Value,
+    pub complete_at: u64,
+    /// Once completed: the failures[] of the status answer.
+    pub outcome: Option<Vec<Value>>,
+    /// Once completed: the assignments a revoke released.
+    pub revoked: Vec<Value>,
+    pub notified: bool,
+}
+
 pub struct FakeApple {
     pub orgs: HashMap<String, Org>,
     pub page_size: usize,
     pub limits: Value,
     pub faults: VecDeque<Fault>,
     pub after_page: Option<PageHook>,
+    pub events: BTreeMap<String, AppleEvent>,
+    /// How long an event takes to complete.
+    pub event_delay: u64,
+    next_event: u64,
 }
 
 pub struct Answer {
@@ -137,14 +155,78 @@ impl FakeApple {
                            "maxRevokeSerialNumbers": 100, "maxRevokeClientUserIds": 100, "maxRequestPerSecond": 15}),
             faults: VecDeque::new(),
             after_page: None,
+            events: BTreeMap::new(),
+            event_delay: 2_000,
+            next_event: 0,
         }
+    }
+
+    /// Completes every event due by `now`; returns (bearer, ASSET_MANAGEMENT notification body)
+    /// for each completed license event not yet notified.
+    pub fn complete_due(&mut self, now: u64) -> Vec<(String, String)> {
+        let due: Vec<String> =
+            self.events.iter().filter(|(_, e)| e.outcome.is_none() && e.complete_at <= now).map(|(id, _)| id.clone()).collect();
+        for id in &due {
+            let event = self.events[id].clone();
+            let org = self.orgs.get_mut(&event.bearer).expect("event of a known org");
+            let (failures, revoked) = apply_event(org, event.kind, &event.request);
+            let stored = self.events.get_mut(id).unwrap();
+            stored.outcome = Some(failures);
+            stored.revoked = revoked;
+        }
+        let mut notifications = Vec::new();
+        for (id, event) in self.events.iter_mut().filter(|(_, e)| e.outcome.is_some() && !e.notified) {
+            event.notified = true;
+            if event.kind == "CREATE" {
+                continue;
+            }
+            let failures = event.outcome.as_ref().unwrap();
+            let assignments = if event.kind == "REVOKE" { event.revoked.clone() } else { tasks(&event.request, event.kind) };
+            let (ok, failed): (Vec<Value>, Vec<Value>) = assignments.into_iter().partition(|a| !failed_task(failures, a));
+            for (result, list) in [("SUCCESS", ok), ("FAILURE", failed)] {
+                if list.is_empty() {
+                    continue;
+                }
+                let mut notification = json!({"eventId": id, "result": result, "type": event.kind, "assignments": list});
+                if result == "FAILURE" {
+                    notification["error"] = failures[0].clone();
+                }
+                let body = json!({"notificationId": format!("n-{id}-{result}"), "notificationType": "ASSET_MANAGEMENT",
+                                  "notification": notification, "uId": "1"});
+                notifications.push((event.bearer.clone(), body.to_string()));
+            }
+        }
+        notifications
+    }
+
+    fn start_event(&mut self, bearer: &str, kind: &'static str, request: Value, now: u64) -> Value {
+        self.next_event += 1;
+        let id = format!("event-{}", self.next_event);
+        self.events.insert(
+            id.clone(),
+            AppleEvent {
+                bearer: bearer.to_owned(),
+                kind,
+                request,
+                complete_at: now + self.event_delay,
+                outcome: None,
+                revoked: Vec::new(),
+                notified: false,
+            },
+        );
+        json!({"eventId": id})
+    }
+
+    /// Requests Apple received for `path` (e.g. "assets/associate").
+    pub fn events_of(&self, kind: &str) -> usize {
+        self.events.values().filter(|e| e.kind == kind).count()
     }
 
     pub fn org(&mut self, bearer: &str) -> &mut Org {
         self.orgs.get_mut(bearer).expect("known token")
     }
 
-    pub fn answer(&mut self, request: &Request) -> Answer {
+    pub fn answer(&mut self, request: &Request, now: u64) -> Answer {
         let (path, query) = split_url(&request.url);
         let bearer = request.headers.get("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
         if let Some(index) = self.faults.iter().position(|f| {
@@ -202,6 +284,39 @@ impl FakeApple {
                     Err(answer) => return answer,
                 }
             }
+            (Method::Post, endpoint @ ("assets/associate" | "assets/disassociate" | "assets/revoke" | "users/create")) => {
+                let sent: Value = serde_json::from_str(request.body.as_deref().unwrap_or("{}")).unwrap();
+                if let Err(answer) = validate(org, endpoint, &sent, &self.limits) {
+                    return answer;
+                }
+                let kind = match endpoint {
+                    "assets/associate" => "ASSOCIATE",
+                    "assets/disassociate" => "DISASSOCIATE",
+                    "assets/revoke" => "REVOKE",
+                    _ => "CREATE",
+                };
+                let bearer = bearer.clone().unwrap();
+                let mut body = self.start_event(&bearer, kind, sent, now);
+                let org = self.orgs.get_mut(&bearer).unwrap();
+                if let Some(info) = &org.mdm_info {
+                    body["mdmInfo"] = info.clone();
+                }
+                return ok(body);
+            }
+            (Method::Get, "status") => {
+                let id = query.get("eventId").cloned().unwrap_or_default();
+                self.complete_due(now);
+                let Some(event) = self.events.get(&id) else { return error(400, 9708, "Unable to find eventId.") };
+                let mut body = match &event.outcome {
+                    None => json!({"eventStatus": "PENDING", "eventType": event.kind}),
+                    Some(failures) if failures.is_empty() => json!({"eventStatus": "COMPLETE", "eventType": event.kind}),
+                    Some(failures) => json!({"eventStatus": "FAILED", "eventType": event.kind, "failures": failures}),
+                };
+                if let Some(info) = &self.orgs[bearer.as_ref().unwrap()].mdm_info {
+                    body["mdmInfo"] = info.clone();
+                }
+                return ok(body);
+            }
             _ => return error(400, 9602, "Invalid argument."),
         };
         if let Some(info) = &org.mdm_info {
@@ -216,6 +331,154 @@ impl FakeApple {
         }
         ok(body)
     }
+}
+
+/// Synchronous validation, as Apple does it (limits, device-assignable, revocable).
+fn validate(org: &Org, endpoint: &str, sent: &Value, limits: &Value) -> Result<(), Answer> {
+    let len = |key: &str| sent[key].as_array().map_or(0, Vec::len);
+    let limit = |key: &str| limits[key].as_u64().unwrap_or(u64::MAX) as usize;
+    match endpoint {
+        "users/create" if len("users") > limit("maxUsers") => Err(error(400, 9714, "Too many users.")),
+        "assets/revoke" if len("serialNumbers") > limit("maxRevokeSerialNumbers") => Err(error(400, 9702, "Too many serial numbers.")),
+        "assets/revoke" if len("clientUserIds") > limit("maxRevokeClientUserIds") => Err(error(400, 9701, "Too many users.")),
+        "assets/associate" | "assets/disassociate" => {
+            if len("assets") == 0 {
+                return Err(error(400, 9718, "No asset."));
+            }
+            if len("assets") > limit("maxAssets") {
+                return Err(error(400, 9700, "Too many assets."));
+            }
+            if len("serialNumbers") > limit("maxSerialNumbers") {
+                return Err(error(400, 9702, "Too many serial numbers."));
+            }
+            if len("clientUserIds") > limit("maxClientUserIds") {
+                return Err(error(400, 9701, "Too many client user ids."));
+            }
+            for asset in sent["assets"].as_array().unwrap() {
+                let found = org.assets.iter().find(|a| a["adamId"] == asset["adamId"]);
+                let Some(found) = found else { return Err(error(400, 9602, "Unknown asset.")) };
+                if endpoint == "assets/associate" && len("serialNumbers") > 0 && found["deviceAssignable"] == false {
+                    return Err(error(400, 9707, "The asset isn't device-assignable."));
+                }
+                if endpoint == "assets/disassociate" && found["revocable"] == false {
+                    return Err(error(400, 9706, "The asset isn't revocable."));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The (asset × target) tasks of a request, as Assignment objects.
+fn tasks(request: &Value, kind: &str) -> Vec<Value> {
+    let targets: Vec<(&str, Value)> = request["serialNumbers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| ("serialNumber", s.clone()))
+        .chain(request["clientUserIds"].as_array().into_iter().flatten().map(|u| ("clientUserId", u.clone())))
+        .collect();
+    if kind == "REVOKE" {
+        // A revoke names no assets; every revocable assignment of the target goes.
+        return targets.into_iter().map(|(k, v)| json!({k: v, "adamId": null})).collect();
+    }
+    let mut out = Vec::new();
+    for asset in request["assets"].as_array().into_iter().flatten() {
+        for (key, target) in &targets {
+            out.push(json!({"adamId": asset["adamId"], "pricingParam": asset["pricingParam"], *key: target}));
+        }
+    }
+    out
+}
+
+fn failed_task(failures: &[Value], task: &Value) -> bool {
+    failures.iter().any(|f| {
+        let info = &f["errorInfo"];
+        let hit = |key: &str, list: &str| info[list].as_array().is_some_and(|l| l.contains(&task[key]));
+        hit("serialNumber", "serialNumbers") || hit("clientUserId", "clientUserIds")
+    })
+}
+
+/// Applies a completed event to the org; returns failures[] (one entry per failed target) and
+/// the assignments a revoke released.
+fn apply_event(org: &mut Org, kind: &str, request: &Value) -> (Vec<Value>, Vec<Value>) {
+    let mut failures = Vec::new();
+    let mut revoked = Vec::new();
+    if kind == "CREATE" {
+        for user in request["users"].as_array().into_iter().flatten() {
+            org.version += 1;
+            let status = if user.get("managedAppleId").is_some() { "Associated" } else { "Registered" };
+            let id = user["clientUserId"].clone();
+            org.users.retain(|(_, u)| u["clientUserId"] != id);
+            let record = json!({"clientUserId": id, "email": user["email"], "status": status, "inviteCode": format!("code-{}", id.as_str().unwrap())});
+            org.users.push((org.version, record));
+        }
+        return (failures, revoked);
+    }
+    let target_of = |a: &Value| format!("{}|{}", a["serialNumber"], a["clientUserId"]);
+    let mut held: std::collections::HashSet<(String, String)> =
+        org.assignments.iter().map(|(_, a)| (a["adamId"].to_string(), target_of(a))).collect();
+    let users: std::collections::HashSet<String> = org.users.iter().map(|(_, u)| u["clientUserId"].to_string()).collect();
+    let revocable: std::collections::HashSet<String> =
+        org.assets.iter().filter(|a| a["revocable"] == true).map(|a| a["adamId"].to_string()).collect();
+    let mut releasing: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for task in tasks(request, kind) {
+        let key = (task["adamId"].to_string(), target_of(&task));
+        if kind != "ASSOCIATE" {
+            releasing.insert(key);
+            continue;
+        }
+        if task.get("clientUserId").is_some() && !users.contains(&task["clientUserId"].to_string()) {
+            failures.push(json!({"errorNumber": 9609, "errorMessage": "Registered user not found",
+                                 "errorInfo": {"clientUserIds": [task["clientUserId"]]}}));
+            continue;
+        }
+        if held.contains(&key) {
+            continue; // re-associating is a no-op
+        }
+        let asset = org.assets.iter_mut().find(|a| a["adamId"] == task["adamId"]).expect("validated");
+        if asset["availableCount"].as_i64().unwrap() <= 0 {
+            let info = if task.get("serialNumber").is_some() {
+                json!({"serialNumbers": [task["serialNumber"]]})
+            } else {
+                json!({"clientUserIds": [task["clientUserId"]]})
+            };
+            failures.push(json!({"errorNumber": 9709, "errorMessage": "There aren't enough assets available to complete this association.", "errorInfo": info}));
+            continue;
+        }
+        asset["availableCount"] = json!(asset["availableCount"].as_i64().unwrap() - 1);
+        asset["assignedCount"] = json!(asset["assignedCount"].as_i64().unwrap() + 1);
+        org.version += 1;
+        held.insert(key);
+        org.assignments.push((org.version, task.clone()));
+    }
+    if !releasing.is_empty() {
+        let revoked_targets: std::collections::HashSet<String> = releasing.iter().map(|(_, t)| t.clone()).collect();
+        let before = org.assignments.len();
+        org.assignments.retain(|(_, a)| {
+            let adam = a["adamId"].to_string();
+            let matches = if kind == "REVOKE" {
+                revoked_targets.contains(&target_of(a))
+            } else {
+                releasing.contains(&(adam.clone(), target_of(a)))
+            };
+            let release = matches && revocable.contains(&adam);
+            if release && kind == "REVOKE" {
+                revoked.push(a.clone());
+            }
+            !release
+        });
+        if org.assignments.len() != before {
+            org.version += 1;
+        }
+        for asset in org.assets.iter_mut() {
+            let assigned = org.assignments.iter().filter(|(_, a)| a["adamId"] == asset["adamId"]).count() as i64;
+            asset["assignedCount"] = json!(assigned);
+            asset["availableCount"] = json!(asset["totalCount"].as_i64().unwrap() - assigned);
+        }
+    }
+    (failures, revoked)
 }
 
 fn page(records: &[Value], index: usize, size: usize, key: &str, version_id: String) -> Result<Value, Answer> {

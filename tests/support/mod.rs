@@ -31,6 +31,9 @@ pub enum Trace {
     Emitted { at: u64, event: Event },
 }
 
+/// The notification bearer the harness configures.
+pub const NOTIFICATION_TOKEN: &str = "notification-secret-0123456789";
+
 pub struct Harness {
     pub engine: Engine,
     pub apple: FakeApple,
@@ -38,6 +41,11 @@ pub struct Harness {
     pub latency: u64,
     pub trace: Vec<Trace>,
     pub store: BTreeMap<String, serde_json::Value>,
+    /// Deliver Apple's notifications to the engine (else only `/status` polling confirms).
+    pub notifications: bool,
+    /// HTTP statuses the engine answered to notifications.
+    pub notification_answers: Vec<u16>,
+    accounts_by_token: BTreeMap<String, String>,
     in_flight: Vec<(u64, Request)>,
 }
 
@@ -54,8 +62,22 @@ impl Harness {
             latency: 0,
             trace: Vec::new(),
             store: BTreeMap::new(),
+            notifications: false,
+            notification_answers: Vec::new(),
+            accounts_by_token: BTreeMap::new(),
             in_flight: Vec::new(),
         }
+    }
+
+    /// A harness whose engine subscribes to notifications and gets them delivered.
+    pub fn with_notifications() -> Self {
+        let notifications = vpp_license_engine::NotificationConfig {
+            url: "https://mdm.test/apple".into(),
+            auth_token: vpp_license_engine::secret::Secret::new(NOTIFICATION_TOKEN.into()),
+        };
+        let mut h = Self::with_config(EngineConfig { notifications: Some(notifications), ..config() });
+        h.notifications = true;
+        h
     }
 
     /// Registers a location at the fake Apple and returns its sToken text.
@@ -66,6 +88,7 @@ impl Harness {
     }
 
     pub fn add_account(&mut self, id: &str, token: &str) {
+        self.accounts_by_token.insert(token.to_owned(), id.to_owned());
         self.input(Input::AddAccount { account_id: id.into(), name: format!("Account {id}"), token: token.into() }).unwrap();
     }
 
@@ -107,12 +130,22 @@ impl Harness {
             due
         };
         for (_, request) in &due {
-            let answer = self.apple.answer(request);
+            let answer = self.apple.answer(request, self.now);
             self.trace.push(Trace::Answered { at: self.now, id: request.id, status: answer.status, body: answer.body.clone() });
             let input = Input::Response { id: request.id, status: answer.status, headers: answer.headers, body: answer.body };
             self.engine.handle_input(input, self.now).unwrap();
         }
-        !due.is_empty()
+        let mut delivered = !due.is_empty();
+        if self.notifications {
+            for (bearer, body) in self.apple.complete_due(self.now) {
+                let account = self.accounts_by_token.get(&bearer).cloned().unwrap_or_default();
+                let auth = format!("Bearer {NOTIFICATION_TOKEN}");
+                let status = self.engine.handle_notification(&account, Some(&auth), &body, self.now);
+                self.notification_answers.push(status);
+                delivered = true;
+            }
+        }
+        delivered
     }
 
     /// Runs the world until `end` (simulated ms), jumping between events.
@@ -123,7 +156,12 @@ impl Harness {
                 continue;
             }
             let next_answer = self.in_flight.iter().map(|(at, _)| *at).min().unwrap_or(u64::MAX);
-            let next = timeout.min(next_answer);
+            let next_event = if self.notifications {
+                self.apple.events.values().filter(|e| e.outcome.is_none()).map(|e| e.complete_at).min().unwrap_or(u64::MAX)
+            } else {
+                u64::MAX
+            };
+            let next = timeout.min(next_answer).min(next_event);
             if next > end {
                 self.now = self.now.max(end);
                 self.drain();
