@@ -339,3 +339,350 @@ fn license_ready_is_never_emitted_before_apples_confirmation_arrives() {
         .expect("license ready");
     assert!(first_ready > complete);
 }
+
+// ============================================================================ reclaim triggers
+
+/// A synced account where device `SERIAL00000` holds app 0 through policy p1 (and p2 when `twice`).
+fn one_device_licensed(twice: bool) -> (Harness, String) {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(2, 10, 2));
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    if twice {
+        h.input(policy("p2", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    }
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 1);
+    (h, token)
+}
+
+fn remove_target(h: &mut Harness, policy_id: &str) {
+    let input = Input::UpdatePolicyTargets { policy_id: policy_id.into(), add: vec![], remove: vec![serial(0)] };
+    h.input(input).unwrap();
+}
+
+#[test]
+fn leaving_a_policys_scope_reclaims_at_once_unless_another_policy_still_wants_the_license() {
+    let (mut h, token) = one_device_licensed(true);
+    remove_target(&mut h, "p1");
+    h.run_for(MINUTE);
+    assert!(released(&h).is_empty(), "p2 still wants it");
+    remove_target(&mut h, "p2");
+    h.run_for(MINUTE);
+    assert_eq!(released(&h), [(app(0), Some(serial(0)), "left the scope of policy Policy p2".to_owned())]);
+    assert_eq!(assigned_at_apple(&mut h, &token), 0);
+}
+
+#[test]
+fn retiring_a_device_reclaims_its_licenses() {
+    let (mut h, token) = one_device_licensed(false);
+    h.input(Input::DeviceRetired { serial_number: serial(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(released(&h).len(), 1);
+    assert_eq!(assigned_at_apple(&mut h, &token), 0);
+    assert!(h.engine.explain("a1", &device_query(0)).unwrap().reason.contains("retired"));
+}
+
+fn device_query(app_index: usize) -> ExplainQuery {
+    ExplainQuery { adam_id: app(app_index), pricing_param: PricingParam::Stdq, serial_number: Some(serial(0)), client_user_id: None }
+}
+
+#[test]
+fn an_app_removed_by_the_user_or_a_failed_or_cancelled_install_is_reclaimed_and_not_reassigned_until_installed_again() {
+    for (input, reason) in [
+        (Input::AppRemoved { serial_number: serial(0), adam_id: app(0) }, "the user removed the app from the device"),
+        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: false }, "the installation failed"),
+        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: true }, "the installation was cancelled"),
+    ] {
+        let (mut h, token) = one_device_licensed(false);
+        h.input(input).unwrap();
+        h.run_for(10 * MINUTE);
+        assert_eq!(released(&h), [(app(0), Some(serial(0)), reason.to_owned())]);
+        assert_eq!(posts(&h, "associateAssets"), 1, "not assigned again");
+        assert_eq!(h.engine.explain("a1", &device_query(0)).unwrap().reason, reason);
+        h.input(Input::AppInstalled { serial_number: serial(0), adam_id: app(0) }).unwrap();
+        h.run_for(MINUTE);
+        assert_eq!(assigned_at_apple(&mut h, &token), 1, "the hold is lifted");
+    }
+}
+
+#[test]
+fn an_administrator_reclaims_one_license_all_of_an_app_or_all_of_an_account() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(2, 10, 0));
+    enroll(&mut h, (0..3).map(serial));
+    h.input(policy("p0", &app(0), LicenseType::Device, (0..3).map(serial))).unwrap();
+    h.input(policy("p1", &app(1), LicenseType::Device, (0..3).map(serial))).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(assigned_at_apple(&mut h, &token), 6);
+
+    let one = Input::ReclaimLicense {
+        account_id: "a1".into(),
+        adam_id: app(0),
+        pricing_param: PricingParam::Stdq,
+        serial_number: Some(serial(0)),
+        client_user_id: None,
+    };
+    h.input(one).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(assigned_at_apple(&mut h, &token), 5);
+    h.input(Input::ReclaimApp { account_id: "a1".into(), adam_id: app(1), pricing_param: PricingParam::Stdq }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(assigned_at_apple(&mut h, &token), 2);
+    h.input(Input::ReclaimAccount { account_id: "a1".into() }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(assigned_at_apple(&mut h, &token), 0);
+    assert!(released(&h).iter().all(|(_, _, reason)| reason == "reclaimed by an administrator"));
+    assert_eq!(posts(&h, "associateAssets"), 1, "one batched assignment; reclaimed licenses are not reassigned");
+
+    let not_ours = Input::ReclaimLicense {
+        account_id: "a1".into(),
+        adam_id: app(0),
+        pricing_param: PricingParam::Stdq,
+        serial_number: Some(serial(9)),
+        client_user_id: None,
+    };
+    assert_eq!(h.input(not_ours).unwrap_err().code(), "NOT_ALLOWED");
+}
+
+#[test]
+fn every_release_tells_the_user_while_the_license_removal_notification_is_on() {
+    let (mut h, _) = one_device_licensed(false);
+    h.input(Input::SetLicenseRemovalNotification { enabled: true }).unwrap();
+    h.input(Input::DeviceRetired { serial_number: serial(0) }).unwrap();
+    h.run_for(MINUTE);
+    let notified: Vec<_> = h.events().into_iter().filter(|e| matches!(e, Event::NotifyUser { .. })).collect();
+    assert_eq!(notified.len(), 1);
+    assert_eq!(h.store["settings"]["licenseRemovalNotification"], true);
+
+    let (mut h, _) = one_device_licensed(false);
+    h.input(Input::DeviceRetired { serial_number: serial(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert!(!h.events().iter().any(|e| matches!(e, Event::NotifyUser { .. })), "off by default");
+}
+
+// ============================================================================ Reconcile and Clean Up
+
+/// An org where another MDM assigned app 0 to SERIAL00050 and SERIAL00051, and a book and a
+/// non-revocable app are assigned too.
+fn shared_org() -> Org {
+    let mut o = org(4, 10, 2);
+    o.assets[2]["productType"] = json!("Book");
+    o.assets[2]["deviceAssignable"] = json!(false);
+    o.assets[2]["revocable"] = json!(false);
+    o.assets[3]["revocable"] = json!(false);
+    for (adam, target) in [(app(0), json!({"serialNumber": serial(50)})), (app(0), json!({"serialNumber": serial(51)})),
+                           (app(2), json!({"clientUserId": user(1)})), (app(3), json!({"serialNumber": serial(52)}))] {
+        let mut a = json!({"adamId": adam, "pricingParam": "STDQ"});
+        a.as_object_mut().unwrap().extend(target.as_object().unwrap().clone());
+        o.assignments.push((1, a));
+        o.assets.iter_mut().find(|x| x["adamId"] == json!(adam)).map(|x| {
+            x["assignedCount"] = json!(x["assignedCount"].as_i64().unwrap() + 1);
+            x["availableCount"] = json!(x["availableCount"].as_i64().unwrap() - 1);
+        });
+    }
+    o
+}
+
+#[test]
+fn reconcile_releases_only_this_mdms_unused_licenses_and_never_books_or_non_revocable_apps() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, shared_org());
+    // Ours: app 0 on SERIAL00000 (device), the book and the non-revocable app for user-0.
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p0", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.input(policy("book", &app(2), LicenseType::User, [user(0)])).unwrap();
+    h.input(policy("fixed", &app(3), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 3);
+    // The device's user now holds our user license of app 0: the device license is no longer
+    // wanted, but nothing nominated it — only Reconcile notices.
+    h.input(policy("u0", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false }).unwrap();
+    h.input(Input::RemovePolicy { policy_id: "book".into() }).unwrap();
+    h.input(Input::RemovePolicy { policy_id: "fixed".into() }).unwrap();
+    h.run_for(MINUTE);
+    assert!(released(&h).is_empty(), "books and non-revocable apps are never released");
+    h.input(Input::Reconcile).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(released(&h), [(app(0), Some(serial(0)), "no longer used (Reconcile)".to_owned())]);
+    let at_apple = &h.apple.org(&token).assignments;
+    for other in [serial(50), serial(51), serial(52)] {
+        assert!(at_apple.iter().any(|(_, a)| a["serialNumber"] == json!(other)), "{other} (another MDM's) untouched");
+    }
+    assert!(at_apple.iter().any(|(_, a)| a["adamId"] == json!(app(2))), "the book stays");
+}
+
+#[test]
+fn reconcile_runs_by_itself_every_24_hours() {
+    let mut h = Harness::with_notifications();
+    synced(&mut h, org(1, 10, 1));
+    h.run_for(25 * 60 * MINUTE);
+    let wakeups = h.engine.next_wakeup();
+    assert!(wakeups.at <= h.now + 24 * 60 * MINUTE);
+    let first = h.trace.iter().position(|t| matches!(t, Trace::Emitted { event: Event::SyncStarted { .. }, .. }));
+    assert!(first.is_some());
+    // A license of ours whose policy vanished without a trigger (restored store without it) goes at the next Reconcile.
+    let (mut h, token) = one_device_licensed(false);
+    let records: Vec<_> = h.stored_records().into_iter().filter(|r| !r.key.starts_with("policy/")).collect();
+    let apple = std::mem::replace(&mut h.apple, support::fake_apple::FakeApple::new());
+    let now = h.now;
+    let mut restored = Harness::with_notifications();
+    restored.apple = apple;
+    restored.now = now;
+    restored.add_account_mapping("a1", &token);
+    restored.engine = vpp_license_engine::Engine::restore(restored.engine_config(), records, now).unwrap();
+    restored.run_for(24 * 60 * MINUTE + MINUTE);
+    assert_eq!(released(&restored).len(), 1);
+}
+
+#[test]
+fn clean_up_adopts_other_mdms_licenses_a_policy_wants_releases_the_rest_and_never_touches_ours() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, shared_org());
+    enroll(&mut h, [serial(0), serial(50)]);
+    h.input(policy("p0", &app(0), LicenseType::Device, [serial(0), serial(50)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(posts(&h, "associateAssets"), 1);
+    h.input(Input::CleanUp { account_id: "a1".into() }).unwrap();
+    h.run_for(MINUTE);
+    // SERIAL00050 (another MDM's, wanted) is adopted; SERIAL00051 (unwanted) released; the
+    // book and the non-revocable app are left alone; ours (SERIAL00000) untouched.
+    assert_eq!(released(&h), [(app(0), Some(serial(51)), "assigned by another MDM (Clean Up)".to_owned())]);
+    let at_apple: Vec<_> = h.apple.org(&token).assignments.iter().map(|(_, a)| a.clone()).collect();
+    assert_eq!(at_apple.len(), 4);
+    assert!(h.store.keys().any(|k| k.starts_with("prov/a1/") && k.ends_with("SERIAL00050")), "adopted into provenance");
+    // Adopted licenses are ours now: leaving the scope reclaims them.
+    h.input(Input::UpdatePolicyTargets { policy_id: "p0".into(), add: vec![], remove: vec![serial(50)] }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(released(&h).len(), 2);
+}
+
+// ============================================================================ rules
+
+#[test]
+fn no_device_license_for_a_device_whose_user_has_this_mdms_user_license_for_the_app() {
+    let mut h = Harness::with_notifications();
+    synced(&mut h, org(1, 10, 2));
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false }).unwrap();
+    h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h), [(app(0), None, Some(user(0)))]);
+    let why = h.engine.explain("a1", &device_query(0)).unwrap();
+    assert_eq!(why.reason, "the device's user already has a user license for this app from this MDM");
+}
+
+#[test]
+fn shared_ipads_get_device_licenses_only() {
+    let mut h = Harness::with_notifications();
+    synced(&mut h, org(1, 10, 2));
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: true }).unwrap();
+    h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h), [(app(0), Some(serial(0)), None)]);
+    let query = ExplainQuery { adam_id: app(0), pricing_param: PricingParam::Stdq, serial_number: None, client_user_id: Some(user(0)) };
+    assert_eq!(h.engine.explain("a1", &query).unwrap().reason, "shared iPads get device licenses only");
+}
+
+#[test]
+fn books_are_user_only_and_apps_apple_marks_not_device_assignable_get_no_device_license() {
+    let mut h = Harness::with_notifications();
+    let mut o = org(2, 10, 1);
+    o.assets[0]["productType"] = json!("Book");
+    o.assets[0]["deviceAssignable"] = json!(false);
+    o.assets[1]["deviceAssignable"] = json!(false);
+    synced(&mut h, o);
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("b", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.input(policy("n", &app(1), LicenseType::Device, [serial(0)])).unwrap();
+    h.input(policy("bu", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h), [(app(0), None, Some(user(0)))], "only the book's user license");
+    assert_eq!(h.engine.explain("a1", &device_query(0)).unwrap().reason, "books can only be licensed to users");
+    assert_eq!(h.engine.explain("a1", &device_query(1)).unwrap().reason, "Apple does not allow device licenses for this app");
+}
+
+// ============================================================================ users
+
+#[test]
+fn unknown_users_are_registered_in_batches_then_licensed_and_invited_unless_they_have_a_managed_apple_id() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 500, 0));
+    for i in 0..150 {
+        let managed = (i % 2 == 0).then(|| format!("maid-{i}@school.test"));
+        h.input(Input::UserAdded { client_user_id: user(i), email: Some(format!("{i}@school.test")), managed_apple_id: managed }).unwrap();
+    }
+    h.input(policy("u", &app(0), LicenseType::User, (0..150).map(user))).unwrap();
+    h.run_for(5 * MINUTE);
+    assert_eq!(posts(&h, "createUsers"), 2, "150 users at maxUsers 100");
+    assert_eq!(ready(&h).len(), 150);
+    assert_eq!(h.apple.org(&token).users.len(), 150);
+    h.run_for(31 * MINUTE); // the delta sync brings the invitation codes
+    let invites: Vec<(String, String)> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::InviteUser { client_user_id, invite_url, .. } => Some((client_user_id.clone(), invite_url.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invites.len(), 75, "only users without a Managed Apple ID are invited");
+    assert!(invites.iter().all(|(u, url)| url.contains(&format!("inviteCode=code-{u}"))), "{:?}", invites.first());
+}
+
+#[test]
+fn user_associated_notification_marks_the_user_associated() {
+    let mut h = Harness::with_notifications();
+    synced(&mut h, org(1, 10, 2));
+    let body = json!({"notificationId": "ua-1", "notificationType": "USER_ASSOCIATED", "uId": "1",
+                      "notification": {"associatedUsers": [{"clientUserId": user(0), "status": "Associated", "idHash": "x"}]}});
+    let auth = format!("Bearer {NOTIFICATION_TOKEN}");
+    assert_eq!(h.engine.handle_notification("a1", Some(&auth), &body.to_string(), h.now), 200);
+    h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert!(!h.events().iter().any(|e| matches!(e, Event::InviteUser { .. })), "an associated user needs no invitation");
+    assert_eq!(ready(&h).len(), 1);
+}
+
+// ============================================================================ re-enrollment and durability
+
+#[test]
+fn a_re_enrolled_device_or_an_update_push_gets_license_ready_again_without_a_new_assignment() {
+    let (mut h, _) = one_device_licensed(false);
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: None, shared_ipad: false }).unwrap();
+    h.input(Input::UpdatePush { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    h.input(Input::UpdatePush { serial_number: serial(0), adam_id: app(1) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 3, "first assignment, re-enrollment, update push of app 0");
+    assert_eq!(posts(&h, "associateAssets"), 1);
+}
+
+#[test]
+fn after_a_restart_a_stored_event_is_polled_and_completed_without_submitting_again() {
+    let mut h = Harness::new();
+    h.apple.event_delay = 5 * MINUTE;
+    let token = synced(&mut h, org(1, 10, 0));
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.run_for(10 * SECOND);
+    assert_eq!(posts(&h, "associateAssets"), 1);
+    assert!(h.store.keys().any(|k| k.starts_with("op/a1/")), "the operation is stored with its eventId");
+    let event_id = h.engine.pending_operations("a1").unwrap()[0].event_id.clone().expect("accepted");
+
+    let mut restored = Harness::new();
+    restored.now = h.now;
+    restored.apple = std::mem::replace(&mut h.apple, support::fake_apple::FakeApple::new());
+    restored.add_account_mapping("a1", &token);
+    restored.engine = vpp_license_engine::Engine::restore(restored.engine_config(), h.stored_records(), h.now).unwrap();
+    restored.run_for(10 * MINUTE);
+    assert_eq!(posts(&restored, "associateAssets"), 0, "not submitted twice");
+    let polled: Vec<_> = restored.requests().iter().filter(|(_, r)| r.purpose == "eventStatus").map(|(_, r)| r.url.clone()).collect();
+    assert!(polled.iter().all(|u| u.ends_with(&format!("eventId={event_id}"))));
+    assert_eq!(ready(&restored).len(), 1);
+    assert!(restored.store.keys().any(|k| k.starts_with("prov/a1/")));
+    assert!(!restored.store.keys().any(|k| k.starts_with("op/")), "finished operations are deleted");
+}

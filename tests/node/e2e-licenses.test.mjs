@@ -70,12 +70,12 @@ class Progress {
 }
 
 const posts = (sim, path) => sim.requestLog.filter((r) => r.method === 'POST' && r.path === path);
-const targetOf = (e) => e.serialNumber ?? e.clientUserId;
 
 /**
  * Simulator, notification endpoint (listening first: Apple tests it when the account is added), engine with
  * `notifications` configured, and a Driver over fetch; everything closed after the test. The account is added
- * and its full sync awaited. `answered` records every notification the endpoint handed to the driver.
+ * and (unless `waitForSync` is false) its full sync awaited. `answered` records every notification the endpoint
+ * handed to the driver, with the status it answered.
  */
 async function harness(t, { simulator = {}, organization = {}, prepare = () => {}, accountId = ACCOUNT, waitForSync = true } = {}) {
   const sim = await startSimulator({ port: 0, seed: 7, pageSize: 20, eventDelayMs: 50, notificationRetryDelayMs: 200, ...simulator });
@@ -172,6 +172,7 @@ test('policies, facts and reclaim: batched associate/disassociate completed by n
   const [deviceApp, userApp] = paidApps(org);
   assert.ok(deviceApp.deviceAssignable && deviceApp.revocable, 'the device app is device-assignable and revocable');
   const devices = devicesWithout(org, deviceApp.adamId, 10);
+
   // 1. The account was claimed with the notification endpoint, which Apple tested, and fully synced.
   assert.deepEqual(org.mdmInfo, MDM);
   assert.deepEqual(org.notification, { url: `${endpoint.url}/${ACCOUNT}`, authToken });

@@ -71,12 +71,9 @@ impl Harness {
 
     /// A harness whose engine subscribes to notifications and gets them delivered.
     pub fn with_notifications() -> Self {
-        let notifications = vpp_license_engine::NotificationConfig {
-            url: "https://mdm.test/apple".into(),
-            auth_token: vpp_license_engine::secret::Secret::new(NOTIFICATION_TOKEN.into()),
-        };
-        let mut h = Self::with_config(EngineConfig { notifications: Some(notifications), ..config() });
+        let mut h = Self::new();
         h.notifications = true;
+        h.engine = Engine::new(h.engine_config(), START).unwrap();
         h
     }
 
@@ -85,6 +82,24 @@ impl Harness {
         let token = make_token(name, &format!("secret-of-{name}"), START + 365 * DAY);
         self.apple.orgs.insert(token.clone(), org);
         token
+    }
+
+    /// Tells the harness which account a token belongs to (for notification delivery), when
+    /// the account comes from a restored store instead of `add_account`.
+    pub fn add_account_mapping(&mut self, id: &str, token: &str) {
+        self.accounts_by_token.insert(token.to_owned(), id.to_owned());
+    }
+
+    /// The configuration the harness built its engine with.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut c = config();
+        if self.notifications {
+            c.notifications = Some(vpp_license_engine::NotificationConfig {
+                url: "https://mdm.test/apple".into(),
+                auth_token: vpp_license_engine::secret::Secret::new(NOTIFICATION_TOKEN.into()),
+            });
+        }
+        c
     }
 
     pub fn add_account(&mut self, id: &str, token: &str) {
