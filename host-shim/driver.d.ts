@@ -6,6 +6,8 @@ import type { Transport } from './transport.js';
 export interface DriverEngine {
   handleInput(input: Input, now: number): void;
   pollOutput(now: number): Output;
+  /** Checks and applies one notification Apple POSTed; returns the HTTP status to answer with. */
+  handleNotification(accountId: string, authorization: string | null, body: string, now: number): number;
 }
 
 export interface DriverOptions {
@@ -38,6 +40,13 @@ export declare class Driver {
   start(): void;
   /** Feeds one input and drains. Throws the engine's Error (with `.code`) when it rejects the input. */
   input(input: Input): void;
+  /**
+   * Feeds one notification Apple POSTed to `<notifications.url>/<accountId>` (raw body text, the request's
+   * `Authorization` header or null) and drains. Returns the HTTP status to answer Apple with, empty body.
+   * Throws the engine's Error, or when the driver is stopped: answer a 5xx then, so that Apple retries.
+   * `vpp-license-engine/node` has a ready-made endpoint for Node's `http` servers.
+   */
+  notification(accountId: string, authorization: string | null, body: string): number;
   /** Clears the timer and ignores later responses; writes already queued still complete. */
   stop(): void;
   /** Resolves when no request is in flight and no store write is pending. */

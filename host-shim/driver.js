@@ -61,6 +61,18 @@ export class Driver {
     this.#drain();
   }
 
+  /**
+   * Hands one notification Apple POSTed to the account's endpoint to the engine, then drains. Returns the HTTP
+   * status to answer Apple with (the engine checks the bearer secret; a non-2xx makes Apple retry). Throws the
+   * engine's Error, or when the driver is stopped, to the caller (the endpoint answers 5xx so Apple retries).
+   */
+  notification(accountId, authorization, body) {
+    this.#assertRunning();
+    const status = this.#engine.handleNotification(accountId, authorization ?? null, body, this.#now());
+    this.#drain();
+    return status;
+  }
+
   /** Stops issuing work: clears the timer and drops responses that arrive later. Queued writes still complete. */
   stop() {
     this.#stopped = true;

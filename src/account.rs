@@ -5,6 +5,7 @@
 //! the account may send (not stopped, not inside a backoff window, under the rate limit),
 //! and hands it every answer.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 
 use crate::apple::outcome::{Classified, Outcome};
@@ -15,13 +16,17 @@ use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
 use crate::licenses::{LicenseCtx, Licenses, Scope};
 use crate::mirror::Mirror;
-use crate::notification::AssetManagement;
+use crate::notification::{AssetManagement, UserManagement};
 use crate::operation::{EventResponse, OperationKind, StatusResponse};
 use crate::output::Method;
 use crate::persist::{AccountRecord, DurableAccount, Ownership};
 use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncKind, SyncRun};
 use crate::time::{format_utc, Millis, DAY};
 use crate::token::SToken;
+
+/// What `encodeURIComponent` leaves alone; everything else in an account id is percent-encoded
+/// in the notification URL (a path segment: a space must be `%20`, not `+`).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Expiry warnings, in days before `expDate`.
 pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
@@ -414,7 +419,7 @@ impl Account {
             let claim = ClaimRequest {
                 mdm_info: &ctx.config.mdm_info,
                 notification_url: notifications.map(|n| {
-                    let id: String = form_urlencoded::byte_serialize(self.id.as_bytes()).collect();
+                    let id = utf8_percent_encode(&self.id, PATH_SEGMENT);
                     format!("{}/{id}", n.url.trim_end_matches('/'))
                 }),
                 notification_auth_token: notifications.map(|n| n.auth_token.expose()),
@@ -474,6 +479,15 @@ impl Account {
     pub fn asset_management(&mut self, notification: &AssetManagement, ctx: &mut Ctx<'_>) {
         let mut license_ctx = license_ctx(&self.id, ctx);
         self.licenses.asset_management(notification, &mut self.mirror, &mut license_ctx);
+    }
+
+    /// Applies a `USER_MANAGEMENT` notification.
+    pub fn user_management(&mut self, notification: &UserManagement, ctx: &mut Ctx<'_>) {
+        let mut license_ctx = license_ctx(&self.id, ctx);
+        self.licenses.user_management(notification, &mut self.mirror, &mut license_ctx);
+        if std::mem::take(&mut self.licenses.users_changed) {
+            self.next_delta_at = ctx.now; // fetch the new users' invitation codes
+        }
     }
 
     // ----------------------------------------------------------------- answers

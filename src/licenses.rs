@@ -16,12 +16,15 @@ use crate::batch::{manage_batches, revoke_batches};
 use crate::event::Event;
 use crate::facts::Facts;
 use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target, UserRecord, UNLIMITED_COUNT};
-use crate::notification::{AssetManagement, ManagementResult, ManagementType};
+use crate::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
 use crate::operation::{
     EventStatus, NewUser, Operation, OperationKind, OperationState, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER,
 };
 use crate::policy::{AppPolicy, LicenseType};
 use crate::time::Millis;
+
+/// The asset slot of a user-creation task (user tasks have no asset).
+const NO_ASSET: AssetKey = AssetKey { adam_id: u32::MAX, pricing: crate::apple::wire::PricingParam::Stdq };
 
 /// Apple error numbers with a specific meaning for a task.
 const INSUFFICIENT_LICENSES: i64 = 9709;
@@ -742,7 +745,37 @@ impl Licenses {
                 ManagementResult::Failure => self.fail(&op, key, error_number, &message, mirror, ctx),
             }
         }
-        let done = op.kind != OperationKind::Revoke && op.tasks().all(|t| op.resolved.contains(&t));
+        let done = match op.kind {
+            // A revoke is done when nothing it was releasing is still pending.
+            OperationKind::Revoke => !self.pending_release.keys().any(|k| op_targets.contains(&k.target)),
+            _ => op.tasks().all(|t| op.resolved.contains(&t)),
+        };
+        let id = op.id;
+        self.ops.insert(id, op);
+        if done {
+            self.finish(id);
+        }
+    }
+
+    /// `USER_MANAGEMENT`: the outcome of a user event; finishes our create-users operation.
+    pub fn user_management(&mut self, n: &UserManagement, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        self.users_updated(&n.users, mirror);
+        let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
+        let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else { return };
+        let error_number = n.error.as_ref().and_then(|e| e.error_number);
+        let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
+        for user in &n.users {
+            let Some(target) = mirror.lookup(&user.client_user_id).map(Target::User) else { continue };
+            if !op.targets.contains(&target) || !op.resolved.insert((NO_ASSET, target)) {
+                continue;
+            }
+            let key = AssignmentKey { asset: NO_ASSET, target };
+            match n.result {
+                Some(ManagementResult::Failure) => self.fail(&op, key, error_number, &message, mirror, ctx),
+                _ => self.user_created(target, &NewUser { client_user_id: user.client_user_id.clone(), email: None, managed_apple_id: None }, mirror),
+            }
+        }
+        let done = op.targets.iter().all(|t| op.resolved.contains(&(NO_ASSET, *t)));
         let id = op.id;
         self.ops.insert(id, op);
         if done {

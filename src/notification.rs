@@ -73,10 +73,15 @@ pub struct AssetCount {
     pub count_delta: i64,
 }
 
+/// `USER_MANAGEMENT`: the outcome of a create, update or retire event.
 #[derive(Debug, Clone, Deserialize)]
-struct UserManagement {
+#[serde(rename_all = "camelCase")]
+pub struct UserManagement {
+    pub event_id: Option<String>,
+    pub result: Option<ManagementResult>,
     #[serde(default)]
-    users: Vec<User>,
+    pub users: Vec<User>,
+    pub error: Option<NotificationError>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,8 +96,9 @@ pub enum Notification {
     Test,
     AssetManagement(AssetManagement),
     AssetCount(AssetCount),
-    /// `USER_MANAGEMENT` and `USER_ASSOCIATED`: user records to update.
-    Users(Vec<User>),
+    UserManagement(UserManagement),
+    /// `USER_ASSOCIATED`: users who accepted their invitation.
+    UsersAssociated(Vec<User>),
     /// A type this engine does not act on (subscriptions): acknowledged and ignored.
     Ignored,
 }
@@ -114,9 +120,9 @@ pub fn parse(body: &str) -> Result<Parsed, String> {
         "TEST_NOTIFICATION" => Notification::Test,
         "ASSET_MANAGEMENT" => Notification::AssetManagement(serde_json::from_value(payload).map_err(invalid)?),
         "ASSET_COUNT" => Notification::AssetCount(serde_json::from_value(payload).map_err(invalid)?),
-        "USER_MANAGEMENT" => Notification::Users(serde_json::from_value::<UserManagement>(payload).map_err(invalid)?.users),
+        "USER_MANAGEMENT" => Notification::UserManagement(serde_json::from_value(payload).map_err(invalid)?),
         "USER_ASSOCIATED" => {
-            Notification::Users(serde_json::from_value::<UserAssociated>(payload).map_err(invalid)?.associated_users)
+            Notification::UsersAssociated(serde_json::from_value::<UserAssociated>(payload).map_err(invalid)?.associated_users)
         }
         _ => Notification::Ignored,
     };

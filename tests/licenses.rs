@@ -158,6 +158,7 @@ fn revoking_every_license_of_250_retired_devices_takes_3_requests() {
     h.run_for(MINUTE);
     assert_eq!(posts(&h, "revokeAssets"), 3);
     assert_eq!(posts(&h, "disassociateAssets"), 0);
+    assert_eq!(posts(&h, "eventStatus"), 0, "the revokes were finished by their notifications");
     assert_eq!(assigned_at_apple(&mut h, &token), 0);
     assert_eq!(released(&h).len(), held);
     assert!(released(&h).iter().all(|(_, _, reason)| reason == "the device was retired"));
@@ -315,6 +316,17 @@ fn the_claim_subscribes_to_notifications_for_the_account() {
     assert_eq!(claim["notificationAuthToken"], NOTIFICATION_TOKEN);
     assert_eq!(claim["notificationTypes"], json!(["ASSET_MANAGEMENT", "ASSET_COUNT", "USER_MANAGEMENT", "USER_ASSOCIATED"]));
     assert!(!format!("{:?}", h.engine).contains(NOTIFICATION_TOKEN), "the notification secret is hidden in Debug output");
+}
+
+#[test]
+fn account_ids_are_percent_encoded_as_one_path_segment_in_the_notification_url() {
+    let mut h = Harness::with_notifications();
+    let token = h.org("ORG1", org(1, 10, 0));
+    h.add_account("north campus/1+ü", &token);
+    h.run_for(MINUTE);
+    let claim = h.requests().iter().find(|(_, r)| r.purpose == "claimOwnership").unwrap().1.body.clone().unwrap();
+    let claim: serde_json::Value = serde_json::from_str(&claim).unwrap();
+    assert_eq!(claim["notificationUrl"], "https://mdm.test/apple/north%20campus%2F1%2B%C3%BC");
 }
 
 // ============================================================================ trace helpers
@@ -620,6 +632,8 @@ fn unknown_users_are_registered_in_batches_then_licensed_and_invited_unless_they
     h.run_for(5 * MINUTE);
     assert_eq!(posts(&h, "createUsers"), 2, "150 users at maxUsers 100");
     assert_eq!(ready(&h).len(), 150);
+    assert_eq!(posts(&h, "eventStatus"), 0, "notifications finished every operation, user creation included");
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty());
     assert_eq!(h.apple.org(&token).users.len(), 150);
     h.run_for(31 * MINUTE); // the delta sync brings the invitation codes
     let invites: Vec<(String, String)> = h

@@ -404,6 +404,7 @@ fn apply_notification(account: &mut Account, notification: Notification, ctx: &m
             account.mirror.apply_count_delta(&asset, count.count_delta);
             account.licenses.counts_changed();
         }
-        Notification::Users(users) => account.licenses.users_updated(&users, &mut account.mirror),
+        Notification::UserManagement(management) => account.user_management(&management, ctx),
+        Notification::UsersAssociated(users) => account.licenses.users_updated(&users, &mut account.mirror),
     }
 }

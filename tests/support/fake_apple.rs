@@ -178,6 +178,17 @@ impl FakeApple {
         for (id, event) in self.events.iter_mut().filter(|(_, e)| e.outcome.is_some() && !e.notified) {
             event.notified = true;
             if event.kind == "CREATE" {
+                let org = &self.orgs[&event.bearer];
+                let created: Vec<Value> = event.request["users"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|u| org.users.iter().find(|(_, x)| x["clientUserId"] == u["clientUserId"]).map(|(_, x)| x.clone()))
+                    .collect();
+                let notification = json!({"eventId": id, "result": "SUCCESS", "type": "CREATE", "users": created});
+                let body = json!({"notificationId": format!("n-{id}"), "notificationType": "USER_MANAGEMENT",
+                                  "notification": notification, "uId": "1"});
+                notifications.push((event.bearer.clone(), body.to_string()));
                 continue;
             }
             let failures = event.outcome.as_ref().unwrap();

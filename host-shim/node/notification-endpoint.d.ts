@@ -1,0 +1,72 @@
+/**
+ * The part of Node's `http.IncomingMessage` (or an Express request) the handler uses: declared here so the
+ * types need no `@types/node`; an `IncomingMessage` satisfies it.
+ */
+export interface NotificationRequest {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  /** Express: the URL before a mount path was stripped from `url`. */
+  readonly originalUrl?: string | undefined;
+  readonly headers: { readonly [name: string]: string | string[] | undefined };
+  /** True when a body parser already read the stream; `body` is then used. */
+  readonly readableEnded: boolean;
+  readonly body?: unknown;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  resume(): unknown;
+}
+
+/** The part of Node's `http.ServerResponse` the handler uses. */
+export interface NotificationResponse {
+  readonly headersSent: boolean;
+  writeHead(statusCode: number, headers?: Record<string, string>): unknown;
+  end(): unknown;
+}
+
+/** What the endpoint needs of a Driver (`Driver` from `vpp-license-engine/host` has it). */
+export interface NotificationDriver {
+  notification(accountId: string, authorization: string | null, body: string): number;
+}
+
+export interface NotificationHandlerOptions {
+  driver: NotificationDriver;
+  /** Path prefix: Apple POSTs to `<path>/<accountId>` (URL-encoded). Default `/apple/notifications`. */
+  path?: string;
+  /** Larger bodies are answered 413 without reaching the engine. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Failures: a throwing driver, a broken request stream. Never given the Authorization header. Default console.error. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Answers Apple's notification POSTs: `POST <path>/<accountId>` → `driver.notification(accountId,
+ * Authorization header or null, raw body)`, answered with the returned status and an empty body. Other paths:
+ * 404, or `next()` when a router (Express) passes one; other methods: 405; bodies over `maxBodyBytes`: 413;
+ * an account id that is not valid percent-encoding: 400. When the driver throws: 404 for an `UNKNOWN_ACCOUNT`
+ * engine error, 400 for another engine error (a retry would fail the same way), 503 otherwise (stopped driver:
+ * Apple retries). Mount it before body parsers, or let them leave a string / Buffer / parsed JSON in `req.body`.
+ */
+export declare function createNotificationHandler(
+  options: NotificationHandlerOptions,
+): (req: NotificationRequest, res: NotificationResponse, next?: (error?: unknown) => void) => void;
+
+export interface NotificationServerOptions extends NotificationHandlerOptions {
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+}
+
+export interface NotificationServer {
+  /** `http://<host>:<port><path>`: the base URL for the engine's `notifications.url` (behind TLS in production). */
+  readonly url: string;
+  /** Stops listening; resolves once open connections have ended. */
+  close(): Promise<void>;
+}
+
+/** An `http` server listening with createNotificationHandler; resolves once it listens. */
+export declare function startNotificationServer(options: NotificationServerOptions): Promise<NotificationServer>;
+
+/** `/apple/notifications` */
+export declare const DEFAULT_NOTIFICATION_PATH: string;
+/** 1 MiB */
+export declare const DEFAULT_MAX_BODY_BYTES: number;
