@@ -63,11 +63,25 @@
 //!   any second; an `errorNumber` body is an error whatever the HTTP status; expired, revoked
 //!   or rejected tokens stop the account until the token is replaced.
 //!
+//! * **Licenses**: the host states app policies (account, app, device or user licenses, targets
+//!   in scope) and device and user facts; the engine associates licenses for targets that lack
+//!   one, batched to the service-config limits (targets needing the same apps share requests),
+//!   never asking for more than the pool holds (`insufficientLicenses`, `lowLicenses`); tracks
+//!   every `eventId` by notification ([`Engine::handle_notification`]) and `/status` polling
+//!   (≥ 30 s apart, re-submitted after 10 minutes); emits `licenseReady` only after Apple
+//!   confirms; registers users (`/users/create`) and hands out invitations; reclaims at once when
+//!   a target leaves scope, a device retires, the user removes the app or an install fails, or an
+//!   administrator asks; **Reconcile** (every 24 h and on demand) releases what this instance
+//!   assigned that is no longer used; **Clean Up** adopts or releases other MDMs' assignments.
+//!   Only assignments this instance made (its durable provenance) are ever released, except by
+//!   Clean Up; books and non-revocable assets never are. [`Engine::explain`] says why a target
+//!   has or lacks a license; [`Engine::pending_operations`] lists what Apple has not finished.
+//!
 //! ## Secrets
 //!
 //! The sToken leaves the engine only in the `Authorization` header of a [`Request`] and in
-//! the account record written to the store. It never appears in events, error messages or
-//! `Debug` output ([`secret::Secret`]).
+//! the account record written to the store; the notification secret only in the claim request.
+//! Neither appears in events, error messages or `Debug` output ([`secret::Secret`]).
 //!
 //! ## Errors and panics
 //!

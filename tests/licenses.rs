@@ -700,3 +700,21 @@ fn after_a_restart_a_stored_event_is_polled_and_completed_without_submitting_aga
     assert!(restored.store.keys().any(|k| k.starts_with("prov/a1/")));
     assert!(!restored.store.keys().any(|k| k.starts_with("op/")), "finished operations are deleted");
 }
+
+#[test]
+fn an_app_converted_from_unmanaged_to_managed_gets_a_license_and_license_ready() {
+    let (mut h, _) = one_device_licensed(false);
+    // The user had removed app 0; it is installed again unmanaged and now converted to managed.
+    h.input(Input::AppRemoved { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(released(&h).len(), 1);
+    h.input(Input::AppConvertedToManaged { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(posts(&h, "associateAssets"), 2, "licensed again");
+    assert_eq!(ready(&h).len(), 2);
+    // Converting an app whose license the device still holds only repeats licenseReady.
+    h.input(Input::AppConvertedToManaged { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(posts(&h, "associateAssets"), 2);
+    assert_eq!(ready(&h).len(), 3);
+}
