@@ -312,14 +312,7 @@ impl Engine {
         let mut events = Vec::new();
         let account = self.accounts.get_mut(account_id).expect("checked above");
         if !account.is_stopped() {
-            let mut ctx = Ctx {
-                now,
-                config: &self.config,
-                service: &self.service,
-                rng: &mut self.rng,
-                events: &mut events,
-                notify_users: self.notify_users,
-            };
+            let mut ctx = account_ctx!(self, now, &mut events);
             apply_notification(account, parsed.notification, &mut ctx);
         }
         self.emit_events(events);

@@ -4,6 +4,21 @@
 //! the license commands, facts and notifications; `records.rs` turns state into store records
 //! and back.
 
+/// The context an account works in, borrowed from the engine's fields (not from `self` as a
+/// whole, so that an account can be borrowed mutably at the same time).
+macro_rules! account_ctx {
+    ($engine:ident, $now:expr, $events:expr) => {
+        Ctx {
+            now: $now,
+            config: &$engine.config,
+            service: &$engine.service,
+            rng: &mut $engine.rng,
+            events: $events,
+            notify_users: $engine.notify_users,
+        }
+    };
+}
+
 mod licensing;
 mod records;
 
@@ -222,14 +237,7 @@ impl Engine {
             InFlight::ServiceConfig => self.service_config_answered(answer, events),
             InFlight::Account { account_id, purpose, sent_at } => {
                 let Some(account) = self.accounts.get_mut(&account_id) else { return };
-                let mut ctx = Ctx {
-                    now,
-                    config: &self.config,
-                    service: &self.service,
-                    rng: &mut self.rng,
-                    events,
-                    notify_users: self.notify_users,
-                };
+                let mut ctx = account_ctx!(self, now, events);
                 match answer {
                     Ok((classified, body)) => account.handle_answer(purpose, sent_at, classified, body, &mut ctx),
                     Err(message) => account.handle_network_error(purpose, sent_at, message, &mut ctx),
@@ -292,14 +300,7 @@ impl Engine {
         let mut requests = Vec::new();
         let rate_limit = self.service.limits.max_request_per_second;
         for account in self.accounts.values_mut() {
-            let mut ctx = Ctx {
-                now,
-                config: &self.config,
-                service: &self.service,
-                rng: &mut self.rng,
-                events: &mut events,
-                notify_users: self.notify_users,
-            };
+            let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
             if account.licenses.needs_plan && account.can_plan() {
                 let policies = self.policies.values().filter(|p| p.account_id == account.id).collect();
