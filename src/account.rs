@@ -807,6 +807,7 @@ impl Account {
         self.check = None;
         self.sync = None;
         self.test = TestState::Idle;
+        self.licenses.requests_abandoned();
         self.dirty = true;
     }
 }

@@ -30,6 +30,8 @@ const NO_ASSET: AssetKey = AssetKey { adam_id: u32::MAX, pricing: crate::apple::
 const INSUFFICIENT_LICENSES: i64 = 9709;
 const USER_NOT_FOUND: i64 = 9609;
 const USER_ALREADY_EXISTS: i64 = 9716;
+const INTERNAL_ERROR: i64 = 9603;
+const MAINTENANCE: i64 = 9644;
 
 /// What planning and outcome handling borrow from the engine.
 pub struct LicenseCtx<'a> {
@@ -479,6 +481,19 @@ impl Licenses {
             .min()
     }
 
+    /// The account stopped sending (ownership lost, token invalid): answers to requests in flight
+    /// will be ignored, so those requests count as not sent. A submission Apple may have accepted
+    /// is sent again later (associations and releases are idempotent at Apple).
+    pub fn requests_abandoned(&mut self) {
+        for op in self.ops.values_mut() {
+            match &mut op.state {
+                OperationState::Submitting => op.state = OperationState::Queued,
+                OperationState::Pending { polling, .. } => *polling = false,
+                OperationState::Queued => {}
+            }
+        }
+    }
+
     /// A submission or poll failed in a way worth retrying: try again when the account may send.
     pub fn retry(&mut self, op_id: u64, was_poll: bool) {
         if let Some(op) = self.ops.get_mut(&op_id) {
@@ -666,6 +681,9 @@ impl Licenses {
                     mirror.set_user(&name, UserRecord { email: None, status: None, invite_code: None });
                 }
                 return;
+            }
+            (OperationKind::Associate, Some(INTERNAL_ERROR | MAINTENANCE)) => {
+                self.pending_assoc.remove(&key); // Apple's trouble, not the pair's: the next plan retries
             }
             (OperationKind::Associate, _) => {
                 self.pending_assoc.remove(&key);

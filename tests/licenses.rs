@@ -718,3 +718,23 @@ fn an_app_converted_from_unmanaged_to_managed_gets_a_license_and_license_ready()
     assert_eq!(posts(&h, "associateAssets"), 2);
     assert_eq!(ready(&h).len(), 3);
 }
+
+#[test]
+fn an_operation_in_flight_when_another_mdm_takes_over_is_sent_again_after_reclaim_ownership() {
+    let mut h = Harness::with_notifications();
+    h.latency = 500;
+    let token = synced(&mut h, org(1, 10, 0));
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    // The associate goes out; while it is on its way, another MDM takes the location.
+    h.engine.poll_output(h.now);
+    let rival = json!({"id": "rival-id", "name": "Rival MDM", "metadata": "1"});
+    h.apple.org(&token).mdm_info = Some(rival);
+    h.run_for(MINUTE);
+    assert_eq!(h.status("a1"), vpp_license_engine::AccountStatus::OwnedByOtherMdm);
+    assert!(ready(&h).is_empty());
+    h.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
+    h.run_for(5 * MINUTE);
+    assert_eq!(ready(&h).len(), 1, "the abandoned associate was sent again and confirmed");
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty());
+}
