@@ -88,6 +88,8 @@ pub struct Licenses {
     pub dirty_ours: BTreeMap<AssignmentKey, bool>,
     /// Operations whose record must be written (or deleted, when gone).
     pub dirty_ops: BTreeSet<u64>,
+    /// Hold changes not yet persisted: key → its reason, or `None` when lifted.
+    pub dirty_holds: BTreeMap<AssignmentKey, Option<String>>,
 }
 
 impl Licenses {
@@ -172,22 +174,34 @@ impl Licenses {
 
     /// Don't assign `key` until [`Licenses::release_hold`]; release it if it is ours.
     pub fn hold(&mut self, key: AssignmentKey, reason: &str) {
-        self.holds.insert(key, reason.to_owned());
+        self.set_hold(key, reason.to_owned());
         self.nominate(key, reason);
         self.needs_plan = true;
     }
 
+    fn set_hold(&mut self, key: AssignmentKey, reason: String) {
+        self.dirty_holds.insert(key, Some(reason.clone()));
+        self.holds.insert(key, reason);
+    }
+
+    /// A hold read back from the store.
+    pub fn restore_hold(&mut self, key: AssignmentKey, reason: String) {
+        self.holds.insert(key, reason);
+    }
+
     pub fn release_hold(&mut self, key: &AssignmentKey) {
         if self.holds.remove(key).is_some() {
+            self.dirty_holds.insert(*key, None);
             self.needs_plan = true;
         }
     }
 
     /// Lifts every hold on `target` (re-enrollment, new scope).
     pub fn release_holds_of(&mut self, target: Target) {
-        let before = self.holds.len();
-        self.holds.retain(|k, _| k.target != target);
-        self.needs_plan |= self.holds.len() != before;
+        let lifted: Vec<AssignmentKey> = self.holds.keys().filter(|k| k.target == target).copied().collect();
+        for key in lifted {
+            self.release_hold(&key);
+        }
     }
 
     pub fn request_reconcile(&mut self) {
@@ -687,7 +701,7 @@ impl Licenses {
             }
             (OperationKind::Associate, _) => {
                 self.pending_assoc.remove(&key);
-                self.holds.insert(key, format!("Apple refused the assignment: {message}"));
+                self.set_hold(key, format!("Apple refused the assignment: {message}"));
             }
             (OperationKind::Disassociate | OperationKind::Revoke, _) => {
                 self.pending_release.remove(&key);

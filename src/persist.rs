@@ -2,8 +2,8 @@
 //! [`crate::Engine::restore`]. Records are small and keyed, so a change writes only what
 //! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
-//! `op/<account>/<operation>` (operations in flight at Apple), `device/<serial>`, `user/<id>`,
-//! `settings`.
+//! `hold/<account>/…` (pairs not to assign again, with why), `op/<account>/<operation>`
+//! (operations in flight at Apple), `device/<serial>`, `user/<id>`, `settings`.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use crate::time::Millis;
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
 pub const PROVENANCE_PREFIX: &str = "prov/";
+pub const HOLD_PREFIX: &str = "hold/";
 pub const OPERATION_PREFIX: &str = "op/";
 pub const DEVICE_PREFIX: &str = "device/";
 pub const USER_PREFIX: &str = "user/";
@@ -47,8 +48,9 @@ pub fn operation_key(account_id: &str, operation_id: u64) -> String {
     format!("{OPERATION_PREFIX}{}/{operation_id}", enc(account_id))
 }
 
-impl ProvenanceRecord {
-    pub fn key(&self) -> String {
+impl PairRecord {
+    /// The record's key under `prefix` ([`PROVENANCE_PREFIX`] or [`HOLD_PREFIX`]).
+    pub fn key(&self, prefix: &str) -> String {
         let (kind, target) = match (&self.serial_number, &self.client_user_id) {
             (Some(serial), _) => ("d", serial),
             (None, Some(user)) => ("u", user),
@@ -58,19 +60,22 @@ impl ProvenanceRecord {
             PricingParam::Stdq => "STDQ",
             PricingParam::Plus => "PLUS",
         };
-        format!("{PROVENANCE_PREFIX}{}/{}/{pricing}/{kind}/{}", enc(&self.account_id), enc(&self.adam_id), enc(target))
+        format!("{prefix}{}/{}/{pricing}/{kind}/{}", enc(&self.account_id), enc(&self.adam_id), enc(target))
     }
 }
 
-/// One assignment this instance made.
+/// One (app, device or user) pair of an account: an assignment this instance made (provenance),
+/// or a pair not to assign again (a hold, with its reason).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProvenanceRecord {
+pub struct PairRecord {
     pub account_id: String,
     pub adam_id: String,
     pub pricing_param: PricingParam,
     pub serial_number: Option<String>,
     pub client_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An operation sent (or about to be sent) to Apple.
@@ -175,7 +180,7 @@ pub struct AccountRecord {
 pub enum Record {
     Account(AccountRecord),
     Policy(AppPolicy),
-    Provenance(ProvenanceRecord),
+    Pair(PairRecord),
     Operation(OperationRecord),
     Device(DeviceRecord),
     User(UserRecord),

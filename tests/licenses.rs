@@ -738,3 +738,26 @@ fn an_operation_in_flight_when_another_mdm_takes_over_is_sent_again_after_reclai
     assert_eq!(ready(&h).len(), 1, "the abandoned associate was sent again and confirmed");
     assert!(h.engine.pending_operations("a1").unwrap().is_empty());
 }
+
+#[test]
+fn held_pairs_stay_unassigned_after_a_restart() {
+    let (mut h, token) = one_device_licensed(false);
+    h.input(Input::AppRemoved { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(released(&h).len(), 1);
+    assert!(h.store.keys().any(|k| k.starts_with("hold/a1/")), "the hold is stored");
+
+    let mut restored = Harness::with_notifications();
+    restored.now = h.now;
+    restored.apple = std::mem::replace(&mut h.apple, support::fake_apple::FakeApple::new());
+    restored.add_account_mapping("a1", &token);
+    restored.store = h.store.clone();
+    restored.engine = vpp_license_engine::Engine::restore(restored.engine_config(), h.stored_records(), h.now).unwrap();
+    restored.run_for(10 * MINUTE);
+    assert_eq!(posts(&restored, "associateAssets"), 0, "the removed app is not licensed again");
+    assert_eq!(restored.engine.explain("a1", &device_query(0)).unwrap().reason, "the user removed the app from the device");
+    restored.input(Input::AppInstalled { serial_number: serial(0), adam_id: app(0) }).unwrap();
+    restored.run_for(MINUTE);
+    assert_eq!(posts(&restored, "associateAssets"), 1);
+    assert!(!restored.store.keys().any(|k| k.starts_with("hold/")), "the lifted hold is deleted");
+}

@@ -11,8 +11,8 @@ use crate::operation::{AssetRef, Operation, OperationState, POLL_INTERVAL};
 use crate::output::PersistOp;
 use crate::persist::{
     account_key, device_key, operation_key, policy_key, user_key, AccountRecord, DeviceRecord, OperationRecord,
-    ProvenanceRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX, DEVICE_PREFIX, OPERATION_PREFIX,
-    POLICY_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
+    PairRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX, DEVICE_PREFIX, HOLD_PREFIX,
+    OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
 };
 use crate::policy::AppPolicy;
 use crate::token::SToken;
@@ -21,20 +21,28 @@ pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
     PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Record::Settings(SettingsRecord { license_removal_notification }) }
 }
 
-fn provenance(account: &Account, key: &AssignmentKey) -> ProvenanceRecord {
+fn pair(account: &Account, key: &AssignmentKey, reason: Option<String>) -> PairRecord {
     let (adam_id, serial_number, client_user_id) = account.mirror.describe(key);
-    ProvenanceRecord { account_id: account.id.clone(), adam_id, pricing_param: key.asset.pricing, serial_number, client_user_id }
+    PairRecord { account_id: account.id.clone(), adam_id, pricing_param: key.asset.pricing, serial_number, client_user_id, reason }
 }
 
-/// Provenance and operation records the account changed since the last call.
+fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
+    let key = record.key(prefix);
+    if present {
+        PersistOp::Put { key, value: Record::Pair(record) }
+    } else {
+        PersistOp::Delete { key }
+    }
+}
+
+/// Provenance, hold and operation records the account changed since the last call.
 pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     for (key, ours) in std::mem::take(&mut account.licenses.dirty_ours) {
-        let record = provenance(account, &key);
-        ops.push(if ours {
-            PersistOp::Put { key: record.key(), value: Record::Provenance(record) }
-        } else {
-            PersistOp::Delete { key: record.key() }
-        });
+        ops.push(pair_op(pair(account, &key, None), PROVENANCE_PREFIX, ours));
+    }
+    for (key, reason) in std::mem::take(&mut account.licenses.dirty_holds) {
+        let present = reason.is_some();
+        ops.push(pair_op(pair(account, &key, reason), HOLD_PREFIX, present));
     }
     for op_id in std::mem::take(&mut account.licenses.dirty_ops) {
         let key = operation_key(&account.id, op_id);
@@ -113,8 +121,8 @@ impl Engine {
                 self.account(&policy.account_id)
                     .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
                 self.policies.insert(policy.policy_id.clone(), policy);
-            } else if key.starts_with(PROVENANCE_PREFIX) {
-                let record: ProvenanceRecord = read(&key, value)?;
+            } else if key.starts_with(PROVENANCE_PREFIX) || key.starts_with(HOLD_PREFIX) {
+                let record: PairRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
                 let target = match (&record.serial_number, &record.client_user_id) {
@@ -122,7 +130,13 @@ impl Engine {
                     (None, Some(user)) => account.mirror.intern_user(user),
                     _ => return Err(invalid(&key, "needs exactly one of serialNumber and clientUserId".to_owned())),
                 };
-                account.licenses.ours.insert(AssignmentKey { asset, target });
+                let pair = AssignmentKey { asset, target };
+                match record.reason {
+                    Some(reason) if key.starts_with(HOLD_PREFIX) => account.licenses.restore_hold(pair, reason),
+                    _ => {
+                        account.licenses.ours.insert(pair);
+                    }
+                }
             } else if key.starts_with(OPERATION_PREFIX) {
                 operations.push((key.clone(), read::<OperationRecord>(&key, value)?));
             } else if key.starts_with(DEVICE_PREFIX) {
