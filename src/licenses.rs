@@ -57,10 +57,42 @@ pub enum Decision {
     Skip(String),
 }
 
+/// The assignments this instance made (its durable provenance), ordered by target so that a
+/// device's or user's pairs are one range.
+#[derive(Debug, Default)]
+pub struct Provenance {
+    by_target: BTreeSet<(Target, AssetKey)>,
+}
+
+impl Provenance {
+    pub fn contains(&self, key: &AssignmentKey) -> bool {
+        self.by_target.contains(&(key.target, key.asset))
+    }
+
+    pub fn insert(&mut self, key: AssignmentKey) -> bool {
+        self.by_target.insert((key.target, key.asset))
+    }
+
+    pub fn remove(&mut self, key: &AssignmentKey) -> bool {
+        self.by_target.remove(&(key.target, key.asset))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = AssignmentKey> + '_ {
+        self.by_target.iter().map(|&(target, asset)| AssignmentKey { asset, target })
+    }
+
+    /// The pairs one device or user holds from this instance.
+    pub fn of_target(&self, target: Target) -> impl Iterator<Item = AssignmentKey> + '_ {
+        let first = AssetKey { adam_id: 0, pricing: crate::apple::wire::PricingParam::Stdq };
+        let last = AssetKey { adam_id: u32::MAX, pricing: crate::apple::wire::PricingParam::Plus };
+        self.by_target.range((target, first)..=(target, last)).map(|&(target, asset)| AssignmentKey { asset, target })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Licenses {
     /// Assignments this instance made (durable provenance).
-    pub ours: BTreeSet<AssignmentKey>,
+    pub ours: Provenance,
     ops: BTreeMap<u64, Operation>,
     next_op_id: u64,
     pending_assoc: BTreeSet<AssignmentKey>,
@@ -166,7 +198,7 @@ impl Licenses {
 
     /// Nominates every pair of ours that `target` holds.
     pub fn nominate_target(&mut self, target: Target, reason: &str) {
-        let keys: Vec<AssignmentKey> = self.ours.iter().filter(|k| k.target == target).copied().collect();
+        let keys: Vec<AssignmentKey> = self.ours.of_target(target).collect();
         for key in keys {
             self.nominate(key, reason);
         }
@@ -373,7 +405,7 @@ impl Licenses {
         }
         if std::mem::take(&mut self.reconcile) {
             for key in self.ours.iter().filter(|k| !want.contains(k)) {
-                release.entry(*key).or_insert_with(|| "no longer used (Reconcile)".to_owned());
+                release.entry(key).or_insert_with(|| "no longer used (Reconcile)".to_owned());
             }
         }
         if std::mem::take(&mut self.clean_up) {
@@ -859,7 +891,7 @@ impl Licenses {
     /// while this instance was down, or by someone else).
     pub fn prune_ours(&mut self, mirror: &Mirror) {
         let gone: Vec<AssignmentKey> =
-            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)).copied().collect();
+            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)).collect();
         for key in gone {
             self.ours.remove(&key);
             self.dirty_ours.insert(key, false);

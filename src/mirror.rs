@@ -186,11 +186,6 @@ impl Mirror {
         self.assignments.iter()
     }
 
-    /// The assignments a target holds.
-    pub fn assignments_of(&self, target: Target) -> Vec<AssignmentKey> {
-        self.assignments.iter().filter(|k| k.target == target).copied().collect()
-    }
-
     pub fn user(&self, id: u32) -> Option<&UserRecord> {
         self.users.get(&id)
     }

@@ -192,9 +192,9 @@ impl Engine {
         check_id("serialNumber", serial)?;
         for account in self.accounts.values() {
             let Some(id) = account.mirror.lookup(serial) else { continue };
-            let held = account.licenses.ours.iter().filter(|k| k.target == Target::Device(id) && account.mirror.has_assignment(k));
+            let held = account.licenses.ours.of_target(Target::Device(id)).filter(|k| account.mirror.has_assignment(k));
             for key in held {
-                let (app, serial_number, client_user_id) = account.mirror.describe(key);
+                let (app, serial_number, client_user_id) = account.mirror.describe(&key);
                 if adam_id.is_none_or(|a| a == app) {
                     events.push(Event::LicenseReady {
                         account_id: account.id.clone(),
@@ -270,7 +270,7 @@ impl Engine {
     /// Reclaims (and holds) every license of ours in the account that `matches`.
     pub(super) fn reclaim_where(&mut self, account_id: &str, matches: impl Fn(&Mirror, &AssignmentKey) -> bool) -> Result<(), EngineError> {
         let account = self.account_mut(account_id)?;
-        let keys: Vec<AssignmentKey> = account.licenses.ours.iter().filter(|k| matches(&account.mirror, k)).copied().collect();
+        let keys: Vec<AssignmentKey> = account.licenses.ours.iter().filter(|k| matches(&account.mirror, k)).collect();
         for key in keys {
             account.licenses.hold(key, "reclaimed by an administrator");
         }
