@@ -317,6 +317,7 @@ impl Account {
             self.refresh_requested = false;
         }
         self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.durable.cursors));
+        self.mirror.begin_journal();
         self.next_run_id += 1;
         ctx.events.push(Event::SyncStarted { account_id: self.id.clone(), kind });
     }

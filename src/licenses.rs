@@ -330,8 +330,11 @@ impl Licenses {
         mirror: &Mirror,
         ctx: &mut LicenseCtx<'_>,
     ) {
+        // A target being revoked gets nothing until the revoke is done (it would take it away).
+        let revoking: BTreeSet<Target> =
+            self.ops.values().filter(|op| op.kind == OperationKind::Revoke).flat_map(|op| op.targets.iter().copied()).collect();
         let mut missing: BTreeMap<AssetKey, Vec<Target>> = BTreeMap::new();
-        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)) {
+        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k) && !revoking.contains(&k.target)) {
             let ready = match key.target {
                 Target::User(id) => registered_users.contains(&id),
                 Target::Device(_) => true,
@@ -438,8 +441,13 @@ impl Licenses {
                 *revocable_held.entry(key.target).or_default() += 1;
             }
         }
-        let whole: BTreeSet<Target> =
-            by_target.iter().filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len())).map(|(t, _)| *t).collect();
+        // A revoke would also take what an association in flight is about to give.
+        let receiving: BTreeSet<Target> = self.pending_assoc.iter().map(|k| k.target).collect();
+        let whole: BTreeSet<Target> = by_target
+            .iter()
+            .filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len()) && !receiving.contains(t))
+            .map(|(t, _)| *t)
+            .collect();
         let all_disassociate = manage_batches(&by_target, ctx.limits);
         let partial: BTreeMap<Target, BTreeSet<AssetKey>> =
             by_target.iter().filter(|(t, _)| !whole.contains(t)).map(|(t, a)| (*t, a.clone())).collect();
@@ -649,6 +657,9 @@ impl Licenses {
                 self.pending_assoc.remove(&key);
                 mirror.add_assignment(key);
                 self.adopt(key);
+                // The scope may have changed while Apple worked: the next plan releases the pair
+                // again if nothing wants it any more.
+                self.nominate(key, "no longer wanted when Apple confirmed the assignment");
                 ctx.events.push(Event::LicenseReady {
                     account_id: ctx.account_id.to_owned(),
                     adam_id,
@@ -797,8 +808,8 @@ impl Licenses {
         for key in keys {
             let task = (key.asset, key.target);
             let in_op = match op.kind {
-                // A revoke names no assets: only pairs this revoke is releasing count.
-                OperationKind::Revoke => self.pending_release.contains_key(&key) && op_targets.contains(&key.target),
+                // A revoke names no assets: Apple lists every pair of its targets it released.
+                OperationKind::Revoke => op_targets.contains(&key.target),
                 _ => op_targets.contains(&key.target) && op.assets.contains(&key.asset),
             };
             if !in_op || !op.resolved.insert(task) {

@@ -90,6 +90,9 @@ pub struct Mirror {
     assets: BTreeMap<AssetKey, AssetCounts>,
     assignments: BTreeSet<AssignmentKey>,
     users: BTreeMap<u32, UserRecord>,
+    /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
+    /// before a change would undo it, so it is replayed after the sync's data is applied.
+    journal: Option<Vec<(AssignmentKey, bool)>>,
 }
 
 impl Mirror {
@@ -126,11 +129,17 @@ impl Mirror {
         staged.users.insert(id, record);
     }
 
+    /// A sync starts gathering pages: journal confirmed changes from now on.
+    pub fn begin_journal(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
     /// A full refresh: everything Apple returned replaces what was there.
     pub fn replace(&mut self, staged: Staged) {
         self.assets = staged.assets;
         self.assignments = staged.assignments;
         self.users = staged.users;
+        self.replay_journal();
     }
 
     /// A delta sync: assets are always fetched in full (Apple has no asset delta);
@@ -139,6 +148,25 @@ impl Mirror {
         self.assets = staged.assets;
         self.assignments.extend(staged.assignments);
         self.users.extend(staged.users);
+        self.replay_journal();
+    }
+
+    /// Re-applies the changes confirmed during the sync (membership only: the counts are
+    /// Apple's, as of the pages).
+    fn replay_journal(&mut self) {
+        for (key, present) in self.journal.take().unwrap_or_default() {
+            if present {
+                self.assignments.insert(key);
+            } else {
+                self.assignments.remove(&key);
+            }
+        }
+    }
+
+    fn journal(&mut self, key: AssignmentKey, present: bool) {
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push((key, present));
+        }
     }
 
     pub fn clear(&mut self) {
@@ -205,6 +233,7 @@ impl Mirror {
 
     /// Apple confirmed an assignment: record it and move one license from available to assigned.
     pub fn add_assignment(&mut self, key: AssignmentKey) {
+        self.journal(key, true);
         if self.assignments.insert(key) {
             self.shift_counts(&key.asset, 1);
         }
@@ -212,6 +241,7 @@ impl Mirror {
 
     /// Apple confirmed a release: the reverse of [`Mirror::add_assignment`].
     pub fn remove_assignment(&mut self, key: &AssignmentKey) {
+        self.journal(*key, false);
         if self.assignments.remove(key) {
             self.shift_counts(&key.asset, -1);
         }

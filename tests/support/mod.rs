@@ -27,8 +27,10 @@ pub fn config() -> EngineConfig {
 #[derive(Debug, Clone)]
 pub enum Trace {
     Sent { at: u64, request: Request },
-    Answered { at: u64, id: u64, status: u16, body: String },
+    Answered { at: u64, id: u64, status: u16, headers: BTreeMap<String, String>, body: String },
     Emitted { at: u64, event: Event },
+    /// A notification Apple delivered, and the status the engine answered.
+    Notified { at: u64, body: String, status: u16 },
 }
 
 /// The notification bearer the harness configures.
@@ -146,7 +148,13 @@ impl Harness {
         };
         for (_, request) in &due {
             let answer = self.apple.answer(request, self.now);
-            self.trace.push(Trace::Answered { at: self.now, id: request.id, status: answer.status, body: answer.body.clone() });
+            self.trace.push(Trace::Answered {
+                at: self.now,
+                id: request.id,
+                status: answer.status,
+                headers: answer.headers.clone(),
+                body: answer.body.clone(),
+            });
             let input = Input::Response { id: request.id, status: answer.status, headers: answer.headers, body: answer.body };
             self.engine.handle_input(input, self.now).unwrap();
         }
@@ -157,6 +165,7 @@ impl Harness {
                 let auth = format!("Bearer {NOTIFICATION_TOKEN}");
                 let status = self.engine.handle_notification(&account, Some(&auth), &body, self.now);
                 self.notification_answers.push(status);
+                self.trace.push(Trace::Notified { at: self.now, body, status });
                 delivered = true;
             }
         }
