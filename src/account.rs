@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::apple::outcome::{Classified, Outcome};
 use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page, NOTIFICATION_TYPES};
-use crate::apple::ServiceConfig;
+use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
 use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
@@ -166,9 +166,14 @@ impl Account {
 
     /// Rebuilds an account from its stored record. The mirror of Apple's data is not stored,
     /// so an account we own starts with a full refresh.
-    pub fn restore(record: AccountRecord, token: SToken, config: &EngineConfig) -> Self {
+    /// Rebuilds an account from its stored record at `now`. The previous instance may have sent
+    /// requests in the last second, which Apple still counts: the rate window starts full.
+    pub fn restore(record: AccountRecord, token: SToken, config: &EngineConfig, now: Millis) -> Self {
         let mut account = Self::with_durable(record.account_id, record.name, token, record.durable, config);
         account.dirty = false;
+        for _ in 0..Limits::default().max_request_per_second {
+            account.rate.record(now);
+        }
         account
     }
 
@@ -391,7 +396,7 @@ impl Account {
                 due.push((at.max(self.blocked_until()), reason));
             }
             if let Some(at) = self.licenses.next_poll_at().filter(|_| self.manages_licenses()) {
-                due.push((at.max(self.blocked_until()), "event status poll"));
+                due.push((at.max(gate), "event status poll"));
             }
         }
         due.into_iter().min_by_key(|(at, _)| *at)

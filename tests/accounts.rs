@@ -283,3 +283,18 @@ fn restore_refuses_records_it_cannot_read() {
     let err = bad("policy/p1", policy_without_account);
     assert!(err.to_string().contains("not in the store"), "{err}");
 }
+
+#[test]
+fn a_restored_engine_waits_a_full_rate_window_before_its_first_account_request() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", Org::generated("PS01", 1, 2, 1));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let mut restored = Harness::with_config(config());
+    restored.now = h.now;
+    restored.apple = std::mem::replace(&mut h.apple, support::fake_apple::FakeApple::new());
+    restored.engine = Engine::restore(config(), h.stored_records(), h.now).unwrap();
+    restored.run_for(MINUTE);
+    let first = restored.requests_for("a1").first().map(|(at, _)| *at).expect("the account syncs again");
+    assert!(first >= h.now + 1_000, "the previous instance's requests may still count at Apple");
+}

@@ -210,3 +210,23 @@ fn requests_never_exceed_max_request_per_second_per_account() {
     }
     assert_eq!(h.engine.assignments("a1", &AssignmentQuery::default()).unwrap().total, 40);
 }
+
+#[test]
+fn data_shrinking_during_a_traversal_ends_it_at_the_new_last_page() {
+    let mut h = Harness::new();
+    h.latency = 100;
+    let token = h.org("ORG1", Org::generated("PS01", 1, 12, 1)); // 4 assignment pages of 3
+    h.apple.after_page = Some(Box::new(|_, path, page, org| {
+        if path.ends_with("/assignments") && page == 0 {
+            org.assignments.truncate(4); // now 2 pages: pages 2 and 3 answer 9650
+            org.version += 1;
+        }
+    }));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let out_of_range = h.trace.iter().filter(|t| matches!(t, support::Trace::Answered { body, .. } if body.contains("9650"))).count();
+    assert!(out_of_range > 0, "the scenario produced 9650 answers");
+    assert_eq!(h.status("a1"), AccountStatus::Active);
+    assert!(h.events().iter().any(|e| matches!(e, Event::SyncCompleted { kind: SyncKind::Full, .. })));
+    assert!(!h.events().iter().any(|e| matches!(e, Event::RequestFailed { .. })), "9650 is the end of the data, not a failure");
+}

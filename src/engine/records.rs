@@ -108,7 +108,7 @@ impl Engine {
             if account_key(&record.account_id) != key {
                 return Err(invalid(&key, "the key does not match the account id".to_owned()));
             }
-            let account = Account::restore(record, token, &self.config);
+            let account = Account::restore(record, token, &self.config, self.clock.now());
             self.accounts.insert(account.id.clone(), account);
         }
         let mut operations = Vec::new();
