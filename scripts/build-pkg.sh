@@ -42,9 +42,10 @@ cp "$TMP/web/$CRATE.js" "$TMP/web/$CRATE.d.ts" "$OUT/"
 sed 's#@ts-self-types="./'"$CRATE"'.d.ts"#@ts-self-types="./'"$CRATE"'.d.cts"#' "$TMP/node/$CRATE.js" > "$OUT/$CRATE.cjs"
 cp "$TMP/node/$CRATE.d.ts" "$OUT/$CRATE.d.cts"
 
-# The host shim ships as written (ESM + hand-written .d.ts, no build step); tests stay out of the package.
+# The host shim ships as written (ESM + hand-written .d.ts, no build step); tests and the demo console
+# (host-shim/console/, served by scripts/demo.mjs) stay out of the package.
 rm -rf "$OUT/host-shim"
-(cd host-shim && find . -type f \( -name '*.js' -o -name '*.d.ts' \) ! -name '*.test.*' -print0) |
+(cd host-shim && find . -type f \( -name '*.js' -o -name '*.d.ts' \) ! -name '*.test.*' ! -path './console/*' -print0) |
   while IFS= read -r -d '' f; do install -D -m 644 "host-shim/$f" "$OUT/host-shim/$f"; done
 chmod +x "$OUT/host-shim/cli.js"
 

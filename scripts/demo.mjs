@@ -1,64 +1,64 @@
 #!/usr/bin/env node
-// The demo: the Apps and Books simulator with a seeded demo organization, driven by the built engine
-// through the host shim on an in-memory store. Prints the simulator URL and a live account table.
-//   node scripts/demo.mjs [--port 8080] [--once]
-// --once: exit after every account has settled (used by CI to prove the demo works end to end).
+// The demo: the Apps and Books simulator with a seeded district, and the console page that runs the engine in
+// the browser. Prints the console URL and the demo's sTokens (also downloadable from the page).
+//   node scripts/demo.mjs [--port 8080] [--simulator-port 0] [--check]
+// --check (alias --once): start everything, fetch the console page, its config, the engine and a token with
+// the right types, then exit 0 (CI proves the demo works from a clean clone this way).
 import { parseArgs } from 'node:util';
-import { Engine } from '../pkg/vpp_license_engine.node.mjs';
-import { Driver, MemoryStore, createFetchTransport } from '../pkg/host-shim/index.js';
-import { startSimulator } from '../pkg/host-shim/simulator/index.js';
+import { startDemo } from './demo-server.mjs';
 
 const { values: args } = parseArgs({
-  options: { port: { type: 'string', default: '0' }, once: { type: 'boolean', default: false } },
-});
-
-const sim = await startSimulator({ port: Number(args.port), seed: 42, pageSize: 100 });
-const district = sim.addOrganization({
-  orgName: 'Springfield School District', locationName: 'Springfield High', apps: 12, devices: 600, users: 120,
-});
-const annex = sim.addOrganization({
-  orgName: 'Springfield School District', locationName: 'Shelbyville Annex', apps: 12, devices: 300, users: 40,
-});
-sim.setMdmInfo(annex.token, { id: 'rival-mdm', name: 'Rival MDM', metadata: '7.1' });
-
-const engine = new Engine(
-  { mdmInfo: { id: 'vpp-license-engine-demo', name: 'vpp-license-engine demo', metadata: '0.1.0' },
-    serviceConfigUrl: sim.serviceConfigUrl },
-  Date.now(),
-);
-const settled = new Set();
-const driver = new Driver({
-  engine,
-  transport: createFetchTransport(),
-  store: new MemoryStore(),
-  onEvent(event) {
-    if (event.type === 'syncProgress') return; // the table shows progress
-    console.log(`event  ${JSON.stringify(event)}`);
-    if (event.type === 'syncCompleted' || event.type === 'ownershipLost') settled.add(event.accountId);
+  options: {
+    port: { type: 'string', default: '8080' },
+    'simulator-port': { type: 'string', default: '0' },
+    check: { type: 'boolean', default: false },
+    once: { type: 'boolean', default: false },
   },
 });
-driver.start();
-driver.input({ type: 'addAccount', accountId: 'high', name: 'Springfield High', token: district.token });
-driver.input({ type: 'addAccount', accountId: 'annex', name: 'Shelbyville Annex', token: annex.token });
+const check = args.check || args.once;
 
-console.log(`Apps and Books simulator: ${sim.url}  (service config ${sim.serviceConfigUrl})`);
+const port = check ? 0 : Number(args.port);
+const demo = await startDemo({ port, simulatorPort: Number(args['simulator-port']) }).catch((error) => {
+  if (error.code !== 'EADDRINUSE') throw error;
+  console.error(`${error.message}: pass another --port (or --simulator-port)`);
+  process.exit(1);
+});
+const origin = new URL(demo.url).origin;
+console.log(`Apps and Books simulator: ${demo.simulator.url}  (service config ${demo.simulator.serviceConfigUrl})`);
+for (const account of demo.accounts) {
+  console.log(`sToken ${account.name}: ${origin}/tokens/${account.file}\n  ${account.token}`);
+}
+console.log('"Shelbyville Annex" is held by another MDM ("Rival MDM"): add it, then choose Reclaim Ownership.');
+console.log(`\nConsole: ${demo.url}\n`);
 
-function printTable() {
-  const rows = engine.accounts().map((a) => {
-    const counts = engine.appCounts(a.accountId);
-    const used = counts.reduce((n, c) => n + c.assignedCount, 0);
-    return { account: a.name, status: a.status, reason: a.statusReason, location: a.locationName ?? '', apps: counts.length, licensesUsed: used };
-  });
-  console.table(rows);
+if (check) {
+  let failed = false;
+  const expect = async (pathname, type, test = () => true) => {
+    const res = await fetch(new URL(pathname, demo.url));
+    const body = await res.text();
+    const ok = res.status === 200 && (res.headers.get('content-type') ?? '').startsWith(type) && test(body);
+    console.log(`check ${ok ? 'ok  ' : 'FAIL'} GET ${pathname} → ${res.status} ${res.headers.get('content-type')}`);
+    failed ||= !ok;
+    return body;
+  };
+  await expect('/console/', 'text/html', (b) => b.includes('console.js'));
+  await expect('/console/console.js', 'text/javascript');
+  await expect('/console/console.css', 'text/css');
+  await expect('/pkg/vpp_license_engine.js', 'text/javascript');
+  await expect('/pkg/vpp_license_engine_bg.wasm', 'application/wasm');
+  await expect('/pkg/host-shim/index.js', 'text/javascript');
+  const config = JSON.parse(await expect('/console-config.json', 'application/json'));
+  await expect('/demo-fixtures.json', 'application/json', (b) => JSON.parse(b).locations.length === 2);
+  await expect(`/tokens/${demo.accounts[0].file}`, 'application/octet-stream', (b) => b === demo.accounts[0].token);
+  const serviceConfig = await fetch(config.serviceConfigUrl);
+  const cors = serviceConfig.headers.get('access-control-allow-origin') === '*';
+  console.log(`check ${serviceConfig.ok && cors ? 'ok  ' : 'FAIL'} GET ${config.serviceConfigUrl} → ${serviceConfig.status} (CORS ${cors})`);
+  failed ||= !(serviceConfig.ok && cors);
+  await demo.close();
+  console.log(failed ? 'demo check failed' : 'demo check passed');
+  process.exit(failed ? 1 : 0);
 }
 
-const timer = setInterval(() => {
-  printTable();
-  if (args.once && settled.size === 2) {
-    clearInterval(timer);
-    driver.stop();
-    engine.free();
-    sim.close().then(() => process.exit(0));
-  }
-}, 1000);
-process.on('SIGINT', () => { clearInterval(timer); driver.stop(); sim.close().then(() => process.exit(0)); });
+const stop = () => demo.close().then(() => process.exit(0));
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);

@@ -8,6 +8,19 @@ import { formatAppleDate } from './token.js';
 
 const JSON_TYPE = 'application/json;charset=UTF-8';
 
+/** CORS, so that an MDM console running the engine in a browser can call the simulator from another origin. */
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  // Retry-After is not a CORS-safelisted response header: without this, browsers hide it from fetch.
+  'Access-Control-Expose-Headers': 'Retry-After',
+};
+const PREFLIGHT_HEADERS = {
+  ...CORS_HEADERS,
+  'Access-Control-Allow-Methods': 'GET, POST',
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+  'Access-Control-Max-Age': '600',
+};
+
 /** The sToken of an `Authorization: Bearer <sToken>` header, or null. */
 function bearerOf(header) {
   const match = /^Bearer (\S+)$/i.exec(header ?? '');
@@ -86,6 +99,12 @@ async function route(ctx, req, entry, reply) {
  */
 export function createServer(ctx) {
   return http.createServer((req, res) => {
+    // A CORS preflight is the browser asking, not an API call: answered here, never logged or rate-limited.
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
+      res.writeHead(204, PREFLIGHT_HEADERS).end();
+      return;
+    }
+    for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
     const url = new URL(req.url, 'http://simulator.invalid');
     const entry = {
       at: ctx.now(), method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams),

@@ -1,0 +1,507 @@
+// The Apps and Books console: the engine runs in this page (wasm), driven by the host shim; requests go
+// straight to the service-config URL the server names (the simulator, or a relay in front of Apple).
+import init, { Engine, decodeToken } from '/pkg/vpp_license_engine.js';
+import * as host from '/pkg/host-shim/index.js';
+
+const LOG_LIMIT = 200;
+const ASSIGNMENTS_SHOWN = 50;
+const STORE_NAME = 'vpp-license-engine-console';
+const STATUS = {
+  checking: ['↻', 'Checking'],
+  syncing: ['↻', 'Syncing'],
+  active: ['✓', 'Active'],
+  backingOff: ['⏸', 'Backing off'],
+  ownedByOtherMdm: ['⚠', 'Owned by another MDM'],
+  tokenInvalid: ['✕', 'Token invalid'],
+};
+
+const $ = (selector) => document.querySelector(selector);
+/** An element with properties (or attributes for `aria-*`/`data-*`) and children. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key.startsWith('aria-') || key.startsWith('data-') || key === 'role') node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  node.append(...children);
+  return node;
+}
+const formatTime = (ms) => (ms == null ? '—' : new Date(ms).toLocaleString());
+const formatDate = (ms) => new Date(ms).toLocaleDateString();
+
+const state = {
+  engine: null,
+  driver: null,
+  store: null,
+  fixtures: { locations: [] },
+  /** accountId → { name?, token?, tokenOrg? } staged by Edit; applied on Save. */
+  staged: new Map(),
+  /** The saved license removal notification setting, and the staged one (undefined: unchanged). */
+  notify: false,
+  stagedNotify: undefined,
+  policies: new Map(),
+  /** accountId → { pagesDone, pagesTotal, done } of the current or last sync. */
+  progress: new Map(),
+  licenseAccount: null,
+  assignmentsApp: null,
+  editing: null,
+  menuAccount: null,
+};
+
+// ------------------------------------------------------------------ start-up
+
+async function main() {
+  const [config, fixtures] = await Promise.all(['/console-config.json', '/demo-fixtures.json'].map(async (url) => {
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    return res.json();
+  }));
+  state.fixtures = fixtures;
+  await init();
+  const { store, storeText } = await openStore(config.runId);
+  state.store = store;
+  const records = await store.load();
+  const engineConfig = { mdmInfo: config.mdmInfo, serviceConfigUrl: config.serviceConfigUrl };
+  state.engine = records.length > 0 ? Engine.restore(engineConfig, records, Date.now()) : new Engine(engineConfig, Date.now());
+  for (const { key, value } of records) {
+    if (key === 'settings') state.notify = value.licenseRemovalNotification === true;
+    if (key.startsWith('policy/')) state.policies.set(value.policyId, value);
+  }
+  state.driver = new host.Driver({
+    engine: state.engine,
+    store,
+    transport: host.createFetchTransport(),
+    onEvent,
+    onError: (error) => showAlert(`Engine: ${error.message}`),
+  });
+  state.driver.start();
+  window.vppConsole = { engine: state.engine, driver: state.driver, store }; // for the devtools console and tests
+
+  $('#engine-info').textContent = `Engine running in this page · ${storeText} · Apple API: ${new URL(config.serviceConfigUrl).origin}`;
+  $('#token-downloads').replaceChildren('Demo sTokens: ', ...config.tokens.flatMap(({ name, url }, i) => [
+    i > 0 ? ', ' : '', el('a', { href: url, download: '' }, name),
+  ]));
+  for (const id of ['#add-account', '#notify-toggle', '#reconcile']) $(id).disabled = false;
+  wireControls();
+  render();
+  document.body.dataset.ready = 'true';
+}
+
+/** IndexedDB when the host shim has it (one database per demo run), else memory. */
+async function openStore(runId) {
+  if (!host.IndexedDbStore) return { store: new host.MemoryStore(), storeText: 'memory store (not kept across reloads)' };
+  if (localStorage.getItem(`${STORE_NAME}:run`) !== runId) {
+    await new Promise((resolve, reject) => {
+      const request = indexedDB.deleteDatabase(STORE_NAME);
+      request.onsuccess = resolve;
+      request.onerror = () => reject(request.error);
+    });
+    localStorage.setItem(`${STORE_NAME}:run`, runId);
+  }
+  return { store: await host.IndexedDbStore.open(STORE_NAME), storeText: `IndexedDB store "${STORE_NAME}"` };
+}
+
+// ------------------------------------------------------------------ engine events
+
+function accountName(accountId) {
+  return state.engine.accounts().find((a) => a.accountId === accountId)?.name ?? accountId;
+}
+
+function onEvent(event) {
+  if (event.type === 'syncStarted') state.progress.set(event.accountId, { pagesDone: 0, pagesTotal: 0, done: false });
+  if (event.type === 'syncProgress') state.progress.set(event.accountId, { ...event, done: false });
+  if (event.type === 'syncCompleted') {
+    const p = state.progress.get(event.accountId);
+    state.progress.set(event.accountId, { pagesDone: p?.pagesTotal ?? 1, pagesTotal: p?.pagesTotal ?? 1, done: true });
+  }
+  if (event.type === 'testResult') {
+    showNotice(`Test of ${accountName(event.accountId)}: ${event.ok ? 'passed' : 'failed'} — ${event.message}`);
+  }
+  if (event.type === 'syncProgress') renderProgress();
+  else log(event.type, describe(event));
+  scheduleRender();
+}
+
+/** One line for the log: the event's fields, account ids replaced by names. */
+function describe(event) {
+  const { type, accountId, ...rest } = event;
+  const fields = Object.entries(rest)
+    .filter(([, value]) => value !== null)
+    .map(([key, value]) => `${key}=${typeof value === 'object' ? JSON.stringify(value) : value}`);
+  return [accountId ? accountName(accountId) : null, ...fields].filter(Boolean).join(' · ');
+}
+
+function log(type, text) {
+  const list = $('#event-log');
+  list.prepend(el('li', { 'data-type': type },
+    el('time', {}, new Date().toLocaleTimeString()), el('strong', {}, type), el('span', {}, text)));
+  while (list.children.length > LOG_LIMIT) list.lastChild.remove();
+}
+
+// ------------------------------------------------------------------ rendering
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    render();
+  });
+}
+
+function render() {
+  const accounts = state.engine.accounts();
+  renderAccounts(accounts);
+  renderProgress();
+  renderPending();
+  renderLicenses(accounts);
+  renderPolicies(accounts);
+}
+
+function renderAccounts(accounts) {
+  $('#no-accounts').hidden = accounts.length > 0;
+  $('#accounts tbody').replaceChildren(...accounts.map((a) => {
+    const [icon, label] = STATUS[a.status] ?? ['?', a.status];
+    const staged = state.staged.get(a.accountId);
+    const name = staged?.name ?? a.name;
+    const menuButton = el('button', {
+      type: 'button', className: 'icon-button', textContent: '⋯', title: 'Actions',
+      'aria-label': `Actions for ${a.name}`, 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+    });
+    menuButton.addEventListener('click', () => openMenu(a.accountId, menuButton));
+    const deleteButton = el('button', { type: 'button', className: 'danger', textContent: 'Delete', 'aria-label': `Delete ${a.name}` });
+    deleteButton.addEventListener('click', () => runAction('delete', a.accountId));
+    const row = el('tr', { 'data-account': a.accountId, 'data-status': a.status },
+      el('td', {}, el('span', { className: `status status-${a.status}`, title: a.statusReason, role: 'img', 'aria-label': `${label}: ${a.statusReason}` }, icon)),
+      el('td', { className: staged ? 'staged' : '' }, name, staged ? el('span', { className: 'muted small' }, ' (unsaved)') : ''),
+      el('td', {}, a.orgName),
+      el('td', {}, a.locationName ?? '—', a.otherMdmName ? el('div', { className: 'muted small' }, `held by ${a.otherMdmName}`) : ''),
+      el('td', {}, formatTime(a.lastSyncedAt)),
+      el('td', {}, formatDate(staged?.tokenExpiresAt ?? a.tokenExpiresAt)),
+      el('td', { className: 'actions' }, menuButton, deleteButton),
+    );
+    row.addEventListener('contextmenu', (e) => {
+      e.preventDefault();
+      openMenu(a.accountId, menuButton);
+    });
+    return row;
+  }));
+}
+
+function renderProgress() {
+  const all = [...state.progress.entries()];
+  const running = all.filter(([, p]) => !p.done);
+  const bar = $('#sync-progress');
+  if (all.length === 0) return;
+  const shown = running.length > 0 ? running : all;
+  const done = shown.reduce((n, [, p]) => n + p.pagesDone, 0);
+  const total = shown.reduce((n, [, p]) => n + p.pagesTotal, 0);
+  bar.max = Math.max(total, 1);
+  bar.value = running.length > 0 ? done : bar.max;
+  bar.dataset.state = running.length > 0 ? 'running' : 'done';
+  $('#sync-label').textContent = running.length > 0
+    ? `Syncing ${running.map(([id]) => accountName(id)).join(', ')}: ${done} of ${total || '?'} pages`
+    : 'All accounts synchronized';
+}
+
+function renderPending() {
+  const changes = state.staged.size + (state.stagedNotify === undefined ? 0 : 1);
+  $('#pending-text').textContent = changes === 0 ? 'No unsaved changes' : `${changes} unsaved change${changes > 1 ? 's' : ''}`;
+  $('#pending-bar').classList.toggle('dirty', changes > 0);
+  $('#save-changes').disabled = changes === 0;
+  $('#cancel-changes').disabled = changes === 0;
+  $('#notify-toggle').checked = state.stagedNotify ?? state.notify;
+}
+
+/** Keeps a select's options in sync with [value, text] pairs, keeping the selection (or `prefer`) when it exists. */
+function fillSelect(select, options, prefer = select.value) {
+  const previous = prefer;
+  select.replaceChildren(...options.map(([value, text]) => el('option', { value, textContent: text })));
+  if (options.some(([value]) => value === previous)) select.value = previous;
+}
+
+function renderLicenses(accounts) {
+  fillSelect($('#license-account'), accounts.map((a) => [a.accountId, a.name]), state.licenseAccount);
+  const accountId = $('#license-account').value || null;
+  state.licenseAccount = accountId;
+  const counts = accountId ? state.engine.appCounts(accountId) : [];
+  $('#app-counts tbody').replaceChildren(...counts.map((c) => {
+    const show = el('button', { type: 'button', className: 'link', textContent: 'Assignments', 'aria-label': `Assignments of ${c.adamId} ${c.pricingParam}` });
+    show.addEventListener('click', () => {
+      state.assignmentsApp = { adamId: c.adamId, pricingParam: c.pricingParam };
+      renderAssignments();
+    });
+    return el('tr', { 'data-adam-id': c.adamId },
+      el('td', {}, c.adamId), el('td', {}, c.productType), el('td', {}, c.pricingParam),
+      el('td', { className: 'num' }, c.unlimited ? 'Unlimited' : String(c.totalCount)),
+      el('td', { className: 'num' }, String(c.assignedCount)),
+      el('td', { className: 'num' }, c.unlimited ? '—' : String(c.availableCount)),
+      el('td', {}, show));
+  }));
+  renderAssignments();
+  fillSelect($('#policy-account'), accounts.map((a) => [a.accountId, a.name]));
+  const policyAccount = $('#policy-account').value;
+  const apps = policyAccount ? state.engine.appCounts(policyAccount).filter((c) => c.productType === 'App' && c.deviceAssignable) : [];
+  fillSelect($('#policy-app'), apps.map((c) => [`${c.adamId}|${c.pricingParam}`, `${c.adamId} (${c.pricingParam})`]));
+}
+
+function renderAssignments() {
+  const app = state.assignmentsApp;
+  const section = $('#assignments');
+  section.hidden = !app || !state.licenseAccount;
+  if (section.hidden) return;
+  const page = state.engine.assignments(state.licenseAccount, { adamId: app.adamId, limit: ASSIGNMENTS_SHOWN });
+  const items = page.items.filter((a) => a.pricingParam === app.pricingParam);
+  $('#assignments-title').textContent = `Assignments of ${app.adamId} (${app.pricingParam})`;
+  section.querySelector('tbody').replaceChildren(...items.map((a) =>
+    el('tr', {}, el('td', {}, a.serialNumber ?? '—'), el('td', {}, a.clientUserId ?? '—'))));
+  $('#assignments-more').textContent = `${Math.min(page.total, ASSIGNMENTS_SHOWN)} of ${page.total} shown`;
+}
+
+function renderPolicies(accounts) {
+  const names = new Map(accounts.map((a) => [a.accountId, a.name]));
+  $('#policies').replaceChildren(...[...state.policies.values()].map((p) => {
+    const remove = el('button', { type: 'button', className: 'link', textContent: 'Remove', 'aria-label': `Remove policy ${p.name}` });
+    remove.addEventListener('click', () => attempt(() => {
+      state.driver.input({ type: 'removePolicy', policyId: p.policyId });
+      state.policies.delete(p.policyId);
+      log('admin', `removed policy ${p.name}`);
+    }));
+    return el('li', { 'data-policy': p.policyId },
+      el('strong', {}, p.name), ` — ${p.adamId} (${p.pricingParam}) on ${names.get(p.accountId) ?? p.accountId}, ${p.targets.length} devices `, remove);
+  }));
+}
+
+// ------------------------------------------------------------------ commands
+
+function showAlert(text) {
+  const alert = $('#alert');
+  alert.textContent = text;
+  alert.hidden = false;
+}
+function showNotice(text) {
+  $('#notice').textContent = text;
+}
+
+/** Runs a command; an engine refusal is shown (after `what`, e.g. "Cannot delete …"), not thrown. */
+function attempt(fn, what = '') {
+  $('#alert').hidden = true;
+  try {
+    fn();
+  } catch (error) {
+    const text = `${what}${error.message}`;
+    showAlert(text);
+    log('refused', text);
+  }
+  render();
+}
+
+function confirmDialog(text) {
+  const dialog = $('#confirm-dialog');
+  $('#confirm-text').textContent = text;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
+}
+
+async function runAction(action, accountId) {
+  closeMenu();
+  const name = accountName(accountId);
+  const input = (type) => attempt(() => {
+    state.driver.input({ type, accountId });
+    log('admin', `${type} ${name}`);
+  });
+  switch (action) {
+    case 'test': return input('testAccount');
+    case 'refresh': return input('refresh');
+    case 'edit': return openAccountDialog(accountId);
+    case 'cleanUp':
+      if (await confirmDialog(`Clean Up "${name}"? Licenses that another MDM assigned in this location are released.`)) input('cleanUp');
+      return undefined;
+    case 'reclaimOwnership':
+      if (await confirmDialog(`Reclaim ownership of "${name}"? The other MDM stops managing this location.`)) input('reclaimOwnership');
+      return undefined;
+    case 'delete':
+      if (await confirmDialog(`Delete the account "${name}"?`)) {
+        attempt(() => {
+          state.driver.input({ type: 'deleteAccount', accountId });
+          state.staged.delete(accountId);
+          log('admin', `deleteAccount ${name}`);
+        }, `Cannot delete "${name}": `);
+      }
+      return undefined;
+    default: throw new Error(`unknown action ${action}`);
+  }
+}
+
+function openMenu(accountId, button) {
+  const menu = $('#account-menu');
+  const account = state.engine.accounts().find((a) => a.accountId === accountId);
+  state.menuAccount = { accountId, button };
+  menu.querySelector('[data-action="reclaimOwnership"]').disabled = account?.status !== 'ownedByOtherMdm';
+  const rect = button.getBoundingClientRect();
+  menu.style.top = `${rect.bottom + window.scrollY + 4}px`;
+  menu.style.left = `${Math.max(8, rect.right + window.scrollX - 180)}px`;
+  menu.hidden = false;
+  button.setAttribute('aria-expanded', 'true');
+  menu.querySelector('button:not(:disabled)').focus();
+}
+
+function closeMenu() {
+  const menu = $('#account-menu');
+  if (menu.hidden) return;
+  menu.hidden = true;
+  state.menuAccount?.button.setAttribute('aria-expanded', 'false');
+}
+
+function openAccountDialog(accountId = null) {
+  state.editing = { accountId, token: null, tokenExpiresAt: null };
+  const account = accountId && state.engine.accounts().find((a) => a.accountId === accountId);
+  $('#account-dialog-title').textContent = account ? `Edit ${account.name}` : 'Add account';
+  $('#account-submit').textContent = account ? 'Stage changes' : 'Add';
+  $('#account-name').value = state.staged.get(accountId)?.name ?? account?.name ?? '';
+  $('#account-token').value = '';
+  $('#account-token').required = !account;
+  $('#token-info').textContent = account ? 'Choose a file only to replace the token.' : '';
+  $('#account-dialog').showModal();
+}
+
+async function onTokenChosen() {
+  const file = $('#account-token').files[0];
+  state.editing.token = null;
+  if (!file) return;
+  const text = (await file.text()).trim();
+  try {
+    const info = decodeToken(text);
+    state.editing.token = text;
+    state.editing.tokenExpiresAt = info.expiresAt;
+    $('#token-info').textContent = `${info.orgName} · expires ${formatDate(info.expiresAt)}`;
+    if (!$('#account-name').value) $('#account-name').value = file.name.replace(/\.vpptoken$/, '');
+  } catch (error) {
+    $('#token-info').textContent = `Not a valid sToken (${error.code ?? 'error'}): ${error.message}`;
+  }
+}
+
+function submitAccountDialog(event) {
+  event.preventDefault();
+  const { accountId, token, tokenExpiresAt } = state.editing;
+  const name = $('#account-name').value.trim();
+  if (!name) return;
+  if (accountId === null) {
+    if (!token) {
+      $('#token-info').textContent = 'Choose a valid sToken file.';
+      return;
+    }
+    attempt(() => {
+      const id = `account-${crypto.randomUUID().slice(0, 8)}`;
+      state.driver.input({ type: 'addAccount', accountId: id, name, token });
+      log('admin', `addAccount ${name}`);
+      state.licenseAccount = id;
+      state.assignmentsApp = null;
+    });
+  } else {
+    const account = state.engine.accounts().find((a) => a.accountId === accountId);
+    const change = { ...state.staged.get(accountId) };
+    if (name !== account.name) change.name = name;
+    else delete change.name;
+    if (token) Object.assign(change, { token, tokenExpiresAt });
+    if (Object.keys(change).length > 0) state.staged.set(accountId, change);
+    else state.staged.delete(accountId);
+    render();
+  }
+  $('#account-dialog').close();
+}
+
+function save() {
+  attempt(() => {
+    for (const [accountId, change] of state.staged) {
+      const input = { type: 'editAccount', accountId };
+      if (change.name !== undefined) input.name = change.name;
+      if (change.token !== undefined) input.token = change.token;
+      state.driver.input(input);
+      state.staged.delete(accountId);
+      log('admin', `editAccount ${accountName(accountId)}${input.token ? ' (token replaced)' : ''}`);
+    }
+    if (state.stagedNotify !== undefined) {
+      state.driver.input({ type: 'setLicenseRemovalNotification', enabled: state.stagedNotify });
+      state.notify = state.stagedNotify;
+      state.stagedNotify = undefined;
+      log('admin', `license removal notification ${state.notify ? 'on' : 'off'}`);
+    }
+  });
+}
+
+function createPolicy(event) {
+  event.preventDefault();
+  const accountId = $('#policy-account').value;
+  const [adamId, pricingParam] = $('#policy-app').value.split('|');
+  const account = state.engine.accounts().find((a) => a.accountId === accountId);
+  const fleet = state.fixtures.locations.find((l) => l.locationName === account?.locationName);
+  if (!adamId || !fleet) {
+    showAlert('Choose an account whose location is synchronized and an app.');
+    return;
+  }
+  const name = $('#policy-name').value.trim();
+  const policy = {
+    policyId: `policy-${crypto.randomUUID().slice(0, 8)}`, name, accountId, adamId, pricingParam,
+    licenseType: 'device', targets: fleet.serialNumbers.slice(0, Number($('#policy-devices').value)),
+  };
+  attempt(() => {
+    state.driver.input({ type: 'setPolicy', policy });
+    state.policies.set(policy.policyId, policy);
+    log('admin', `setPolicy ${name}: ${adamId} on ${account.name}, ${policy.targets.length} devices`);
+  });
+}
+
+function wireControls() {
+  $('#add-account').addEventListener('click', () => openAccountDialog());
+  $('#account-token').addEventListener('change', onTokenChosen);
+  $('#account-form').addEventListener('submit', submitAccountDialog);
+  $('#account-cancel').addEventListener('click', () => $('#account-dialog').close());
+  $('#reconcile').addEventListener('click', () => attempt(() => {
+    state.driver.input({ type: 'reconcile' });
+    log('admin', 'reconcile (all accounts)');
+  }));
+  $('#notify-toggle').addEventListener('change', (e) => {
+    state.stagedNotify = e.target.checked === state.notify ? undefined : e.target.checked;
+    renderPending();
+  });
+  $('#save-changes').addEventListener('click', save);
+  $('#cancel-changes').addEventListener('click', () => {
+    state.staged.clear();
+    state.stagedNotify = undefined;
+    render();
+  });
+  $('#license-account').addEventListener('change', (e) => {
+    state.licenseAccount = e.target.value;
+    state.assignmentsApp = null;
+    render();
+  });
+  $('#policy-account').addEventListener('change', render);
+  $('#policy-form').addEventListener('submit', createPolicy);
+  const menu = $('#account-menu');
+  menu.addEventListener('click', (e) => {
+    const action = e.target.closest('[data-action]')?.dataset.action;
+    if (action && state.menuAccount) runAction(action, state.menuAccount.accountId);
+  });
+  menu.addEventListener('keydown', (e) => {
+    const items = [...menu.querySelectorAll('button:not(:disabled)')];
+    const at = items.indexOf(document.activeElement);
+    if (e.key === 'Escape') {
+      closeMenu();
+      state.menuAccount?.button.focus();
+    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      items[(at + (e.key === 'ArrowDown' ? 1 : items.length - 1)) % items.length].focus();
+    }
+  });
+  document.addEventListener('click', (e) => {
+    if (!menu.hidden && !menu.contains(e.target) && e.target !== state.menuAccount?.button) closeMenu();
+  });
+}
+
+main().catch((error) => {
+  showAlert(`The console could not start: ${error.message}`);
+  throw error;
+});
