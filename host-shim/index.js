@@ -2,3 +2,4 @@
 export { Driver } from './driver.js';
 export { APPLE_BASE_URL, createFetchTransport } from './transport.js';
 export { MemoryStore } from './memory-store.js';
+export { IndexedDbStore } from './indexeddb-store.js';

@@ -1,25 +1,24 @@
 // In-memory Store (see store.d.ts): for tests, demos and hosts that keep nothing across restarts.
+// Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
+import { toJson, validateOps } from './protect.js';
+
+const NAME = 'MemoryStore';
 
 export class MemoryStore {
   #records = new Map();
 
-  /** Applies one persist output's ops in order, all or nothing; values are copied, never shared. */
+  /** Applies one persist output's ops in order, all or nothing (a malformed op throws a TypeError first). */
   apply(ops) {
-    if (!Array.isArray(ops)) throw new TypeError('MemoryStore.apply: ops must be an array');
-    const changes = ops.map((op, index) => {
-      if (typeof op?.key !== 'string') throw new TypeError(`MemoryStore.apply: op ${index} has no string key`);
-      if (op.op === 'put') return { key: op.key, put: true, value: structuredClone(op.value) };
-      if (op.op === 'delete') return { key: op.key, put: false };
-      throw new TypeError(`MemoryStore.apply: op ${index} has unknown op ${JSON.stringify(op.op)}`);
-    });
-    for (const { key, put, value } of changes) {
-      if (put) this.#records.set(key, value);
-      else this.#records.delete(key);
+    validateOps(ops, NAME);
+    const changes = ops.map((op, index) => ({ key: op.key, json: op.op === 'put' ? toJson(op.value, index, NAME) : null }));
+    for (const { key, json } of changes) {
+      if (json === null) this.#records.delete(key);
+      else this.#records.set(key, json);
     }
   }
 
   /** Every stored record, as Engine.restore takes them. */
   load() {
-    return Array.from(this.#records, ([key, value]) => ({ key, value: structuredClone(value) }));
+    return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
   }
 }

@@ -2,15 +2,18 @@
 # Installs what building and testing need; idempotent, and quick when everything is already there.
 #   bash scripts/setup.sh            Rust wasm target, wasm-bindgen CLI (Cargo.lock's version), npm devDependencies
 #   bash scripts/setup.sh --browser  the same, plus Chromium + chromedriver (apt) for the browser tests
+#   bash scripts/setup.sh --postgres the same, plus Debian's PostgreSQL server (apt) for the PostgreSQL store tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 browser=no
+postgres=no
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=yes ;;
-    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    --postgres) postgres=yes ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,14 +50,30 @@ else
   npm install --no-audit --no-fund
 fi
 
+apt_updated=no
+apt_install() {
+  [ "$apt_updated" = yes ] || { apt-get update; apt_updated=yes; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
 if [ "$browser" = yes ]; then
   if [ -x /usr/bin/chromium ]; then
     say "skip  chromium (/usr/bin/chromium present)"
   else
     say "install chromium + chromium-driver (apt)"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+    apt_install chromium chromium-driver
   fi
 else
   say "skip  chromium (no --browser)"
+fi
+
+if [ "$postgres" = yes ]; then
+  if compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null; then
+    say "skip  postgresql ($(ls -d /usr/lib/postgresql/*/bin/pg_ctl | head -n 1) present)"
+  else
+    say "install postgresql (apt; scripts/postgres.sh runs throwaway servers from it)"
+    apt_install postgresql
+  fi
+else
+  say "skip  postgresql (no --postgres)"
 fi

@@ -13,13 +13,22 @@ step() {
 }
 
 printf '==> setup\n'
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --browser --postgres
 
 step "Rust tests (native)" cargo test --locked --no-fail-fast
 step "core purity" bash scripts/check-core-purity.sh
 step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --locked --no-fail-fast --target wasm32-unknown-unknown --tests
 if step "build pkg/" bash scripts/build-pkg.sh; then
+  # A throwaway PostgreSQL on loopback for the PostgreSQL store tests (VPP_PG_URL), stopped on exit.
+  printf '\n==> PostgreSQL for the store tests\n'
+  if pg_env=$(bash scripts/postgres.sh start); then
+    eval "$pg_env"
+    export VPP_PG_URL
+    trap 'bash scripts/postgres.sh stop "$VPP_PG_DIR"' EXIT
+  else
+    failed+=("PostgreSQL server (scripts/postgres.sh start; the PostgreSQL store tests fail or skip without it)")
+  fi
   step "JS tests (node --test)" node --test tests/node/ tests/browser/
 else
   failed+=("JS tests (not run: pkg/ did not build)")

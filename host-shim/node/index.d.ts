@@ -10,3 +10,6 @@ export {
   type NotificationServer,
   type NotificationServerOptions,
 } from './notification-endpoint.js';
+export { SqliteStore } from './sqlite-store.js';
+export { DEFAULT_TABLE as POSTGRES_DEFAULT_TABLE, PostgresStore, type PgPoolLike, type PostgresStoreOptions } from './postgres-store.js';
+export { aesGcmProtector } from './aes-gcm-protector.js';

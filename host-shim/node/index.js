@@ -5,3 +5,6 @@ export {
   createNotificationHandler,
   startNotificationServer,
 } from './notification-endpoint.js';
+export { SqliteStore } from './sqlite-store.js';
+export { DEFAULT_TABLE as POSTGRES_DEFAULT_TABLE, PostgresStore } from './postgres-store.js';
+export { aesGcmProtector } from './aes-gcm-protector.js';

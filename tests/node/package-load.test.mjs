@@ -28,7 +28,9 @@ before(() => {
   consumer = path.join(work, 'consumer');
   mkdirSync(consumer);
   writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
-  run('npm', ['install', '--offline', '--no-audit', '--no-fund', path.join(work, packed.filename)], consumer);
+  // Without the optional dependencies (better-sqlite3 builds from source, ~90 s): the consumer who needs no
+  // SQLite or PostgreSQL store; the stores then say what to install.
+  run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', path.join(work, packed.filename)], consumer);
 });
 
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -48,7 +50,8 @@ test('every file package.json names is in the tarball, which holds only the engi
   const files = packed.files.map((f) => f.path);
   const manifest = JSON.parse(readFileSync(path.join(repo, 'pkg', 'package.json'), 'utf8'));
   assert.deepEqual(namedFiles(manifest).filter((f) => !files.includes(f)), []);
-  for (const f of ['host-shim/driver.js', 'host-shim/transport.js', 'host-shim/memory-store.js', 'host-shim/store.d.ts']) {
+  for (const f of ['host-shim/driver.js', 'host-shim/transport.js', 'host-shim/memory-store.js', 'host-shim/store.d.ts',
+    'host-shim/protect.js', 'host-shim/indexeddb-store.js', 'host-shim/node/sqlite-store.js', 'host-shim/node/postgres-store.js']) {
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   }
   const stray = files.filter((f) => !(f === 'package.json' || f.startsWith('vpp_license_engine') || f.startsWith('host-shim/')));
@@ -83,10 +86,25 @@ test('the ./host, ./node and ./simulator subpaths import from the installed pack
     console.log(JSON.stringify({ host: Object.keys(host).sort(), node: Object.keys(node).sort(), startSimulator: typeof simulator.startSimulator }));
   `);
   assert.deepEqual(result, {
-    host: ['APPLE_BASE_URL', 'Driver', 'MemoryStore', 'createFetchTransport'],
-    node: ['DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'createNotificationHandler', 'startNotificationServer'],
+    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'MemoryStore', 'createFetchTransport'],
+    node: ['DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore',
+      'aesGcmProtector', 'createNotificationHandler', 'startNotificationServer'],
     startSimulator: 'function',
   });
+});
+
+test('without the optional better-sqlite3 and pg, the SQLite and PostgreSQL stores say what to install', () => {
+  const result = runInConsumer(`
+    const { SqliteStore, PostgresStore } = await import('vpp-license-engine/node');
+    const messages = [];
+    try { SqliteStore.open('records.db'); } catch (error) { messages.push(error.message); }
+    try { await PostgresStore.connect({ connectionString: 'postgres://127.0.0.1:1/x' }); } catch (error) { messages.push(error.message); }
+    console.log(JSON.stringify(messages));
+  `);
+  assert.deepEqual(result, [
+    "SqliteStore needs the npm package better-sqlite3: run 'npm install better-sqlite3'",
+    "PostgresStore needs the npm package pg: run 'npm install pg'",
+  ]);
 });
 
 test('the vpp-license-engine bin prints its usage and hands `simulate` arguments to the simulator CLI', () => {
@@ -116,9 +134,9 @@ test('TypeScript consumers type-check against the package types (ESM and CommonJ
   writeFileSync(
     path.join(consumer, 'esm.mts'),
     `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
-import { Driver, MemoryStore, createFetchTransport, type Store } from 'vpp-license-engine/host';
+import { Driver, IndexedDbStore, MemoryStore, createFetchTransport, type Store, type TokenHooks } from 'vpp-license-engine/host';
 import { startSimulator } from 'vpp-license-engine/simulator';
-import { createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
+import { PostgresStore, SqliteStore, aesGcmProtector, createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
 
 await init();
 const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' }, seed: 7 };
@@ -147,6 +165,13 @@ const sim = await startSimulator({ port: 0, seed: 1 });
 const token: string = sim.addOrganization({ apps: 3 }).token;
 await sim.close();
 const expiresAt: number = decodeToken('...').expiresAt;
+const hooks: TokenHooks = aesGcmProtector(new Uint8Array(32));
+const stores: Store[] = [
+  SqliteStore.open('records.db', hooks),
+  await PostgresStore.connect({ connectionString: 'postgres://127.0.0.1/vpp', table: 'records', ...hooks }),
+  await IndexedDbStore.open('vpp', { protect: async (t: string) => t, unprotect: async (t: string) => t }),
+];
+await Promise.all(stores.map((s) => s.apply([{ op: 'delete', key: 'settings' }])));
 export { expiresAt, handler, notificationStatus, withEndpoint };
 `,
   );

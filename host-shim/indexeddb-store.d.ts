@@ -1,0 +1,16 @@
+import type { PersistOp, StoredRecord } from 'vpp-license-engine';
+import type { Store, TokenHooks } from './store.js';
+
+export interface IndexedDbStoreOptions extends TokenHooks {
+  /** An IDBFactory; default `globalThis.indexedDB`. (Typed structurally: no DOM lib needed.) */
+  indexedDB?: { open(name: string, version?: number): unknown };
+}
+
+/** A Store in one IndexedDB database (browsers): object store `records`, key → value as JSON text. */
+export declare class IndexedDbStore implements Store {
+  static open(name: string, options?: IndexedDbStoreOptions): Promise<IndexedDbStore>;
+  /** One readwrite transaction per call; calls commit in call order. Rejects (changing nothing) on a malformed op or an aborted transaction. */
+  apply(ops: readonly PersistOp[]): Promise<void>;
+  load(): Promise<StoredRecord[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,146 @@
+// The Store contract (tests/stores/contract.mjs) on IndexedDbStore in headless Chromium: a static server on
+// loopback serves the built pkg/ and the contract suite, the page runs every case (each in a fresh database)
+// and reports the results, one node:test test per case. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { contractCases } from '../stores/contract.mjs';
+
+const CHROMIUM = '/usr/bin/chromium';
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const SERVED = ['pkg/', 'tests/stores/'];
+const skip = !existsSync(CHROMIUM) && !process.env.CI
+  ? `${CHROMIUM} is missing: run 'bash scripts/setup.sh --browser' (in CI this test fails instead of skipping)`
+  : false;
+
+const PAGE = `<!doctype html>
+<html>
+<head>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<script type="importmap">
+{ "imports": { "vpp-license-engine/host": "/pkg/host-shim/index.js" } }
+</script>
+<script type="module">
+import { IndexedDbStore } from 'vpp-license-engine/host';
+import { contractCases, runCase, supports } from '/tests/stores/contract.mjs';
+
+let databases = 0;
+function makePlace() {
+  const name = 'vpp-contract-' + (databases += 1);
+  const realPut = IDBObjectStore.prototype.put;
+  return {
+    durable: true,
+    open: (hooks) => IndexedDbStore.open(name, hooks),
+    close: (store) => store.close(),
+    // The write of \`key\` throws inside the adapter's transaction, after the ops before it were queued.
+    failWritesTo: (key) => {
+      IDBObjectStore.prototype.put = function (value, k) {
+        if (k === key) throw new DOMException('injected write failure', 'DataError');
+        return realPut.call(this, value, k);
+      };
+    },
+    cleanup: () => {
+      IDBObjectStore.prototype.put = realPut;
+      return new Promise((resolve, reject) => {
+        const request = indexedDB.deleteDatabase(name);
+        request.onsuccess = () => resolve();
+        request.onerror = () => reject(request.error);
+      });
+    },
+  };
+}
+
+const results = {};
+try {
+  for (const c of contractCases) {
+    if (!supports({ durable: true, failWritesTo: true }, c)) { results[c.name] = { skipped: true }; continue; }
+    const started = performance.now();
+    try {
+      await runCase(c, makePlace);
+      results[c.name] = { ok: true, ms: Math.round(performance.now() - started) };
+    } catch (error) {
+      results[c.name] = { ok: false, error: String(error?.stack ?? error) };
+    }
+  }
+  window.__result = { results };
+} catch (error) {
+  window.__result = { error: String(error?.stack ?? error) };
+}
+</script>
+</head>
+<body></body>
+</html>`;
+
+const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+let server;
+let userDataDir;
+let outcome;
+
+before(async () => {
+  if (skip) return;
+  server = createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://localhost');
+    if (pathname === '/') {
+      res.writeHead(200, { 'content-type': TYPES['.html'] }).end(PAGE);
+      return;
+    }
+    const file = path.join(root, path.normalize(pathname));
+    if (!SERVED.some((dir) => file.startsWith(path.join(root, dir)))) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  userDataDir = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-chromium-idb-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 60_000 });
+    outcome = { ...(await page.evaluate(() => window.__result)), problems };
+  } catch (error) {
+    outcome = { error: String(error?.stack ?? error) };
+  } finally {
+    await context.close();
+  }
+});
+
+after(() => {
+  server?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+for (const c of contractCases) {
+  test(`IndexedDB (Chromium) store contract: ${c.name}`, { skip }, (t) => {
+    if (outcome.error) throw new Error(`the page failed: ${outcome.error}\n${outcome.problems?.join('\n') ?? ''}`);
+    const result = outcome.results[c.name];
+    if (!result) throw new Error(`the page reported no result for this case (${outcome.problems.join('; ')})`);
+    if (result.skipped) return t.skip('IndexedDbStore cannot run this case');
+    if (!result.ok) throw new Error(result.error);
+  });
+}
+
+test('IndexedDB (Chromium): the page loaded without errors', { skip }, () => {
+  if (outcome.error) throw new Error(outcome.error);
+  if (outcome.problems.length > 0) throw new Error(outcome.problems.join('\n'));
+});
