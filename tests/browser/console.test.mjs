@@ -3,51 +3,33 @@
 // artifacts/console/. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startDemo } from '../../scripts/demo-server.mjs';
+import { launchChromium, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = fileURLToPath(new URL('../../artifacts/console/', import.meta.url));
 const WAIT = { timeout: 30_000 };
-const skip = !existsSync(CHROMIUM) && !process.env.CI
-  ? `${CHROMIUM} is missing: run 'bash scripts/setup.sh --browser' (in CI this test fails instead of skipping)`
-  : false;
 
 let demo;
-let userDataDir;
 
 before(async () => {
   if (skip) return;
   demo = await startDemo();
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-console-'));
   mkdirSync(SHOTS, { recursive: true });
 });
 
 after(async () => {
   await demo?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 test('the console adds an account from a token file, syncs, and runs every account command', { skip }, async () => {
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 1000 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-  const problems = [];
+  const browser = await launchChromium({ viewport: { width: 1280, height: 1000 } });
+  let problems = [];
   try {
-    const page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('requestfailed', (request) => problems.push(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`));
+    const page = await browser.context.newPage();
+    problems = watchProblems(page);
     page.on('response', (response) => {
       if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.request().method()} ${response.url()}`);
     });
@@ -177,6 +159,6 @@ test('the console adds an account from a token file, syncs, and runs every accou
     assert.equal(sim.requestLog.filter((r) => r.errorNumber === 9646).length, 0, 'the engine stays under the rate limit');
     assert.deepEqual(problems, []);
   } finally {
-    await context.close();
+    await browser.close();
   }
 });

@@ -2,19 +2,13 @@
 // console page without a bundler would. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const pkgDir = fileURLToPath(new URL('../../pkg/', import.meta.url));
-const skip = !existsSync(CHROMIUM) && !process.env.CI
-  ? `${CHROMIUM} is missing: run 'bash scripts/setup.sh --browser' (in CI this test fails instead of skipping)`
-  : false;
 
 const PAGE = `<!doctype html>
 <html>
@@ -64,7 +58,6 @@ try {
 const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 let server;
 let origin;
-let userDataDir;
 
 before(async () => {
   if (skip) return;
@@ -88,36 +81,17 @@ before(async () => {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   origin = `http://127.0.0.1:${server.address().port}`;
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-chromium-'));
 });
 
 after(() => {
   server?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 test('the web build runs in Chromium: init, new Engine, a service config request, the host shim', { skip }, async () => {
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
-    const page = await context.newPage();
-    const problems = [];
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(`console: ${message.text()}`);
-    });
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+    const page = await browser.context.newPage();
+    const problems = watchProblems(page);
 
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 15_000 });
@@ -132,6 +106,6 @@ test('the web build runs in Chromium: init, new Engine, a service config request
     assert.deepEqual(result.sent, ['serviceConfig']);
     assert.deepEqual(problems, []);
   } finally {
-    await context.close();
+    await browser.close();
   }
 });

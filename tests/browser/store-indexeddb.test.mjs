@@ -2,21 +2,15 @@
 // loopback serves the built pkg/ and the contract suite, the page runs every case (each in a fresh database)
 // and reports the results, one node:test test per case. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { contractCases } from '../stores/contract.mjs';
+import { launchChromium, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const SERVED = ['pkg/', 'tests/stores/'];
-const skip = !existsSync(CHROMIUM) && !process.env.CI
-  ? `${CHROMIUM} is missing: run 'bash scripts/setup.sh --browser' (in CI this test fails instead of skipping)`
-  : false;
 
 const PAGE = `<!doctype html>
 <html>
@@ -79,7 +73,6 @@ try {
 
 const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 let server;
-let userDataDir;
 let outcome;
 
 before(async () => {
@@ -103,31 +96,23 @@ before(async () => {
     }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  userDataDir = mkdtempSync(path.join(tmpdir(), 'vpp-license-engine-chromium-idb-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
-    const page = await context.newPage();
-    const problems = [];
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()}`));
+    const page = await browser.context.newPage();
+    // Failing-write cases log errors on purpose: only uncaught errors and failed requests count.
+    const problems = watchProblems(page, { consoleErrors: false });
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 60_000 });
     outcome = { ...(await page.evaluate(() => window.__result)), problems };
   } catch (error) {
     outcome = { error: String(error?.stack ?? error) };
   } finally {
-    await context.close();
+    await browser.close();
   }
 });
 
 after(() => {
   server?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
 for (const c of contractCases) {
