@@ -8,15 +8,11 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
 use support::fake_apple::Org;
-use support::{Harness, Trace, NOTIFICATION_TOKEN};
+use support::{app, Harness, Trace, NOTIFICATION_TOKEN};
 use vpp_license_engine::{AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
 
 const SECOND: u64 = 1_000;
 const MINUTE: u64 = 60_000;
-
-fn app(i: usize) -> String {
-    format!("{}", 400_000_000 + i)
-}
 
 fn serial(i: usize) -> String {
     format!("SERIAL{i:05}")
@@ -726,8 +722,8 @@ fn an_operation_in_flight_when_another_mdm_takes_over_is_sent_again_after_reclai
     let token = synced(&mut h, org(1, 10, 0));
     enroll(&mut h, [serial(0)]);
     h.input(policy("p1", &app(0), LicenseType::Device, [serial(0)])).unwrap();
-    // The associate goes out; while it is on its way, another MDM takes the location.
-    h.engine.poll_output(h.now);
+    // The associate goes out (answered 500 ms later); meanwhile another MDM takes the location,
+    // so the answer to the associate itself carries the rival's mdmInfo.
     let rival = json!({"id": "rival-id", "name": "Rival MDM", "metadata": "1"});
     h.apple.org(&token).mdm_info = Some(rival);
     h.run_for(MINUTE);

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use support::fake_apple::{Fault, Org};
-use support::{Harness, Trace};
+use support::{app, Harness, Trace};
 use vpp_license_engine::{AccountStatus, AppPolicy, ExplainQuery, Input, LicenseType, PricingParam};
 
 const SECOND: u64 = 1_000;
@@ -23,10 +23,6 @@ const MINUTE: u64 = 60_000;
 const APPS: usize = 4;
 const DEVICES: usize = 40;
 const RATE_LIMIT: usize = 15;
-
-fn app(i: usize) -> String {
-    format!("{}", 400_000_000 + i)
-}
 
 fn serial(i: usize) -> String {
     format!("SIM{i:03}")

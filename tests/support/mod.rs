@@ -15,6 +15,11 @@ use vpp_license_engine::{
 pub const START: u64 = 1_795_392_000_000;
 pub const DAY: u64 = 86_400_000;
 
+/// The adam id of the fake Apple's `i`-th generated app.
+pub fn app(i: usize) -> String {
+    format!("{}", 400_000_000 + i)
+}
+
 pub fn our_mdm() -> MdmInfo {
     MdmInfo { id: "our-mdm-id".into(), name: "Our MDM".into(), metadata: "1.0".into() }
 }
