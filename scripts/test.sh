@@ -30,6 +30,7 @@ if step "build pkg/" bash scripts/build-pkg.sh; then
     failed+=("PostgreSQL server (scripts/postgres.sh start; the PostgreSQL store tests fail or skip without it)")
   fi
   step "JS tests (node --test)" node --test tests/node/ tests/browser/
+  step "the README's demo command" bash scripts/demo.sh --check
 else
   failed+=("JS tests (not run: pkg/ did not build)")
 fi
