@@ -132,7 +132,7 @@ pub struct Account {
 impl Account {
     /// A newly added account: it starts by reading the location's client config.
     pub fn new(id: String, name: String, token: SToken, config: &EngineConfig) -> Self {
-        Self::with_durable(id, name, token, DurableAccount::new(), config)
+        Self::with_durable(id, name, token, DurableAccount::default(), config)
     }
 
     fn with_durable(id: String, name: String, token: SToken, durable: DurableAccount, config: &EngineConfig) -> Self {

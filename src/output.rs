@@ -68,6 +68,6 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum PersistOp {
-    Put { key: String, value: Record },
+    Put { key: String, value: Box<Record> },
     Delete { key: String },
 }

@@ -118,10 +118,11 @@ pub struct SettingsRecord {
 }
 
 /// Who manages the account's location, as far as the engine knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum Ownership {
     /// Not verified yet.
+    #[default]
     Unknown,
     /// Our `mdmInfo` is on the location.
     Ours,
@@ -130,7 +131,7 @@ pub enum Ownership {
 }
 
 /// What an account must remember across restarts, besides its id, name and token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DurableAccount {
     /// Apple's id of the location (`uId`), from client config.
@@ -145,22 +146,6 @@ pub struct DurableAccount {
     /// A `Retry-After` deadline still in force after a restart.
     pub retry_after_until: Millis,
     pub warned_threshold: Option<u32>,
-}
-
-impl DurableAccount {
-    pub fn new() -> Self {
-        Self {
-            u_id: None,
-            location_name: None,
-            country_code: None,
-            ownership: Ownership::Unknown,
-            token_problem: None,
-            cursors: Cursors::default(),
-            last_synced_at: None,
-            retry_after_until: 0,
-            warned_threshold: None,
-        }
-    }
 }
 
 /// The stored form of an account. `Debug` hides the token.

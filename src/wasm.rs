@@ -208,7 +208,7 @@ fn string(what: &str, value: &JsValue) -> Result<String, JsValue> {
 
 fn millis(now: &JsValue) -> Result<u64, JsValue> {
     match now.as_f64() {
-        Some(n) if n.is_finite() && n >= 0.0 && n <= MAX_SAFE_INTEGER => Ok(n as u64),
+        Some(n) if (0.0..=MAX_SAFE_INTEGER).contains(&n) => Ok(n as u64),
         _ => Err(error("INVALID_INPUT", "now must be a finite, non-negative number of Unix milliseconds (Date.now())")),
     }
 }

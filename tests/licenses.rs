@@ -484,10 +484,10 @@ fn shared_org() -> Org {
         let mut a = json!({"adamId": adam, "pricingParam": "STDQ"});
         a.as_object_mut().unwrap().extend(target.as_object().unwrap().clone());
         o.assignments.push((1, a));
-        o.assets.iter_mut().find(|x| x["adamId"] == json!(adam)).map(|x| {
+        if let Some(x) = o.assets.iter_mut().find(|x| x["adamId"] == json!(adam)) {
             x["assignedCount"] = json!(x["assignedCount"].as_i64().unwrap() + 1);
             x["availableCount"] = json!(x["availableCount"].as_i64().unwrap() - 1);
-        });
+        }
     }
     o
 }

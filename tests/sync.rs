@@ -181,7 +181,7 @@ fn service_config_is_read_at_start_and_every_five_minutes() {
     let times: Vec<u64> = h.requests().iter().filter(|(_, r)| r.purpose == "serviceConfig").map(|(at, _)| at - START).collect();
     assert_eq!(times, [0, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE]);
     assert_eq!(h.engine.service_config().limits.max_request_per_second, 15);
-    assert!(h.requests()[0].1.headers.get("authorization").is_none(), "service config is sent without a token");
+    assert!(!h.requests()[0].1.headers.contains_key("authorization"), "service config is sent without a token");
 }
 
 #[test]

@@ -88,7 +88,7 @@ impl Engine {
         if let Some(account) = self.accounts.get_mut(&policy.account_id) {
             account.licenses.needs_plan = true;
         }
-        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Record::Policy(policy.clone()) });
+        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(policy.clone())) });
         self.policies.insert(policy.policy_id.clone(), policy);
     }
 

@@ -362,7 +362,7 @@ impl Engine {
             }
             if account.dirty {
                 account.dirty = false;
-                ops.push(PersistOp::Put { key: account_key(&account.id), value: Record::Account(account.to_record()) });
+                ops.push(PersistOp::Put { key: account_key(&account.id), value: Box::new(Record::Account(account.to_record())) });
             }
             records::license_ops(account, &mut ops);
         }

@@ -18,7 +18,7 @@ use crate::policy::AppPolicy;
 use crate::token::SToken;
 
 pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
-    PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Record::Settings(SettingsRecord { license_removal_notification }) }
+    PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Box::new(Record::Settings(SettingsRecord { license_removal_notification })) }
 }
 
 fn pair(account: &Account, key: &AssignmentKey, reason: Option<String>) -> PairRecord {
@@ -29,7 +29,7 @@ fn pair(account: &Account, key: &AssignmentKey, reason: Option<String>) -> PairR
 fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
     let key = record.key(prefix);
     if present {
-        PersistOp::Put { key, value: Record::Pair(record) }
+        PersistOp::Put { key, value: Box::new(Record::Pair(record)) }
     } else {
         PersistOp::Delete { key }
     }
@@ -47,7 +47,7 @@ pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     for op_id in std::mem::take(&mut account.licenses.dirty_ops) {
         let key = operation_key(&account.id, op_id);
         ops.push(match account.licenses.operation(op_id) {
-            Some(op) => PersistOp::Put { key, value: Record::Operation(operation_record(&account.id, op, &account.mirror)) },
+            Some(op) => PersistOp::Put { key, value: Box::new(Record::Operation(operation_record(&account.id, op, &account.mirror))) },
             None => PersistOp::Delete { key },
         });
     }
@@ -86,13 +86,13 @@ pub(super) fn fact_ops(facts: &Facts, devices: &mut BTreeSet<String>, users: &mu
     for serial in std::mem::take(devices) {
         if let Some(device) = facts.devices.get(&serial) {
             let record = DeviceRecord { serial_number: serial.clone(), facts: device.clone() };
-            ops.push(PersistOp::Put { key: device_key(&serial), value: Record::Device(record) });
+            ops.push(PersistOp::Put { key: device_key(&serial), value: Box::new(Record::Device(record)) });
         }
     }
     for id in std::mem::take(users) {
         if let Some(user) = facts.users.get(&id) {
             let record = UserRecord { client_user_id: id.clone(), facts: user.clone() };
-            ops.push(PersistOp::Put { key: user_key(&id), value: Record::User(record) });
+            ops.push(PersistOp::Put { key: user_key(&id), value: Box::new(Record::User(record)) });
         }
     }
 }
