@@ -13,6 +13,9 @@ use crate::time::{Millis, DAY, MINUTE, SECOND};
 /// Apple: "don't submit more than five requests simultaneously" when paging.
 pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
 
+/// How the engine behaves; given to [`crate::Engine::new`] or [`crate::Engine::restore`].
+/// Only `mdm_info` is required ([`EngineConfig::new`] fills in every default). From JavaScript it is
+/// the `EngineConfig` object of the TypeScript contract, where each option is documented.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EngineConfig {
@@ -170,6 +173,7 @@ impl EngineConfig {
         Ok(())
     }
 
+    /// The exponential backoff policy these settings describe.
     pub fn backoff(&self) -> BackoffPolicy {
         BackoffPolicy { base: self.backoff_base_ms, max: self.backoff_max_ms }
     }

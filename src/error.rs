@@ -3,6 +3,7 @@
 
 use crate::token::TokenError;
 
+/// Why the engine refused an input; nothing was changed. [`EngineError::code`] is stable for hosts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {

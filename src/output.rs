@@ -56,6 +56,7 @@ impl std::fmt::Debug for Request {
     }
 }
 
+/// The HTTP method of a [`Request`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Method {
     #[serde(rename = "GET")]

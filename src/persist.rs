@@ -15,6 +15,7 @@ use crate::secret::Secret;
 use crate::sync::Cursors;
 use crate::time::Millis;
 
+/// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
 pub const PROVENANCE_PREFIX: &str = "prov/";
@@ -28,22 +29,27 @@ fn enc(component: &str) -> String {
     form_urlencoded::byte_serialize(component.as_bytes()).collect()
 }
 
+/// The key of an account record.
 pub fn account_key(account_id: &str) -> String {
     format!("{ACCOUNT_PREFIX}{account_id}")
 }
 
+/// The key of a policy record.
 pub fn policy_key(policy_id: &str) -> String {
     format!("{POLICY_PREFIX}{policy_id}")
 }
 
+/// The key of a device fact record.
 pub fn device_key(serial_number: &str) -> String {
     format!("{DEVICE_PREFIX}{}", enc(serial_number))
 }
 
+/// The key of a user fact record.
 pub fn user_key(client_user_id: &str) -> String {
     format!("{USER_PREFIX}{}", enc(client_user_id))
 }
 
+/// The key of an operation record.
 pub fn operation_key(account_id: &str, operation_id: u64) -> String {
     format!("{OPERATION_PREFIX}{}/{operation_id}", enc(account_id))
 }
@@ -95,6 +101,7 @@ pub struct OperationRecord {
     pub submitted_at: Option<Millis>,
 }
 
+/// What the MDM reported about one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRecord {
@@ -103,6 +110,7 @@ pub struct DeviceRecord {
     pub facts: DeviceFacts,
 }
 
+/// What the MDM reported about one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
@@ -111,6 +119,7 @@ pub struct UserRecord {
     pub facts: UserFacts,
 }
 
+/// Engine-wide settings changed at run time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsRecord {

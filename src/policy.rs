@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::PricingParam;
 
+/// Whether a policy licenses devices (serial numbers) or users (client user ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum LicenseType {

@@ -6,6 +6,7 @@ use crate::apple::wire::{PricingParam, ProductType};
 use crate::event::AccountStatus;
 use crate::time::Millis;
 
+/// One row of the account list ([`crate::Engine::accounts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
@@ -23,6 +24,7 @@ pub struct AccountView {
     pub policy_ids: Vec<String>,
 }
 
+/// License counts of one app (or book) in one account ([`crate::Engine::app_counts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppCountView {
@@ -41,6 +43,7 @@ pub struct AppCountView {
 /// Largest page [`crate::Engine::assignments`] returns.
 pub const MAX_ASSIGNMENT_PAGE: usize = 10_000;
 
+/// Filter and page for [`crate::Engine::assignments`]; every filter is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignmentQuery {
@@ -63,6 +66,7 @@ impl Default for AssignmentQuery {
     }
 }
 
+/// One assignment: an app (or book) and the device or user holding its license.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentView {
@@ -72,6 +76,7 @@ pub struct AssignmentView {
     pub client_user_id: Option<String>,
 }
 
+/// A page of assignments: `total` matches, `items` from `offset` on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentPage {
@@ -89,6 +94,7 @@ pub struct Wakeup {
     pub account_id: Option<String>,
 }
 
+/// Counters for monitoring ([`crate::Engine::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EngineStats {
@@ -99,6 +105,7 @@ pub struct EngineStats {
     pub requests_in_flight: usize,
 }
 
+/// What an sToken says about itself (`decodeToken` in JavaScript).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
@@ -120,6 +127,7 @@ pub struct PendingOperationView {
     pub reason: String,
 }
 
+/// The app and the device (`serial_number`) or user (`client_user_id`) for [`crate::Engine::explain`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExplainQuery {
@@ -129,6 +137,7 @@ pub struct ExplainQuery {
     pub client_user_id: Option<String>,
 }
 
+/// Whether the target holds a license of the app, and why (or why not), in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LicenseExplanation {

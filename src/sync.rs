@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mirror::Staged;
 
+/// A full refresh or a delta sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SyncKind {

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 /// Unix time in milliseconds.
 pub type Millis = u64;
 
+/// One second in [`Millis`]; likewise [`MINUTE`], [`HOUR`] and [`DAY`].
 pub const SECOND: Millis = 1_000;
 pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
@@ -22,6 +23,7 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// A clock that starts at `now`.
     pub fn new(now: Millis) -> Self {
         Self { now }
     }
@@ -32,6 +34,7 @@ impl Clock {
         self.now
     }
 
+    /// The latest time seen.
     pub fn now(&self) -> Millis {
         self.now
     }

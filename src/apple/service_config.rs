@@ -155,6 +155,8 @@ pub struct ServiceConfigResponse {
 }
 
 impl ServiceConfig {
+    /// Apple's documented example limits, and URLs derived from the service config URL: what the
+    /// engine uses until Apple's first answer.
     pub fn defaults(service_config_url: &str) -> Self {
         Self { urls: ServiceUrls::derived_from(service_config_url), limits: Limits::default() }
     }

@@ -49,6 +49,7 @@ pub struct ClaimRequest<'a> {
 /// The notification types the engine subscribes to.
 pub const NOTIFICATION_TYPES: [&str; 4] = ["ASSET_MANAGEMENT", "ASSET_COUNT", "USER_MANAGEMENT", "USER_ASSOCIATED"];
 
+/// The edition of an app or book: `STDQ` (standard) or `PLUS` (high quality).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PricingParam {
     #[serde(rename = "STDQ")]
@@ -57,6 +58,7 @@ pub enum PricingParam {
     Plus,
 }
 
+/// Whether an asset is an app or a book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProductType {
     App,

@@ -511,6 +511,7 @@ impl Engine {
         best
     }
 
+    /// Counters for monitoring: requests issued, answers handled, unknown answers dropped, requests in flight.
     pub fn stats(&self) -> EngineStats {
         EngineStats { requests_in_flight: self.in_flight.len(), ..self.stats.clone() }
     }
