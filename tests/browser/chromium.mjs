@@ -1,5 +1,7 @@
 // Headless Chromium for the browser tests: Debian's /usr/bin/chromium, driven by playwright-core.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -55,4 +57,33 @@ export function watchProblems(page, { consoleErrors = true } = {}) {
   page.on('requestfailed', (request) =>
     problems.push(`request failed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ''}`));
   return problems;
+}
+
+const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+
+/**
+ * A static server on 127.0.0.1 for a test page: `page` (HTML) at `/`, and files under `root` whose URL path
+ * `allowed` accepts. Resolves `{ origin, close() }`.
+ */
+export async function serveStatic({ page, root, allowed }) {
+  const server = createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://localhost');
+    if (pathname === '/') {
+      res.writeHead(200, { 'content-type': TYPES['.html'] }).end(page);
+      return;
+    }
+    const file = path.join(root, path.normalize(pathname));
+    if (!file.startsWith(root) || !allowed(pathname)) {
+      res.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }

@@ -2,13 +2,10 @@
 // console page without a bundler would. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
+import { launchChromium, serveStatic, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
 
-const pkgDir = fileURLToPath(new URL('../../pkg/', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
 
 const PAGE = `<!doctype html>
 <html>
@@ -55,32 +52,11 @@ try {
 <body></body>
 </html>`;
 
-const TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 let server;
-let origin;
 
 before(async () => {
   if (skip) return;
-  server = createServer(async (req, res) => {
-    const { pathname } = new URL(req.url, 'http://localhost');
-    if (pathname === '/') {
-      res.writeHead(200, { 'content-type': TYPES['.html'] }).end(PAGE);
-      return;
-    }
-    const file = path.join(pkgDir, path.normalize(pathname.replace(/^\/pkg\//, '')));
-    if (!pathname.startsWith('/pkg/') || !file.startsWith(pkgDir)) {
-      res.writeHead(404).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${server.address().port}`;
+  server = await serveStatic({ page: PAGE, root, allowed: (pathname) => pathname.startsWith('/pkg/') });
 });
 
 after(() => {
@@ -93,7 +69,7 @@ test('the web build runs in Chromium: init, new Engine, a service config request
     const page = await browser.context.newPage();
     const problems = watchProblems(page);
 
-    await page.goto(`${origin}/`);
+    await page.goto(`${server.origin}/`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 15_000 });
     const result = await page.evaluate(() => window.__result);
 

@@ -2,12 +2,9 @@
 // loopback serves the built pkg/ and the contract suite, the page runs every case (each in a fresh database)
 // and reports the results, one node:test test per case. Run scripts/build-pkg.sh first; needs /usr/bin/chromium.
 import { test, before, after } from 'node:test';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { contractCases } from '../stores/contract.mjs';
-import { launchChromium, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
+import { launchChromium, serveStatic, skipWithoutChromium as skip, watchProblems } from './chromium.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const SERVED = ['pkg/', 'tests/stores/'];
@@ -71,37 +68,18 @@ try {
 <body></body>
 </html>`;
 
-const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 let server;
 let outcome;
 
 before(async () => {
   if (skip) return;
-  server = createServer(async (req, res) => {
-    const { pathname } = new URL(req.url, 'http://localhost');
-    if (pathname === '/') {
-      res.writeHead(200, { 'content-type': TYPES['.html'] }).end(PAGE);
-      return;
-    }
-    const file = path.join(root, path.normalize(pathname));
-    if (!SERVED.some((dir) => file.startsWith(path.join(root, dir)))) {
-      res.writeHead(404).end();
-      return;
-    }
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server = await serveStatic({ page: PAGE, root, allowed: (pathname) => SERVED.some((dir) => pathname.startsWith(`/${dir}`)) });
   const browser = await launchChromium();
   try {
     const page = await browser.context.newPage();
     // Failing-write cases log errors on purpose: only uncaught errors and failed requests count.
     const problems = watchProblems(page, { consoleErrors: false });
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.goto(`${server.origin}/`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 60_000 });
     outcome = { ...(await page.evaluate(() => window.__result)), problems };
   } catch (error) {
