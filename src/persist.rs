@@ -24,6 +24,8 @@ pub const OPERATION_PREFIX: &str = "op/";
 pub const DEVICE_PREFIX: &str = "device/";
 pub const USER_PREFIX: &str = "user/";
 pub const SETTINGS_KEY: &str = "settings";
+/// Prefixes of records filed under an account: `<prefix><account>/…`.
+const ACCOUNT_SCOPED_PREFIXES: [&str; 3] = [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX];
 
 fn enc(component: &str) -> String {
     form_urlencoded::byte_serialize(component.as_bytes()).collect()
@@ -47,6 +49,27 @@ pub fn device_key(serial_number: &str) -> String {
 /// The key of a user fact record.
 pub fn user_key(client_user_id: &str) -> String {
     format!("{USER_PREFIX}{}", enc(client_user_id))
+}
+
+/// Whether a stored record belongs to one account: its account record, the pairs, operations and
+/// mirror records filed under it, and the policies that use it. Device and user facts and the
+/// settings belong to no account.
+pub fn belongs_to_account(record: &StoredRecord, account_id: &str) -> bool {
+    if record.key.starts_with(POLICY_PREFIX) {
+        return record.value.get("accountId").and_then(serde_json::Value::as_str) == Some(account_id);
+    }
+    if let Some(id) = record.key.strip_prefix(ACCOUNT_PREFIX) {
+        return id == account_id;
+    }
+    let encoded = enc(account_id);
+    ACCOUNT_SCOPED_PREFIXES.iter().any(|prefix| {
+        record.key.strip_prefix(prefix).and_then(|rest| rest.split('/').next()) == Some(encoded.as_str())
+    })
+}
+
+/// Whether a stored record belongs to no account (device and user facts, settings).
+pub fn is_global(key: &str) -> bool {
+    key.starts_with(DEVICE_PREFIX) || key.starts_with(USER_PREFIX) || key == SETTINGS_KEY
 }
 
 /// The key of an operation record.

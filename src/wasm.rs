@@ -46,6 +46,33 @@ impl WasmEngine {
         Ok(Self { inner })
     }
 
+    /// Takes over one account from the store's records (pass everything `store.load()` returned)
+    /// when this instance acquires its lease; then drain `pollOutput`.
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn adopt(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "StoredRecord[]")] records: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<(), JsValue> {
+        let account_id = string("accountId", &accountId)?;
+        let records: Vec<StoredRecord> = decode_list("records", records)?;
+        let now = millis(&now)?;
+        self.inner.adopt(&account_id, records, now).map_err(engine_error)
+    }
+
+    /// Stops driving an account without deleting its records, at once when its lease is lost.
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn release(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<(), JsValue> {
+        let account_id = string("accountId", &accountId)?;
+        let now = millis(&now)?;
+        self.inner.release(&account_id, now).map_err(engine_error)
+    }
+
     /// Feeds one input, then drain `pollOutput`. Throws on bad input and changes nothing.
     #[wasm_bindgen(js_name = handleInput)]
     pub fn handle_input(

@@ -38,7 +38,7 @@ use crate::error::EngineError;
 use crate::event::Event;
 use crate::input::Input;
 use crate::output::{Method, Output, PersistOp, Request};
-use crate::persist::{account_key, Record, StoredRecord};
+use crate::persist::{self, account_key, Record, StoredRecord};
 use crate::policy::AppPolicy;
 use crate::read_model::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
@@ -126,6 +126,46 @@ impl Engine {
         let mut engine = Self::new(config, now)?;
         engine.load_records(records)?;
         Ok(engine)
+    }
+
+    /// Takes over one account while running, from a store's records: call when this instance
+    /// acquires the account's lease (several backends on one store). Pass everything the store
+    /// holds; records of other accounts are skipped. The account's policies, and the device and
+    /// user facts and settings, are (re)loaded from the records. Then drain [`Engine::poll_output`].
+    pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
+        self.clock.advance(now);
+        if self.accounts.contains_key(account_id) {
+            return Err(EngineError::AccountExists(account_id.to_owned()));
+        }
+        let records: Vec<StoredRecord> = records
+            .into_iter()
+            .filter(|r| persist::is_global(&r.key) || persist::belongs_to_account(r, account_id))
+            .collect();
+        if !records.iter().any(|r| r.key == account_key(account_id)) {
+            return Err(EngineError::UnknownAccount(account_id.to_owned()));
+        }
+        // Loading into a copy keeps the engine unchanged when a record is refused.
+        let mut loaded = Self::new(self.config.clone(), self.clock.now())?;
+        loaded.load_records(records)?;
+        self.facts = loaded.facts;
+        self.notify_users = loaded.notify_users;
+        self.policies.extend(loaded.policies);
+        self.accounts.extend(loaded.accounts);
+        Ok(())
+    }
+
+    /// Stops driving an account without deleting its records: call at once when this instance
+    /// loses the account's lease (another instance drives it now). Nothing more is sent, written
+    /// for it; events already produced are still delivered; answers to its requests still in
+    /// flight count as unknown.
+    pub fn release(&mut self, account_id: &str, now: Millis) -> Result<(), EngineError> {
+        self.clock.advance(now);
+        self.account(account_id)?;
+        self.accounts.remove(account_id);
+        self.policies.retain(|_, p| p.account_id != account_id);
+        self.forget_in_flight(account_id);
+        self.outputs.retain(|output| !matches!(output, Output::Request(r) if r.account_id.as_deref() == Some(account_id)));
+        Ok(())
     }
 
     // ===================================================================== drive
@@ -220,6 +260,11 @@ impl Engine {
         self.do_due_work(now);
         self.settle(true);
         self.outputs.pop_front().unwrap_or_else(|| Output::Timeout { at: self.next_wakeup().at })
+    }
+
+    /// Answers to an account's requests still in flight will count as unknown.
+    fn forget_in_flight(&mut self, account_id: &str) {
+        self.in_flight.retain(|_, f| !matches!(f, InFlight::Account { account_id: a, .. } if a == account_id));
     }
 
     fn take_in_flight(&mut self, id: u64) -> Option<InFlight> {
@@ -438,8 +483,7 @@ impl Engine {
             return Err(EngineError::AccountInUse { account_id: account_id.to_owned(), policies });
         }
         self.accounts.remove(account_id);
-        // Answers to its requests still in flight will count as unknown.
-        self.in_flight.retain(|_, f| !matches!(f, InFlight::Account { account_id: a, .. } if a == account_id));
+        self.forget_in_flight(account_id);
         self.pending_ops.push(PersistOp::Delete { key: account_key(account_id) });
         Ok(())
     }

@@ -1,0 +1,108 @@
+//! Durability: what the store keeps, restarts from it, and handing accounts between instances.
+
+mod support;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use serde_json::json;
+use support::fake_apple::{FakeApple, Org};
+use support::{app, Harness};
+use vpp_license_engine::{AppPolicy, Engine, Input, LicenseType, PricingParam};
+
+const MINUTE: u64 = 60_000;
+
+fn serial(i: usize) -> String {
+    format!("DUR{i:05}")
+}
+
+/// An org with `apps` apps of 100 licenses each and `assigned` devices already holding app 0.
+fn org(apps: usize, assigned: usize) -> Org {
+    let mut org = Org::generated("DU01", apps, 0, 0);
+    for asset in &mut org.assets {
+        asset["totalCount"] = json!(100_000);
+        asset["availableCount"] = json!(100_000);
+    }
+    for i in 0..assigned {
+        org.assignments.push((1, json!({"adamId": app(0), "pricingParam": "STDQ", "serialNumber": format!("OTHER{i:06}")})));
+    }
+    org
+}
+
+fn policy(id: &str, account_id: &str, adam_id: String, targets: Vec<String>) -> Input {
+    Input::SetPolicy {
+        policy: AppPolicy {
+            policy_id: id.into(),
+            name: format!("Policy {id}"),
+            account_id: account_id.into(),
+            adam_id,
+            pricing_param: PricingParam::Stdq,
+            license_type: LicenseType::Device,
+            targets: targets.into_iter().collect(),
+        },
+    }
+}
+
+fn enroll(h: &mut Harness, serials: &[String]) {
+    for serial_number in serials {
+        h.input(Input::DeviceEnrolled { serial_number: serial_number.clone(), client_user_id: None, shared_ipad: false }).unwrap();
+    }
+}
+
+/// A new harness whose engine is restored from `h`'s store, facing the same Apple at the same time.
+fn restarted(h: &mut Harness, engine: Engine) -> Harness {
+    let mut next = Harness::with_config(h.engine_config());
+    next.now = h.now;
+    next.apple = std::mem::replace(&mut h.apple, FakeApple::new());
+    next.store = h.store.clone();
+    next.engine = engine;
+    next
+}
+
+#[test]
+fn a_released_account_sends_nothing_more_and_an_adopting_engine_drives_it_from_the_store() {
+    let mut h = Harness::new();
+    let t1 = h.org("ORG1", org(2, 0));
+    let t2 = h.org("ORG2", org(2, 0));
+    h.add_account("a1", &t1);
+    h.add_account("a2", &t2);
+    h.run_for(MINUTE);
+    let devices: Vec<String> = (0..3).map(serial).collect();
+    enroll(&mut h, &devices);
+    h.input(policy("p2", "a2", app(1), devices.clone())).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(h.apple.org(&t2).assignments.len(), 3);
+
+    h.engine.release("a2", h.now).unwrap();
+    assert!(h.engine.accounts().iter().all(|a| a.account_id != "a2"));
+    let before = h.requests_for("a2").len();
+    h.run_for(120 * MINUTE);
+    assert_eq!(h.requests_for("a2").len(), before, "a released account must not be driven any more");
+    assert!(h.requests_for("a1").len() > 2, "other accounts go on");
+    assert!(h.store.contains_key("account/a2"), "release deletes nothing");
+
+    // Another instance takes a2 over from the store: its policy and provenance come along, a1 stays out.
+    let records = h.stored_records();
+    let mut other = Engine::new(h.engine_config(), h.now).unwrap();
+    other.adopt("a2", records.clone(), h.now).unwrap();
+    assert_eq!(other.adopt("a2", records, h.now).unwrap_err().code(), "ACCOUNT_EXISTS");
+    let views = other.accounts();
+    assert_eq!(views.iter().map(|a| a.account_id.as_str()).collect::<Vec<_>>(), ["a2"]);
+    assert_eq!(views[0].policy_ids, ["p2"]);
+    let mut b = restarted(&mut h, other);
+    b.add_account_mapping("a2", &t2);
+    b.input(Input::UpdatePolicyTargets { policy_id: "p2".into(), add: vec![], remove: vec![devices[0].clone()] }).unwrap();
+    b.run_for(10 * MINUTE);
+    assert_eq!(b.apple.org(&t2).assignments.len(), 2, "the adopter releases what it knows this MDM assigned");
+    assert!(b.requests().iter().all(|(_, r)| r.account_id.as_deref() != Some("a1")));
+}
+
+#[test]
+fn adopting_an_account_the_records_do_not_hold_is_refused_and_changes_nothing() {
+    let h = Harness::new();
+    let mut engine = Engine::new(h.engine_config(), support::START).unwrap();
+    let error = engine.adopt("nope", h.stored_records(), support::START).unwrap_err();
+    assert_eq!(error.code(), "UNKNOWN_ACCOUNT");
+    assert!(engine.accounts().is_empty());
+    assert_eq!(engine.release("nope", support::START).unwrap_err().code(), "UNKNOWN_ACCOUNT");
+}
