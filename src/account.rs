@@ -114,6 +114,8 @@ pub struct Account {
     next_delta_at: Millis,
     refresh_requested: bool,
     sync: Option<SyncRun>,
+    /// When the current (or last) sync started.
+    sync_started_at: Millis,
     next_run_id: u64,
     test: TestState,
     backoff_until: Millis,
@@ -152,6 +154,7 @@ impl Account {
             next_delta_at: 0,
             refresh_requested: false,
             sync: None,
+            sync_started_at: 0,
             next_run_id: 1,
             test: TestState::Idle,
             backoff_until: 0,
@@ -311,9 +314,10 @@ impl Account {
         if self.is_stopped() || self.check.is_some() || self.durable.ownership != Ownership::Ours || self.sync.is_some() {
             return;
         }
+        let confirming = self.licenses.next_confirmation().is_some_and(|at| at <= ctx.now);
         let kind = if self.refresh_requested || ctx.now >= self.next_full_at {
             SyncKind::Full
-        } else if ctx.now >= self.next_delta_at {
+        } else if ctx.now >= self.next_delta_at || confirming {
             if self.durable.cursors.allow_delta() { SyncKind::Delta } else { SyncKind::Full }
         } else {
             return;
@@ -322,6 +326,7 @@ impl Account {
             self.refresh_requested = false;
         }
         self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.durable.cursors));
+        self.sync_started_at = ctx.now;
         self.mirror.begin_journal();
         self.next_run_id += 1;
         ctx.events.push(Event::SyncStarted { account_id: self.id.clone(), kind });
@@ -394,6 +399,9 @@ impl Account {
                     (self.next_delta_at, "delta sync")
                 };
                 due.push((at.max(self.blocked_until()), reason));
+                if let Some(at) = self.licenses.next_confirmation() {
+                    due.push((at.max(self.blocked_until()), "sync to confirm unanswered assignments"));
+                }
             }
             if let Some(at) = self.licenses.next_poll_at().filter(|_| self.manages_licenses()) {
                 due.push((at.max(gate), "event status poll"));
@@ -460,7 +468,7 @@ impl Account {
             return None;
         }
         let urls = &ctx.service.urls;
-        if let Some(op) = self.licenses.next_submission() {
+        if let Some(op) = self.licenses.next_submission(ctx.now) {
             let url = match op.kind {
                 OperationKind::Associate => &urls.associate_assets,
                 OperationKind::Disassociate => &urls.disassociate_assets,
@@ -524,6 +532,10 @@ impl Account {
                 let was_owner = self.durable.ownership == Ownership::Ours && self.check.is_none();
                 match self.succeeded(&purpose, body, ours, ctx) {
                     Err(problem) => {
+                        if let Purpose::Submit { op, .. } = purpose {
+                            // Accepted, but without a readable eventId to follow.
+                            self.licenses.unanswered(op, ctx.config.unconfirmed_settle_ms);
+                        }
                         self.failed_transiently(&purpose, sent_at, format!("unreadable answer from Apple: {problem}"), ctx);
                         self.report_failure(&purpose, None, "unreadable answer from Apple", ctx);
                     }
@@ -556,6 +568,9 @@ impl Account {
                 self.test = TestState::Idle;
             }
             return;
+        }
+        if let Purpose::Submit { op, .. } = purpose {
+            self.licenses.unanswered(op, ctx.config.unconfirmed_settle_ms);
         }
         self.failed_transiently(&purpose, sent_at, format!("network error: {message}"), ctx);
     }
@@ -684,6 +699,8 @@ impl Account {
         };
         self.next_delta_at = ctx.now + ctx.config.delta_sync_interval_ms;
         self.durable.last_synced_at = Some(ctx.now);
+        let mut license_ctx = license_ctx(&self.id, ctx);
+        self.licenses.settle_unconfirmed(self.sync_started_at, &mut self.mirror, &mut license_ctx);
         self.licenses.counts_changed();
         self.dirty = true;
         let (assets, assignments, users) = self.mirror.counts();
@@ -797,7 +814,7 @@ impl Account {
             owner_id: info.id.clone(),
         });
         self.durable.ownership = Ownership::Other(info);
-        self.halt_work();
+        self.halt_work(ctx);
     }
 
     fn stop(&mut self, reason: String, ctx: &mut Ctx<'_>) {
@@ -805,15 +822,15 @@ impl Account {
             ctx.events.push(self.test_result(false, reason.clone()));
         }
         self.durable.token_problem = Some(reason);
-        self.halt_work();
+        self.halt_work(ctx);
     }
 
     /// Drops all queued work; answers still in flight are ignored when they arrive.
-    fn halt_work(&mut self) {
+    fn halt_work(&mut self, ctx: &Ctx<'_>) {
         self.check = None;
         self.sync = None;
         self.test = TestState::Idle;
-        self.licenses.requests_abandoned();
+        self.licenses.requests_abandoned(ctx.config.unconfirmed_settle_ms);
         self.dirty = true;
     }
 }

@@ -36,6 +36,9 @@ export interface EngineConfig {
   backoffMaxMs?: number;
   /** Added to the 1 s window of `maxRequestPerSecond` to absorb network jitter (Apple counts arrivals). Default 250. */
   rateLimitMarginMs?: number;
+  /** An association sent but never answered (crash, lost response) may have reached Apple: instead of sending it
+   *  again, the engine waits this long, syncs, and sends only the pairs Apple does not show. Default 300000 (5 min). */
+  unconfirmedSettleMs?: number;
   /** Where Apple should POST notifications, and the bearer secret it must send (generate it with a CSPRNG).
    *  Without it the engine relies on `/status` polling alone. The URL gets `/<accountId>` appended. */
   notifications?: { url: string; authToken: string };
@@ -227,7 +230,8 @@ export interface PendingOperation {
   kind: "associate" | "disassociate" | "revoke" | "createUsers";
   /** Set once Apple accepted the request. */
   eventId: string | null;
-  state: "queued" | "submitting" | "pending";
+  /** `unconfirmed`: an association sent without an answer, waiting for a sync to show what Apple made of it. */
+  state: "queued" | "submitting" | "pending" | "unconfirmed";
   assets: number;
   targets: number;
   submittedAt: number | null;

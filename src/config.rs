@@ -53,6 +53,11 @@ pub struct EngineConfig {
     /// How often Reconcile runs on its own.
     #[serde(default = "defaults::reconcile_interval")]
     pub reconcile_interval_ms: Millis,
+    /// An association sent without an answer (a crash, a lost response) may or may not have
+    /// reached Apple. Sending it again could assign twice, so the engine waits this long for
+    /// Apple to finish it, syncs, and sends only the pairs Apple does not show.
+    #[serde(default = "defaults::unconfirmed_settle")]
+    pub unconfirmed_settle_ms: Millis,
 }
 
 /// Notification endpoint settings. `Debug` hides the token.
@@ -95,6 +100,9 @@ mod defaults {
     pub fn reconcile_interval() -> Millis {
         DAY
     }
+    pub fn unconfirmed_settle() -> Millis {
+        5 * MINUTE
+    }
 }
 
 impl EngineConfig {
@@ -115,6 +123,7 @@ impl EngineConfig {
             low_license_threshold: defaults::low_license_threshold(),
             license_removal_notification: false,
             reconcile_interval_ms: defaults::reconcile_interval(),
+            unconfirmed_settle_ms: defaults::unconfirmed_settle(),
         }
     }
 

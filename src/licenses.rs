@@ -498,10 +498,14 @@ impl Licenses {
 
     // ================================================================ sending
 
-    /// An operation to submit now, marked as being submitted.
-    pub fn next_submission(&mut self) -> Option<&Operation> {
+    /// An operation to submit now, marked as sent at `now`. An association's record is written
+    /// again (with the time) before the request leaves: after a crash it may have reached Apple.
+    pub fn next_submission(&mut self, now: Millis) -> Option<&Operation> {
         let op = self.ops.values_mut().find(|op| op.state == OperationState::Queued)?;
-        op.state = OperationState::Submitting;
+        op.state = OperationState::Submitting { sent_at: now };
+        if op.kind == OperationKind::Associate {
+            self.dirty_ops.insert(op.id);
+        }
         Some(op)
     }
 
@@ -520,7 +524,7 @@ impl Licenses {
         self.ops.values().any(|op| match &op.state {
             OperationState::Queued => true,
             OperationState::Pending { next_poll_at, polling, .. } => !polling && *next_poll_at <= now,
-            OperationState::Submitting => false,
+            OperationState::Submitting { .. } | OperationState::Unconfirmed { .. } => false,
         })
     }
 
@@ -536,25 +540,74 @@ impl Licenses {
     }
 
     /// The account stopped sending (ownership lost, token invalid): answers to requests in flight
-    /// will be ignored, so those requests count as not sent. A submission Apple may have accepted
-    /// is sent again later (associations and releases are idempotent at Apple).
-    pub fn requests_abandoned(&mut self) {
+    /// will be ignored. Each submission in flight goes the way of [`Licenses::unanswered`].
+    pub fn requests_abandoned(&mut self, settle: Millis) {
+        let submitting: Vec<u64> =
+            self.ops.values().filter(|op| matches!(op.state, OperationState::Submitting { .. })).map(|op| op.id).collect();
+        for op_id in submitting {
+            self.unanswered(op_id, settle);
+        }
         for op in self.ops.values_mut() {
-            match &mut op.state {
-                OperationState::Submitting => op.state = OperationState::Queued,
-                OperationState::Pending { polling, .. } => *polling = false,
-                OperationState::Queued => {}
+            if let OperationState::Pending { polling, .. } = &mut op.state {
+                *polling = false;
             }
         }
     }
 
-    /// A submission or poll failed in a way worth retrying: try again when the account may send.
+    /// A submission got no usable answer (network error, unreadable acceptance, abandoned):
+    /// Apple may have acted on it. An association becomes unconfirmed until a sync starting
+    /// `settle` after it was sent; releases and user creation are sent again (Apple counts
+    /// nothing twice for those).
+    pub fn unanswered(&mut self, op_id: u64, settle: Millis) {
+        let Some(op) = self.ops.get_mut(&op_id) else { return };
+        let OperationState::Submitting { sent_at } = op.state else { return };
+        op.state = if op.kind == OperationKind::Associate {
+            OperationState::Unconfirmed { sent_at, confirm_after: sent_at + settle }
+        } else {
+            OperationState::Queued
+        };
+    }
+
+    /// A submission or poll failed in a way worth retrying (Apple answered with an error):
+    /// try again when the account may send.
     pub fn retry(&mut self, op_id: u64, was_poll: bool) {
         if let Some(op) = self.ops.get_mut(&op_id) {
             match &mut op.state {
                 OperationState::Pending { polling, .. } if was_poll => *polling = false,
-                state => *state = OperationState::Queued,
+                OperationState::Submitting { .. } => op.state = OperationState::Queued,
+                _ => {}
             }
+        }
+    }
+
+    /// The earliest time a sync must start to settle unconfirmed associations.
+    pub fn next_confirmation(&self) -> Option<Millis> {
+        self.ops
+            .values()
+            .filter_map(|op| match op.state {
+                OperationState::Unconfirmed { confirm_after, .. } => Some(confirm_after),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// A sync that started at `sync_started_at` completed: an unconfirmed association it can
+    /// settle succeeded for the pairs Apple now holds; the other pairs are planned again.
+    pub fn settle_unconfirmed(&mut self, sync_started_at: Millis, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let settled: Vec<Operation> = self
+            .ops
+            .values()
+            .filter(|op| matches!(op.state, OperationState::Unconfirmed { confirm_after, .. } if confirm_after <= sync_started_at))
+            .cloned()
+            .collect();
+        for op in settled {
+            for (asset, target) in op.tasks() {
+                let key = AssignmentKey { asset, target };
+                if mirror.has_assignment(&key) {
+                    self.succeed(&op, key, mirror, ctx);
+                }
+            }
+            self.finish(op.id);
         }
     }
 
@@ -877,8 +930,8 @@ impl Licenses {
         self.ops.get(&op_id)
     }
 
-    /// Restores an operation read from the store: one Apple accepted is polled, one it may never
-    /// have received is submitted again.
+    /// Restores an operation read from the store (its state already decided from the record:
+    /// polled, unconfirmed or queued).
     pub fn restore_operation(&mut self, op: Operation) {
         self.next_op_id = self.next_op_id.max(op.id);
         match op.kind {

@@ -2,8 +2,10 @@
 //!
 //! Associate, disassociate, revoke and user creation are asynchronous at Apple: the request
 //! returns an `eventId`, and the outcome arrives by notification or `GET /status`. An operation
-//! is *queued* (persisted before it is sent), *submitting*, then *pending* until every task is
-//! resolved. Apple: poll at least 30 s apart, and re-submit a request still pending after 10 minutes.
+//! is *queued* (persisted before it is sent), *submitting* (persisted with the time it was sent),
+//! then *pending* until every task is resolved. An association that got no answer is
+//! *unconfirmed* until a later sync shows what Apple made of it. Apple: poll at least 30 s apart,
+//! and re-submit a request still pending after 10 minutes.
 
 use std::collections::BTreeSet;
 
@@ -52,8 +54,13 @@ pub struct NewUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationState {
     Queued,
-    Submitting,
+    /// Sent at `sent_at`, no answer yet.
+    Submitting { sent_at: Millis },
     Pending { event_id: String, submitted_at: Millis, next_poll_at: Millis, polling: bool },
+    /// An association sent but never answered (crash, lost response): Apple may have made it.
+    /// The first sync that starts at or after `confirm_after` tells which pairs it holds; the
+    /// rest are planned again.
+    Unconfirmed { sent_at: Millis, confirm_after: Millis },
 }
 
 #[derive(Debug, Clone)]

@@ -122,6 +122,9 @@ pub struct OperationRecord {
     /// Set once Apple accepted the request.
     pub event_id: Option<String>,
     pub submitted_at: Option<Millis>,
+    /// When an association was sent (before its answer): after a crash, it may have reached Apple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Millis>,
 }
 
 /// What the MDM reported about one device.

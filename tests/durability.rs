@@ -53,6 +53,7 @@ fn enroll(h: &mut Harness, serials: &[String]) {
 fn restarted(h: &mut Harness, engine: Engine) -> Harness {
     let mut next = Harness::with_config(h.engine_config());
     next.now = h.now;
+    next.notifications = h.notifications;
     next.apple = std::mem::replace(&mut h.apple, FakeApple::new());
     next.store = h.store.clone();
     next.engine = engine;
@@ -105,4 +106,63 @@ fn adopting_an_account_the_records_do_not_hold_is_refused_and_changes_nothing() 
     assert_eq!(error.code(), "UNKNOWN_ACCOUNT");
     assert!(engine.accounts().is_empty());
     assert_eq!(engine.release("nope", support::START).unwrap_err().code(), "UNKNOWN_ACCOUNT");
+}
+
+fn sent_with_purpose<'a>(h: &'a Harness, purpose: &str) -> Vec<&'a vpp_license_engine::Request> {
+    h.requests().into_iter().map(|(_, r)| r).filter(|r| r.purpose == purpose).collect()
+}
+
+fn licenses_ready(h: &Harness) -> usize {
+    h.events().iter().filter(|e| matches!(e, vpp_license_engine::Event::LicenseReady { .. })).count()
+}
+
+/// Crashes right after an association left for Apple, before its answer; Apple got it or not.
+fn crash_after_sending_an_association(apple_got_it: bool) -> (Harness, String) {
+    let mut h = Harness::with_notifications();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let devices: Vec<String> = (0..3).map(serial).collect();
+    enroll(&mut h, &devices);
+    h.latency = 10_000;
+    h.input(policy("p1", "a1", app(0), devices)).unwrap();
+    h.run_for(1_000);
+    let sent = sent_with_purpose(&h, "associateAssets");
+    assert_eq!(sent.len(), 1, "the association is in flight");
+    let op = h.store.keys().find(|k| k.starts_with("op/")).cloned().expect("the operation is stored");
+    assert!(h.store[&op]["sentAt"].is_u64(), "its sending is stored before the request leaves");
+    if apple_got_it {
+        let request = sent[0].clone();
+        h.apple.answer(&request, h.now);
+    }
+    let engine = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let mut restarted = restarted(&mut h, engine);
+    restarted.add_account_mapping("a1", &token);
+    restarted.latency = 0;
+    (restarted, token)
+}
+
+#[test]
+fn an_association_apple_accepted_before_a_crash_is_confirmed_by_a_sync_and_never_sent_twice() {
+    let (mut h, token) = crash_after_sending_an_association(true);
+    let pending = h.engine.pending_operations("a1").unwrap();
+    assert_eq!(pending.iter().map(|p| p.state).collect::<Vec<_>>(), ["unconfirmed"]);
+    h.run_for(30 * MINUTE);
+    assert!(sent_with_purpose(&h, "associateAssets").is_empty(), "nothing is associated twice");
+    assert_eq!(h.apple.org(&token).assignments.len(), 3);
+    assert_eq!(licenses_ready(&h), 3, "each license is reported ready once confirmed");
+    assert_eq!(h.store.keys().filter(|k| k.starts_with("prov/")).count(), 3, "the pairs are ours");
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty());
+}
+
+#[test]
+fn an_association_apple_never_received_before_a_crash_is_sent_once_after_the_confirming_sync() {
+    let (mut h, token) = crash_after_sending_an_association(false);
+    h.run_for(4 * MINUTE);
+    assert!(sent_with_purpose(&h, "associateAssets").is_empty(), "not before the settle time");
+    h.run_for(30 * MINUTE);
+    assert_eq!(sent_with_purpose(&h, "associateAssets").len(), 1);
+    assert_eq!(h.apple.org(&token).assignments.len(), 3);
+    assert_eq!(licenses_ready(&h), 3);
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty());
 }

@@ -331,8 +331,9 @@ impl Engine {
             .map(|op| {
                 let (state, submitted_at) = match &op.state {
                     OperationState::Queued => ("queued", None),
-                    OperationState::Submitting => ("submitting", None),
+                    OperationState::Submitting { sent_at } => ("submitting", Some(*sent_at)),
                     OperationState::Pending { submitted_at, .. } => ("pending", Some(*submitted_at)),
+                    OperationState::Unconfirmed { .. } => ("unconfirmed", None),
                 };
                 PendingOperationView {
                     operation_id: op.id,

@@ -7,7 +7,7 @@ use crate::account::Account;
 use crate::error::EngineError;
 use crate::facts::Facts;
 use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
-use crate::operation::{AssetRef, Operation, OperationState, POLL_INTERVAL};
+use crate::operation::{AssetRef, Operation, OperationKind, OperationState, POLL_INTERVAL};
 use crate::output::PersistOp;
 use crate::persist::{
     account_key, device_key, operation_key, policy_key, user_key, AccountRecord, DeviceRecord, OperationRecord,
@@ -15,6 +15,7 @@ use crate::persist::{
     OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
 };
 use crate::policy::AppPolicy;
+use crate::time::Millis;
 use crate::token::SToken;
 
 pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
@@ -63,9 +64,10 @@ fn operation_record(account_id: &str, op: &Operation, mirror: &Mirror) -> Operat
             })
             .collect()
     };
-    let (event_id, submitted_at) = match &op.state {
-        OperationState::Pending { event_id, submitted_at, .. } => (Some(event_id.clone()), Some(*submitted_at)),
-        _ => (None, None),
+    let (event_id, submitted_at, sent_at) = match &op.state {
+        OperationState::Pending { event_id, submitted_at, .. } => (Some(event_id.clone()), Some(*submitted_at), None),
+        OperationState::Submitting { sent_at } | OperationState::Unconfirmed { sent_at, .. } => (None, None, Some(*sent_at)),
+        OperationState::Queued => (None, None, None),
     };
     OperationRecord {
         account_id: account_id.to_owned(),
@@ -78,6 +80,7 @@ fn operation_record(account_id: &str, op: &Operation, mirror: &Mirror) -> Operat
         reason: op.reason.clone(),
         event_id,
         submitted_at,
+        sent_at,
     }
 }
 
@@ -155,16 +158,16 @@ impl Engine {
         for (key, record) in operations {
             let now = self.clock.now();
             let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
-            let op = restored_operation(record, &mut account.mirror, now);
+            let op = restored_operation(record, &mut account.mirror, now, self.config.unconfirmed_settle_ms);
             account.licenses.restore_operation(op);
         }
         Ok(())
     }
 }
 
-/// An operation from the store: one Apple accepted is polled now; one it may never have
-/// received is submitted again (associations and releases are idempotent at Apple).
-fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: crate::time::Millis) -> Operation {
+/// An operation from the store: one Apple accepted is polled now; an association that may have
+/// reached Apple without an answer is confirmed by a sync; the rest are submitted (again).
+fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis, settle: Millis) -> Operation {
     let assets: Vec<AssetKey> = record
         .assets
         .iter()
@@ -174,9 +177,12 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: crate::
     targets.extend(record.client_user_ids.iter().map(|u| mirror.intern_user(u)));
     let mut op = Operation::new(record.operation_id, record.kind, assets, targets, record.reason);
     op.new_users = record.users;
-    op.state = match (record.event_id, record.submitted_at) {
-        (Some(event_id), Some(submitted_at)) => {
+    op.state = match (record.event_id, record.submitted_at, record.sent_at) {
+        (Some(event_id), Some(submitted_at), _) => {
             OperationState::Pending { event_id, submitted_at, next_poll_at: now.min(submitted_at + POLL_INTERVAL), polling: false }
+        }
+        (None, _, Some(sent_at)) if record.kind == OperationKind::Associate => {
+            OperationState::Unconfirmed { sent_at, confirm_after: sent_at + settle }
         }
         _ => OperationState::Queued,
     };
