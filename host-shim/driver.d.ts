@@ -1,4 +1,4 @@
-import type { EngineEvent, Input, Output } from 'vpp-license-engine';
+import type { EngineEvent, Input, Output, StoredRecord } from 'vpp-license-engine';
 import type { Store } from './store.js';
 import type { Transport } from './transport.js';
 
@@ -8,6 +8,24 @@ export interface DriverEngine {
   pollOutput(now: number): Output;
   /** Checks and applies one notification Apple POSTed; returns the HTTP status to answer with. */
   handleNotification(accountId: string, authorization: string | null, body: string, now: number): number;
+  /** Needed only for `Driver.adopt` (several instances on one store). */
+  adopt?(accountId: string, records: StoredRecord[], now: number): void;
+  /** Needed only for `Driver.release`. */
+  release?(accountId: string, now: number): void;
+}
+
+/**
+ * The lease check the Driver makes before each request of an account leaves (several instances on one store;
+ * `LeaseKeeper` from `vpp-license-engine/host` implements it).
+ */
+export interface DriverLeases {
+  /** Whether this instance's lease of the account is valid now, by the local clock. */
+  holds(accountId: string): boolean;
+  /**
+   * A request of the account was about to leave without a valid lease: release the account now (`Driver.release`).
+   * The request is not sent, and its answer never comes.
+   */
+  lapsed(accountId: string): void;
 }
 
 export interface DriverOptions {
@@ -27,6 +45,11 @@ export interface DriverOptions {
   setTimer?: (callback: () => void, delayMs: number) => unknown;
   /** Default `globalThis.clearTimeout`. */
   clearTimer?: (handle: any) => void;
+  /**
+   * Several instances on one store: no request of an account leaves unless `leases.holds(accountId)`; a
+   * notification for an account not held throws (the endpoint answers 503). Absent: every account is driven.
+   */
+  leases?: DriverLeases;
 }
 
 /**
@@ -47,6 +70,14 @@ export declare class Driver {
    * `vpp-license-engine/node` has a ready-made endpoint for Node's `http` servers.
    */
   notification(accountId: string, authorization: string | null, body: string): number;
+  /** Takes over one account (its lease was acquired) from every record the store holds, then drains. Throws the engine's Error. */
+  adopt(accountId: string, records: StoredRecord[]): void;
+  /** Stops driving one account (its lease was lost or handed over), keeping its records, then drains. Throws the engine's Error. */
+  release(accountId: string): void;
+  /** Resolves once every write queued so far has been applied or has failed. */
+  writesSettled(): Promise<void>;
+  /** Requests of one account waiting to be sent or for their answer. */
+  requestsInFlight(accountId: string): number;
   /** Clears the timer and ignores later responses; writes already queued still complete. */
   stop(): void;
   /** Resolves when no request is in flight and no store write is pending. */

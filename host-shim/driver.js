@@ -1,6 +1,8 @@
 // The host loop around a vpp-license-engine `Engine` (browser and Node alike: no `node:` imports).
 // It decides nothing: it performs the engine's requests, writes its persist records, keeps one timer
 // armed for the engine's next deadline and passes the current time on every call.
+// With `leases` (several instances on one store, see lease.js) it also sends no request for an account whose
+// lease this instance does not hold: it has the account released instead.
 
 /** setTimeout's delay is a signed 32-bit millisecond count; longer delays fire at once. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
@@ -14,6 +16,7 @@ export class Driver {
   #onError;
   #setTimer;
   #clearTimer;
+  #leases;
 
   #timer = null;
   #timerAt = null;
@@ -21,6 +24,8 @@ export class Driver {
   #stopped = false;
   #storeFailed = false;
   #requestsInFlight = 0;
+  /** accountId → requests of that account sent or waiting to be sent, not yet answered. */
+  #accountRequests = new Map();
   #writesPending = 0;
   /** Tail of the write queue: persist ops are applied one output at a time, in output order. */
   #writes = Promise.resolve();
@@ -35,8 +40,13 @@ export class Driver {
     onError = (error) => console.error('vpp-license-engine driver:', error),
     setTimer = globalThis.setTimeout,
     clearTimer = globalThis.clearTimeout,
+    leases,
   }) {
     if (!engine || !transport || !store) throw new TypeError('Driver needs { engine, transport, store }');
+    if (leases !== undefined && (typeof leases?.holds !== 'function' || typeof leases?.lapsed !== 'function')) {
+      throw new TypeError('Driver: leases needs holds(accountId) and lapsed(accountId)');
+    }
+    this.#leases = leases;
     this.#engine = engine;
     this.#transport = transport;
     this.#store = store;
@@ -68,9 +78,42 @@ export class Driver {
    */
   notification(accountId, authorization, body) {
     this.#assertRunning();
+    // No code on the Error: the notification endpoint answers 503, and Apple retries (perhaps at the holder).
+    if (this.#leases !== undefined && !this.#leases.holds(accountId)) throw new Error('this instance does not hold the account\'s lease');
     const status = this.#engine.handleNotification(accountId, authorization ?? null, body, this.#now());
     this.#drain();
     return status;
+  }
+
+  /**
+   * Takes over one account from the store's records (all of them, as `store.load()` returned them) and drains:
+   * call when this instance acquired the account's lease. Throws the engine's Error (ACCOUNT_EXISTS,
+   * UNKNOWN_ACCOUNT) to the caller.
+   */
+  adopt(accountId, records) {
+    this.#assertRunning();
+    this.#engine.adopt(accountId, records, this.#now());
+    this.#drain();
+  }
+
+  /**
+   * Stops driving one account, keeping its records, and drains: call at once when this instance lost (or hands
+   * over) the account's lease. Answers to its requests in flight are dropped by the engine. Throws the engine's
+   * Error (UNKNOWN_ACCOUNT) to the caller.
+   */
+  release(accountId) {
+    this.#engine.release(accountId, this.#now());
+    if (!this.#stopped) this.#drain();
+  }
+
+  /** Resolves once every write queued so far has been applied (or has failed). */
+  writesSettled() {
+    return this.#writes.then(() => {});
+  }
+
+  /** How many requests of one account are waiting to be sent or for their answer. */
+  requestsInFlight(accountId) {
+    return this.#accountRequests.get(accountId) ?? 0;
   }
 
   /** Stops issuing work: clears the timer and drops responses that arrive later. Queued writes still complete. */
@@ -129,30 +172,46 @@ export class Driver {
 
   #send(request) {
     this.#requestsInFlight += 1;
+    this.#countAccountRequest(request.accountId, 1);
     // Write-ahead: a request leaves only after the persist records output before it are stored, so a
     // crash never leaves a call at Apple that the store does not know was intended.
     this.#writes
-      .then(() => {
-        if (this.#stopped) throw new Error('Driver stopped before the request was sent');
-        return this.#transport.send(request);
-      })
-      .then(
-        (response) => ({
-          type: 'response',
-          id: request.id,
-          status: response.status,
-          headers: response.headers,
-          body: response.body,
-        }),
-        (error) => ({ type: 'networkError', id: request.id, message: String(error?.message ?? error) }),
-      )
+      .then(() => this.#perform(request))
       .then((input) => {
-        if (!this.#stopped) this.#feed(input);
+        if (input !== null && !this.#stopped) this.#feed(input);
       })
       .finally(() => {
         this.#requestsInFlight -= 1;
+        this.#countAccountRequest(request.accountId, -1);
         this.#settle();
       });
+  }
+
+  /** Sends one request; resolves with the input that answers it, or null when it is not sent. */
+  async #perform(request) {
+    if (this.#stopped || !this.#leaseValid(request.accountId)) return null;
+    try {
+      const response = await this.#transport.send(request);
+      return { type: 'response', id: request.id, status: response.status, headers: response.headers, body: response.body };
+    } catch (error) {
+      return { type: 'networkError', id: request.id, message: String(error?.message ?? error) };
+    }
+  }
+
+  /** Whether a request of `accountId` may leave; when its lease is not valid, has the account released instead. */
+  #leaseValid(accountId) {
+    if (this.#leases === undefined || accountId === null || accountId === undefined) return true;
+    if (this.#leases.holds(accountId)) return true;
+    // The engine counts the request as unknown once the account is released: it is neither sent nor answered.
+    this.#leases.lapsed(accountId);
+    return false;
+  }
+
+  #countAccountRequest(accountId, delta) {
+    if (accountId === null || accountId === undefined) return;
+    const count = (this.#accountRequests.get(accountId) ?? 0) + delta;
+    if (count === 0) this.#accountRequests.delete(accountId);
+    else this.#accountRequests.set(accountId, count);
   }
 
   /** Feeds an input that has no caller to throw to (a response): failures go to onError. */

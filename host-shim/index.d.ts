@@ -1,5 +1,6 @@
-export { Driver, type DriverEngine, type DriverOptions } from './driver.js';
+export { Driver, type DriverEngine, type DriverLeases, type DriverOptions } from './driver.js';
 export { APPLE_BASE_URL, createFetchTransport, type FetchTransportOptions, type Transport, type TransportResponse } from './transport.js';
 export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore, type IndexedDbStoreOptions } from './indexeddb-store.js';
-export type { Store, TokenHooks } from './store.js';
+export { LeaseKeeper, type LeaseChange, type LeaseKeeperOptions } from './lease.js';
+export type { LeaseState, LeaseStore, Store, TokenHooks } from './store.js';

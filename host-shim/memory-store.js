@@ -1,24 +1,117 @@
 // In-memory Store (see store.d.ts): for tests, demos and hosts that keep nothing across restarts.
 // Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
-import { toJson, validateOps } from './protect.js';
+// It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
+import { accountsOfOps, policyDeletes } from './account-keys.js';
+import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from './lease-store.js';
+import { ACCOUNT_PREFIX, toJson, validateOps } from './protect.js';
 
 const NAME = 'MemoryStore';
 
 export class MemoryStore {
   #records = new Map();
+  #now;
+  /** accountId → { holder, expiresAt } */
+  #leases = new Map();
+  /** holder → expiresAt */
+  #holders = new Map();
+
+  /** `now`: the clock of lease expiry (Unix ms; default Date.now). */
+  constructor({ now = Date.now } = {}) {
+    this.#now = () => now();
+  }
 
   /** Applies one persist output's ops in order, all or nothing (a malformed op throws a TypeError first). */
   apply(ops) {
+    this.#write(this.#encode(ops));
+  }
+
+  /** Every stored record, as Engine.restore takes them. */
+  load() {
+    return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
+  }
+
+  /** Like apply, but leaves out the ops of accounts whose lease `holder` does not hold now; returns those accounts. */
+  applyFenced(holder, ops) {
+    checkHolder(holder, `${NAME}.applyFenced`);
+    const changes = this.#encode(ops);
+    const stored = new Map(policyDeletes(ops).filter((key) => this.#records.has(key))
+      .map((key) => [key, JSON.parse(this.#records.get(key))]));
+    const accounts = accountsOfOps(ops, stored);
+    const held = new Set(touchedAccounts(accounts).filter((id) => this.#liveHolder(id) === holder));
+    const { keep, skipped } = fenceOps(accounts, held);
+    this.#write(changes.filter((_, index) => keep[index]));
+    return { skipped };
+  }
+
+  /** Marks `holder` live until now + ttlMs; returns how many holders are live, itself included. */
+  heartbeat(holder, ttlMs) {
+    checkHolder(holder, `${NAME}.heartbeat`);
+    checkTtl(ttlMs, `${NAME}.heartbeat`);
+    const now = this.#now();
+    this.#holders.set(holder, now + ttlMs);
+    for (const [other, expiresAt] of this.#holders) if (expiresAt <= now) this.#holders.delete(other);
+    return this.#holders.size;
+  }
+
+  /** Every account with records, and the holder of its live lease (null when free or expired). */
+  leaseStates() {
+    const states = [];
+    for (const key of this.#records.keys()) {
+      if (!key.startsWith(ACCOUNT_PREFIX)) continue;
+      const accountId = key.slice(ACCOUNT_PREFIX.length);
+      states.push({ accountId, holder: this.#liveHolder(accountId) });
+    }
+    return states;
+  }
+
+  /** Takes or renews, until now + ttlMs, each lease that is free, expired or `holder`'s; returns those it holds. */
+  acquireLeases(holder, accountIds, ttlMs) {
+    checkHolder(holder, `${NAME}.acquireLeases`);
+    checkAccountIds(accountIds, `${NAME}.acquireLeases`);
+    checkTtl(ttlMs, `${NAME}.acquireLeases`);
+    const now = this.#now();
+    const held = [];
+    for (const accountId of new Set(accountIds)) {
+      const current = this.#leases.get(accountId);
+      if (current === undefined || current.expiresAt <= now || current.holder === holder) {
+        this.#leases.set(accountId, { holder, expiresAt: now + ttlMs });
+        held.push(accountId);
+      }
+    }
+    return held;
+  }
+
+  /** Ends `holder`'s leases of these accounts (other holders' leases are left alone). */
+  releaseLeases(holder, accountIds) {
+    checkHolder(holder, `${NAME}.releaseLeases`);
+    checkAccountIds(accountIds, `${NAME}.releaseLeases`);
+    for (const accountId of accountIds) {
+      if (this.#leases.get(accountId)?.holder === holder) this.#leases.delete(accountId);
+    }
+  }
+
+  /** Ends `holder`'s presence and every lease it holds. */
+  leave(holder) {
+    checkHolder(holder, `${NAME}.leave`);
+    this.#holders.delete(holder);
+    for (const [accountId, lease] of this.#leases) if (lease.holder === holder) this.#leases.delete(accountId);
+  }
+
+  /** Validates every op and encodes it as { key, json } (json null for a delete) before anything is written. */
+  #encode(ops) {
     validateOps(ops, NAME);
-    const changes = ops.map((op, index) => ({ key: op.key, json: op.op === 'put' ? toJson(op.value, index, NAME) : null }));
+    return ops.map((op, index) => ({ key: op.key, json: op.op === 'put' ? toJson(op.value, index, NAME) : null }));
+  }
+
+  #write(changes) {
     for (const { key, json } of changes) {
       if (json === null) this.#records.delete(key);
       else this.#records.set(key, json);
     }
   }
 
-  /** Every stored record, as Engine.restore takes them. */
-  load() {
-    return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
+  #liveHolder(accountId) {
+    const lease = this.#leases.get(accountId);
+    return lease !== undefined && lease.expiresAt > this.#now() ? lease.holder : null;
   }
 }

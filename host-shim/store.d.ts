@@ -25,3 +25,43 @@ export interface TokenHooks {
   protect?: (plaintext: string) => string | Promise<string>;
   unprotect?: (stored: string) => string | Promise<string>;
 }
+
+/** One account of a LeaseStore and who holds its lease now. */
+export interface LeaseState {
+  accountId: string;
+  /** The holder of the account's live lease; null when it is free or expired. */
+  holder: string | null;
+}
+
+/**
+ * The optional capability of a Store shared by several backend instances (PostgresStore; MemoryStore for tests):
+ * a lease per account with an expiry, decided by the STORE's clock, so that one instance at a time drives an
+ * account. `LeaseKeeper` (`vpp-license-engine/host`) uses it; hosts rarely call it themselves. Holders are
+ * instance ids (unique per process). Leases are kept next to the records (PostgreSQL: the tables
+ * `<table>_leases` and `<table>_holders`).
+ */
+export interface LeaseStore extends Store {
+  /** Marks `holder` live until the store's now + ttlMs; resolves with how many holders are live, itself included. */
+  heartbeat(holder: string, ttlMs: number): number | Promise<number>;
+  /** Every account the store has records of (the keys `account/<id>`), with the holder of its live lease. */
+  leaseStates(): LeaseState[] | Promise<LeaseState[]>;
+  /**
+   * In ONE atomic statement: takes the lease of each account in `accountIds` that is free or expired, and renews
+   * those `holder` holds, until the store's now + ttlMs. Resolves with the ids `holder` holds afterwards; the
+   * others are held by someone else. Concurrent calls for one account: exactly one holder wins.
+   */
+  acquireLeases(holder: string, accountIds: readonly string[], ttlMs: number): string[] | Promise<string[]>;
+  /** Ends `holder`'s leases of these accounts, so that another instance may take them at once. Others' are untouched. */
+  releaseLeases(holder: string, accountIds: readonly string[]): void | Promise<void>;
+  /** Ends `holder`'s presence and every lease it holds (a graceful stop). */
+  leave(holder: string): void | Promise<void>;
+  /**
+   * `apply` for an instance that holds leases. In the same transaction, the ops of accounts whose lease `holder`
+   * does not hold now (store clock) are LEFT OUT, and the other ops (those accounts' and the records of no account:
+   * device and user facts, settings) are applied, atomically and in order. Resolves with the accounts left out: the
+   * caller must stop driving them at once (LeaseKeeper releases them). An op's account comes from its key
+   * (`account/<id>`, `<prefix>/<enc(id)>/…`) or, for `policy/<id>`, from the value (stored value for a delete).
+   * Rejects, writing nothing, on a malformed op or a failed write, as apply does.
+   */
+  applyFenced(holder: string, ops: readonly PersistOp[]): { skipped: string[] } | Promise<{ skipped: string[] }>;
+}

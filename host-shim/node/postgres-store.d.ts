@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { Store, TokenHooks } from '../store.js';
+import type { LeaseState, LeaseStore, TokenHooks } from '../store.js';
 
 export declare const DEFAULT_TABLE: 'vpp_records';
 
@@ -15,15 +15,28 @@ export interface PostgresStoreOptions extends TokenHooks {
   connectionString?: string;
   /** Your own `pg.Pool`; close() leaves it open. Pass exactly one of connectionString and pool. */
   pool?: PgPoolLike;
-  /** A plain SQL identifier; default `vpp_records`. Created if missing: `(key TEXT PRIMARY KEY, value TEXT)`. */
+  /**
+   * A plain SQL identifier; default `vpp_records`. Created if missing: `(key TEXT PRIMARY KEY, value TEXT)`. The
+   * lease methods add `<table>_leases` and `<table>_holders` on first use (then `table` has at most 55 characters).
+   */
   table?: string;
 }
 
-/** A Store in one PostgreSQL table (npm `pg`, an optional dependency: install it to use this). */
-export declare class PostgresStore implements Store {
+/**
+ * A Store in one PostgreSQL table (npm `pg`, an optional dependency: install it to use this). Also a LeaseStore for
+ * several backends on one database: leases expire by the database clock, each change is one statement, and
+ * applyFenced checks the leases with their rows locked inside the writing transaction.
+ */
+export declare class PostgresStore implements LeaseStore {
   static connect(options: PostgresStoreOptions): Promise<PostgresStore>;
   /** One transaction per call; calls commit in call order. Rejects (changing nothing) on a malformed op or a failed write. */
   apply(ops: readonly PersistOp[]): Promise<void>;
   load(): Promise<StoredRecord[]>;
+  applyFenced(holder: string, ops: readonly PersistOp[]): Promise<{ skipped: string[] }>;
+  heartbeat(holder: string, ttlMs: number): Promise<number>;
+  leaseStates(): Promise<LeaseState[]>;
+  acquireLeases(holder: string, accountIds: readonly string[], ttlMs: number): Promise<string[]>;
+  releaseLeases(holder: string, accountIds: readonly string[]): Promise<void>;
+  leave(holder: string): Promise<void>;
   close(): Promise<void>;
 }

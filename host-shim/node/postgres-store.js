@@ -1,11 +1,26 @@
 // PostgreSQL Store (see ../store.d.ts) for production backends, with the npm package pg (an optional dependency
 // of vpp-license-engine). One table (key TEXT PRIMARY KEY, value TEXT holding JSON); each apply() is one
 // transaction (BEGIN … COMMIT), so a batch is all or nothing.
+//
+// It is also a LeaseStore, for several backends on one database: two more tables, created on first use,
+// `<table>_leases (account_id PRIMARY KEY, holder, expires_at)` and `<table>_holders (holder PRIMARY KEY,
+// expires_at)`. Every expiry is decided by the DATABASE clock (now()), never by an instance's clock, and each
+// lease change is one atomic statement. applyFenced checks the leases inside the transaction that writes, with
+// the lease rows locked (FOR SHARE) until it commits, so that no instance writes after another took the lease.
 import { createRequire } from 'node:module';
+import { accountsOfOps, policyDeletes } from '../account-keys.js';
+import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from '../lease-store.js';
 import { decodeRecord, encodeOps, netEffect, serialQueue, tokenHooks } from '../protect.js';
 
 const NAME = 'PostgresStore';
 export const DEFAULT_TABLE = 'vpp_records';
+/** Suffixes of the lease tables' names. */
+const LEASES_SUFFIX = '_leases';
+const HOLDERS_SUFFIX = '_holders';
+/** PostgreSQL names have at most 63 bytes: the lease tables need a records table name this short. */
+const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length);
+/** `now() + $n milliseconds`, in SQL. */
+const expiresIn = (param) => `now() + ${param}::bigint * interval '1 millisecond'`;
 
 function loadPg() {
   try {
@@ -16,12 +31,28 @@ function loadPg() {
   }
 }
 
+/**
+ * CREATE TABLE IF NOT EXISTS, once more when another connection created the table at the same moment (PostgreSQL
+ * then fails the statement with a unique violation on its catalog instead of skipping it).
+ */
+async function createTableIfMissing(pool, name, columns) {
+  const create = () => pool.query(`CREATE TABLE IF NOT EXISTS "${name}" (${columns})`);
+  try {
+    await create();
+  } catch (error) {
+    if (error?.code !== '23505' && error?.code !== '42P07') throw error;
+    await create();
+  }
+}
+
 export class PostgresStore {
   #pool;
   #ownsPool;
   #table;
   #hooks;
   #queue = serialQueue();
+  /** Creates the lease tables once, on the first lease call. */
+  #leaseTables;
 
   /**
    * Connects (through `pool`, or a new pool on `connectionString`) and creates the table if it is missing.
@@ -38,7 +69,7 @@ export class PostgresStore {
     const ownsPool = pool === undefined;
     const usedPool = pool ?? new (loadPg().Pool)({ connectionString });
     try {
-      await usedPool.query(`CREATE TABLE IF NOT EXISTS "${table}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      await createTableIfMissing(usedPool, table, 'key TEXT PRIMARY KEY, value TEXT NOT NULL');
     } catch (error) {
       if (ownsPool) await usedPool.end().catch(() => {});
       throw error;
@@ -56,29 +87,161 @@ export class PostgresStore {
   /** Applies one persist output's ops in one transaction: all or nothing; calls commit in call order. */
   apply(ops) {
     return this.#queue(async () => {
-      // Only the net effect reaches the server (each key's last op): the same end state as every op in
-      // order, in two statements whatever the batch size.
-      const { deletes, puts } = netEffect(await encodeOps(ops, this.#hooks, NAME));
-      const client = await this.#pool.connect();
-      let broken;
-      try {
-        await client.query('BEGIN');
-        if (deletes.length > 0) await client.query(`DELETE FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
-        if (puts.length > 0) {
-          await client.query(
-            `INSERT INTO "${this.#table}" (key, value) SELECT * FROM unnest($1::text[], $2::text[])
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
-            [puts.map((p) => p.key), puts.map((p) => p.json)],
-          );
-        }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch((rollbackError) => { broken = rollbackError; });
-        throw error;
-      } finally {
-        client.release(broken);
-      }
+      const encoded = await encodeOps(ops, this.#hooks, NAME);
+      await this.#transaction((client) => this.#write(client, encoded));
     });
+  }
+
+  /**
+   * Like apply, for an instance that holds leases: in the same transaction, leaves out the ops of every account
+   * whose lease `holder` does not hold (by the database clock) and resolves with those accounts' ids; the other
+   * ops are written. The lease rows stay locked until the commit, so a lease cannot change hands mid-write.
+   */
+  applyFenced(holder, ops) {
+    checkHolder(holder, `${NAME}.applyFenced`);
+    return this.#queue(async () => {
+      const encoded = await encodeOps(ops, this.#hooks, NAME);
+      const { leases } = await this.#ensureLeaseTables();
+      return this.#transaction(async (client) => {
+        const deletes = policyDeletes(ops);
+        const stored = new Map();
+        if (deletes.length > 0) {
+          const { rows } = await client.query(`SELECT key, value FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
+          for (const { key, value } of rows) stored.set(key, JSON.parse(value));
+        }
+        const accounts = accountsOfOps(ops, stored);
+        const touched = touchedAccounts(accounts);
+        const held = new Set();
+        if (touched.length > 0) {
+          const { rows } = await client.query(
+            `SELECT account_id FROM "${leases}" WHERE account_id = ANY($1::text[]) AND holder = $2 AND expires_at > now()
+             ORDER BY account_id FOR SHARE`,
+            [touched, holder],
+          );
+          for (const { account_id: id } of rows) held.add(id);
+        }
+        const { keep, skipped } = fenceOps(accounts, held);
+        await this.#write(client, encoded.filter((_, index) => keep[index]));
+        return { skipped };
+      });
+    });
+  }
+
+  /** Marks `holder` live until the database's now + ttlMs; resolves with how many holders are live, itself included. */
+  async heartbeat(holder, ttlMs) {
+    checkHolder(holder, `${NAME}.heartbeat`);
+    checkTtl(ttlMs, `${NAME}.heartbeat`);
+    const { holders } = await this.#ensureLeaseTables();
+    // Rows of holders gone for an hour are removed on the way; the count is of the others, as the statement sees
+    // the table before its own upsert.
+    const { rows } = await this.#pool.query(
+      `WITH me AS (
+         INSERT INTO "${holders}" (holder, expires_at) VALUES ($1, ${expiresIn('$2')})
+         ON CONFLICT (holder) DO UPDATE SET expires_at = EXCLUDED.expires_at),
+       gone AS (DELETE FROM "${holders}" WHERE expires_at < now() - interval '1 hour' AND holder <> $1)
+       SELECT count(*)::int AS others FROM "${holders}" WHERE expires_at > now() AND holder <> $1`,
+      [holder, ttlMs],
+    );
+    return rows[0].others + 1;
+  }
+
+  /** Every account with records (`account/<id>`), and the holder of its live lease (null when free or expired). */
+  async leaseStates() {
+    const { leases } = await this.#ensureLeaseTables();
+    const { rows } = await this.#pool.query(
+      `SELECT r.account_id, CASE WHEN l.expires_at > now() THEN l.holder END AS holder
+       FROM (SELECT substr(key, 9) AS account_id FROM "${this.#table}" WHERE left(key, 8) = 'account/') r
+       LEFT JOIN "${leases}" l ON l.account_id = r.account_id`,
+    );
+    return rows.map(({ account_id: accountId, holder }) => ({ accountId, holder }));
+  }
+
+  /**
+   * One statement: takes, until the database's now + ttlMs, the lease of each account that is free or expired,
+   * and renews those `holder` holds; resolves with the ids `holder` holds afterwards.
+   */
+  async acquireLeases(holder, accountIds, ttlMs) {
+    checkHolder(holder, `${NAME}.acquireLeases`);
+    checkAccountIds(accountIds, `${NAME}.acquireLeases`);
+    checkTtl(ttlMs, `${NAME}.acquireLeases`);
+    if (accountIds.length === 0) return [];
+    const { leases } = await this.#ensureLeaseTables();
+    // Rows in account order, as applyFenced locks them: concurrent statements wait for each other, never deadlock.
+    const { rows } = await this.#pool.query(
+      `INSERT INTO "${leases}" AS l (account_id, holder, expires_at)
+       SELECT id, $1, ${expiresIn('$3')} FROM (SELECT DISTINCT unnest($2::text[]) AS id) ids ORDER BY id
+       ON CONFLICT (account_id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+       WHERE l.holder = EXCLUDED.holder OR l.expires_at <= now()
+       RETURNING l.account_id`,
+      [holder, accountIds, ttlMs],
+    );
+    return rows.map((row) => row.account_id);
+  }
+
+  /** Ends `holder`'s leases of these accounts (other holders' leases are left alone). */
+  async releaseLeases(holder, accountIds) {
+    checkHolder(holder, `${NAME}.releaseLeases`);
+    checkAccountIds(accountIds, `${NAME}.releaseLeases`);
+    const { leases } = await this.#ensureLeaseTables();
+    await this.#pool.query(`DELETE FROM "${leases}" WHERE holder = $1 AND account_id = ANY($2::text[])`, [holder, accountIds]);
+  }
+
+  /** Ends `holder`'s presence and every lease it holds. */
+  async leave(holder) {
+    checkHolder(holder, `${NAME}.leave`);
+    const { leases, holders } = await this.#ensureLeaseTables();
+    await this.#pool.query(
+      `WITH gone AS (DELETE FROM "${holders}" WHERE holder = $1) DELETE FROM "${leases}" WHERE holder = $1`,
+      [holder],
+    );
+  }
+
+  /** Runs `body(client)` between BEGIN and COMMIT on one pooled connection; ROLLBACK when it throws. */
+  async #transaction(body) {
+    const client = await this.#pool.connect();
+    let broken;
+    try {
+      await client.query('BEGIN');
+      const result = await body(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError) => { broken = rollbackError; });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Writes encoded ops on `client`. Only the net effect reaches the server (each key's last op): the same end
+   * state as every op in order, in two statements whatever the batch size.
+   */
+  async #write(client, encoded) {
+    const { deletes, puts } = netEffect(encoded);
+    if (deletes.length > 0) await client.query(`DELETE FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
+    if (puts.length > 0) {
+      await client.query(
+        `INSERT INTO "${this.#table}" (key, value) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+        [puts.map((p) => p.key), puts.map((p) => p.json)],
+      );
+    }
+  }
+
+  #ensureLeaseTables() {
+    if (this.#table.length > MAX_LEASING_TABLE_LENGTH) {
+      return Promise.reject(new RangeError(`${NAME}: leases need a table name of at most ${MAX_LEASING_TABLE_LENGTH} characters`));
+    }
+    const names = { leases: `${this.#table}${LEASES_SUFFIX}`, holders: `${this.#table}${HOLDERS_SUFFIX}` };
+    this.#leaseTables ??= (async () => {
+      await createTableIfMissing(this.#pool, names.leases, 'account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL');
+      await createTableIfMissing(this.#pool, names.holders, 'holder TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL');
+      return names;
+    })();
+    // A failed creation is tried again on the next call.
+    this.#leaseTables.catch(() => { this.#leaseTables = undefined; });
+    return this.#leaseTables;
   }
 
   /** Every stored record, as Engine.restore takes them. */
