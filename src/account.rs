@@ -167,13 +167,17 @@ impl Account {
         }
     }
 
-    /// Rebuilds an account from its stored record. The mirror of Apple's data is not stored,
-    /// so an account we own starts with a full refresh.
-    /// Rebuilds an account from its stored record at `now`. The previous instance may have sent
-    /// requests in the last second, which Apple still counts: the rate window starts full.
+    /// Rebuilds an account from its stored record at `now` (its mirror records are loaded into
+    /// it next). The previous instance may have sent requests in the last second, which Apple
+    /// still counts: the rate window starts full. With a complete stored mirror the account
+    /// catches up with a delta sync; otherwise it starts with a full refresh.
     pub fn restore(record: AccountRecord, token: SToken, config: &EngineConfig, now: Millis) -> Self {
         let mut account = Self::with_durable(record.account_id, record.name, token, record.durable, config);
         account.dirty = false;
+        if account.durable.mirror_stored {
+            // The mirror comes from the store: catch up with a delta sync, keep the refresh schedule.
+            account.next_full_at = account.durable.last_full_refresh_at.unwrap_or(0) + config.full_refresh_interval_ms;
+        }
         for _ in 0..Limits::default().max_request_per_second {
             account.rate.record(now);
         }
@@ -690,6 +694,7 @@ impl Account {
                 self.mirror.replace(run.staged);
                 self.licenses.prune_ours(&self.mirror);
                 self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
+                self.durable.last_full_refresh_at = Some(ctx.now);
             }
             SyncKind::Delta => self.mirror.merge_delta(run.staged),
         }

@@ -2,6 +2,10 @@
 //!
 //! Strings (adam ids, serial numbers, client user ids) are interned once per account, and
 //! assignments are stored as small fixed-size keys, so a million assignments stay compact.
+//!
+//! The mirror is durable: every change is recorded in [`MirrorChanges`] until the engine writes
+//! it, so one confirmed assignment writes one record, and a full refresh writes only what differs
+//! from the mirror it replaces.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -69,6 +73,7 @@ pub struct AssetCounts {
     pub revocable: bool,
 }
 
+/// A user Apple knows (`getUsers`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub email: Option<String>,
@@ -84,12 +89,33 @@ pub struct Staged {
     pub users: BTreeMap<u32, UserRecord>,
 }
 
+/// What changed in a mirror since it was last written: the keys to write (or delete, when
+/// absent from the mirror by then).
+#[derive(Debug, Default)]
+pub struct MirrorChanges {
+    pub assets: BTreeSet<AssetKey>,
+    /// Assignment → present?
+    pub assignments: BTreeMap<AssignmentKey, bool>,
+    pub users: BTreeSet<u32>,
+}
+
+impl MirrorChanges {
+    pub fn len(&self) -> usize {
+        self.assets.len() + self.assignments.len() + self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Mirror {
     strings: Interner,
     assets: BTreeMap<AssetKey, AssetCounts>,
     assignments: BTreeSet<AssignmentKey>,
     users: BTreeMap<u32, UserRecord>,
+    changes: MirrorChanges,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
     /// before a change would undo it, so it is replayed after the sync's data is applied.
     journal: Option<Vec<(AssignmentKey, bool)>>,
@@ -134,33 +160,72 @@ impl Mirror {
         self.journal = Some(Vec::new());
     }
 
-    /// A full refresh: everything Apple returned replaces what was there.
+    /// A full refresh: everything Apple returned replaces what was there. Only the
+    /// differences are recorded as changes.
     pub fn replace(&mut self, staged: Staged) {
-        self.assets = staged.assets;
-        self.assignments = staged.assignments;
-        self.users = staged.users;
+        self.replace_assets(staged.assets);
+        let old = std::mem::replace(&mut self.assignments, staged.assignments);
         self.replay_journal();
+        for key in old.difference(&self.assignments) {
+            self.changes.assignments.insert(*key, false);
+        }
+        for key in self.assignments.difference(&old) {
+            self.changes.assignments.insert(*key, true);
+        }
+        let old = std::mem::replace(&mut self.users, staged.users);
+        for (id, user) in &old {
+            if self.users.get(id) != Some(user) {
+                self.changes.users.insert(*id);
+            }
+        }
+        for id in self.users.keys().filter(|id| !old.contains_key(id)) {
+            self.changes.users.insert(*id);
+        }
     }
 
     /// A delta sync: assets are always fetched in full (Apple has no asset delta);
     /// assignments and users returned since the last version are merged in.
     pub fn merge_delta(&mut self, staged: Staged) {
-        self.assets = staged.assets;
-        self.assignments.extend(staged.assignments);
-        self.users.extend(staged.users);
+        self.replace_assets(staged.assets);
+        for key in staged.assignments {
+            self.set_present(key, true);
+        }
+        for (id, user) in staged.users {
+            if self.users.get(&id) != Some(&user) {
+                self.users.insert(id, user);
+                self.changes.users.insert(id);
+            }
+        }
         self.replay_journal();
+    }
+
+    fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>) {
+        let old = std::mem::replace(&mut self.assets, assets);
+        for (key, counts) in &old {
+            if self.assets.get(key) != Some(counts) {
+                self.changes.assets.insert(*key);
+            }
+        }
+        for key in self.assets.keys().filter(|key| !old.contains_key(key)) {
+            self.changes.assets.insert(*key);
+        }
     }
 
     /// Re-applies the changes confirmed during the sync (membership only: the counts are
     /// Apple's, as of the pages).
     fn replay_journal(&mut self) {
         for (key, present) in self.journal.take().unwrap_or_default() {
-            if present {
-                self.assignments.insert(key);
-            } else {
-                self.assignments.remove(&key);
-            }
+            self.set_present(key, present);
         }
+    }
+
+    /// Adds or removes an assignment; returns whether that changed the mirror.
+    fn set_present(&mut self, key: AssignmentKey, present: bool) -> bool {
+        let changed = if present { self.assignments.insert(key) } else { self.assignments.remove(&key) };
+        if changed {
+            self.changes.assignments.insert(key, present);
+        }
+        changed
     }
 
     fn journal(&mut self, key: AssignmentKey, present: bool) {
@@ -169,8 +234,53 @@ impl Mirror {
         }
     }
 
+    /// Forgets everything Apple returned (the account moved to another organization's token).
     pub fn clear(&mut self) {
-        *self = Self::default();
+        self.journal = None;
+        self.replace(Staged::default());
+    }
+
+    // ------------------------------------------------------------ durability
+
+    /// Changes not written yet: how many.
+    pub fn unwritten(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Takes up to `max` changes to write, assets and users first.
+    pub fn take_changes(&mut self, max: usize) -> MirrorChanges {
+        if self.changes.len() <= max {
+            return std::mem::take(&mut self.changes);
+        }
+        let mut taken = MirrorChanges::default();
+        while taken.len() < max {
+            if let Some(key) = self.changes.assets.pop_first() {
+                taken.assets.insert(key);
+            } else if let Some(id) = self.changes.users.pop_first() {
+                taken.users.insert(id);
+            } else if let Some((key, present)) = self.changes.assignments.pop_first() {
+                taken.assignments.insert(key, present);
+            } else {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// An asset read back from the store.
+    pub fn restore_asset(&mut self, key: AssetKey, counts: AssetCounts) {
+        self.assets.insert(key, counts);
+    }
+
+    /// An assignment read back from the store.
+    pub fn restore_assignment(&mut self, key: AssignmentKey) {
+        self.assignments.insert(key);
+    }
+
+    /// A user Apple knows, read back from the store.
+    pub fn restore_user(&mut self, client_user_id: &str, record: UserRecord) {
+        let id = self.strings.intern(client_user_id);
+        self.users.insert(id, record);
     }
 
     // ------------------------------------------------------------ keys and lookups
@@ -221,6 +331,7 @@ impl Mirror {
     pub fn set_user(&mut self, client_user_id: &str, record: UserRecord) {
         let id = self.strings.intern(client_user_id);
         self.users.insert(id, record);
+        self.changes.users.insert(id);
     }
 
     /// Strings of a key, for events: (adam id, serial number, client user id).
@@ -234,7 +345,7 @@ impl Mirror {
     /// Apple confirmed an assignment: record it and move one license from available to assigned.
     pub fn add_assignment(&mut self, key: AssignmentKey) {
         self.journal(key, true);
-        if self.assignments.insert(key) {
+        if self.set_present(key, true) {
             self.shift_counts(&key.asset, 1);
         }
     }
@@ -242,7 +353,7 @@ impl Mirror {
     /// Apple confirmed a release: the reverse of [`Mirror::add_assignment`].
     pub fn remove_assignment(&mut self, key: &AssignmentKey) {
         self.journal(*key, false);
-        if self.assignments.remove(key) {
+        if self.set_present(*key, false) {
             self.shift_counts(&key.asset, -1);
         }
     }
@@ -253,6 +364,7 @@ impl Mirror {
             if counts.total != UNLIMITED_COUNT {
                 counts.available -= assigned;
             }
+            self.changes.assets.insert(*asset);
         }
     }
 
@@ -262,6 +374,7 @@ impl Mirror {
             if counts.total != UNLIMITED_COUNT {
                 counts.total += delta;
                 counts.available += delta;
+                self.changes.assets.insert(*asset);
             }
         }
     }

@@ -3,11 +3,13 @@
 //! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
 //! `hold/<account>/…` (pairs not to assign again, with why), `op/<account>/<operation>`
-//! (operations in flight at Apple), `device/<serial>`, `user/<id>`, `settings`.
+//! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/…` one
+//! per assignment, `asset/<account>/<adamId>/<pricing>` with the counts, `vppuser/<account>/<id>`
+//! one per user Apple knows), `device/<serial>`, `user/<id>`, `settings`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::{MdmInfo, PricingParam};
+use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::operation::{AssetRef, NewUser, OperationKind};
 use crate::policy::AppPolicy;
@@ -24,8 +26,12 @@ pub const OPERATION_PREFIX: &str = "op/";
 pub const DEVICE_PREFIX: &str = "device/";
 pub const USER_PREFIX: &str = "user/";
 pub const SETTINGS_KEY: &str = "settings";
+pub const ASSIGNMENT_PREFIX: &str = "asg/";
+pub const ASSET_PREFIX: &str = "asset/";
+pub const APPLE_USER_PREFIX: &str = "vppuser/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 3] = [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX];
+const ACCOUNT_SCOPED_PREFIXES: [&str; 6] =
+    [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, ASSIGNMENT_PREFIX, ASSET_PREFIX, APPLE_USER_PREFIX];
 
 fn enc(component: &str) -> String {
     form_urlencoded::byte_serialize(component.as_bytes()).collect()
@@ -77,20 +83,61 @@ pub fn operation_key(account_id: &str, operation_id: u64) -> String {
     format!("{OPERATION_PREFIX}{}/{operation_id}", enc(account_id))
 }
 
+/// The key of an asset record of an account's mirror.
+pub fn asset_key(account_id: &str, adam_id: &str, pricing: PricingParam) -> String {
+    format!("{ASSET_PREFIX}{}/{}/{}", enc(account_id), enc(adam_id), pricing_name(pricing))
+}
+
+/// The key of a record of a user Apple knows, in an account's mirror.
+pub fn apple_user_key(account_id: &str, client_user_id: &str) -> String {
+    format!("{APPLE_USER_PREFIX}{}/{}", enc(account_id), enc(client_user_id))
+}
+
+fn pricing_name(pricing: PricingParam) -> &'static str {
+    match pricing {
+        PricingParam::Stdq => "STDQ",
+        PricingParam::Plus => "PLUS",
+    }
+}
+
 impl PairRecord {
-    /// The record's key under `prefix` ([`PROVENANCE_PREFIX`] or [`HOLD_PREFIX`]).
+    /// The record's key under `prefix` ([`PROVENANCE_PREFIX`], [`HOLD_PREFIX`] or [`ASSIGNMENT_PREFIX`]).
     pub fn key(&self, prefix: &str) -> String {
         let (kind, target) = match (&self.serial_number, &self.client_user_id) {
             (Some(serial), _) => ("d", serial),
             (None, Some(user)) => ("u", user),
             (None, None) => ("?", &String::new()),
         };
-        let pricing = match self.pricing_param {
-            PricingParam::Stdq => "STDQ",
-            PricingParam::Plus => "PLUS",
-        };
+        let pricing = pricing_name(self.pricing_param);
         format!("{prefix}{}/{}/{pricing}/{kind}/{}", enc(&self.account_id), enc(&self.adam_id), enc(target))
     }
+}
+
+/// An asset of an account's mirror, with Apple's counts (adjusted by confirmed changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetRecord {
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub product_type: ProductType,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    pub retired_count: i64,
+    pub device_assignable: bool,
+    pub revocable: bool,
+}
+
+/// A user Apple knows, in an account's mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppleUserRecord {
+    pub account_id: String,
+    pub client_user_id: String,
+    pub email: Option<String>,
+    pub status: Option<String>,
+    pub invite_code: Option<String>,
 }
 
 /// One (app, device or user) pair of an account: an assignment this instance made (provenance),
@@ -178,6 +225,10 @@ pub struct DurableAccount {
     pub token_problem: Option<String>,
     pub cursors: Cursors,
     pub last_synced_at: Option<Millis>,
+    pub last_full_refresh_at: Option<Millis>,
+    /// The store holds the whole mirror as of `cursors` (else a restart runs a full refresh).
+    #[serde(default)]
+    pub mirror_stored: bool,
     /// A `Retry-After` deadline still in force after a restart.
     pub retry_after_until: Millis,
     pub warned_threshold: Option<u32>,
@@ -201,6 +252,8 @@ pub enum Record {
     Account(AccountRecord),
     Policy(AppPolicy),
     Pair(PairRecord),
+    Asset(AssetRecord),
+    AppleUser(AppleUserRecord),
     Operation(OperationRecord),
     Device(DeviceRecord),
     User(UserRecord),

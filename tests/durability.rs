@@ -166,3 +166,104 @@ fn an_association_apple_never_received_before_a_crash_is_sent_once_after_the_con
     assert_eq!(licenses_ready(&h), 3);
     assert!(h.engine.pending_operations("a1").unwrap().is_empty());
 }
+
+fn sync_kinds(h: &Harness) -> Vec<vpp_license_engine::SyncKind> {
+    h.events()
+        .iter()
+        .filter_map(|e| match e {
+            vpp_license_engine::Event::SyncStarted { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect()
+}
+
+fn all_assignments(engine: &Engine) -> vpp_license_engine::AssignmentPage {
+    let query = vpp_license_engine::AssignmentQuery { limit: 1_000, ..Default::default() };
+    engine.assignments("a1", &query).unwrap()
+}
+
+#[test]
+fn a_restart_rebuilds_the_mirror_from_the_store_and_catches_up_with_a_delta_sync() {
+    let mut h = Harness::new();
+    let mut apple_org = Org::generated("DU01", 3, 40, 12);
+    for asset in &mut apple_org.assets {
+        asset["totalCount"] = json!(100);
+        asset["availableCount"] = json!(100);
+    }
+    let token = h.org("ORG1", apple_org);
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let devices: Vec<String> = (0..4).map(serial).collect();
+    enroll(&mut h, &devices);
+    h.input(policy("p1", "a1", app(1), devices)).unwrap();
+    h.run_for(10 * MINUTE);
+    assert_eq!(all_assignments(&h.engine).total, 44);
+
+    let engine = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let mut r = restarted(&mut h, engine);
+    assert_eq!(r.engine.app_counts("a1").unwrap(), h.engine.app_counts("a1").unwrap());
+    let sorted = |engine: &Engine| {
+        let mut items = all_assignments(engine).items;
+        items.sort_by(|a, b| (&a.adam_id, &a.serial_number).cmp(&(&b.adam_id, &b.serial_number)));
+        items
+    };
+    assert_eq!(sorted(&r.engine), sorted(&h.engine));
+    r.run_for(10 * MINUTE);
+    assert_eq!(sync_kinds(&r), [vpp_license_engine::SyncKind::Delta], "no full refresh after a restart");
+    assert_eq!(all_assignments(&r.engine).total, 44);
+}
+
+/// Bytes written for confirming one more device license, in an account holding `others` assignments.
+fn bytes_for_one_assignment(others: usize) -> usize {
+    let mut h = Harness::with_notifications();
+    let token = h.org("ORG1", org(1, others));
+    h.apple.page_size = 1_000;
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let device = vec![serial(0)];
+    enroll(&mut h, &device);
+    h.input(policy("p1", "a1", app(0), Vec::new())).unwrap();
+    h.run_for(MINUTE);
+    let before = h.persisted_bytes;
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: device, remove: Vec::new() }).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(licenses_ready(&h), 1);
+    h.persisted_bytes - before
+}
+
+#[test]
+fn the_bytes_written_for_one_assignment_do_not_grow_with_the_account() {
+    let small = bytes_for_one_assignment(10);
+    let large = bytes_for_one_assignment(20_000);
+    eprintln!("persisted bytes for one assignment change: {small} (10 assignments), {large} (20,000 assignments)");
+    // Only the digits of the counts in the asset record differ.
+    assert!(large <= small + 16, "{large} bytes at 20,000 assignments vs {small} at 10");
+    assert!(small < 2_500, "{small} bytes");
+}
+
+#[test]
+fn a_large_full_refresh_is_written_in_batches_and_a_crash_between_them_forces_a_full_refresh() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(2, 12_000));
+    h.apple.page_size = 1_000;
+    h.add_account("a1", &token);
+    h.apple.page_size = 1_000;
+    h.run_for(MINUTE);
+    assert_eq!(h.store.keys().filter(|k| k.starts_with("asg/")).count(), 12_000);
+    assert!(h.persist_outputs >= 3, "12,000 records need several outputs, got {}", h.persist_outputs);
+    assert_eq!(h.store["account/a1"]["mirrorStored"], json!(true));
+
+    // A store holding only part of a large write says so; restoring from it refreshes in full.
+    let mut partial = h.stored_records();
+    partial.retain(|r| !r.key.starts_with("asg/") || r.key.ends_with('0'));
+    for record in partial.iter_mut().filter(|r| r.key == "account/a1") {
+        record.value["mirrorStored"] = json!(false);
+    }
+    let engine = Engine::restore(h.engine_config(), partial, h.now).unwrap();
+    let mut r = restarted(&mut h, engine);
+    r.store.retain(|k, _| !k.starts_with("asg/") || k.ends_with('0'));
+    r.run_for(MINUTE);
+    assert_eq!(sync_kinds(&r), [vpp_license_engine::SyncKind::Full]);
+    assert_eq!(r.store.keys().filter(|k| k.starts_with("asg/")).count(), 12_000, "the refresh writes what was missing");
+    assert_eq!(r.store["account/a1"]["mirrorStored"], json!(true));
+}

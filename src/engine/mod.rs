@@ -405,6 +405,7 @@ impl Engine {
                 let event = Event::AccountStatusChanged { account_id: account.id.clone(), status: status_kind, reason };
                 self.outputs.push_back(Output::Event { event });
             }
+            records::mirror_ops(account, &mut ops);
             if account.dirty {
                 account.dirty = false;
                 ops.push(PersistOp::Put { key: account_key(&account.id), value: Box::new(Record::Account(account.to_record())) });

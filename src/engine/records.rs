@@ -9,10 +9,12 @@ use crate::facts::Facts;
 use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
 use crate::operation::{AssetRef, Operation, OperationKind, OperationState, POLL_INTERVAL};
 use crate::output::PersistOp;
+use crate::mirror::AssetCounts;
 use crate::persist::{
-    account_key, device_key, operation_key, policy_key, user_key, AccountRecord, DeviceRecord, OperationRecord,
-    PairRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX, DEVICE_PREFIX, HOLD_PREFIX,
-    OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
+    self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord,
+    DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX,
+    APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
+    PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
 };
 use crate::policy::AppPolicy;
 use crate::time::Millis;
@@ -33,6 +35,69 @@ fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
         PersistOp::Put { key, value: Box::new(Record::Pair(record)) }
     } else {
         PersistOp::Delete { key }
+    }
+}
+
+/// Most mirror records written in one `Persist` output: a full refresh of a large account is
+/// written in several, one per poll.
+const MIRROR_BATCH: usize = 5_000;
+
+/// Up to [`MIRROR_BATCH`] mirror records the account changed since the last call. While a
+/// change set too large for one output is being written, the account record says the stored
+/// mirror is incomplete (a restart then runs a full refresh).
+pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
+    let unwritten = account.mirror.unwritten();
+    if unwritten == 0 {
+        return;
+    }
+    let complete = unwritten <= MIRROR_BATCH && account.durable.last_synced_at.is_some();
+    if account.durable.mirror_stored != complete {
+        account.durable.mirror_stored = complete;
+        account.dirty = true;
+    }
+    let changes = account.mirror.take_changes(MIRROR_BATCH);
+    let mirror = &account.mirror;
+    for asset in changes.assets {
+        let adam_id = mirror.name(asset.adam_id);
+        let key = persist::asset_key(&account.id, adam_id, asset.pricing);
+        ops.push(match mirror.asset(&asset) {
+            Some(c) => PersistOp::Put {
+                key,
+                value: Box::new(Record::Asset(AssetRecord {
+                    account_id: account.id.clone(),
+                    adam_id: adam_id.to_owned(),
+                    pricing_param: asset.pricing,
+                    product_type: c.product_type,
+                    total_count: c.total,
+                    assigned_count: c.assigned,
+                    available_count: c.available,
+                    retired_count: c.retired,
+                    device_assignable: c.device_assignable,
+                    revocable: c.revocable,
+                })),
+            },
+            None => PersistOp::Delete { key },
+        });
+    }
+    for id in changes.users {
+        let client_user_id = mirror.name(id);
+        let key = persist::apple_user_key(&account.id, client_user_id);
+        ops.push(match mirror.user(id) {
+            Some(user) => PersistOp::Put {
+                key,
+                value: Box::new(Record::AppleUser(AppleUserRecord {
+                    account_id: account.id.clone(),
+                    client_user_id: client_user_id.to_owned(),
+                    email: user.email.clone(),
+                    status: user.status.clone(),
+                    invite_code: user.invite_code.clone(),
+                })),
+            },
+            None => PersistOp::Delete { key },
+        });
+    }
+    for (key, present) in changes.assignments {
+        ops.push(pair_op(pair(account, &key, None), ASSIGNMENT_PREFIX, present));
     }
 }
 
@@ -124,7 +189,26 @@ impl Engine {
                 self.account(&policy.account_id)
                     .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
                 self.policies.insert(policy.policy_id.clone(), policy);
-            } else if key.starts_with(PROVENANCE_PREFIX) || key.starts_with(HOLD_PREFIX) {
+            } else if key.starts_with(ASSET_PREFIX) {
+                let record: AssetRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
+                let counts = AssetCounts {
+                    product_type: record.product_type,
+                    total: record.total_count,
+                    assigned: record.assigned_count,
+                    available: record.available_count,
+                    retired: record.retired_count,
+                    device_assignable: record.device_assignable,
+                    revocable: record.revocable,
+                };
+                account.mirror.restore_asset(asset, counts);
+            } else if key.starts_with(APPLE_USER_PREFIX) {
+                let record: AppleUserRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
+                account.mirror.restore_user(&record.client_user_id, user);
+            } else if key.starts_with(PROVENANCE_PREFIX) || key.starts_with(HOLD_PREFIX) || key.starts_with(ASSIGNMENT_PREFIX) {
                 let record: PairRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
@@ -134,11 +218,13 @@ impl Engine {
                     _ => return Err(invalid(&key, "needs exactly one of serialNumber and clientUserId".to_owned())),
                 };
                 let pair = AssignmentKey { asset, target };
-                match record.reason {
-                    Some(reason) if key.starts_with(HOLD_PREFIX) => account.licenses.restore_hold(pair, reason),
-                    _ => {
-                        account.licenses.ours.insert(pair);
-                    }
+                if key.starts_with(ASSIGNMENT_PREFIX) {
+                    account.mirror.restore_assignment(pair);
+                } else if key.starts_with(HOLD_PREFIX) {
+                    let reason = record.reason.unwrap_or_default();
+                    account.licenses.restore_hold(pair, reason);
+                } else {
+                    account.licenses.ours.insert(pair);
                 }
             } else if key.starts_with(OPERATION_PREFIX) {
                 operations.push((key.clone(), read::<OperationRecord>(&key, value)?));

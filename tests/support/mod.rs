@@ -48,6 +48,9 @@ pub struct Harness {
     pub latency: u64,
     pub trace: Vec<Trace>,
     pub store: BTreeMap<String, serde_json::Value>,
+    /// Bytes written to the store (keys and JSON values of puts, keys of deletes), and in how many outputs.
+    pub persisted_bytes: usize,
+    pub persist_outputs: usize,
     /// Deliver Apple's notifications to the engine (else only `/status` polling confirms).
     pub notifications: bool,
     /// HTTP statuses the engine answered to notifications.
@@ -69,6 +72,8 @@ impl Harness {
             latency: 0,
             trace: Vec::new(),
             store: BTreeMap::new(),
+            persisted_bytes: 0,
+            persist_outputs: 0,
             notifications: false,
             notification_answers: Vec::new(),
             accounts_by_token: BTreeMap::new(),
@@ -128,12 +133,16 @@ impl Harness {
                 }
                 Output::Event { event } => self.trace.push(Trace::Emitted { at: self.now, event }),
                 Output::Persist { ops } => {
+                    self.persist_outputs += 1;
                     for op in ops {
                         match op {
                             PersistOp::Put { key, value } => {
-                                self.store.insert(key, serde_json::to_value(value).unwrap());
+                                let value = serde_json::to_value(value).unwrap();
+                                self.persisted_bytes += key.len() + value.to_string().len();
+                                self.store.insert(key, value);
                             }
                             PersistOp::Delete { key } => {
+                                self.persisted_bytes += key.len();
                                 self.store.remove(&key);
                             }
                         }
