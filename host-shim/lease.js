@@ -314,7 +314,9 @@ export class LeaseKeeper {
       this.#validUntil.delete(accountId);
       this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
     }
-    this.#store.releaseLeases(this.#holder, accountIds).catch((error) => this.#onError(error));
+    Promise.resolve()
+      .then(() => this.#store.releaseLeases(this.#holder, accountIds))
+      .catch((error) => this.#onError(error));
   }
 
   /** Stops driving an account whose lease is gone or no longer valid (nothing if it is not driven). */

@@ -1,0 +1,351 @@
+// LeaseKeeper and the Driver's lease gate, on a shared MemoryStore with a fake clock and timers: several
+// instances (each a fake engine, a real Driver and a keeper) in one process, in simulated time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Driver } from '../../host-shim/driver.js';
+import { LeaseKeeper } from '../../host-shim/lease.js';
+import { MemoryStore } from '../../host-shim/memory-store.js';
+
+const TTL = 3000;
+const MARGIN = 300;
+const RENEW = 1000;
+const FAR = 10 ** 12;
+
+/** Time that moves only when a test says so; timers fire in time order, each followed by its promise chains. */
+class Clock {
+  t = 1_000_000;
+  #timers = [];
+  now = () => this.t;
+  setTimer = (callback, delay) => {
+    const timer = { at: this.t + delay, callback };
+    this.#timers.push(timer);
+    return timer;
+  };
+  clearTimer = (timer) => {
+    this.#timers = this.#timers.filter((t) => t !== timer);
+  };
+
+  /** Lets `ms` pass as an event loop would: every timer due fires at its time, and what it started settles. */
+  async advance(ms) {
+    const end = this.t + ms;
+    for (;;) {
+      await settle();
+      const due = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.#timers = this.#timers.filter((t) => t !== due);
+      this.t = Math.max(this.t, due.at);
+      due.callback();
+    }
+    this.t = end;
+    await settle();
+  }
+
+  /** Time passes but no timer fires: an event loop stalled by a long task. */
+  stall(ms) {
+    this.t += ms;
+  }
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Drives the accounts it adopted or added; requests and writes are queued by the test. */
+class FakeEngine {
+  driving = new Set();
+  calls = [];
+  outputs = [];
+  inputs = [];
+  #nextId = 1;
+
+  handleInput(input) {
+    if (input.type === 'addAccount') {
+      if (this.driving.has(input.accountId)) throw Object.assign(new Error('exists'), { code: 'ACCOUNT_EXISTS' });
+      if (input.token === 'bad') throw Object.assign(new Error('bad token'), { code: 'TOKEN_EMPTY' });
+      this.driving.add(input.accountId);
+      this.persist([{ op: 'put', key: `account/${input.accountId}`, value: { name: input.name } }]);
+    }
+    if (input.type === 'deleteAccount') {
+      this.driving.delete(input.accountId);
+      this.persist([{ op: 'delete', key: `account/${input.accountId}` }]);
+    }
+    this.inputs.push(input);
+  }
+
+  pollOutput() {
+    return this.outputs.shift() ?? { type: 'timeout', at: FAR };
+  }
+
+  handleNotification() {
+    return 200;
+  }
+
+  adopt(accountId, records) {
+    if (this.driving.has(accountId)) throw Object.assign(new Error('exists'), { code: 'ACCOUNT_EXISTS' });
+    if (!records.some((r) => r.key === `account/${accountId}`)) throw Object.assign(new Error('unknown'), { code: 'UNKNOWN_ACCOUNT' });
+    this.driving.add(accountId);
+    this.calls.push({ adopt: accountId, keys: records.map((r) => r.key).sort() });
+  }
+
+  release(accountId) {
+    if (!this.driving.delete(accountId)) throw Object.assign(new Error('unknown'), { code: 'UNKNOWN_ACCOUNT' });
+    this.calls.push({ release: accountId });
+    // As the engine does: its queued requests are dropped.
+    this.outputs = this.outputs.filter((o) => o.type !== 'request' || o.accountId !== accountId);
+  }
+
+  request(accountId) {
+    this.outputs.push({ type: 'request', id: this.#nextId++, accountId, purpose: 'test', method: 'GET', url: `https://x/${accountId}`, headers: {}, body: null });
+  }
+
+  persist(ops) {
+    this.outputs.push({ type: 'persist', ops });
+  }
+}
+
+/** One instance: fake engine, real Driver (transport recording what leaves) and a LeaseKeeper on the shared store. */
+function instance(store, clock, name, { transport } = {}) {
+  const engine = new FakeEngine();
+  const sent = [];
+  const errors = [];
+  const changes = [];
+  const keeper = new LeaseKeeper({
+    store, holder: name, ttlMs: TTL, marginMs: MARGIN, renewEveryMs: RENEW,
+    now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer,
+    onLease: (change) => changes.push({ at: clock.t, ...change }),
+    onError: (error) => errors.push(error),
+  });
+  const driver = new Driver({
+    engine,
+    store: keeper.store,
+    leases: keeper,
+    transport: transport ?? { send: async (request) => { sent.push({ at: clock.t, accountId: request.accountId }); return { status: 200, headers: {}, body: '{}' }; } },
+    now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer,
+    onError: (error) => errors.push(error),
+  });
+  return { name, engine, driver, keeper, sent, errors, changes };
+}
+
+/** A store holding `ids` (account records) and a device fact. */
+function seededStore(clock, ids) {
+  const store = new MemoryStore({ now: clock.now });
+  store.apply([...ids.map((id) => ({ op: 'put', key: `account/${id}`, value: { id } })), { op: 'put', key: 'device/S1', value: {} }]);
+  return store;
+}
+
+const ACCOUNTS = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
+
+function assertDisjoint(instances) {
+  const seen = new Map();
+  for (const i of instances) {
+    for (const id of i.engine.driving) {
+      assert.ok(!seen.has(id), `${id} is driven by ${seen.get(id)} and ${i.name}`);
+      seen.set(id, i.name);
+    }
+  }
+}
+
+test('instances started together share the accounts fairly, and no account is ever driven by two', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ACCOUNTS);
+  const all = ['A', 'B', 'C'].map((n) => instance(store, clock, n));
+  for (const i of all) i.keeper.start(i.driver);
+  await clock.advance(0);
+  assert.deepEqual(all.map((i) => i.keeper.held()), [[], [], []], 'the first round only announces the instance');
+  for (let step = 0; step < 10; step += 1) {
+    await clock.advance(RENEW / 2);
+    assertDisjoint(all);
+  }
+  assert.deepEqual(all.map((i) => i.keeper.held().length), [2, 2, 2]);
+  assert.deepEqual(all.flatMap((i) => i.keeper.held()).sort(), ACCOUNTS);
+  for (const i of all) {
+    for (const call of i.engine.calls.filter((c) => c.adopt)) {
+      assert.deepEqual(call.keys, [...ACCOUNTS.map((id) => `account/${id}`), 'device/S1'], 'adopt gets every record');
+    }
+    assert.deepEqual(i.errors, []);
+  }
+});
+
+test('an instance that joins later gets its share: the others hand idle accounts over, never one with a request in flight', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ACCOUNTS);
+  let answer;
+  const a = instance(store, clock, 'A', {
+    transport: { send: (request) => new Promise((resolve) => { answer = () => resolve({ status: 200, headers: {}, body: request.accountId }); }) },
+  });
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ACCOUNTS, 'alone, it takes everything');
+  a.engine.request('a1');
+  a.driver.input({ type: 'tick' });
+  await clock.advance(0);
+  assert.equal(a.driver.requestsInFlight('a1'), 1);
+
+  const b = instance(store, clock, 'B');
+  b.keeper.start(b.driver);
+  await clock.advance(RENEW);
+  await clock.advance(RENEW);
+  assert.equal(a.keeper.held().length, 3);
+  assert.ok(a.keeper.held().includes('a1'), 'a1 (request in flight) stays');
+  assert.deepEqual([...a.keeper.held(), ...b.keeper.held()].sort(), ACCOUNTS);
+  const handedOver = a.changes.filter((c) => c.type === 'released').map((c) => c.accountId).sort();
+  assert.deepEqual(handedOver, b.keeper.held());
+  answer();
+  assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+test('an instance that cannot renew releases its accounts at its local expiry, before the store lets another take them', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  let down = false;
+  const flaky = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        if (down && prop !== 'load') throw new Error('store unreachable');
+        return value.apply(target, args);
+      };
+    },
+  });
+  const a = instance(flaky, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  const acquiredAt = clock.t;
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  down = true;
+  await clock.advance(TTL - MARGIN - 1);
+  assert.deepEqual(a.keeper.held(), ['x', 'y'], 'valid until acquired + ttl − margin');
+  assert.ok(a.errors.length >= 2 && a.errors.every((e) => /unreachable/.test(e.message)), 'failed rounds were reported');
+  await clock.advance(1);
+  assert.deepEqual(a.keeper.held(), []);
+  assert.deepEqual(a.engine.calls.filter((c) => c.release).map((c) => c.release).sort(), ['x', 'y']);
+  assert.deepEqual(a.changes.filter((c) => c.type === 'lost').map((c) => [c.accountId, c.at - acquiredAt, c.reason]),
+    [['x', TTL - MARGIN, 'lease not renewed in time'], ['y', TTL - MARGIN, 'lease not renewed in time']]);
+
+  // The store still counts the lease until acquired + ttl: only then may another instance take it.
+  const b = instance(store, clock, 'B');
+  assert.deepEqual(store.acquireLeases('B', ['x', 'y'], TTL), []);
+  await clock.advance(MARGIN);
+  assert.deepEqual(store.acquireLeases('B', ['x', 'y'], TTL).sort(), ['x', 'y']);
+  assert.deepEqual(b.errors, []);
+});
+
+test('the Driver sends no request of an account whose lease is no longer valid, and has it released instead', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  // The event loop stalls past the local expiry: the expiry timer has not fired when the engine asks to send.
+  clock.stall(TTL);
+  a.engine.request('x');
+  a.driver.input({ type: 'tick' });
+  await settle();
+  assert.deepEqual(a.sent, [], 'nothing left');
+  assert.deepEqual(a.engine.calls.filter((c) => c.release), [{ release: 'x' }]);
+  assert.deepEqual(a.changes.at(-1), { at: clock.t, type: 'lost', accountId: 'x', reason: 'lease not valid by the local clock' });
+  assert.equal(a.driver.requestsInFlight('x'), 0);
+  assert.throws(() => a.driver.notification('x', null, '{}'), (error) => error.code === undefined && /lease/.test(error.message),
+    'a notification for an account not held is refused without a code (the endpoint answers 503)');
+});
+
+test('a lease taken by another instance is released at the next round; its records are then written by the new holder only', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  // Another instance takes x behind A's back (as after a store-side expiry A did not notice).
+  store.releaseLeases('A', ['x']);
+  assert.deepEqual(store.acquireLeases('B', ['x'], TTL), ['x']);
+
+  // A's engine writes x and y, and sends for y: x's ops are left out and x released; y carries on.
+  a.engine.persist([
+    { op: 'put', key: 'account/x', value: { by: 'A' } },
+    { op: 'put', key: 'prov/y/1/STDQ/d/S1', value: { accountId: 'y' } },
+    { op: 'put', key: 'device/S2', value: {} },
+  ]);
+  a.engine.request('x');
+  a.engine.request('y');
+  a.driver.input({ type: 'tick' });
+  await a.driver.whenIdle();
+  assert.deepEqual(a.sent.map((s) => s.accountId), ['y']);
+  assert.deepEqual(a.keeper.held(), ['y']);
+  assert.equal(a.changes.at(-1).reason, 'write refused: lease not held');
+  const records = Object.fromEntries(store.load().map((r) => [r.key, r.value]));
+  assert.deepEqual(records['account/x'], { id: 'x' }, 'x unchanged');
+  assert.ok(records['prov/y/1/STDQ/d/S1'] && records['device/S2'], 'y\'s record and the global one were written');
+  assert.deepEqual(a.errors, [], 'the driver did not halt');
+
+  // The same through a round: B keeps x, so A's renewal leaves it out.
+  a.engine.request('y');
+  a.driver.input({ type: 'tick' });
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['y']);
+  assert.deepEqual(a.sent.map((s) => s.accountId), ['y', 'y']);
+});
+
+test('a renewal that comes back without an account releases it at once', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  store.releaseLeases('A', ['y']);
+  store.acquireLeases('B', ['y'], TTL);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x']);
+  assert.deepEqual(a.changes.filter((c) => c.type === 'lost').map((c) => [c.accountId, c.reason]), [['y', 'lease held by another instance']]);
+});
+
+test('addAccount takes the lease before the engine writes; an existing account or a refused input leaves no lease behind', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x']);
+  const a = instance(store, clock, 'A');
+  const b = instance(store, clock, 'B');
+  for (const i of [a, b]) i.keeper.start(i.driver);
+  await clock.advance(RENEW);
+  const holderOfX = a.keeper.held().length === 1 ? a : b;
+  const other = holderOfX === a ? b : a;
+
+  await other.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'New', token: 't' });
+  await other.driver.whenIdle();
+  assert.ok(other.keeper.held().includes('new'));
+  assert.deepEqual(store.leaseStates().find((s) => s.accountId === 'new'), { accountId: 'new', holder: other.name });
+  await assert.rejects(holderOfX.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'Again', token: 't' }), { code: 'ACCOUNT_EXISTS' });
+  await assert.rejects(other.keeper.addAccount({ type: 'addAccount', accountId: 'bad', name: 'Bad', token: 'bad' }), { code: 'TOKEN_EMPTY' });
+  assert.deepEqual(store.acquireLeases('C', ['bad'], TTL), ['bad'], 'the refused account\'s lease was given back');
+  assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+test('deleting an account gives up its lease; stop() releases every account, lets queued writes land and frees the leases at once', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y', 'z']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  a.driver.input({ type: 'deleteAccount', accountId: 'z' });
+  await a.driver.whenIdle();
+  await settle();
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  assert.deepEqual(store.acquireLeases('B', ['z'], TTL), ['z'], 'z\'s lease is free');
+
+  a.engine.persist([{ op: 'put', key: 'prov/x/1/STDQ/d/S1', value: { accountId: 'x' } }]);
+  a.driver.input({ type: 'tick' });
+  await a.keeper.stop();
+  assert.ok(store.load().some((r) => r.key === 'prov/x/1/STDQ/d/S1'), 'the queued write landed before the lease ended');
+  assert.deepEqual(a.keeper.held(), []);
+  assert.deepEqual(a.engine.driving, new Set());
+  assert.deepEqual(store.acquireLeases('B', ['x', 'y'], TTL).sort(), ['x', 'y']);
+  assert.equal(store.heartbeat('B', TTL), 1, 'A left');
+  assert.deepEqual(a.errors, []);
+});
+
+test('the keeper checks its options', () => {
+  const store = new MemoryStore();
+  assert.throws(() => new LeaseKeeper({ store: { apply() {}, load() {} } }), /LeaseStore \(missing heartbeat/);
+  assert.throws(() => new LeaseKeeper({ store, ttlMs: 3000, marginMs: 1000, renewEveryMs: 2000 }), /renewEveryMs \+ marginMs below ttlMs/);
+  assert.throws(() => new LeaseKeeper({ store, holder: '' }), /holder/);
+  assert.throws(() => new Driver({ engine: {}, transport: {}, store, leases: {} }), /holds\(accountId\) and lapsed/);
+  assert.match(new LeaseKeeper({ store }).holder, /^[0-9a-f-]{36}$/);
+});
