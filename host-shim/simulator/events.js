@@ -41,6 +41,14 @@ export class EventQueue {
     return status;
   }
 
+  /** A copy of an event (without its organization) as submitted and as it stands, or undefined. */
+  describe(eventId) {
+    const event = this.#events.get(eventId);
+    if (!event) return undefined;
+    const { org, ...fields } = event;
+    return structuredClone(fields);
+  }
+
   /** Changes the delay of events submitted from now on. */
   setDelay(ms) {
     this.#delayMs = ms;

@@ -59,6 +59,8 @@ export interface SimulatorOptions {
   notificationAttempts?: number;
   /** Pause between delivery attempts. Default 1000. */
   notificationRetryDelayMs?: number;
+  /** Request headers copied into each request log entry's `headers` (e.g. a client's instance id). Default none. */
+  logHeaders?: string[];
 }
 
 export interface OrganizationOptions {
@@ -193,7 +195,31 @@ export interface RequestLogEntry {
   /** null when the connection was dropped. */
   status: number | null;
   errorNumber: number | null;
+  /** When the answer was written (the simulator clock); absent while held by the reply hook or when dropped. */
+  answeredAt?: number;
+  /** The eventId of an accepted associate / disassociate / revoke / user request (see `Simulator.event`). */
+  eventId?: string;
+  /** The request headers named in `logHeaders` that the request carried (lower-case names). */
+  headers?: Record<string, string>;
   dropped?: true;
+}
+
+/** An asset or user event as submitted and as it stands now. */
+export interface EventDetails {
+  eventId: string;
+  eventType: 'ASSOCIATE' | 'DISASSOCIATE' | 'REVOKE' | 'CREATE' | 'UPDATE' | 'RETIRE';
+  eventStatus: 'PENDING' | 'COMPLETE' | 'FAILED';
+  numRequested: number;
+  numCompleted: number;
+  /** Per error number, as `GET /status` reports them. */
+  failures: unknown[];
+  /** The validated request: `{assets, serialNumbers, clientUserIds}`, `{serialNumbers, clientUserIds}` (revoke) or `{users}`. */
+  request: {
+    assets?: { adamId: string; pricingParam: PricingParam }[];
+    serialNumbers?: string[];
+    clientUserIds?: string[];
+    users?: NewUser[];
+  };
 }
 
 export interface NotificationLogEntry {
@@ -280,6 +306,14 @@ export interface Simulator {
   purchase(token: string, adamId: string, countDelta: number, pricingParam?: PricingParam): Promise<void>;
   /** A Registered user accepts the invitation; sends USER_ASSOCIATED. Resolves when delivered. */
   acceptInvite(token: string, clientUserId: string): Promise<void>;
+  /**
+   * `hook(entry)` runs for each request once it is handled (effects applied, `entry.status` set), before the answer
+   * is written; a returned promise holds the answer until it settles. `null` removes it. For crash tests: kill a
+   * client after Apple accepted its request and before it reads the answer.
+   */
+  setReplyHook(hook: ((entry: RequestLogEntry) => void | Promise<unknown>) | null): void;
+  /** An event by its eventId, or undefined. */
+  event(eventId: string): EventDetails | undefined;
   /** Completes all pending events; resolves with how many, once their notifications are delivered. */
   completeEventsNow(): Promise<number>;
   notificationsSettled(): Promise<void>;

@@ -90,12 +90,20 @@ async function route(ctx, req, entry, reply) {
   const org = handler.auth ? authenticate(ctx, entry.token) : null;
   const body = entry.method === 'POST' ? parseJsonBody(req.headers['content-type'], await readBody(req)) : undefined;
   const result = await handler.handle(ctx, { org, query: entry.query, body });
+  if (typeof result?.eventId === 'string') entry.eventId = result.eventId;
   return reply(200, org ? { ...result, ...envelope(org) } : result);
+}
+
+/** The request headers `names` (lower case) that the request carries, for the log; null when none are asked for. */
+function loggedHeaders(req, names) {
+  if (names.length === 0) return null;
+  return Object.fromEntries(names.filter((name) => req.headers[name] !== undefined).map((name) => [name, req.headers[name]]));
 }
 
 /**
  * An http.Server answering Apple's API from `ctx`: { organizations: Map<token, Organization>, now(),
- * requestLog, faults, sleeper, latencyMs, invalidTokenStatus, rateLimited(token, at), …handler needs }.
+ * requestLog, logHeaders, replyHook, faults, sleeper, latencyMs, invalidTokenStatus, rateLimited(token, at),
+ * …handler needs }.
  */
 export function createServer(ctx) {
   return http.createServer((req, res) => {
@@ -110,12 +118,29 @@ export function createServer(ctx) {
       at: ctx.now(), method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams),
       token: bearerOf(req.headers.authorization), status: null, errorNumber: null,
     };
+    const headers = loggedHeaders(req, ctx.logHeaders);
+    if (headers !== null) entry.headers = headers;
     ctx.requestLog.push(entry);
+    const write = (status, body, headers) => {
+      entry.answeredAt = ctx.now();
+      res.writeHead(status, { 'Content-Type': JSON_TYPE, ...headers });
+      res.end(JSON.stringify(sortKeys(body)));
+    };
     const reply = (status, body, headers = {}) => {
       entry.status = status;
       entry.errorNumber = body.errorNumber ?? null;
-      res.writeHead(status, { 'Content-Type': JSON_TYPE, ...headers });
-      res.end(JSON.stringify(sortKeys(body)));
+      // The request is handled (its effects applied); the hook may hold the answer back, e.g. to crash a client.
+      let hold;
+      try {
+        hold = ctx.replyHook?.(entry);
+      } catch (error) {
+        console.error('apps-and-books simulator: reply hook threw', error);
+      }
+      if (hold && typeof hold.then === 'function') {
+        hold.then(() => write(status, body, headers), () => write(status, body, headers));
+      } else {
+        write(status, body, headers);
+      }
     };
     route(ctx, req, entry, reply).catch((err) => {
       if (err instanceof ApiError) return reply(err.status, err.body);

@@ -35,7 +35,10 @@ class Simulator {
   constructor(options) {
     const { host = '127.0.0.1', seed = 1, pageSize = 1000, eventDelayMs = 2000, limits = {}, now = Date.now,
       latencyMs = 0, invalidTokenStatus = 401, rateLimit = true, notificationTimeoutMs = 5000,
-      notificationAttempts = 3, notificationRetryDelayMs = 1000 } = options;
+      notificationAttempts = 3, notificationRetryDelayMs = 1000, logHeaders = [] } = options;
+    if (!Array.isArray(logHeaders) || !logHeaders.every((h) => typeof h === 'string')) {
+      throw new TypeError('logHeaders must be an array of header names');
+    }
     if (!isLoopbackHost(host)) throw new Error(`the simulator binds to loopback only, not ${host}`);
     checkPageSize(pageSize);
     this.#rng = new Random(seed);
@@ -53,6 +56,8 @@ class Simulator {
       pageSize: (resource) => pageSizes[resource],
       organizations: new Map(),
       requestLog: [],
+      logHeaders: logHeaders.map((h) => h.toLowerCase()),
+      replyHook: null,
       faults: new FaultList(['token', 'path', 'method']),
       sleeper: new Sleeper(),
       latencyMs,
@@ -99,7 +104,10 @@ class Simulator {
     return `${this.url}/mdm/v2/service/config`;
   }
 
-  /** Every request: { at, method, path, query, token, status, errorNumber, dropped? }. */
+  /**
+   * Every request: { at, method, path, query, token, status, errorNumber, answeredAt?, eventId?, headers?, dropped? }
+   * (`eventId` for an accepted asset or user request, `headers` when `logHeaders` names some).
+   */
   get requestLog() {
     return this.#ctx.requestLog;
   }
@@ -221,6 +229,24 @@ class Simulator {
     if (user?.status !== 'Registered') throw new Error(`user ${clientUserId} is not a Registered user`);
     const associated = org.updateUser(clientUserId, { status: 'Associated', idHash: this.#fresh.idHash() });
     return this.#ctx.notifier.publish(org, 'USER_ASSOCIATED', [{ associatedUsers: [associated] }]);
+  }
+
+  /**
+   * `hook(entry)` is called for each request once it has been handled (its effects applied, `entry.status` set),
+   * before its answer is written; a returned promise holds the answer until it settles. `null` removes it. For
+   * tests that crash a client between Apple accepting a request and the client reading the answer.
+   */
+  setReplyHook(hook) {
+    if (hook !== null && typeof hook !== 'function') throw new TypeError('setReplyHook takes a function or null');
+    this.#ctx.replyHook = hook;
+  }
+
+  /**
+   * An asset or user event as submitted: { eventId, eventType, eventStatus, numRequested, numCompleted, request }
+   * (`request`: the validated assets, serialNumbers, clientUserIds or users), or undefined for an unknown id.
+   */
+  event(eventId) {
+    return this.#ctx.events.describe(eventId);
   }
 
   /** Completes every pending event now; resolves with their number once their notifications are sent. */

@@ -558,15 +558,15 @@ test('more than maxRequestPerSecond requests of one token within 1000 ms get 429
   assert.equal((await call(sim, '/assets', { token: a.token })).status, 200, 'the window moved on');
 });
 
-test('the request log records time, method, path, query, bearer, status and errorNumber; clearLog empties it', async (t) => {
+test('the request log records time, method, path, query, bearer, status, errorNumber and answer time; clearLog empties it', async (t) => {
   const { sim, clock } = await simulator(t);
   const org = sim.addOrganization({ apps: 1, devices: 1, users: 1 });
   clock.t = START + 5;
   await call(sim, '/assignments', { token: org.token, query: { adamId: '123', pageIndex: 0 } });
   await call(sim, '/assets', { headers: { Authorization: 'Token abc' } });
   assert.deepEqual(sim.requestLog, [
-    { at: START + 5, method: 'GET', path: '/mdm/v2/assignments', query: { adamId: '123', pageIndex: '0' }, token: org.token, status: 200, errorNumber: null },
-    { at: START + 5, method: 'GET', path: '/mdm/v2/assets', query: {}, token: null, status: 401, errorNumber: 9722 },
+    { at: START + 5, method: 'GET', path: '/mdm/v2/assignments', query: { adamId: '123', pageIndex: '0' }, token: org.token, status: 200, errorNumber: null, answeredAt: START + 5 },
+    { at: START + 5, method: 'GET', path: '/mdm/v2/assets', query: {}, token: null, status: 401, errorNumber: 9722, answeredAt: START + 5 },
   ]);
   sim.clearLog();
   assert.deepEqual(sim.requestLog, []);
