@@ -101,7 +101,7 @@ pub struct Licenses {
     pending_users: BTreeSet<u32>,
     /// Pairs not to assign (install failed, removed by the user, reclaimed by an admin, Apple refused).
     holds: BTreeMap<AssignmentKey, String>,
-    /// Users Apple refused to create.
+    /// Users Apple refused to create, with why (until the MDM adds the user again).
     user_holds: BTreeMap<u32, String>,
     /// Release candidates (ours), with what triggered them; released unless still wanted.
     nominated: BTreeMap<AssignmentKey, String>,
@@ -122,6 +122,8 @@ pub struct Licenses {
     pub dirty_ops: BTreeSet<u64>,
     /// Hold changes not yet persisted: key → its reason, or `None` when lifted.
     pub dirty_holds: BTreeMap<AssignmentKey, Option<String>>,
+    /// User hold changes not yet persisted, likewise.
+    pub dirty_user_holds: BTreeMap<u32, Option<String>>,
 }
 
 impl Licenses {
@@ -228,12 +230,23 @@ impl Licenses {
         }
     }
 
-    /// Lifts every hold on `target` (re-enrollment, new scope).
+    /// Lifts every hold on `target` (re-enrollment, new scope, a user added again).
     pub fn release_holds_of(&mut self, target: Target) {
         let lifted: Vec<AssignmentKey> = self.holds.keys().filter(|k| k.target == target).copied().collect();
         for key in lifted {
             self.release_hold(&key);
         }
+        if let Target::User(id) = target {
+            if self.user_holds.remove(&id).is_some() {
+                self.dirty_user_holds.insert(id, None);
+                self.needs_plan = true;
+            }
+        }
+    }
+
+    /// A user hold read back from the store.
+    pub fn restore_user_hold(&mut self, id: u32, reason: String) {
+        self.user_holds.insert(id, reason);
     }
 
     pub fn request_reconcile(&mut self) {
@@ -622,8 +635,7 @@ impl Licenses {
     /// Apple refused a submission outright (validation): nothing happened at Apple.
     pub fn refused(&mut self, op_id: u64, error_number: Option<i64>, message: &str, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let Some(op) = self.ops.get(&op_id).cloned() else { return };
-        let tasks: Vec<(AssetKey, Target)> = op.tasks().collect();
-        for (asset, target) in tasks {
+        for (asset, target) in every_task(&op) {
             self.fail(&op, AssignmentKey { asset, target }, error_number, message, mirror, ctx);
         }
         self.finish(op_id);
@@ -650,7 +662,7 @@ impl Licenses {
                     }
                 }
                 if status.event_status == EventStatus::Failed && failed.is_empty() {
-                    for (asset, target) in op.tasks().filter(|t| !op.resolved.contains(t)) {
+                    for (asset, target) in every_task(&op).into_iter().filter(|t| !op.resolved.contains(t)) {
                         self.fail(&op, AssignmentKey { asset, target }, None, "Apple reported the event as failed", mirror, ctx);
                     }
                 } else {
@@ -775,8 +787,17 @@ impl Licenses {
             (OperationKind::CreateUsers, _) => {
                 if let Target::User(id) = key.target {
                     self.pending_users.remove(&id);
-                    self.user_holds.insert(id, format!("Apple refused to create the user: {message}"));
+                    let reason = format!("Apple refused to create the user: {message}");
+                    self.dirty_user_holds.insert(id, Some(reason.clone()));
+                    self.user_holds.insert(id, reason);
+                    ctx.events.push(Event::RequestFailed {
+                        account_id: Some(ctx.account_id.to_owned()),
+                        purpose: format!("createUsers ({})", mirror.name(id)),
+                        error_number,
+                        message: message.to_owned(),
+                    });
                 }
+                return; // a user task has no asset to report an assignment failure for
             }
             (OperationKind::Associate, Some(INSUFFICIENT_LICENSES)) => {
                 self.pending_assoc.remove(&key);
@@ -989,6 +1010,14 @@ impl Licenses {
             "will be assigned at the next plan".to_owned()
         };
         (has, reason)
+    }
+}
+
+/// Every task of an operation; a user creation has one per user (with no asset).
+fn every_task(op: &Operation) -> Vec<(AssetKey, Target)> {
+    match op.kind {
+        OperationKind::CreateUsers => op.targets.iter().map(|t| (NO_ASSET, *t)).collect(),
+        _ => op.tasks().collect(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! `hold/<account>/…` (pairs not to assign again, with why), `op/<account>/<operation>`
 //! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/…` one
 //! per assignment, `asset/<account>/<adamId>/<pricing>` with the counts, `vppuser/<account>/<id>`
-//! one per user Apple knows), `device/<serial>`, `user/<id>`, `settings`.
+//! one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
+//! `device/<serial>`, `user/<id>`, `settings`.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,9 +30,10 @@ pub const SETTINGS_KEY: &str = "settings";
 pub const ASSIGNMENT_PREFIX: &str = "asg/";
 pub const ASSET_PREFIX: &str = "asset/";
 pub const APPLE_USER_PREFIX: &str = "vppuser/";
+pub const USER_HOLD_PREFIX: &str = "userhold/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 6] =
-    [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, ASSIGNMENT_PREFIX, ASSET_PREFIX, APPLE_USER_PREFIX];
+const ACCOUNT_SCOPED_PREFIXES: [&str; 7] =
+    [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, ASSIGNMENT_PREFIX, ASSET_PREFIX, APPLE_USER_PREFIX, USER_HOLD_PREFIX];
 
 fn enc(component: &str) -> String {
     form_urlencoded::byte_serialize(component.as_bytes()).collect()
@@ -93,6 +95,11 @@ pub fn apple_user_key(account_id: &str, client_user_id: &str) -> String {
     format!("{APPLE_USER_PREFIX}{}/{}", enc(account_id), enc(client_user_id))
 }
 
+/// The key of a user not to register at Apple again.
+pub fn user_hold_key(account_id: &str, client_user_id: &str) -> String {
+    format!("{USER_HOLD_PREFIX}{}/{}", enc(account_id), enc(client_user_id))
+}
+
 fn pricing_name(pricing: PricingParam) -> &'static str {
     match pricing {
         PricingParam::Stdq => "STDQ",
@@ -152,6 +159,15 @@ pub struct PairRecord {
     pub client_user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A user of an account Apple refused to register, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserHoldRecord {
+    pub account_id: String,
+    pub client_user_id: String,
+    pub reason: String,
 }
 
 /// An operation sent (or about to be sent) to Apple.
@@ -254,6 +270,7 @@ pub enum Record {
     Pair(PairRecord),
     Asset(AssetRecord),
     AppleUser(AppleUserRecord),
+    UserHold(UserHoldRecord),
     Operation(OperationRecord),
     Device(DeviceRecord),
     User(UserRecord),

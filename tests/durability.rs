@@ -267,3 +267,84 @@ fn a_large_full_refresh_is_written_in_batches_and_a_crash_between_them_forces_a_
     assert_eq!(r.store.keys().filter(|k| k.starts_with("asg/")).count(), 12_000, "the refresh writes what was missing");
     assert_eq!(r.store["account/a1"]["mirrorStored"], json!(true));
 }
+
+#[test]
+fn a_user_apple_refused_to_register_stays_held_across_a_restart_until_the_mdm_adds_it_again() {
+    let mut h = Harness::with_notifications();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    h.input(Input::UserAdded { client_user_id: "u1".into(), email: Some("not-an-email".into()), managed_apple_id: None }).unwrap();
+    h.apple.faults.push_back(
+        support::fake_apple::Fault::status(400)
+            .on_path("users/create")
+            .body(json!({"errorNumber": 9717, "errorMessage": "Invalid email address"})),
+    );
+    let user_policy = Input::SetPolicy {
+        policy: AppPolicy {
+            policy_id: "pu".into(),
+            name: "Users".into(),
+            account_id: "a1".into(),
+            adam_id: app(0),
+            pricing_param: PricingParam::Stdq,
+            license_type: LicenseType::User,
+            targets: ["u1".to_owned()].into_iter().collect(),
+        },
+    };
+    h.input(user_policy).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(sent_with_purpose(&h, "createUsers").len(), 1);
+    assert!(h.store.contains_key("userhold/a1/u1"));
+
+    let engine = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let mut r = restarted(&mut h, engine);
+    r.add_account_mapping("a1", &token);
+    r.run_for(40 * MINUTE);
+    assert!(sent_with_purpose(&r, "createUsers").is_empty(), "the refusal is remembered");
+
+    r.input(Input::UserAdded { client_user_id: "u1".into(), email: Some("u1@school.test".into()), managed_apple_id: None }).unwrap();
+    r.run_for(MINUTE);
+    assert_eq!(sent_with_purpose(&r, "createUsers").len(), 1, "added again: registered again");
+    assert!(!r.store.contains_key("userhold/a1/u1"));
+    assert_eq!(licenses_ready(&r), 1);
+}
+
+#[test]
+fn a_failed_user_registration_reported_by_notification_holds_the_user_without_trapping() {
+    let mut h = Harness::with_notifications();
+    h.notifications = false; // this test delivers Apple's notification itself
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    h.input(Input::UserAdded { client_user_id: "u1".into(), email: Some("u1@school.test".into()), managed_apple_id: None }).unwrap();
+    let user_policy = Input::SetPolicy {
+        policy: AppPolicy {
+            policy_id: "pu".into(),
+            name: "Users".into(),
+            account_id: "a1".into(),
+            adam_id: app(0),
+            pricing_param: PricingParam::Stdq,
+            license_type: LicenseType::User,
+            targets: ["u1".to_owned()].into_iter().collect(),
+        },
+    };
+    h.input(user_policy).unwrap();
+    h.run_for(5_000);
+    let event_id = h.engine.pending_operations("a1").unwrap()[0].event_id.clone().expect("accepted");
+    let body = json!({"notificationId": "um-1", "notificationType": "USER_MANAGEMENT", "uId": "1",
+                      "notification": {"eventId": event_id, "result": "FAILURE", "type": "CREATE",
+                                       "users": [{"clientUserId": "u1"}],
+                                       "error": {"errorNumber": 9717, "errorMessage": "Invalid email address"}}});
+    let auth = format!("Bearer {}", support::NOTIFICATION_TOKEN);
+    assert_eq!(h.engine.handle_notification("a1", Some(&auth), &body.to_string(), h.now), 200);
+    h.run_for(MINUTE);
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty());
+    assert!(h.store.contains_key("userhold/a1/u1"));
+    let explained = h.engine.explain("a1", &vpp_license_engine::ExplainQuery {
+        adam_id: app(0),
+        pricing_param: PricingParam::Stdq,
+        serial_number: None,
+        client_user_id: Some("u1".into()),
+    });
+    assert!(explained.unwrap().reason.contains("Apple refused to create the user"));
+}

@@ -12,9 +12,9 @@ use crate::output::PersistOp;
 use crate::mirror::AssetCounts;
 use crate::persist::{
     self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord,
-    DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserRecord, ACCOUNT_PREFIX,
+    DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
     APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
-    PROVENANCE_PREFIX, SETTINGS_KEY, USER_PREFIX,
+    PROVENANCE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
 };
 use crate::policy::AppPolicy;
 use crate::time::Millis;
@@ -110,6 +110,17 @@ pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
         let present = reason.is_some();
         ops.push(pair_op(pair(account, &key, reason), HOLD_PREFIX, present));
     }
+    for (id, reason) in std::mem::take(&mut account.licenses.dirty_user_holds) {
+        let client_user_id = account.mirror.name(id).to_owned();
+        let key = persist::user_hold_key(&account.id, &client_user_id);
+        ops.push(match reason {
+            Some(reason) => PersistOp::Put {
+                key,
+                value: Box::new(Record::UserHold(UserHoldRecord { account_id: account.id.clone(), client_user_id, reason })),
+            },
+            None => PersistOp::Delete { key },
+        });
+    }
     for op_id in std::mem::take(&mut account.licenses.dirty_ops) {
         let key = operation_key(&account.id, op_id);
         ops.push(match account.licenses.operation(op_id) {
@@ -203,6 +214,12 @@ impl Engine {
                     revocable: record.revocable,
                 };
                 account.mirror.restore_asset(asset, counts);
+            } else if key.starts_with(USER_HOLD_PREFIX) {
+                let record: UserHoldRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                if let Target::User(id) = account.mirror.intern_user(&record.client_user_id) {
+                    account.licenses.restore_user_hold(id, record.reason);
+                }
             } else if key.starts_with(APPLE_USER_PREFIX) {
                 let record: AppleUserRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
