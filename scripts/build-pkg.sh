@@ -2,19 +2,25 @@
 # Builds the npm package in pkg/ (shared/packaging.md §3): one wasm shared by the web glue (browsers, bundlers)
 # and the nodejs glue (CJS, also behind the hand-written ESM wrapper), plus a copy of host-shim/.
 # pkg/package.json and the vpp_license_engine.node.* wrappers are hand-written and committed: only the
-# generated files are replaced. Env: PROFILE (release|dev), WASM_OPT (auto|off|<path to wasm-opt>).
+# generated files are replaced. Env: PROFILE (release|dev), WASM_OPT (auto|off|<path to wasm-opt>),
+# PKG_OUT (default pkg: another directory gets a private copy, seeded with pkg/'s hand-written files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 CRATE=vpp_license_engine
-OUT=pkg
+OUT=${PKG_OUT:-pkg}
 PROFILE=${PROFILE:-release}
 WASM_OPT=${WASM_OPT:-auto}   # auto = npm binaryen's node_modules/.bin/wasm-opt if present; never Debian's binaryen
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+if [ "$OUT" != pkg ]; then
+  mkdir -p "$OUT"
+  cp pkg/package.json pkg/$CRATE.node.mjs pkg/$CRATE.node.d.mts "$OUT/"
+fi
 
 crate_version=$(awk -F'"' '/^version *=/ { print $2; exit }' Cargo.toml)
-pkg_version=$(node -p "require('./$OUT/package.json').version")
+OUT_PATH=$(cd "$OUT" && pwd)
+pkg_version=$(node -p "require('$OUT_PATH/package.json').version")
 [ "$crate_version" = "$pkg_version" ] || {
   echo "version mismatch: Cargo.toml has $crate_version, $OUT/package.json has $pkg_version (edit both)" >&2; exit 1; }
 
@@ -50,7 +56,7 @@ rm -rf "$OUT/host-shim"
 chmod +x "$OUT/host-shim/cli.js"
 
 # Smoke load: catches a broken optimizer output (shared/packaging.md §2) and a broken ESM wrapper.
-node -e "const m = require('./$OUT/$CRATE.cjs'); if (typeof m.Engine !== 'function') { console.error('smoke: no Engine export'); process.exit(1); }"
-node --input-type=module -e "import * as m from './$OUT/$CRATE.node.mjs'; import { Driver } from './$OUT/host-shim/index.js';
+node -e "const m = require('$OUT_PATH/$CRATE.cjs'); if (typeof m.Engine !== 'function') { console.error('smoke: no Engine export'); process.exit(1); }"
+node --input-type=module -e "import * as m from '$OUT_PATH/$CRATE.node.mjs'; import { Driver } from '$OUT_PATH/host-shim/index.js';
 if (typeof m.Engine !== 'function' || typeof m.default !== 'function' || typeof Driver !== 'function') { console.error('smoke: ESM entry incomplete'); process.exit(1); }"
 echo "build-pkg: $OUT/ ($PROFILE, wasm-opt: $WASM_OPT) $(wc -c < "$OUT/${CRATE}_bg.wasm") bytes wasm"

@@ -34,6 +34,7 @@ if step "build pkg/" bash scripts/build-pkg.sh; then
 else
   failed+=("JS tests (not run: pkg/ did not build)")
 fi
+step "benchmarks at CI sizes (they run and print the table; no timing assertions)" bash scripts/bench.sh --quick
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED:\n'; printf '  %s\n' "${failed[@]}"

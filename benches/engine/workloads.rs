@@ -1,0 +1,258 @@
+//! The benchmarks, each on its own fresh engine(s). `scripts/bench/wasm.mjs` runs the same
+//! steps through the wasm package; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+use vpp_license_engine::{Input, LicenseType};
+
+use crate::world::{device_policy, policy, policy_id, serial, user_id, Host, Org, Pages, Scale, ACCOUNT};
+use crate::{alloc, measured, medians, summary, timed};
+
+/// Apple's documented limits, which the bench Apple's service config sends.
+const MAX_ASSETS: usize = 25;
+const MAX_SERIAL_NUMBERS: usize = 1_000;
+const MAX_CLIENT_USER_IDS: usize = 1_000;
+const MAX_REVOKE_SERIAL_NUMBERS: usize = 100;
+
+/// Simulated time allowed for a workload's requests to go out (the rate limit spreads them).
+const SEND_WINDOW_MS: u64 = 120_000;
+/// Simulated time the single-input samples may span (less than the 30-minute delta sync).
+const SAMPLE_WINDOW_MS: u64 = 10 * 60_000;
+
+/// Answers the requests issued before the first page (service config, client config), so that
+/// what follows is the sync itself.
+fn ready_to_sync(host: &mut Host) {
+    host.drain();
+    for request in std::mem::take(&mut host.pending) {
+        host.answer(&request);
+    }
+}
+
+/// Policies wanting exactly what every device holds, then Clean Up adopts it all as ours.
+fn load(host: &mut Host, scale: &Scale) {
+    for (a, devices) in scale.holders().iter().enumerate() {
+        host.input(device_policy(a, devices.iter().map(|d| serial(*d))));
+    }
+    host.input(Input::CleanUp { account_id: ACCOUNT.into() });
+    settle(host);
+}
+
+/// Drains and answers until the engine has nothing to do now.
+fn settle(host: &mut Host) {
+    host.run(0, |_| true);
+}
+
+/// (1) First page to sync complete, `reps` times after one warm-up.
+pub fn ingest(pages: &Rc<Pages>, reps: usize) -> Value {
+    let mut runs = Vec::new();
+    for rep in 0..=reps {
+        let mut host = Host::new(pages.clone());
+        ready_to_sync(&mut host);
+        let run = measured(|| host.sync());
+        if rep > 0 {
+            runs.push(run);
+        }
+    }
+    medians(&runs)
+}
+
+/// (4) Heap growth of a full sync, and of policies plus provenance on top.
+pub fn memory(scale: &Scale, pages: &Rc<Pages>) -> Value {
+    let n = scale.assignments() as f64;
+    let mut host = Host::new(pages.clone());
+    host.drain();
+    alloc::reset_peak();
+    let before = alloc::live();
+    host.sync();
+    let synced = alloc::live();
+    let synced_peak = alloc::peak();
+    load(&mut host, scale);
+    let loaded = alloc::live();
+    let loaded_peak = alloc::peak();
+    let per = |bytes: usize| (bytes - before) as f64 / n;
+    json!({
+        "synced": {"bytesPerAssignment": per(synced), "peakBytesPerAssignment": per(synced_peak)},
+        "loaded": {"bytesPerAssignment": per(loaded), "peakBytesPerAssignment": per(loaded_peak)},
+    })
+}
+
+/// Submissions between two snapshots, by purpose.
+fn submitted_since(host: &Host, before: &BTreeMap<&'static str, usize>) -> BTreeMap<&'static str, usize> {
+    host.submissions().into_iter().map(|(p, n)| (p, n - before.get(p).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).collect()
+}
+
+fn requests_row(name: &str, issued: BTreeMap<&'static str, usize>, lower_bound: usize, per_install: usize) -> Value {
+    json!({"name": name, "issued": issued.values().sum::<usize>(), "byPurpose": issued,
+           "lowerBound": lower_bound, "perInstall": per_install})
+}
+
+/// (2) and (3) on one loaded engine: the 50k scope change (leave), Reconcile, a 50k scope
+/// change (enter), then single inputs. Returns (plan, inputs, request rows).
+pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, Vec<Value>) {
+    let mut host = Host::new(pages.clone());
+    host.sync();
+    load(&mut host, scale);
+    let s = scale.scope_change;
+
+    let leaving: Vec<String> = (0..s).map(serial).collect();
+    let before = host.submissions();
+    let leave = measured(|| {
+        host.input(Input::UpdatePolicyTargets { policy_id: policy_id(0), add: Vec::new(), remove: leaving });
+        host.drain();
+    });
+    host.run(SEND_WINDOW_MS, |_| false);
+    let leave_requests = submitted_since(&host, &before);
+
+    let mut reconcile = Vec::new();
+    for _ in 0..3 {
+        reconcile.push(measured(|| {
+            host.input(Input::Reconcile);
+            host.drain();
+        }));
+        settle(&mut host);
+    }
+
+    let entering: Vec<String> = (0..scale.devices).filter(|d| !scale.apps_of(*d).any(|a| a == 1)).take(s).map(serial).collect();
+    let before = host.submissions();
+    let enter = measured(|| {
+        host.input(Input::UpdatePolicyTargets { policy_id: policy_id(1), add: entering, remove: Vec::new() });
+        host.drain();
+    });
+    host.run(SEND_WINDOW_MS, |_| false);
+    let enter_requests = submitted_since(&host, &before);
+
+    let plan = json!({"scopeLeave": leave, "reconcile": medians(&reconcile), "scopeEnter": enter});
+    let rows = vec![
+        requests_row(&format!("{} devices leave one app's scope", thousands(s)), leave_requests, s.div_ceil(MAX_SERIAL_NUMBERS), s),
+        requests_row(&format!("{} devices enter one app's scope", thousands(s)), enter_requests, s.div_ceil(MAX_SERIAL_NUMBERS), s),
+    ];
+    let input = single_inputs(&mut host);
+    (plan, input, rows)
+}
+
+/// `50000` → `"50,000"`, as the row names read.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// (3) One input handled and drained, in microseconds.
+fn single_inputs(host: &mut Host) -> Value {
+    let micros = |mut samples: Vec<f64>| {
+        samples.iter_mut().for_each(|s| *s *= 1e6);
+        summary(&mut samples)
+    };
+
+    let mut timeouts = Vec::new();
+    for _ in 0..1_000 {
+        timeouts.push(timed(|| {
+            host.input(Input::Timeout);
+            host.drain();
+        }));
+        settle(host);
+    }
+
+    let mut polls = Vec::new();
+    let end = host.now + SAMPLE_WINDOW_MS;
+    while polls.len() < 1_000 && host.now < end {
+        let at = host.drain();
+        let pending = std::mem::take(&mut host.pending);
+        if pending.is_empty() {
+            host.now = host.now.max(at);
+            host.input(Input::Timeout);
+            continue;
+        }
+        for request in pending {
+            if request.purpose == "eventStatus" {
+                polls.push(timed(|| {
+                    host.answer(&request);
+                    host.drain();
+                }));
+            } else {
+                host.answer(&request);
+            }
+        }
+    }
+
+    let mut enrolled = Vec::new();
+    let budget = std::time::Instant::now();
+    for d in 0.. {
+        if enrolled.len() >= 3 && (enrolled.len() >= 50 || budget.elapsed().as_secs_f64() > 5.0) {
+            break;
+        }
+        enrolled.push(timed(|| {
+            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false });
+            host.drain();
+        }));
+        settle(host);
+    }
+
+    json!({"timeout": micros(timeouts), "pollAnswer": micros(polls), "deviceEnrolled": micros(enrolled)})
+}
+
+/// Submissions one workload causes on a freshly synced engine: `setup` runs first (not
+/// counted), then `act`, then the requests have `SEND_WINDOW_MS` to go out.
+fn count(org: Org, setup: impl FnOnce(&mut Host), act: impl FnOnce(&mut Host)) -> BTreeMap<&'static str, usize> {
+    let mut host = Host::new(Rc::new(Pages::build(&org)));
+    host.sync();
+    setup(&mut host);
+    settle(&mut host);
+    let before = host.submissions();
+    act(&mut host);
+    host.run(SEND_WINDOW_MS, |_| false);
+    submitted_since(&host, &before)
+}
+
+/// (6) Requests for the standard workloads, against the lower bound from the limits.
+pub fn request_counts() -> Vec<Value> {
+    let devices = |n: usize| (0..n).map(serial).collect::<Vec<_>>();
+    let users = |n: usize| (0..n).map(user_id).collect::<Vec<_>>();
+    let mut rows = Vec::new();
+
+    let issued = count(Org::empty(1, 10_000, 0), |_| {}, |h| h.input(device_policy(0, devices(2_500))));
+    rows.push(requests_row("1 app → 2,500 devices", issued, 1usize.div_ceil(MAX_ASSETS) * 2_500usize.div_ceil(MAX_SERIAL_NUMBERS), 2_500));
+
+    let issued = count(Org::empty(30, 10_000, 0), |_| {}, |h| {
+        for a in 0..30 {
+            h.input(device_policy(a, devices(1_000)));
+        }
+    });
+    rows.push(requests_row("30 apps → 1,000 devices", issued, 30usize.div_ceil(MAX_ASSETS) * 1_000usize.div_ceil(MAX_SERIAL_NUMBERS), 30_000));
+
+    // 250 devices holding 3 of 30 apps each (30 different sets), all ours; then all retire.
+    let held = |d: usize| (0..3).map(move |k| (d + k) % 30);
+    let mut org = Org::empty(30, 10_000, 0);
+    org.assignments = (0..250).flat_map(|d| held(d).map(move |a| (a, serial(d)))).collect();
+    let issued = count(
+        org,
+        |h| {
+            for a in 0..30 {
+                h.input(device_policy(a, (0..250).filter(|d| held(*d).any(|x| x == a)).map(serial)));
+            }
+            h.input(Input::CleanUp { account_id: ACCOUNT.into() });
+        },
+        |h| {
+            for d in 0..250 {
+                h.input(Input::DeviceRetired { serial_number: serial(d) });
+            }
+        },
+    );
+    rows.push(requests_row("revoke 250 devices (3 of 30 apps each)", issued, 250usize.div_ceil(MAX_REVOKE_SERIAL_NUMBERS), 750));
+
+    let issued = count(Org::empty(30, 10_000, 2_500), |_| {}, |h| {
+        for a in 0..30 {
+            h.input(policy(a, LicenseType::User, users(2_500)));
+        }
+    });
+    rows.push(requests_row("30 apps → 2,500 users", issued, 30usize.div_ceil(MAX_ASSETS) * 2_500usize.div_ceil(MAX_CLIENT_USER_IDS), 75_000));
+    rows
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The benchmarks of issue 7: builds a private copy of the npm package and the native bench binary, runs
+# every benchmark natively (Rust, release) and through the wasm package in Node in the same run, prints
+# one table and writes it into BENCHMARKS.md and the README.
+#   bash scripts/bench.sh          full sizes (1,000,000 assignments; a few minutes)
+#   bash scripts/bench.sh --quick  CI sizes (10,000 assignments): prints the table, writes nothing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+quick=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick) quick=(--quick) ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/setup.sh >/dev/null
+WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
+
+printf '==> build: wasm package (private copy) and native bench\n'
+PKG_OUT="$WORK/pkg" bash scripts/build-pkg.sh
+cargo bench --locked --bench engine --no-run
+
+printf '==> native\n'
+cargo bench --locked --bench engine -- "${quick[@]}" --out "$WORK/native.json"
+printf '==> wasm in Node\n'
+node_run() { node --max-old-space-size=8192 scripts/bench/wasm.mjs --pkg "$WORK/pkg" "${quick[@]}" "$@"; }
+node_run --part memory --out "$WORK/wasm-memory.json"   # its own process: linear memory only grows
+node_run --part main --out "$WORK/wasm.json"
+
+write=(--write); [ ${#quick[@]} -eq 0 ] || write=()
+RUSTC_VERSION=$(rustc --version) node scripts/bench/report.mjs --dir "$WORK" --pkg "$WORK/pkg" \
+  --cargo-wasm "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/vpp_license_engine.wasm" "${quick[@]}" "${write[@]}"

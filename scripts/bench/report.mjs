@@ -1,0 +1,139 @@
+// Merges the native and wasm figures into one table, judges each against its target (issue 7) and,
+// with --write, puts the table into BENCHMARKS.md and the README (between their markers).
+//   node scripts/bench/report.mjs --dir WORK --pkg PKG_DIR [--cargo-wasm FILE] [--quick] [--write]
+// WORK holds native.json, wasm.json and wasm-memory.json (benches/engine, scripts/bench/wasm.mjs).
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+const args = process.argv.slice(2);
+const option = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const quick = args.includes('--quick');
+const write = args.includes('--write');
+const dir = option('--dir');
+const pkg = option('--pkg');
+const cargoWasm = option('--cargo-wasm');
+
+const read = (name) => JSON.parse(readFileSync(join(dir, name), 'utf8'));
+const native = read('native.json');
+const wasm = read('wasm.json');
+const wasmMemory = read('wasm-memory.json');
+
+// ------------------------------------------------------------------------------------------ formatting
+
+const int = (n) => Math.round(n).toLocaleString('en-US');
+const fixed = (n, digits) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const seconds = (s) => (s >= 10 ? `${fixed(s, 1)} s` : s >= 0.01 ? `${fixed(s, 3)} s` : `${fixed(s * 1000, 2)} ms`);
+const micros = (us) => (us >= 1000 ? `${fixed(us / 1000, 2)} ms` : `${fixed(us, 1)} µs`);
+const kb = (bytes) => `${fixed(bytes / 1000, 1)} KB`;
+/** The figure targets are judged on: CPU time of the engine's thread when known, else wall time. */
+const cost = (m) => m.cpu ?? m.wall;
+const timing = (m) => (m.cpu === null || m.cpu === undefined ? seconds(m.wall) : `${seconds(m.cpu)} CPU (${seconds(m.wall)} wall)`);
+
+// ------------------------------------------------------------------------------------------ rows
+
+const rows = [];
+/** `met`: true/false, or null when the figure is not judged at these sizes. */
+const row = (id, name, wasmText, nativeText, target, met) => rows.push({ id, name, wasmText, nativeText, target, met });
+const timed = quick ? () => null : (met) => met; // timing targets are for the full sizes only
+
+const n = native.scale.assignments;
+const pages = Math.ceil(n / native.scale.pageSize);
+const ratio = cost(wasm.ingest) / cost(native.ingest);
+row('1', `full-sync ingest: ${int(n)} assignments in ${int(pages)} pages, plus assets and users`,
+  timing(wasm.ingest), `${timing(native.ingest)}; wasm/native ${fixed(ratio, 2)}×`, '≤ 1.0 s wasm, ≤ 1.5× native',
+  timed(cost(wasm.ingest) <= 1.0 && ratio <= 1.5));
+
+const s = int(native.scale.scopeChange);
+for (const [key, name] of [
+  ['scopeLeave', `scope change: ${s} devices leave one app → requests out`],
+  ['reconcile', 'Reconcile (everything still wanted) → drained'],
+  ['scopeEnter', `scope change: ${s} devices enter one app → requests out`],
+]) {
+  row('2', `${name} (${int(n)} assignments, ${int(native.scale.devices)} devices, ${int(native.scale.apps)} apps)`,
+    timing(wasm.plan[key]), timing(native.plan[key]), '≤ 0.5 s', timed(cost(wasm.plan[key]) <= 0.5));
+}
+
+for (const [key, name] of [
+  ['pollAnswer', 'one input: a /status answer (PENDING), drained'],
+  ['timeout', 'one input: timer with nothing due, drained'],
+  ['deviceEnrolled', 'one input: DeviceEnrolled (known device), drained'],
+]) {
+  const w = wasm.input[key];
+  const v = native.input[key];
+  const text = (x) => `median ${micros(x.median)}, p99 ${micros(x.p99)} (${x.samples})`;
+  row('3', `${name}, loaded engine`, text(w), text(v), 'median ≤ 20 µs', timed(w.median <= 20));
+}
+
+for (const [key, name] of [
+  ['synced', 'core memory per assignment after the full sync'],
+  ['loaded', '… plus policies (1 per app) and provenance of every assignment'],
+]) {
+  const growth = wasmMemory.memory[key].growthBytesPerAssignment;
+  const v = native.memory[key];
+  row('4', name, `${fixed(growth, 1)} B (linear memory growth)`,
+    `${fixed(v.bytesPerAssignment, 1)} B live, ${fixed(v.peakBytesPerAssignment, 1)} B peak`,
+    key === 'synced' ? '≤ 64 B' : '(not a target)', key === 'synced' ? timed(growth <= 64) : null);
+}
+
+const wasmFile = join(pkg, 'vpp_license_engine_bg.wasm');
+const raw = statSync(wasmFile).size;
+const gzip = gzipSync(readFileSync(wasmFile), { level: 9 }).length;
+const before = cargoWasm && existsSync(cargoWasm) ? `; cargo output before wasm-bindgen/wasm-opt ${kb(statSync(cargoWasm).size)}` : '';
+row('5', 'wasm size after wasm-opt -Oz: raw / gzip -9', `${kb(raw)} / ${kb(gzip)}`, `—${before}`, '≤ 300 KB / ≤ 120 KB',
+  raw <= 300_000 && gzip <= 120_000);
+
+for (const w of wasm.requests) {
+  const v = native.requests.find((r) => r.name === w.name);
+  const purposes = Object.entries(w.byPurpose).map(([p, c]) => `${c} ${p}`).join(', ') || 'none';
+  row('6', `Apple requests: ${w.name} (one per install: ${int(w.perInstall)})`, `${w.issued} (${purposes})`,
+    v ? String(v.issued) : 'not run', `= lower bound ${w.lowerBound}`, w.issued === w.lowerBound && v?.issued === w.issued);
+}
+
+// ------------------------------------------------------------------------------------------ table
+
+const verdict = (met) => (met === null ? (quick ? 'n/a (quick sizes)' : '—') : met ? 'ok' : 'MISSED');
+const header = ['#', 'benchmark', 'wasm in Node', 'native (release)', 'target', 'result'];
+const cells = rows.map((r) => [r.id, r.name, r.wasmText, r.nativeText, r.target, verdict(r.met)]);
+const table = [header, header.map(() => '---'), ...cells].map((c) => `| ${c.join(' | ')} |`).join('\n');
+
+const git = (...a) => { try { return execFileSync('git', a, { encoding: 'utf8' }).trim(); } catch { return ''; } };
+const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
+const dirty = git('status', '--porcelain', '--untracked-files=no') ? ' + uncommitted changes in the work tree' : '';
+const model = (/^model name\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '') ?? [])[1] ?? 'unknown CPU';
+const nproc = (() => { try { return execFileSync('nproc', { encoding: 'utf8' }).trim(); } catch { return String(cpus().length); } })();
+const machine = `${nproc} cores (nproc), ${model}, ${fixed(totalmem() / 2 ** 30, 1)} GiB memory; Node ${process.version}; ${process.env.RUSTC_VERSION ?? 'rustc'}`;
+const sameBytes = wasm.pageBytes === native.pageBytes && wasmMemory.pageBytes === native.pageBytes;
+const run = [
+  `Run ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} at commit \`${commit}\`${dirty}${quick ? ' — **--quick sizes**' : ''}.`,
+  `Machine: ${machine}. Load average when the report was written: ${loadavg().map((l) => fixed(l, 2)).join(', ')}.`,
+  `Both runtimes parsed the same ${int(native.pageBytes)} bytes of Apple pages${sameBytes ? '' : ' — **MISMATCH: the wasm run built different pages**'}.`,
+].join('\n');
+
+const missed = rows.filter((r) => r.met === false).length;
+const summary = `${rows.length - missed - rows.filter((r) => r.met === null).length} ok, ${missed} MISSED`;
+process.stdout.write(`\n${run}\n\n${table}\n\n${summary}\n`);
+if (!sameBytes) process.exitCode = 1;
+
+// ------------------------------------------------------------------------------------------ files
+
+/** Replaces what stands between `start` and `end` in `file` (which must have both markers). */
+function replaceBetween(file, start, end, text) {
+  const content = readFileSync(file, 'utf8');
+  const from = content.indexOf(start);
+  const to = content.indexOf(end);
+  if (from < 0 || to < from) {
+    process.stderr.write(`report: ${file} lacks the markers ${start} … ${end}; left unchanged\n`);
+    return;
+  }
+  writeFileSync(file, `${content.slice(0, from + start.length)}\n${text}\n${content.slice(to)}`);
+  process.stdout.write(`report: wrote the table into ${file}\n`);
+}
+
+if (write) {
+  replaceBetween('BENCHMARKS.md', '<!-- bench:generated -->', '<!-- bench:end -->', `${run}\n\n${table}\n\n${summary}.`);
+  replaceBetween('README.md', '<!-- bench:table -->', '<!-- bench:end -->',
+    `${table}\n\nFrom a full run at commit \`${commit}\` on ${nproc} cores (${model}); details and method in [BENCHMARKS.md](BENCHMARKS.md).`);
+}
