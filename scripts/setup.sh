@@ -3,17 +3,20 @@
 #   bash scripts/setup.sh            Rust wasm target, wasm-bindgen CLI (Cargo.lock's version), npm devDependencies
 #   bash scripts/setup.sh --browser  the same, plus Chromium + chromedriver (apt) for the browser tests
 #   bash scripts/setup.sh --postgres the same, plus Debian's PostgreSQL server (apt) for the PostgreSQL store tests
+#   bash scripts/setup.sh --fuzz     the same, plus cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 browser=no
 postgres=no
+fuzz=no
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=yes ;;
     --postgres) postgres=yes ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    --fuzz) fuzz=yes ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,4 +79,15 @@ if [ "$postgres" = yes ]; then
   fi
 else
   say "skip  postgresql (no --postgres)"
+fi
+
+if [ "$fuzz" = yes ]; then
+  if cargo fuzz --version >/dev/null 2>&1; then
+    say "skip  cargo-fuzz ($(cargo fuzz --version) installed)"
+  else
+    say "install cargo-fuzz (takes ~1.5 min)"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+  fi
+else
+  say "skip  cargo-fuzz (no --fuzz)"
 fi
