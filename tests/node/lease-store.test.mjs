@@ -1,12 +1,12 @@
 // The LeaseStore contract (tests/stores/lease-contract.mjs) on MemoryStore (fake clock) and on PostgresStore (the
 // database clock, real time; each case in fresh tables) against the server scripts/test.sh starts (VPP_PG_URL).
 // The PostgreSQL cases skip only when VPP_PG_URL and CI are both unset; under CI a missing VPP_PG_URL fails.
-import { test, after } from 'node:test';
-import { createRequire } from 'node:module';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryStore } from '../../host-shim/memory-store.js';
 import { PostgresStore } from '../../host-shim/node/index.js';
 import { runLeaseContract } from '../stores/lease-contract.mjs';
+import { dropStoreTables, pgSkip, requirePgUrl } from './postgres-support.mjs';
 
 runLeaseContract('memory', () => {
   const clock = { t: 1_000_000 };
@@ -20,19 +20,9 @@ runLeaseContract('memory', () => {
   };
 }, { test });
 
-const url = process.env.VPP_PG_URL;
-const skip = !url && !process.env.CI
-  ? "VPP_PG_URL is unset: run 'bash scripts/test.sh', or start a server with 'eval \"$(bash scripts/postgres.sh start)\"' and export VPP_PG_URL"
-  : false;
-
-const pg = createRequire(import.meta.url)('pg');
-let admin;
-after(() => admin?.end());
-
 let tables = 0;
 runLeaseContract('PostgreSQL', () => {
-  if (!url) throw new Error('VPP_PG_URL is unset (required under CI: scripts/test.sh starts PostgreSQL and sets it)');
-  admin ??= new pg.Pool({ connectionString: url, max: 2 });
+  const url = requirePgUrl();
   const table = `vpp_lease_${process.pid}_${(tables += 1)}`;
   return {
     // Real time on the database clock: long enough that statement latency never decides a case.
@@ -40,8 +30,6 @@ runLeaseContract('PostgreSQL', () => {
     open: () => PostgresStore.connect({ connectionString: url, table }),
     advance: (ms) => sleep(ms),
     close: (store) => store.close(),
-    cleanup: async () => {
-      for (const suffix of ['', '_leases', '_holders']) await admin.query(`DROP TABLE IF EXISTS "${table}${suffix}"`);
-    },
+    cleanup: () => dropStoreTables(table),
   };
-}, { test, skip });
+}, { test, skip: pgSkip });

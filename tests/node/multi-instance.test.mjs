@@ -13,11 +13,8 @@ import { Engine } from '../../pkg/vpp_license_engine.node.mjs';
 import { PostgresStore } from '../../host-shim/node/index.js';
 import { startSimulator } from '../../host-shim/simulator/index.js';
 import { Backend, driverRuns, overlappingRuns, startRelay, waitFor } from './fixtures/backends.mjs';
+import { dropStoreTables, pgSkip, requirePgUrl } from './postgres-support.mjs';
 
-const url = process.env.VPP_PG_URL;
-const skip = !url && !process.env.CI
-  ? "VPP_PG_URL is unset: run 'bash scripts/test.sh', or start a server with 'eval \"$(bash scripts/postgres.sh start)\"' and export VPP_PG_URL"
-  : false;
 
 const TTL_MS = Number(process.env.VPP_LEASE_TTL_MS ?? 3000);
 const LEASE = { ttlMs: TTL_MS, marginMs: Math.round(TTL_MS / 6), renewEveryMs: Math.floor(TTL_MS / 3) };
@@ -40,16 +37,13 @@ test('the exclusivity check finds two instances driving one account at once, and
   assert.deepEqual(overlappingRuns(unanswered), ['t1: b from 100 while a until Infinity'], 'an instance never killed whose request was never answered still drives');
 });
 
-test('three backends on one PostgreSQL: one driver per account at a time, all accounts reach their desired state, a killed instance\'s accounts are taken over', { skip, timeout: 180_000 }, async (t) => {
-  if (!url) throw new Error('VPP_PG_URL is unset (required under CI: scripts/test.sh starts PostgreSQL and sets it)');
+test('three backends on one PostgreSQL: one driver per account at a time, all accounts reach their desired state, a killed instance\'s accounts are taken over', { skip: pgSkip, timeout: 180_000 }, async (t) => {
+  const url = requirePgUrl();
   const table = `vpp_multi_${process.pid}`;
   const store = await PostgresStore.connect({ connectionString: url, table });
   t.after(async () => {
     await store.close();
-    const { default: pg } = await import('pg');
-    const admin = new pg.Pool({ connectionString: url, max: 1 });
-    for (const suffix of ['', '_leases', '_holders']) await admin.query(`DROP TABLE IF EXISTS "${table}${suffix}"`);
-    await admin.end();
+    await dropStoreTables(table);
   });
 
   const sim = await startSimulator({ port: 0, seed: 21, pageSize: 5, eventDelayMs: 40, notificationRetryDelayMs: 300, logHeaders: ['x-instance'] });

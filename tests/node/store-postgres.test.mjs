@@ -1,25 +1,14 @@
 // The Store contract (tests/stores/contract.mjs) on PostgresStore, each case in a fresh table, against the real
 // server that scripts/test.sh starts (scripts/postgres.sh) and names in VPP_PG_URL. Skipped only when VPP_PG_URL
 // and CI are both unset; under CI a missing VPP_PG_URL fails.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { PostgresStore } from '../../host-shim/node/index.js';
 import { runStoreContract } from '../stores/contract.mjs';
-
-const url = process.env.VPP_PG_URL;
-const skip = !url && !process.env.CI
-  ? "VPP_PG_URL is unset: run 'bash scripts/test.sh', or start a server with 'eval \"$(bash scripts/postgres.sh start)\"' and export VPP_PG_URL"
-  : false;
+import { adminPool, pgSkip as skip, pgUrl as url } from './postgres-support.mjs';
 
 const pg = createRequire(import.meta.url)('pg');
-let admin;
-const adminPool = () => {
-  if (!url) throw new Error('VPP_PG_URL is unset (required under CI: scripts/test.sh starts PostgreSQL and sets it)');
-  admin ??= new pg.Pool({ connectionString: url, max: 2 });
-  return admin;
-};
-after(() => admin?.end());
 
 let tables = 0;
 function makePlace() {

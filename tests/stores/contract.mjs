@@ -24,7 +24,7 @@ function canonical(value) {
 }
 
 /** Resolves to the error `run()` threw or rejected with; throws if it did not. */
-async function failure(run, message) {
+export async function failure(run, message) {
   try {
     await run();
   } catch (error) {

@@ -7,23 +7,13 @@
 //   place.advance(ms)   lets `ms` pass on the STORE's clock (a fake clock, or real time for a database)
 //   place.close(store)  closes it
 //   place.cleanup()     removes the place
-import { assertSame } from './contract.mjs';
+import { assertSame, failure } from './contract.mjs';
 
 const put = (key, value) => ({ op: 'put', key, value });
 const del = (key) => ({ op: 'delete', key });
 const sorted = (list) => [...list].sort();
 const byKey = (records) => [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 const states = async (store) => [...(await store.leaseStates())].sort((a, b) => (a.accountId < b.accountId ? -1 : 1));
-
-/** Resolves to the error `run()` threw or rejected with; throws if it did not. */
-async function failure(run, message) {
-  try {
-    await run();
-  } catch (error) {
-    return error;
-  }
-  throw new Error(`expected a failure: ${message}`);
-}
 
 async function withStore(place, body) {
   const store = await place.open();
