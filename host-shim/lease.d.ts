@@ -40,7 +40,9 @@ export interface LeaseKeeperOptions {
 /**
  * Keeps one instance's account leases and makes its Driver drive exactly those accounts (see README, "Several
  * backends on one PostgreSQL"). Build the Driver with `store: keeper.store, leases: keeper`, then
- * `keeper.start(driver)`; start every Engine empty (`new Engine`), not with `Engine.restore`.
+ * `keeper.start(driver)`; start every Engine empty (`new Engine`), not with `Engine.restore`. A failed store write
+ * halts the Driver and the keeper alike (nothing more is renewed, so the others take the accounts after the ttl):
+ * restart the instance.
  */
 export declare class LeaseKeeper implements DriverLeases {
   constructor(options: LeaseKeeperOptions);

@@ -297,7 +297,13 @@ export class LeaseKeeper {
   }
 
   async #applyFenced(ops) {
-    const { skipped } = await this.#store.applyFenced(this.#holder, ops);
+    let skipped;
+    try {
+      ({ skipped } = await this.#store.applyFenced(this.#holder, ops));
+    } catch (error) {
+      this.#halt();
+      throw error; // the Driver halts too
+    }
     for (const accountId of skipped) {
       this.#validUntil.delete(accountId);
       this.#lose(accountId, 'write refused: lease not held');
@@ -305,6 +311,22 @@ export class LeaseKeeper {
     const deleted = ops.filter((op) => op.op === 'delete').map((op) => accountIdOfKey(op.key))
       .filter((id) => id !== null && !skipped.includes(id));
     if (deleted.length > 0) this.#accountsDeleted(deleted);
+  }
+
+  /**
+   * A write failed: the Driver halts (restart the instance from the store). The keeper stops too and renews nothing
+   * more, so that the other instances take these accounts over when the leases expire, instead of this instance
+   * holding accounts that nothing drives.
+   */
+  #halt() {
+    this.#stopped = true;
+    this.#clearTimer(this.#roundTimer);
+    this.#clearTimer(this.#expiryTimer);
+    for (const accountId of [...this.#driven]) {
+      this.#driven.delete(accountId);
+      this.#onLease({ type: 'lost', accountId, reason: 'a store write failed: this instance stopped' });
+    }
+    this.#validUntil.clear();
   }
 
   /** The engine deleted these accounts (their records are gone): their leases are given up. */

@@ -218,7 +218,7 @@ test('an instance that cannot renew releases its accounts at its local expiry, b
   await clock.advance(1);
   assert.deepEqual(a.keeper.held(), []);
   assert.deepEqual(a.engine.calls.filter((c) => c.release).map((c) => c.release).sort(), ['x', 'y']);
-  assert.deepEqual(a.changes.filter((c) => c.type === 'lost').map((c) => [c.accountId, c.at - acquiredAt, c.reason]),
+  assert.deepEqual(a.changes.filter((c) => c.type === 'lost').map((c) => [c.accountId, c.at - acquiredAt, c.reason]).sort(),
     [['x', TTL - MARGIN, 'lease not renewed in time'], ['y', TTL - MARGIN, 'lease not renewed in time']]);
 
   // The store still counts the lease until acquired + ttl: only then may another instance take it.
@@ -339,6 +339,37 @@ test('deleting an account gives up its lease; stop() releases every account, let
   assert.deepEqual(store.acquireLeases('B', ['x', 'y'], TTL).sort(), ['x', 'y']);
   assert.equal(store.heartbeat('B', TTL), 1, 'A left');
   assert.deepEqual(a.errors, []);
+});
+
+test('a failed write halts the Driver and the keeper: it renews nothing more, and another instance takes the accounts after the ttl', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  let failing = false;
+  const breaking = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop === 'applyFenced') return (...args) => (failing ? Promise.reject(new Error('disk full')) : value.apply(target, args));
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const a = instance(breaking, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  failing = true;
+  a.engine.persist([{ op: 'put', key: 'prov/x/1/STDQ/d/S1', value: { accountId: 'x' } }]);
+  a.engine.request('y');
+  a.driver.input({ type: 'tick' });
+  await a.driver.whenIdle();
+  assert.deepEqual(a.errors.map((e) => e.message), ['disk full']);
+  assert.deepEqual(a.sent, [], 'the request after the failed write did not leave');
+  assert.deepEqual(a.keeper.held(), []);
+  assert.equal(a.keeper.holds('y'), false);
+  const b = instance(store, clock, 'B');
+  b.keeper.start(b.driver);
+  await clock.advance(TTL);
+  await clock.advance(RENEW);
+  assert.deepEqual(b.keeper.held(), ['x', 'y'], 'A stopped renewing: B took over');
+  assert.deepEqual(b.errors, []);
 });
 
 test('the keeper checks its options', () => {
