@@ -157,8 +157,9 @@ test('three backends on one PostgreSQL: one driver per account at a time, all ac
     `(ttl ${TTL_MS} ms, renewal every ${LEASE.renewEveryMs} ms); runs per account: ${[...runs].map(([tk, r]) => `${name(tk)} ${r.map((x) => x.instance).join('>')}`).join('; ')}`);
   for (const o of takeovers) {
     assert.ok(o.by !== undefined, `${o.accountId} was taken over`);
-    // The lease logic bounds it by ttl + one renewal round; the slack is for adoption and the first request on a busy machine.
-    assert.ok(o.after <= TTL_MS + LEASE.renewEveryMs + 2000, `${o.accountId} taken over within the lease time: ${o.after} ms`);
+    // The lease logic bounds it by ttl + one renewal round (measured: about ttl + 1 s); another ttl of slack is for
+    // adopting the account and its first request on a busy machine.
+    assert.ok(o.after <= 2 * TTL_MS + LEASE.renewEveryMs, `${o.accountId} taken over within the lease time: ${o.after} ms`);
   }
 
   // No (asset, device) pair associated twice among the associate requests Apple accepted.
