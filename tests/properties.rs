@@ -438,13 +438,16 @@ proptest! {
     }
 
     /// `Retry-After: <seconds>` (with any surrounding spaces) is a deadline that many seconds
-    /// after the answer; `0` is no deadline at all.
+    /// after the answer, capped at the latest time JavaScript represents (2^53 - 1 ms); `0` is no
+    /// deadline at all.
     #[test]
     fn retry_after_seconds_give_a_deadline_that_many_seconds_later(
-        now in 0u64..=(1 << 50), seconds in 0u64..=10_000_000, pad in "[ \t]{0,2}",
+        now in 0u64..=(1 << 50),
+        seconds in prop_oneof![0u64..=10_000_000, any::<u64>()],
+        pad in "[ \t]{0,2}",
     ) {
         let headers = BTreeMap::from([("retry-after".to_owned(), format!("{pad}{seconds}{pad}"))]);
-        let expected = (seconds > 0).then_some(now + seconds * SECOND);
+        let expected = (seconds > 0).then_some(now.saturating_add(seconds.saturating_mul(SECOND)).min((1 << 53) - 1));
         prop_assert_eq!(retry_after(&headers, now), expected);
         let outcome = classify(503, &headers, "", now).outcome;
         match expected {

@@ -11,6 +11,9 @@ pub const TOKEN_INVALID_ERRORS: [i64; 5] = [9601, 9621, 9622, 9625, 9722];
 pub const RATE_LIMITED: i64 = 9646;
 /// Transient server-side errors (internal error, maintenance, temporarily unavailable).
 const TRANSIENT_ERRORS: [i64; 3] = [9603, 9644, 9729];
+/// The latest deadline a JavaScript host can hold (`Number.MAX_SAFE_INTEGER` ms, in the year 287396): a longer
+/// `Retry-After` is capped there, so that every output and record stays representable.
+const LATEST_DEADLINE: Millis = (1 << 53) - 1;
 
 /// The meaning of one answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +107,7 @@ pub fn retry_after(headers: &BTreeMap<String, String>, now: Millis) -> Option<Mi
         Ok(seconds) => now.saturating_add(seconds.saturating_mul(SECOND)),
         Err(_) => parse_http_date(value)?,
     };
-    (until > now).then_some(until)
+    (until > now).then_some(until.min(LATEST_DEADLINE))
 }
 
 #[cfg(test)]
@@ -130,6 +133,12 @@ mod tests {
         assert!(matches!(c.outcome, Outcome::RetryAfter { until: 121_000, .. }));
         let c = classify(503, &headers(&[("retry-after", "Thu, 01 Jan 1970 00:05:00 GMT")]), "", 1_000);
         assert!(matches!(c.outcome, Outcome::RetryAfter { until: 300_000, .. }));
+    }
+
+    #[test]
+    fn retry_after_beyond_what_javascript_can_represent_is_capped() {
+        let c = classify(503, &headers(&[("retry-after", "99999999999999")]), "", 1_000);
+        assert!(matches!(c.outcome, Outcome::RetryAfter { until: 9_007_199_254_740_991, .. }), "{:?}", c.outcome);
     }
 
     #[test]
