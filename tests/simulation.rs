@@ -1,50 +1,128 @@
-//! Deterministic simulation: a seeded random workload (policies, scope changes, enrollments,
-//! retirements, removed and failed installs, admin reclaims, Reconcile) with injected faults
-//! (503 + Retry-After, 429/9646, 500, another MDM taking the location) against the fake Apple.
-//! Invariants are checked after every step; once faults stop, the desired state must be reached.
+//! Deterministic simulation: a seeded random workload against the fake Apple, with faults
+//! injected at random and the engine restarted from its store at random points.
 //!
-//! `SIM_SEEDS=N SIM_STEPS=M cargo test --release --test simulation` runs more; a failure prints
-//! the seed and the command that replays it (`SIM_SEED=<seed>`).
+//! * Workload: device-license policies on four revocable apps (one with a scarce pool) and one
+//!   non-revocable app, user-license policies on a book and an app; scope changes, enrollments,
+//!   retirements, removed and failed installs, installs, users added and removed, admin
+//!   reclaims, Reconcile, and now and then a Clean Up. Another MDM holds a few assignments,
+//!   some on our devices.
+//! * Faults: 503 + Retry-After, 429 (9646), 500, lost answers (Apple handled the request, the
+//!   engine got a network error), unreachable Apple, slow, stuck, failed and partly failed
+//!   events, dropped, duplicated and delayed (reordered) notifications, answers overtaking each
+//!   other, another MDM taking the location, the token expiring (then replaced), and restarts
+//!   from the stored records (requests in flight lost, handled by Apple or not).
+//! * Invariants, after every step, from what Apple saw and answered (never from the engine's
+//!   own account of itself): see [`Checker`]. Once the faults stop, the desired state must be
+//!   reached within [`CONVERGENCE_BOUND`] of simulated time, with nothing left pending.
+//!
+//! `SIM_SEEDS=N SIM_STEPS=M cargo test --release --test simulation -- --nocapture` runs more
+//! seeds (in parallel, `SIM_THREADS` to choose); `SIM_SEED=<seed>` replays one. A failure
+//! prints the seed, the step and the command that replays it. The summary line counts seeds,
+//! steps, faults by kind and restarts.
 
 mod support;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde_json::json;
-use support::fake_apple::{Fault, Org};
-use support::{app, Harness, Trace};
+use serde_json::{json, Value};
+use support::fake_apple::{make_token, EventFault, Fault, NotificationFault, Org, TokenState};
+use support::{app, Harness, Trace, DAY, START};
 use vpp_license_engine::{AccountStatus, AppPolicy, ExplainQuery, Input, LicenseType, PricingParam};
 
 const SECOND: u64 = 1_000;
-const MINUTE: u64 = 60_000;
-const APPS: usize = 4;
+const MINUTE: u64 = 60 * SECOND;
+const HOUR: u64 = 60 * MINUTE;
 const DEVICES: usize = 40;
+const USERS: usize = 12;
+/// Apple's `maxRequestPerSecond` in the fake's service config.
 const RATE_LIMIT: usize = 15;
+
+/// Assets of the simulated location, by index (adam id `app(i)`): 0–3 revocable apps
+/// (device licenses), 4 a non-revocable app (device licenses), 5 a book and 6 a revocable app
+/// (user licenses).
+const ASSETS: usize = 7;
+const SCARCE_APP: usize = 2;
+const SCARCE_POOL: i64 = 14;
+const NON_REVOCABLE_APP: usize = 4;
+const BOOK: usize = 5;
+const FIRST_USER_ASSET: usize = 5;
+/// Never released by the engine: a license of these stays once assigned.
+const NEVER_RELEASED: [usize; 2] = [NON_REVOCABLE_APP, BOOK];
+
+/// Once faults stop: a Reconcile runs every 24 h, and a release nominated before a restart is
+/// only remembered by it.
+const CONVERGENCE_BOUND: u64 = DAY + 2 * HOUR;
+
+/// Another MDM's assignments: (asset, serial number). Some on devices outside our fleet, some on ours.
+const FOREIGN: [(usize, &str); 8] = [
+    (0, "OTHER0"),
+    (1, "OTHER1"),
+    (SCARCE_APP, "OTHER2"),
+    (0, "SIM005"),
+    (SCARCE_APP, "SIM010"),
+    (SCARCE_APP, "SIM011"),
+    (1, "SIM020"),
+    (NON_REVOCABLE_APP, "SIM030"),
+];
 
 fn serial(i: usize) -> String {
     format!("SIM{i:03}")
 }
 
+fn user(i: usize) -> String {
+    format!("simuser-{i}")
+}
+
+fn is_user_asset(asset: usize) -> bool {
+    asset >= FIRST_USER_ASSET
+}
+
+/// A device or a user of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Device(usize),
+    User(usize),
+}
+
+impl Target {
+    /// Parses an assignment's target, if it is one of the workload's.
+    fn of(assignment: &Value) -> Option<Self> {
+        if let Some(serial) = assignment["serialNumber"].as_str() {
+            return serial.strip_prefix("SIM")?.parse().ok().map(Target::Device);
+        }
+        assignment["clientUserId"].as_str()?.strip_prefix("simuser-")?.parse().ok().map(Target::User)
+    }
+}
+
+fn asset_of(assignment: &Value) -> Option<usize> {
+    assignment["adamId"].as_str()?.parse::<usize>().ok()?.checked_sub(400_000_000)
+}
+
 /// What the workload asked for, kept by the simulation to know the desired state.
 #[derive(Default)]
 struct Model {
-    /// policy index (one per app) → targets.
+    /// asset → targets in scope (device indices for device assets, user indices for user assets).
     policies: BTreeMap<usize, BTreeSet<usize>>,
     retired: BTreeSet<usize>,
-    /// (app, device) pairs held back by a removed app, a failed install or an admin reclaim.
+    removed_users: BTreeSet<usize>,
+    /// (asset, device) pairs held back by a removed app, a failed install or an admin reclaim.
     held: BTreeSet<(usize, usize)>,
 }
 
 impl Model {
-    fn wanted(&self) -> BTreeSet<(usize, usize)> {
+    fn wanted(&self) -> BTreeSet<(usize, Target)> {
         let mut wanted = BTreeSet::new();
-        for (app, targets) in &self.policies {
-            for device in targets {
-                if !self.retired.contains(device) && !self.held.contains(&(*app, *device)) {
-                    wanted.insert((*app, *device));
+        for (&asset, targets) in &self.policies {
+            for &t in targets {
+                if is_user_asset(asset) {
+                    if !self.removed_users.contains(&t) {
+                        wanted.insert((asset, Target::User(t)));
+                    }
+                } else if !self.retired.contains(&t) && !self.held.contains(&(asset, t)) {
+                    wanted.insert((asset, Target::Device(t)));
                 }
             }
         }
@@ -52,273 +130,635 @@ impl Model {
     }
 }
 
+/// The invariants, checked incrementally over the trace (each entry once) and Apple's logs.
+#[derive(Default)]
+struct Checker {
+    /// Deadline of the latest 503 + Retry-After the engine received.
+    retry_after_until: u64,
+    /// The engine received an answer carrying the other MDM's `mdmInfo`, and no Reclaim Ownership followed.
+    taken_over: bool,
+    /// The engine received a 401 for its token, and no replacement token followed.
+    token_rejected: bool,
+    /// Send times of the account's requests in the last second.
+    window: VecDeque<u64>,
+    /// A Clean Up was requested: other MDMs' assignments may be released from now on.
+    cleaned_up: bool,
+}
+
+impl Checker {
+    fn entry(&mut self, entry: &Trace) {
+        match entry {
+            Trace::Sent { at, request } if request.account_id.is_some() => {
+                assert!(*at >= self.retry_after_until, "request at {at} inside the Retry-After window ending {}: {request:?}", self.retry_after_until);
+                assert!(!self.taken_over, "a request was sent while another MDM owns the location: {request:?}");
+                assert!(!self.token_rejected, "a request was sent after Apple rejected the token: {request:?}");
+                while self.window.front().is_some_and(|&t| t + SECOND <= *at) {
+                    self.window.pop_front();
+                }
+                self.window.push_back(*at);
+                assert!(self.window.len() <= RATE_LIMIT, "{} requests within one second, the last at {at}", self.window.len());
+                if request.purpose == "disassociateAssets" {
+                    let body: Value = serde_json::from_str(request.body.as_deref().unwrap_or("{}")).unwrap();
+                    for asset in body["assets"].as_array().into_iter().flatten() {
+                        let index = asset_of(asset);
+                        assert!(
+                            !index.is_some_and(|i| NEVER_RELEASED.contains(&i)),
+                            "a disassociate of a book or non-revocable asset: {body}"
+                        );
+                    }
+                }
+            }
+            Trace::Answered { at, status, headers, body, .. } => {
+                // Apple's word, not the engine's: a 5xx with Retry-After forbids requests until then.
+                let seconds = headers.get("Retry-After").and_then(|v| v.parse::<u64>().ok());
+                if let Some(seconds) = seconds.filter(|_| *status >= 500) {
+                    self.retry_after_until = self.retry_after_until.max(at + seconds * SECOND);
+                }
+                if *status == 401 {
+                    self.token_rejected = true;
+                }
+                if body.contains("\"rival\"") {
+                    self.taken_over = true;
+                }
+                check_error_numbers(body);
+            }
+            Trace::Notified { body, .. } => check_error_numbers(body),
+            _ => {}
+        }
+    }
+}
+
+/// One trace entry, on one line (`SIM_TRACE=1`).
+fn print_entry(entry: &Trace) {
+    let short = |text: &str| text.chars().take(400).collect::<String>();
+    match entry {
+        Trace::Sent { at, request } => {
+            let path = Harness::endpoint(request);
+            eprintln!("{} → #{} {} {path} {}", at - START, request.id, request.purpose, short(request.body.as_deref().unwrap_or("")));
+        }
+        Trace::Answered { at, id, status, body, headers } => eprintln!("{} ← #{id} {status} {headers:?} {}", at - START, short(body)),
+        Trace::Lost { at, id, status } => eprintln!("{} ✗ #{id} answer lost (Apple: {status})", at - START),
+        Trace::Notified { at, body, status } => eprintln!("{} ⇐ notification ({status}) {}", at - START, short(body)),
+        Trace::Emitted { at, event } => eprintln!("{} event {event:?}", at - START),
+    }
+}
+
+/// Error numbers Apple must never have to answer to this engine.
+fn check_error_numbers(body: &str) {
+    let never = [
+        (9706, "a non-revocable asset was disassociated"),
+        (9707, "a device license was asked for a non-device-assignable asset"),
+        (9700, "a request exceeded Apple's limits (9700)"),
+        (9701, "a request exceeded Apple's limits (9701)"),
+        (9702, "a request exceeded Apple's limits (9702)"),
+        (9714, "a request exceeded Apple's limits (9714)"),
+        (9709, "more associations were requested than available"),
+    ];
+    for (number, what) in never {
+        assert!(!body.contains(&format!("\"errorNumber\":{number}")), "{what}: {body}");
+    }
+}
+
+/// Counters of one or more runs.
+#[derive(Debug, Default)]
+struct Stats {
+    seeds: u64,
+    steps: u64,
+    faults: BTreeMap<String, u64>,
+    requests: u64,
+    longest_convergence: u64,
+}
+
+impl Stats {
+    fn add(&mut self, other: Stats) {
+        self.seeds += other.seeds;
+        self.steps += other.steps;
+        for (kind, n) in other.faults {
+            *self.faults.entry(kind).or_default() += n;
+        }
+        self.requests += other.requests;
+        self.longest_convergence = self.longest_convergence.max(other.longest_convergence);
+    }
+
+    fn faults_total(&self) -> u64 {
+        self.faults.values().sum()
+    }
+}
+
 struct Sim {
     h: Harness,
+    /// The location's current token (replaced after it expires).
     token: String,
+    tokens_issued: u32,
     rng: fastrand::Rng,
     model: Model,
-    /// Deadline set by a 503 + Retry-After the engine received.
-    retry_after_until: u64,
-    /// The engine has seen the rival's mdmInfo and no Reclaim Ownership followed yet.
-    taken_over_at_trace: Option<usize>,
-    checked_trace: usize,
-    faults_injected: usize,
-    /// Assignments another MDM made, which nothing but Clean Up may release.
-    others: Vec<serde_json::Value>,
+    checker: Checker,
+    /// Faults the simulation itself injects (Apple's own are in its fault log).
+    faults: BTreeMap<String, u64>,
+    requests: u64,
+    /// Another MDM's assignments, as (adamId, serial number).
+    foreign: BTreeSet<(String, String)>,
+    /// `SIM_TRACE=1`: print every input, request, answer, notification and event (for replays).
+    verbose: bool,
+    /// Apple's fault counts when last printed (`SIM_TRACE=1`).
+    printed_faults: BTreeMap<String, u64>,
 }
 
 impl Sim {
     fn new(seed: u64) -> Self {
         let mut h = Harness::with_notifications();
-        let mut org = Org::generated("SIM", APPS, 0, 0);
-        for asset in &mut org.assets {
-            asset["totalCount"] = json!(1_000);
-            asset["availableCount"] = json!(1_000);
+        h.rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+        let mut org = Org::generated("SIM", ASSETS, 0, 0);
+        for (i, asset) in org.assets.iter_mut().enumerate() {
+            asset["totalCount"] = json!(if i == SCARCE_APP { SCARCE_POOL } else { 1_000 });
+            asset["revocable"] = json!(!NEVER_RELEASED.contains(&i));
+            if i == BOOK {
+                asset["productType"] = json!("Book");
+                asset["deviceAssignable"] = json!(false);
+            }
         }
-        // Another MDM's assignments on devices outside our fleet.
-        let others: Vec<serde_json::Value> =
-            (0..3).map(|i| json!({"adamId": app(i), "pricingParam": "STDQ", "serialNumber": format!("OTHER{i}")})).collect();
-        for other in &others {
-            org.assignments.push((1, other.clone()));
+        let mut foreign = BTreeSet::new();
+        for (asset, device) in FOREIGN {
+            org.add_assignment(&app(asset), device);
+            foreign.insert((app(asset), device.to_owned()));
         }
+        org.recount();
         h.apple.event_delay = 3 * SECOND;
         h.latency = 200;
+        h.latency_jitter = 400;
         let token = h.org("SIMORG", org);
         h.add_account("a1", &token);
+        for u in 0..USERS {
+            let (email, managed_apple_id) = if u % 2 == 0 { (None, Some(format!("{}@managed.test", user(u)))) } else { (Some(format!("{}@school.test", user(u))), None) };
+            h.input(Input::UserAdded { client_user_id: user(u), email, managed_apple_id }).unwrap();
+        }
         h.run_for(MINUTE);
         Self {
             h,
             token,
+            tokens_issued: 1,
             rng: fastrand::Rng::with_seed(seed),
             model: Model::default(),
-            retry_after_until: 0,
-            taken_over_at_trace: None,
-            checked_trace: 0,
-            faults_injected: 0,
-            others,
+            checker: Checker::default(),
+            faults: BTreeMap::new(),
+            requests: 0,
+            foreign,
+            verbose: std::env::var("SIM_TRACE").is_ok_and(|v| v == "1"),
+            printed_faults: BTreeMap::new(),
         }
     }
 
-    fn policy_input(&self, app_index: usize) -> Input {
+    /// Feeds a workload input (printed with `SIM_TRACE=1`).
+    fn input(&mut self, input: Input) -> Result<(), vpp_license_engine::EngineError> {
+        if self.verbose {
+            eprintln!("{} input {input:?}", self.h.now - START);
+        }
+        self.h.input(input)
+    }
+
+    fn count(&mut self, kind: &str) {
+        *self.faults.entry(kind.to_owned()).or_default() += 1;
+        if self.verbose {
+            eprintln!("{} fault: {kind}", self.h.now - START);
+        }
+    }
+
+    fn policy_input(&self, asset: usize) -> Input {
+        let (license_type, name): (LicenseType, fn(usize) -> String) =
+            if is_user_asset(asset) { (LicenseType::User, user) } else { (LicenseType::Device, serial) };
         Input::SetPolicy {
             policy: AppPolicy {
-                policy_id: format!("p{app_index}"),
-                name: format!("Policy {app_index}"),
+                policy_id: format!("p{asset}"),
+                name: format!("Policy {asset}"),
                 account_id: "a1".into(),
-                adam_id: app(app_index),
+                adam_id: app(asset),
                 pricing_param: PricingParam::Stdq,
-                license_type: LicenseType::Device,
-                targets: self.model.policies[&app_index].iter().map(|d| serial(*d)).collect(),
+                license_type,
+                targets: self.model.policies[&asset].iter().map(|t| name(*t)).collect(),
             },
         }
     }
 
-    fn step(&mut self, faults: bool) {
-        let a = self.rng.usize(..APPS);
+    fn step(&mut self) {
+        let a = self.rng.usize(..ASSETS);
+        let device_app = self.rng.usize(..FIRST_USER_ASSET);
         let d = self.rng.usize(..DEVICES);
+        let u = self.rng.usize(..USERS);
         match self.rng.u32(..100) {
-            0..=14 => {
-                let targets: BTreeSet<usize> = (0..DEVICES).filter(|_| self.rng.bool()).collect();
-                for device in &targets {
-                    self.model.held.remove(&(a, *device)); // re-entering scope lifts a hold
+            0..=11 => {
+                let count = if is_user_asset(a) { USERS } else { DEVICES };
+                let targets: BTreeSet<usize> = (0..count).filter(|_| self.rng.bool()).collect();
+                if !is_user_asset(a) {
+                    for device in &targets {
+                        self.model.held.remove(&(a, *device)); // entering scope lifts a hold
+                    }
                 }
                 self.model.policies.insert(a, targets);
-                self.h.input(self.policy_input(a)).unwrap();
+                self.input(self.policy_input(a)).unwrap();
             }
-            15..=29 if self.model.policies.contains_key(&a) => {
+            12..=25 if self.model.policies.contains_key(&a) => {
                 let add = self.rng.bool();
+                let t = if is_user_asset(a) { u } else { d };
+                let name = if is_user_asset(a) { user(t) } else { serial(t) };
                 let targets = self.model.policies.get_mut(&a).unwrap();
                 if add {
-                    targets.insert(d);
-                    self.model.held.remove(&(a, d));
+                    targets.insert(t);
+                    if !is_user_asset(a) {
+                        self.model.held.remove(&(a, t));
+                    }
                 } else {
-                    targets.remove(&d);
+                    targets.remove(&t);
                 }
-                let (add, remove) = if add { (vec![serial(d)], vec![]) } else { (vec![], vec![serial(d)]) };
-                self.h.input(Input::UpdatePolicyTargets { policy_id: format!("p{a}"), add, remove }).unwrap();
+                let (add, remove) = if add { (vec![name], vec![]) } else { (vec![], vec![name]) };
+                self.input(Input::UpdatePolicyTargets { policy_id: format!("p{a}"), add, remove }).unwrap();
             }
-            30..=34 if self.model.policies.contains_key(&a) => {
+            26..=28 if self.model.policies.contains_key(&a) => {
                 self.model.policies.remove(&a);
-                self.h.input(Input::RemovePolicy { policy_id: format!("p{a}") }).unwrap();
+                self.input(Input::RemovePolicy { policy_id: format!("p{a}") }).unwrap();
             }
-            35..=44 => {
+            29..=36 => {
                 self.model.retired.remove(&d);
                 self.model.held.retain(|(_, device)| *device != d);
-                self.h.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false }).unwrap();
+                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false }).unwrap();
             }
-            45..=49 => {
+            37..=40 => {
                 self.model.retired.insert(d);
-                self.h.input(Input::DeviceRetired { serial_number: serial(d) }).unwrap();
+                self.input(Input::DeviceRetired { serial_number: serial(d) }).unwrap();
             }
-            50..=54 => {
-                self.model.held.insert((a, d));
-                self.h.input(Input::AppRemoved { serial_number: serial(d), adam_id: app(a) }).unwrap();
+            41..=44 => {
+                self.model.held.insert((device_app, d));
+                self.input(Input::AppRemoved { serial_number: serial(d), adam_id: app(device_app) }).unwrap();
             }
-            55..=57 => {
-                self.model.held.insert((a, d));
+            45..=46 => {
+                self.model.held.insert((device_app, d));
                 let cancelled = self.rng.bool();
-                self.h.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(a), cancelled }).unwrap();
+                self.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(device_app), cancelled }).unwrap();
             }
-            58..=62 => {
-                self.model.held.remove(&(a, d));
-                self.h.input(Input::AppInstalled { serial_number: serial(d), adam_id: app(a) }).unwrap();
+            47..=50 => {
+                self.model.held.remove(&(device_app, d));
+                self.input(Input::AppInstalled { serial_number: serial(d), adam_id: app(device_app) }).unwrap();
             }
-            63..=64 => {
+            51..=52 => {
                 let input = Input::ReclaimLicense {
                     account_id: "a1".into(),
-                    adam_id: app(a),
+                    adam_id: app(device_app),
                     pricing_param: PricingParam::Stdq,
                     serial_number: Some(serial(d)),
                     client_user_id: None,
                 };
-                if self.h.input(input).is_ok() {
-                    self.model.held.insert((a, d));
+                if self.input(input).is_ok() {
+                    self.model.held.insert((device_app, d));
                 }
             }
-            65..=67 => self.h.input(Input::Reconcile).unwrap(),
-            68..=79 if faults => self.inject_fault(),
-            80..=81 if faults && self.taken_over_at_trace.is_none() => {
-                self.h.apple.org(&self.token).mdm_info = Some(json!({"id": "rival", "name": "Rival MDM", "metadata": ""}));
-                self.faults_injected += 1;
+            53..=54 => self.input(Input::Reconcile).unwrap(),
+            55..=56 => {
+                self.model.removed_users.insert(u);
+                self.input(Input::UserRemoved { client_user_id: user(u) }).unwrap();
             }
+            57..=58 => {
+                self.model.removed_users.remove(&u);
+                let managed_apple_id = (u % 2 == 0).then(|| format!("{}@managed.test", user(u)));
+                let email = (u % 2 == 1).then(|| format!("{}@school.test", user(u)));
+                self.input(Input::UserAdded { client_user_id: user(u), email, managed_apple_id }).unwrap();
+            }
+            59 if self.rng.u32(..40) == 0 => {
+                self.checker.cleaned_up = true;
+                self.input(Input::CleanUp { account_id: "a1".into() }).unwrap();
+            }
+            60..=79 => self.inject_fault(),
             _ => {}
         }
-        if self.h.status("a1") == AccountStatus::OwnedByOtherMdm && self.rng.u32(..4) == 0 {
-            self.h.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
-            self.taken_over_at_trace = None;
-        }
+        self.administrator();
         let advance = self.rng.u64(..90 * SECOND);
         self.h.run_for(advance);
         self.check_invariants();
     }
 
+    /// What an administrator does about a stopped account: reclaim the location, upload a new token.
+    fn administrator(&mut self) {
+        match self.h.status("a1") {
+            AccountStatus::OwnedByOtherMdm if self.rng.u32(..4) == 0 => {
+                self.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
+                self.checker.taken_over = false;
+            }
+            AccountStatus::TokenInvalid if self.rng.u32(..3) == 0 => self.replace_token(),
+            _ => {}
+        }
+    }
+
+    fn replace_token(&mut self) {
+        self.tokens_issued += 1;
+        let renewed = make_token("SIMORG", &format!("renewed-secret-{}", self.tokens_issued), START + 365 * DAY);
+        self.h.apple.replace_token(&self.token, &renewed);
+        self.h.add_account_mapping("a1", &renewed);
+        self.token = renewed.clone();
+        self.input(Input::EditAccount { account_id: "a1".into(), name: None, token: Some(renewed) }).unwrap();
+        self.checker.token_rejected = false;
+    }
+
     fn inject_fault(&mut self) {
-        let fault = match self.rng.u32(..3) {
-            0 => Fault::status(503).header("Retry-After", &self.rng.u64(1..300).to_string()),
-            1 => Fault::status(429).body(json!({"errorNumber": 9646, "errorMessage": "Too many requests"})),
-            _ => Fault::status(500),
+        const PATHS: [&str; 7] =
+            ["/assets/associate", "/assets/disassociate", "/assets/revoke", "/status", "/assignments", "/users/create", "/client/config"];
+        let path = self.rng.bool().then(|| PATHS[self.rng.usize(..PATHS.len())]);
+        let request_fault = |fault: Fault, token: &str| {
+            let fault = fault.for_token(token);
+            match path {
+                Some(path) => fault.on_path(path),
+                None => fault,
+            }
         };
-        self.h.apple.faults.push_back(fault.for_token(&self.token));
-        self.faults_injected += 1;
+        let error = self.rng.choice([9603, 9644]).unwrap();
+        match self.rng.u32(..100) {
+            0..=9 => {
+                let fault = Fault::status(503).header("Retry-After", &self.rng.u64(1..300).to_string());
+                self.h.apple.faults.push_back(request_fault(fault, &self.token));
+            }
+            10..=17 => {
+                let fault = Fault::status(429).body(json!({"errorNumber": 9646, "errorMessage": "Too many requests"}));
+                self.h.apple.faults.push_back(request_fault(fault, &self.token));
+            }
+            18..=25 => self.h.apple.faults.push_back(request_fault(Fault::status(500), &self.token)),
+            26..=37 => self.h.apple.faults.push_back(request_fault(Fault::lost_answer(), &self.token)),
+            38..=43 => self.h.apple.faults.push_back(request_fault(Fault::unreachable(), &self.token)),
+            44..=51 => self.h.apple.event_faults.push_back(EventFault::Slow(self.rng.u64(30 * SECOND..9 * MINUTE))),
+            52..=54 => self.h.apple.event_faults.push_back(EventFault::Stuck),
+            55..=60 => self.h.apple.event_faults.push_back(EventFault::Failed(error)),
+            61..=68 => self.h.apple.event_faults.push_back(EventFault::Partial(error)),
+            69..=74 => self.h.apple.notification_faults.push_back(NotificationFault::Drop),
+            75..=79 => self.h.apple.notification_faults.push_back(NotificationFault::Duplicate(self.rng.u64(..2 * MINUTE))),
+            80..=86 => self.h.apple.notification_faults.push_back(NotificationFault::Delay(self.rng.u64(5 * SECOND..5 * MINUTE))),
+            87..=89 => {
+                let org = self.h.apple.org(&self.token);
+                if org.mdm_info.as_ref().is_none_or(|info| info["id"] != "rival") {
+                    org.mdm_info = Some(json!({"id": "rival", "name": "Rival MDM", "metadata": ""}));
+                    self.count("location taken over");
+                }
+            }
+            90..=91 => {
+                let org = self.h.apple.org(&self.token);
+                if org.token_state == TokenState::Valid {
+                    org.token_state = TokenState::Expired;
+                    self.count("token expired");
+                }
+            }
+            _ => self.restart(),
+        }
+    }
+
+    /// The engine stops as a crash would, at the end of the step or while requests are in
+    /// flight, and a new one is restored from the store.
+    fn restart(&mut self) {
+        if self.rng.bool() {
+            let end = self.h.now + 90 * SECOND;
+            if self.h.run_until_request_in_flight(end) {
+                self.count("restart with requests in flight");
+            }
+            self.check_invariants();
+        }
+        self.count("restart");
+        if self.verbose {
+            eprintln!("{} restart", self.h.now - START);
+        }
+        let before = self.h.engine.pending_operations("a1").unwrap();
+        let rng = &mut self.rng;
+        if let Err(error) = self.h.restart(|_| rng.bool()) {
+            panic!("the store does not restore: {error}");
+        }
+        let after = self.h.engine.pending_operations("a1").unwrap();
+        for op in before.iter().filter(|op| op.event_id.is_some()) {
+            assert!(
+                after.iter().any(|o| o.operation_id == op.operation_id && o.event_id == op.event_id),
+                "operation {} (event {:?}) was pending before the restart and is unknown after it: {after:?}",
+                op.operation_id,
+                op.event_id
+            );
+        }
     }
 
     /// Invariants over everything that happened since the last check.
     fn check_invariants(&mut self) {
-        let trace: Vec<Trace> = self.h.trace[self.checked_trace..].to_vec();
-        for (offset, entry) in trace.iter().enumerate() {
-            match entry {
-                Trace::Answered { at, status, headers, body, .. } => {
-                    // Apple's word, not the engine's: a 5xx with Retry-After forbids requests until then.
-                    let seconds = headers.get("Retry-After").and_then(|v| v.parse::<u64>().ok());
-                    if let Some(seconds) = seconds.filter(|_| *status >= 500) {
-                        self.retry_after_until = self.retry_after_until.max(at + seconds * SECOND);
-                    }
-                    assert!(!body.contains("\"errorNumber\":9706"), "a non-revocable asset was disassociated");
-                    assert!(!body.contains("\"errorNumber\":9707"), "a device license was asked for a non-device-assignable asset");
-                    for limit_error in ["9700", "9701", "9702", "9714"] {
-                        assert!(!body.contains(&format!("\"errorNumber\":{limit_error}")), "a request exceeded Apple's limits ({limit_error})");
-                    }
-                    assert!(!body.contains("\"errorNumber\":9709"), "more associations were requested than available");
-                    if body.contains("\"rival\"") && self.taken_over_at_trace.is_none() {
-                        self.taken_over_at_trace = Some(self.checked_trace + offset);
-                    }
+        if self.verbose && self.printed_faults != self.h.apple.fault_log {
+            for (kind, n) in &self.h.apple.fault_log {
+                if self.printed_faults.get(kind) != Some(n) {
+                    eprintln!("{} fault took effect during the step: {kind}", self.h.now - START);
                 }
-                Trace::Sent { at, request } if request.account_id.is_some() => {
-                    // The trace is in order: every deadline learned so far applies.
-                    assert!(*at >= self.retry_after_until, "request at {at} inside the Retry-After window ending {}", self.retry_after_until);
-                    if let Some(since) = self.taken_over_at_trace {
-                        assert!(self.checked_trace + offset < since, "a request was sent while another MDM owns the location: {request:?}");
-                    }
-                }
-                _ => {}
             }
+            self.printed_faults = self.h.apple.fault_log.clone();
         }
-        // Rate: never more than the limit in any second of send times.
-        let times: Vec<u64> = self.h.requests_for("a1").iter().map(|(at, _)| *at).collect();
-        let recent = times.len().saturating_sub(200);
-        for (i, &t) in times.iter().enumerate().skip(recent) {
-            let in_window = times[i..].iter().take_while(|&&u| u < t + SECOND).count();
-            assert!(in_window <= RATE_LIMIT, "{in_window} requests in the second from {t}");
+        for entry in self.h.take_trace() {
+            if self.verbose {
+                print_entry(&entry);
+            }
+            if matches!(&entry, Trace::Sent { request, .. } if request.account_id.is_some()) {
+                self.requests += 1;
+            }
+            self.checker.entry(&entry);
         }
-        // Another MDM's assignments stay: Clean Up is not part of this workload.
-        let at_apple = &self.h.apple.org(&self.token).assignments;
-        for other in &self.others {
-            assert!(at_apple.iter().any(|(_, a)| a == other), "another MDM's assignment {other} was released");
+        if let Some(overcommit) = self.h.apple.overcommitted.first() {
+            panic!("more associations requested than available: {overcommit}");
         }
-        self.checked_trace = self.h.trace.len();
+        for (kind, released) in std::mem::take(&mut self.h.apple.release_log) {
+            let pair = (released["adamId"].as_str().unwrap_or_default().to_owned(), released["serialNumber"].as_str().unwrap_or_default().to_owned());
+            assert!(
+                self.checker.cleaned_up || !self.foreign.contains(&pair),
+                "another MDM's assignment was released by a {kind}: {released}"
+            );
+        }
     }
 
-    /// With faults over: the desired state is reached within a bounded simulated time.
-    fn converge(&mut self) {
-        // Faults stop; a takeover already made is noticed by the engine at its next answer and
-        // reclaimed by the administrator.
-        self.h.apple.faults.clear();
-        for _ in 0..6 {
-            self.h.run_for(5 * MINUTE);
-            self.check_invariants();
-            if self.h.status("a1") == AccountStatus::OwnedByOtherMdm {
-                self.h.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
-                self.taken_over_at_trace = None;
+    /// Pairs the desired state wants and Apple lacks (with licenses available), and pairs Apple
+    /// holds that nothing wants (except other MDMs' and licenses that are never released).
+    fn differences(&mut self) -> (Vec<(usize, Target)>, Vec<(usize, Target)>) {
+        let foreign = self.foreign.clone();
+        let org = self.h.apple.org(&self.token);
+        let available: Vec<i64> = org.assets.iter().map(|a| a["availableCount"].as_i64().unwrap()).collect();
+        let mut at_apple = BTreeSet::new();
+        let mut tolerated = BTreeSet::new();
+        for (_, assignment) in &org.assignments {
+            let (Some(asset), Some(target)) = (asset_of(assignment), Target::of(assignment)) else { continue };
+            at_apple.insert((asset, target));
+            let theirs = foreign.contains(&(app(asset), assignment["serialNumber"].as_str().unwrap_or_default().to_owned()));
+            if NEVER_RELEASED.contains(&asset) || theirs {
+                tolerated.insert((asset, target));
             }
         }
-        self.h.input(Input::Reconcile).unwrap();
-        self.h.run_for(30 * MINUTE);
-        self.check_invariants();
         let wanted = self.model.wanted();
-        let at_apple: BTreeSet<(usize, usize)> = self
-            .h
-            .apple
-            .org(&self.token)
-            .assignments
-            .iter()
-            .filter_map(|(_, a)| {
-                let device = a["serialNumber"].as_str()?.strip_prefix("SIM")?.parse().ok()?;
-                let app = a["adamId"].as_str()?.parse::<usize>().ok()? - 400_000_000;
-                Some((app, device))
-            })
-            .collect();
-        let missing: Vec<_> = wanted.difference(&at_apple).collect();
-        let extra: Vec<_> = at_apple.difference(&wanted).collect();
-        for (a, d) in missing.iter().chain(&extra) {
-            let query = ExplainQuery { adam_id: app(*a), pricing_param: PricingParam::Stdq, serial_number: Some(serial(*d)), client_user_id: None };
-            eprintln!("app {a} on {}: the engine says {:?}", serial(*d), self.h.engine.explain("a1", &query));
+        let missing = wanted.iter().filter(|(asset, _)| available[*asset] > 0).filter(|p| !at_apple.contains(p)).copied().collect();
+        let extra = at_apple.iter().filter(|p| !wanted.contains(p) && !tolerated.contains(p)).copied().collect();
+        (missing, extra)
+    }
+
+    /// Apple holds the desired state, the location is ours with a valid token, the account is
+    /// active and nothing is pending.
+    fn converged(&mut self) -> bool {
+        let org = self.h.apple.org(&self.token);
+        let ours = org.mdm_info.as_ref().is_some_and(|info| info["id"] == support::our_mdm().id) && org.token_state == TokenState::Valid;
+        if !ours || self.h.status("a1") != AccountStatus::Active || !self.h.engine.pending_operations("a1").unwrap().is_empty() {
+            return false;
         }
-        assert!(missing.is_empty() && extra.is_empty(), "not converged: missing {missing:?}, extra {extra:?}");
+        let (missing, extra) = self.differences();
+        missing.is_empty() && extra.is_empty()
+    }
+
+    /// With faults over: the desired state is reached within [`CONVERGENCE_BOUND`] and stays.
+    /// Returns how long it took.
+    fn converge(&mut self) -> u64 {
+        self.h.apple.faults.clear();
+        self.h.apple.event_faults.clear();
+        self.h.apple.notification_faults.clear();
+        let start = self.h.now;
+        while !self.converged() {
+            if self.h.now - start > CONVERGENCE_BOUND {
+                self.explain_divergence(&format!("not converged within {} h of the faults stopping", CONVERGENCE_BOUND / HOUR));
+            }
+            match self.h.status("a1") {
+                AccountStatus::OwnedByOtherMdm => {
+                    self.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
+                    self.checker.taken_over = false;
+                }
+                AccountStatus::TokenInvalid => self.replace_token(),
+                _ => {}
+            }
+            self.h.run_for(5 * MINUTE);
+            self.check_invariants();
+        }
+        let took = self.h.now - start;
+        self.h.run_for(HOUR);
+        self.check_invariants();
+        if !self.converged() {
+            self.explain_divergence(&format!("the desired state was reached {} min after the faults stopped but did not last", took / MINUTE));
+        }
+        took
+    }
+
+    fn explain_divergence(&mut self, what: &str) -> ! {
+        let (missing, extra) = self.differences();
+        for (asset, target) in missing.iter().chain(&extra) {
+            let (serial_number, client_user_id) = match target {
+                Target::Device(d) => (Some(serial(*d)), None),
+                Target::User(u) => (None, Some(user(*u))),
+            };
+            let query = ExplainQuery { adam_id: app(*asset), pricing_param: PricingParam::Stdq, serial_number, client_user_id };
+            eprintln!("asset {asset} for {target:?}: the engine says {:?}", self.h.engine.explain("a1", &query));
+        }
+        panic!(
+            "{what}: status {:?}, pending {:?}, missing {missing:?}, extra {extra:?}",
+            self.h.account("a1"),
+            self.h.engine.pending_operations("a1"),
+        );
+    }
+
+    fn stats(&self, steps: usize, convergence: u64) -> Stats {
+        let mut faults = self.faults.clone();
+        for (kind, n) in &self.h.apple.fault_log {
+            *faults.entry(kind.clone()).or_default() += n;
+        }
+        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, longest_convergence: convergence }
     }
 }
 
-fn run(seed: u64, steps: usize) -> usize {
+/// One seed: `steps` steps with faults, then convergence. On failure, says how to replay it.
+fn run_seed(seed: u64, steps: usize) -> Result<Stats, String> {
+    let mut step = 0;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut sim = Sim::new(seed);
-        for _ in 0..steps {
-            sim.step(true);
+        while step < steps {
+            step += 1;
+            sim.step();
         }
-        sim.converge();
-        sim.faults_injected
+        step += 1; // convergence
+        let convergence = sim.converge();
+        sim.stats(steps, convergence)
     }));
-    match outcome {
-        Ok(faults) => faults,
-        Err(panic) => {
-            eprintln!("simulation failed with seed {seed}; replay: SIM_SEED={seed} SIM_STEPS={steps} cargo test --test simulation -- --nocapture");
-            std::panic::resume_unwind(panic)
-        }
-    }
+    outcome.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        let at = if step > steps { "after the faults stopped".to_owned() } else { format!("at step {step}") };
+        format!(
+            "seed {seed} failed {at}: {message}\n  replay: SIM_SEED={seed} SIM_STEPS={steps} cargo test --release --test simulation -- --nocapture"
+        )
+    })
 }
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Runs the seeds on `threads` threads; stops handing out seeds after the first failure unless
+/// `SIM_KEEP_GOING=1` (to survey every failing seed).
+#[cfg(not(target_arch = "wasm32"))]
+fn run_seeds(seeds: &[u64], steps: usize, threads: usize) -> (Stats, Vec<String>) {
+    let keep_going = std::env::var("SIM_KEEP_GOING").is_ok_and(|v| v == "1");
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results = Mutex::new((Stats::default(), Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= seeds.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let outcome = run_seed(seeds[index], steps);
+                let mut results = results.lock().unwrap();
+                match outcome {
+                    Ok(stats) => results.0.add(stats),
+                    Err(failure) => {
+                        failed.store(!keep_going, Ordering::Relaxed);
+                        results.1.push(failure);
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn run_seeds(seeds: &[u64], steps: usize, _threads: usize) -> (Stats, Vec<String>) {
+    let mut stats = Stats::default();
+    for &seed in seeds {
+        match run_seed(seed, steps) {
+            Ok(one) => stats.add(one),
+            Err(failure) => return (stats, vec![failure]),
+        }
+    }
+    (stats, Vec::new())
+}
+
 #[test]
-fn random_workloads_with_faults_keep_every_invariant_and_converge() {
+fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge() {
     let steps = env("SIM_STEPS", 150) as usize;
     let seeds: Vec<u64> = match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(seed) => vec![seed],
-        None => (1..=env("SIM_SEEDS", 8)).collect(),
+        None => (1..=env("SIM_SEEDS", 6)).collect(),
     };
-    let mut faults = 0;
-    for &seed in &seeds {
-        faults += run(seed, steps);
+    #[cfg(not(target_arch = "wasm32"))]
+    let (started, threads) = (std::time::Instant::now(), env("SIM_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get() as u64)) as usize);
+    #[cfg(target_arch = "wasm32")]
+    let threads = 1;
+    let (stats, failures) = run_seeds(&seeds, steps, threads.clamp(1, seeds.len()));
+    for failure in &failures {
+        eprintln!("simulation: {failure}");
     }
-    eprintln!("simulation: {} seeds × {steps} steps, {faults} faults injected, 0 invariant violations", seeds.len());
+    let by_kind: Vec<String> = stats.faults.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
+    #[cfg(not(target_arch = "wasm32"))]
+    let timing = format!(", {:.0} s on {threads} threads", started.elapsed().as_secs_f64());
+    #[cfg(target_arch = "wasm32")]
+    let timing = String::new();
+    eprintln!(
+        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected ({}), {} invariant violations, slowest convergence {} min after the faults stopped{timing}",
+        stats.seeds,
+        stats.requests,
+        stats.faults_total(),
+        by_kind.join(", "),
+        failures.len(),
+        stats.longest_convergence / MINUTE,
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

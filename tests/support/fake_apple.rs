@@ -2,7 +2,7 @@
 //! with `mdmInfo`, paged and versioned assets / assignments / users, token states, and
 //! injected faults. It answers an engine `Request` with (status, headers, body).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -74,12 +74,37 @@ impl Org {
         self.assignments.push((self.version, json!({"adamId": adam_id, "pricingParam": "STDQ", "serialNumber": serial})));
     }
 
+    /// Sets every asset's assigned and available counts from the assignments (after a test
+    /// added assignments directly).
+    pub fn recount(&mut self) {
+        let mut assigned: HashMap<&str, i64> = HashMap::new();
+        for (_, assignment) in &self.assignments {
+            *assigned.entry(assignment["adamId"].as_str().unwrap_or_default()).or_default() += 1;
+        }
+        for asset in self.assets.iter_mut() {
+            let assigned = assigned.get(asset["adamId"].as_str().unwrap_or_default()).copied().unwrap_or(0);
+            asset["assignedCount"] = json!(assigned);
+            asset["availableCount"] = json!(asset["totalCount"].as_i64().unwrap() - assigned);
+        }
+    }
+
     fn version_id(&self) -> String {
         format!("v{}", self.version)
     }
 }
 
-/// A canned answer for the next matching request.
+/// What a [`Fault`] does to the request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultEffect {
+    /// Apple answers with the fault's status, headers and body instead.
+    Canned,
+    /// Apple handles the request as usual, but its answer never reaches the engine.
+    LoseAnswer,
+    /// The request never reaches Apple (connection refused, DNS, TLS).
+    Unreachable,
+}
+
+/// A fault for the next matching request: a canned answer, or a request or answer lost.
 #[derive(Debug, Clone)]
 pub struct Fault {
     pub bearer: Option<String>,
@@ -87,11 +112,20 @@ pub struct Fault {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    pub effect: FaultEffect,
 }
 
 impl Fault {
     pub fn status(status: u16) -> Self {
-        Self { bearer: None, path_suffix: None, status, headers: Vec::new(), body: String::new() }
+        Self { bearer: None, path_suffix: None, status, headers: Vec::new(), body: String::new(), effect: FaultEffect::Canned }
+    }
+    /// Apple handles the request; the engine gets a network error instead of the answer.
+    pub fn lost_answer() -> Self {
+        Self { effect: FaultEffect::LoseAnswer, ..Self::status(0) }
+    }
+    /// The request never reaches Apple; the engine gets a network error.
+    pub fn unreachable() -> Self {
+        Self { effect: FaultEffect::Unreachable, ..Self::status(0) }
     }
     pub fn for_token(mut self, bearer: &str) -> Self {
         self.bearer = Some(bearer.to_owned());
@@ -109,6 +143,77 @@ impl Fault {
         self.body = body.to_string();
         self
     }
+
+    /// The kind of fault, for counting (`FakeApple::fault_log`).
+    pub fn label(&self) -> String {
+        match self.effect {
+            FaultEffect::LoseAnswer => "answer lost".to_owned(),
+            FaultEffect::Unreachable => "network error".to_owned(),
+            FaultEffect::Canned => {
+                let number = serde_json::from_str::<Value>(&self.body).ok().and_then(|b| b["errorNumber"].as_i64());
+                let retry_after = self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("retry-after"));
+                match (number, retry_after) {
+                    (_, true) => format!("{} + Retry-After", self.status),
+                    (Some(n), false) => format!("{} ({n})", self.status),
+                    (None, false) => format!("{}", self.status),
+                }
+            }
+        }
+    }
+}
+
+/// What happens to the next asynchronous event Apple starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFault {
+    /// Completes after this long instead of `event_delay` (`/status` says PENDING meanwhile).
+    Slow(u64),
+    /// Never completes: `/status` says PENDING for ever.
+    Stuck,
+    /// License events: completes FAILED, every task failed with this error number (no `errorInfo`).
+    Failed(i64),
+    /// License events: the tasks of every other target fail with this error number (at least one
+    /// target fails, and one succeeds when there are two or more); `errorInfo` names them.
+    Partial(i64),
+}
+
+impl EventFault {
+    fn label(self) -> &'static str {
+        match self {
+            EventFault::Slow(_) => "event slow",
+            EventFault::Stuck => "event stuck",
+            EventFault::Failed(_) => "event failed",
+            EventFault::Partial(_) => "event partly failed",
+        }
+    }
+}
+
+/// What happens to the next notification Apple sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationFault {
+    /// Never delivered.
+    Drop,
+    /// Delivered twice (the copy this much later).
+    Duplicate(u64),
+    /// Delivered this much later (later notifications overtake it).
+    Delay(u64),
+}
+
+impl NotificationFault {
+    fn label(self) -> &'static str {
+        match self {
+            NotificationFault::Drop => "notification dropped",
+            NotificationFault::Duplicate(_) => "notification duplicated",
+            NotificationFault::Delay(_) => "notification delayed",
+        }
+    }
+}
+
+/// A notification on its way to the MDM.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub at: u64,
+    pub bearer: String,
+    pub body: String,
 }
 
 /// Called after a page is served: (bearer, path, page index, org).
@@ -125,7 +230,11 @@ pub struct AppleEvent {
     pub outcome: Option<Vec<Value>>,
     /// Once completed: the assignments a revoke released.
     pub revoked: Vec<Value>,
+    /// Once completed: the assignments a failed revoke task left in place.
+    pub not_revoked: Vec<Value>,
     pub notified: bool,
+    /// The fault injected into this event, if any.
+    pub fault: Option<EventFault>,
 }
 
 pub struct FakeApple {
@@ -137,6 +246,21 @@ pub struct FakeApple {
     pub events: BTreeMap<String, AppleEvent>,
     /// How long an event takes to complete.
     pub event_delay: u64,
+    /// Faults for the next events started, in order.
+    pub event_faults: VecDeque<EventFault>,
+    /// Faults for the next notifications sent, in order.
+    pub notification_faults: VecDeque<NotificationFault>,
+    /// Notifications not yet delivered (see [`FakeApple::take_notifications`]).
+    pub outbox: Vec<Outgoing>,
+    /// How many faults of each kind took effect.
+    pub fault_log: BTreeMap<String, u64>,
+    /// Every assignment a completed disassociate or revoke removed: (event kind, assignment).
+    pub release_log: Vec<(&'static str, Value)>,
+    /// Associations Apple accepted although, with those still pending, they need more licenses
+    /// than the pool has: one line each.
+    pub overcommitted: Vec<String>,
+    /// Events not completed yet: (complete_at, event id).
+    incomplete: BTreeSet<(u64, String)>,
     next_event: u64,
 }
 
@@ -144,6 +268,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// The answer never reaches the engine (it gets a network error instead).
+    pub lost: bool,
 }
 
 impl FakeApple {
@@ -157,75 +283,172 @@ impl FakeApple {
             after_page: None,
             events: BTreeMap::new(),
             event_delay: 2_000,
+            event_faults: VecDeque::new(),
+            notification_faults: VecDeque::new(),
+            outbox: Vec::new(),
+            fault_log: BTreeMap::new(),
+            release_log: Vec::new(),
+            overcommitted: Vec::new(),
+            incomplete: BTreeSet::new(),
             next_event: 0,
         }
     }
 
-    /// Completes every event due by `now`; returns (bearer, ASSET_MANAGEMENT notification body)
-    /// for each completed license event not yet notified.
-    pub fn complete_due(&mut self, now: u64) -> Vec<(String, String)> {
-        let due: Vec<String> =
-            self.events.iter().filter(|(_, e)| e.outcome.is_none() && e.complete_at <= now).map(|(id, _)| id.clone()).collect();
-        for id in &due {
-            let event = self.events[id].clone();
+    fn count_fault(&mut self, label: &str) {
+        *self.fault_log.entry(label.to_owned()).or_default() += 1;
+    }
+
+    /// When something next happens on Apple's side by itself: an event completes or a
+    /// notification is due.
+    pub fn next_activity_at(&self) -> u64 {
+        let event = self.incomplete.first().map_or(u64::MAX, |(at, _)| *at);
+        self.outbox.iter().map(|o| o.at).min().unwrap_or(u64::MAX).min(event)
+    }
+
+    /// Notifications due by `now` (bearer of the location, body), in delivery order.
+    pub fn take_notifications(&mut self, now: u64) -> Vec<(String, String)> {
+        self.complete_due(now);
+        let (mut due, later): (Vec<Outgoing>, Vec<Outgoing>) = std::mem::take(&mut self.outbox).into_iter().partition(|o| o.at <= now);
+        self.outbox = later;
+        due.sort_by_key(|o| o.at);
+        due.into_iter().map(|o| (o.bearer, o.body)).collect()
+    }
+
+    /// Sends a notification, through the next notification fault if any.
+    fn send_notification(&mut self, now: u64, bearer: &str, body: String) {
+        let fault = self.notification_faults.pop_front();
+        if let Some(fault) = fault {
+            self.count_fault(fault.label());
+        }
+        let at = match fault {
+            None => now,
+            Some(NotificationFault::Drop) => return,
+            Some(NotificationFault::Duplicate(later)) => {
+                self.outbox.push(Outgoing { at: now + later, bearer: bearer.to_owned(), body: body.clone() });
+                now
+            }
+            Some(NotificationFault::Delay(later)) => now + later,
+        };
+        self.outbox.push(Outgoing { at, bearer: bearer.to_owned(), body });
+    }
+
+    /// The location's token was replaced by `new` (an uploaded renewal): requests with `old` are
+    /// refused as an unknown token from now on; events started with it carry on.
+    pub fn replace_token(&mut self, old: &str, new: &str) {
+        let mut org = self.orgs.remove(old).expect("known token");
+        org.token_state = TokenState::Valid;
+        self.orgs.insert(new.to_owned(), org);
+        for event in self.events.values_mut().filter(|e| e.bearer == old) {
+            event.bearer = new.to_owned();
+        }
+        for outgoing in self.outbox.iter_mut().filter(|o| o.bearer == old) {
+            outgoing.bearer = new.to_owned();
+        }
+    }
+
+    /// Completes every event due by `now`, and queues the notification of each completed event
+    /// in the outbox (see [`FakeApple::take_notifications`]).
+    pub fn complete_due(&mut self, now: u64) {
+        while let Some((at, id)) = self.incomplete.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.incomplete.pop_first();
+            let event = self.events[&id].clone();
             let org = self.orgs.get_mut(&event.bearer).expect("event of a known org");
-            let (failures, revoked) = apply_event(org, event.kind, &event.request);
-            let stored = self.events.get_mut(id).unwrap();
-            stored.outcome = Some(failures);
-            stored.revoked = revoked;
-        }
-        let mut notifications = Vec::new();
-        for (id, event) in self.events.iter_mut().filter(|(_, e)| e.outcome.is_some() && !e.notified) {
-            event.notified = true;
-            if event.kind == "CREATE" {
-                let org = &self.orgs[&event.bearer];
-                let created: Vec<Value> = event.request["users"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|u| org.users.iter().find(|(_, x)| x["clientUserId"] == u["clientUserId"]).map(|(_, x)| x.clone()))
-                    .collect();
-                let notification = json!({"eventId": id, "result": "SUCCESS", "type": "CREATE", "users": created});
-                let body = json!({"notificationId": format!("n-{id}"), "notificationType": "USER_MANAGEMENT",
-                                  "notification": notification, "uId": "1"});
-                notifications.push((event.bearer.clone(), body.to_string()));
-                continue;
+            let forced = match event.fault {
+                Some(EventFault::Failed(number)) => Some((number, true)),
+                Some(EventFault::Partial(number)) => Some((number, false)),
+                _ => None,
+            };
+            let applied = apply_event(org, event.kind, &event.request, forced);
+            for released in &applied.released {
+                self.release_log.push((event.kind, released.clone()));
             }
-            let failures = event.outcome.as_ref().unwrap();
-            let assignments = if event.kind == "REVOKE" { event.revoked.clone() } else { tasks(&event.request, event.kind) };
-            let (ok, failed): (Vec<Value>, Vec<Value>) = assignments.into_iter().partition(|a| !failed_task(failures, a));
-            for (result, list) in [("SUCCESS", ok), ("FAILURE", failed)] {
-                if list.is_empty() {
-                    continue;
-                }
-                let mut notification = json!({"eventId": id, "result": result, "type": event.kind, "assignments": list});
-                if result == "FAILURE" {
-                    notification["error"] = failures[0].clone();
-                }
-                let body = json!({"notificationId": format!("n-{id}-{result}"), "notificationType": "ASSET_MANAGEMENT",
-                                  "notification": notification, "uId": "1"});
-                notifications.push((event.bearer.clone(), body.to_string()));
+            let stored = self.events.get_mut(&id).unwrap();
+            stored.outcome = Some(applied.failures);
+            stored.revoked = if event.kind == "REVOKE" { applied.released } else { Vec::new() };
+            stored.not_revoked = applied.not_revoked;
+            stored.notified = true;
+            let stored = stored.clone();
+            for body in notifications_of(&id, &stored, &self.orgs[&event.bearer]) {
+                self.send_notification(at.max(stored.complete_at), &event.bearer, body);
             }
         }
-        notifications
     }
 
     fn start_event(&mut self, bearer: &str, kind: &'static str, request: Value, now: u64) -> Value {
         self.next_event += 1;
         let id = format!("event-{}", self.next_event);
+        if kind == "ASSOCIATE" {
+            self.check_pool(bearer, &request);
+        }
+        let fault = self.event_faults.pop_front();
+        if let Some(fault) = fault {
+            self.count_fault(fault.label());
+        }
+        let complete_at = match fault {
+            Some(EventFault::Slow(delay)) => now + delay,
+            Some(EventFault::Stuck) => u64::MAX,
+            _ => now + self.event_delay,
+        };
+        if complete_at != u64::MAX {
+            self.incomplete.insert((complete_at, id.clone()));
+        }
         self.events.insert(
             id.clone(),
             AppleEvent {
                 bearer: bearer.to_owned(),
                 kind,
                 request,
-                complete_at: now + self.event_delay,
+                complete_at,
                 outcome: None,
                 revoked: Vec::new(),
+                not_revoked: Vec::new(),
                 notified: false,
+                fault,
             },
         );
         json!({"eventId": id})
+    }
+
+    /// Records an association that, with the associations still pending, asks for more new
+    /// assignments of an asset than it has available (events that never complete don't count).
+    fn check_pool(&mut self, bearer: &str, request: &Value) {
+        let org = &self.orgs[bearer];
+        let named: HashSet<String> = request["assets"].as_array().into_iter().flatten().map(|a| text(&a["adamId"])).collect();
+        let held: HashSet<(String, String)> = org
+            .assignments
+            .iter()
+            .filter(|(_, a)| named.contains(&text(&a["adamId"])))
+            .map(|(_, a)| (text(&a["adamId"]), target_of(a)))
+            .collect();
+        let pending = self
+            .incomplete
+            .iter()
+            .filter_map(|(_, id)| self.events.get(id))
+            .filter(|e| e.bearer == bearer && e.kind == "ASSOCIATE")
+            .map(|e| &e.request);
+        let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let new_assets: BTreeSet<String> = tasks(request, "ASSOCIATE")
+            .iter()
+            .filter(|t| !held.contains(&(text(&t["adamId"]), target_of(t))))
+            .map(|t| text(&t["adamId"]))
+            .collect();
+        for sent in pending.chain(std::iter::once(request)) {
+            for task in tasks(sent, "ASSOCIATE") {
+                let (adam, target) = (text(&task["adamId"]), target_of(&task));
+                if new_assets.contains(&adam) && !held.contains(&(adam.clone(), target.clone())) {
+                    wanted.entry(adam).or_default().insert(target);
+                }
+            }
+        }
+        for (adam, targets) in wanted {
+            let available = org.assets.iter().find(|a| text(&a["adamId"]) == adam).and_then(|a| a["availableCount"].as_i64());
+            if let Some(available) = available.filter(|&n| (targets.len() as i64) > n) {
+                self.overcommitted.push(format!("asset {adam}: {} new assignments pending or requested, {available} available", targets.len()));
+            }
+        }
     }
 
     /// Requests Apple received for `path` (e.g. "assets/associate").
@@ -245,7 +468,12 @@ impl FakeApple {
                 && f.path_suffix.as_ref().is_none_or(|s| path.ends_with(s.as_str()))
         }) {
             let fault = self.faults.remove(index).unwrap();
-            return Answer { status: fault.status, headers: fault.headers.into_iter().collect(), body: fault.body };
+            self.count_fault(&fault.label());
+            return match fault.effect {
+                FaultEffect::Canned => Answer { status: fault.status, headers: fault.headers.into_iter().collect(), body: fault.body, lost: false },
+                FaultEffect::LoseAnswer => Answer { lost: true, ..self.answer(request, now) },
+                FaultEffect::Unreachable => Answer { status: 0, headers: BTreeMap::new(), body: String::new(), lost: true },
+            };
         }
         if path.ends_with("/service/config") {
             let urls: BTreeMap<&str, String> = [
@@ -274,8 +502,7 @@ impl FakeApple {
                 json!({"locationName": org.location_name, "countryISO2ACode": "US", "uId": "1"})
             }
             (Method::Get, "assets") => {
-                let records: Vec<Value> = org.assets.clone();
-                match page(&records, page_index, self.page_size, "assets", org.version_id()) {
+                match page(org.assets.iter(), page_index, self.page_size, "assets", org.version_id()) {
                     Ok(body) => body,
                     Err(answer) => return answer,
                 }
@@ -289,8 +516,8 @@ impl FakeApple {
                         _ => return error(400, 9721, "Invalid version ID."),
                     },
                 };
-                let records: Vec<Value> = source.iter().filter(|(v, _)| *v > since).map(|(_, r)| r.clone()).collect();
-                match page(&records, page_index, self.page_size, resource, org.version_id()) {
+                let records = source.iter().filter(|(v, _)| *v > since).map(|(_, r)| r);
+                match page(records, page_index, self.page_size, resource, org.version_id()) {
                     Ok(body) => body,
                     Err(answer) => return answer,
                 }
@@ -403,20 +630,83 @@ fn tasks(request: &Value, kind: &str) -> Vec<Value> {
     out
 }
 
+/// The target of an assignment or task, as one string.
+fn target_of(assignment: &Value) -> String {
+    match (assignment["serialNumber"].as_str(), assignment["clientUserId"].as_str()) {
+        (Some(serial), _) => format!("d:{serial}"),
+        (None, Some(user)) => format!("u:{user}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// A string field of a record (empty if absent).
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+/// Whether `failures` name the task (a failure without `errorInfo` names every task).
 fn failed_task(failures: &[Value], task: &Value) -> bool {
     failures.iter().any(|f| {
         let info = &f["errorInfo"];
         let hit = |key: &str, list: &str| info[list].as_array().is_some_and(|l| l.contains(&task[key]));
-        hit("serialNumber", "serialNumbers") || hit("clientUserId", "clientUserIds")
+        info.is_null() || hit("serialNumber", "serialNumbers") || hit("clientUserId", "clientUserIds")
     })
 }
 
-/// Applies a completed event to the org; returns failures[] (one entry per failed target) and
-/// the assignments a revoke released.
-fn apply_event(org: &mut Org, kind: &str, request: &Value) -> (Vec<Value>, Vec<Value>) {
+/// The notification bodies of a completed event: `USER_MANAGEMENT` for user creation, else
+/// `ASSET_MANAGEMENT` with the succeeded and the failed assignments.
+fn notifications_of(id: &str, event: &AppleEvent, org: &Org) -> Vec<String> {
+    let envelope = |suffix: &str, kind: &str, notification: Value| {
+        json!({"notificationId": format!("n-{id}{suffix}"), "notificationType": kind, "notification": notification, "uId": "1"}).to_string()
+    };
+    if event.kind == "CREATE" {
+        let created: Vec<Value> = event.request["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| org.users.iter().find(|(_, x)| x["clientUserId"] == u["clientUserId"]).map(|(_, x)| x.clone()))
+            .collect();
+        let notification = json!({"eventId": id, "result": "SUCCESS", "type": "CREATE", "users": created});
+        return vec![envelope("", "USER_MANAGEMENT", notification)];
+    }
+    let failures = event.outcome.as_deref().unwrap_or_default();
+    let (ok, failed): (Vec<Value>, Vec<Value>) = if event.kind == "REVOKE" {
+        (event.revoked.clone(), event.not_revoked.clone())
+    } else {
+        tasks(&event.request, event.kind).into_iter().partition(|a| !failed_task(failures, a))
+    };
+    let mut bodies = Vec::new();
+    for (result, list) in [("SUCCESS", ok), ("FAILURE", failed)] {
+        if list.is_empty() {
+            continue;
+        }
+        let mut notification = json!({"eventId": id, "result": result, "type": event.kind, "assignments": list});
+        if result == "FAILURE" {
+            notification["error"] = failures[0].clone();
+        }
+        bodies.push(envelope(&format!("-{result}"), "ASSET_MANAGEMENT", notification));
+    }
+    bodies
+}
+
+/// What a completed event did.
+struct Applied {
+    /// failures[] of the status answer.
+    failures: Vec<Value>,
+    /// Assignments a disassociate or revoke removed.
+    released: Vec<Value>,
+    /// Assignments a failed revoke task left in place.
+    not_revoked: Vec<Value>,
+}
+
+/// Applies a completed event to the org. `forced` (error number, every target?) makes targets
+/// fail: all of them, or every other one (the first always), with one failure naming them.
+fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, bool)>) -> Applied {
     let mut failures = Vec::new();
-    let mut revoked = Vec::new();
+    let mut released = Vec::new();
+    let mut not_revoked = Vec::new();
     if kind == "CREATE" {
+        // User creation never fails by injection: the engine would (rightly) stop asking.
         for user in request["users"].as_array().into_iter().flatten() {
             org.version += 1;
             let status = if user.get("managedAppleId").is_some() { "Associated" } else { "Registered" };
@@ -425,22 +715,50 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value) -> (Vec<Value>, Vec<V
             let record = json!({"clientUserId": id, "email": user["email"], "status": status, "inviteCode": format!("code-{}", id.as_str().unwrap())});
             org.users.push((org.version, record));
         }
-        return (failures, revoked);
+        return Applied { failures, released, not_revoked };
     }
-    let target_of = |a: &Value| format!("{}|{}", a["serialNumber"], a["clientUserId"]);
-    let mut held: std::collections::HashSet<(String, String)> =
-        org.assignments.iter().map(|(_, a)| (a["adamId"].to_string(), target_of(a))).collect();
-    let users: std::collections::HashSet<String> = org.users.iter().map(|(_, u)| u["clientUserId"].to_string()).collect();
-    let revocable: std::collections::HashSet<String> =
-        org.assets.iter().filter(|a| a["revocable"] == true).map(|a| a["adamId"].to_string()).collect();
-    let mut releasing: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    let serials: Vec<Value> = request["serialNumbers"].as_array().cloned().unwrap_or_default();
+    let users: Vec<Value> = request["clientUserIds"].as_array().cloned().unwrap_or_default();
+    let mut forced_out: HashSet<String> = HashSet::new();
+    if let Some((number, all)) = forced {
+        let targets: Vec<(&str, &Value)> = serials.iter().map(|s| ("serialNumbers", s)).chain(users.iter().map(|u| ("clientUserIds", u))).collect();
+        let chosen: Vec<(&str, &Value)> = targets.into_iter().enumerate().filter(|(i, _)| all || i % 2 == 0).map(|(_, t)| t).collect();
+        let message = "Apple could not complete the request (injected)";
+        if all {
+            failures.push(json!({"errorNumber": number, "errorMessage": message}));
+        } else {
+            let mut info = serde_json::Map::new();
+            for (list, target) in &chosen {
+                info.entry(*list).or_insert_with(|| json!([])).as_array_mut().unwrap().push((*target).clone());
+            }
+            failures.push(json!({"errorNumber": number, "errorMessage": message, "errorInfo": info}));
+        }
+        for (list, target) in chosen {
+            let key = if list == "serialNumbers" { json!({"serialNumber": target}) } else { json!({"clientUserId": target}) };
+            forced_out.insert(target_of(&key));
+        }
+    }
+    // Only an association needs to know what is held already (of the assets it names).
+    let named: HashSet<String> = request["assets"].as_array().into_iter().flatten().map(|a| text(&a["adamId"])).collect();
+    let mut held: HashSet<(String, String)> = if kind == "ASSOCIATE" {
+        org.assignments.iter().filter(|(_, a)| named.contains(&text(&a["adamId"]))).map(|(_, a)| (text(&a["adamId"]), target_of(a))).collect()
+    } else {
+        HashSet::new()
+    };
+    let known_users: HashSet<String> = org.users.iter().map(|(_, u)| text(&u["clientUserId"])).collect();
+    let revocable: HashSet<String> =
+        org.assets.iter().filter(|a| a["revocable"] == true).map(|a| text(&a["adamId"])).collect();
+    let mut releasing: HashSet<(String, String)> = HashSet::new();
     for task in tasks(request, kind) {
-        let key = (task["adamId"].to_string(), target_of(&task));
+        let key = (text(&task["adamId"]), target_of(&task));
+        if forced_out.contains(&key.1) {
+            continue;
+        }
         if kind != "ASSOCIATE" {
             releasing.insert(key);
             continue;
         }
-        if task.get("clientUserId").is_some() && !users.contains(&task["clientUserId"].to_string()) {
+        if task.get("clientUserId").is_some() && !known_users.contains(&text(&task["clientUserId"])) {
             failures.push(json!({"errorNumber": 9609, "errorMessage": "Registered user not found",
                                  "errorInfo": {"clientUserIds": [task["clientUserId"]]}}));
             continue;
@@ -464,40 +782,44 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value) -> (Vec<Value>, Vec<V
         held.insert(key);
         org.assignments.push((org.version, task.clone()));
     }
+    if kind == "REVOKE" {
+        not_revoked = org
+            .assignments
+            .iter()
+            .filter(|(_, a)| forced_out.contains(&target_of(a)) && revocable.contains(&text(&a["adamId"])))
+            .map(|(_, a)| a.clone())
+            .collect();
+    }
     if !releasing.is_empty() {
-        let revoked_targets: std::collections::HashSet<String> = releasing.iter().map(|(_, t)| t.clone()).collect();
+        let revoked_targets: HashSet<String> = releasing.iter().map(|(_, t)| t.clone()).collect();
         let before = org.assignments.len();
         org.assignments.retain(|(_, a)| {
-            let adam = a["adamId"].to_string();
+            let adam = text(&a["adamId"]);
             let matches = if kind == "REVOKE" {
                 revoked_targets.contains(&target_of(a))
             } else {
                 releasing.contains(&(adam.clone(), target_of(a)))
             };
             let release = matches && revocable.contains(&adam);
-            if release && kind == "REVOKE" {
-                revoked.push(a.clone());
+            if release {
+                released.push(a.clone());
             }
             !release
         });
         if org.assignments.len() != before {
             org.version += 1;
         }
-        for asset in org.assets.iter_mut() {
-            let assigned = org.assignments.iter().filter(|(_, a)| a["adamId"] == asset["adamId"]).count() as i64;
-            asset["assignedCount"] = json!(assigned);
-            asset["availableCount"] = json!(asset["totalCount"].as_i64().unwrap() - assigned);
-        }
+        org.recount();
     }
-    (failures, revoked)
+    Applied { failures, released, not_revoked }
 }
 
-fn page(records: &[Value], index: usize, size: usize, key: &str, version_id: String) -> Result<Value, Answer> {
-    let total_pages = records.len().div_ceil(size).max(1);
+fn page<'a>(records: impl Iterator<Item = &'a Value> + Clone, index: usize, size: usize, key: &str, version_id: String) -> Result<Value, Answer> {
+    let total_pages = records.clone().count().div_ceil(size).max(1);
     if index >= total_pages {
         return Err(error(400, 9650, "The provided page index must be greater than 0, and less than the total number of pages."));
     }
-    let slice: Vec<Value> = records.iter().skip(index * size).take(size).cloned().collect();
+    let slice: Vec<Value> = records.skip(index * size).take(size).cloned().collect();
     let mut body = json!({key: slice, "currentPageIndex": index, "size": slice.len(), "totalPages": total_pages, "versionId": version_id});
     if index + 1 < total_pages {
         body["nextPageIndex"] = json!(index + 1);
@@ -512,7 +834,7 @@ fn split_url(url: &str) -> (String, HashMap<String, String>) {
 }
 
 fn ok(body: Value) -> Answer {
-    Answer { status: 200, headers: BTreeMap::new(), body: body.to_string() }
+    Answer { status: 200, headers: BTreeMap::new(), body: body.to_string(), lost: false }
 }
 
 pub fn error(status: u16, number: i64, message: &str) -> Answer {
@@ -520,5 +842,6 @@ pub fn error(status: u16, number: i64, message: &str) -> Answer {
         status,
         headers: BTreeMap::new(),
         body: json!({"errorNumber": number, "errorMessage": message}).to_string(),
+        lost: false,
     }
 }

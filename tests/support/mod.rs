@@ -36,6 +36,26 @@ pub enum Trace {
     Emitted { at: u64, event: Event },
     /// A notification Apple delivered, and the status the engine answered.
     Notified { at: u64, body: String, status: u16 },
+    /// The engine never got an answer to this request (it got a network error, or it was
+    /// restarted first). `status` is Apple's answer, 0 if the request never reached Apple.
+    Lost { at: u64, id: u64, status: u16 },
+}
+
+/// The length of a value's JSON text, without building the text.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("a JSON value always serializes");
+    count.0
 }
 
 /// The notification bearer the harness configures.
@@ -43,9 +63,15 @@ pub const NOTIFICATION_TOKEN: &str = "notification-secret-0123456789";
 
 pub struct Harness {
     pub engine: Engine,
+    /// The configuration the engine was built with (and is restored with).
+    pub config: EngineConfig,
     pub apple: FakeApple,
     pub now: u64,
     pub latency: u64,
+    /// Each request's latency is `latency` plus up to this much more (answers overtake each other).
+    pub latency_jitter: u64,
+    /// Draws the latency jitter.
+    pub rng: fastrand::Rng,
     pub trace: Vec<Trace>,
     pub store: BTreeMap<String, serde_json::Value>,
     /// Bytes written to the store (keys and JSON values of puts, keys of deletes), and in how many outputs.
@@ -66,10 +92,13 @@ impl Harness {
 
     pub fn with_config(config: EngineConfig) -> Self {
         Self {
-            engine: Engine::new(config, START).unwrap(),
+            engine: Engine::new(config.clone(), START).unwrap(),
+            config,
             apple: FakeApple::new(),
             now: START,
             latency: 0,
+            latency_jitter: 0,
+            rng: fastrand::Rng::with_seed(1),
             trace: Vec::new(),
             store: BTreeMap::new(),
             persisted_bytes: 0,
@@ -85,7 +114,8 @@ impl Harness {
     pub fn with_notifications() -> Self {
         let mut h = Self::new();
         h.notifications = true;
-        h.engine = Engine::new(h.engine_config(), START).unwrap();
+        h.config = h.engine_config();
+        h.engine = Engine::new(h.config.clone(), START).unwrap();
         h
     }
 
@@ -129,7 +159,8 @@ impl Harness {
             match self.engine.poll_output(self.now) {
                 Output::Request(request) => {
                     self.trace.push(Trace::Sent { at: self.now, request: request.clone() });
-                    self.in_flight.push((self.now + self.latency, request));
+                    let jitter = if self.latency_jitter > 0 { self.rng.u64(..=self.latency_jitter) } else { 0 };
+                    self.in_flight.push((self.now + self.latency + jitter, request));
                 }
                 Output::Event { event } => self.trace.push(Trace::Emitted { at: self.now, event }),
                 Output::Persist { ops } => {
@@ -138,7 +169,7 @@ impl Harness {
                         match op {
                             PersistOp::Put { key, value } => {
                                 let value = serde_json::to_value(value).unwrap();
-                                self.persisted_bytes += key.len() + value.to_string().len();
+                                self.persisted_bytes += key.len() + json_len(&value);
                                 self.store.insert(key, value);
                             }
                             PersistOp::Delete { key } => {
@@ -162,6 +193,12 @@ impl Harness {
         };
         for (_, request) in &due {
             let answer = self.apple.answer(request, self.now);
+            if answer.lost {
+                self.trace.push(Trace::Lost { at: self.now, id: request.id, status: answer.status });
+                let input = Input::NetworkError { id: request.id, message: "connection reset (simulated)".into() };
+                self.engine.handle_input(input, self.now).unwrap();
+                continue;
+            }
             self.trace.push(Trace::Answered {
                 at: self.now,
                 id: request.id,
@@ -174,7 +211,7 @@ impl Harness {
         }
         let mut delivered = !due.is_empty();
         if self.notifications {
-            for (bearer, body) in self.apple.complete_due(self.now) {
+            for (bearer, body) in self.apple.take_notifications(self.now) {
                 let account = self.accounts_by_token.get(&bearer).cloned().unwrap_or_default();
                 let auth = format!("Bearer {NOTIFICATION_TOKEN}");
                 let status = self.engine.handle_notification(&account, Some(&auth), &body, self.now);
@@ -188,26 +225,52 @@ impl Harness {
 
     /// Runs the world until `end` (simulated ms), jumping between events.
     pub fn run_until(&mut self, end: u64) {
+        self.run(end, false);
+    }
+
+    /// Runs the world like [`Harness::run_until`], but stops as soon as a request is in flight
+    /// (sent, not answered yet); returns whether one is.
+    pub fn run_until_request_in_flight(&mut self, end: u64) -> bool {
+        self.run(end, true)
+    }
+
+    fn run(&mut self, end: u64, stop_in_flight: bool) -> bool {
         loop {
             let timeout = self.drain();
+            if stop_in_flight && !self.in_flight.is_empty() {
+                return true;
+            }
             if self.deliver_due() {
                 continue;
             }
             let next_answer = self.in_flight.iter().map(|(at, _)| *at).min().unwrap_or(u64::MAX);
-            let next_event = if self.notifications {
-                self.apple.events.values().filter(|e| e.outcome.is_none()).map(|e| e.complete_at).min().unwrap_or(u64::MAX)
-            } else {
-                u64::MAX
-            };
+            let next_event = if self.notifications { self.apple.next_activity_at() } else { u64::MAX };
             let next = timeout.min(next_answer).min(next_event);
             if next > end {
                 self.now = self.now.max(end);
                 self.drain();
-                return;
+                return !self.in_flight.is_empty();
             }
             self.now = next.max(self.now);
             self.engine.handle_input(Input::Timeout, self.now).unwrap();
         }
+    }
+
+    /// Stops the engine as a crash would and starts a new one from the store with
+    /// [`Engine::restore`]. Its requests in flight are lost: `reached_apple` decides, for each,
+    /// whether Apple handled it anyway.
+    pub fn restart(&mut self, mut reached_apple: impl FnMut(&Request) -> bool) -> Result<(), vpp_license_engine::EngineError> {
+        for (_, request) in std::mem::take(&mut self.in_flight) {
+            let status = if reached_apple(&request) { self.apple.answer(&request, self.now).status } else { 0 };
+            self.trace.push(Trace::Lost { at: self.now, id: request.id, status });
+        }
+        self.engine = Engine::restore(self.config.clone(), self.stored_records(), self.now)?;
+        Ok(())
+    }
+
+    /// Everything that happened since the last call (the trace starts over).
+    pub fn take_trace(&mut self) -> Vec<Trace> {
+        std::mem::take(&mut self.trace)
     }
 
     pub fn run_for(&mut self, duration: u64) {
