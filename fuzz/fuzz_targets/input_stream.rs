@@ -2,8 +2,8 @@
 //! `handle_input`; a number advances the clock by that many milliseconds (then the timer fires);
 //! `"restart"` rebuilds the engine from the records it persisted. After each, outputs are drained.
 //!
-//! A refused input changes nothing; every output and read model serializes; the engine always
-//! comes back to a timeout; restoring from its own records never fails and keeps the accounts.
+//! A refused input changes nothing; every output reaches JavaScript (serializes, with no number
+//! beyond 2^53 - 1) and every read model serializes; the engine always comes back to a timeout; restoring from its own records never fails and keeps the accounts.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use vpp_license_engine::{Engine, Input, Output};
-use vpp_license_engine_fuzz::{apply, records, world_config, DAY, START};
+use vpp_license_engine_fuzz::{apply, assert_reaches_javascript, records, world_config, DAY, START};
 
 /// Values read from one input (keeps each run short).
 const MAX_STEPS: usize = 64;
@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
 fn drain(engine: &mut Engine, store: &mut BTreeMap<String, Value>, now: u64) {
     for _ in 0..MAX_OUTPUTS_PER_DRAIN {
         let output = engine.poll_output(now);
-        serde_json::to_string(&output).expect("outputs serialize");
+        assert_reaches_javascript(&output);
         match output {
             Output::Persist { ops } => apply(store, ops),
             Output::Timeout { .. } => return,

@@ -33,6 +33,24 @@ pub const ACCOUNT: &str = "a1";
 const MAX_OUTPUTS_PER_DRAIN: usize = 100_000;
 /// Consecutive timeouts at or before `now` that did nothing before the engine counts as spinning.
 const MAX_IDLE_WAKEUPS: usize = 1_000;
+/// `Number.MAX_SAFE_INTEGER`: the JS binding cannot hand a larger number to the host.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Asserts that the JS binding can hand `output` to the host: every number in it is one that
+/// JavaScript represents exactly (else `pollOutput` throws `ENCODE_FAILED` and the output is lost).
+pub fn assert_reaches_javascript(output: &Output) {
+    fn check(value: &serde_json::Value) {
+        match value {
+            serde_json::Value::Number(n) => {
+                assert!(n.as_u64().is_none_or(|n| n <= MAX_SAFE_INTEGER), "a number JavaScript cannot represent: {n}");
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(check),
+            serde_json::Value::Object(fields) => fields.values().for_each(check),
+            _ => {}
+        }
+    }
+    check(&serde_json::to_value(output).expect("outputs serialize"));
+}
 
 /// A fuzz input split into its first line's words, its headers and its body.
 #[derive(Debug, Clone, Default)]
@@ -163,7 +181,9 @@ impl World {
     /// Drains outputs, answering requests at once; returns the next timeout.
     pub fn drain(&mut self) -> u64 {
         for _ in 0..MAX_OUTPUTS_PER_DRAIN {
-            match self.engine.poll_output(self.now) {
+            let output = self.engine.poll_output(self.now);
+            assert_reaches_javascript(&output);
+            match output {
                 Output::Request(request) => {
                     self.sent.push(request.purpose);
                     let answer = match self.intercept.as_mut().and_then(|i| i.take(&request)) {
