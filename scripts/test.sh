@@ -19,6 +19,8 @@ step "Rust tests (native)" cargo test --locked --no-fail-fast
 step "core purity" bash scripts/check-core-purity.sh
 step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --locked --no-fail-fast --target wasm32-unknown-unknown --tests
+# One pass of every fuzz target over its committed seeds (installs cargo-fuzz once, ~1.5 min; longer runs: fuzz.sh N).
+step "fuzz (short)" bash scripts/fuzz.sh --replay
 if step "build pkg/" bash scripts/build-pkg.sh; then
   # A throwaway PostgreSQL on loopback for the PostgreSQL store tests (VPP_PG_URL), stopped on exit.
   printf '\n==> PostgreSQL for the store tests\n'
