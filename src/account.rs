@@ -116,6 +116,8 @@ pub struct Account {
     sync: Option<SyncRun>,
     /// When the current (or last) sync started.
     sync_started_at: Millis,
+    /// Whether an operation of ours was at Apple during the current sync.
+    sync_overlapped: bool,
     next_run_id: u64,
     test: TestState,
     backoff_until: Millis,
@@ -155,6 +157,7 @@ impl Account {
             refresh_requested: false,
             sync: None,
             sync_started_at: 0,
+            sync_overlapped: false,
             next_run_id: 1,
             test: TestState::Idle,
             backoff_until: 0,
@@ -318,6 +321,9 @@ impl Account {
         if self.is_stopped() || self.check.is_some() || self.durable.ownership != Ownership::Ours || self.sync.is_some() {
             return;
         }
+        if self.mirror.take_counts_stale() {
+            self.next_delta_at = self.next_delta_at.min(ctx.now); // a freed license to count
+        }
         let confirming = self.licenses.next_confirmation().is_some_and(|at| at <= ctx.now);
         let kind = if self.refresh_requested || ctx.now >= self.next_full_at {
             SyncKind::Full
@@ -331,6 +337,7 @@ impl Account {
         }
         self.sync = Some(SyncRun::new(self.next_run_id, kind, &self.durable.cursors));
         self.sync_started_at = ctx.now;
+        self.sync_overlapped = self.licenses.has_operations_at_apple();
         self.mirror.begin_journal();
         self.next_run_id += 1;
         ctx.events.push(Event::SyncStarted { account_id: self.id.clone(), kind });
@@ -472,7 +479,8 @@ impl Account {
             return None;
         }
         let urls = &ctx.service.urls;
-        if let Some(op) = self.licenses.next_submission(ctx.now) {
+        if let Some(op) = self.licenses.next_submission(ctx.now, self.mirror.counts_generation()) {
+            self.sync_overlapped |= self.sync.is_some();
             let url = match op.kind {
                 OperationKind::Associate => &urls.associate_assets,
                 OperationKind::Disassociate => &urls.disassociate_assets,
@@ -512,6 +520,14 @@ impl Account {
 
     /// Handles Apple's answer (already classified) to a request this account sent at `sent_at`.
     pub fn handle_answer(&mut self, purpose: Purpose, sent_at: Millis, answer: Classified, body: &str, ctx: &mut Ctx<'_>) {
+        if let Outcome::RetryAfter { until, .. } = &answer.outcome {
+            // Apple's deadline holds for the account whatever its state: a stopped account may be
+            // restarted (new token, Reclaim Ownership) inside it.
+            if *until > self.durable.retry_after_until {
+                self.durable.retry_after_until = *until;
+                self.dirty = true;
+            }
+        }
         if self.is_stopped() {
             if purpose == Purpose::Test {
                 self.test = TestState::Idle;
@@ -548,8 +564,6 @@ impl Account {
                 }
             }
             Outcome::RetryAfter { until, reason } => {
-                self.durable.retry_after_until = self.durable.retry_after_until.max(until);
-                self.dirty = true;
                 self.backoff_reason = format!("Apple asked to wait until {} ({reason})", format_utc(until));
                 self.requeue(&purpose);
                 self.push_backoff_event(ctx);
@@ -690,13 +704,16 @@ impl Account {
         let cursors = run.cursors();
         let kind = run.kind;
         match kind {
+            // Apple pages by index: an event of ours completing mid-traversal shifts later pages,
+            // so such a traversal may miss assignments that exist. Nothing is removed on its word.
+            SyncKind::Full if self.sync_overlapped => self.mirror.merge(run.staged),
             SyncKind::Full => {
                 self.mirror.replace(run.staged);
                 self.licenses.prune_ours(&self.mirror);
                 self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
                 self.durable.last_full_refresh_at = Some(ctx.now);
             }
-            SyncKind::Delta => self.mirror.merge_delta(run.staged),
+            SyncKind::Delta => self.mirror.merge(run.staged),
         }
         self.durable.cursors = Cursors {
             assignments: cursors.assignments.or(self.durable.cursors.assignments.take()),

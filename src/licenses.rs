@@ -511,11 +511,13 @@ impl Licenses {
 
     // ================================================================ sending
 
-    /// An operation to submit now, marked as sent at `now`. An association's record is written
-    /// again (with the time) before the request leaves: after a crash it may have reached Apple.
-    pub fn next_submission(&mut self, now: Millis) -> Option<&Operation> {
+    /// An operation to submit now, marked as sent at `now` against the counts of
+    /// `counts_generation`. An association's record is written again (with the time) before the
+    /// request leaves: after a crash it may have reached Apple.
+    pub fn next_submission(&mut self, now: Millis, counts_generation: u64) -> Option<&Operation> {
         let op = self.ops.values_mut().find(|op| op.state == OperationState::Queued)?;
         op.state = OperationState::Submitting { sent_at: now };
+        op.counts_generation = Some(counts_generation);
         if op.kind == OperationKind::Associate {
             self.dirty_ops.insert(op.id);
         }
@@ -591,6 +593,11 @@ impl Licenses {
                 _ => {}
             }
         }
+    }
+
+    /// Whether an operation was sent to Apple and is not finished.
+    pub fn has_operations_at_apple(&self) -> bool {
+        self.ops.values().any(|op| op.state != OperationState::Queued)
     }
 
     /// The earliest time a sync must start to settle unconfirmed associations.
@@ -735,17 +742,19 @@ impl Licenses {
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
                 let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
-                self.released(key, reason, mirror, ctx);
+                let credit = op.counts_generation == Some(mirror.counts_generation());
+                self.released(key, reason, credit, mirror, ctx);
             }
             OperationKind::CreateUsers => {}
         }
         self.needs_plan = true;
     }
 
-    /// A license went away (released by us, or by someone else as a notification tells).
-    fn released(&mut self, key: AssignmentKey, reason: String, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+    /// A license went away (released by us, or by someone else as a notification tells);
+    /// `credit`: see [`Mirror::remove_assignment`].
+    fn released(&mut self, key: AssignmentKey, reason: String, credit: bool, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
-        mirror.remove_assignment(&key);
+        mirror.remove_assignment(&key, credit);
         if self.ours.remove(&key) {
             self.dirty_ours.insert(key, false);
         }
@@ -869,7 +878,8 @@ impl Licenses {
             for key in keys {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => mirror.add_assignment(key),
-                    (_, ManagementResult::Success) => self.released(key, "released outside this MDM".to_owned(), mirror, ctx),
+                    // When it happened is unknown: the next sync's counts include it.
+                    (_, ManagementResult::Success) => self.released(key, "released outside this MDM".to_owned(), false, mirror, ctx),
                     (_, ManagementResult::Failure) => {}
                 }
             }

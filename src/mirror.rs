@@ -116,6 +116,8 @@ pub struct Mirror {
     assignments: BTreeSet<AssignmentKey>,
     users: BTreeMap<u32, UserRecord>,
     changes: MirrorChanges,
+    counts_generation: u64,
+    counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
     /// before a change would undo it, so it is replayed after the sync's data is applied.
     journal: Option<Vec<(AssignmentKey, bool)>>,
@@ -183,9 +185,10 @@ impl Mirror {
         }
     }
 
-    /// A delta sync: assets are always fetched in full (Apple has no asset delta);
-    /// assignments and users returned since the last version are merged in.
-    pub fn merge_delta(&mut self, staged: Staged) {
+    /// A delta sync (or a full refresh that can't be trusted to list everything): assets are
+    /// always fetched in full (Apple has no asset delta); the assignments and users returned are
+    /// merged in, nothing is removed.
+    pub fn merge(&mut self, staged: Staged) {
         self.replace_assets(staged.assets);
         for key in staged.assignments {
             self.set_present(key, true);
@@ -200,6 +203,7 @@ impl Mirror {
     }
 
     fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>) {
+        self.counts_generation += 1;
         let old = std::mem::replace(&mut self.assets, assets);
         for (key, counts) in &old {
             if self.assets.get(key) != Some(counts) {
@@ -350,12 +354,28 @@ impl Mirror {
         }
     }
 
-    /// Apple confirmed a release: the reverse of [`Mirror::add_assignment`].
-    pub fn remove_assignment(&mut self, key: &AssignmentKey) {
+    /// Apple confirmed a release: the pair goes, and, when `credit`, its license moves back to
+    /// available. Don't credit a release the counts may already include (counts read from Apple
+    /// after it was sent): a license counted free twice would be assigned beyond the pool.
+    pub fn remove_assignment(&mut self, key: &AssignmentKey, credit: bool) {
         self.journal(*key, false);
         if self.set_present(*key, false) {
-            self.shift_counts(&key.asset, -1);
+            if credit {
+                self.shift_counts(&key.asset, -1);
+            } else {
+                self.counts_stale = true;
+            }
         }
+    }
+
+    /// Whether a release was left out of the counts since the last call: read them again soon.
+    pub fn take_counts_stale(&mut self) -> bool {
+        std::mem::take(&mut self.counts_stale)
+    }
+
+    /// Changes each time counts are read from Apple (a sync's assets pages).
+    pub fn counts_generation(&self) -> u64 {
+        self.counts_generation
     }
 
     fn shift_counts(&mut self, asset: &AssetKey, assigned: i64) {

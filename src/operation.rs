@@ -75,11 +75,24 @@ pub struct Operation {
     pub state: OperationState,
     /// Tasks already settled by notifications, so a later `/status` answer doesn't apply them twice.
     pub resolved: BTreeSet<(AssetKey, Target)>,
+    /// The mirror's counts generation when it was last sent (`None` after a restart): a release
+    /// confirmed under the same generation is not in the counts yet.
+    pub counts_generation: Option<u64>,
 }
 
 impl Operation {
     pub fn new(id: u64, kind: OperationKind, assets: Vec<AssetKey>, targets: Vec<Target>, reason: String) -> Self {
-        Self { id, kind, assets, targets, new_users: Vec::new(), reason, state: OperationState::Queued, resolved: BTreeSet::new() }
+        Self {
+            id,
+            kind,
+            assets,
+            targets,
+            new_users: Vec::new(),
+            reason,
+            state: OperationState::Queued,
+            resolved: BTreeSet::new(),
+            counts_generation: None,
+        }
     }
 
     pub fn event_id(&self) -> Option<&str> {

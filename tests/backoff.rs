@@ -237,3 +237,28 @@ fn answers_to_unknown_request_ids_are_counted_and_dropped() {
     assert_eq!(h.engine.accounts(), before);
     assert!(matches!(h.engine.poll_output(h.now), vpp_license_engine::Output::Timeout { .. }));
 }
+
+#[test]
+fn a_retry_after_that_arrives_after_the_account_stopped_still_holds_when_it_resumes() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", Org::generated("PS01", 2, 4, 2));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    // The next refresh pages three endpoints at once: the first answer stops the account (invalid token),
+    // the second carries Apple's Retry-After.
+    h.apple.faults.push_back(Fault::status(401).on_path("assets").body(json!({"errorNumber": 9622, "errorMessage": "Invalid authentication token"})));
+    h.apple.faults.push_back(Fault::status(503).on_path("assignments").header("Retry-After", "600"));
+    refresh(&mut h, "a1");
+    h.run_for(SECOND);
+    assert_eq!(h.status("a1"), AccountStatus::TokenInvalid);
+    let deadline = h.now + 600 * SECOND;
+
+    let renewed = support::fake_apple::make_token("ORG1", "renewed-secret", support::START + 400 * support::DAY);
+    let org = h.apple.orgs.get(&token).unwrap().clone();
+    h.apple.orgs.insert(renewed.clone(), org);
+    h.input(Input::EditAccount { account_id: "a1".into(), name: None, token: Some(renewed) }).unwrap();
+    let from = h.now;
+    h.run_for(20 * MINUTE);
+    let times = times_for(&h, "a1", from);
+    assert!(!times.is_empty() && times.iter().all(|t| *t >= deadline - SECOND), "sent at {times:?}, deadline {deadline}");
+}

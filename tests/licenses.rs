@@ -757,3 +757,57 @@ fn held_pairs_stay_unassigned_after_a_restart() {
     assert_eq!(posts(&restored, "associateAssets"), 1);
     assert!(!restored.store.keys().any(|k| k.starts_with("hold/")), "the lifted hold is deleted");
 }
+
+// ============================================================================ counts
+
+#[test]
+fn a_release_the_synced_counts_already_include_is_not_credited_again() {
+    let mut h = Harness::new(); // no notifications: /status confirms, 30 s after each request
+    synced(&mut h, org(1, 1, 0));
+    let a = serial(0);
+    enroll(&mut h, [a.clone(), serial(1), serial(2)]);
+    h.input(policy("p1", &app(0), LicenseType::Device, [a.clone()])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 1, "the pool of one is used");
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(1), serial(2)], remove: vec![a] }).unwrap();
+    h.run_for(5 * SECOND); // the release is sent; Apple completes it; its confirmation is not polled yet
+    h.apple.complete_due(h.now);
+    h.input(Input::Refresh { account_id: "a1".into() }).unwrap(); // counts read after the release: 1 available
+    h.run_for(10 * MINUTE);
+    let associated: Vec<String> = h
+        .requests()
+        .iter()
+        .filter(|(_, r)| r.purpose == "associateAssets")
+        .flat_map(|(_, r)| serde_json::from_str::<serde_json::Value>(r.body.as_deref().unwrap()).unwrap()["serialNumbers"].as_array().unwrap().clone())
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(associated.len(), 2, "one license freed, one more association: {associated:?}");
+    assert!(!h.events().iter().any(|e| matches!(e, Event::AssignmentFailed { error_number: Some(9709), .. })));
+}
+
+#[test]
+fn a_full_refresh_while_an_operation_of_ours_is_at_apple_removes_nothing_it_did_not_see() {
+    let mut h = Harness::new(); // no notifications: the release below stays at Apple until /status, 30 s on
+    let token = synced(&mut h, org(1, 20, 0));
+    enroll(&mut h, (0..6).map(serial));
+    h.input(policy("p1", &app(0), LicenseType::Device, (0..6).map(serial))).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 6);
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![], remove: vec![serial(5)] }).unwrap();
+    h.run_for(SECOND);
+    // Apple pages by index: an event completing mid-traversal shifts the pages and one assignment is not listed.
+    let hidden = {
+        let assignments = &mut h.apple.org(&token).assignments;
+        let index = assignments.iter().position(|(_, a)| a["serialNumber"] == json!(serial(0))).unwrap();
+        assignments.remove(index)
+    };
+    h.input(Input::Refresh { account_id: "a1".into() }).unwrap();
+    h.run_for(10 * SECOND);
+    h.apple.org(&token).assignments.push(hidden);
+    assert!(h.store.keys().any(|k| k.starts_with("prov/") && k.ends_with(&serial(0))), "still ours");
+    let query = vpp_license_engine::AssignmentQuery { serial_number: Some(serial(0)), ..Default::default() };
+    assert_eq!(h.engine.assignments("a1", &query).unwrap().total, 1, "still in the mirror");
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![], remove: vec![serial(0)] }).unwrap();
+    h.run_for(MINUTE);
+    assert!(released(&h).iter().any(|(_, s, _)| s.as_deref() == Some(serial(0).as_str())), "and reclaimable");
+}
