@@ -141,7 +141,15 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     const { signal } = await gone;
     assert.equal(signal, 'SIGKILL');
     await startBackend();
+    if (point.afterRestart) await point.afterRestart();
   }
+
+  /** After a crash between Apple accepting an associate and the backend reading the answer: it is not sent blindly again. */
+  const unconfirmed = async () => {
+    const pending = await backend.command('pendingOperations', { accountId: ACCOUNT });
+    assert.ok(pending.some((op) => op.kind === 'associate' && op.state === 'unconfirmed'),
+      `the restored engine waits to learn what Apple made of the unanswered associate: ${JSON.stringify(pending)}`);
+  };
 
   // ------------------------------------------------------------------ desired state
   const policies = new Map(); // policyId → { adamId, targets }
@@ -192,7 +200,7 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
       async action() {
         sim.injectFault({ token: org.token, path: '/assignments', status: 503, retryAfter: String(RETRY_AFTER_S) });
         await refresh();
-        await waitFor('backingOff stored', async () => (await backend.command('settledAccounts')).some((a) => a.status === 'backingOff'));
+        await waitFor('backingOff stored', async () => (await backend.command('accounts')).some((a) => a.status === 'backingOff'));
         const answer = sim.requestLog.findLast((e) => e.status === 503 && e.token === org.token);
         retryAfter = { answeredAt: answer.answeredAt, index: sim.requestLog.indexOf(answer), instance: answer.headers['x-instance'] };
       },
@@ -206,18 +214,25 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
   await send(...enrolled);
   // A slow event is still pending at Apple when the backend restarts: the restored engine polls /status at once.
   const slowEvents = (ms) => sim.setEventDelay(ms);
+  /** Runs `change` with slow events and resolves once the backend has stored the eventId of the request it caused. */
+  const eventStored = async (kind, change) => {
+    slowEvents(SLOW_EVENT_DELAY_MS);
+    await change();
+    await waitFor(`${kind} eventId stored`, async () => (await backend.command('pendingOperations', { accountId: ACCOUNT }))
+      .some((op) => op.kind === kind && op.state === 'pending' && op.eventId !== null));
+  };
   const assignment = [
-    { label: 'associate accepted, answer not read', action: () => grow('p1', app1, 4), request: accepted('assets/associate') },
-    { label: 'associate accepted, answer not read (again)', action: () => grow('p1', app1, 4), request: accepted('assets/associate') },
+    { label: 'associate accepted, answer not read', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
+    { label: 'associate accepted, answer not read (again)', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
     { label: 'associate answered, crash at once', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterReplyMs: 0 },
     { label: 'associate answered, crash 10 ms later', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterReplyMs: 10 },
     { label: 'associate answered, crash 30 ms later', action: () => grow('p2', app2, 4), request: accepted('assets/associate'), afterReplyMs: 30 },
     { label: 'completion notification on its way', action: () => grow('p2', app2, 4), notification: 'ASSET_MANAGEMENT' },
-    { label: 'associate pending at Apple', action: () => { slowEvents(SLOW_EVENT_DELAY_MS); return grow('p3', app3, 4); }, request: accepted('assets/associate'), afterReplyMs: 50 },
+    { label: 'associate pending at Apple, its eventId stored', action: () => eventStored('associate', () => grow('p3', app3, 4)), afterActionMs: 0 },
     { label: '/status poll in flight', request: statusPoll },
     { label: 'a moment after a policy change', action: () => { slowEvents(EVENT_DELAY_MS); return grow('p2', app2, 4); }, afterActionMs: 20 },
     { label: 'full refresh amid license work: assignments page 2 in flight', action: async () => { await grow('p3', app3, 2); await refresh(); }, request: page('assignments', 2) },
-    { label: 'associate accepted, answer not read (third app)', action: () => grow('p3', app3, 4), request: accepted('assets/associate') },
+    { label: 'associate accepted, answer not read (third app)', action: () => grow('p3', app3, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
   ];
   for (const point of assignment) await killAt(point);
   await waitFor('desired state after the assignment crashes', () => sameSet(simPairs(), desiredPairs()), { timeoutMs: 30_000, describe: diff });
@@ -228,7 +243,7 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     { label: 'disassociate answered, crash at once', action: () => shrink('p1', app1, 4), request: releases, afterReplyMs: 0 },
     { label: 'retire: release accepted, answer not read', action: () => retire('p2', 2), request: releases },
     { label: 'release notification on its way', action: () => shrink('p2', app2, 4), notification: 'ASSET_MANAGEMENT' },
-    { label: 'release pending at Apple', action: () => { slowEvents(SLOW_EVENT_DELAY_MS); return shrink('p3', app3, 2); }, request: releases, afterReplyMs: 50 },
+    { label: 'release pending at Apple, its eventId stored', action: () => eventStored('disassociate', () => shrink('p3', app3, 2)), afterActionMs: 0 },
     { label: '/status poll of a release in flight', request: statusPoll },
     { label: 'a moment after a scope change', action: () => { slowEvents(EVENT_DELAY_MS); return shrink('p3', app3, 2); }, afterActionMs: 10 },
     { label: 'retire: release answered, crash 20 ms later', action: () => retire('p1', 2), request: releases, afterReplyMs: 20 },
@@ -241,7 +256,9 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     `kills: ${JSON.stringify(kills.map((k) => `${k.generation}: ${k.label} (${k.request})`))}; backend errors: ${backend.errors}; stderr: ${backend.stderr}`;
   await waitFor('desired state, nothing pending', async () => sameSet(simPairs(), desiredPairs())
     && (await backend.command('pendingOperations', { accountId: ACCOUNT })).length === 0, { timeoutMs: 60_000, describe });
-  t.diagnostic(`${kills.length} SIGKILLs, ${generation} backend processes, ${sim.requestLog.length} requests; kill points: ${kills.map((k) => k.label).join(' | ')}`);
+  const acceptedAssociates = sim.requestLog.filter(accepted('assets/associate')).length;
+  t.diagnostic(`${kills.length} SIGKILLs, ${generation} backend processes, ${sim.requestLog.length} requests ` +
+    `(${acceptedAssociates} associates accepted); kill points: ${kills.map((k) => k.label).join(' | ')}`);
   assert.ok(kills.length >= 20, `${kills.length} kill points fired`);
 
   // Provenance = what Apple shows for our targets = the desired state.
