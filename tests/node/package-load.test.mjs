@@ -86,7 +86,7 @@ test('the ./host, ./node and ./simulator subpaths import from the installed pack
     console.log(JSON.stringify({ host: Object.keys(host).sort(), node: Object.keys(node).sort(), startSimulator: typeof simulator.startSimulator }));
   `);
   assert.deepEqual(result, {
-    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'MemoryStore', 'createFetchTransport'],
+    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'createFetchTransport'],
     node: ['DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore',
       'aesGcmProtector', 'createNotificationHandler', 'startNotificationServer'],
     startSimulator: 'function',
