@@ -17,7 +17,8 @@ export interface PostgresStoreOptions extends TokenHooks {
   pool?: PgPoolLike;
   /**
    * A plain SQL identifier; default `vpp_records`. Created if missing: `(key TEXT PRIMARY KEY, value TEXT)`. The
-   * lease methods add `<table>_leases` and `<table>_holders` on first use (then `table` has at most 55 characters).
+   * lease methods add the tables `<table>_leases` and `<table>_holders` and a partial index `<table>_accounts` of the
+   * `account/…` keys on first use (then `table` has at most 54 characters).
    */
   table?: string;
 }

@@ -4,7 +4,7 @@
 //
 // It is also a LeaseStore, for several backends on one database: two more tables, created on first use,
 // `<table>_leases (account_id PRIMARY KEY, holder, expires_at)` and `<table>_holders (holder PRIMARY KEY,
-// expires_at)`. Every expiry is decided by the DATABASE clock (now()), never by an instance's clock, and each
+// expires_at)`, and a partial index `<table>_accounts` of the `account/<id>` keys. Every expiry is decided by the DATABASE clock (now()), never by an instance's clock, and each
 // lease change is one atomic statement. applyFenced checks the leases inside the transaction that writes, with
 // the lease rows locked (FOR SHARE) until it commits, so that no instance writes after another took the lease.
 import { createRequire } from 'node:module';
@@ -14,11 +14,14 @@ import { decodeRecord, encodeOps, netEffect, serialQueue, tokenHooks } from '../
 
 const NAME = 'PostgresStore';
 export const DEFAULT_TABLE = 'vpp_records';
-/** Suffixes of the lease tables' names. */
+/** Suffixes of the lease tables' names, and of the index of the account keys that leaseStates reads. */
 const LEASES_SUFFIX = '_leases';
 const HOLDERS_SUFFIX = '_holders';
+const ACCOUNTS_INDEX_SUFFIX = '_accounts';
 /** PostgreSQL names have at most 63 bytes: the lease tables need a records table name this short. */
-const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length);
+const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length, ACCOUNTS_INDEX_SUFFIX.length);
+/** The condition selecting `account/<id>` keys; the partial index has the same one, so lease rounds read only those. */
+const ACCOUNT_KEYS = "left(key, 8) = 'account/'";
 /** `now() + $n milliseconds`, in SQL. */
 const expiresIn = (param) => `now() + ${param}::bigint * interval '1 millisecond'`;
 
@@ -32,11 +35,11 @@ function loadPg() {
 }
 
 /**
- * CREATE TABLE IF NOT EXISTS, once more when another connection created the table at the same moment (PostgreSQL
- * then fails the statement with a unique violation on its catalog instead of skipping it).
+ * Runs a CREATE … IF NOT EXISTS, once more when another connection created the same object at the same moment
+ * (PostgreSQL then fails the statement with a unique violation on its catalog instead of skipping it).
  */
-async function createTableIfMissing(pool, name, columns) {
-  const create = () => pool.query(`CREATE TABLE IF NOT EXISTS "${name}" (${columns})`);
+async function createIfMissing(pool, statement) {
+  const create = () => pool.query(statement);
   try {
     await create();
   } catch (error) {
@@ -69,7 +72,7 @@ export class PostgresStore {
     const ownsPool = pool === undefined;
     const usedPool = pool ?? new (loadPg().Pool)({ connectionString });
     try {
-      await createTableIfMissing(usedPool, table, 'key TEXT PRIMARY KEY, value TEXT NOT NULL');
+      await createIfMissing(usedPool, `CREATE TABLE IF NOT EXISTS "${table}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     } catch (error) {
       if (ownsPool) await usedPool.end().catch(() => {});
       throw error;
@@ -150,7 +153,7 @@ export class PostgresStore {
     const { leases } = await this.#ensureLeaseTables();
     const { rows } = await this.#pool.query(
       `SELECT r.account_id, CASE WHEN l.expires_at > now() THEN l.holder END AS holder
-       FROM (SELECT substr(key, 9) AS account_id FROM "${this.#table}" WHERE left(key, 8) = 'account/') r
+       FROM (SELECT substr(key, 9) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
        LEFT JOIN "${leases}" l ON l.account_id = r.account_id`,
     );
     return rows.map(({ account_id: accountId, holder }) => ({ accountId, holder }));
@@ -235,8 +238,12 @@ export class PostgresStore {
     }
     const names = { leases: `${this.#table}${LEASES_SUFFIX}`, holders: `${this.#table}${HOLDERS_SUFFIX}` };
     this.#leaseTables ??= (async () => {
-      await createTableIfMissing(this.#pool, names.leases, 'account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL');
-      await createTableIfMissing(this.#pool, names.holders, 'holder TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL');
+      await createIfMissing(this.#pool, `CREATE TABLE IF NOT EXISTS "${names.leases}"
+        (account_id TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`);
+      await createIfMissing(this.#pool, `CREATE TABLE IF NOT EXISTS "${names.holders}" (holder TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)`);
+      // Every instance lists the accounts each round: through this index, not a scan of every record.
+      await createIfMissing(this.#pool,
+        `CREATE INDEX IF NOT EXISTS "${this.#table}${ACCOUNTS_INDEX_SUFFIX}" ON "${this.#table}" (key) WHERE ${ACCOUNT_KEYS}`);
       return names;
     })();
     // A failed creation is tried again on the next call.
