@@ -131,6 +131,16 @@ function seededStore(clock, ids) {
   return store;
 }
 
+/** A store holding `ids`, and instance A that took every lease (alone, from its second round on). */
+async function aloneWith(ids) {
+  const clock = new Clock();
+  const store = seededStore(clock, ids);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  return { clock, store, a };
+}
+
 const ACCOUNTS = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
 
 function assertDisjoint(instances) {
@@ -230,11 +240,7 @@ test('an instance that cannot renew releases its accounts at its local expiry, b
 });
 
 test('the Driver sends no request of an account whose lease is no longer valid, and has it released instead', async () => {
-  const clock = new Clock();
-  const store = seededStore(clock, ['x', 'y']);
-  const a = instance(store, clock, 'A');
-  a.keeper.start(a.driver);
-  await clock.advance(RENEW);
+  const { clock, a } = await aloneWith(['x', 'y']);
   assert.deepEqual(a.keeper.held(), ['x', 'y']);
   // The event loop stalls past the local expiry: the expiry timer has not fired when the engine asks to send.
   clock.stall(TTL);
@@ -250,11 +256,7 @@ test('the Driver sends no request of an account whose lease is no longer valid, 
 });
 
 test('a lease taken by another instance is released at the next round; its records are then written by the new holder only', async () => {
-  const clock = new Clock();
-  const store = seededStore(clock, ['x', 'y']);
-  const a = instance(store, clock, 'A');
-  a.keeper.start(a.driver);
-  await clock.advance(RENEW);
+  const { clock, store, a } = await aloneWith(['x', 'y']);
   // Another instance takes x behind A's back (as after a store-side expiry A did not notice).
   store.releaseLeases('A', ['x']);
   assert.deepEqual(store.acquireLeases('B', ['x'], TTL), ['x']);
@@ -286,11 +288,7 @@ test('a lease taken by another instance is released at the next round; its recor
 });
 
 test('a renewal that comes back without an account releases it at once', async () => {
-  const clock = new Clock();
-  const store = seededStore(clock, ['x', 'y']);
-  const a = instance(store, clock, 'A');
-  a.keeper.start(a.driver);
-  await clock.advance(RENEW);
+  const { clock, store, a } = await aloneWith(['x', 'y']);
   store.releaseLeases('A', ['y']);
   store.acquireLeases('B', ['y'], TTL);
   await clock.advance(RENEW);
@@ -319,11 +317,7 @@ test('addAccount takes the lease before the engine writes; an existing account o
 });
 
 test('deleting an account gives up its lease; stop() releases every account, lets queued writes land and frees the leases at once', async () => {
-  const clock = new Clock();
-  const store = seededStore(clock, ['x', 'y', 'z']);
-  const a = instance(store, clock, 'A');
-  a.keeper.start(a.driver);
-  await clock.advance(RENEW);
+  const { store, a } = await aloneWith(['x', 'y', 'z']);
   a.driver.input({ type: 'deleteAccount', accountId: 'z' });
   await a.driver.whenIdle();
   await settle();
