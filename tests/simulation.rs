@@ -200,6 +200,7 @@ fn print_entry(entry: &Trace) {
         Trace::Lost { at, id, status } => eprintln!("{} ✗ #{id} answer lost (Apple: {status})", at - START),
         Trace::Notified { at, body, status } => eprintln!("{} ⇐ notification ({status}) {}", at - START, short(body)),
         Trace::Emitted { at, event } => eprintln!("{} event {event:?}", at - START),
+        Trace::Stored { at, key, put } => eprintln!("{} store {} {key}", at - START, if *put { "put" } else { "delete" }),
     }
 }
 
@@ -267,6 +268,7 @@ struct Sim {
 impl Sim {
     fn new(seed: u64) -> Self {
         let mut h = Harness::with_notifications();
+        h.trace_store = std::env::var("SIM_TRACE").is_ok_and(|v| v == "1");
         h.rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
         let mut org = Org::generated("SIM", ASSETS, 0, 0);
         for (i, asset) in org.assets.iter_mut().enumerate() {

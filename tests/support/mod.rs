@@ -39,6 +39,8 @@ pub enum Trace {
     /// The engine never got an answer to this request (it got a network error, or it was
     /// restarted first). `status` is Apple's answer, 0 if the request never reached Apple.
     Lost { at: u64, id: u64, status: u16 },
+    /// A record written (`put`) or deleted, when `Harness::trace_store` is on.
+    Stored { at: u64, key: String, put: bool },
 }
 
 /// The length of a value's JSON text, without building the text.
@@ -74,6 +76,8 @@ pub struct Harness {
     pub rng: fastrand::Rng,
     pub trace: Vec<Trace>,
     pub store: BTreeMap<String, serde_json::Value>,
+    /// Also trace every record written or deleted (`Trace::Stored`).
+    pub trace_store: bool,
     /// Bytes written to the store (keys and JSON values of puts, keys of deletes), and in how many outputs.
     pub persisted_bytes: usize,
     pub persist_outputs: usize,
@@ -101,6 +105,7 @@ impl Harness {
             rng: fastrand::Rng::with_seed(1),
             trace: Vec::new(),
             store: BTreeMap::new(),
+            trace_store: false,
             persisted_bytes: 0,
             persist_outputs: 0,
             notifications: false,
@@ -168,11 +173,17 @@ impl Harness {
                     for op in ops {
                         match op {
                             PersistOp::Put { key, value } => {
+                                if self.trace_store {
+                                    self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: true });
+                                }
                                 let value = serde_json::to_value(value).unwrap();
                                 self.persisted_bytes += key.len() + json_len(&value);
                                 self.store.insert(key, value);
                             }
                             PersistOp::Delete { key } => {
+                                if self.trace_store {
+                                    self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: false });
+                                }
                                 self.persisted_bytes += key.len();
                                 self.store.remove(&key);
                             }
