@@ -16,6 +16,9 @@ printf '==> setup\n'
 bash scripts/setup.sh --browser --postgres
 
 step "Rust tests (native)" cargo test --locked --no-fail-fast
+# The deterministic simulation at CI size (the native step above runs a few seeds); prints its summary line.
+step "simulation (500 seeds × 2,000 steps)" env SIM_SEEDS=500 SIM_STEPS=2000 \
+  cargo test --locked --release --test simulation -- --nocapture
 step "core purity" bash scripts/check-core-purity.sh
 step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --locked --no-fail-fast --target wasm32-unknown-unknown --tests
