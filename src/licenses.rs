@@ -112,8 +112,11 @@ pub struct Licenses {
     reported_short: BTreeMap<AssetKey, usize>,
     reported_low: BTreeSet<AssetKey>,
     invited: BTreeSet<u32>,
-    /// Something changed that may change the plan.
+    /// Something changed that may change the whole plan (policies, counts, Reconcile, Clean Up).
     pub needs_plan: bool,
+    /// Targets whose pairs must be planned again (a fact, hold or outcome about them changed):
+    /// planned alone, without recomputing the desired state of the whole account.
+    dirty_targets: BTreeSet<Target>,
     /// Users were created: a users delta sync should fetch their invitation codes.
     pub users_changed: bool,
     /// Provenance changes not yet persisted: key → now ours?
@@ -176,11 +179,30 @@ impl Licenses {
         }
     }
 
-    fn desired(&self, scope: &Scope<'_>, mirror: &mut Mirror) -> BTreeSet<AssignmentKey> {
+    /// The pairs the policies want: all of them, or those of the `only` targets.
+    fn desired(&self, scope: &Scope<'_>, mirror: &mut Mirror, only: Option<&BTreeSet<Target>>) -> BTreeSet<AssignmentKey> {
         let mut want = BTreeSet::new();
-        for policy in &scope.policies {
-            for target in &policy.targets {
-                if let Decision::Want(key) = self.decide(policy, target, scope.facts, mirror) {
+        let Some(only) = only else {
+            for policy in &scope.policies {
+                for target in &policy.targets {
+                    if let Decision::Want(key) = self.decide(policy, target, scope.facts, mirror) {
+                        want.insert(key);
+                    }
+                }
+            }
+            return want;
+        };
+        for target in only {
+            let (id, license_type) = match *target {
+                Target::Device(id) => (id, LicenseType::Device),
+                Target::User(id) => (id, LicenseType::User),
+            };
+            if id == NO_ASSET.adam_id {
+                continue;
+            }
+            let name = mirror.name(id).to_owned();
+            for policy in scope.policies.iter().filter(|p| p.license_type == license_type && p.targets.contains(&name)) {
+                if let Decision::Want(key) = self.decide(policy, &name, scope.facts, mirror) {
                     want.insert(key);
                 }
             }
@@ -194,7 +216,7 @@ impl Licenses {
     pub fn nominate(&mut self, key: AssignmentKey, reason: &str) {
         if self.ours.contains(&key) {
             self.nominated.insert(key, reason.to_owned());
-            self.needs_plan = true;
+            self.dirty_targets.insert(key.target);
         }
     }
 
@@ -210,7 +232,7 @@ impl Licenses {
     pub fn hold(&mut self, key: AssignmentKey, reason: &str) {
         self.set_hold(key, reason.to_owned());
         self.nominate(key, reason);
-        self.needs_plan = true;
+        self.dirty_targets.insert(key.target);
     }
 
     fn set_hold(&mut self, key: AssignmentKey, reason: String) {
@@ -226,7 +248,7 @@ impl Licenses {
     pub fn release_hold(&mut self, key: &AssignmentKey) {
         if self.holds.remove(key).is_some() {
             self.dirty_holds.insert(*key, None);
-            self.needs_plan = true;
+            self.dirty_targets.insert(key.target);
         }
     }
 
@@ -239,7 +261,7 @@ impl Licenses {
         if let Target::User(id) = target {
             if self.user_holds.remove(&id).is_some() {
                 self.dirty_user_holds.insert(id, None);
-                self.needs_plan = true;
+                self.dirty_targets.insert(target);
             }
         }
     }
@@ -269,13 +291,25 @@ impl Licenses {
 
     // ================================================================ planning
 
-    /// Compares the desired state with Apple's and queues the operations that close the gap.
+    /// Whether something changed that planning must look at.
+    pub fn wants_plan(&self) -> bool {
+        self.needs_plan || !self.dirty_targets.is_empty()
+    }
+
+    /// Plans `target`'s pairs again (a fact about it changed).
+    pub fn replan(&mut self, target: Target) {
+        self.dirty_targets.insert(target);
+    }
+
+    /// Compares the desired state with Apple's and queues the operations that close the gap:
+    /// for the whole account when [`Licenses::needs_plan`], else for the targets that changed.
     pub fn plan(&mut self, scope: &Scope<'_>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        self.needs_plan = false;
-        let want = self.desired(scope, mirror);
+        let dirty = std::mem::take(&mut self.dirty_targets);
+        let only = if std::mem::take(&mut self.needs_plan) { None } else { Some(dirty) };
+        let want = self.desired(scope, mirror, only.as_ref());
         let registered = self.plan_users(&want, scope.facts, mirror, ctx);
-        self.plan_associations(&want, &registered, mirror, ctx);
-        self.plan_releases(&want, mirror, ctx);
+        self.plan_associations(&want, &registered, only.is_none(), mirror, ctx);
+        self.plan_releases(&want, only.as_ref(), mirror, ctx);
     }
 
     /// Queues user creation for wanted users Apple doesn't know; invites registered users
@@ -336,10 +370,13 @@ impl Licenses {
         registered
     }
 
+    /// Queues associations for wanted pairs Apple doesn't hold, within the pool. `whole`: `want`
+    /// is the whole account's (shortfalls are reported only then).
     fn plan_associations(
         &mut self,
         want: &BTreeSet<AssignmentKey>,
         registered_users: &BTreeSet<u32>,
+        whole: bool,
         mirror: &Mirror,
         ctx: &mut LicenseCtx<'_>,
     ) {
@@ -372,7 +409,11 @@ impl Licenses {
                 (counts.available - in_flight.get(&asset).copied().unwrap_or(0)).max(0)
             };
             let take = targets.len().min(usize::try_from(available).unwrap_or(usize::MAX));
-            self.report_shortfall(asset, targets.len() - take, mirror, ctx);
+            if whole {
+                self.report_shortfall(asset, targets.len() - take, mirror, ctx);
+            } else if take < targets.len() {
+                self.needs_plan = true; // short: the whole account's shortfall must be reported
+            }
             if take == 0 {
                 continue;
             }
@@ -412,10 +453,15 @@ impl Licenses {
         }
     }
 
-    fn plan_releases(&mut self, want: &BTreeSet<AssignmentKey>, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
+    /// Queues releases of nominated pairs (those of the `only` targets, when given) no policy
+    /// wants, and of what Reconcile and Clean Up find.
+    fn plan_releases(&mut self, want: &BTreeSet<AssignmentKey>, only: Option<&BTreeSet<Target>>, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         let mut release: BTreeMap<AssignmentKey, String> = BTreeMap::new();
         for (key, reason) in std::mem::take(&mut self.nominated) {
-            if self.ours.contains(&key) && !want.contains(&key) {
+            if only.is_some_and(|only| !only.contains(&key.target)) {
+                self.nominated.insert(key, reason); // its target's plan decides
+                self.dirty_targets.insert(key.target);
+            } else if self.ours.contains(&key) && !want.contains(&key) {
                 release.insert(key, reason);
             }
         }
@@ -718,7 +764,7 @@ impl Licenses {
                 mirror.set_user(&user.client_user_id, record);
             }
             self.users_changed = true;
-            self.needs_plan = true;
+            self.dirty_targets.insert(target);
         }
     }
 
@@ -747,7 +793,10 @@ impl Licenses {
             }
             OperationKind::CreateUsers => {}
         }
-        self.needs_plan = true;
+        self.dirty_targets.insert(key.target);
+        if op.kind != OperationKind::Associate && !(self.reported_short.is_empty() && self.exhausted.is_empty()) {
+            self.needs_plan = true; // a freed license for targets waiting on the pool
+        }
     }
 
     /// A license went away (released by us, or by someone else as a notification tells);
@@ -785,7 +834,7 @@ impl Licenses {
         mirror: &mut Mirror,
         ctx: &mut LicenseCtx<'_>,
     ) {
-        self.needs_plan = true;
+        self.dirty_targets.insert(key.target);
         match (op.kind, error_number) {
             (OperationKind::CreateUsers, Some(USER_ALREADY_EXISTS)) => {
                 if let Some(user) = op.new_users.iter().find(|u| mirror.lookup(&u.client_user_id).map(Target::User) == Some(key.target)) {
@@ -862,7 +911,7 @@ impl Licenses {
                 }
             }
             self.dirty_ops.insert(op_id);
-            self.needs_plan = true;
+            self.dirty_targets.extend(op.targets.iter().copied());
         }
     }
 

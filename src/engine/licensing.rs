@@ -124,12 +124,18 @@ impl Engine {
             check_id("clientUserId", user)?;
         }
         let installed = self.facts.devices.get(&serial).map(|d| d.installed.clone()).unwrap_or_default();
-        self.facts.set_device(&serial, DeviceFacts { client_user_id, shared_ipad, retired: false, installed });
+        let previous_user = self.facts.user_of_device(&serial).map(str::to_owned);
+        self.facts.set_device(&serial, DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed });
         self.dirty_devices.insert(serial.clone());
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(&serial);
             account.licenses.release_holds_of(target);
-            account.licenses.needs_plan = true;
+            account.licenses.replan(target);
+            // The shared-iPad and one-license-per-user rules look at the device's users.
+            for user in previous_user.iter().chain(&client_user_id) {
+                let user = account.mirror.intern_user(user);
+                account.licenses.replan(user);
+            }
         }
         // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
         self.license_ready_again(&serial, None, events)
@@ -216,7 +222,7 @@ impl Engine {
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_user(&client_user_id);
             account.licenses.release_holds_of(target);
-            account.licenses.needs_plan = true;
+            account.licenses.replan(target);
         }
         Ok(())
     }

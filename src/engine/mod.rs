@@ -347,7 +347,7 @@ impl Engine {
         for account in self.accounts.values_mut() {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
-            if account.licenses.needs_plan && account.can_plan() {
+            if account.licenses.wants_plan() && account.can_plan() {
                 let policies = self.policies.values().filter(|p| p.account_id == account.id).collect();
                 account.plan_licenses(&Scope { policies, facts: &self.facts }, &mut ctx);
             }
