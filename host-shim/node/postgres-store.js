@@ -22,6 +22,9 @@ const ACCOUNTS_INDEX_SUFFIX = '_accounts';
 const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length, ACCOUNTS_INDEX_SUFFIX.length);
 /** The condition selecting `account/<id>` keys; the partial index has the same one, so lease rounds read only those. */
 const ACCOUNT_KEYS = "left(key, 8) = 'account/'";
+/** SQLSTATEs after which PostgreSQL rolled a transaction back and running it again may succeed. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const TRANSACTION_ATTEMPTS = 3;
 /** `now() + $n milliseconds`, in SQL. */
 const expiresIn = (param) => `now() + ${param}::bigint * interval '1 millisecond'`;
 
@@ -199,8 +202,21 @@ export class PostgresStore {
     );
   }
 
-  /** Runs `body(client)` between BEGIN and COMMIT on one pooled connection; ROLLBACK when it throws. */
+  /**
+   * Runs `body(client)` between BEGIN and COMMIT on one pooled connection; ROLLBACK when it throws. A deadlock or
+   * serialization failure (instances writing the same device or user records at once) runs it again, up to 3 times.
+   */
   async #transaction(body) {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#transactionOnce(body);
+      } catch (error) {
+        if (!RETRYABLE.has(error?.code) || attempt === TRANSACTION_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async #transactionOnce(body) {
     const client = await this.#pool.connect();
     let broken;
     try {
@@ -222,6 +238,9 @@ export class PostgresStore {
    */
   async #write(client, encoded) {
     const { deletes, puts } = netEffect(encoded);
+    // In key order, so that concurrent transactions lock the rows they share in the same order.
+    deletes.sort();
+    puts.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     if (deletes.length > 0) await client.query(`DELETE FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
     if (puts.length > 0) {
       await client.query(

@@ -54,3 +54,32 @@ test('PostgreSQL store: connect validates its options', { skip }, async () => {
   await assert.rejects(PostgresStore.connect({ connectionString: url, table: 'x; DROP TABLE y' }), /plain SQL identifier/);
   await assert.rejects(PostgresStore.connect({ connectionString: url, protect: (s) => s }), /both protect and unprotect/);
 });
+
+test('PostgreSQL store: a transaction PostgreSQL aborts as a deadlock is run again, up to 3 attempts', { skip }, async () => {
+  const place = makePlace();
+  const pool = adminPool();
+  const seq = `${place.table}_attempts`;
+  const store = await place.open();
+  try {
+    // The first `failures` inserts fail with SQLSTATE 40P01, as after PostgreSQL's deadlock detector chose this
+    // transaction; a sequence counts them (nextval is not rolled back with the transaction).
+    await pool.query(`CREATE SEQUENCE "${seq}"`);
+    await pool.query(`CREATE TABLE "${seq}_limit" (failures INT)`);
+    await pool.query(`INSERT INTO "${seq}_limit" VALUES (2)`);
+    await pool.query(`CREATE FUNCTION "${place.table}_fail"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF nextval('"${seq}"') <= (SELECT failures FROM "${seq}_limit") THEN
+        RAISE EXCEPTION 'injected deadlock' USING ERRCODE = 'deadlock_detected'; END IF; RETURN NEW; END $$`);
+    await pool.query(`CREATE TRIGGER fail_write BEFORE INSERT OR UPDATE ON "${place.table}" FOR EACH ROW EXECUTE FUNCTION "${place.table}_fail"()`);
+    await store.apply([{ op: 'put', key: 'a', value: 1 }]);
+    assert.deepEqual(await store.load(), [{ key: 'a', value: 1 }], 'two deadlocks, then the third attempt commits');
+    await pool.query(`ALTER SEQUENCE "${seq}" RESTART`);
+    await pool.query(`UPDATE "${seq}_limit" SET failures = 3`);
+    await assert.rejects(store.apply([{ op: 'put', key: 'a', value: 2 }]), { code: '40P01' });
+    assert.deepEqual(await store.load(), [{ key: 'a', value: 1 }], 'three deadlocks: rejected, nothing written');
+  } finally {
+    await store.close();
+    await pool.query(`DROP TABLE IF EXISTS "${seq}_limit"`);
+    await place.cleanup();
+    await pool.query(`DROP SEQUENCE IF EXISTS "${seq}"`);
+  }
+});
