@@ -7,7 +7,9 @@
 //! it, so one confirmed assignment writes one record, and a full refresh writes only what differs
 //! from the mirror it replaces.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexSet;
 
 use crate::apple::wire::{self, PricingParam, ProductType};
 use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery, AssignmentView};
@@ -15,30 +17,27 @@ use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery, Assignmen
 /// Total count Apple reports for free ("unlimited") apps and books.
 pub const UNLIMITED_COUNT: i64 = 2_147_483_647;
 
-/// Maps strings to dense ids and back.
+/// Maps strings to dense ids (their insertion index) and back; each string is stored once.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    ids: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    strings: IndexSet<Box<str>, foldhash::fast::RandomState>,
 }
 
 impl Interner {
     pub fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        let id = u32::try_from(self.names.len()).expect("fewer than 2^32 distinct strings per account");
-        self.names.push(text.into());
-        self.ids.insert(text.into(), id);
-        id
+        let index = match self.strings.get_index_of(text) {
+            Some(index) => index,
+            None => self.strings.insert_full(text.into()).0,
+        };
+        u32::try_from(index).expect("fewer than 2^32 distinct strings per account")
     }
 
     pub fn lookup(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.strings.get_index_of(text).map(|index| index as u32)
     }
 
     pub fn name(&self, id: u32) -> &str {
-        &self.names[id as usize]
+        self.strings.get_index(id as usize).map_or("", |s| s)
     }
 }
 
@@ -85,7 +84,8 @@ pub struct UserRecord {
 #[derive(Debug, Default)]
 pub struct Staged {
     pub assets: BTreeMap<AssetKey, AssetCounts>,
-    pub assignments: BTreeSet<AssignmentKey>,
+    /// In page order, duplicates possible; sorted when applied.
+    pub assignments: Vec<AssignmentKey>,
     pub users: BTreeMap<u32, UserRecord>,
 }
 
@@ -97,15 +97,18 @@ pub struct MirrorChanges {
     /// Assignment → present?
     pub assignments: BTreeMap<AssignmentKey, bool>,
     pub users: BTreeSet<u32>,
+    /// Every assignment from this key on is still to be written (a first full refresh writes the
+    /// whole mirror without listing each key).
+    rewrite_from: Option<AssignmentKey>,
 }
 
 impl MirrorChanges {
-    pub fn len(&self) -> usize {
+    fn listed(&self) -> usize {
         self.assets.len() + self.assignments.len() + self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.listed() == 0 && self.rewrite_from.is_none()
     }
 }
 
@@ -147,7 +150,7 @@ impl Mirror {
             _ => return false,
         };
         let asset = AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param };
-        staged.assignments.insert(AssignmentKey { asset, target });
+        staged.assignments.push(AssignmentKey { asset, target });
         true
     }
 
@@ -166,13 +169,17 @@ impl Mirror {
     /// differences are recorded as changes.
     pub fn replace(&mut self, staged: Staged) {
         self.replace_assets(staged.assets);
-        let old = std::mem::replace(&mut self.assignments, staged.assignments);
+        let old = std::mem::replace(&mut self.assignments, staged.assignments.into_iter().collect());
         self.replay_journal();
-        for key in old.difference(&self.assignments) {
-            self.changes.assignments.insert(*key, false);
-        }
-        for key in self.assignments.difference(&old) {
-            self.changes.assignments.insert(*key, true);
+        if old.is_empty() {
+            self.changes.rewrite_from = self.assignments.first().copied();
+        } else {
+            for key in old.difference(&self.assignments) {
+                self.changes.assignments.insert(*key, false);
+            }
+            for key in self.assignments.difference(&old) {
+                self.changes.assignments.insert(*key, true);
+            }
         }
         let old = std::mem::replace(&mut self.users, staged.users);
         for (id, user) in &old {
@@ -246,18 +253,18 @@ impl Mirror {
 
     // ------------------------------------------------------------ durability
 
-    /// Changes not written yet: how many.
-    pub fn unwritten(&self) -> usize {
-        self.changes.len()
+    /// Whether changes are waiting to be written.
+    pub fn has_unwritten(&self) -> bool {
+        !self.changes.is_empty()
     }
 
     /// Takes up to `max` changes to write, assets and users first.
     pub fn take_changes(&mut self, max: usize) -> MirrorChanges {
-        if self.changes.len() <= max {
+        if self.changes.rewrite_from.is_none() && self.changes.listed() <= max {
             return std::mem::take(&mut self.changes);
         }
         let mut taken = MirrorChanges::default();
-        while taken.len() < max {
+        while taken.listed() < max {
             if let Some(key) = self.changes.assets.pop_first() {
                 taken.assets.insert(key);
             } else if let Some(id) = self.changes.users.pop_first() {
@@ -267,6 +274,14 @@ impl Mirror {
             } else {
                 break;
             }
+        }
+        if let Some(from) = self.changes.rewrite_from {
+            let room = max.saturating_sub(taken.listed());
+            let mut keys = self.assignments.range(from..);
+            for key in keys.by_ref().take(room) {
+                taken.assignments.entry(*key).or_insert(true);
+            }
+            self.changes.rewrite_from = keys.next().copied();
         }
         taken
     }

@@ -46,16 +46,15 @@ const MIRROR_BATCH: usize = 5_000;
 /// change set too large for one output is being written, the account record says the stored
 /// mirror is incomplete (a restart then runs a full refresh).
 pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
-    let unwritten = account.mirror.unwritten();
-    if unwritten == 0 {
+    if !account.mirror.has_unwritten() {
         return;
     }
-    let complete = unwritten <= MIRROR_BATCH && account.durable.last_synced_at.is_some();
+    let changes = account.mirror.take_changes(MIRROR_BATCH);
+    let complete = !account.mirror.has_unwritten() && account.durable.last_synced_at.is_some();
     if account.durable.mirror_stored != complete {
         account.durable.mirror_stored = complete;
         account.dirty = true;
     }
-    let changes = account.mirror.take_changes(MIRROR_BATCH);
     let mirror = &account.mirror;
     for asset in changes.assets {
         let adam_id = mirror.name(asset.adam_id);
