@@ -28,27 +28,32 @@ fn main() {
     let pages = Rc::new(Pages::build(&Org::district(&scale)));
     let page_bytes: usize = pages.assets.iter().chain(&pages.assignments).chain(&pages.users).map(String::len).sum();
 
-    eprintln!("native: memory");
-    let memory = workloads::memory(&scale, &pages);
-    eprintln!("native: full-sync ingest ×{reps}");
-    let ingest = workloads::ingest(&pages, reps);
-    eprintln!("native: planning at scale");
-    let (plan, input, mut scope_requests) = workloads::planning_and_inputs(&scale, &pages);
+    // `--only NAME` (memory, ingest, plan, requests) runs one part, e.g. under a profiler.
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let mut report = json!({"runtime": "native", "scale": scale_json(&scale), "pageBytes": page_bytes});
+    if wanted("memory") {
+        eprintln!("native: memory");
+        report["memory"] = workloads::memory(&scale, &pages);
+    }
+    if wanted("ingest") {
+        eprintln!("native: full-sync ingest ×{reps}");
+        report["ingest"] = workloads::ingest(&pages, reps);
+    }
+    let mut requests = Vec::new();
+    if wanted("plan") {
+        eprintln!("native: planning at scale");
+        let (plan, input, scope_requests) = workloads::planning_and_inputs(&scale, &pages);
+        report["plan"] = plan;
+        report["input"] = input;
+        requests = scope_requests;
+    }
     drop(pages);
-    eprintln!("native: requests for standard workloads");
-    let mut requests = workloads::request_counts();
-    requests.append(&mut scope_requests);
-
-    let report = json!({
-        "runtime": "native",
-        "scale": scale_json(&scale),
-        "pageBytes": page_bytes,
-        "ingest": ingest,
-        "plan": plan,
-        "input": input,
-        "memory": memory,
-        "requests": requests,
-    });
+    if wanted("requests") {
+        eprintln!("native: requests for standard workloads");
+        requests.splice(0..0, workloads::request_counts());
+    }
+    report["requests"] = requests.into();
     let text = serde_json::to_string_pretty(&report).expect("the report serializes");
     match out {
         Some(path) => std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}")),

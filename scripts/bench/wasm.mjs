@@ -1,5 +1,5 @@
 // The benchmarks through the built wasm package in Node: the same steps as benches/engine/workloads.rs.
-//   node scripts/bench/wasm.mjs --pkg DIR --part main|memory [--quick] --out FILE
+//   node scripts/bench/wasm.mjs --pkg DIR --part main|memory [--only ingest|plan|requests] [--quick] --out FILE
 // `memory` runs alone in its process: wasm linear memory only grows, so earlier work would hide the figure.
 // The package's web glue is loaded with initSync (same wasm as the Node entry) because it hands back
 // the wasm exports, whose `memory` the memory figure reads.
@@ -266,13 +266,24 @@ if (part === 'memory') {
   log('memory');
   report = { runtime: 'wasm', pageBytes, memory: memory(pages) };
 } else {
-  const reps = quick ? 3 : 5;
-  log(`full-sync ingest ×${reps}`);
-  const ingestResult = ingest(pages, reps);
-  log('planning at scale');
-  const { plan, input, rows } = planningAndInputs(pages);
-  log('requests for standard workloads');
-  report = { runtime: 'wasm', pageBytes, ingest: ingestResult, plan, input, requests: [...requestCounts(), ...rows] };
+  // `--only NAME` (ingest, plan, requests) runs one part, e.g. while trying a change.
+  const only = option('--only');
+  const wanted = (name) => only === undefined || only === name;
+  report = { runtime: 'wasm', pageBytes, requests: [] };
+  if (wanted('ingest')) {
+    const reps = quick ? 3 : 5;
+    log(`full-sync ingest ×${reps}`);
+    report.ingest = ingest(pages, reps);
+  }
+  if (wanted('plan')) {
+    log('planning at scale');
+    const { plan, input, rows } = planningAndInputs(pages);
+    Object.assign(report, { plan, input, requests: rows });
+  }
+  if (wanted('requests')) {
+    log('requests for standard workloads');
+    report.requests = [...requestCounts(), ...report.requests];
+  }
 }
 const text = JSON.stringify(report, null, 2);
 if (out) writeFileSync(out, text); else process.stdout.write(`${text}\n`);

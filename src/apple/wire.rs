@@ -118,18 +118,26 @@ pub struct Page<T> {
     pub version_id: Option<String>,
 }
 
-/// Apple documents asset ids as strings; some notifications carry integers. Accept both.
+/// Apple documents asset ids as strings; some notifications carry integers. Accept both (read
+/// directly, without buffering the value as an untagged enum would).
 fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
+    struct Id;
+    impl serde::de::Visitor<'_> for Id {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or a non-negative integer")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
+            Ok(text.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<String, E> {
+            Ok(text)
+        }
+        fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<String, E> {
+            Ok(number.to_string())
+        }
     }
-    Ok(match Id::deserialize(deserializer)? {
-        Id::Text(text) => text,
-        Id::Number(number) => number.to_string(),
-    })
+    deserializer.deserialize_any(Id)
 }
 
 #[cfg(test)]
@@ -162,5 +170,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.adam_id, "408709785");
+        let negative = serde_json::from_str::<Assignment>(r#"{"adamId": -4, "pricingParam": "STDQ", "serialNumber": "S1"}"#);
+        assert!(negative.is_err());
     }
 }
