@@ -170,9 +170,12 @@ impl Checker {
             }
             Trace::Answered { at, status, headers, body, .. } => {
                 // Apple's word, not the engine's: a 5xx with Retry-After forbids requests until then.
-                let seconds = headers.get("Retry-After").and_then(|v| v.parse::<u64>().ok());
-                if let Some(seconds) = seconds.filter(|_| *status >= 500) {
-                    self.retry_after_until = self.retry_after_until.max(at + seconds * SECOND);
+                let deadline = headers.get("Retry-After").and_then(|v| match v.parse::<u64>() {
+                    Ok(seconds) => Some(at + seconds * SECOND),
+                    Err(_) => parse_http_date(v),
+                });
+                if let Some(deadline) = deadline.filter(|_| *status >= 500) {
+                    self.retry_after_until = self.retry_after_until.max(deadline);
                 }
                 if *status == 401 {
                     self.token_rejected = true;
@@ -204,6 +207,20 @@ fn print_entry(entry: &Trace) {
     }
 }
 
+const HTTP_DATE: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+
+/// `at` (Unix ms) as an HTTP-date (seconds are cut off, as the format has none smaller).
+fn http_date(at: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp((at / SECOND) as i64).unwrap();
+    at.format(HTTP_DATE).unwrap()
+}
+
+fn parse_http_date(text: &str) -> Option<u64> {
+    let parsed = time::PrimitiveDateTime::parse(text, HTTP_DATE).ok()?.assume_utc();
+    Some(parsed.unix_timestamp() as u64 * SECOND)
+}
+
 /// Error numbers Apple must never have to answer to this engine.
 fn check_error_numbers(body: &str) {
     let never = [
@@ -227,7 +244,8 @@ struct Stats {
     steps: u64,
     faults: BTreeMap<String, u64>,
     requests: u64,
-    longest_convergence: u64,
+    /// The slowest convergence after the faults stopped: (simulated ms, seed).
+    slowest: (u64, u64),
 }
 
 impl Stats {
@@ -238,7 +256,7 @@ impl Stats {
             *self.faults.entry(kind).or_default() += n;
         }
         self.requests += other.requests;
-        self.longest_convergence = self.longest_convergence.max(other.longest_convergence);
+        self.slowest = self.slowest.max(other.slowest);
     }
 
     fn faults_total(&self) -> u64 {
@@ -472,7 +490,14 @@ impl Sim {
         let error = self.rng.choice([9603, 9644]).unwrap();
         match self.rng.u32(..100) {
             0..=9 => {
-                let fault = Fault::status(503).header("Retry-After", &self.rng.u64(1..300).to_string());
+                // Seconds, or now and then an HTTP-date: a deadline from the fault's creation, which may
+                // have passed when the fault is used.
+                let value = if self.rng.u32(..3) == 0 {
+                    http_date(self.h.now + self.rng.u64(1..900) * SECOND)
+                } else {
+                    self.rng.u64(1..300).to_string()
+                };
+                let fault = Fault::status(503).header("Retry-After", &value);
                 self.h.apple.faults.push_back(request_fault(fault, &self.token));
             }
             10..=17 => {
@@ -623,6 +648,11 @@ impl Sim {
             }
             self.h.run_for(5 * MINUTE);
             self.check_invariants();
+            if self.verbose {
+                let (missing, extra) = self.differences();
+                let pending = self.h.engine.pending_operations("a1").unwrap().len();
+                eprintln!("{} converging: {:?}, {pending} pending, missing {missing:?}, extra {extra:?}", self.h.now - START, self.h.status("a1"));
+            }
         }
         let took = self.h.now - start;
         self.h.run_for(HOUR);
@@ -650,12 +680,12 @@ impl Sim {
         );
     }
 
-    fn stats(&self, steps: usize, convergence: u64) -> Stats {
+    fn stats(&self, seed: u64, steps: usize, convergence: u64) -> Stats {
         let mut faults = self.faults.clone();
         for (kind, n) in &self.h.apple.fault_log {
             *faults.entry(kind.clone()).or_default() += n;
         }
-        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, longest_convergence: convergence }
+        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, slowest: (convergence, seed) }
     }
 }
 
@@ -670,7 +700,7 @@ fn run_seed(seed: u64, steps: usize) -> Result<Stats, String> {
         }
         step += 1; // convergence
         let convergence = sim.converge();
-        sim.stats(steps, convergence)
+        sim.stats(seed, steps, convergence)
     }));
     outcome.map_err(|panic| {
         let message = panic
@@ -753,14 +783,17 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
     let timing = format!(", {:.0} s on {threads} threads", started.elapsed().as_secs_f64());
     #[cfg(target_arch = "wasm32")]
     let timing = String::new();
+    let counted = if failures.is_empty() { String::new() } else { format!(" (counts of the {} seeds that passed)", stats.seeds) };
     eprintln!(
-        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected ({}), {} invariant violations, slowest convergence {} min after the faults stopped{timing}",
-        stats.seeds,
+        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected{counted} ({}), {} invariant violations, \
+         slowest convergence {} min after the faults stopped (seed {}){timing}",
+        stats.seeds + failures.len() as u64,
         stats.requests,
         stats.faults_total(),
         by_kind.join(", "),
         failures.len(),
-        stats.longest_convergence / MINUTE,
+        stats.slowest.0 / MINUTE,
+        stats.slowest.1,
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
