@@ -97,6 +97,9 @@ impl Target {
     }
 }
 
+/// An (asset index, target) pair of the workload.
+type Pair = (usize, Target);
+
 fn asset_of(assignment: &Value) -> Option<usize> {
     assignment["adamId"].as_str()?.parse::<usize>().ok()?.checked_sub(400_000_000)
 }
@@ -113,7 +116,7 @@ struct Model {
 }
 
 impl Model {
-    fn wanted(&self) -> BTreeSet<(usize, Target)> {
+    fn wanted(&self) -> BTreeSet<Pair> {
         let mut wanted = BTreeSet::new();
         for (&asset, targets) in &self.policies {
             for &t in targets {
@@ -595,7 +598,7 @@ impl Sim {
 
     /// Pairs the desired state wants and Apple lacks (with licenses available), and pairs Apple
     /// holds that nothing wants (except other MDMs' and licenses that are never released).
-    fn differences(&mut self) -> (Vec<(usize, Target)>, Vec<(usize, Target)>) {
+    fn differences(&mut self) -> (Vec<Pair>, Vec<Pair>) {
         let foreign = self.foreign.clone();
         let org = self.h.apple.org(&self.token);
         let available: Vec<i64> = org.assets.iter().map(|a| a["availableCount"].as_i64().unwrap()).collect();
