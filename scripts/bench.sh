@@ -18,6 +18,10 @@ for arg in "$@"; do
 done
 
 bash scripts/setup.sh >/dev/null
+# What is measured is the work tree as it is now (the report is written minutes later).
+BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BENCH_DIRTY=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+export BENCH_COMMIT BENCH_DIRTY
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 
 printf '==> build: wasm package (private copy) and native bench\n'

@@ -88,6 +88,18 @@ fn requests_row(name: &str, issued: BTreeMap<&'static str, usize>, lower_bound: 
            "lowerBound": lower_bound, "perInstall": per_install})
 }
 
+/// Targets enter or leave app `a`'s policy: the time to the drained outputs, and the submissions
+/// once the requests had time to go out.
+fn scope_change(host: &mut Host, a: usize, add: Vec<String>, remove: Vec<String>) -> (Value, BTreeMap<&'static str, usize>) {
+    let before = host.submissions();
+    let time = measured(|| {
+        host.input(Input::UpdatePolicyTargets { policy_id: policy_id(a), add, remove });
+        host.drain();
+    });
+    host.run(SEND_WINDOW_MS, |_| false);
+    (time, submitted_since(host, &before))
+}
+
 /// (2) and (3) on one loaded engine: the 50k scope change (leave), Reconcile, a 50k scope
 /// change (enter), then single inputs. Returns (plan, inputs, request rows).
 pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, Vec<Value>) {
@@ -97,13 +109,7 @@ pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, V
     let s = scale.scope_change;
 
     let leaving: Vec<String> = (0..s).map(serial).collect();
-    let before = host.submissions();
-    let leave = measured(|| {
-        host.input(Input::UpdatePolicyTargets { policy_id: policy_id(0), add: Vec::new(), remove: leaving });
-        host.drain();
-    });
-    host.run(SEND_WINDOW_MS, |_| false);
-    let leave_requests = submitted_since(&host, &before);
+    let (leave, leave_requests) = scope_change(&mut host, 0, Vec::new(), leaving);
 
     let mut reconcile = Vec::new();
     for _ in 0..3 {
@@ -115,13 +121,7 @@ pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, V
     }
 
     let entering: Vec<String> = (0..scale.devices).filter(|d| !scale.apps_of(*d).any(|a| a == 1)).take(s).map(serial).collect();
-    let before = host.submissions();
-    let enter = measured(|| {
-        host.input(Input::UpdatePolicyTargets { policy_id: policy_id(1), add: entering, remove: Vec::new() });
-        host.drain();
-    });
-    host.run(SEND_WINDOW_MS, |_| false);
-    let enter_requests = submitted_since(&host, &before);
+    let (enter, enter_requests) = scope_change(&mut host, 1, entering, Vec::new());
 
     let plan = json!({"scopeLeave": leave, "reconcile": medians(&reconcile), "scopeEnter": enter});
     let rows = vec![

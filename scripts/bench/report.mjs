@@ -28,9 +28,12 @@ const fixed = (n, digits) => n.toLocaleString('en-US', { minimumFractionDigits: 
 const seconds = (s) => (s >= 10 ? `${fixed(s, 1)} s` : s >= 0.01 ? `${fixed(s, 3)} s` : `${fixed(s * 1000, 2)} ms`);
 const micros = (us) => (us >= 1000 ? `${fixed(us / 1000, 2)} ms` : `${fixed(us, 1)} µs`);
 const kb = (bytes) => `${fixed(bytes / 1000, 1)} KB`;
-/** The figure targets are judged on: CPU time of the engine's thread when known, else wall time. */
-const cost = (m) => m.cpu ?? m.wall;
-const timing = (m) => (m.cpu === null || m.cpu === undefined ? seconds(m.wall) : `${seconds(m.cpu)} CPU (${seconds(m.wall)} wall)`);
+/** CPU time advances in scheduler ticks (4 ms here): below this it says little, and wall time is shown instead. */
+const CPU_RESOLVED = 0.05;
+const hasCpu = (m) => m.cpu !== null && m.cpu !== undefined && m.cpu >= CPU_RESOLVED;
+/** The figure targets are judged on: CPU time of the engine's thread when it resolves the figure, else wall time. */
+const cost = (m) => (hasCpu(m) ? m.cpu : m.wall);
+const timing = (m) => (hasCpu(m) ? `${seconds(m.cpu)} CPU (${seconds(m.wall)} wall)` : `${seconds(m.wall)} wall`);
 
 // ------------------------------------------------------------------------------------------ rows
 
@@ -100,8 +103,10 @@ const cells = rows.map((r) => [r.id, r.name, r.wasmText, r.nativeText, r.target,
 const table = [header, header.map(() => '---'), ...cells].map((c) => `| ${c.join(' | ')} |`).join('\n');
 
 const git = (...a) => { try { return execFileSync('git', a, { encoding: 'utf8' }).trim(); } catch { return ''; } };
-const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
-const dirty = git('status', '--porcelain', '--untracked-files=no') ? ' + uncommitted changes in the work tree' : '';
+// bench.sh notes the tree before building (it may change while the benchmarks run).
+const commit = process.env.BENCH_COMMIT ?? (git('rev-parse', '--short', 'HEAD') || 'unknown');
+const dirtyTree = process.env.BENCH_DIRTY === undefined ? git('status', '--porcelain', '--untracked-files=no') !== '' : Number(process.env.BENCH_DIRTY) > 0;
+const dirty = dirtyTree ? ' + uncommitted changes in the work tree' : '';
 const model = (/^model name\s*:\s*(.*)$/m.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '') ?? [])[1] ?? 'unknown CPU';
 const nproc = (() => { try { return execFileSync('nproc', { encoding: 'utf8' }).trim(); } catch { return String(cpus().length); } })();
 const machine = `${nproc} cores (nproc), ${model}, ${fixed(totalmem() / 2 ** 30, 1)} GiB memory; Node ${process.version}; ${process.env.RUSTC_VERSION ?? 'rustc'}`;

@@ -126,20 +126,24 @@ function requestsRow(name, issued, lowerBound, perInstall) {
   return { name, issued: total, byPurpose: issued, lowerBound, perInstall };
 }
 
+/** Targets enter or leave app `a`'s policy: the time to the drained outputs, and the submissions once they went out. */
+function scopeChange(host, a, add, remove) {
+  const before = host.submissions();
+  const time = measured(() => {
+    host.input({ type: 'updatePolicyTargets', policyId: policyId(a), add, remove });
+    host.drain();
+  });
+  host.run(SEND_WINDOW_MS, () => false);
+  return [time, submittedSince(host, before)];
+}
+
 function planningAndInputs(pages) {
   const host = new Host(Engine, pages);
   host.sync();
   load(host);
   const s = scale.scopeChange;
 
-  const leaving = range(s).map(serial);
-  let before = host.submissions();
-  const leave = measured(() => {
-    host.input({ type: 'updatePolicyTargets', policyId: policyId(0), add: [], remove: leaving });
-    host.drain();
-  });
-  host.run(SEND_WINDOW_MS, () => false);
-  const leaveRequests = submittedSince(host, before);
+  const [leave, leaveRequests] = scopeChange(host, 0, [], range(s).map(serial));
 
   const reconcile = [];
   for (let i = 0; i < 3; i++) {
@@ -151,13 +155,7 @@ function planningAndInputs(pages) {
   }
 
   const entering = range(scale.devices).filter((d) => !appsOf(scale, d).includes(1)).slice(0, s).map(serial);
-  before = host.submissions();
-  const enter = measured(() => {
-    host.input({ type: 'updatePolicyTargets', policyId: policyId(1), add: entering, remove: [] });
-    host.drain();
-  });
-  host.run(SEND_WINDOW_MS, () => false);
-  const enterRequests = submittedSince(host, before);
+  const [enter, enterRequests] = scopeChange(host, 1, entering, []);
 
   const plan = { scopeLeave: leave, reconcile: medians(reconcile), scopeEnter: enter };
   const rows = [
