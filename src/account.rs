@@ -703,6 +703,7 @@ impl Account {
         let Some(run) = self.sync.take() else { return };
         let cursors = run.cursors();
         let kind = run.kind;
+        let mut trustworthy = false;
         match kind {
             // Apple pages by index: an event of ours completing mid-traversal shifts later pages,
             // so such a traversal may miss assignments that exist. Nothing is removed on its word.
@@ -710,6 +711,7 @@ impl Account {
             SyncKind::Full => {
                 self.mirror.replace(run.staged);
                 self.licenses.prune_ours(&self.mirror);
+                trustworthy = true;
                 self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
                 self.durable.last_full_refresh_at = Some(ctx.now);
             }
@@ -722,7 +724,7 @@ impl Account {
         self.next_delta_at = ctx.now + ctx.config.delta_sync_interval_ms;
         self.durable.last_synced_at = Some(ctx.now);
         let mut license_ctx = license_ctx(&self.id, ctx);
-        self.licenses.settle_unconfirmed(self.sync_started_at, &mut self.mirror, &mut license_ctx);
+        self.licenses.settle_unconfirmed(self.sync_started_at, trustworthy, &mut self.mirror, &mut license_ctx);
         self.licenses.counts_changed();
         self.dirty = true;
         let (assets, assignments, users) = self.mirror.counts();

@@ -101,7 +101,7 @@ mod defaults {
         DAY
     }
     pub fn unconfirmed_settle() -> Millis {
-        5 * MINUTE
+        crate::operation::RESUBMIT_AFTER
     }
 }
 

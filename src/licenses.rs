@@ -8,7 +8,7 @@
 //! to the service-config limits. Only pairs this instance assigned (*ours*, the provenance) are
 //! ever released, except by Clean Up, which releases what other MDMs assigned and we don't want.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::apple::wire::{self, ProductType};
 use crate::apple::Limits;
@@ -32,6 +32,20 @@ const USER_NOT_FOUND: i64 = 9609;
 const USER_ALREADY_EXISTS: i64 = 9716;
 const INTERNAL_ERROR: i64 = 9603;
 const MAINTENANCE: i64 = 9644;
+
+/// How many finished event ids are remembered.
+const FINISHED_EVENTS_KEPT: usize = 4_096;
+
+/// Whose release a confirmed release is, for provenance and counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Ours, and the counts don't include it yet: the license is available again.
+    Ours,
+    /// Ours, but counts read since it was sent may include it: not credited again.
+    OursCounted,
+    /// Someone else's, at an unknown time: neither credited nor taken out of provenance.
+    Elsewhere,
+}
 
 /// What planning and outcome handling borrow from the engine.
 pub struct LicenseCtx<'a> {
@@ -101,6 +115,12 @@ pub struct Licenses {
     pending_users: BTreeSet<u32>,
     /// Pairs not to assign (install failed, removed by the user, reclaimed by an admin, Apple refused).
     holds: BTreeMap<AssignmentKey, String>,
+    /// Pairs of unanswered associations not seen when they were settled: Apple may still make
+    /// them (a slow event); adopted as ours if they appear before a trustworthy full refresh.
+    awaited: BTreeSet<AssignmentKey>,
+    /// Event ids of operations finished lately (and their order), whose late notifications are old news.
+    finished_events: BTreeSet<String>,
+    finished_order: VecDeque<String>,
     /// Users Apple refused to create, with why (until the MDM adds the user again).
     user_holds: BTreeMap<u32, String>,
     /// Release candidates (ours), with what triggered them; released unless still wanted.
@@ -657,9 +677,18 @@ impl Licenses {
             .min()
     }
 
-    /// A sync that started at `sync_started_at` completed: an unconfirmed association it can
-    /// settle succeeded for the pairs Apple now holds; the other pairs are planned again.
-    pub fn settle_unconfirmed(&mut self, sync_started_at: Millis, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+    /// A sync that started at `sync_started_at` completed: awaited pairs it shows are ours (the
+    /// rest are forgotten after a `complete` full refresh); an unconfirmed association it can
+    /// settle succeeded for the pairs Apple now holds, and the other pairs are planned again.
+    pub fn settle_unconfirmed(&mut self, sync_started_at: Millis, complete: bool, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        let arrived: Vec<AssignmentKey> = self.awaited.iter().filter(|k| mirror.has_assignment(k)).copied().collect();
+        for key in arrived {
+            self.awaited.remove(&key);
+            self.confirmed_late(key, mirror, ctx);
+        }
+        if complete {
+            self.awaited.clear();
+        }
         let settled: Vec<Operation> = self
             .ops
             .values()
@@ -671,10 +700,29 @@ impl Licenses {
                 let key = AssignmentKey { asset, target };
                 if mirror.has_assignment(&key) {
                     self.succeed(&op, key, mirror, ctx);
+                } else {
+                    self.awaited.insert(key); // Apple may still complete it
                 }
             }
             self.finish(op.id);
         }
+    }
+
+    /// A pair of an unanswered association of ours appeared after it was settled: it is ours.
+    fn confirmed_late(&mut self, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        if self.ours.contains(&key) {
+            return;
+        }
+        self.adopt(key);
+        self.nominate(key, "no longer wanted when Apple confirmed the assignment");
+        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
+        ctx.events.push(Event::LicenseReady {
+            account_id: ctx.account_id.to_owned(),
+            adam_id,
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+        });
     }
 
     /// Apple accepted a submission.
@@ -788,8 +836,8 @@ impl Licenses {
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
                 let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
-                let credit = op.counts_generation == Some(mirror.counts_generation());
-                self.released(key, reason, credit, mirror, ctx);
+                let how = if op.counts_generation == Some(mirror.counts_generation()) { Release::Ours } else { Release::OursCounted };
+                self.released(key, reason, how, mirror, ctx);
             }
             OperationKind::CreateUsers => {}
         }
@@ -799,12 +847,11 @@ impl Licenses {
         }
     }
 
-    /// A license went away (released by us, or by someone else as a notification tells);
-    /// `credit`: see [`Mirror::remove_assignment`].
-    fn released(&mut self, key: AssignmentKey, reason: String, credit: bool, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+    /// A license went away (released by us, or by someone else as a notification tells).
+    fn released(&mut self, key: AssignmentKey, reason: String, how: Release, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
-        mirror.remove_assignment(&key, credit);
-        if self.ours.remove(&key) {
+        mirror.remove_assignment(&key, how == Release::Ours);
+        if how != Release::Elsewhere && self.ours.remove(&key) {
             self.dirty_ours.insert(key, false);
         }
         if ctx.notify_users {
@@ -896,6 +943,14 @@ impl Licenses {
 
     fn finish(&mut self, op_id: u64) {
         if let Some(op) = self.ops.remove(&op_id) {
+            if let Some(event_id) = op.event_id() {
+                self.finished_events.insert(event_id.to_owned());
+                self.finished_order.push_back(event_id.to_owned());
+                if self.finished_order.len() > FINISHED_EVENTS_KEPT {
+                    let oldest = self.finished_order.pop_front().expect("not empty");
+                    self.finished_events.remove(&oldest);
+                }
+            }
             // Tasks never resolved (an empty revoke, say) must not stay pending forever.
             for (asset, target) in op.tasks() {
                 self.pending_assoc.remove(&AssignmentKey { asset, target });
@@ -924,11 +979,23 @@ impl Licenses {
         let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
         // Taken out while its tasks are applied (they need `&mut self`), put back after.
         let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else {
+            if n.event_id.as_ref().is_some_and(|e| self.finished_events.contains(e)) {
+                return; // a late (re)delivery about an operation already finished: old news
+            }
             for key in keys {
                 match (n.kind, n.result) {
-                    (ManagementType::Associate, ManagementResult::Success) => mirror.add_assignment(key),
-                    // When it happened is unknown: the next sync's counts include it.
-                    (_, ManagementResult::Success) => self.released(key, "released outside this MDM".to_owned(), false, mirror, ctx),
+                    (ManagementType::Associate, ManagementResult::Success) => {
+                        mirror.add_assignment(key);
+                        if self.awaited.remove(&key) {
+                            self.confirmed_late(key, mirror, ctx);
+                        }
+                    }
+                    // When it happened is unknown: the next sync's counts include it. Possibly it
+                    // is older than a newer association of ours: provenance stays until a full
+                    // refresh shows the pair gone.
+                    (_, ManagementResult::Success) => {
+                        self.released(key, "released outside this MDM".to_owned(), Release::Elsewhere, mirror, ctx)
+                    }
                     (_, ManagementResult::Failure) => {}
                 }
             }

@@ -222,11 +222,17 @@ impl Mirror {
         }
     }
 
-    /// Re-applies the changes confirmed during the sync (membership only: the counts are
-    /// Apple's, as of the pages).
+    /// Re-applies the changes confirmed during the sync. The counts are Apple's as of the
+    /// assets pages, which may or may not include them: an association is taken off them again
+    /// (never count a license free that is not), a release is not credited; either way the
+    /// counts are read again soon.
     fn replay_journal(&mut self) {
         for (key, present) in self.journal.take().unwrap_or_default() {
             self.set_present(key, present);
+            if present {
+                self.shift_counts(&key.asset, 1);
+            }
+            self.counts_stale = true;
         }
     }
 
