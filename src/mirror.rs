@@ -368,11 +368,15 @@ impl Mirror {
     // ------------------------------------------------------------ confirmed changes
 
     /// Apple confirmed an assignment: record it and move one license from available to assigned.
+    /// A sync may have listed the pair already while its counts were read before it was made:
+    /// the license is taken off anyway (counting it twice only under-uses the pool) and the
+    /// counts are read again soon.
     pub fn add_assignment(&mut self, key: AssignmentKey) {
         self.journal(key, true);
-        if self.set_present(key, true) {
-            self.shift_counts(&key.asset, 1);
+        if !self.set_present(key, true) {
+            self.counts_stale = true;
         }
+        self.shift_counts(&key.asset, 1);
     }
 
     /// Apple confirmed a release: the pair goes, and, when `credit`, its license moves back to
