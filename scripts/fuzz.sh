@@ -47,7 +47,9 @@ for target in $targets; do
   seeds="fuzz/corpus/$target"
   artifacts="fuzz/artifacts/$target"
   mkdir -p "$artifacts"
-  before=$(find "$artifacts" -type f | wc -l)
+  # libFuzzer's findings: crash-*, timeout-*, oom-*, leak-* (slow-unit-* only reports a slow input).
+  findings() { find "$artifacts" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l; }
+  before=$(findings)
   log=$(mktemp)
   started=$(date +%s)
   if [ "$mode" = replay ]; then
@@ -64,7 +66,7 @@ for target in $targets; do
     "${corpora[@]}" >"$log" 2>&1 || status=$?
   elapsed=$(( $(date +%s) - started ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  crashes=$(( $(find "$artifacts" -type f | wc -l) - before ))
+  crashes=$(( $(findings) - before ))
   if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then
     crashes=1   # it stopped on a failure that left no artifact (e.g. a build or setup error)
   fi
