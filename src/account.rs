@@ -479,7 +479,7 @@ impl Account {
             return None;
         }
         let urls = &ctx.service.urls;
-        if let Some(op) = self.licenses.next_submission(ctx.now, self.mirror.counts_generation()) {
+        if let Some(op) = self.licenses.next_submission(ctx.now) {
             self.sync_overlapped |= self.sync.is_some();
             let url = match op.kind {
                 OperationKind::Associate => &urls.associate_assets,

@@ -36,14 +36,13 @@ const MAINTENANCE: i64 = 9644;
 /// How many finished event ids are remembered.
 const FINISHED_EVENTS_KEPT: usize = 4_096;
 
-/// Whose release a confirmed release is, for provenance and counts.
+/// Whose release a confirmed release is, for provenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Release {
-    /// Ours, and the counts don't include it yet: the license is available again.
+    /// Ours: the pair leaves provenance.
     Ours,
-    /// Ours, but counts read since it was sent may include it: not credited again.
-    OursCounted,
-    /// Someone else's, at an unknown time: neither credited nor taken out of provenance.
+    /// Someone else's, at an unknown time (perhaps older than a newer association of ours):
+    /// provenance stays until a full refresh shows the pair gone.
     Elsewhere,
 }
 
@@ -577,13 +576,11 @@ impl Licenses {
 
     // ================================================================ sending
 
-    /// An operation to submit now, marked as sent at `now` against the counts of
-    /// `counts_generation`. An association's record is written again (with the time) before the
-    /// request leaves: after a crash it may have reached Apple.
-    pub fn next_submission(&mut self, now: Millis, counts_generation: u64) -> Option<&Operation> {
+    /// An operation to submit now, marked as sent at `now`. An association's record is written
+    /// again (with the time) before the request leaves: after a crash it may have reached Apple.
+    pub fn next_submission(&mut self, now: Millis) -> Option<&Operation> {
         let op = self.ops.values_mut().find(|op| op.state == OperationState::Queued)?;
         op.state = OperationState::Submitting { sent_at: now };
-        op.counts_generation = Some(counts_generation);
         if op.kind == OperationKind::Associate {
             self.dirty_ops.insert(op.id);
         }
@@ -836,8 +833,7 @@ impl Licenses {
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
                 let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
-                let how = if op.counts_generation == Some(mirror.counts_generation()) { Release::Ours } else { Release::OursCounted };
-                self.released(key, reason, how, mirror, ctx);
+                self.released(key, reason, Release::Ours, mirror, ctx);
             }
             OperationKind::CreateUsers => {}
         }
@@ -850,7 +846,7 @@ impl Licenses {
     /// A license went away (released by us, or by someone else as a notification tells).
     fn released(&mut self, key: AssignmentKey, reason: String, how: Release, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
-        mirror.remove_assignment(&key, how == Release::Ours);
+        mirror.remove_assignment(&key);
         if how != Release::Elsewhere && self.ours.remove(&key) {
             self.dirty_ours.insert(key, false);
         }

@@ -119,7 +119,6 @@ pub struct Mirror {
     assignments: BTreeSet<AssignmentKey>,
     users: BTreeMap<u32, UserRecord>,
     changes: MirrorChanges,
-    counts_generation: u64,
     counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
     /// before a change would undo it, so it is replayed after the sync's data is applied.
@@ -210,7 +209,6 @@ impl Mirror {
     }
 
     fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>) {
-        self.counts_generation += 1;
         let old = std::mem::replace(&mut self.assets, assets);
         for (key, counts) in &old {
             if self.assets.get(key) != Some(counts) {
@@ -379,28 +377,21 @@ impl Mirror {
         self.shift_counts(&key.asset, 1);
     }
 
-    /// Apple confirmed a release: the pair goes, and, when `credit`, its license moves back to
-    /// available. Don't credit a release the counts may already include (counts read from Apple
-    /// after it was sent): a license counted free twice would be assigned beyond the pool.
-    pub fn remove_assignment(&mut self, key: &AssignmentKey, credit: bool) {
+    /// Apple confirmed a release: the pair goes. Its license is not counted free here: Apple's
+    /// counts may already include the release, or the release freed nothing (the pair was gone
+    /// already), and a license counted free that is not would be assigned beyond the pool. The
+    /// counts are read again soon instead.
+    pub fn remove_assignment(&mut self, key: &AssignmentKey) {
         self.journal(*key, false);
         if self.set_present(*key, false) {
-            if credit {
-                self.shift_counts(&key.asset, -1);
-            } else {
-                self.counts_stale = true;
-            }
+            self.counts_stale = true;
         }
     }
 
-    /// Whether a release was left out of the counts since the last call: read them again soon.
+    /// Whether the counts may be off since the last call (a release, a confirmation during a
+    /// sync): read them again soon.
     pub fn take_counts_stale(&mut self) -> bool {
         std::mem::take(&mut self.counts_stale)
-    }
-
-    /// Changes each time counts are read from Apple (a sync's assets pages).
-    pub fn counts_generation(&self) -> u64 {
-        self.counts_generation
     }
 
     fn shift_counts(&mut self, asset: &AssetKey, assigned: i64) {

@@ -75,9 +75,6 @@ pub struct Operation {
     pub state: OperationState,
     /// Tasks already settled by notifications, so a later `/status` answer doesn't apply them twice.
     pub resolved: BTreeSet<(AssetKey, Target)>,
-    /// The mirror's counts generation when it was last sent (`None` after a restart): a release
-    /// confirmed under the same generation is not in the counts yet.
-    pub counts_generation: Option<u64>,
 }
 
 impl Operation {
@@ -91,7 +88,6 @@ impl Operation {
             reason,
             state: OperationState::Queued,
             resolved: BTreeSet::new(),
-            counts_generation: None,
         }
     }
 
