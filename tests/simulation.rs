@@ -25,7 +25,7 @@ mod support;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{json, Value};
 use support::fake_apple::{make_token, EventFault, Fault, NotificationFault, Org, TokenState};
@@ -140,8 +140,12 @@ struct Checker {
     retry_after_until: u64,
     /// The engine received an answer carrying the other MDM's `mdmInfo`, and no Reclaim Ownership followed.
     taken_over: bool,
-    /// The engine received a 401 for its token, and no replacement token followed.
+    /// The engine received a 401 for its current token, and no replacement token followed.
     token_rejected: bool,
+    /// How many times the token was replaced, and with which token each request in flight
+    /// was sent: a 401 for a token already replaced says nothing about the new one.
+    token_epoch: u64,
+    sent_with: HashMap<u64, u64>,
     /// Send times of the account's requests in the last second.
     window: VecDeque<u64>,
     /// A Clean Up was requested: other MDMs' assignments may be released from now on.
@@ -152,6 +156,7 @@ impl Checker {
     fn entry(&mut self, entry: &Trace) {
         match entry {
             Trace::Sent { at, request } if request.account_id.is_some() => {
+                self.sent_with.insert(request.id, self.token_epoch);
                 assert!(*at >= self.retry_after_until, "request at {at} inside the Retry-After window ending {}: {request:?}", self.retry_after_until);
                 assert!(!self.taken_over, "a request was sent while another MDM owns the location: {request:?}");
                 assert!(!self.token_rejected, "a request was sent after Apple rejected the token: {request:?}");
@@ -171,7 +176,7 @@ impl Checker {
                     }
                 }
             }
-            Trace::Answered { at, status, headers, body, .. } => {
+            Trace::Answered { at, id, status, headers, body } => {
                 // Apple's word, not the engine's: a 5xx with Retry-After forbids requests until then.
                 let deadline = headers.get("Retry-After").and_then(|v| match v.parse::<u64>() {
                     Ok(seconds) => Some(at + seconds * SECOND),
@@ -180,7 +185,8 @@ impl Checker {
                 if let Some(deadline) = deadline.filter(|_| *status >= 500) {
                     self.retry_after_until = self.retry_after_until.max(deadline);
                 }
-                if *status == 401 {
+                let epoch = self.sent_with.remove(id);
+                if *status == 401 && epoch == Some(self.token_epoch) {
                     self.token_rejected = true;
                 }
                 if body.contains("\"rival\"") {
@@ -189,8 +195,17 @@ impl Checker {
                 check_error_numbers(body);
             }
             Trace::Notified { body, .. } => check_error_numbers(body),
+            Trace::Lost { id, .. } => {
+                self.sent_with.remove(id);
+            }
             _ => {}
         }
+    }
+
+    /// The administrator uploaded a new token.
+    fn token_replaced(&mut self) {
+        self.token_rejected = false;
+        self.token_epoch += 1;
     }
 }
 
@@ -476,7 +491,7 @@ impl Sim {
         self.h.add_account_mapping("a1", &renewed);
         self.token = renewed.clone();
         self.input(Input::EditAccount { account_id: "a1".into(), name: None, token: Some(renewed) }).unwrap();
-        self.checker.token_rejected = false;
+        self.checker.token_replaced();
     }
 
     fn inject_fault(&mut self) {
