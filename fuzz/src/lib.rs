@@ -14,7 +14,7 @@ use vpp_license_engine::{
 };
 
 #[path = "../../tests/support/fake_apple.rs"]
-#[allow(dead_code)] // the targets use part of the scenario tests' fake
+#[allow(dead_code, clippy::new_without_default)] // the scenario tests' fake, of which the targets use part
 pub mod fake_apple;
 
 use fake_apple::{make_token, FakeApple, Org, SERVICE_CONFIG_URL};
