@@ -234,7 +234,7 @@ impl SyncRun {
     pub fn progress(&self) -> (u32, u32) {
         self.traversals.iter().fold((0, 0), |(done, total), t| {
             let received = t.received.len() as u32;
-            (done + received, total + t.end().max(received))
+            (done.saturating_add(received), total.saturating_add(t.end().max(received)))
         })
     }
 

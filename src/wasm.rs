@@ -11,8 +11,9 @@ use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, Sto
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("binding_types.d.ts");
 
-/// The largest integer JavaScript numbers represent exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+/// 9999-12-31T23:59:59.999Z: the latest `now` accepted. Later times leave no room for the
+/// engine's deadlines (now + an interval) below 2^53, where JavaScript numbers stop being exact.
+const LATEST_NOW: f64 = 253_402_300_799_999.0;
 
 /// The license engine. Drive it with `handleInput` and drain `pollOutput` until it returns
 /// `{type: "timeout"}`.
@@ -235,7 +236,7 @@ fn string(what: &str, value: &JsValue) -> Result<String, JsValue> {
 
 fn millis(now: &JsValue) -> Result<u64, JsValue> {
     match now.as_f64() {
-        Some(n) if (0.0..=MAX_SAFE_INTEGER).contains(&n) => Ok(n as u64),
-        _ => Err(error("INVALID_INPUT", "now must be a finite, non-negative number of Unix milliseconds (Date.now())")),
+        Some(n) if (0.0..=LATEST_NOW).contains(&n) => Ok(n as u64),
+        _ => Err(error("INVALID_INPUT", "now must be Unix milliseconds (Date.now()) from 1970 to the year 9999")),
     }
 }
