@@ -707,10 +707,16 @@ impl Licenses {
 
     /// A pair of an unanswered association of ours appeared after it was settled: it is ours.
     fn confirmed_late(&mut self, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        if self.ours.contains(&key) {
-            return;
+        if !self.ours.contains(&key) {
+            self.now_ours(key, mirror, ctx);
         }
+    }
+
+    /// Apple confirmed an association of ours: it is ours, and ready for the install command.
+    fn now_ours(&mut self, key: AssignmentKey, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         self.adopt(key);
+        // The scope may have changed while Apple worked: the next plan releases the pair again
+        // if nothing wants it any more.
         self.nominate(key, "no longer wanted when Apple confirmed the assignment");
         let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
         ctx.events.push(Event::LicenseReady {
@@ -814,22 +820,11 @@ impl Licenses {
     }
 
     fn succeed(&mut self, op: &Operation, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
         match op.kind {
             OperationKind::Associate => {
                 self.pending_assoc.remove(&key);
                 mirror.add_assignment(key);
-                self.adopt(key);
-                // The scope may have changed while Apple worked: the next plan releases the pair
-                // again if nothing wants it any more.
-                self.nominate(key, "no longer wanted when Apple confirmed the assignment");
-                ctx.events.push(Event::LicenseReady {
-                    account_id: ctx.account_id.to_owned(),
-                    adam_id,
-                    pricing_param: key.asset.pricing,
-                    serial_number,
-                    client_user_id,
-                });
+                self.now_ours(key, mirror, ctx);
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
                 let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
