@@ -426,27 +426,33 @@ impl FakeApple {
         let pending = self
             .incomplete
             .iter()
-            .filter_map(|(_, id)| self.events.get(id))
-            .filter(|e| e.bearer == bearer && e.kind == "ASSOCIATE")
-            .map(|e| &e.request);
-        let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            .filter_map(|(_, id)| self.events.get(id).map(|e| (id.as_str(), e)))
+            .filter(|(_, e)| e.bearer == bearer && e.kind == "ASSOCIATE")
+            .map(|(id, e)| (id, &e.request));
         let new_assets: BTreeSet<String> = tasks(request, "ASSOCIATE")
             .iter()
             .filter(|t| !held.contains(&(text(&t["adamId"]), target_of(t))))
             .map(|t| text(&t["adamId"]))
             .collect();
-        for sent in pending.chain(std::iter::once(request)) {
+        // asset → new targets, and the pending events that want some of them
+        let mut wanted: BTreeMap<String, (BTreeSet<String>, BTreeSet<&str>)> = BTreeMap::new();
+        for (id, sent) in pending.chain(std::iter::once(("this request", request))) {
             for task in tasks(sent, "ASSOCIATE") {
                 let (adam, target) = (text(&task["adamId"]), target_of(&task));
                 if new_assets.contains(&adam) && !held.contains(&(adam.clone(), target.clone())) {
-                    wanted.entry(adam).or_default().insert(target);
+                    let entry = wanted.entry(adam).or_default();
+                    entry.0.insert(target);
+                    entry.1.insert(id);
                 }
             }
         }
-        for (adam, targets) in wanted {
+        for (adam, (targets, from)) in wanted {
             let available = org.assets.iter().find(|a| text(&a["adamId"]) == adam).and_then(|a| a["availableCount"].as_i64());
             if let Some(available) = available.filter(|&n| (targets.len() as i64) > n) {
-                self.overcommitted.push(format!("asset {adam}: {} new assignments pending or requested, {available} available", targets.len()));
+                self.overcommitted.push(format!(
+                    "asset {adam}: {} new assignments pending or requested ({targets:?}, from {from:?}), {available} available",
+                    targets.len()
+                ));
             }
         }
     }
