@@ -737,10 +737,10 @@ fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Runs the seeds on `threads` threads; stops handing out seeds after the first failure unless
-/// `SIM_KEEP_GOING=1` (to survey every failing seed).
+/// Runs the seeds on `threads` threads; stops handing out seeds after the first failure of a
+/// seed not `known` to fail, unless `SIM_KEEP_GOING=1` (to survey every failing seed).
 #[cfg(not(target_arch = "wasm32"))]
-fn run_seeds(seeds: &[u64], steps: usize, threads: usize) -> (Stats, Vec<String>) {
+fn run_seeds(seeds: &[u64], steps: usize, threads: usize, known: &BTreeSet<u64>) -> (Stats, Vec<(u64, String)>) {
     let keep_going = std::env::var("SIM_KEEP_GOING").is_ok_and(|v| v == "1");
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -754,13 +754,16 @@ fn run_seeds(seeds: &[u64], steps: usize, threads: usize) -> (Stats, Vec<String>
                 if index >= seeds.len() || failed.load(Ordering::Relaxed) {
                     return;
                 }
-                let outcome = run_seed(seeds[index], steps);
+                let seed = seeds[index];
+                let outcome = run_seed(seed, steps);
                 let mut results = results.lock().unwrap();
                 match outcome {
                     Ok(stats) => results.0.add(stats),
                     Err(failure) => {
-                        failed.store(!keep_going, Ordering::Relaxed);
-                        results.1.push(failure);
+                        if !keep_going && !known.contains(&seed) {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        results.1.push((seed, failure));
                     }
                 }
             });
@@ -770,12 +773,12 @@ fn run_seeds(seeds: &[u64], steps: usize, threads: usize) -> (Stats, Vec<String>
 }
 
 #[cfg(target_arch = "wasm32")]
-fn run_seeds(seeds: &[u64], steps: usize, _threads: usize) -> (Stats, Vec<String>) {
+fn run_seeds(seeds: &[u64], steps: usize, _threads: usize, _known: &BTreeSet<u64>) -> (Stats, Vec<(u64, String)>) {
     let mut stats = Stats::default();
     for &seed in seeds {
         match run_seed(seed, steps) {
             Ok(one) => stats.add(one),
-            Err(failure) => return (stats, vec![failure]),
+            Err(failure) => return (stats, vec![(seed, failure)]),
         }
     }
     (stats, Vec::new())
@@ -792,26 +795,44 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
     let (started, threads) = (std::time::Instant::now(), env("SIM_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get() as u64)) as usize);
     #[cfg(target_arch = "wasm32")]
     let threads = 1;
-    let (stats, failures) = run_seeds(&seeds, steps, threads.clamp(1, seeds.len()));
+    // Seeds known to fail (engine bugs still open in the issue tracker): still run and reported,
+    // but only a failure of any other seed, or a known one passing, fails the test.
+    let known: BTreeSet<u64> = std::env::var("SIM_KNOWN_FAILING")
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (stats, all_failures) = run_seeds(&seeds, steps, threads.clamp(1, seeds.len()), &known);
+    let (known_failures, failures): (Vec<(u64, String)>, Vec<(u64, String)>) =
+        all_failures.into_iter().partition(|(seed, _)| known.contains(seed));
+    for (_, failure) in &known_failures {
+        eprintln!("simulation: known failure (SIM_KNOWN_FAILING): {failure}");
+    }
+    let failures: Vec<String> = failures.into_iter().map(|(_, failure)| failure).collect();
     for failure in &failures {
         eprintln!("simulation: {failure}");
     }
+    let known_failed: BTreeSet<u64> = known_failures.iter().map(|(seed, _)| *seed).collect();
+    let now_passing: Vec<&u64> = known.iter().filter(|s| seeds.contains(s) && !known_failed.contains(s)).collect();
     let by_kind: Vec<String> = stats.faults.iter().map(|(kind, n)| format!("{kind}: {n}")).collect();
     #[cfg(not(target_arch = "wasm32"))]
     let timing = format!(", {:.0} s on {threads} threads", started.elapsed().as_secs_f64());
     #[cfg(target_arch = "wasm32")]
     let timing = String::new();
-    let counted = if failures.is_empty() { String::new() } else { format!(" (counts of the {} seeds that passed)", stats.seeds) };
+    let failed_seeds = failures.len() + known_failures.len();
+    let counted = if failed_seeds == 0 { String::new() } else { format!(" (counts of the {} seeds that passed)", stats.seeds) };
     eprintln!(
-        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected{counted} ({}), {} invariant violations, \
-         slowest convergence {} min after the faults stopped (seed {}){timing}",
-        stats.seeds + failures.len() as u64,
+        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected{counted} ({}), {} invariant violations \
+         ({} in seeds known to fail: {known_failed:?}), slowest convergence {} min after the faults stopped (seed {}){timing}",
+        stats.seeds + failed_seeds as u64,
         stats.requests,
         stats.faults_total(),
         by_kind.join(", "),
-        failures.len(),
+        failed_seeds,
+        known_failures.len(),
         stats.slowest.0 / MINUTE,
         stats.slowest.1,
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(now_passing.is_empty(), "seeds {now_passing:?} pass now: take them out of SIM_KNOWN_FAILING");
 }
