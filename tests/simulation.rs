@@ -138,14 +138,17 @@ impl Model {
 struct Checker {
     /// Deadline of the latest 503 + Retry-After the engine received.
     retry_after_until: u64,
-    /// The engine received an answer carrying the other MDM's `mdmInfo`, and no Reclaim Ownership followed.
+    /// The engine received an answer carrying the other MDM's `mdmInfo` to a request sent since
+    /// the last Reclaim Ownership, and no Reclaim Ownership followed.
     taken_over: bool,
     /// The engine received a 401 for its current token, and no replacement token followed.
     token_rejected: bool,
-    /// How many times the token was replaced, and with which token each request in flight
-    /// was sent: a 401 for a token already replaced says nothing about the new one.
-    token_epoch: u64,
-    sent_with: HashMap<u64, u64>,
+    /// Administrator interventions so far (a new token, Reclaim Ownership), and after how many each
+    /// request in flight was sent: a 401 for a token already replaced says nothing about the new
+    /// one, and the other MDM's `mdmInfo` answered to a request sent before Reclaim Ownership is
+    /// what the administrator has just overruled.
+    epoch: u64,
+    sent_in: HashMap<u64, u64>,
     /// Send times of the account's requests in the last second.
     window: VecDeque<u64>,
     /// A Clean Up was requested: other MDMs' assignments may be released from now on.
@@ -156,7 +159,7 @@ impl Checker {
     fn entry(&mut self, entry: &Trace) {
         match entry {
             Trace::Sent { at, request } if request.account_id.is_some() => {
-                self.sent_with.insert(request.id, self.token_epoch);
+                self.sent_in.insert(request.id, self.epoch);
                 assert!(*at >= self.retry_after_until, "request at {at} inside the Retry-After window ending {}: {request:?}", self.retry_after_until);
                 assert!(!self.taken_over, "a request was sent while another MDM owns the location: {request:?}");
                 assert!(!self.token_rejected, "a request was sent after Apple rejected the token: {request:?}");
@@ -185,18 +188,18 @@ impl Checker {
                 if let Some(deadline) = deadline.filter(|_| *status >= 500) {
                     self.retry_after_until = self.retry_after_until.max(deadline);
                 }
-                let epoch = self.sent_with.remove(id);
-                if *status == 401 && epoch == Some(self.token_epoch) {
+                let current = self.sent_in.remove(id) == Some(self.epoch);
+                if *status == 401 && current {
                     self.token_rejected = true;
                 }
-                if body.contains("\"rival\"") {
+                if body.contains("\"rival\"") && current {
                     self.taken_over = true;
                 }
                 check_error_numbers(body);
             }
             Trace::Notified { body, .. } => check_error_numbers(body),
             Trace::Lost { id, .. } => {
-                self.sent_with.remove(id);
+                self.sent_in.remove(id);
             }
             _ => {}
         }
@@ -205,7 +208,13 @@ impl Checker {
     /// The administrator uploaded a new token.
     fn token_replaced(&mut self) {
         self.token_rejected = false;
-        self.token_epoch += 1;
+        self.epoch += 1;
+    }
+
+    /// The administrator chose Reclaim Ownership.
+    fn ownership_reclaimed(&mut self) {
+        self.taken_over = false;
+        self.epoch += 1;
     }
 }
 
@@ -477,7 +486,7 @@ impl Sim {
         match self.h.status("a1") {
             AccountStatus::OwnedByOtherMdm if self.rng.u32(..4) == 0 => {
                 self.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
-                self.checker.taken_over = false;
+                self.checker.ownership_reclaimed();
             }
             AccountStatus::TokenInvalid if self.rng.u32(..3) == 0 => self.replace_token(),
             _ => {}
@@ -659,7 +668,7 @@ impl Sim {
             match self.h.status("a1") {
                 AccountStatus::OwnedByOtherMdm => {
                     self.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
-                    self.checker.taken_over = false;
+                    self.checker.ownership_reclaimed();
                 }
                 AccountStatus::TokenInvalid => self.replace_token(),
                 _ => {}
