@@ -522,7 +522,16 @@ impl FakeApple {
                         _ => return error(400, 9721, "Invalid version ID."),
                     },
                 };
-                let records = source.iter().filter(|(v, _)| *v > since).map(|(_, r)| r);
+                // Apple's filters (`adamId`, `serialNumber`, `clientUserId`, `pricingParam`) narrow assignments.
+                let filters: Vec<(&str, &String)> = ["adamId", "serialNumber", "clientUserId", "pricingParam"]
+                    .into_iter()
+                    .filter_map(|key| query.get(key).map(|value| (key, value)))
+                    .filter(|_| resource == "assignments")
+                    .collect();
+                let records = source
+                    .iter()
+                    .filter(|(v, r)| *v > since && filters.iter().all(|(key, value)| r[*key].as_str() == Some(value.as_str())))
+                    .map(|(_, r)| r);
                 match page(records, page_index, self.page_size, resource, org.version_id()) {
                     Ok(body) => body,
                     Err(answer) => return answer,
