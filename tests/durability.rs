@@ -268,6 +268,21 @@ fn a_large_full_refresh_is_written_in_batches_and_a_crash_between_them_forces_a_
     assert_eq!(r.store["account/a1"]["mirrorStored"], json!(true));
 }
 
+/// A user-license policy of app 0 in account a1 wanting the user u1.
+fn user_policy_for_u1() -> Input {
+    Input::SetPolicy {
+        policy: AppPolicy {
+            policy_id: "pu".into(),
+            name: "Users".into(),
+            account_id: "a1".into(),
+            adam_id: app(0),
+            pricing_param: PricingParam::Stdq,
+            license_type: LicenseType::User,
+            targets: ["u1".to_owned()].into_iter().collect(),
+        },
+    }
+}
+
 #[test]
 fn a_user_apple_refused_to_register_stays_held_across_a_restart_until_the_mdm_adds_it_again() {
     let mut h = Harness::with_notifications();
@@ -280,18 +295,7 @@ fn a_user_apple_refused_to_register_stays_held_across_a_restart_until_the_mdm_ad
             .on_path("users/create")
             .body(json!({"errorNumber": 9717, "errorMessage": "Invalid email address"})),
     );
-    let user_policy = Input::SetPolicy {
-        policy: AppPolicy {
-            policy_id: "pu".into(),
-            name: "Users".into(),
-            account_id: "a1".into(),
-            adam_id: app(0),
-            pricing_param: PricingParam::Stdq,
-            license_type: LicenseType::User,
-            targets: ["u1".to_owned()].into_iter().collect(),
-        },
-    };
-    h.input(user_policy).unwrap();
+    h.input(user_policy_for_u1()).unwrap();
     h.run_for(MINUTE);
     assert_eq!(sent_with_purpose(&h, "createUsers").len(), 1);
     assert!(h.store.contains_key("userhold/a1/u1"));
@@ -317,18 +321,7 @@ fn a_failed_user_registration_reported_by_notification_holds_the_user_without_tr
     h.add_account("a1", &token);
     h.run_for(MINUTE);
     h.input(Input::UserAdded { client_user_id: "u1".into(), email: Some("u1@school.test".into()), managed_apple_id: None }).unwrap();
-    let user_policy = Input::SetPolicy {
-        policy: AppPolicy {
-            policy_id: "pu".into(),
-            name: "Users".into(),
-            account_id: "a1".into(),
-            adam_id: app(0),
-            pricing_param: PricingParam::Stdq,
-            license_type: LicenseType::User,
-            targets: ["u1".to_owned()].into_iter().collect(),
-        },
-    };
-    h.input(user_policy).unwrap();
+    h.input(user_policy_for_u1()).unwrap();
     h.run_for(5_000);
     let event_id = h.engine.pending_operations("a1").unwrap()[0].event_id.clone().expect("accepted");
     let body = json!({"notificationId": "um-1", "notificationType": "USER_MANAGEMENT", "uId": "1",
