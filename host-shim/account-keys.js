@@ -9,7 +9,7 @@
 import { ACCOUNT_PREFIX } from './protect.js';
 
 export const POLICY_PREFIX = 'policy/';
-const ACCOUNT_SCOPED_PREFIXES = ['prov/', 'hold/', 'op/', 'asg/', 'asset/', 'vppuser/'];
+const ACCOUNT_SCOPED_PREFIXES = ['prov/', 'hold/', 'await/', 'op/', 'asg/', 'asset/', 'vppuser/', 'userhold/'];
 
 /** One key component back from application/x-www-form-urlencoded ('+' is a space); malformed text as it is. */
 function decodeComponent(text) {

@@ -17,9 +17,7 @@ bash scripts/setup.sh --browser --postgres
 
 step "Rust tests (native)" cargo test --locked --no-fail-fast
 # The deterministic simulation at CI size (the native step above runs a few seeds); prints its summary line.
-# SIM_KNOWN_FAILING: seeds that still find an engine bug (pool accounting with an event stuck at Apple, issue 6);
-# they run and are reported, and the step fails if any other seed fails or if one of them starts passing.
-step "simulation (500 seeds × 2,000 steps)" env SIM_SEEDS=500 SIM_STEPS=2000 SIM_KNOWN_FAILING="173 182 261" \
+step "simulation (500 seeds × 2,000 steps)" env SIM_SEEDS=500 SIM_STEPS=2000 \
   cargo test --locked --release --test simulation -- --nocapture
 step "core purity" bash scripts/check-core-purity.sh
 step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \

@@ -108,14 +108,17 @@ pub struct Licenses {
     pub ours: Provenance,
     ops: BTreeMap<u64, Operation>,
     next_op_id: u64,
-    pending_assoc: BTreeSet<AssignmentKey>,
+    /// Pairs being associated, with the operation that carries them (a pair can be planned
+    /// again while an older operation that failed it is still open).
+    pending_assoc: BTreeMap<AssignmentKey, u64>,
     /// Pairs being released, with the reason.
     pending_release: BTreeMap<AssignmentKey, String>,
     pending_users: BTreeSet<u32>,
     /// Pairs not to assign (install failed, removed by the user, reclaimed by an admin, Apple refused).
     holds: BTreeMap<AssignmentKey, String>,
-    /// Pairs of unanswered associations not seen when they were settled: Apple may still make
-    /// them (a slow event); adopted as ours if they appear before a trustworthy full refresh.
+    /// Pairs of associations whose outcome is unknown (unanswered and not seen when settled, or
+    /// resubmitted after 10 minutes pending): Apple may still make them. Adopted as ours if they
+    /// appear before a trustworthy full refresh; their licenses count as in flight until then.
     awaited: BTreeSet<AssignmentKey>,
     /// Event ids of operations finished lately (and their order), whose late notifications are old news.
     finished_events: BTreeSet<String>,
@@ -144,6 +147,8 @@ pub struct Licenses {
     pub dirty_ops: BTreeSet<u64>,
     /// Hold changes not yet persisted: key → its reason, or `None` when lifted.
     pub dirty_holds: BTreeMap<AssignmentKey, Option<String>>,
+    /// Awaited pairs not yet persisted: key → still awaited?
+    pub dirty_awaited: BTreeMap<AssignmentKey, bool>,
     /// User hold changes not yet persisted, likewise.
     pub dirty_user_holds: BTreeMap<u32, Option<String>>,
 }
@@ -402,22 +407,26 @@ impl Licenses {
         // A target being revoked gets nothing until the revoke is done (it would take it away).
         let revoking: BTreeSet<Target> =
             self.ops.values().filter(|op| op.kind == OperationKind::Revoke).flat_map(|op| op.targets.iter().copied()).collect();
-        let mut missing: BTreeMap<AssetKey, Vec<Target>> = BTreeMap::new();
-        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k) && !revoking.contains(&k.target)) {
+        // Per asset: the awaited pairs (their license is counted in flight already: Apple may
+        // still complete the old event) and the others, which need a free license each.
+        let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
+        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k) && !revoking.contains(&k.target)) {
             let ready = match key.target {
                 Target::User(id) => registered_users.contains(&id),
                 Target::Device(_) => true,
             };
             if ready {
-                missing.entry(key.asset).or_default().push(key.target);
+                let (awaited, fresh) = missing.entry(key.asset).or_default();
+                if self.awaited.contains(key) { awaited } else { fresh }.push(key.target);
             }
         }
         let mut in_flight: BTreeMap<AssetKey, i64> = BTreeMap::new();
-        for key in &self.pending_assoc {
+        let awaited = self.awaited.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k));
+        for key in self.pending_assoc.keys().chain(awaited) {
             *in_flight.entry(key.asset).or_default() += 1;
         }
         let mut wanted_by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
-        for (asset, targets) in missing {
+        for (asset, (awaited, fresh)) in missing {
             let Some(counts) = mirror.asset(&asset) else { continue };
             let unlimited = counts.total == UNLIMITED_COUNT;
             let available = if self.exhausted.contains(&asset) {
@@ -427,17 +436,14 @@ impl Licenses {
             } else {
                 (counts.available - in_flight.get(&asset).copied().unwrap_or(0)).max(0)
             };
-            let take = targets.len().min(usize::try_from(available).unwrap_or(usize::MAX));
+            let take = fresh.len().min(usize::try_from(available).unwrap_or(usize::MAX));
             if whole {
-                self.report_shortfall(asset, targets.len() - take, mirror, ctx);
-            } else if take < targets.len() {
+                self.report_shortfall(asset, fresh.len() - take, mirror, ctx);
+            } else if take < fresh.len() {
                 self.needs_plan = true; // short: the whole account's shortfall must be reported
             }
-            if take == 0 {
-                continue;
-            }
             let remaining = available - take as i64;
-            if !unlimited && remaining <= ctx.low_license_threshold && self.reported_low.insert(asset) {
+            if take > 0 && !unlimited && remaining <= ctx.low_license_threshold && self.reported_low.insert(asset) {
                 ctx.events.push(Event::LowLicenses {
                     account_id: ctx.account_id.to_owned(),
                     adam_id: mirror.name(asset.adam_id).to_owned(),
@@ -446,13 +452,13 @@ impl Licenses {
                     threshold: ctx.low_license_threshold,
                 });
             }
-            for target in &targets[..take] {
+            for target in awaited.iter().chain(&fresh[..take]) {
                 wanted_by_target.entry(*target).or_default().insert(asset);
             }
         }
         for batch in manage_batches(&wanted_by_target, ctx.limits) {
             let op = self.new_op(OperationKind::Associate, batch.assets, batch.targets, "in scope of an app policy".to_owned());
-            self.pending_assoc.extend(op.tasks().map(|(asset, target)| AssignmentKey { asset, target }));
+            self.associating(&op);
             self.queue(op);
         }
     }
@@ -520,7 +526,7 @@ impl Licenses {
             }
         }
         // A revoke would also take what an association in flight is about to give.
-        let receiving: BTreeSet<Target> = self.pending_assoc.iter().map(|k| k.target).collect();
+        let receiving: BTreeSet<Target> = self.pending_assoc.keys().map(|k| k.target).collect();
         let whole: BTreeSet<Target> = by_target
             .iter()
             .filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len()) && !receiving.contains(t))
@@ -555,6 +561,18 @@ impl Licenses {
                 }
             }
             self.queue(op);
+        }
+    }
+
+    /// `op`'s pairs are being associated by it.
+    fn associating(&mut self, op: &Operation) {
+        self.pending_assoc.extend(op.tasks().map(|(asset, target)| (AssignmentKey { asset, target }, op.id)));
+    }
+
+    /// Operation `op_id` no longer associates `key` (a newer operation for it stays pending).
+    fn association_ended(&mut self, key: AssignmentKey, op_id: u64) {
+        if self.pending_assoc.get(&key) == Some(&op_id) {
+            self.pending_assoc.remove(&key);
         }
     }
 
@@ -680,11 +698,12 @@ impl Licenses {
     pub fn settle_unconfirmed(&mut self, sync_started_at: Millis, complete: bool, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let arrived: Vec<AssignmentKey> = self.awaited.iter().filter(|k| mirror.has_assignment(k)).copied().collect();
         for key in arrived {
-            self.awaited.remove(&key);
             self.confirmed_late(key, mirror, ctx);
         }
         if complete {
-            self.awaited.clear();
+            for key in std::mem::take(&mut self.awaited) {
+                self.dirty_awaited.insert(key, false);
+            }
         }
         let settled: Vec<Operation> = self
             .ops
@@ -698,23 +717,44 @@ impl Licenses {
                 if mirror.has_assignment(&key) {
                     self.succeed(&op, key, mirror, ctx);
                 } else {
-                    self.awaited.insert(key); // Apple may still complete it
+                    self.await_pair(key); // Apple may still complete it
                 }
             }
             self.finish(op.id);
         }
     }
 
-    /// A pair of an unanswered association of ours appeared after it was settled: it is ours.
+    /// Apple may still make `key` for us.
+    fn await_pair(&mut self, key: AssignmentKey) {
+        if self.awaited.insert(key) {
+            self.dirty_awaited.insert(key, true);
+        }
+    }
+
+    /// An awaited pair read back from the store.
+    pub fn restore_awaited(&mut self, key: AssignmentKey) {
+        self.awaited.insert(key);
+    }
+
+    /// An awaited pair appeared (Apple completed the association after all): it is ours.
     fn confirmed_late(&mut self, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        if !self.ours.contains(&key) {
+        if self.ours.contains(&key) {
+            self.no_longer_awaited(&key);
+        } else {
             self.now_ours(key, mirror, ctx);
+        }
+    }
+
+    fn no_longer_awaited(&mut self, key: &AssignmentKey) {
+        if self.awaited.remove(key) {
+            self.dirty_awaited.insert(*key, false);
         }
     }
 
     /// Apple confirmed an association of ours: it is ours, and ready for the install command.
     fn now_ours(&mut self, key: AssignmentKey, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         self.adopt(key);
+        self.no_longer_awaited(&key);
         // The scope may have changed while Apple worked: the next plan releases the pair again
         // if nothing wants it any more.
         self.nominate(key, "no longer wanted when Apple confirmed the assignment");
@@ -752,8 +792,13 @@ impl Licenses {
         *polling = false;
         match status.event_status {
             EventStatus::Pending if ctx.now.saturating_sub(*submitted_at) >= RESUBMIT_AFTER => {
-                op.state = OperationState::Queued;
-                self.dirty_ops.insert(op_id);
+                if op.kind == OperationKind::Associate {
+                    self.resubmit_associations(op_id);
+                } else {
+                    // Releases and user creation change nothing twice: the same request again.
+                    op.state = OperationState::Queued;
+                    self.dirty_ops.insert(op_id);
+                }
             }
             EventStatus::Pending => *next_poll_at = ctx.now + POLL_INTERVAL,
             EventStatus::Complete | EventStatus::Failed => {
@@ -896,12 +941,12 @@ impl Licenses {
                 return; // a user task has no asset to report an assignment failure for
             }
             (OperationKind::Associate, Some(INSUFFICIENT_LICENSES)) => {
-                self.pending_assoc.remove(&key);
+                self.association_ended(key, op.id);
                 self.exhausted.insert(key.asset);
                 return; // reported as insufficientLicenses by the next plan
             }
             (OperationKind::Associate, Some(USER_NOT_FOUND)) => {
-                self.pending_assoc.remove(&key);
+                self.association_ended(key, op.id);
                 if let Target::User(id) = key.target {
                     // Apple doesn't know the user (any more): register it again.
                     let name = mirror.name(id).to_owned();
@@ -910,10 +955,10 @@ impl Licenses {
                 return;
             }
             (OperationKind::Associate, Some(INTERNAL_ERROR | MAINTENANCE)) => {
-                self.pending_assoc.remove(&key); // Apple's trouble, not the pair's: the next plan retries
+                self.association_ended(key, op.id); // Apple's trouble, not the pair's: the next plan retries
             }
             (OperationKind::Associate, _) => {
-                self.pending_assoc.remove(&key);
+                self.association_ended(key, op.id);
                 self.set_hold(key, format!("Apple refused the assignment: {message}"));
             }
             (OperationKind::Disassociate | OperationKind::Revoke, _) => {
@@ -932,9 +977,27 @@ impl Licenses {
         });
     }
 
+    /// An association still pending at Apple after [`RESUBMIT_AFTER`]: resubmitted by planning
+    /// again, so that only the pairs still wanted are asked for, within the pool. Its open pairs
+    /// are awaited (Apple may still complete the old event, whose notification is then adopted).
+    fn resubmit_associations(&mut self, op_id: u64) {
+        let Some(op) = self.ops.get(&op_id) else { return };
+        let open: Vec<AssignmentKey> =
+            op.tasks().filter(|t| !op.resolved.contains(t)).map(|(asset, target)| AssignmentKey { asset, target }).collect();
+        for key in open {
+            self.await_pair(key);
+        }
+        self.close(op_id, false);
+    }
+
     fn finish(&mut self, op_id: u64) {
+        self.close(op_id, true);
+    }
+
+    /// Forgets operation `op_id`; `remember_event`: its event's late notifications are old news.
+    fn close(&mut self, op_id: u64, remember_event: bool) {
         if let Some(op) = self.ops.remove(&op_id) {
-            if let Some(event_id) = op.event_id() {
+            if let Some(event_id) = op.event_id().filter(|_| remember_event) {
                 self.finished_events.insert(event_id.to_owned());
                 self.finished_order.push_back(event_id.to_owned());
                 if self.finished_order.len() > FINISHED_EVENTS_KEPT {
@@ -942,9 +1005,9 @@ impl Licenses {
                     self.finished_events.remove(&oldest);
                 }
             }
-            // Tasks never resolved (an empty revoke, say) must not stay pending forever.
+            // Tasks never resolved must not stay pending forever; a newer operation's stay.
             for (asset, target) in op.tasks() {
-                self.pending_assoc.remove(&AssignmentKey { asset, target });
+                self.association_ended(AssignmentKey { asset, target }, op_id);
             }
             if op.kind == OperationKind::Revoke {
                 self.pending_release.retain(|k, _| !op.targets.contains(&k.target));
@@ -977,7 +1040,7 @@ impl Licenses {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => {
                         mirror.add_assignment(key);
-                        if self.awaited.remove(&key) {
+                        if self.awaited.contains(&key) {
                             self.confirmed_late(key, mirror, ctx);
                         }
                     }
@@ -1073,7 +1136,7 @@ impl Licenses {
     pub fn restore_operation(&mut self, op: Operation) {
         self.next_op_id = self.next_op_id.max(op.id);
         match op.kind {
-            OperationKind::Associate => self.pending_assoc.extend(op.tasks().map(|(asset, target)| AssignmentKey { asset, target })),
+            OperationKind::Associate => self.associating(&op),
             OperationKind::CreateUsers => self.pending_users.extend(op.targets.iter().filter_map(|t| match t {
                 Target::User(id) => Some(*id),
                 Target::Device(_) => None,
@@ -1093,7 +1156,7 @@ impl Licenses {
     /// while this instance was down, or by someone else).
     pub fn prune_ours(&mut self, mirror: &Mirror) {
         let gone: Vec<AssignmentKey> =
-            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains(k)).collect();
+            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k)).collect();
         for key in gone {
             self.ours.remove(&key);
             self.dirty_ours.insert(key, false);
@@ -1113,7 +1176,7 @@ impl Licenses {
             "licensed by this MDM".to_owned()
         } else if has {
             "licensed by another MDM (Clean Up releases it unless a policy wants it)".to_owned()
-        } else if self.pending_assoc.contains(&key) {
+        } else if self.pending_assoc.contains_key(&key) {
             "assignment requested, waiting for Apple to confirm".to_owned()
         } else if let Some(Decision::Skip(reason)) = decisions.iter().find(|d| matches!(d, Decision::Skip(_))).filter(|_| !wanted) {
             reason.clone()

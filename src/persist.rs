@@ -2,7 +2,8 @@
 //! [`crate::Engine::restore`]. Records are small and keyed, so a change writes only what
 //! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
-//! `hold/<account>/…` (pairs not to assign again, with why), `op/<account>/<operation>`
+//! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
+//! unanswered associations Apple may still make), `op/<account>/<operation>`
 //! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/…` one
 //! per assignment, `asset/<account>/<adamId>/<pricing>` with the counts, `vppuser/<account>/<id>`
 //! one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
@@ -31,9 +32,18 @@ pub const ASSIGNMENT_PREFIX: &str = "asg/";
 pub const ASSET_PREFIX: &str = "asset/";
 pub const APPLE_USER_PREFIX: &str = "vppuser/";
 pub const USER_HOLD_PREFIX: &str = "userhold/";
+pub const AWAITED_PREFIX: &str = "await/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 7] =
-    [PROVENANCE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, ASSIGNMENT_PREFIX, ASSET_PREFIX, APPLE_USER_PREFIX, USER_HOLD_PREFIX];
+const ACCOUNT_SCOPED_PREFIXES: [&str; 8] = [
+    PROVENANCE_PREFIX,
+    HOLD_PREFIX,
+    AWAITED_PREFIX,
+    OPERATION_PREFIX,
+    ASSIGNMENT_PREFIX,
+    ASSET_PREFIX,
+    APPLE_USER_PREFIX,
+    USER_HOLD_PREFIX,
+];
 
 fn enc(component: &str) -> String {
     form_urlencoded::byte_serialize(component.as_bytes()).collect()
@@ -148,7 +158,8 @@ pub struct AppleUserRecord {
 }
 
 /// One (app, device or user) pair of an account: an assignment this instance made (provenance),
-/// or a pair not to assign again (a hold, with its reason).
+/// a pair not to assign again (a hold, with its reason), a pair Apple may still assign for us
+/// (awaited), or an assignment Apple holds (the mirror).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
@@ -282,4 +293,18 @@ pub enum Record {
 pub struct StoredRecord {
     pub key: String,
     pub value: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ACCOUNT_SCOPED_PREFIXES;
+
+    #[test]
+    fn the_host_shim_fences_every_prefix_the_engine_files_under_an_account() {
+        let shim = include_str!("../host-shim/account-keys.js");
+        let list = shim.lines().find(|l| l.starts_with("const ACCOUNT_SCOPED_PREFIXES")).expect("the shim's list");
+        for prefix in ACCOUNT_SCOPED_PREFIXES {
+            assert!(list.contains(&format!("'{prefix}'")), "host-shim/account-keys.js does not know {prefix}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
-use support::fake_apple::{FakeApple, Org};
+use support::fake_apple::{EventFault, FakeApple, Org};
 use support::{app, Harness};
 use vpp_license_engine::{AppPolicy, Engine, Input, LicenseType, PricingParam};
 
@@ -116,9 +116,11 @@ fn licenses_ready(h: &Harness) -> usize {
     h.events().iter().filter(|e| matches!(e, vpp_license_engine::Event::LicenseReady { .. })).count()
 }
 
-/// Crashes right after an association left for Apple, before its answer; Apple got it or not.
-fn crash_after_sending_an_association(apple_got_it: bool) -> (Harness, String) {
+/// Crashes right after an association left for Apple, before its answer; Apple got it or not,
+/// and takes `event_takes` to complete it (else its usual few seconds).
+fn crash_after_sending_an_association(apple_got_it: bool, event_takes: Option<u64>) -> (Harness, String) {
     let mut h = Harness::with_notifications();
+    h.apple.event_faults.extend(event_takes.map(EventFault::Slow));
     let token = h.org("ORG1", org(1, 0));
     h.add_account("a1", &token);
     h.run_for(MINUTE);
@@ -144,7 +146,7 @@ fn crash_after_sending_an_association(apple_got_it: bool) -> (Harness, String) {
 
 #[test]
 fn an_association_apple_accepted_before_a_crash_is_confirmed_by_a_sync_and_never_sent_twice() {
-    let (mut h, token) = crash_after_sending_an_association(true);
+    let (mut h, token) = crash_after_sending_an_association(true, None);
     let pending = h.engine.pending_operations("a1").unwrap();
     assert_eq!(pending.iter().map(|p| p.state).collect::<Vec<_>>(), ["unconfirmed"]);
     h.run_for(30 * MINUTE);
@@ -157,7 +159,7 @@ fn an_association_apple_accepted_before_a_crash_is_confirmed_by_a_sync_and_never
 
 #[test]
 fn an_association_apple_never_received_before_a_crash_is_sent_once_after_the_confirming_sync() {
-    let (mut h, token) = crash_after_sending_an_association(false);
+    let (mut h, token) = crash_after_sending_an_association(false, None);
     h.run_for(4 * MINUTE);
     assert!(sent_with_purpose(&h, "associateAssets").is_empty(), "not before the settle time");
     h.run_for(30 * MINUTE);
@@ -165,6 +167,24 @@ fn an_association_apple_never_received_before_a_crash_is_sent_once_after_the_con
     assert_eq!(h.apple.org(&token).assignments.len(), 3);
     assert_eq!(licenses_ready(&h), 3);
     assert!(h.engine.pending_operations("a1").unwrap().is_empty());
+}
+
+#[test]
+fn an_unanswered_association_apple_completes_after_it_was_settled_is_adopted_across_a_restart_and_released() {
+    let (mut h, token) = crash_after_sending_an_association(true, Some(20 * MINUTE));
+    // The devices leave the scope; the settling sync 10 min after sending sees none of the pairs.
+    h.input(Input::RemovePolicy { policy_id: "p1".into() }).unwrap();
+    h.run_for(12 * MINUTE);
+    assert!(h.engine.pending_operations("a1").unwrap().is_empty(), "settled");
+    assert_eq!(h.store.keys().filter(|k| k.starts_with("await/a1/")).count(), 3, "Apple may still make them: stored");
+    let engine = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let mut h = restarted(&mut h, engine);
+    h.add_account_mapping("a1", &token);
+    h.run_for(30 * MINUTE);
+    let released = h.events().iter().filter(|e| matches!(e, vpp_license_engine::Event::LicenseReleased { .. })).count();
+    assert_eq!(released, 3, "Apple completed the old event: the pairs are ours, and released");
+    assert!(h.apple.org(&token).assignments.is_empty());
+    assert!(!h.store.keys().any(|k| k.starts_with("await/") || k.starts_with("prov/")));
 }
 
 fn sync_kinds(h: &Harness) -> Vec<vpp_license_engine::SyncKind> {

@@ -7,7 +7,7 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
-use support::fake_apple::Org;
+use support::fake_apple::{EventFault, NotificationFault, Org};
 use support::{app, Harness, Trace, NOTIFICATION_TOKEN};
 use vpp_license_engine::{AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
 
@@ -200,6 +200,67 @@ fn an_event_still_pending_after_10_minutes_is_submitted_again() {
     let submits: Vec<u64> = h.requests().iter().filter(|(_, r)| r.purpose == "associateAssets").map(|(at, _)| *at).collect();
     assert_eq!(submits.len(), 2);
     assert!(submits[1] - submits[0] >= 10 * MINUTE && submits[1] - submits[0] < 11 * MINUTE, "{submits:?}");
+}
+
+/// The serial numbers of every associate request, in order.
+fn associated_serials(h: &Harness) -> Vec<Vec<String>> {
+    h.requests()
+        .iter()
+        .filter(|(_, r)| r.purpose == "associateAssets")
+        .map(|(_, r)| {
+            let body: serde_json::Value = serde_json::from_str(r.body.as_deref().unwrap()).unwrap();
+            body["serialNumbers"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+        })
+        .collect()
+}
+
+fn held_at_apple(h: &mut Harness, token: &str) -> Vec<String> {
+    let mut serials: Vec<String> =
+        h.apple.org(token).assignments.iter().map(|(_, a)| a["serialNumber"].as_str().unwrap().to_owned()).collect();
+    serials.sort();
+    serials
+}
+
+#[test]
+fn a_resubmission_after_10_minutes_asks_only_for_pairs_still_wanted_and_a_late_completion_is_adopted_and_released() {
+    let mut h = Harness::new(); // no notifications: /status says PENDING, then a sync shows the late completion
+    let token = synced(&mut h, org(1, 2, 0));
+    enroll(&mut h, (0..3).map(serial));
+    h.apple.event_faults.push_back(EventFault::Slow(30 * MINUTE));
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0), serial(1)])).unwrap();
+    h.run_for(5 * MINUTE);
+    // Serial 1 leaves the scope and serial 2 enters it while Apple still works on the event.
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(2)], remove: vec![serial(1)] }).unwrap();
+    h.run_for(6 * MINUTE);
+    // Serial 2 waits: the old event may still give serial 1 the pool's second license.
+    assert_eq!(associated_serials(&h), [vec![serial(0), serial(1)], vec![serial(0)]]);
+    h.run_for(3 * 60 * MINUTE);
+    assert!(released(&h).iter().any(|(_, s, _)| s.as_deref() == Some(serial(1).as_str())), "adopted as ours, then released");
+    assert_eq!(held_at_apple(&mut h, &token), [serial(0), serial(2)]);
+    assert!(h.apple.overcommitted.is_empty(), "{:?}", h.apple.overcommitted);
+}
+
+#[test]
+fn finishing_an_operation_keeps_the_pairs_a_newer_operation_is_associating_in_flight() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 2, 0));
+    enroll(&mut h, (0..3).map(serial));
+    // The first event fails one of its two devices (Apple's trouble: planned again, slowly), and
+    // its success notification is lost: `/status` finishes it while the retry is at Apple.
+    h.apple.event_faults.extend([EventFault::Partial(9603), EventFault::Slow(20 * MINUTE)]);
+    h.apple.notification_faults.push_back(NotificationFault::Drop);
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0), serial(1)])).unwrap();
+    h.run_for(2 * MINUTE);
+    assert_eq!(associated_serials(&h).len(), 2, "the first request and the retry of its failed device");
+    assert_eq!(h.engine.pending_operations("a1").unwrap().len(), 1, "the first one finished by /status");
+    // A third device enters the scope: both licenses are taken or in flight.
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(2)], remove: vec![] }).unwrap();
+    h.run_for(5 * MINUTE);
+    assert_eq!(associated_serials(&h).len(), 2, "nothing more is asked for while the retry is at Apple");
+    h.run_for(25 * MINUTE);
+    assert!(!associated_serials(&h).concat().contains(&serial(2)), "{:?}", associated_serials(&h));
+    assert_eq!(held_at_apple(&mut h, &token), [serial(0), serial(1)]);
+    assert!(h.apple.overcommitted.is_empty(), "{:?}", h.apple.overcommitted);
 }
 
 // ============================================================================ pools

@@ -13,7 +13,7 @@ use crate::mirror::AssetCounts;
 use crate::persist::{
     self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord,
     DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
-    APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
+    APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
     PROVENANCE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
 };
 use crate::policy::AppPolicy;
@@ -108,6 +108,9 @@ pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     for (key, reason) in std::mem::take(&mut account.licenses.dirty_holds) {
         let present = reason.is_some();
         ops.push(pair_op(pair(account, &key, reason), HOLD_PREFIX, present));
+    }
+    for (key, present) in std::mem::take(&mut account.licenses.dirty_awaited) {
+        ops.push(pair_op(pair(account, &key, None), AWAITED_PREFIX, present));
     }
     for (id, reason) in std::mem::take(&mut account.licenses.dirty_user_holds) {
         let client_user_id = account.mirror.name(id).to_owned();
@@ -224,7 +227,7 @@ impl Engine {
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
                 account.mirror.restore_user(&record.client_user_id, user);
-            } else if key.starts_with(PROVENANCE_PREFIX) || key.starts_with(HOLD_PREFIX) || key.starts_with(ASSIGNMENT_PREFIX) {
+            } else if [PROVENANCE_PREFIX, HOLD_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
                 let record: PairRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
@@ -239,6 +242,8 @@ impl Engine {
                 } else if key.starts_with(HOLD_PREFIX) {
                     let reason = record.reason.unwrap_or_default();
                     account.licenses.restore_hold(pair, reason);
+                } else if key.starts_with(AWAITED_PREFIX) {
+                    account.licenses.restore_awaited(pair);
                 } else {
                     account.licenses.ours.insert(pair);
                 }

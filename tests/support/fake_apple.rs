@@ -467,6 +467,8 @@ impl FakeApple {
     }
 
     pub fn answer(&mut self, request: &Request, now: u64) -> Answer {
+        // Events complete on Apple's clock, whether or not anyone asks: every answer sees them.
+        self.complete_due(now);
         let (path, query) = split_url(&request.url);
         let bearer = request.headers.get("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned);
         if let Some(index) = self.faults.iter().position(|f| {
@@ -558,7 +560,6 @@ impl FakeApple {
             }
             (Method::Get, "status") => {
                 let id = query.get("eventId").cloned().unwrap_or_default();
-                self.complete_due(now);
                 let Some(event) = self.events.get(&id) else { return error(400, 9708, "Unable to find eventId.") };
                 let mut body = match &event.outcome {
                     None => json!({"eventStatus": "PENDING", "eventType": event.kind}),
