@@ -7,6 +7,7 @@ use crate::apple::wire::MdmInfo;
 use crate::apple::Limits;
 use crate::backoff::BackoffPolicy;
 use crate::error::EngineError;
+use crate::json_object;
 use crate::secret::Secret;
 use crate::time::{Millis, DAY, MINUTE, SECOND};
 
@@ -20,6 +21,7 @@ pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EngineConfig {
     /// The identity written into each location's client config to claim it.
+    #[serde(deserialize_with = "json_object::strict")]
     pub mdm_info: MdmInfo,
     #[serde(default = "defaults::service_config_url")]
     pub service_config_url: String,
@@ -43,6 +45,7 @@ pub struct EngineConfig {
     #[serde(default = "defaults::rate_limit_margin")]
     pub rate_limit_margin_ms: Millis,
     /// Where Apple POSTs notifications (`<url>/<accountId>`) and the bearer it must present.
+    #[serde(default, deserialize_with = "json_object::strict_option")]
     pub notifications: Option<NotificationConfig>,
     /// `lowLicenses` fires when an app's available count drops to this or below.
     #[serde(default = "defaults::low_license_threshold")]

@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::{Deserializer, Error};
 use serde::Deserialize;
 
 use crate::apple::wire::PricingParam;
+use crate::json_object;
 use crate::policy::AppPolicy;
 
 /// One input for [`crate::Engine::handle_input`].
@@ -12,8 +14,15 @@ use crate::policy::AppPolicy;
 /// The host passes account commands as the administrator issues them, every answer to a
 /// [`crate::Request`] (or the network error instead), and [`Input::Timeout`] when the timer
 /// armed from [`crate::Output::Timeout`] fires.
+///
+/// From JSON, an input is an object tagged by `type` (`{"type": "refresh", "accountId": "a1"}`),
+/// with the variant's fields in camelCase; unknown fields are refused.
+//
+// The derive (`remote = "Self"`) reads the externally tagged form (`{"refresh": {...}}`); the
+// `Deserialize` impl below moves the tag there. That reads the fields once, through
+// `serde_json::Value`, instead of through serde's `Content` buffer (wasm size).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum Input {
     /// Add an Apps and Books account from an uploaded sToken. The engine then reads the
     /// location's client config, claims it if nobody has, and runs a full refresh.
@@ -33,7 +42,10 @@ pub enum Input {
     /// Take the location back from another MDM (`POST /client/config` with our `mdmInfo`).
     ReclaimOwnership { account_id: String },
     /// Create or replace an app policy.
-    SetPolicy { policy: AppPolicy },
+    SetPolicy {
+        #[serde(deserialize_with = "crate::json_object::strict")]
+        policy: AppPolicy,
+    },
     /// Remove an app policy; the licenses it alone wanted are reclaimed.
     RemovePolicy { policy_id: String },
     /// Targets entering or leaving a policy's scope (labels or groups changed). A target leaving
@@ -106,6 +118,23 @@ pub enum Input {
     Timeout,
 }
 
+/// Variants without fields: their tag alone names them (other fields are ignored).
+const UNIT_VARIANTS: [&str; 2] = ["reconcile", "timeout"];
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde_json::Value;
+        let mut fields = json_object::object(deserializer)?;
+        let tag: String = json_object::take(&mut fields, "type")?;
+        let externally_tagged = if UNIT_VARIANTS.contains(&tag.as_str()) {
+            Value::String(tag)
+        } else {
+            Value::Object(std::iter::once((tag, Value::Object(fields))).collect())
+        };
+        Input::deserialize(externally_tagged).map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -133,6 +162,18 @@ mod tests {
         assert!(parse(r#"{"type": "refresh", "accountId": 5}"#).unwrap_err().contains("invalid type"));
         assert!(parse(r#"{"type": "response", "id": -1, "status": 200}"#).is_err());
         assert!(parse(r#"{"type": "refresh"}"#).unwrap_err().contains("missing field"));
-        assert!(parse(r#"{"accountId": "a1"}"#).is_err());
+        assert!(parse(r#"{"accountId": "a1"}"#).unwrap_err().contains("missing field `type`"));
+        assert!(parse(r#"{"type": 5}"#).unwrap_err().contains("invalid type"));
+        assert!(parse(r#"["refresh", "a1"]"#).unwrap_err().contains("invalid type"));
+        let policy = r#"{"type": "setPolicy", "policy": ["p", "P", "a1", "1", "STDQ", "device", []]}"#;
+        assert!(parse(policy).unwrap_err().contains("invalid type"));
+    }
+
+    #[test]
+    fn the_tag_may_come_anywhere_and_fieldless_inputs_need_only_their_tag() {
+        let input = parse(r#"{"accountId": "a1", "type": "refresh"}"#).unwrap();
+        assert!(matches!(input, Input::Refresh { account_id } if account_id == "a1"));
+        assert!(matches!(parse(r#"{"type": "reconcile"}"#), Ok(Input::Reconcile)));
+        assert!(matches!(parse(r#"{"type": "timeout", "note": 1}"#), Ok(Input::Timeout)));
     }
 }

@@ -99,6 +99,7 @@ mod error;
 mod event;
 mod facts;
 mod input;
+mod json_object;
 mod licenses;
 mod mirror;
 mod notification;

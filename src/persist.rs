@@ -9,10 +9,12 @@
 //! one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
 //! `device/<serial>`, `user/<id>`, `settings`.
 
+use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
 use crate::facts::{DeviceFacts, UserFacts};
+use crate::json_object;
 use crate::operation::{AssetRef, NewUser, OperationKind};
 use crate::policy::AppPolicy;
 use crate::secret::Secret;
@@ -202,7 +204,7 @@ pub struct OperationRecord {
 }
 
 /// What the MDM reported about one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRecord {
     pub serial_number: String,
@@ -211,7 +213,7 @@ pub struct DeviceRecord {
 }
 
 /// What the MDM reported about one user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub client_user_id: String,
@@ -226,8 +228,9 @@ pub struct SettingsRecord {
     pub license_removal_notification: bool,
 }
 
-/// Who manages the account's location, as far as the engine knows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Who manages the account's location, as far as the engine knows. Stored as an object tagged
+/// by `state`; an MDM's fields sit next to the tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "camelCase")]
 pub enum Ownership {
     /// Not verified yet.
@@ -262,7 +265,7 @@ pub struct DurableAccount {
 }
 
 /// The stored form of an account. `Debug` hides the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountRecord {
     pub account_id: String,
@@ -270,6 +273,49 @@ pub struct AccountRecord {
     pub token: Secret,
     #[serde(flatten)]
     pub durable: DurableAccount,
+}
+
+// The records with flattened fields and the tagged `Ownership` are read by hand: serde's
+// derive would buffer them in its `Content` type (see `crate::json_object`).
+
+impl<'de> Deserialize<'de> for DeviceRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = json_object::object(deserializer)?;
+        Ok(Self { serial_number: json_object::take(&mut fields, "serialNumber")?, facts: json_object::rest(fields)? })
+    }
+}
+
+impl<'de> Deserialize<'de> for UserRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = json_object::object(deserializer)?;
+        Ok(Self { client_user_id: json_object::take(&mut fields, "clientUserId")?, facts: json_object::rest(fields)? })
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields = json_object::object(deserializer)?;
+        Ok(Self {
+            account_id: json_object::take(&mut fields, "accountId")?,
+            name: json_object::take(&mut fields, "name")?,
+            token: json_object::take(&mut fields, "token")?,
+            durable: json_object::rest(fields)?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Ownership {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const STATES: &[&str] = &["unknown", "ours", "other"];
+        let mut fields = json_object::object(deserializer)?;
+        let state: String = json_object::take(&mut fields, "state")?;
+        match state.as_str() {
+            "unknown" => Ok(Self::Unknown),
+            "ours" => Ok(Self::Ours),
+            "other" => json_object::rest(fields).map(Self::Other),
+            _ => Err(D::Error::unknown_variant(&state, STATES)),
+        }
+    }
 }
 
 /// A stored value.
@@ -297,7 +343,42 @@ pub struct StoredRecord {
 
 #[cfg(test)]
 mod tests {
-    use super::ACCOUNT_SCOPED_PREFIXES;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(record: &T) -> T {
+        serde_json::from_value(serde_json::to_value(record).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn records_with_flattened_fields_and_ownership_read_back_what_was_written() {
+        let other = MdmInfo { id: "other".into(), name: "Other MDM".into(), metadata: "9".into() };
+        for ownership in [Ownership::Unknown, Ownership::Ours, Ownership::Other(other)] {
+            let durable = DurableAccount { ownership, last_synced_at: Some(5), ..DurableAccount::default() };
+            let account = AccountRecord { account_id: "a1".into(), name: "A".into(), token: Secret::new("t".into()), durable };
+            assert_eq!(round_trip(&account), account);
+        }
+        let facts = DeviceFacts { client_user_id: Some("u1".into()), shared_ipad: true, ..DeviceFacts::default() };
+        let device = DeviceRecord { serial_number: "S1".into(), facts };
+        assert_eq!(round_trip(&device), device);
+        let user = UserRecord { client_user_id: "u1".into(), facts: UserFacts { removed: true, ..UserFacts::default() } };
+        assert_eq!(round_trip(&user), user);
+    }
+
+    #[test]
+    fn malformed_records_are_refused_with_the_field_named() {
+        let error = |json: &str| serde_json::from_str::<AccountRecord>(json).unwrap_err().to_string();
+        let durable = r#""cursors": {}, "retryAfterUntil": 0"#;
+        assert!(error(&format!(r#"{{"name": "A", "token": "t", "ownership": {{"state": "ours"}}, {durable}}}"#))
+            .contains("missing field `accountId`"));
+        let unknown = format!(r#"{{"accountId": "a", "name": "A", "token": "t", "ownership": {{"state": "theirs"}}, {durable}}}"#);
+        assert!(error(&unknown).contains("unknown variant `theirs`"));
+        assert!(error(r#"["a", "A", "t"]"#).contains("invalid type"));
+        let device = serde_json::from_str::<DeviceRecord>(r#"{"serialNumber": 7, "sharedIpad": false}"#).unwrap_err();
+        assert!(device.to_string().contains("invalid type"));
+    }
 
     #[test]
     fn the_host_shim_fences_every_prefix_the_engine_files_under_an_account() {

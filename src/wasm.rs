@@ -202,10 +202,11 @@ fn engine_error(e: EngineError) -> JsValue {
 /// Decodes an object argument. Only plain objects are accepted: serde would otherwise read an
 /// array as a struct (`["x"]` as its first field), and a `Map` or `Date` is never meant.
 fn decode<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<T, JsValue> {
-    if !is_plain_object(&value) {
+    let reader = JsonReader::new();
+    if !reader.is_plain_object(&value) {
         return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| error("INVALID_INPUT", &format!("invalid {what}: {e}")))
+    from_json(what, reader.read(&value, 0).map_err(|e| invalid(what, &e))?)
 }
 
 /// Decodes an array argument whose items must be plain objects.
@@ -213,21 +214,107 @@ fn decode_list<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<Vec<T>
     if !js_sys::Array::is_array(&value) {
         return Err(error("INVALID_INPUT", &format!("invalid {what}: expected an array")));
     }
-    js_sys::Array::from(&value).iter().map(|item| decode(what, item)).collect()
+    let reader = JsonReader::new();
+    js_sys::Array::from(&value)
+        .iter()
+        .map(|item| {
+            if !reader.is_plain_object(&item) {
+                return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
+            }
+            from_json(what, reader.read(&item, 0).map_err(|e| invalid(what, &e))?)
+        })
+        .collect()
 }
 
-fn is_plain_object(value: &JsValue) -> bool {
-    if !value.is_object() || js_sys::Array::is_array(value) {
-        return false;
+fn from_json<T: DeserializeOwned>(what: &str, value: serde_json::Value) -> Result<T, JsValue> {
+    serde_json::from_value(value).map_err(|e| invalid(what, &e.to_string()))
+}
+
+fn invalid(what: &str, reason: &str) -> JsValue {
+    error("INVALID_INPUT", &format!("invalid {what}: {reason}"))
+}
+
+/// Deepest nesting of arrays and objects read from JavaScript (serde_json's own limit): a
+/// cyclic object fails here instead of exhausting the stack.
+const MAX_DEPTH: u32 = 128;
+
+/// Reads a JavaScript argument as JSON data, one property at a time: strings (Apple's page
+/// bodies among them) are copied once, never escaped and re-parsed. Stricter than
+/// `JSON.stringify`: a number that is not finite, a `BigInt`, a function, a symbol or an object
+/// that is not plain is refused instead of silently becoming `null`, `{}` or an ISO string.
+/// `undefined` properties are left out, as if absent.
+struct JsonReader {
+    object_prototype: JsValue,
+}
+
+impl JsonReader {
+    fn new() -> Self {
+        Self { object_prototype: js_sys::Object::get_prototype_of(&js_sys::Object::new().into()).into() }
     }
-    let prototype: JsValue = js_sys::Object::get_prototype_of(value).into();
-    prototype.is_null() || prototype == JsValue::from(js_sys::Object::get_prototype_of(&js_sys::Object::new().into()))
+
+    fn is_plain_object(&self, value: &JsValue) -> bool {
+        if !value.is_object() || js_sys::Array::is_array(value) {
+            return false;
+        }
+        let prototype: JsValue = js_sys::Object::get_prototype_of(value).into();
+        prototype.is_null() || prototype == self.object_prototype
+    }
+
+    fn read(&self, value: &JsValue, depth: u32) -> Result<serde_json::Value, String> {
+        use serde_json::Value;
+        if value.is_null() || value.is_undefined() {
+            return Ok(Value::Null);
+        }
+        if let Some(flag) = value.as_bool() {
+            return Ok(Value::Bool(flag));
+        }
+        if let Some(number) = value.as_f64() {
+            // The number itself is left out of the message: formatting floats costs 15 KB of wasm.
+            return json_number(number).map(Value::Number).ok_or_else(|| "a number is not finite".to_owned());
+        }
+        if let Some(text) = value.as_string() {
+            return Ok(Value::String(text));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        if js_sys::Array::is_array(value) {
+            let array = js_sys::Array::from(value);
+            return array.iter().map(|item| self.read(&item, depth + 1)).collect::<Result<_, _>>().map(Value::Array);
+        }
+        if !self.is_plain_object(value) {
+            return Err("expected JSON data (plain objects, arrays, strings, finite numbers, booleans, null)".to_owned());
+        }
+        let mut map = serde_json::Map::new();
+        for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
+            let item = js_sys::Reflect::get(value, &key).map_err(|_| "a property could not be read".to_owned())?;
+            if item.is_undefined() {
+                continue;
+            }
+            // Object.keys yields strings only.
+            map.insert(key.as_string().unwrap_or_default(), self.read(&item, depth + 1)?);
+        }
+        Ok(Value::Object(map))
+    }
 }
 
+/// A JavaScript number as JSON: integers up to 2^53 as integers (what serde reads as `u64`
+/// or `i64`), other finite numbers as floats; `None` for NaN and the infinities.
+fn json_number(number: f64) -> Option<serde_json::Number> {
+    const SAFE: f64 = 9_007_199_254_740_992.0;
+    if number.fract() == 0.0 && number.abs() <= SAFE {
+        Some(if number >= 0.0 { (number as u64).into() } else { (number as i64).into() })
+    } else {
+        serde_json::Number::from_f64(number)
+    }
+}
+
+/// Encodes a result as JSON text parsed by `JSON.parse`: one crossing of the boundary per
+/// result instead of one per property.
 fn encode<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| error("ENCODE_FAILED", &format!("cannot encode the result: {e}")))
+    let failed = |e: &dyn std::fmt::Display| error("ENCODE_FAILED", &format!("cannot encode the result: {e}"));
+    let text = serde_json::to_string(value).map_err(|e| failed(&e))?;
+    js_sys::JSON::parse(&text).map_err(|_| failed(&"JSON.parse refused it"))
 }
 
 fn string(what: &str, value: &JsValue) -> Result<String, JsValue> {

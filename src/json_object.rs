@@ -1,0 +1,80 @@
+//! JSON objects read field by field through `serde_json::Value`, for the shapes serde would
+//! otherwise buffer in its private `Content` type (`#[serde(tag = ...)]`, `#[serde(flatten)]`).
+//! Store records are read through `serde_json::Value` anyway, so this reuses that code instead
+//! of compiling a second copy of every visitor (the wasm size target of issue 7).
+//!
+//! Use in hand-written `Deserialize` impls: [`object`] reads the object, [`take`] removes and
+//! reads one field (the tag, or a field next to a flattened struct), [`rest`] reads the
+//! remaining fields as one struct.
+
+use serde::de::{DeserializeOwned, Deserializer, Error};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The fields of a JSON object; anything else (an array too) is an invalid type.
+pub type Fields = Map<String, Value>;
+
+/// Reads an object.
+pub fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Fields, D::Error> {
+    Fields::deserialize(deserializer)
+}
+
+/// Removes the required field `name` and reads it.
+pub fn take<T: DeserializeOwned, E: Error>(fields: &mut Fields, name: &'static str) -> Result<T, E> {
+    let value = fields.remove(name).ok_or_else(|| E::missing_field(name))?;
+    T::deserialize(value).map_err(E::custom)
+}
+
+/// Reads the remaining fields as one value.
+pub fn rest<T: DeserializeOwned, E: Error>(fields: Fields) -> Result<T, E> {
+    T::deserialize(Value::Object(fields)).map_err(E::custom)
+}
+
+/// `#[serde(deserialize_with)]` for a struct field that must be an object: derived structs
+/// also accept an array of their fields in order, which no caller means.
+pub fn strict<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
+    rest(object(deserializer)?)
+}
+
+/// [`strict`] for an optional field (use with `#[serde(default)]`).
+pub fn strict_option<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Option::<Fields>::deserialize(deserializer)?.map(rest).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+    use crate::MdmInfo;
+
+    #[derive(Debug, Deserialize)]
+    struct Holder {
+        #[serde(deserialize_with = "strict")]
+        info: MdmInfo,
+        #[serde(default, deserialize_with = "strict_option")]
+        more: Option<MdmInfo>,
+    }
+
+    #[test]
+    fn strict_fields_take_objects_and_refuse_arrays() {
+        let ok: Holder = serde_json::from_str(r#"{"info": {"id": "i", "name": "n"}, "more": null}"#).unwrap();
+        assert_eq!(ok.info.id, "i");
+        assert!(ok.more.is_none());
+        let error = serde_json::from_str::<Holder>(r#"{"info": ["i", "n", "m"]}"#).unwrap_err().to_string();
+        assert!(error.contains("invalid type: sequence"), "{error}");
+        assert!(serde_json::from_str::<Holder>(r#"{"info": {"id": "i", "name": "n"}, "more": ["i", "n"]}"#).is_err());
+    }
+
+    #[test]
+    fn take_names_a_missing_field_and_rest_reads_the_others() {
+        let mut fields = object(&mut serde_json::Deserializer::from_str(r#"{"kind": "x", "id": "i", "name": "n"}"#)).unwrap();
+        let kind: String = take::<_, serde_json::Error>(&mut fields, "kind").unwrap();
+        assert_eq!(kind, "x");
+        let missing = take::<String, serde_json::Error>(&mut fields, "kind").unwrap_err().to_string();
+        assert_eq!(missing, "missing field `kind`");
+        let info: MdmInfo = rest::<_, serde_json::Error>(fields).unwrap();
+        assert_eq!((info.id.as_str(), info.name.as_str()), ("i", "n"));
+    }
+}
