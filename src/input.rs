@@ -16,13 +16,10 @@ use crate::policy::AppPolicy;
 /// armed from [`crate::Output::Timeout`] fires.
 ///
 /// From JSON, an input is an object tagged by `type` (`{"type": "refresh", "accountId": "a1"}`),
-/// with the variant's fields in camelCase; unknown fields are refused.
-//
-// The derive (`remote = "Self"`) reads the externally tagged form (`{"refresh": {...}}`); the
-// `Deserialize` impl below moves the tag there. That reads the fields once, through
-// `serde_json::Value`, instead of through serde's `Content` buffer (wasm size).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(remote = "Self", rename_all = "camelCase", rename_all_fields = "camelCase", deny_unknown_fields)]
+/// with the variant's fields in camelCase; unknown fields are refused. It is read by hand (below):
+/// a derived reader would buffer the object in serde's `Content` and add a visitor per variant
+/// (wasm size).
+#[derive(Debug, Clone)]
 pub enum Input {
     /// Add an Apps and Books account from an uploaded sToken. The engine then reads the
     /// location's client config, claims it if nobody has, and runs a full refresh.
@@ -42,26 +39,20 @@ pub enum Input {
     /// Take the location back from another MDM (`POST /client/config` with our `mdmInfo`).
     ReclaimOwnership { account_id: String },
     /// Create or replace an app policy.
-    SetPolicy {
-        #[serde(deserialize_with = "crate::json_object::strict")]
-        policy: AppPolicy,
-    },
+    SetPolicy { policy: AppPolicy },
     /// Remove an app policy; the licenses it alone wanted are reclaimed.
     RemovePolicy { policy_id: String },
     /// Targets entering or leaving a policy's scope (labels or groups changed). A target leaving
     /// is reclaimed at once unless another policy still wants it.
     UpdatePolicyTargets {
         policy_id: String,
-        #[serde(default)]
         add: Vec<String>,
-        #[serde(default)]
         remove: Vec<String>,
     },
     /// A device enrolled (or re-enrolled: licenses it holds are reported ready again).
     DeviceEnrolled {
         serial_number: String,
         client_user_id: Option<String>,
-        #[serde(default)]
         shared_ipad: bool,
     },
     /// A device was retired: its licenses are reclaimed.
@@ -74,7 +65,6 @@ pub enum Input {
     InstallFailed {
         serial_number: String,
         adam_id: String,
-        #[serde(default)]
         cancelled: bool,
     },
     /// An app installed unmanaged became managed: it needs a license (ready again if held).
@@ -107,9 +97,7 @@ pub enum Input {
     Response {
         id: u64,
         status: u16,
-        #[serde(default)]
         headers: BTreeMap<String, String>,
-        #[serde(default)]
         body: String,
     },
     /// The request with this id got no HTTP answer (DNS, TLS, connection reset, timeout).
@@ -118,20 +106,113 @@ pub enum Input {
     Timeout,
 }
 
-/// Variants without fields: their tag alone names them (other fields are ignored).
-const UNIT_VARIANTS: [&str; 2] = ["reconcile", "timeout"];
+/// The `type` of every input, for the error naming an unknown one.
+const TYPES: &[&str] = &[
+    "addAccount",
+    "editAccount",
+    "deleteAccount",
+    "testAccount",
+    "refresh",
+    "reclaimOwnership",
+    "setPolicy",
+    "removePolicy",
+    "updatePolicyTargets",
+    "deviceEnrolled",
+    "deviceRetired",
+    "appInstalled",
+    "appRemoved",
+    "installFailed",
+    "appConvertedToManaged",
+    "updatePush",
+    "userAdded",
+    "userRemoved",
+    "reclaimLicense",
+    "reclaimApp",
+    "reclaimAccount",
+    "reconcile",
+    "cleanUp",
+    "setLicenseRemovalNotification",
+    "response",
+    "networkError",
+    "timeout",
+];
 
 impl<'de> Deserialize<'de> for Input {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde_json::Value;
         let mut fields = json_object::object(deserializer)?;
         let tag: String = json_object::take(&mut fields, "type")?;
-        let externally_tagged = if UNIT_VARIANTS.contains(&tag.as_str()) {
-            Value::String(tag)
-        } else {
-            Value::Object(std::iter::once((tag, Value::Object(fields))).collect())
+        // Inputs without fields ignore any others.
+        match tag.as_str() {
+            "reconcile" => return Ok(Input::Reconcile),
+            "timeout" => return Ok(Input::Timeout),
+            _ => {}
+        }
+        let mut f = json_object::FieldReader::<D::Error>::new(fields);
+        let input = match tag.as_str() {
+            "addAccount" => Input::AddAccount { account_id: f.required("accountId")?, name: f.required("name")?, token: f.required("token")? },
+            "editAccount" => {
+                Input::EditAccount { account_id: f.required("accountId")?, name: f.optional("name")?, token: f.optional("token")? }
+            }
+            "deleteAccount" => Input::DeleteAccount { account_id: f.required("accountId")? },
+            "testAccount" => Input::TestAccount { account_id: f.required("accountId")? },
+            "refresh" => Input::Refresh { account_id: f.required("accountId")? },
+            "reclaimOwnership" => Input::ReclaimOwnership { account_id: f.required("accountId")? },
+            "setPolicy" => Input::SetPolicy { policy: f.object("policy")? },
+            "removePolicy" => Input::RemovePolicy { policy_id: f.required("policyId")? },
+            "updatePolicyTargets" => Input::UpdatePolicyTargets {
+                policy_id: f.required("policyId")?,
+                add: f.optional("add")?,
+                remove: f.optional("remove")?,
+            },
+            "deviceEnrolled" => Input::DeviceEnrolled {
+                serial_number: f.required("serialNumber")?,
+                client_user_id: f.optional("clientUserId")?,
+                shared_ipad: f.optional("sharedIpad")?,
+            },
+            "deviceRetired" => Input::DeviceRetired { serial_number: f.required("serialNumber")? },
+            "appInstalled" => Input::AppInstalled { serial_number: f.required("serialNumber")?, adam_id: f.required("adamId")? },
+            "appRemoved" => Input::AppRemoved { serial_number: f.required("serialNumber")?, adam_id: f.required("adamId")? },
+            "installFailed" => Input::InstallFailed {
+                serial_number: f.required("serialNumber")?,
+                adam_id: f.required("adamId")?,
+                cancelled: f.optional("cancelled")?,
+            },
+            "appConvertedToManaged" => {
+                Input::AppConvertedToManaged { serial_number: f.required("serialNumber")?, adam_id: f.required("adamId")? }
+            }
+            "updatePush" => Input::UpdatePush { serial_number: f.required("serialNumber")?, adam_id: f.required("adamId")? },
+            "userAdded" => Input::UserAdded {
+                client_user_id: f.required("clientUserId")?,
+                email: f.optional("email")?,
+                managed_apple_id: f.optional("managedAppleId")?,
+            },
+            "userRemoved" => Input::UserRemoved { client_user_id: f.required("clientUserId")? },
+            "reclaimLicense" => Input::ReclaimLicense {
+                account_id: f.required("accountId")?,
+                adam_id: f.required("adamId")?,
+                pricing_param: f.required("pricingParam")?,
+                serial_number: f.optional("serialNumber")?,
+                client_user_id: f.optional("clientUserId")?,
+            },
+            "reclaimApp" => Input::ReclaimApp {
+                account_id: f.required("accountId")?,
+                adam_id: f.required("adamId")?,
+                pricing_param: f.required("pricingParam")?,
+            },
+            "reclaimAccount" => Input::ReclaimAccount { account_id: f.required("accountId")? },
+            "cleanUp" => Input::CleanUp { account_id: f.required("accountId")? },
+            "setLicenseRemovalNotification" => Input::SetLicenseRemovalNotification { enabled: f.required("enabled")? },
+            "response" => Input::Response {
+                id: f.required("id")?,
+                status: f.required("status")?,
+                headers: f.optional("headers")?,
+                body: f.optional("body")?,
+            },
+            "networkError" => Input::NetworkError { id: f.required("id")?, message: f.required("message")? },
+            _ => return Err(D::Error::unknown_variant(&tag, TYPES)),
         };
-        Input::deserialize(externally_tagged).map_err(D::Error::custom)
+        f.finish()?;
+        Ok(input)
     }
 }
 
@@ -175,5 +256,22 @@ mod tests {
         assert!(matches!(input, Input::Refresh { account_id } if account_id == "a1"));
         assert!(matches!(parse(r#"{"type": "reconcile"}"#), Ok(Input::Reconcile)));
         assert!(matches!(parse(r#"{"type": "timeout", "note": 1}"#), Ok(Input::Timeout)));
+    }
+
+    #[test]
+    fn every_type_is_known_optional_fields_default_and_unknown_fields_are_named() {
+        for tag in TYPES {
+            if let Err(error) = parse(&format!(r#"{{"type": "{tag}"}}"#)) {
+                assert!(error.contains("missing field"), "{tag}: {error}");
+            }
+        }
+        let input = parse(r#"{"type": "deviceEnrolled", "serialNumber": "S1"}"#).unwrap();
+        assert!(matches!(input, Input::DeviceEnrolled { client_user_id: None, shared_ipad: false, .. }));
+        let input = parse(r#"{"type": "updatePolicyTargets", "policyId": "p", "add": ["S1"]}"#).unwrap();
+        assert!(matches!(input, Input::UpdatePolicyTargets { add, remove, .. } if add == ["S1"] && remove.is_empty()));
+        let error = parse(r#"{"type": "refresh", "accountId": "a1", "x": 1}"#).unwrap_err();
+        assert_eq!(error, "unknown field `x`, expected `accountId`");
+        let error = parse(r#"{"type": "appRemoved", "serialNumber": "S1", "adamId": "1", "x": 1}"#).unwrap_err();
+        assert_eq!(error, "unknown field `x`, expected one of `serialNumber`, `adamId`");
     }
 }

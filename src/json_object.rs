@@ -5,9 +5,12 @@
 //!
 //! Use in hand-written `Deserialize` impls: [`object`] reads the object, [`take`] removes and
 //! reads one field (the tag, or a field next to a flattened struct), [`rest`] reads the
-//! remaining fields as one struct.
+//! remaining fields as one struct. [`FieldReader`] reads every field of a tagged variant
+//! without a derived visitor per variant.
 
-use serde::de::{DeserializeOwned, Deserializer, Error};
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, Deserializer, Error, Unexpected};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -39,6 +42,51 @@ pub fn strict<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -
 /// [`strict`] for an optional field (use with `#[serde(default)]`).
 pub fn strict_option<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
     Option::<Fields>::deserialize(deserializer)?.map(rest).transpose()
+}
+
+/// Reads the fields of one object by name, then refuses the ones not read, with the errors a
+/// derived `#[serde(deny_unknown_fields)]` struct gives.
+pub struct FieldReader<E> {
+    fields: Fields,
+    read: Vec<&'static str>,
+    error: PhantomData<E>,
+}
+
+impl<E: Error> FieldReader<E> {
+    pub fn new(fields: Fields) -> Self {
+        Self { fields, read: Vec::new(), error: PhantomData }
+    }
+
+    /// A field that must be present.
+    pub fn required<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, E> {
+        self.read.push(name);
+        take(&mut self.fields, name)
+    }
+
+    /// A field that may be absent (then `T::default()`: `None`, `false`, empty).
+    pub fn optional<T: DeserializeOwned + Default>(&mut self, name: &'static str) -> Result<T, E> {
+        self.read.push(name);
+        self.fields.remove(name).map_or_else(|| Ok(T::default()), |value| T::deserialize(value).map_err(E::custom))
+    }
+
+    /// A required field that must be an object (see [`strict`]).
+    pub fn object<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, E> {
+        if let Some(Value::Array(_)) = self.fields.get(name) {
+            return Err(E::invalid_type(Unexpected::Seq, &"an object"));
+        }
+        self.required(name)
+    }
+
+    /// Refuses any field not read (in the words of serde's `unknown_field`).
+    pub fn finish(self) -> Result<(), E> {
+        let Some(unknown) = self.fields.keys().next() else { return Ok(()) };
+        let names: Vec<String> = self.read.iter().map(|name| format!("`{name}`")).collect();
+        Err(E::custom(match names.as_slice() {
+            [] => format!("unknown field `{unknown}`, there are no fields"),
+            [one] => format!("unknown field `{unknown}`, expected {one}"),
+            _ => format!("unknown field `{unknown}`, expected one of {}", names.join(", ")),
+        }))
+    }
 }
 
 #[cfg(test)]
