@@ -44,8 +44,8 @@ pub fn strict_option<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserialize
     Option::<Fields>::deserialize(deserializer)?.map(rest).transpose()
 }
 
-/// Reads the fields of one object by name, then refuses the ones not read, with the errors a
-/// derived `#[serde(deny_unknown_fields)]` struct gives.
+/// Reads the fields of one object by name, with the errors a derived struct gives. Fields not
+/// read are ignored, or refused by [`FieldReader::finish`] (`#[serde(deny_unknown_fields)]`).
 pub struct FieldReader<E> {
     fields: Fields,
     read: Vec<&'static str>,

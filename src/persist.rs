@@ -133,7 +133,7 @@ impl PairRecord {
 }
 
 /// An asset of an account's mirror, with Apple's counts (adjusted by confirmed changes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetRecord {
     pub account_id: String,
@@ -149,7 +149,7 @@ pub struct AssetRecord {
 }
 
 /// A user Apple knows, in an account's mirror.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppleUserRecord {
     pub account_id: String,
@@ -162,7 +162,7 @@ pub struct AppleUserRecord {
 /// One (app, device or user) pair of an account: an assignment this instance made (provenance),
 /// a pair not to assign again (a hold, with its reason), a pair Apple may still assign for us
 /// (awaited), or an assignment Apple holds (the mirror).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
     pub account_id: String,
@@ -175,7 +175,7 @@ pub struct PairRecord {
 }
 
 /// A user of an account Apple refused to register, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserHoldRecord {
     pub account_id: String,
@@ -184,7 +184,7 @@ pub struct UserHoldRecord {
 }
 
 /// An operation sent (or about to be sent) to Apple.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationRecord {
     pub account_id: String,
@@ -199,7 +199,7 @@ pub struct OperationRecord {
     pub event_id: Option<String>,
     pub submitted_at: Option<Millis>,
     /// When an association was sent (before its answer): after a crash, it may have reached Apple.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<Millis>,
 }
 
@@ -222,7 +222,7 @@ pub struct UserRecord {
 }
 
 /// Engine-wide settings changed at run time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsRecord {
     pub license_removal_notification: bool,
@@ -243,7 +243,7 @@ pub enum Ownership {
 }
 
 /// What an account must remember across restarts, besides its id, name and token.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DurableAccount {
     /// Apple's id of the location (`uId`), from client config.
@@ -257,7 +257,6 @@ pub struct DurableAccount {
     pub last_synced_at: Option<Millis>,
     pub last_full_refresh_at: Option<Millis>,
     /// The store holds the whole mirror as of `cursors` (else a restart runs a full refresh).
-    #[serde(default)]
     pub mirror_stored: bool,
     /// A `Retry-After` deadline still in force after a restart.
     pub retry_after_until: Millis,
@@ -275,8 +274,121 @@ pub struct AccountRecord {
     pub durable: DurableAccount,
 }
 
-// The records with flattened fields and the tagged `Ownership` are read by hand: serde's
-// derive would buffer them in its `Content` type (see `crate::json_object`).
+// Records are read by hand, field by field (unknown fields are ignored: a newer engine may
+// have written them): a derived reader adds a visitor per record, and serde's derive would
+// buffer the flattened fields and the tagged `Ownership` in its `Content` type (see
+// `crate::json_object`). The round-trip tests below check the names against `Serialize`.
+
+/// Reads a record's fields with `read` from its JSON object.
+fn record<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    read: impl FnOnce(&mut json_object::FieldReader<D::Error>) -> Result<T, D::Error>,
+) -> Result<T, D::Error> {
+    let mut fields = json_object::FieldReader::new(json_object::object(deserializer)?);
+    read(&mut fields)
+}
+
+impl<'de> Deserialize<'de> for AssetRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self {
+                account_id: f.required("accountId")?,
+                adam_id: f.required("adamId")?,
+                pricing_param: f.required("pricingParam")?,
+                product_type: f.required("productType")?,
+                total_count: f.required("totalCount")?,
+                assigned_count: f.required("assignedCount")?,
+                available_count: f.required("availableCount")?,
+                retired_count: f.required("retiredCount")?,
+                device_assignable: f.required("deviceAssignable")?,
+                revocable: f.required("revocable")?,
+            })
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AppleUserRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self {
+                account_id: f.required("accountId")?,
+                client_user_id: f.required("clientUserId")?,
+                email: f.optional("email")?,
+                status: f.optional("status")?,
+                invite_code: f.optional("inviteCode")?,
+            })
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PairRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self {
+                account_id: f.required("accountId")?,
+                adam_id: f.required("adamId")?,
+                pricing_param: f.required("pricingParam")?,
+                serial_number: f.optional("serialNumber")?,
+                client_user_id: f.optional("clientUserId")?,
+                reason: f.optional("reason")?,
+            })
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for UserHoldRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self { account_id: f.required("accountId")?, client_user_id: f.required("clientUserId")?, reason: f.required("reason")? })
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for OperationRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self {
+                account_id: f.required("accountId")?,
+                operation_id: f.required("operationId")?,
+                kind: f.required("kind")?,
+                assets: f.required("assets")?,
+                serial_numbers: f.required("serialNumbers")?,
+                client_user_ids: f.required("clientUserIds")?,
+                users: f.required("users")?,
+                reason: f.required("reason")?,
+                event_id: f.optional("eventId")?,
+                submitted_at: f.optional("submittedAt")?,
+                sent_at: f.optional("sentAt")?,
+            })
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingsRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| Ok(Self { license_removal_notification: f.required("licenseRemovalNotification")? }))
+    }
+}
+
+impl<'de> Deserialize<'de> for DurableAccount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        record(deserializer, |f| {
+            Ok(Self {
+                u_id: f.optional("uId")?,
+                location_name: f.optional("locationName")?,
+                country_code: f.optional("countryCode")?,
+                ownership: f.required("ownership")?,
+                token_problem: f.optional("tokenProblem")?,
+                cursors: f.required("cursors")?,
+                last_synced_at: f.optional("lastSyncedAt")?,
+                last_full_refresh_at: f.optional("lastFullRefreshAt")?,
+                mirror_stored: f.optional("mirrorStored")?,
+                retry_after_until: f.required("retryAfterUntil")?,
+                warned_threshold: f.optional("warnedThreshold")?,
+            })
+        })
+    }
+}
 
 impl<'de> Deserialize<'de> for DeviceRecord {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -365,6 +477,74 @@ mod tests {
         assert_eq!(round_trip(&device), device);
         let user = UserRecord { client_user_id: "u1".into(), facts: UserFacts { removed: true, ..UserFacts::default() } };
         assert_eq!(round_trip(&user), user);
+    }
+
+    #[test]
+    fn every_record_reads_back_what_was_written_with_and_without_its_optional_fields() {
+        let (account_id, adam_id, pricing_param) = ("a/1".to_owned(), "408709785".to_owned(), PricingParam::Plus);
+        let some = |s: &str| Some(s.to_owned());
+        for (serial_number, client_user_id, reason) in [(some("S1"), None, some("userRemoved")), (None, some("u1"), None)] {
+            let pair = PairRecord { account_id: account_id.clone(), adam_id: adam_id.clone(), pricing_param, serial_number, client_user_id, reason };
+            assert_eq!(round_trip(&pair), pair);
+        }
+        let asset = AssetRecord {
+            account_id: account_id.clone(),
+            adam_id: adam_id.clone(),
+            pricing_param,
+            product_type: ProductType::Book,
+            total_count: 10,
+            assigned_count: 4,
+            available_count: 6,
+            retired_count: 1,
+            device_assignable: false,
+            revocable: true,
+        };
+        assert_eq!(round_trip(&asset), asset);
+        for (email, status, invite_code) in [(some("e@x"), some("Registered"), some("c")), (None, None, None)] {
+            let user = AppleUserRecord { account_id: account_id.clone(), client_user_id: "u1".into(), email, status, invite_code };
+            assert_eq!(round_trip(&user), user);
+        }
+        let hold = UserHoldRecord { account_id: account_id.clone(), client_user_id: "u1".into(), reason: "refused".into() };
+        assert_eq!(round_trip(&hold), hold);
+        let settings = SettingsRecord { license_removal_notification: true };
+        assert_eq!(round_trip(&settings), settings);
+        for (event_id, submitted_at, sent_at) in [(some("e1"), Some(7), None), (None, None, Some(3))] {
+            let operation = OperationRecord {
+                account_id: account_id.clone(),
+                operation_id: 42,
+                kind: OperationKind::CreateUsers,
+                assets: vec![AssetRef { adam_id: adam_id.clone(), pricing_param: Some(pricing_param) }],
+                serial_numbers: vec!["S1".into()],
+                client_user_ids: vec!["u1".into()],
+                users: vec![NewUser { client_user_id: "u1".into(), email: some("e@x"), managed_apple_id: None }],
+                reason: "policy".into(),
+                event_id,
+                submitted_at,
+                sent_at,
+            };
+            assert_eq!(round_trip(&operation), operation);
+        }
+        let durable = DurableAccount {
+            u_id: some("2049025000431439"),
+            location_name: some("School"),
+            country_code: some("US"),
+            ownership: Ownership::Ours,
+            token_problem: some("expired"),
+            cursors: Cursors { assignments: some("v1"), users: some("v2") },
+            last_synced_at: Some(1),
+            last_full_refresh_at: Some(2),
+            mirror_stored: true,
+            retry_after_until: 3,
+            warned_threshold: Some(7),
+        };
+        assert_eq!(round_trip(&durable), durable);
+    }
+
+    #[test]
+    fn records_ignore_fields_a_newer_engine_may_write() {
+        let json = r#"{"accountId": "a", "clientUserId": "u", "reason": "r", "addedLater": [1]}"#;
+        let hold: UserHoldRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(hold.reason, "r");
     }
 
     #[test]
