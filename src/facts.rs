@@ -46,10 +46,6 @@ impl Facts {
         self.devices.insert(serial.to_owned(), facts);
     }
 
-    pub fn device_retired(&self, serial: &str) -> bool {
-        self.devices.get(serial).is_some_and(|d| d.retired)
-    }
-
     pub fn user_of_device(&self, serial: &str) -> Option<&str> {
         self.devices.get(serial)?.client_user_id.as_deref()
     }

@@ -98,6 +98,7 @@ mod engine;
 mod error;
 mod event;
 mod facts;
+mod in_flight;
 mod input;
 mod json_object;
 mod licenses;

@@ -15,6 +15,7 @@ use crate::apple::Limits;
 use crate::batch::{manage_batches, revoke_batches};
 use crate::event::Event;
 use crate::facts::Facts;
+use crate::in_flight::InFlight;
 use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target, UserRecord, UNLIMITED_COUNT};
 use crate::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
 use crate::operation::{
@@ -59,8 +60,34 @@ pub struct LicenseCtx<'a> {
 
 /// The inputs of the desired state.
 pub struct Scope<'a> {
-    pub policies: Vec<&'a AppPolicy>,
+    /// Every policy of the engine, by id (those of other accounts are skipped).
+    pub policies: &'a BTreeMap<String, AppPolicy>,
+    pub account_id: &'a str,
     pub facts: &'a Facts,
+}
+
+/// What the rules need to know about one target, looked up once per target.
+enum TargetFacts {
+    Device { retired: bool, user: Option<Target> },
+    User { removed: bool, only_on_shared_ipads: bool },
+}
+
+impl TargetFacts {
+    fn of(target: Target, facts: &Facts, mirror: &Mirror) -> Self {
+        match target {
+            Target::Device(id) => {
+                let device = facts.devices.get(mirror.name(id));
+                TargetFacts::Device {
+                    retired: device.is_some_and(|d| d.retired),
+                    user: device.and_then(|d| d.client_user_id.as_deref()).and_then(|u| mirror.lookup(u)).map(Target::User),
+                }
+            }
+            Target::User(id) => {
+                let name = mirror.name(id);
+                TargetFacts::User { removed: facts.user_removed(name), only_on_shared_ipads: facts.user_only_on_shared_ipads(name) }
+            }
+        }
+    }
 }
 
 /// Whether one policy wants one target licensed, and if not, why.
@@ -70,35 +97,33 @@ pub enum Decision {
     Skip(String),
 }
 
-/// The assignments this instance made (its durable provenance), ordered by target so that a
-/// device's or user's pairs are one range.
+/// The assignments this instance made (its durable provenance); a device's or user's pairs are
+/// one range.
 #[derive(Debug, Default)]
 pub struct Provenance {
-    by_target: BTreeSet<(Target, AssetKey)>,
+    keys: BTreeSet<AssignmentKey>,
 }
 
 impl Provenance {
     pub fn contains(&self, key: &AssignmentKey) -> bool {
-        self.by_target.contains(&(key.target, key.asset))
+        self.keys.contains(key)
     }
 
     pub fn insert(&mut self, key: AssignmentKey) -> bool {
-        self.by_target.insert((key.target, key.asset))
+        self.keys.insert(key)
     }
 
     pub fn remove(&mut self, key: &AssignmentKey) -> bool {
-        self.by_target.remove(&(key.target, key.asset))
+        self.keys.remove(key)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = AssignmentKey> + '_ {
-        self.by_target.iter().map(|&(target, asset)| AssignmentKey { asset, target })
+        self.keys.iter().copied()
     }
 
     /// The pairs one device or user holds from this instance.
     pub fn of_target(&self, target: Target) -> impl Iterator<Item = AssignmentKey> + '_ {
-        let first = AssetKey { adam_id: 0, pricing: crate::apple::wire::PricingParam::Stdq };
-        let last = AssetKey { adam_id: u32::MAX, pricing: crate::apple::wire::PricingParam::Plus };
-        self.by_target.range((target, first)..=(target, last)).map(|&(target, asset)| AssignmentKey { asset, target })
+        self.keys.range(AssignmentKey::range_of(target)).copied()
     }
 }
 
@@ -108,18 +133,17 @@ pub struct Licenses {
     pub ours: Provenance,
     ops: BTreeMap<u64, Operation>,
     next_op_id: u64,
-    /// Pairs being associated, with the operation that carries them (a pair can be planned
-    /// again while an older operation that failed it is still open).
-    pending_assoc: BTreeMap<AssignmentKey, u64>,
+    /// Associations that may be spending licenses: pairs being associated, and awaited pairs
+    /// (adopted as ours if they appear before a trustworthy full refresh).
+    pub in_flight: InFlight,
     /// Pairs being released, with the reason.
     pending_release: BTreeMap<AssignmentKey, String>,
     pending_users: BTreeSet<u32>,
     /// Pairs not to assign (install failed, removed by the user, reclaimed by an admin, Apple refused).
     holds: BTreeMap<AssignmentKey, String>,
-    /// Pairs of associations whose outcome is unknown (unanswered and not seen when settled, or
-    /// resubmitted after 10 minutes pending): Apple may still make them. Adopted as ours if they
-    /// appear before a trustworthy full refresh; their licenses count as in flight until then.
-    awaited: BTreeSet<AssignmentKey>,
+    /// (target, policy) for every target in the scope of a policy of the account (policy ids
+    /// interned in the mirror): the policies to ask when one target is planned.
+    scoped: BTreeSet<(Target, u32)>,
     /// Event ids of operations finished lately (and their order), whose late notifications are old news.
     finished_events: BTreeSet<String>,
     finished_order: VecDeque<String>,
@@ -147,8 +171,6 @@ pub struct Licenses {
     pub dirty_ops: BTreeSet<u64>,
     /// Hold changes not yet persisted: key → its reason, or `None` when lifted.
     pub dirty_holds: BTreeMap<AssignmentKey, Option<String>>,
-    /// Awaited pairs not yet persisted: key → still awaited?
-    pub dirty_awaited: BTreeMap<AssignmentKey, bool>,
     /// User hold changes not yet persisted, likewise.
     pub dirty_user_holds: BTreeMap<u32, Option<String>>,
 }
@@ -156,82 +178,95 @@ pub struct Licenses {
 impl Licenses {
     // ================================================================ desired state
 
-    /// The decision of one policy for one target.
+    /// The decision of one policy for one target (for explanations).
     pub fn decide(&self, policy: &AppPolicy, target: &str, facts: &Facts, mirror: &mut Mirror) -> Decision {
         let asset = mirror.intern_asset(&policy.adam_id, policy.pricing_param);
-        let Some(counts) = mirror.asset(&asset).cloned() else {
-            return Decision::Skip("the account holds no licenses of this app".to_owned());
+        let target = match policy.license_type {
+            LicenseType::Device => mirror.intern_device(target),
+            LicenseType::User => mirror.intern_user(target),
         };
-        let key = match policy.license_type {
-            LicenseType::Device => {
-                if facts.device_retired(target) {
-                    return Decision::Skip("the device is retired".to_owned());
-                }
-                if counts.product_type == ProductType::Book {
-                    return Decision::Skip("books can only be licensed to users".to_owned());
-                }
-                if !counts.device_assignable {
-                    return Decision::Skip("Apple does not allow device licenses for this app".to_owned());
-                }
-                if let Some(user) = facts.user_of_device(target) {
-                    let user_key = AssignmentKey { asset, target: mirror.intern_user(user) };
-                    if self.ours.contains(&user_key) {
-                        return Decision::Skip("the device's user already has a user license for this app from this MDM".to_owned());
-                    }
-                }
-                AssignmentKey { asset, target: mirror.intern_device(target) }
-            }
-            LicenseType::User => {
-                if facts.user_removed(target) {
-                    return Decision::Skip("the user was removed".to_owned());
-                }
-                if facts.user_only_on_shared_ipads(target) {
-                    return Decision::Skip("shared iPads get device licenses only".to_owned());
-                }
-                let key = AssignmentKey { asset, target: mirror.intern_user(target) };
-                if let Target::User(id) = key.target {
-                    if let Some(reason) = self.user_holds.get(&id) {
-                        return Decision::Skip(reason.clone());
-                    }
-                }
-                key
-            }
-        };
-        match self.holds.get(&key) {
-            Some(reason) => Decision::Skip(reason.clone()),
+        let key = AssignmentKey { target, asset };
+        match self.refusal(key, &TargetFacts::of(target, facts, mirror), mirror) {
             None => Decision::Want(key),
+            Some(reason) => Decision::Skip(reason.to_owned()),
         }
     }
 
-    /// The pairs the policies want: all of them, or those of the `only` targets.
-    fn desired(&self, scope: &Scope<'_>, mirror: &mut Mirror, only: Option<&BTreeSet<Target>>) -> BTreeSet<AssignmentKey> {
-        let mut want = BTreeSet::new();
-        let Some(only) = only else {
-            for policy in &scope.policies {
-                for target in &policy.targets {
-                    if let Decision::Want(key) = self.decide(policy, target, scope.facts, mirror) {
-                        want.insert(key);
-                    }
+    /// Why `key` must not be licensed, if it must not (the rules, then the holds).
+    fn refusal<'s>(&'s self, key: AssignmentKey, who: &TargetFacts, mirror: &Mirror) -> Option<&'s str> {
+        let Some(counts) = mirror.asset(&key.asset) else {
+            return Some("the account holds no licenses of this app");
+        };
+        match *who {
+            TargetFacts::Device { retired, user } => {
+                if retired {
+                    return Some("the device is retired");
+                }
+                if counts.product_type == ProductType::Book {
+                    return Some("books can only be licensed to users");
+                }
+                if !counts.device_assignable {
+                    return Some("Apple does not allow device licenses for this app");
+                }
+                if user.is_some_and(|user| self.ours.contains(&AssignmentKey { target: user, asset: key.asset })) {
+                    return Some("the device's user already has a user license for this app from this MDM");
                 }
             }
-            return want;
-        };
-        for target in only {
-            let (id, license_type) = match *target {
-                Target::Device(id) => (id, LicenseType::Device),
-                Target::User(id) => (id, LicenseType::User),
-            };
-            if id == NO_ASSET.adam_id {
-                continue;
-            }
-            let name = mirror.name(id).to_owned();
-            for policy in scope.policies.iter().filter(|p| p.license_type == license_type && p.targets.contains(&name)) {
-                if let Decision::Want(key) = self.decide(policy, &name, scope.facts, mirror) {
-                    want.insert(key);
+            TargetFacts::User { removed, only_on_shared_ipads } => {
+                if removed {
+                    return Some("the user was removed");
+                }
+                if only_on_shared_ipads {
+                    return Some("shared iPads get device licenses only");
+                }
+                if let Some(reason) = self.user_holds.get(&key.target.id()) {
+                    return Some(reason);
                 }
             }
         }
-        want
+        self.holds.get(&key).map(String::as_str)
+    }
+
+    /// The pairs the policies want: all of them, or those of the `only` targets. Walks the
+    /// target → policy index, so each target's facts are looked up once.
+    fn desired(&self, scope: &Scope<'_>, mirror: &Mirror, only: Option<&BTreeSet<Target>>) -> BTreeSet<AssignmentKey> {
+        let scoped: Box<dyn Iterator<Item = &(Target, u32)>> = match only {
+            None => Box::new(self.scoped.iter()),
+            Some(only) => Box::new(only.iter().flat_map(|&t| self.scoped.range((t, 0)..=(t, u32::MAX)))),
+        };
+        // Each policy's asset, found when first needed (`None`: the account holds none of it).
+        let mut assets: BTreeMap<u32, Option<AssetKey>> = BTreeMap::new();
+        let mut who: Option<(Target, TargetFacts)> = None;
+        let mut wanted = Vec::new();
+        for &(target, policy) in scoped {
+            let asset = *assets.entry(policy).or_insert_with(|| {
+                let policy = scope.policies.get(mirror.name(policy)).filter(|p| p.account_id == scope.account_id)?;
+                mirror.lookup(&policy.adam_id).map(|adam_id| AssetKey { adam_id, pricing: policy.pricing_param })
+            });
+            let Some(asset) = asset else { continue };
+            let facts = match &who {
+                Some((of, facts)) if *of == target => facts,
+                _ => &who.insert((target, TargetFacts::of(target, scope.facts, mirror))).1,
+            };
+            let key = AssignmentKey { target, asset };
+            if self.refusal(key, facts, mirror).is_none() {
+                wanted.push(key);
+            }
+        }
+        // Sorted once: a sorted sequence builds the set in bulk.
+        wanted.sort_unstable();
+        wanted.into_iter().collect()
+    }
+
+    /// `target` entered (or left) the scope of the policy `policy_id` (interned): it is
+    /// planned again. Call for every target a policy input adds or removes, and at restore.
+    pub fn scope_changed(&mut self, target: Target, policy_id: u32, in_scope: bool) {
+        if in_scope {
+            self.scoped.insert((target, policy_id));
+        } else {
+            self.scoped.remove(&(target, policy_id));
+        }
+        self.dirty_targets.insert(target);
     }
 
     // ================================================================ triggers
@@ -410,20 +445,15 @@ impl Licenses {
         // Per asset: the awaited pairs (their license is counted in flight already: Apple may
         // still complete the old event) and the others, which need a free license each.
         let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
-        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k) && !revoking.contains(&k.target)) {
+        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.in_flight.is_associating(k) && !revoking.contains(&k.target)) {
             let ready = match key.target {
                 Target::User(id) => registered_users.contains(&id),
                 Target::Device(_) => true,
             };
             if ready {
                 let (awaited, fresh) = missing.entry(key.asset).or_default();
-                if self.awaited.contains(key) { awaited } else { fresh }.push(key.target);
+                if self.in_flight.is_awaited(key) { awaited } else { fresh }.push(key.target);
             }
-        }
-        let mut in_flight: BTreeMap<AssetKey, i64> = BTreeMap::new();
-        let awaited = self.awaited.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k));
-        for key in self.pending_assoc.keys().chain(awaited) {
-            *in_flight.entry(key.asset).or_default() += 1;
         }
         let mut wanted_by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
         for (asset, (awaited, fresh)) in missing {
@@ -434,7 +464,7 @@ impl Licenses {
             } else if unlimited {
                 i64::MAX
             } else {
-                (counts.available - in_flight.get(&asset).copied().unwrap_or(0)).max(0)
+                (counts.available - self.in_flight.count(&asset)).max(0)
             };
             let take = fresh.len().min(usize::try_from(available).unwrap_or(usize::MAX));
             if whole {
@@ -519,17 +549,14 @@ impl Licenses {
         }
         // Revoke releases everything revocable a target holds: only for targets whose every
         // revocable assignment is being released, and only where it takes fewer requests.
-        let mut revocable_held: BTreeMap<Target, usize> = BTreeMap::new();
-        for key in mirror.assignments_iter().filter(|k| by_target.contains_key(&k.target)) {
-            if mirror.asset(&key.asset).is_some_and(|c| c.revocable) {
-                *revocable_held.entry(key.target).or_default() += 1;
-            }
-        }
+        let revocable_held: BTreeMap<Target, usize> = by_target
+            .keys()
+            .map(|&t| (t, mirror.assignments_of(t).filter(|k| mirror.asset(&k.asset).is_some_and(|c| c.revocable)).count()))
+            .collect();
         // A revoke would also take what an association in flight is about to give.
-        let receiving: BTreeSet<Target> = self.pending_assoc.keys().map(|k| k.target).collect();
         let whole: BTreeSet<Target> = by_target
             .iter()
-            .filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len()) && !receiving.contains(t))
+            .filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len()) && !self.in_flight.is_receiving(**t))
             .map(|(t, _)| *t)
             .collect();
         let all_disassociate = manage_batches(&by_target, ctx.limits);
@@ -543,7 +570,7 @@ impl Licenses {
             (Vec::new(), all_disassociate)
         };
         let reason_of = |targets: &[Target]| {
-            release.iter().find(|(k, _)| targets.contains(&k.target)).map(|(_, r)| r.clone()).unwrap_or_default()
+            targets.iter().find_map(|&t| release.range(AssignmentKey::range_of(t)).next()).map(|(_, r)| r.clone()).unwrap_or_default()
         };
         for batch in revokes {
             let op = self.new_op(OperationKind::Revoke, Vec::new(), batch.targets.clone(), reason_of(&batch.targets));
@@ -566,13 +593,8 @@ impl Licenses {
 
     /// `op`'s pairs are being associated by it.
     fn associating(&mut self, op: &Operation) {
-        self.pending_assoc.extend(op.tasks().map(|(asset, target)| (AssignmentKey { asset, target }, op.id)));
-    }
-
-    /// Operation `op_id` no longer associates `key` (a newer operation for it stays pending).
-    fn association_ended(&mut self, key: AssignmentKey, op_id: u64) {
-        if self.pending_assoc.get(&key) == Some(&op_id) {
-            self.pending_assoc.remove(&key);
+        for (asset, target) in op.tasks() {
+            self.in_flight.associating(AssignmentKey { asset, target }, op.id);
         }
     }
 
@@ -696,14 +718,11 @@ impl Licenses {
     /// rest are forgotten after a `complete` full refresh); an unconfirmed association it can
     /// settle succeeded for the pairs Apple now holds, and the other pairs are planned again.
     pub fn settle_unconfirmed(&mut self, sync_started_at: Millis, complete: bool, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let arrived: Vec<AssignmentKey> = self.awaited.iter().filter(|k| mirror.has_assignment(k)).copied().collect();
-        for key in arrived {
+        for key in self.in_flight.awaited_held(mirror) {
             self.confirmed_late(key, mirror, ctx);
         }
         if complete {
-            for key in std::mem::take(&mut self.awaited) {
-                self.dirty_awaited.insert(key, false);
-            }
+            self.in_flight.stop_awaiting_all();
         }
         let settled: Vec<Operation> = self
             .ops
@@ -717,44 +736,27 @@ impl Licenses {
                 if mirror.has_assignment(&key) {
                     self.succeed(&op, key, mirror, ctx);
                 } else {
-                    self.await_pair(key); // Apple may still complete it
+                    self.in_flight.await_pair(key); // Apple may still complete it
                 }
             }
             self.finish(op.id);
         }
     }
 
-    /// Apple may still make `key` for us.
-    fn await_pair(&mut self, key: AssignmentKey) {
-        if self.awaited.insert(key) {
-            self.dirty_awaited.insert(key, true);
-        }
-    }
-
-    /// An awaited pair read back from the store.
-    pub fn restore_awaited(&mut self, key: AssignmentKey) {
-        self.awaited.insert(key);
-    }
-
     /// An awaited pair appeared (Apple completed the association after all): it is ours.
     fn confirmed_late(&mut self, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         if self.ours.contains(&key) {
-            self.no_longer_awaited(&key);
+            self.in_flight.stop_awaiting(&key);
         } else {
             self.now_ours(key, mirror, ctx);
         }
     }
 
-    fn no_longer_awaited(&mut self, key: &AssignmentKey) {
-        if self.awaited.remove(key) {
-            self.dirty_awaited.insert(*key, false);
-        }
-    }
 
     /// Apple confirmed an association of ours: it is ours, and ready for the install command.
     fn now_ours(&mut self, key: AssignmentKey, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         self.adopt(key);
-        self.no_longer_awaited(&key);
+        self.in_flight.stop_awaiting(&key);
         // The scope may have changed while Apple worked: the next plan releases the pair again
         // if nothing wants it any more.
         self.nominate(key, "no longer wanted when Apple confirmed the assignment");
@@ -867,7 +869,7 @@ impl Licenses {
     fn succeed(&mut self, op: &Operation, key: AssignmentKey, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         match op.kind {
             OperationKind::Associate => {
-                self.pending_assoc.remove(&key);
+                self.in_flight.associated(key);
                 mirror.add_assignment(key);
                 self.now_ours(key, mirror, ctx);
             }
@@ -941,12 +943,12 @@ impl Licenses {
                 return; // a user task has no asset to report an assignment failure for
             }
             (OperationKind::Associate, Some(INSUFFICIENT_LICENSES)) => {
-                self.association_ended(key, op.id);
+                self.in_flight.association_ended(key, op.id);
                 self.exhausted.insert(key.asset);
                 return; // reported as insufficientLicenses by the next plan
             }
             (OperationKind::Associate, Some(USER_NOT_FOUND)) => {
-                self.association_ended(key, op.id);
+                self.in_flight.association_ended(key, op.id);
                 if let Target::User(id) = key.target {
                     // Apple doesn't know the user (any more): register it again.
                     let name = mirror.name(id).to_owned();
@@ -955,10 +957,10 @@ impl Licenses {
                 return;
             }
             (OperationKind::Associate, Some(INTERNAL_ERROR | MAINTENANCE)) => {
-                self.association_ended(key, op.id); // Apple's trouble, not the pair's: the next plan retries
+                self.in_flight.association_ended(key, op.id); // Apple's trouble, not the pair's: the next plan retries
             }
             (OperationKind::Associate, _) => {
-                self.association_ended(key, op.id);
+                self.in_flight.association_ended(key, op.id);
                 self.set_hold(key, format!("Apple refused the assignment: {message}"));
             }
             (OperationKind::Disassociate | OperationKind::Revoke, _) => {
@@ -985,7 +987,7 @@ impl Licenses {
         let open: Vec<AssignmentKey> =
             op.tasks().filter(|t| !op.resolved.contains(t)).map(|(asset, target)| AssignmentKey { asset, target }).collect();
         for key in open {
-            self.await_pair(key);
+            self.in_flight.await_pair(key);
         }
         self.close(op_id, false);
     }
@@ -1007,7 +1009,7 @@ impl Licenses {
             }
             // Tasks never resolved must not stay pending forever; a newer operation's stay.
             for (asset, target) in op.tasks() {
-                self.association_ended(AssignmentKey { asset, target }, op_id);
+                self.in_flight.association_ended(AssignmentKey { asset, target }, op_id);
             }
             if op.kind == OperationKind::Revoke {
                 self.pending_release.retain(|k, _| !op.targets.contains(&k.target));
@@ -1040,7 +1042,7 @@ impl Licenses {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => {
                         mirror.add_assignment(key);
-                        if self.awaited.contains(&key) {
+                        if self.in_flight.is_awaited(&key) {
                             self.confirmed_late(key, mirror, ctx);
                         }
                     }
@@ -1156,7 +1158,7 @@ impl Licenses {
     /// while this instance was down, or by someone else).
     pub fn prune_ours(&mut self, mirror: &Mirror) {
         let gone: Vec<AssignmentKey> =
-            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.pending_assoc.contains_key(k)).collect();
+            self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.in_flight.is_associating(k)).collect();
         for key in gone {
             self.ours.remove(&key);
             self.dirty_ours.insert(key, false);
@@ -1176,7 +1178,7 @@ impl Licenses {
             "licensed by this MDM".to_owned()
         } else if has {
             "licensed by another MDM (Clean Up releases it unless a policy wants it)".to_owned()
-        } else if self.pending_assoc.contains_key(&key) {
+        } else if self.in_flight.is_associating(&key) {
             "assignment requested, waiting for Apple to confirm".to_owned()
         } else if let Some(Decision::Skip(reason)) = decisions.iter().find(|d| matches!(d, Decision::Skip(_))).filter(|_| !wanted) {
             reason.clone()

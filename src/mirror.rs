@@ -55,10 +55,30 @@ pub enum Target {
     User(u32),
 }
 
+impl Target {
+    /// The interned serial number or client user id.
+    pub fn id(self) -> u32 {
+        match self {
+            Target::Device(id) | Target::User(id) => id,
+        }
+    }
+}
+
+/// One license: an asset held by a target. Ordered by target first, so that the pairs of one
+/// device or user are one range of any ordered set of keys ([`AssignmentKey::range_of`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AssignmentKey {
-    pub asset: AssetKey,
     pub target: Target,
+    pub asset: AssetKey,
+}
+
+impl AssignmentKey {
+    /// The keys of every asset `target` may hold, as a range of an ordered set.
+    pub fn range_of(target: Target) -> std::ops::RangeInclusive<AssignmentKey> {
+        let first = AssetKey { adam_id: 0, pricing: PricingParam::Stdq };
+        let last = AssetKey { adam_id: u32::MAX, pricing: PricingParam::Plus };
+        AssignmentKey { target, asset: first }..=AssignmentKey { target, asset: last }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -312,6 +332,11 @@ impl Mirror {
         AssetKey { adam_id: self.strings.intern(adam_id), pricing }
     }
 
+    /// An id for any other name the account's licensing refers to (a policy id).
+    pub fn intern_name(&mut self, name: &str) -> u32 {
+        self.strings.intern(name)
+    }
+
     pub fn intern_device(&mut self, serial: &str) -> Target {
         Target::Device(self.strings.intern(serial))
     }
@@ -345,6 +370,11 @@ impl Mirror {
 
     pub fn assignments_iter(&self) -> impl Iterator<Item = &AssignmentKey> {
         self.assignments.iter()
+    }
+
+    /// The assignments one device or user holds.
+    pub fn assignments_of(&self, target: Target) -> impl Iterator<Item = &AssignmentKey> {
+        self.assignments.range(AssignmentKey::range_of(target))
     }
 
     pub fn user(&self, id: u32) -> Option<&UserRecord> {
@@ -455,9 +485,15 @@ impl Mirror {
                 && serial.is_none_or(|s| key.target == Target::Device(s))
                 && user.is_none_or(|u| key.target == Target::User(u))
         };
+        // A device's or user's assignments are one range.
+        let keys: Box<dyn Iterator<Item = &AssignmentKey>> = match (serial, user) {
+            (Some(s), None) => Box::new(self.assignments_of(Target::Device(s))),
+            (None, Some(u)) => Box::new(self.assignments_of(Target::User(u))),
+            _ => Box::new(self.assignments.iter()),
+        };
         let mut total = 0;
         let mut items = Vec::new();
-        for key in self.assignments.iter().filter(matches) {
+        for key in keys.filter(matches) {
             if total >= query.offset && items.len() < query.limit {
                 items.push(self.view(key));
             }

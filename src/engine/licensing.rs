@@ -48,15 +48,23 @@ impl Engine {
         if !self.accounts.contains_key(&policy.account_id) {
             return Err(EngineError::UnknownAccount(policy.account_id));
         }
-        if let Some(old) = self.policies.get(&policy.policy_id).cloned() {
-            let same_license = old.account_id == policy.account_id
-                && old.adam_id == policy.adam_id
-                && old.pricing_param == policy.pricing_param
-                && old.license_type == policy.license_type;
-            let dropped: Vec<String> =
-                old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
-            self.nominate_targets(&old, &dropped, &format!("left the scope of policy {}", old.name));
-        }
+        let old = self.policies.remove(&policy.policy_id);
+        let kept: Vec<&String> = match &old {
+            Some(old) => {
+                let same_license = old.account_id == policy.account_id
+                    && old.adam_id == policy.adam_id
+                    && old.pricing_param == policy.pricing_param
+                    && old.license_type == policy.license_type;
+                let dropped: Vec<String> =
+                    old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
+                self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
+                self.index_scope(old, &dropped, false);
+                if same_license { old.targets.intersection(&policy.targets).collect() } else { Vec::new() }
+            }
+            None => Vec::new(),
+        };
+        let added: Vec<String> = policy.targets.iter().filter(|t| !kept.contains(t)).cloned().collect();
+        self.index_scope(&policy, &added, true);
         let targets: Vec<String> = policy.targets.iter().cloned().collect();
         self.lift_holds(&policy, &targets);
         self.store_policy(policy);
@@ -67,29 +75,43 @@ impl Engine {
         let policy = self.policies.remove(policy_id).ok_or_else(|| EngineError::UnknownPolicy(policy_id.to_owned()))?;
         let targets: Vec<String> = policy.targets.iter().cloned().collect();
         self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
+        self.index_scope(&policy, &targets, false);
         self.pending_ops.push(PersistOp::Delete { key: policy_key(policy_id) });
         Ok(())
     }
 
     pub(super) fn update_policy_targets(&mut self, policy_id: &str, add: Vec<String>, remove: Vec<String>) -> Result<(), EngineError> {
-        let mut policy = self.policies.get(policy_id).cloned().ok_or_else(|| EngineError::UnknownPolicy(policy_id.to_owned()))?;
+        if !self.policies.contains_key(policy_id) {
+            return Err(EngineError::UnknownPolicy(policy_id.to_owned()));
+        }
         if add.iter().chain(&remove).any(|t| t.trim().is_empty()) {
             return Err(EngineError::InvalidInput("targets must not contain empty ids".to_owned()));
         }
+        let mut policy = self.policies.remove(policy_id).expect("checked above");
         let removed: Vec<String> = remove.into_iter().filter(|t| policy.targets.remove(t)).collect();
         self.nominate_targets(&policy, &removed, &format!("left the scope of policy {}", policy.name));
-        policy.targets.extend(add.iter().cloned());
+        self.index_scope(&policy, &removed, false);
+        let added: Vec<String> = add.iter().filter(|t| policy.targets.insert((*t).clone())).cloned().collect();
+        self.index_scope(&policy, &added, true);
         self.lift_holds(&policy, &add);
         self.store_policy(policy);
         Ok(())
     }
 
     fn store_policy(&mut self, policy: AppPolicy) {
-        if let Some(account) = self.accounts.get_mut(&policy.account_id) {
-            account.licenses.needs_plan = true;
-        }
         self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(policy.clone())) });
         self.policies.insert(policy.policy_id.clone(), policy);
+    }
+
+    /// Targets entered (or left) a policy's scope: its account's target → policy index follows,
+    /// and they are planned again.
+    pub(super) fn index_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
+        let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        let policy_id = account.mirror.intern_name(&policy.policy_id);
+        for target in targets {
+            let key = key_for(&mut account.mirror, policy, target);
+            account.licenses.scope_changed(key.target, policy_id, in_scope);
+        }
     }
 
     /// Targets left a policy's scope: reclaim what we assigned for it, unless still wanted.

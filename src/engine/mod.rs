@@ -348,8 +348,9 @@ impl Engine {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
             if account.licenses.wants_plan() && account.can_plan() {
-                let policies = self.policies.values().filter(|p| p.account_id == account.id).collect();
-                account.plan_licenses(&Scope { policies, facts: &self.facts }, &mut ctx);
+                let account_id = account.id.clone();
+                let scope = Scope { policies: &self.policies, account_id: &account_id, facts: &self.facts };
+                account.plan_licenses(&scope, &mut ctx);
             }
             while account.may_send(now, rate_limit) {
                 let Some(request) = account.next_request(&ctx) else { break };

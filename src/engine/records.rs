@@ -109,7 +109,7 @@ pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
         let present = reason.is_some();
         ops.push(pair_op(pair(account, &key, reason), HOLD_PREFIX, present));
     }
-    for (key, present) in std::mem::take(&mut account.licenses.dirty_awaited) {
+    for (key, present) in std::mem::take(&mut account.licenses.in_flight.dirty_awaited) {
         ops.push(pair_op(pair(account, &key, None), AWAITED_PREFIX, present));
     }
     for (id, reason) in std::mem::take(&mut account.licenses.dirty_user_holds) {
@@ -243,7 +243,7 @@ impl Engine {
                     let reason = record.reason.unwrap_or_default();
                     account.licenses.restore_hold(pair, reason);
                 } else if key.starts_with(AWAITED_PREFIX) {
-                    account.licenses.restore_awaited(pair);
+                    account.licenses.in_flight.restore_awaited(pair);
                 } else {
                     account.licenses.ours.insert(pair);
                 }
@@ -262,6 +262,11 @@ impl Engine {
                 return Err(invalid(&key, "not a record this engine writes".to_owned()));
             }
         }
+        let policies = std::mem::take(&mut self.policies);
+        for policy in policies.values() {
+            self.index_scope(policy, &policy.targets, true);
+        }
+        self.policies = policies;
         for (key, record) in operations {
             let now = self.clock.now();
             let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
