@@ -121,6 +121,11 @@ impl Provenance {
         self.keys.iter().copied()
     }
 
+    /// The pairs of this instance not in `keys` (one merge walk of the two ordered sets).
+    pub fn not_in<'a>(&'a self, keys: &'a BTreeSet<AssignmentKey>) -> impl Iterator<Item = &'a AssignmentKey> {
+        self.keys.difference(keys)
+    }
+
     /// The pairs one device or user holds from this instance.
     pub fn of_target(&self, target: Target) -> impl Iterator<Item = AssignmentKey> + '_ {
         self.keys.range(AssignmentKey::range_of(target)).copied()
@@ -380,13 +385,9 @@ impl Licenses {
         mirror: &Mirror,
         ctx: &mut LicenseCtx<'_>,
     ) -> BTreeSet<u32> {
-        let users: BTreeSet<u32> = want
-            .iter()
-            .filter_map(|k| match k.target {
-                Target::User(id) => Some(id),
-                Target::Device(_) => None,
-            })
-            .collect();
+        // Keys order devices before users: the users are the tail of the set.
+        let first_user = *AssignmentKey::range_of(Target::User(0)).start();
+        let users: BTreeSet<u32> = want.range(first_user..).map(|k| k.target.id()).collect();
         let mut registered = BTreeSet::new();
         let mut to_create = Vec::new();
         for id in users {
@@ -445,7 +446,7 @@ impl Licenses {
         // Per asset: the awaited pairs (their license is counted in flight already: Apple may
         // still complete the old event) and the others, which need a free license each.
         let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
-        for key in want.iter().filter(|k| !mirror.has_assignment(k) && !self.in_flight.is_associating(k) && !revoking.contains(&k.target)) {
+        for key in mirror.not_held(want).filter(|k| !self.in_flight.is_associating(k) && !revoking.contains(&k.target)) {
             let ready = match key.target {
                 Target::User(id) => registered_users.contains(&id),
                 Target::Device(_) => true,
@@ -521,8 +522,8 @@ impl Licenses {
             }
         }
         if std::mem::take(&mut self.reconcile) {
-            for key in self.ours.iter().filter(|k| !want.contains(k)) {
-                release.entry(key).or_insert_with(|| "no longer used (Reconcile)".to_owned());
+            for key in self.ours.not_in(want) {
+                release.entry(*key).or_insert_with(|| "no longer used (Reconcile)".to_owned());
             }
         }
         if std::mem::take(&mut self.clean_up) {

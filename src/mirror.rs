@@ -372,6 +372,11 @@ impl Mirror {
         self.assignments.iter()
     }
 
+    /// The pairs of `keys` Apple does not hold (one walk of the two ordered sets).
+    pub fn not_held<'a>(&'a self, keys: &'a BTreeSet<AssignmentKey>) -> impl Iterator<Item = &'a AssignmentKey> {
+        keys.difference(&self.assignments)
+    }
+
     /// The assignments one device or user holds.
     pub fn assignments_of(&self, target: Target) -> impl Iterator<Item = &AssignmentKey> {
         self.assignments.range(AssignmentKey::range_of(target))
