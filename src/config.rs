@@ -1,13 +1,13 @@
 //! Engine configuration, given once at construction.
 
-use serde::Deserialize;
+use serde::de::{Deserialize, Deserializer};
 
 use crate::apple::service_config::APPLE_SERVICE_CONFIG_URL;
 use crate::apple::wire::MdmInfo;
 use crate::apple::Limits;
 use crate::backoff::BackoffPolicy;
 use crate::error::EngineError;
-use crate::json_object;
+use crate::json_object::{self, FieldReader};
 use crate::secret::Secret;
 use crate::time::{Millis, DAY, MINUTE, SECOND};
 
@@ -17,58 +17,77 @@ pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
 /// How the engine behaves; given to [`crate::Engine::new`] or [`crate::Engine::restore`].
 /// Only `mdm_info` is required ([`EngineConfig::new`] fills in every default). From JavaScript it is
 /// the `EngineConfig` object of the TypeScript contract, where each option is documented.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Read from JSON (camelCase fields, unknown ones refused) by hand, below.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
     /// The identity written into each location's client config to claim it.
-    #[serde(deserialize_with = "json_object::strict")]
     pub mdm_info: MdmInfo,
-    #[serde(default = "defaults::service_config_url")]
     pub service_config_url: String,
     /// Seed for backoff jitter.
-    #[serde(default)]
     pub seed: u64,
-    #[serde(default = "defaults::service_config_interval")]
     pub service_config_interval_ms: Millis,
-    #[serde(default = "defaults::delta_sync_interval")]
     pub delta_sync_interval_ms: Millis,
-    #[serde(default = "defaults::full_refresh_interval")]
     pub full_refresh_interval_ms: Millis,
-    #[serde(default = "defaults::max_pages_in_flight")]
     pub max_pages_in_flight: u32,
-    #[serde(default = "defaults::backoff_base")]
     pub backoff_base_ms: Millis,
-    #[serde(default = "defaults::backoff_max")]
     pub backoff_max_ms: Millis,
     /// Added to the one-second window of `maxRequestPerSecond`, so that network jitter can't
     /// put more than the limit into one of Apple's seconds.
-    #[serde(default = "defaults::rate_limit_margin")]
     pub rate_limit_margin_ms: Millis,
     /// Where Apple POSTs notifications (`<url>/<accountId>`) and the bearer it must present.
-    #[serde(default, deserialize_with = "json_object::strict_option")]
     pub notifications: Option<NotificationConfig>,
     /// `lowLicenses` fires when an app's available count drops to this or below.
-    #[serde(default = "defaults::low_license_threshold")]
     pub low_license_threshold: i64,
     /// Initial state of the license removal notification toggle.
-    #[serde(default)]
     pub license_removal_notification: bool,
     /// How often Reconcile runs on its own.
-    #[serde(default = "defaults::reconcile_interval")]
     pub reconcile_interval_ms: Millis,
     /// An association sent without an answer (a crash, a lost response) may or may not have
     /// reached Apple. Sending it again could assign twice, so the engine waits this long for
     /// Apple to finish it, syncs, and sends only the pairs Apple does not show.
-    #[serde(default = "defaults::unconfirmed_settle")]
     pub unconfirmed_settle_ms: Millis,
 }
 
 /// Notification endpoint settings. `Debug` hides the token.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationConfig {
     pub url: String,
     pub auth_token: Secret,
+}
+
+// Read field by field: a derived reader adds a visitor per struct (wasm size).
+impl<'de> Deserialize<'de> for EngineConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut f = FieldReader::<D::Error>::new(json_object::object(deserializer)?);
+        let notifications = match f.optional::<Option<json_object::Fields>>("notifications")? {
+            None => None,
+            Some(fields) => {
+                let mut n = FieldReader::<D::Error>::new(fields);
+                let config = NotificationConfig { url: n.required("url")?, auth_token: n.required("authToken")? };
+                n.finish()?;
+                Some(config)
+            }
+        };
+        let config = Self {
+            mdm_info: f.object("mdmInfo")?,
+            service_config_url: f.or("serviceConfigUrl", defaults::service_config_url)?,
+            seed: f.optional("seed")?,
+            service_config_interval_ms: f.or("serviceConfigIntervalMs", defaults::service_config_interval)?,
+            delta_sync_interval_ms: f.or("deltaSyncIntervalMs", defaults::delta_sync_interval)?,
+            full_refresh_interval_ms: f.or("fullRefreshIntervalMs", defaults::full_refresh_interval)?,
+            max_pages_in_flight: f.or("maxPagesInFlight", defaults::max_pages_in_flight)?,
+            backoff_base_ms: f.or("backoffBaseMs", defaults::backoff_base)?,
+            backoff_max_ms: f.or("backoffMaxMs", defaults::backoff_max)?,
+            rate_limit_margin_ms: f.or("rateLimitMarginMs", defaults::rate_limit_margin)?,
+            notifications,
+            low_license_threshold: f.or("lowLicenseThreshold", defaults::low_license_threshold)?,
+            license_removal_notification: f.optional("licenseRemovalNotification")?,
+            reconcile_interval_ms: f.or("reconcileIntervalMs", defaults::reconcile_interval)?,
+            unconfirmed_settle_ms: f.or("unconfirmedSettleMs", defaults::unconfirmed_settle)?,
+        };
+        f.finish()?;
+        Ok(config)
+    }
 }
 
 mod defaults {

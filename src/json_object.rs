@@ -33,17 +33,6 @@ pub fn rest<T: DeserializeOwned, E: Error>(fields: Fields) -> Result<T, E> {
     T::deserialize(Value::Object(fields)).map_err(E::custom)
 }
 
-/// `#[serde(deserialize_with)]` for a struct field that must be an object: derived structs
-/// also accept an array of their fields in order, which no caller means.
-pub fn strict<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
-    rest(object(deserializer)?)
-}
-
-/// [`strict`] for an optional field (use with `#[serde(default)]`).
-pub fn strict_option<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
-    Option::<Fields>::deserialize(deserializer)?.map(rest).transpose()
-}
-
 /// Reads the fields of one object by name, with the errors a derived struct gives. Fields not
 /// read are ignored, or refused by [`FieldReader::finish`] (`#[serde(deny_unknown_fields)]`).
 pub struct FieldReader<E> {
@@ -69,12 +58,24 @@ impl<E: Error> FieldReader<E> {
         self.fields.remove(name).map_or_else(|| Ok(T::default()), |value| T::deserialize(value).map_err(E::custom))
     }
 
-    /// A required field that must be an object (see [`strict`]).
+    /// A field that may be absent (then `default()`).
+    pub fn or<T: DeserializeOwned>(&mut self, name: &'static str, default: impl FnOnce() -> T) -> Result<T, E> {
+        self.read.push(name);
+        self.fields.remove(name).map_or_else(|| Ok(default()), |value| T::deserialize(value).map_err(E::custom))
+    }
+
+    /// A required field that must be an object: derived structs also accept an array of their
+    /// fields in order, which no caller means.
     pub fn object<T: DeserializeOwned>(&mut self, name: &'static str) -> Result<T, E> {
         if let Some(Value::Array(_)) = self.fields.get(name) {
             return Err(E::invalid_type(Unexpected::Seq, &"an object"));
         }
         self.required(name)
+    }
+
+    /// Reads the fields not read yet as one value (a flattened struct).
+    pub fn rest<T: DeserializeOwned>(self) -> Result<T, E> {
+        rest(self.fields)
     }
 
     /// Refuses any field not read (in the words of serde's `unknown_field`).
@@ -89,6 +90,22 @@ impl<E: Error> FieldReader<E> {
     }
 }
 
+/// Implements `Deserialize` for a type read from a JSON object by a [`FieldReader`] named by the
+/// closure's parameter; fields the body does not read are ignored:
+/// `deserialize_fields!(Settings, |f| Settings { enabled: f.required("enabled")? });`
+macro_rules! deserialize_fields {
+    ($type:ty, |$f:ident| $body:expr) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                #[allow(unused_mut)] // a body that only calls `rest` takes the reader by value
+                let mut $f = $crate::json_object::FieldReader::<D::Error>::new($crate::json_object::object(deserializer)?);
+                Ok($body)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_fields;
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -97,22 +114,27 @@ mod tests {
     use super::*;
     use crate::MdmInfo;
 
-    #[derive(Debug, Deserialize)]
-    struct Holder {
-        #[serde(deserialize_with = "strict")]
-        info: MdmInfo,
-        #[serde(default, deserialize_with = "strict_option")]
-        more: Option<MdmInfo>,
+    fn reader(json: &str) -> FieldReader<serde_json::Error> {
+        FieldReader::new(object(&mut serde_json::Deserializer::from_str(json)).unwrap())
     }
 
     #[test]
-    fn strict_fields_take_objects_and_refuse_arrays() {
-        let ok: Holder = serde_json::from_str(r#"{"info": {"id": "i", "name": "n"}, "more": null}"#).unwrap();
-        assert_eq!(ok.info.id, "i");
-        assert!(ok.more.is_none());
-        let error = serde_json::from_str::<Holder>(r#"{"info": ["i", "n", "m"]}"#).unwrap_err().to_string();
-        assert!(error.contains("invalid type: sequence"), "{error}");
-        assert!(serde_json::from_str::<Holder>(r#"{"info": {"id": "i", "name": "n"}, "more": ["i", "n"]}"#).is_err());
+    fn object_fields_refuse_arrays_and_absent_fields_take_their_defaults() {
+        let mut f = reader(r#"{"info": ["i", "n", "m"], "more": {"id": "i", "name": "n"}}"#);
+        assert!(f.object::<MdmInfo>("info").unwrap_err().to_string().contains("invalid type: sequence"));
+        assert_eq!(f.object::<MdmInfo>("more").unwrap().id, "i");
+        assert_eq!(f.or("limit", || 100_u32).unwrap(), 100);
+        assert_eq!(f.optional::<Option<String>>("email").unwrap(), None);
+        assert_eq!(f.required::<String>("name").unwrap_err().to_string(), "missing field `name`");
+    }
+
+    #[test]
+    fn finish_names_an_unknown_field_and_the_known_ones() {
+        let mut f = reader(r#"{"a": 1, "typo": 2}"#);
+        assert_eq!(f.required::<u32>("a").unwrap(), 1);
+        assert_eq!(f.finish().unwrap_err().to_string(), "unknown field `typo`, expected `a`");
+        assert_eq!(reader(r#"{"x": 1}"#).finish().unwrap_err().to_string(), "unknown field `x`, there are no fields");
+        assert!(reader("{}").finish().is_ok());
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use serde::de::Error;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::apple::wire::{Assignment, PricingParam, User};
+use crate::json_object::{self, FieldReader};
 use crate::secret::Secret;
 
 /// How many notification ids are remembered for de-duplication.
@@ -46,27 +48,22 @@ pub enum ManagementResult {
     Failure,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct NotificationError {
     pub error_number: Option<i64>,
     pub error_message: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct AssetManagement {
     pub event_id: Option<String>,
     pub result: ManagementResult,
-    #[serde(rename = "type")]
     pub kind: ManagementType,
-    #[serde(default)]
     pub assignments: Vec<Assignment>,
     pub error: Option<NotificationError>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct AssetCount {
     pub adam_id: String,
     pub pricing_param: PricingParam,
@@ -74,21 +71,12 @@ pub struct AssetCount {
 }
 
 /// `USER_MANAGEMENT`: the outcome of a create, update or retire event.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct UserManagement {
     pub event_id: Option<String>,
     pub result: Option<ManagementResult>,
-    #[serde(default)]
     pub users: Vec<User>,
     pub error: Option<NotificationError>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserAssociated {
-    #[serde(default)]
-    associated_users: Vec<User>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,19 +102,56 @@ pub struct Parsed {
 /// Parses a notification body. The error says what is wrong (for the 400 answer's log).
 pub fn parse(body: &str) -> Result<Parsed, String> {
     let envelope: Envelope = serde_json::from_str(body).map_err(|e| format!("not a notification: {e}"))?;
-    let payload = envelope.notification;
-    let invalid = |e: serde_json::Error| format!("malformed {} notification: {e}", envelope.notification_type);
-    let notification = match envelope.notification_type.as_str() {
+    let kind = envelope.notification_type.as_str();
+    let notification = match kind {
         "TEST_NOTIFICATION" => Notification::Test,
-        "ASSET_MANAGEMENT" => Notification::AssetManagement(serde_json::from_value(payload).map_err(invalid)?),
-        "ASSET_COUNT" => Notification::AssetCount(serde_json::from_value(payload).map_err(invalid)?),
-        "USER_MANAGEMENT" => Notification::UserManagement(serde_json::from_value(payload).map_err(invalid)?),
-        "USER_ASSOCIATED" => {
-            Notification::UsersAssociated(serde_json::from_value::<UserAssociated>(payload).map_err(invalid)?.associated_users)
-        }
+        "ASSET_MANAGEMENT" => Notification::AssetManagement(payload(envelope.notification, kind, |f| {
+            Ok(AssetManagement {
+                event_id: f.optional("eventId")?,
+                result: f.required("result")?,
+                kind: f.required("type")?,
+                assignments: f.optional("assignments")?,
+                error: error(f)?,
+            })
+        })?),
+        "ASSET_COUNT" => Notification::AssetCount(payload(envelope.notification, kind, |f| {
+            Ok(AssetCount {
+                adam_id: f.required("adamId")?,
+                pricing_param: f.required("pricingParam")?,
+                count_delta: f.required("countDelta")?,
+            })
+        })?),
+        "USER_MANAGEMENT" => Notification::UserManagement(payload(envelope.notification, kind, |f| {
+            Ok(UserManagement {
+                event_id: f.optional("eventId")?,
+                result: f.optional("result")?,
+                users: f.optional("users")?,
+                error: error(f)?,
+            })
+        })?),
+        "USER_ASSOCIATED" => Notification::UsersAssociated(payload(envelope.notification, kind, |f| f.optional("associatedUsers"))?),
         _ => Notification::Ignored,
     };
     Ok(Parsed { notification_id: envelope.notification_id, u_id: envelope.u_id, notification })
+}
+
+/// Reads the `notification` object of a notification of type `kind` field by field (unknown
+/// fields are ignored; a derived reader would add a visitor per payload type).
+fn payload<T>(
+    value: serde_json::Value,
+    kind: &str,
+    read: impl FnOnce(&mut FieldReader<serde_json::Error>) -> Result<T, serde_json::Error>,
+) -> Result<T, String> {
+    let invalid = |e: serde_json::Error| format!("malformed {kind} notification: {e}");
+    let fields = json_object::object(value).map_err(invalid)?;
+    read(&mut FieldReader::new(fields)).map_err(invalid)
+}
+
+/// The optional `error` object of a payload.
+fn error<E: Error>(fields: &mut FieldReader<E>) -> Result<Option<NotificationError>, E> {
+    let Some(error) = fields.optional::<Option<json_object::Fields>>("error")? else { return Ok(None) };
+    let mut error = FieldReader::<E>::new(error);
+    Ok(Some(NotificationError { error_number: error.optional("errorNumber")?, error_message: error.optional("errorMessage")? }))
 }
 
 /// Remembers the last [`DEDUPE_CAPACITY`] notification ids.
@@ -187,9 +212,32 @@ mod tests {
     }
 
     #[test]
+    fn every_payload_type_parses_and_extra_fields_are_ignored() {
+        let envelope = |kind: &str, payload: &str| {
+            parse(&format!(r#"{{"notificationId": "n", "notificationType": "{kind}", "notification": {payload}}}"#)).unwrap().notification
+        };
+        let count = envelope("ASSET_COUNT", r#"{"adamId": "1", "pricingParam": "PLUS", "countDelta": -3, "new": 1}"#);
+        assert!(matches!(count, Notification::AssetCount(c) if c.adam_id == "1" && c.pricing_param == PricingParam::Plus && c.count_delta == -3));
+        let users = r#"{"eventId": "e", "result": "SUCCESS", "users": [{"clientUserId": "u1"}], "error": {"errorNumber": 1}}"#;
+        let Notification::UserManagement(m) = envelope("USER_MANAGEMENT", users) else { panic!("wrong type") };
+        assert_eq!((m.event_id.as_deref(), m.result, m.users.len()), (Some("e"), Some(ManagementResult::Success), 1));
+        assert_eq!(m.error.and_then(|e| e.error_number), Some(1));
+        let Notification::UserManagement(m) = envelope("USER_MANAGEMENT", "{}") else { panic!("wrong type") };
+        assert!(m.result.is_none() && m.users.is_empty() && m.error.is_none());
+        let associated = envelope("USER_ASSOCIATED", r#"{"associatedUsers": [{"clientUserId": "u1"}, {"clientUserId": "u2"}]}"#);
+        assert!(matches!(associated, Notification::UsersAssociated(users) if users.len() == 2));
+        let managed = envelope("ASSET_MANAGEMENT", r#"{"result": "SUCCESS", "type": "REVOKE", "error": null}"#);
+        assert!(matches!(managed, Notification::AssetManagement(m) if m.kind == ManagementType::Revoke && m.assignments.is_empty()));
+    }
+
+    #[test]
     fn garbage_is_refused_with_a_reason() {
         assert!(parse("{").is_err());
         assert!(parse(r#"{"notificationId": "1", "notificationType": "ASSET_COUNT", "notification": {"adamId": 5}}"#).is_err());
+        let missing = parse(r#"{"notificationId": "1", "notificationType": "ASSET_MANAGEMENT"}"#).unwrap_err();
+        assert!(missing.starts_with("malformed ASSET_MANAGEMENT notification: invalid type: null"), "{missing}");
+        let result = parse(r#"{"notificationId": "1", "notificationType": "ASSET_MANAGEMENT", "notification": {"type": "ASSOCIATE"}}"#);
+        assert!(result.unwrap_err().contains("missing field `result`"));
     }
 
     #[test]

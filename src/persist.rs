@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
 use crate::facts::{DeviceFacts, UserFacts};
-use crate::json_object;
+use crate::json_object::{self, deserialize_fields};
 use crate::operation::{AssetRef, NewUser, OperationKind};
 use crate::policy::AppPolicy;
 use crate::secret::Secret;
@@ -279,142 +279,82 @@ pub struct AccountRecord {
 // buffer the flattened fields and the tagged `Ownership` in its `Content` type (see
 // `crate::json_object`). The round-trip tests below check the names against `Serialize`.
 
-/// Reads a record's fields with `read` from its JSON object.
-fn record<'de, D: Deserializer<'de>, T>(
-    deserializer: D,
-    read: impl FnOnce(&mut json_object::FieldReader<D::Error>) -> Result<T, D::Error>,
-) -> Result<T, D::Error> {
-    let mut fields = json_object::FieldReader::new(json_object::object(deserializer)?);
-    read(&mut fields)
-}
+deserialize_fields!(AssetRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    adam_id: f.required("adamId")?,
+    pricing_param: f.required("pricingParam")?,
+    product_type: f.required("productType")?,
+    total_count: f.required("totalCount")?,
+    assigned_count: f.required("assignedCount")?,
+    available_count: f.required("availableCount")?,
+    retired_count: f.required("retiredCount")?,
+    device_assignable: f.required("deviceAssignable")?,
+    revocable: f.required("revocable")?,
+});
 
-impl<'de> Deserialize<'de> for AssetRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self {
-                account_id: f.required("accountId")?,
-                adam_id: f.required("adamId")?,
-                pricing_param: f.required("pricingParam")?,
-                product_type: f.required("productType")?,
-                total_count: f.required("totalCount")?,
-                assigned_count: f.required("assignedCount")?,
-                available_count: f.required("availableCount")?,
-                retired_count: f.required("retiredCount")?,
-                device_assignable: f.required("deviceAssignable")?,
-                revocable: f.required("revocable")?,
-            })
-        })
-    }
-}
+deserialize_fields!(AppleUserRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    client_user_id: f.required("clientUserId")?,
+    email: f.optional("email")?,
+    status: f.optional("status")?,
+    invite_code: f.optional("inviteCode")?,
+});
 
-impl<'de> Deserialize<'de> for AppleUserRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self {
-                account_id: f.required("accountId")?,
-                client_user_id: f.required("clientUserId")?,
-                email: f.optional("email")?,
-                status: f.optional("status")?,
-                invite_code: f.optional("inviteCode")?,
-            })
-        })
-    }
-}
+deserialize_fields!(PairRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    adam_id: f.required("adamId")?,
+    pricing_param: f.required("pricingParam")?,
+    serial_number: f.optional("serialNumber")?,
+    client_user_id: f.optional("clientUserId")?,
+    reason: f.optional("reason")?,
+});
 
-impl<'de> Deserialize<'de> for PairRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self {
-                account_id: f.required("accountId")?,
-                adam_id: f.required("adamId")?,
-                pricing_param: f.required("pricingParam")?,
-                serial_number: f.optional("serialNumber")?,
-                client_user_id: f.optional("clientUserId")?,
-                reason: f.optional("reason")?,
-            })
-        })
-    }
-}
+deserialize_fields!(UserHoldRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    client_user_id: f.required("clientUserId")?,
+    reason: f.required("reason")?,
+});
 
-impl<'de> Deserialize<'de> for UserHoldRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self { account_id: f.required("accountId")?, client_user_id: f.required("clientUserId")?, reason: f.required("reason")? })
-        })
-    }
-}
+deserialize_fields!(OperationRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    operation_id: f.required("operationId")?,
+    kind: f.required("kind")?,
+    assets: f.required("assets")?,
+    serial_numbers: f.required("serialNumbers")?,
+    client_user_ids: f.required("clientUserIds")?,
+    users: f.required("users")?,
+    reason: f.required("reason")?,
+    event_id: f.optional("eventId")?,
+    submitted_at: f.optional("submittedAt")?,
+    sent_at: f.optional("sentAt")?,
+});
 
-impl<'de> Deserialize<'de> for OperationRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self {
-                account_id: f.required("accountId")?,
-                operation_id: f.required("operationId")?,
-                kind: f.required("kind")?,
-                assets: f.required("assets")?,
-                serial_numbers: f.required("serialNumbers")?,
-                client_user_ids: f.required("clientUserIds")?,
-                users: f.required("users")?,
-                reason: f.required("reason")?,
-                event_id: f.optional("eventId")?,
-                submitted_at: f.optional("submittedAt")?,
-                sent_at: f.optional("sentAt")?,
-            })
-        })
-    }
-}
+deserialize_fields!(SettingsRecord, |f| Self { license_removal_notification: f.required("licenseRemovalNotification")? });
 
-impl<'de> Deserialize<'de> for SettingsRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| Ok(Self { license_removal_notification: f.required("licenseRemovalNotification")? }))
-    }
-}
+deserialize_fields!(DurableAccount, |f| Self {
+    u_id: f.optional("uId")?,
+    location_name: f.optional("locationName")?,
+    country_code: f.optional("countryCode")?,
+    ownership: f.required("ownership")?,
+    token_problem: f.optional("tokenProblem")?,
+    cursors: f.required("cursors")?,
+    last_synced_at: f.optional("lastSyncedAt")?,
+    last_full_refresh_at: f.optional("lastFullRefreshAt")?,
+    mirror_stored: f.optional("mirrorStored")?,
+    retry_after_until: f.required("retryAfterUntil")?,
+    warned_threshold: f.optional("warnedThreshold")?,
+});
 
-impl<'de> Deserialize<'de> for DurableAccount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        record(deserializer, |f| {
-            Ok(Self {
-                u_id: f.optional("uId")?,
-                location_name: f.optional("locationName")?,
-                country_code: f.optional("countryCode")?,
-                ownership: f.required("ownership")?,
-                token_problem: f.optional("tokenProblem")?,
-                cursors: f.required("cursors")?,
-                last_synced_at: f.optional("lastSyncedAt")?,
-                last_full_refresh_at: f.optional("lastFullRefreshAt")?,
-                mirror_stored: f.optional("mirrorStored")?,
-                retry_after_until: f.required("retryAfterUntil")?,
-                warned_threshold: f.optional("warnedThreshold")?,
-            })
-        })
-    }
-}
+deserialize_fields!(DeviceRecord, |f| Self { serial_number: f.required("serialNumber")?, facts: f.rest()? });
 
-impl<'de> Deserialize<'de> for DeviceRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut fields = json_object::object(deserializer)?;
-        Ok(Self { serial_number: json_object::take(&mut fields, "serialNumber")?, facts: json_object::rest(fields)? })
-    }
-}
+deserialize_fields!(UserRecord, |f| Self { client_user_id: f.required("clientUserId")?, facts: f.rest()? });
 
-impl<'de> Deserialize<'de> for UserRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut fields = json_object::object(deserializer)?;
-        Ok(Self { client_user_id: json_object::take(&mut fields, "clientUserId")?, facts: json_object::rest(fields)? })
-    }
-}
-
-impl<'de> Deserialize<'de> for AccountRecord {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut fields = json_object::object(deserializer)?;
-        Ok(Self {
-            account_id: json_object::take(&mut fields, "accountId")?,
-            name: json_object::take(&mut fields, "name")?,
-            token: json_object::take(&mut fields, "token")?,
-            durable: json_object::rest(fields)?,
-        })
-    }
-}
+deserialize_fields!(AccountRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    name: f.required("name")?,
+    token: f.required("token")?,
+    durable: f.rest()?,
+});
 
 impl<'de> Deserialize<'de> for Ownership {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -447,11 +387,13 @@ pub enum Record {
 }
 
 /// A record as read back from the store.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
     pub key: String,
     pub value: serde_json::Value,
 }
+
+deserialize_fields!(StoredRecord, |f| Self { key: f.required("key")?, value: f.required("value")? });
 
 #[cfg(test)]
 mod tests {
