@@ -318,7 +318,7 @@ impl Licenses {
 
     /// Lifts every hold on `target` (re-enrollment, new scope, a user added again).
     pub fn release_holds_of(&mut self, target: Target) {
-        let lifted: Vec<AssignmentKey> = self.holds.keys().filter(|k| k.target == target).copied().collect();
+        let lifted: Vec<AssignmentKey> = self.holds.range(AssignmentKey::range_of(target)).map(|(k, _)| *k).collect();
         for key in lifted {
             self.release_hold(&key);
         }
