@@ -63,6 +63,9 @@ pub fn parse_apple_date(text: &str) -> Option<Millis> {
     let offset_minutes = match zone {
         "Z" | "z" => 0,
         _ => {
+            if !zone.is_ascii() {
+                return None; // the slices below count bytes
+            }
             let sign = match zone.as_bytes().first()? {
                 b'+' => 1,
                 b'-' => -1,
@@ -253,6 +256,9 @@ mod tests {
         assert_eq!(parse_apple_date("2030-11-08T22:33:22"), None);
         assert_eq!(parse_apple_date("2030-11-08T22:33:22.25Z"), Some(1_920_407_602_250));
         assert_eq!(parse_apple_date("1969-12-31T23:59:59Z"), None);
+        // Found by fuzzing the sToken: a zone of the right length in bytes, but not ASCII.
+        assert_eq!(parse_apple_date("2030-11-08T22:33:22+\u{8030}0"), None);
+        assert_eq!(parse_apple_date("2030-11-08T22:33:22+0\u{e9}0"), None);
     }
 
     #[test]
