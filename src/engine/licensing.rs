@@ -49,21 +49,20 @@ impl Engine {
             return Err(EngineError::UnknownAccount(policy.account_id));
         }
         let old = self.policies.remove(&policy.policy_id);
-        let kept: Vec<&String> = match &old {
-            Some(old) => {
-                let same_license = old.account_id == policy.account_id
-                    && old.adam_id == policy.adam_id
-                    && old.pricing_param == policy.pricing_param
-                    && old.license_type == policy.license_type;
-                let dropped: Vec<String> =
-                    old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
-                self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
-                self.index_scope(old, &dropped, false);
-                if same_license { old.targets.intersection(&policy.targets).collect() } else { Vec::new() }
-            }
-            None => Vec::new(),
-        };
-        let added: Vec<String> = policy.targets.iter().filter(|t| !kept.contains(t)).cloned().collect();
+        // The targets already indexed for this policy (none if the license it means changed).
+        let mut indexed = None;
+        if let Some(old) = &old {
+            let same_license = old.account_id == policy.account_id
+                && old.adam_id == policy.adam_id
+                && old.pricing_param == policy.pricing_param
+                && old.license_type == policy.license_type;
+            let dropped: Vec<String> =
+                old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
+            self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
+            self.index_scope(old, &dropped, false);
+            indexed = Some(&old.targets).filter(|_| same_license);
+        }
+        let added: Vec<String> = policy.targets.iter().filter(|t| indexed.is_none_or(|i| !i.contains(*t))).cloned().collect();
         self.index_scope(&policy, &added, true);
         let targets: Vec<String> = policy.targets.iter().cloned().collect();
         self.lift_holds(&policy, &targets);
