@@ -5,7 +5,8 @@ import type { Transport } from './transport.js';
 /** The part of `Engine` the Driver uses. */
 export interface DriverEngine {
   handleInput(input: Input, now: number): void;
-  pollOutput(now: number): Output;
+  /** Every output due now, ending with the `timeout` (one call per drain instead of a `pollOutput` loop). */
+  pollOutputs(now: number): Output[];
   /** Checks and applies one notification Apple POSTed; returns the HTTP status to answer with. */
   handleNotification(accountId: string, authorization: string | null, body: string, now: number): number;
   /** Needed only for `Driver.adopt` (several instances on one store). */

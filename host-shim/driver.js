@@ -21,6 +21,10 @@ export class Driver {
   #timer = null;
   #timerAt = null;
   #draining = false;
+  /** Set when a call made during a drain (from onEvent) fed the engine: the running drain asks again. */
+  #fedWhileDraining = false;
+  /** Accounts released while the current batch is dispatched: the engine dropped their queued requests. */
+  #releasedInBatch = new Set();
   #stopped = false;
   #storeFailed = false;
   #requestsInFlight = 0;
@@ -103,6 +107,7 @@ export class Driver {
    */
   release(accountId) {
     this.#engine.release(accountId, this.#now());
+    if (this.#draining) this.#releasedInBatch.add(accountId);
     if (!this.#stopped) this.#drain();
   }
 
@@ -132,18 +137,30 @@ export class Driver {
     if (this.#stopped) throw new Error('Driver is stopped');
   }
 
+  /** Takes every output due now in one call (`pollOutputs`), dispatches them in order and arms the timer. */
   #drain() {
-    // An onEvent handler may call input(): the loop below is still running and picks up its outputs.
-    if (this.#draining) return;
+    // An onEvent handler may call input(): the loop below is still running and asks the engine again.
+    if (this.#draining) {
+      this.#fedWhileDraining = true;
+      return;
+    }
     this.#draining = true;
     try {
       for (;;) {
-        const output = this.#engine.pollOutput(this.#now());
-        if (output.type === 'timeout') {
-          this.#arm(output.at);
+        this.#fedWhileDraining = false;
+        this.#releasedInBatch.clear();
+        const outputs = this.#engine.pollOutputs(this.#now());
+        const timeout = outputs.pop();
+        for (const output of outputs) {
+          // As in the engine's queue, a request of an account released meanwhile does not leave.
+          if (output.type === 'request' && this.#releasedInBatch.has(output.accountId)) continue;
+          this.#dispatch(output);
+        }
+        // The deadline is stale when a handler fed the engine after it was computed.
+        if (!this.#fedWhileDraining) {
+          this.#arm(timeout.at);
           return;
         }
-        this.#dispatch(output);
       }
     } finally {
       this.#draining = false;

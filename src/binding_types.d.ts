@@ -101,6 +101,7 @@ export interface AppPolicy {
 
 // ----------------------------- outputs -------------------------------------
 
+/** What `pollOutput` returns, one at a time; `pollOutputs` returns them all at once, the `timeout` last. */
 export type Output =
   | RequestOutput
   | { type: "event"; event: EngineEvent }

@@ -15,8 +15,8 @@ const TYPES: &str = include_str!("binding_types.d.ts");
 /// engine's deadlines (now + an interval) below 2^53, where JavaScript numbers stop being exact.
 const LATEST_NOW: f64 = 253_402_300_799_999.0;
 
-/// The license engine. Drive it with `handleInput` and drain `pollOutput` until it returns
-/// `{type: "timeout"}`.
+/// The license engine. Drive it with `handleInput`, then drain `pollOutputs` (or `pollOutput`
+/// until it returns `{type: "timeout"}`).
 #[wasm_bindgen(js_name = Engine)]
 pub struct WasmEngine {
     inner: crate::Engine,
@@ -48,7 +48,7 @@ impl WasmEngine {
     }
 
     /// Takes over one account from the store's records (pass everything `store.load()` returned)
-    /// when this instance acquires its lease; then drain `pollOutput`.
+    /// when this instance acquires its lease; then drain `pollOutputs`.
     #[allow(non_snake_case)] // parameter names are the TypeScript ones
     pub fn adopt(
         &mut self,
@@ -74,7 +74,7 @@ impl WasmEngine {
         self.inner.release(&account_id, now).map_err(engine_error)
     }
 
-    /// Feeds one input, then drain `pollOutput`. Throws on bad input and changes nothing.
+    /// Feeds one input, then drain `pollOutputs`. Throws on bad input and changes nothing.
     #[wasm_bindgen(js_name = handleInput)]
     pub fn handle_input(
         &mut self,
@@ -86,11 +86,21 @@ impl WasmEngine {
         self.inner.handle_input(input, now).map_err(engine_error)
     }
 
-    /// The next output; call until it returns `{type: "timeout", at}`.
+    /// The next output, one at a time; call until it returns `{type: "timeout", at}`.
+    /// `pollOutputs` does the same in one call.
     #[wasm_bindgen(js_name = pollOutput, unchecked_return_type = "Output")]
     pub fn poll_output(&mut self, #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue) -> Result<JsValue, JsValue> {
         let now = millis(&now)?;
         encode(&self.inner.poll_output(now))
+    }
+
+    /// Every output due now, in order, ending with `{type: "timeout", at}`: what calling
+    /// `pollOutput` until the timeout returns, in one crossing of the boundary. Call after each
+    /// `handleInput`, `handleNotification`, `adopt` and `release` (instead of a `pollOutput` loop).
+    #[wasm_bindgen(js_name = pollOutputs, unchecked_return_type = "Output[]")]
+    pub fn poll_outputs(&mut self, #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue) -> Result<JsValue, JsValue> {
+        let now = millis(&now)?;
+        encode(&self.inner.drain_outputs(now))
     }
 
     /// Every account with its status.
@@ -124,7 +134,7 @@ impl WasmEngine {
     }
 
     /// Handles a notification Apple POSTed to `<notifications.url>/<accountId>`; returns the HTTP
-    /// status to answer. Then drain `pollOutput`. Forged, malformed or duplicate notifications
+    /// status to answer. Then drain `pollOutputs`. Forged, malformed or duplicate notifications
     /// change nothing.
     #[wasm_bindgen(js_name = handleNotification)]
     #[allow(non_snake_case)] // parameter names are the TypeScript ones

@@ -262,6 +262,22 @@ impl Engine {
         self.outputs.pop_front().unwrap_or_else(|| Output::Timeout { at: self.next_wakeup().at })
     }
 
+    /// Every output due at `now`, in order, ending with the [`Output::Timeout`]: what calling
+    /// [`Engine::poll_output`] until it returns a timeout yields. Call after
+    /// [`Engine::handle_input`] when the host handles outputs in batches (the wasm binding's
+    /// `pollOutputs`, one boundary crossing for all of them).
+    pub fn drain_outputs(&mut self, now: Millis) -> Vec<Output> {
+        let mut outputs = Vec::with_capacity(self.outputs.len() + 1);
+        loop {
+            let output = self.poll_output(now);
+            let timeout = matches!(output, Output::Timeout { .. });
+            outputs.push(output);
+            if timeout {
+                return outputs;
+            }
+        }
+    }
+
     /// Answers to an account's requests still in flight will count as unknown.
     fn forget_in_flight(&mut self, account_id: &str) {
         self.in_flight.retain(|_, f| !matches!(f, InFlight::Account { account_id: a, .. } if a == account_id));

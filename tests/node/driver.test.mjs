@@ -20,8 +20,8 @@ class FakeEngine {
     this.react(input);
   }
 
-  pollOutput() {
-    return this.outputs.shift() ?? { type: 'timeout', at: this.deadline };
+  pollOutputs() {
+    return [...this.outputs.splice(0), { type: 'timeout', at: this.deadline }];
   }
 
   notifications = [];
@@ -338,6 +338,37 @@ test('input() called from an event handler is drained by the running loop', asyn
   driver.start();
   await driver.whenIdle();
   assert.deepEqual(sent, [5]);
+});
+
+test('the timer follows the deadline an event handler\'s input moved, not the one drained before it', () => {
+  const engine = new FakeEngine();
+  engine.deadline = NOW + 60_000;
+  engine.outputs.push({ type: 'event', event: { type: 'ownershipClaimed', accountId: 'a1' } });
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.deadline = NOW + 3000;
+  };
+  let driver;
+  let timers;
+  ({ driver, timers } = setup({ engine, onEvent: () => driver.input({ type: 'refresh', accountId: 'a1' }) }));
+  driver.start();
+  assert.deepEqual(timers.live().map((t) => t.delay), [3000]);
+});
+
+test('a request drained with an event whose handler releases its account is not sent', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push({ type: 'event', event: { type: 'ownershipLost', accountId: 'a1', ownerName: 'x', ownerId: 'y' } });
+  engine.outputs.push({ ...request(1), accountId: 'a1' }, { ...request(2), accountId: 'a2' });
+  // As the engine does: the released account's queued requests are dropped.
+  engine.release = (accountId) => {
+    engine.outputs = engine.outputs.filter((o) => o.type !== 'request' || o.accountId !== accountId);
+  };
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) };
+  let driver;
+  ({ driver } = setup({ engine, transport, onEvent: (event) => driver.release(event.accountId) }));
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(sent, [2]);
 });
 
 test('clock and timer functions are called unbound, as browsers require of setTimeout and performance.now', () => {

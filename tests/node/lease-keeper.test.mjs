@@ -70,8 +70,8 @@ class FakeEngine {
     this.inputs.push(input);
   }
 
-  pollOutput() {
-    return this.outputs.shift() ?? { type: 'timeout', at: FAR };
+  pollOutputs() {
+    return [...this.outputs.splice(0), { type: 'timeout', at: FAR }];
   }
 
   handleNotification() {
