@@ -252,16 +252,18 @@ impl Host {
         self.engine.handle_input(input, self.now).expect("the engine accepts the input");
     }
 
-    /// Drains the outputs; returns the engine's next timeout. Requests are kept for answering.
+    /// Drains the outputs in one batch (`drain_outputs`, as the wasm host's `pollOutputs`);
+    /// returns the engine's next timeout. Requests are kept for answering.
     pub fn drain(&mut self) -> u64 {
-        loop {
-            match self.engine.poll_output(self.now) {
+        for output in self.engine.drain_outputs(self.now) {
+            match output {
                 Output::Request(request) => self.pending.push(request),
                 Output::Event { event: Event::SyncCompleted { .. } } => self.syncs_completed += 1,
                 Output::Event { .. } | Output::Persist { .. } => {}
                 Output::Timeout { at } => return at,
             }
         }
+        unreachable!("drain_outputs ends with a timeout")
     }
 
     /// Answers one request.
