@@ -4,8 +4,8 @@
 //! assignments are stored as small fixed-size keys, so a million assignments stay compact.
 //!
 //! The mirror is durable: every change is recorded in [`MirrorChanges`] until the engine writes
-//! it, so one confirmed assignment writes one record, and a full refresh writes only what differs
-//! from the mirror it replaces.
+//! it, so one confirmed assignment rewrites the record of one device or user, and a full refresh
+//! writes only the devices and users that differ from the mirror it replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -114,17 +114,17 @@ pub struct Staged {
 #[derive(Debug, Default)]
 pub struct MirrorChanges {
     pub assets: BTreeSet<AssetKey>,
-    /// Assignment → present?
-    pub assignments: BTreeMap<AssignmentKey, bool>,
+    /// Devices and users whose assignments changed (all of a target's assignments are one record).
+    pub targets: BTreeSet<Target>,
     pub users: BTreeSet<u32>,
-    /// Every assignment from this key on is still to be written (a first full refresh writes the
-    /// whole mirror without listing each key).
-    rewrite_from: Option<AssignmentKey>,
+    /// Every target holding assignments from this one on is still to be written (a first full
+    /// refresh writes the whole mirror without listing each target).
+    rewrite_from: Option<Target>,
 }
 
 impl MirrorChanges {
     fn listed(&self) -> usize {
-        self.assets.len() + self.assignments.len() + self.users.len()
+        self.assets.len() + self.targets.len() + self.users.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -191,13 +191,10 @@ impl Mirror {
         let old = std::mem::replace(&mut self.assignments, staged.assignments.into_iter().collect());
         self.replay_journal();
         if old.is_empty() {
-            self.changes.rewrite_from = self.assignments.first().copied();
+            self.changes.rewrite_from = self.assignments.first().map(|key| key.target);
         } else {
-            for key in old.difference(&self.assignments) {
-                self.changes.assignments.insert(*key, false);
-            }
-            for key in self.assignments.difference(&old) {
-                self.changes.assignments.insert(*key, true);
+            for key in old.symmetric_difference(&self.assignments) {
+                self.changes.targets.insert(key.target);
             }
         }
         let old = std::mem::replace(&mut self.users, staged.users);
@@ -258,7 +255,7 @@ impl Mirror {
     fn set_present(&mut self, key: AssignmentKey, present: bool) -> bool {
         let changed = if present { self.assignments.insert(key) } else { self.assignments.remove(&key) };
         if changed {
-            self.changes.assignments.insert(key, present);
+            self.changes.targets.insert(key.target);
         }
         changed
     }
@@ -293,19 +290,30 @@ impl Mirror {
                 taken.assets.insert(key);
             } else if let Some(id) = self.changes.users.pop_first() {
                 taken.users.insert(id);
-            } else if let Some((key, present)) = self.changes.assignments.pop_first() {
-                taken.assignments.insert(key, present);
+            } else if let Some(target) = self.changes.targets.pop_first() {
+                taken.targets.insert(target);
             } else {
                 break;
             }
         }
         if let Some(from) = self.changes.rewrite_from {
-            let room = max.saturating_sub(taken.listed());
-            let mut keys = self.assignments.range(from..);
-            for key in keys.by_ref().take(room) {
-                taken.assignments.entry(*key).or_insert(true);
+            let mut room = max.saturating_sub(taken.listed());
+            let (mut next, mut last) = (None, None);
+            let first = *AssignmentKey::range_of(from).start();
+            for key in self.assignments.range(first..) {
+                if last == Some(key.target) {
+                    continue;
+                }
+                last = Some(key.target);
+                if room == 0 {
+                    next = Some(key.target);
+                    break;
+                }
+                if taken.targets.insert(key.target) {
+                    room -= 1;
+                }
             }
-            self.changes.rewrite_from = keys.next().copied();
+            self.changes.rewrite_from = next;
         }
         taken
     }
@@ -454,8 +462,10 @@ impl Mirror {
         (self.assets.len(), self.assignments.len(), self.users.len())
     }
 
+    /// The counts of every asset, by adam id and pricing (an order that survives a restart).
     pub fn app_counts(&self) -> Vec<AppCountView> {
-        self.assets
+        let mut views: Vec<AppCountView> = self
+            .assets
             .iter()
             .map(|(key, c)| AppCountView {
                 adam_id: self.strings.name(key.adam_id).to_owned(),
@@ -469,7 +479,9 @@ impl Mirror {
                 revocable: c.revocable,
                 unlimited: c.total == UNLIMITED_COUNT,
             })
-            .collect()
+            .collect();
+        views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
+        views
     }
 
     /// Assignments matching `query`, in a stable order, one page at a time.

@@ -4,9 +4,9 @@
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
 //! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
 //! unanswered associations Apple may still make), `op/<account>/<operation>`
-//! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/…` one
-//! per assignment, `asset/<account>/<adamId>/<pricing>` with the counts, `vppuser/<account>/<id>`
-//! one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
+//! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/<d|u>/<target>`
+//! one per device or user with the apps Apple assigned to it, `asset/<account>/<adamId>/<pricing>`
+//! with the counts, `vppuser/<account>/<id>` one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
 //! `device/<serial>`, `user/<id>`, `settings`.
 
 use serde::de::{Deserializer, Error};
@@ -119,16 +119,28 @@ fn pricing_name(pricing: PricingParam) -> &'static str {
     }
 }
 
+/// The last key components naming a device (`d/<serial>`) or a user (`u/<clientUserId>`).
+fn target_path(serial_number: &Option<String>, client_user_id: &Option<String>) -> String {
+    match (serial_number, client_user_id) {
+        (Some(serial), _) => format!("d/{}", enc(serial)),
+        (None, Some(user)) => format!("u/{}", enc(user)),
+        (None, None) => "?/".to_owned(),
+    }
+}
+
 impl PairRecord {
-    /// The record's key under `prefix` ([`PROVENANCE_PREFIX`], [`HOLD_PREFIX`] or [`ASSIGNMENT_PREFIX`]).
+    /// The record's key under `prefix` ([`PROVENANCE_PREFIX`], [`HOLD_PREFIX`] or [`AWAITED_PREFIX`]).
     pub fn key(&self, prefix: &str) -> String {
-        let (kind, target) = match (&self.serial_number, &self.client_user_id) {
-            (Some(serial), _) => ("d", serial),
-            (None, Some(user)) => ("u", user),
-            (None, None) => ("?", &String::new()),
-        };
         let pricing = pricing_name(self.pricing_param);
-        format!("{prefix}{}/{}/{pricing}/{kind}/{}", enc(&self.account_id), enc(&self.adam_id), enc(target))
+        let target = target_path(&self.serial_number, &self.client_user_id);
+        format!("{prefix}{}/{}/{pricing}/{target}", enc(&self.account_id), enc(&self.adam_id))
+    }
+}
+
+impl AssignmentsRecord {
+    /// The record's key: `asg/<account>/d/<serial>` or `asg/<account>/u/<clientUserId>`.
+    pub fn key(&self) -> String {
+        format!("{ASSIGNMENT_PREFIX}{}/{}", enc(&self.account_id), target_path(&self.serial_number, &self.client_user_id))
     }
 }
 
@@ -160,8 +172,8 @@ pub struct AppleUserRecord {
 }
 
 /// One (app, device or user) pair of an account: an assignment this instance made (provenance),
-/// a pair not to assign again (a hold, with its reason), a pair Apple may still assign for us
-/// (awaited), or an assignment Apple holds (the mirror).
+/// a pair not to assign again (a hold, with its reason), or a pair Apple may still assign for us
+/// (awaited).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
@@ -172,6 +184,22 @@ pub struct PairRecord {
     pub client_user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The apps Apple has assigned to one device or user of an account (the mirror): one record per
+/// target, so a full refresh of a million assignments writes one record per device or user, and
+/// a change rewrites only the record of the device or user it touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentsRecord {
+    pub account_id: String,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+    /// The adam ids of the assets assigned with pricing `STDQ`.
+    pub adam_ids: Vec<String>,
+    /// The adam ids of the assets assigned with pricing `PLUS`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plus_adam_ids: Vec<String>,
 }
 
 /// A user of an account Apple refused to register, and why.
@@ -309,6 +337,14 @@ deserialize_fields!(PairRecord, |f| Self {
     reason: f.optional("reason")?,
 });
 
+deserialize_fields!(AssignmentsRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    serial_number: f.optional("serialNumber")?,
+    client_user_id: f.optional("clientUserId")?,
+    adam_ids: f.required("adamIds")?,
+    plus_adam_ids: f.optional("plusAdamIds")?,
+});
+
 deserialize_fields!(UserHoldRecord, |f| Self {
     account_id: f.required("accountId")?,
     client_user_id: f.required("clientUserId")?,
@@ -377,6 +413,7 @@ pub enum Record {
     Account(AccountRecord),
     Policy(AppPolicy),
     Pair(PairRecord),
+    Assignments(AssignmentsRecord),
     Asset(AssetRecord),
     AppleUser(AppleUserRecord),
     UserHold(UserHoldRecord),
@@ -428,6 +465,11 @@ mod tests {
         for (serial_number, client_user_id, reason) in [(some("S1"), None, some("userRemoved")), (None, some("u1"), None)] {
             let pair = PairRecord { account_id: account_id.clone(), adam_id: adam_id.clone(), pricing_param, serial_number, client_user_id, reason };
             assert_eq!(round_trip(&pair), pair);
+        }
+        for (serial_number, client_user_id, plus_adam_ids) in [(some("S1"), None, vec!["1".to_owned()]), (None, some("u1"), Vec::new())] {
+            let adam_ids = vec![adam_id.clone(), "2".to_owned()];
+            let held = AssignmentsRecord { account_id: account_id.clone(), serial_number, client_user_id, adam_ids, plus_adam_ids };
+            assert_eq!(round_trip(&held), held);
         }
         let asset = AssetRecord {
             account_id: account_id.clone(),

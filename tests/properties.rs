@@ -606,9 +606,13 @@ proptest! {
     #![proptest_config(engine_cases())]
 
     /// Pages of assets and assignments built from random data, served in random page sizes, sync
-    /// into exactly the counts and assignments they describe.
+    /// into exactly the counts and assignments they describe, and an engine restored from what
+    /// the sync stored holds the same.
     #[test]
-    fn apple_pages_from_random_data_sync_to_the_same_counts(assets in random_assets(), page_size in 1usize..=7) {
+    fn apple_pages_from_random_data_sync_to_the_same_counts_and_restore_from_the_store_unchanged(
+        assets in random_assets(),
+        page_size in 1usize..=7,
+    ) {
         let mut h = Harness::new();
         h.apple.page_size = page_size;
         let mut org = Org::generated("PS01", 0, 0, 20);
@@ -650,5 +654,15 @@ proptest! {
         sent.sort_by_key(key);
         prop_assert_eq!(page.total, sent.len());
         prop_assert_eq!(synced, sent);
+
+        let restored = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+        prop_assert_eq!(restored.app_counts("a1").unwrap(), h.engine.app_counts("a1").unwrap());
+        let all = AssignmentQuery { limit: 10_000, ..AssignmentQuery::default() };
+        let sorted = |engine: &Engine| {
+            let mut items = engine.assignments("a1", &all).unwrap().items;
+            items.sort_by_key(|a| serde_json::to_string(a).unwrap());
+            items
+        };
+        prop_assert_eq!(sorted(&restored), sorted(&h.engine));
     }
 }

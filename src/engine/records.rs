@@ -10,8 +10,9 @@ use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
 use crate::operation::{AssetRef, Operation, OperationKind, OperationState, POLL_INTERVAL};
 use crate::output::PersistOp;
 use crate::mirror::AssetCounts;
+use crate::apple::wire::PricingParam;
 use crate::persist::{
-    self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord,
+    self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord,
     DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
     APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
     PROVENANCE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
@@ -95,9 +96,33 @@ pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
             None => PersistOp::Delete { key },
         });
     }
-    for (key, present) in changes.assignments {
-        ops.push(pair_op(pair(account, &key, None), ASSIGNMENT_PREFIX, present));
+    for target in changes.targets {
+        let record = assignments_record(&account.id, mirror, target);
+        let key = record.key();
+        ops.push(if record.adam_ids.is_empty() && record.plus_adam_ids.is_empty() {
+            PersistOp::Delete { key }
+        } else {
+            PersistOp::Put { key, value: Box::new(Record::Assignments(record)) }
+        });
     }
+}
+
+/// The apps Apple assigned to one device or user, as its mirror record.
+fn assignments_record(account_id: &str, mirror: &Mirror, target: Target) -> AssignmentsRecord {
+    let name = mirror.name(target.id()).to_owned();
+    let (serial_number, client_user_id) = match target {
+        Target::Device(_) => (Some(name), None),
+        Target::User(_) => (None, Some(name)),
+    };
+    let (mut adam_ids, mut plus_adam_ids) = (Vec::new(), Vec::new());
+    for key in mirror.assignments_of(target) {
+        let adam_id = mirror.name(key.asset.adam_id).to_owned();
+        match key.asset.pricing {
+            PricingParam::Stdq => adam_ids.push(adam_id),
+            PricingParam::Plus => plus_adam_ids.push(adam_id),
+        }
+    }
+    AssignmentsRecord { account_id: account_id.to_owned(), serial_number, client_user_id, adam_ids, plus_adam_ids }
 }
 
 /// Provenance, hold and operation records the account changed since the last call.
@@ -227,19 +252,24 @@ impl Engine {
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
                 account.mirror.restore_user(&record.client_user_id, user);
-            } else if [PROVENANCE_PREFIX, HOLD_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
+            } else if key.starts_with(ASSIGNMENT_PREFIX) {
+                let record: AssignmentsRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
+                let editions = [(PricingParam::Stdq, record.adam_ids), (PricingParam::Plus, record.plus_adam_ids)];
+                for (pricing, adam_ids) in editions {
+                    for adam_id in adam_ids {
+                        let asset = account.mirror.intern_asset(&adam_id, pricing);
+                        account.mirror.restore_assignment(AssignmentKey { asset, target });
+                    }
+                }
+            } else if [PROVENANCE_PREFIX, HOLD_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
                 let record: PairRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
-                let target = match (&record.serial_number, &record.client_user_id) {
-                    (Some(serial), None) => account.mirror.intern_device(serial),
-                    (None, Some(user)) => account.mirror.intern_user(user),
-                    _ => return Err(invalid(&key, "needs exactly one of serialNumber and clientUserId".to_owned())),
-                };
+                let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
                 let pair = AssignmentKey { asset, target };
-                if key.starts_with(ASSIGNMENT_PREFIX) {
-                    account.mirror.restore_assignment(pair);
-                } else if key.starts_with(HOLD_PREFIX) {
+                if key.starts_with(HOLD_PREFIX) {
                     let reason = record.reason.unwrap_or_default();
                     account.licenses.restore_hold(pair, reason);
                 } else if key.starts_with(AWAITED_PREFIX) {
@@ -299,6 +329,15 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis,
         _ => OperationState::Queued,
     };
     op
+}
+
+/// The device or user a record names by exactly one of its serial number and client user id.
+fn intern_target(mirror: &mut Mirror, key: &str, serial_number: &Option<String>, client_user_id: &Option<String>) -> Result<Target, EngineError> {
+    match (serial_number, client_user_id) {
+        (Some(serial), None) => Ok(mirror.intern_device(serial)),
+        (None, Some(user)) => Ok(mirror.intern_user(user)),
+        _ => Err(invalid(key, "needs exactly one of serialNumber and clientUserId".to_owned())),
+    }
 }
 
 fn read<T: serde::de::DeserializeOwned>(key: &str, value: serde_json::Value) -> Result<T, EngineError> {
