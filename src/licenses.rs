@@ -387,7 +387,10 @@ impl Licenses {
     ) -> BTreeSet<u32> {
         // Keys order devices before users: the users are the tail of the set.
         let first_user = *AssignmentKey::range_of(Target::User(0)).start();
-        let users: BTreeSet<u32> = want.range(first_user..).map(|k| k.target.id()).collect();
+        // Ordered sets and maps are filled by `extend`: `collect` (their `FromIterator`) links one stable-sort
+        // copy per element type into the wasm (issue 7's size target); only 1M-key sets keep it.
+        let mut users = BTreeSet::new();
+        users.extend(want.range(first_user..).map(|k| k.target.id()));
         let mut registered = BTreeSet::new();
         let mut to_create = Vec::new();
         for id in users {
@@ -441,8 +444,8 @@ impl Licenses {
         ctx: &mut LicenseCtx<'_>,
     ) {
         // A target being revoked gets nothing until the revoke is done (it would take it away).
-        let revoking: BTreeSet<Target> =
-            self.ops.values().filter(|op| op.kind == OperationKind::Revoke).flat_map(|op| op.targets.iter().copied()).collect();
+        let mut revoking = BTreeSet::new();
+        revoking.extend(self.ops.values().filter(|op| op.kind == OperationKind::Revoke).flat_map(|op| op.targets.iter().copied()));
         // Per asset: the awaited pairs (their license is counted in flight already: Apple may
         // still complete the old event) and the others, which need a free license each.
         let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
@@ -550,19 +553,15 @@ impl Licenses {
         }
         // Revoke releases everything revocable a target holds: only for targets whose every
         // revocable assignment is being released, and only where it takes fewer requests.
-        let revocable_held: BTreeMap<Target, usize> = by_target
-            .keys()
-            .map(|&t| (t, mirror.assignments_of(t).filter(|k| mirror.asset(&k.asset).is_some_and(|c| c.revocable)).count()))
-            .collect();
+        let revocable_held = |t: Target| mirror.assignments_of(t).filter(|k| mirror.asset(&k.asset).is_some_and(|c| c.revocable)).count();
         // A revoke would also take what an association in flight is about to give.
-        let whole: BTreeSet<Target> = by_target
-            .iter()
-            .filter(|(t, assets)| revocable_held.get(t) == Some(&assets.len()) && !self.in_flight.is_receiving(**t))
-            .map(|(t, _)| *t)
-            .collect();
+        let mut whole = BTreeSet::new();
+        whole.extend(
+            by_target.iter().filter(|(t, assets)| revocable_held(**t) == assets.len() && !self.in_flight.is_receiving(**t)).map(|(t, _)| *t),
+        );
         let all_disassociate = manage_batches(&by_target, ctx.limits);
-        let partial: BTreeMap<Target, BTreeSet<AssetKey>> =
-            by_target.iter().filter(|(t, _)| !whole.contains(t)).map(|(t, a)| (*t, a.clone())).collect();
+        let mut partial = BTreeMap::new();
+        partial.extend(by_target.iter().filter(|(t, _)| !whole.contains(t)).map(|(t, a)| (*t, a.clone())));
         let revokes = revoke_batches(&whole, ctx.limits);
         let disassociates = manage_batches(&partial, ctx.limits);
         let (revokes, disassociates) = if !whole.is_empty() && revokes.len() + disassociates.len() < all_disassociate.len() {
@@ -807,7 +806,8 @@ impl Licenses {
             EventStatus::Complete | EventStatus::Failed => {
                 let op = op.clone();
                 let failed = op.failed_tasks(&status.failures, mirror);
-                let failed_keys: BTreeSet<(AssetKey, Target)> = failed.iter().map(|(a, t, _, _)| (*a, *t)).collect();
+                let mut failed_keys = BTreeSet::new();
+                failed_keys.extend(failed.iter().map(|(a, t, _, _)| (*a, *t)));
                 for (asset, target, number, message) in &failed {
                     if !op.resolved.contains(&(*asset, *target)) {
                         self.fail(&op, AssignmentKey { asset: *asset, target: *target }, *number, message, mirror, ctx);
@@ -1061,7 +1061,8 @@ impl Licenses {
         };
         let error_number = n.error.as_ref().and_then(|e| e.error_number);
         let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
-        let op_targets: BTreeSet<Target> = op.targets.iter().copied().collect();
+        let mut op_targets = BTreeSet::new();
+        op_targets.extend(op.targets.iter().copied());
         for key in keys {
             let task = (key.asset, key.target);
             let in_op = match op.kind {

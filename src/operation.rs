@@ -152,12 +152,15 @@ impl Operation {
                     .copied()
                     .collect()
             };
-            let named: BTreeSet<Target> = info
-                .serial_numbers
-                .iter()
-                .filter_map(|s| mirror.lookup(s).map(Target::Device))
-                .chain(info.client_user_ids.iter().filter_map(|u| mirror.lookup(u).map(Target::User)))
-                .collect();
+            // Ordered sets and maps are filled by `extend`: `collect` (their `FromIterator`) links one stable-sort
+            // copy per element type into the wasm (issue 7's size target); only 1M-key sets keep it.
+            let mut named = BTreeSet::new();
+            named.extend(
+                info.serial_numbers
+                    .iter()
+                    .filter_map(|s| mirror.lookup(s).map(Target::Device))
+                    .chain(info.client_user_ids.iter().filter_map(|u| mirror.lookup(u).map(Target::User))),
+            );
             let targets: Vec<Target> = if info.serial_numbers.is_empty() && info.client_user_ids.is_empty() {
                 self.targets.clone()
             } else {

@@ -232,7 +232,11 @@ impl Engine {
                 self.pending_ops.push(records::settings_op(enabled));
             }
             Input::Response { id, status, headers, body } => {
-                let headers = headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+                // Ordered sets and maps are filled by `extend`: `collect` (their `FromIterator`) links one stable-sort
+                // copy per element type into the wasm (issue 7's size target); only 1M-key sets keep it.
+                let mut lowered = BTreeMap::new();
+                lowered.extend(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
+                let headers = lowered;
                 if let Some(request) = self.take_in_flight(id) {
                     let answer = classify(status, &headers, &body, now);
                     self.dispatch_answer(request, Ok((answer, &body)), &mut events);
