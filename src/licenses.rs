@@ -160,7 +160,7 @@ pub struct Licenses {
     clean_up: bool,
     /// Assets Apple said are out of licenses (9709), until the counts change.
     exhausted: BTreeSet<AssetKey>,
-    reported_short: BTreeMap<AssetKey, usize>,
+    reported_short: BTreeMap<AssetKey, i64>,
     reported_low: BTreeSet<AssetKey>,
     invited: BTreeSet<u32>,
     /// Something changed that may change the whole plan (policies, counts, Reconcile, Clean Up).
@@ -502,7 +502,7 @@ impl Licenses {
             self.reported_short.remove(&asset);
             return;
         }
-        if self.reported_short.insert(asset, short_by) != Some(short_by) {
+        if self.reported_short.insert(asset, short_by as i64) != Some(short_by as i64) {
             ctx.events.push(Event::InsufficientLicenses {
                 account_id: ctx.account_id.to_owned(),
                 adam_id: mirror.name(asset.adam_id).to_owned(),
@@ -807,14 +807,14 @@ impl Licenses {
                 let op = op.clone();
                 let failed = op.failed_tasks(&status.failures, mirror);
                 let mut failed_keys = BTreeSet::new();
-                failed_keys.extend(failed.iter().map(|(a, t, _, _)| (*a, *t)));
+                failed_keys.extend(failed.iter().map(|&(asset, target, _, _)| AssignmentKey { asset, target }));
                 for (asset, target, number, message) in &failed {
-                    if !op.resolved.contains(&(*asset, *target)) {
+                    if !op.is_resolved(&(*asset, *target)) {
                         self.fail(&op, AssignmentKey { asset: *asset, target: *target }, *number, message, mirror, ctx);
                     }
                 }
                 if status.event_status == EventStatus::Failed && failed.is_empty() {
-                    for (asset, target) in every_task(&op).into_iter().filter(|t| !op.resolved.contains(t)) {
+                    for (asset, target) in every_task(&op).into_iter().filter(|t| !op.is_resolved(t)) {
                         self.fail(&op, AssignmentKey { asset, target }, None, "Apple reported the event as failed", mirror, ctx);
                     }
                 } else {
@@ -826,7 +826,7 @@ impl Licenses {
     }
 
     /// Applies every task of `op` not failed and not already resolved as a success.
-    fn succeed_rest(&mut self, op: &Operation, failed: &BTreeSet<(AssetKey, Target)>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+    fn succeed_rest(&mut self, op: &Operation, failed: &BTreeSet<AssignmentKey>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         match op.kind {
             OperationKind::Revoke => {
                 let keys: Vec<AssignmentKey> =
@@ -838,15 +838,17 @@ impl Licenses {
             OperationKind::CreateUsers => {
                 for user in &op.new_users {
                     let target = mirror.intern_user(&user.client_user_id);
-                    if failed.iter().any(|(_, t)| *t == target) {
+                    if failed.iter().any(|k| k.target == target) {
                         continue;
                     }
                     self.user_created(target, user, mirror);
                 }
             }
             OperationKind::Associate | OperationKind::Disassociate => {
-                let tasks: Vec<(AssetKey, Target)> =
-                    op.tasks().filter(|t| !failed.contains(t) && !op.resolved.contains(t)).collect();
+                let tasks: Vec<(AssetKey, Target)> = op
+                    .tasks()
+                    .filter(|&(asset, target)| !failed.contains(&AssignmentKey { asset, target }) && !op.is_resolved(&(asset, target)))
+                    .collect();
                 for (asset, target) in tasks {
                     self.succeed(op, AssignmentKey { asset, target }, mirror, ctx);
                 }
@@ -986,7 +988,7 @@ impl Licenses {
     fn resubmit_associations(&mut self, op_id: u64) {
         let Some(op) = self.ops.get(&op_id) else { return };
         let open: Vec<AssignmentKey> =
-            op.tasks().filter(|t| !op.resolved.contains(t)).map(|(asset, target)| AssignmentKey { asset, target }).collect();
+            op.tasks().filter(|t| !op.is_resolved(t)).map(|(asset, target)| AssignmentKey { asset, target }).collect();
         for key in open {
             self.in_flight.await_pair(key);
         }
@@ -1070,7 +1072,7 @@ impl Licenses {
                 OperationKind::Revoke => op_targets.contains(&key.target),
                 _ => op_targets.contains(&key.target) && op.assets.contains(&key.asset),
             };
-            if !in_op || !op.resolved.insert(task) {
+            if !in_op || !op.resolve(task) {
                 continue;
             }
             match n.result {
@@ -1081,7 +1083,7 @@ impl Licenses {
         let done = match op.kind {
             // A revoke is done when nothing it was releasing is still pending.
             OperationKind::Revoke => !self.pending_release.keys().any(|k| op_targets.contains(&k.target)),
-            _ => op.tasks().all(|t| op.resolved.contains(&t)),
+            _ => op.tasks().all(|t| op.is_resolved(&t)),
         };
         let id = op.id;
         self.ops.insert(id, op);
@@ -1099,7 +1101,7 @@ impl Licenses {
         let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
         for user in &n.users {
             let Some(target) = mirror.lookup(&user.client_user_id).map(Target::User) else { continue };
-            if !op.targets.contains(&target) || !op.resolved.insert((NO_ASSET, target)) {
+            if !op.targets.contains(&target) || !op.resolve((NO_ASSET, target)) {
                 continue;
             }
             let key = AssignmentKey { asset: NO_ASSET, target };
@@ -1108,7 +1110,7 @@ impl Licenses {
                 _ => self.user_created(target, &NewUser { client_user_id: user.client_user_id.clone(), email: None, managed_apple_id: None }, mirror),
             }
         }
-        let done = op.targets.iter().all(|t| op.resolved.contains(&(NO_ASSET, *t)));
+        let done = op.targets.iter().all(|t| op.is_resolved(&(NO_ASSET, *t)));
         let id = op.id;
         self.ops.insert(id, op);
         if done {

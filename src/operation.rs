@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::PricingParam;
-use crate::mirror::{AssetKey, Mirror, Target};
+use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
 use crate::time::{Millis, MINUTE, SECOND};
 
 /// Minimum time between two `/status` polls of one event.
@@ -74,7 +74,8 @@ pub struct Operation {
     pub reason: String,
     pub state: OperationState,
     /// Tasks already settled by notifications, so a later `/status` answer doesn't apply them twice.
-    pub resolved: BTreeSet<(AssetKey, Target)>,
+    /// Kept as assignment keys: one ordered-set type for every pair set (wasm size).
+    resolved: BTreeSet<AssignmentKey>,
 }
 
 impl Operation {
@@ -89,6 +90,16 @@ impl Operation {
             state: OperationState::Queued,
             resolved: BTreeSet::new(),
         }
+    }
+
+    /// Whether the task `(asset, target)` was settled already.
+    pub fn is_resolved(&self, &(asset, target): &(AssetKey, Target)) -> bool {
+        self.resolved.contains(&AssignmentKey { asset, target })
+    }
+
+    /// Marks the task `(asset, target)` settled; false if it was already.
+    pub fn resolve(&mut self, (asset, target): (AssetKey, Target)) -> bool {
+        self.resolved.insert(AssignmentKey { asset, target })
     }
 
     pub fn event_id(&self) -> Option<&str> {
