@@ -35,19 +35,21 @@ pub struct Facts {
 impl Facts {
     /// Records a device fact, keeping the user → devices index current.
     pub fn set_device(&mut self, serial: &str, facts: DeviceFacts) {
-        if let Some(old_user) = self.devices.get(serial).and_then(|d| d.client_user_id.clone()) {
-            if let Some(devices) = self.devices_of_user.get_mut(&old_user) {
+        let old_user = self.devices.get(serial).and_then(|d| d.client_user_id.as_deref());
+        if old_user != facts.client_user_id.as_deref() {
+            if let Some(devices) = old_user.and_then(|user| self.devices_of_user.get_mut(user)) {
                 devices.remove(serial);
             }
+            if let Some(user) = &facts.client_user_id {
+                self.devices_of_user.entry(user.clone()).or_default().insert(serial.to_owned());
+            }
         }
-        if let Some(user) = &facts.client_user_id {
-            self.devices_of_user.entry(user.clone()).or_default().insert(serial.to_owned());
+        match self.devices.get_mut(serial) {
+            Some(known) => *known = facts,
+            None => {
+                self.devices.insert(serial.to_owned(), facts);
+            }
         }
-        self.devices.insert(serial.to_owned(), facts);
-    }
-
-    pub fn user_of_device(&self, serial: &str) -> Option<&str> {
-        self.devices.get(serial)?.client_user_id.as_deref()
     }
 
     pub fn user_removed(&self, user: &str) -> bool {
@@ -58,5 +60,35 @@ impl Facts {
     pub fn user_only_on_shared_ipads(&self, user: &str) -> bool {
         let Some(devices) = self.devices_of_user.get(user).filter(|d| !d.is_empty()) else { return false };
         devices.iter().all(|serial| self.devices.get(serial).is_some_and(|d| d.shared_ipad && !d.retired))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrolled(user: &str, shared_ipad: bool) -> DeviceFacts {
+        DeviceFacts { client_user_id: Some(user.to_owned()), shared_ipad, ..DeviceFacts::default() }
+    }
+
+    #[test]
+    fn a_device_counts_for_the_user_it_was_last_enrolled_with_only() {
+        let mut facts = Facts::default();
+        facts.set_device("S1", enrolled("alice", true));
+        assert!(facts.user_only_on_shared_ipads("alice"));
+
+        facts.set_device("S1", enrolled("bob", true));
+        assert!(!facts.user_only_on_shared_ipads("alice"), "alice is on no device any more");
+        assert!(facts.user_only_on_shared_ipads("bob"));
+
+        facts.set_device("S2", enrolled("bob", false));
+        facts.set_device("S1", enrolled("bob", true)); // enrolled again with the same user
+        assert!(!facts.user_only_on_shared_ipads("bob"), "bob is on S2 too, which is not shared");
+
+        facts.set_device("S2", enrolled("alice", false));
+        assert!(facts.user_only_on_shared_ipads("bob"), "bob is left on S1 alone");
+        facts.set_device("S1", DeviceFacts::default()); // enrolled without a user
+        assert!(!facts.user_only_on_shared_ipads("bob"));
+        assert_eq!(facts.devices["S1"], DeviceFacts::default());
     }
 }

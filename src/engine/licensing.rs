@@ -33,6 +33,24 @@ fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentK
     AssignmentKey { asset, target }
 }
 
+/// `licenseReady` for the licenses of one account this MDM gave `device` and Apple shows it
+/// holding (all apps, or one).
+fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, events: &mut Vec<Event>) {
+    let held = account.licenses.ours.of_target(device).filter(|k| account.mirror.has_assignment(k));
+    for key in held {
+        let (app, serial_number, client_user_id) = account.mirror.describe(&key);
+        if adam_id.is_none_or(|a| a == app) {
+            events.push(Event::LicenseReady {
+                account_id: account.id.clone(),
+                adam_id: app,
+                pricing_param: key.asset.pricing,
+                serial_number,
+                client_user_id,
+            });
+        }
+    }
+}
+
 impl Engine {
     // ===================================================================== policies
 
@@ -144,10 +162,12 @@ impl Engine {
         if let Some(user) = &client_user_id {
             check_id("clientUserId", user)?;
         }
-        let installed = self.facts.devices.get(&serial).map(|d| d.installed.clone()).unwrap_or_default();
-        let previous_user = self.facts.user_of_device(&serial).map(str::to_owned);
+        // The apps it reported installed stay; they are moved, not copied, into the new facts.
+        let (installed, previous_user) = match self.facts.devices.get_mut(&serial) {
+            Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone()),
+            None => Default::default(),
+        };
         self.facts.set_device(&serial, DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed });
-        self.dirty_devices.insert(serial.clone());
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(&serial);
             account.licenses.release_holds_of(target);
@@ -157,9 +177,11 @@ impl Engine {
                 let user = account.mirror.intern_user(user);
                 account.licenses.replan(user);
             }
+            // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
+            license_ready(account, target, None, events);
         }
-        // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
-        self.license_ready_again(&serial, None, events)
+        self.dirty_devices.insert(serial);
+        Ok(())
     }
 
     pub(super) fn device_retired(&mut self, serial: String) -> Result<(), EngineError> {
@@ -219,19 +241,7 @@ impl Engine {
         check_id("serialNumber", serial)?;
         for account in self.accounts.values() {
             let Some(id) = account.mirror.lookup(serial) else { continue };
-            let held = account.licenses.ours.of_target(Target::Device(id)).filter(|k| account.mirror.has_assignment(k));
-            for key in held {
-                let (app, serial_number, client_user_id) = account.mirror.describe(&key);
-                if adam_id.is_none_or(|a| a == app) {
-                    events.push(Event::LicenseReady {
-                        account_id: account.id.clone(),
-                        adam_id: app,
-                        pricing_param: key.asset.pricing,
-                        serial_number,
-                        client_user_id,
-                    });
-                }
-            }
+            license_ready(account, Target::Device(id), adam_id, events);
         }
         Ok(())
     }
