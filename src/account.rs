@@ -6,7 +6,7 @@
 //! and hands it every answer.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::apple::outcome::{Classified, Outcome};
 use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page, NOTIFICATION_TYPES};
@@ -875,7 +875,7 @@ fn get(purpose: Purpose, url: &str) -> AccountRequest {
     AccountRequest { purpose, method: Method::Get, url: url.to_owned(), body: None }
 }
 
-fn parse<T: DeserializeOwned>(body: &str) -> Result<T, String> {
+fn parse<'a, T: Deserialize<'a>>(body: &'a str) -> Result<T, String> {
     serde_json::from_str(body).map_err(|e| e.to_string())
 }
 

@@ -1034,7 +1034,7 @@ impl Licenses {
     /// An `ASSET_MANAGEMENT` notification: results of one of our events, or news of a change
     /// someone else made (purchases, another MDM, the admin in Apple Business Manager).
     pub fn asset_management(&mut self, n: &AssetManagement, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let keys: Vec<AssignmentKey> = n.assignments.iter().filter_map(|a| key_of(a, mirror)).collect();
+        let keys: Vec<AssignmentKey> = n.assignments.iter().filter_map(|a| mirror.key_of(a)).collect();
         let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
         // Taken out while its tasks are applied (they need `&mut self`), put back after.
         let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else {
@@ -1207,12 +1207,3 @@ fn every_task(op: &Operation) -> Vec<(AssetKey, Target)> {
     }
 }
 
-fn key_of(assignment: &wire::Assignment, mirror: &mut Mirror) -> Option<AssignmentKey> {
-    let asset = mirror.intern_asset(&assignment.adam_id, assignment.pricing_param);
-    let target = match (&assignment.serial_number, &assignment.client_user_id) {
-        (Some(serial), None) => mirror.intern_device(serial),
-        (None, Some(user)) => mirror.intern_user(user),
-        _ => return None,
-    };
-    Some(AssignmentKey { asset, target })
-}

@@ -162,15 +162,21 @@ impl Mirror {
 
     /// Stages an assignment; one with neither or both targets is malformed and skipped
     /// (returns `false`).
-    pub fn stage_assignment(&mut self, staged: &mut Staged, assignment: &wire::Assignment) -> bool {
+    pub fn stage_assignment(&mut self, staged: &mut Staged, assignment: &wire::Assignment<'_>) -> bool {
+        let Some(key) = self.key_of(assignment) else { return false };
+        staged.assignments.push(key);
+        true
+    }
+
+    /// The key of an assignment Apple reported, its strings interned; `None` when it names
+    /// neither or both of a device and a user.
+    pub fn key_of(&mut self, assignment: &wire::Assignment<'_>) -> Option<AssignmentKey> {
         let target = match (&assignment.serial_number, &assignment.client_user_id) {
             (Some(serial), None) => Target::Device(self.strings.intern(serial)),
             (None, Some(user)) => Target::User(self.strings.intern(user)),
-            _ => return false,
+            _ => return None,
         };
-        let asset = AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param };
-        staged.assignments.push(AssignmentKey { asset, target });
-        true
+        Some(AssignmentKey { asset: AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param }, target })
     }
 
     pub fn stage_user(&mut self, staged: &mut Staged, user: &wire::User) {

@@ -59,7 +59,7 @@ pub struct AssetManagement {
     pub event_id: Option<String>,
     pub result: ManagementResult,
     pub kind: ManagementType,
-    pub assignments: Vec<Assignment>,
+    pub assignments: Vec<Assignment<'static>>,
     pub error: Option<NotificationError>,
 }
 
@@ -110,7 +110,7 @@ pub fn parse(body: &str) -> Result<Parsed, String> {
                 event_id: f.optional("eventId")?,
                 result: f.required("result")?,
                 kind: f.required("type")?,
-                assignments: f.optional("assignments")?,
+                assignments: owned_assignments(f.optional("assignments")?)?,
                 error: error(f)?,
             })
         })?),
@@ -145,6 +145,11 @@ fn payload<T>(
     let invalid = |e: serde_json::Error| format!("malformed {kind} notification: {e}");
     let fields = json_object::object(value).map_err(invalid)?;
     read(&mut FieldReader::new(fields)).map_err(invalid)
+}
+
+/// The assignments of a payload, read from its JSON value and kept.
+fn owned_assignments(list: Vec<serde_json::Value>) -> Result<Vec<Assignment<'static>>, serde_json::Error> {
+    list.iter().map(|value| Assignment::deserialize(value).map(Assignment::into_owned)).collect()
 }
 
 /// The optional `error` object of a payload.

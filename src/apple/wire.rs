@@ -1,6 +1,8 @@
 //! Apple's JSON bodies, as the engine reads them. Unknown fields are ignored; fields the
 //! engine relies on are required, so a malformed body is a typed parse error.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// `mdmInfo`: which device management service claims the location.
@@ -84,15 +86,31 @@ pub struct Asset {
     pub revocable: bool,
 }
 
-/// `Assignment` from `GET /assignments`: exactly one of the two targets is set.
+/// `Assignment` from `GET /assignments` or a notification: exactly one of the two targets is
+/// set. Its strings borrow from the body when they need no unescaping, so a page of a thousand
+/// assignments is read without copying each id ([`Assignment::into_owned`] keeps one).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Assignment {
-    #[serde(deserialize_with = "string_or_number")]
-    pub adam_id: String,
+pub struct Assignment<'a> {
+    #[serde(borrow, deserialize_with = "string_or_number")]
+    pub adam_id: Cow<'a, str>,
     pub pricing_param: PricingParam,
-    pub serial_number: Option<String>,
-    pub client_user_id: Option<String>,
+    #[serde(borrow)]
+    pub serial_number: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub client_user_id: Option<Cow<'a, str>>,
+}
+
+impl Assignment<'_> {
+    /// The same assignment, owning its strings.
+    pub fn into_owned(self) -> Assignment<'static> {
+        Assignment {
+            adam_id: Cow::Owned(self.adam_id.into_owned()),
+            pricing_param: self.pricing_param,
+            serial_number: self.serial_number.map(|s| Cow::Owned(s.into_owned())),
+            client_user_id: self.client_user_id.map(|s| Cow::Owned(s.into_owned())),
+        }
+    }
 }
 
 /// `ResponseUser` from `GET /users`.
@@ -119,25 +137,33 @@ pub struct Page<T> {
 }
 
 /// Apple documents asset ids as strings; some notifications carry integers. Accept both (read
-/// directly, without buffering the value as an untagged enum would).
-fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    struct Id;
-    impl serde::de::Visitor<'_> for Id {
-        type Value = String;
+/// directly, without buffering the value as an untagged enum would), borrowing the text when
+/// `S` can (`Cow<'de, str>`).
+fn string_or_number<'de, D, S>(deserializer: D) -> Result<S, D::Error>
+where
+    D: Deserializer<'de>,
+    S: From<&'de str> + From<String>,
+{
+    struct Id<S>(std::marker::PhantomData<S>);
+    impl<'de, S: From<&'de str> + From<String>> serde::de::Visitor<'de> for Id<S> {
+        type Value = S;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a string or a non-negative integer")
         }
-        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<String, E> {
-            Ok(text.to_owned())
+        fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<S, E> {
+            Ok(S::from(text))
         }
-        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<String, E> {
-            Ok(text)
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<S, E> {
+            Ok(S::from(text.to_owned()))
         }
-        fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<String, E> {
-            Ok(number.to_string())
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<S, E> {
+            Ok(S::from(text))
+        }
+        fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<S, E> {
+            Ok(S::from(number.to_string()))
         }
     }
-    deserializer.deserialize_any(Id)
+    deserializer.deserialize_any(Id(std::marker::PhantomData))
 }
 
 #[cfg(test)]
