@@ -8,8 +8,8 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use crate::apple::outcome::{Classified, Outcome};
-use crate::apple::wire::{self, ClaimRequest, ClientConfig, MdmInfo, Page, NOTIFICATION_TYPES};
+use crate::apple::outcome::{classify, classify_envelope, Classified, HttpAnswer, Outcome};
+use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, MdmInfo, Page, NOTIFICATION_TYPES};
 use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
 use crate::config::EngineConfig;
@@ -518,8 +518,22 @@ impl Account {
 
     // ----------------------------------------------------------------- answers
 
-    /// Handles Apple's answer (already classified) to a request this account sent at `sent_at`.
-    pub fn handle_answer(&mut self, purpose: Purpose, sent_at: Millis, answer: Classified, body: &str, ctx: &mut Ctx<'_>) {
+    /// Handles Apple's answer to a request this account sent at `sent_at`. A page's body is
+    /// read once: its envelope (`mdmInfo`, `errorNumber`) comes with its records.
+    pub fn handle_response(&mut self, purpose: Purpose, sent_at: Millis, answer: HttpAnswer<'_>, ctx: &mut Ctx<'_>) {
+        let mut page = match &purpose {
+            Purpose::Page { page, .. } if (200..300).contains(&answer.status) => ReadPage::parse(page.resource, answer.body).ok(),
+            _ => None,
+        };
+        let classified = match page.as_mut() {
+            Some(read) => classify_envelope(answer.status, answer.headers, Some(read.take_envelope()), ctx.now),
+            None => classify(answer.status, answer.headers, answer.body, ctx.now),
+        };
+        self.handle_answer(purpose, sent_at, classified, answer.body, page, ctx);
+    }
+
+    /// Handles a classified answer; `page` is its body already read as a page, if it is one.
+    fn handle_answer(&mut self, purpose: Purpose, sent_at: Millis, answer: Classified, body: &str, page: Option<ReadPage<'_>>, ctx: &mut Ctx<'_>) {
         if let Outcome::RetryAfter { until, .. } = &answer.outcome {
             // Apple's deadline holds for the account whatever its state: a stopped account may be
             // restarted (new token, Reclaim Ownership) inside it.
@@ -550,7 +564,7 @@ impl Account {
                 // Another MDM's mdmInfo was handled above: any mdmInfo left is ours.
                 let ours = answer.mdm_info.is_some();
                 let was_owner = self.durable.ownership == Ownership::Ours && self.check.is_none();
-                match self.succeeded(&purpose, body, ours, ctx) {
+                match self.succeeded(&purpose, body, page, ours, ctx) {
                     Err(problem) => {
                         if let Purpose::Submit { op, .. } = purpose {
                             // Accepted, but without a readable eventId to follow.
@@ -593,7 +607,7 @@ impl Account {
         self.failed_transiently(&purpose, sent_at, format!("network error: {message}"), ctx);
     }
 
-    fn succeeded(&mut self, purpose: &Purpose, body: &str, ours: bool, ctx: &mut Ctx<'_>) -> Result<(), String> {
+    fn succeeded(&mut self, purpose: &Purpose, body: &str, page: Option<ReadPage<'_>>, ours: bool, ctx: &mut Ctx<'_>) -> Result<(), String> {
         match purpose {
             Purpose::ReadClientConfig => {
                 let config: ClientConfig = parse(body)?;
@@ -617,7 +631,13 @@ impl Account {
                 let owner = if ours { "managed by this MDM" } else { "not claimed by any MDM yet" };
                 ctx.events.push(self.test_result(true, format!("Token valid; reached Apple; location {location} is {owner}")));
             }
-            Purpose::Page { page, .. } => self.page_arrived(page, body, ctx)?,
+            Purpose::Page { page: request, .. } => {
+                let read = match page {
+                    Some(read) => read,
+                    None => ReadPage::parse(request.resource, body)?,
+                };
+                self.page_arrived(request, read, ctx);
+            }
             Purpose::Submit { op, .. } => {
                 let accepted: EventResponse = parse(body)?;
                 self.licenses.submitted(*op, accepted.event_id, ctx.now);
@@ -660,25 +680,22 @@ impl Account {
         }
     }
 
-    fn page_arrived(&mut self, page: &PageRequest, body: &str, ctx: &mut Ctx<'_>) -> Result<(), String> {
-        let Some(run) = self.sync.as_mut() else { return Ok(()) };
-        let meta = match page.resource {
-            Resource::Assets => {
-                let parsed: Page<wire::Asset> = parse(body)?;
+    fn page_arrived(&mut self, page: &PageRequest, read: ReadPage<'_>, ctx: &mut Ctx<'_>) {
+        let Some(run) = self.sync.as_mut() else { return };
+        let meta = match read {
+            ReadPage::Assets(parsed) => {
                 for asset in &parsed.records {
                     self.mirror.stage_asset(&mut run.staged, asset);
                 }
                 meta_of(parsed)
             }
-            Resource::Assignments => {
-                let parsed: Page<wire::Assignment> = parse(body)?;
+            ReadPage::Assignments(parsed) => {
                 for assignment in &parsed.records {
                     self.mirror.stage_assignment(&mut run.staged, assignment);
                 }
                 meta_of(parsed)
             }
-            Resource::Users => {
-                let parsed: Page<wire::User> = parse(body)?;
+            ReadPage::Users(parsed) => {
                 for user in &parsed.records {
                     self.mirror.stage_user(&mut run.staged, user);
                 }
@@ -687,7 +704,6 @@ impl Account {
         };
         run.page_received(page.resource, page.page_index, meta);
         self.after_page(ctx);
-        Ok(())
     }
 
     fn after_page(&mut self, ctx: &mut Ctx<'_>) {
@@ -877,6 +893,31 @@ fn get(purpose: Purpose, url: &str) -> AccountRequest {
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a str) -> Result<T, String> {
     serde_json::from_str(body).map_err(|e| e.to_string())
+}
+
+/// A page body read once, records and envelope.
+enum ReadPage<'a> {
+    Assets(Page<wire::Asset>),
+    Assignments(Page<wire::Assignment<'a>>),
+    Users(Page<wire::User>),
+}
+
+impl<'a> ReadPage<'a> {
+    fn parse(resource: Resource, body: &'a str) -> Result<Self, String> {
+        Ok(match resource {
+            Resource::Assets => ReadPage::Assets(parse(body)?),
+            Resource::Assignments => ReadPage::Assignments(parse(body)?),
+            Resource::Users => ReadPage::Users(parse(body)?),
+        })
+    }
+
+    fn take_envelope(&mut self) -> Envelope {
+        match self {
+            ReadPage::Assets(page) => page.take_envelope(),
+            ReadPage::Assignments(page) => page.take_envelope(),
+            ReadPage::Users(page) => page.take_envelope(),
+        }
+    }
 }
 
 fn meta_of<T>(page: Page<T>) -> PageMeta {

@@ -213,6 +213,18 @@ fn error_number_in_an_http_200_body_is_treated_as_that_error() {
 }
 
 #[test]
+fn error_number_in_an_http_200_page_is_that_error_even_beside_records() {
+    let mut h = Harness::new();
+    let (t1, _) = two_synced_accounts(&mut h);
+    let page = json!({"assignments": [], "currentPageIndex": 0, "totalPages": 1, "errorNumber": 9646, "errorMessage": "Too many"});
+    h.apple.faults.push_back(Fault::status(200).for_token(&t1).on_path("/assignments").body(page));
+    refresh(&mut h, "a1");
+    h.run_for(MINUTE);
+    assert!(h.events().iter().any(|e| matches!(e, Event::Backoff { account_id: Some(a), .. } if a == "a1")));
+    assert_eq!(h.engine.assignments("a1", &Default::default()).unwrap().total, 8, "the synced data is kept");
+}
+
+#[test]
 fn garbage_from_apple_is_a_retried_failure_that_keeps_the_synced_data() {
     let mut h = Harness::new();
     let (t1, _) = two_synced_accounts(&mut h);

@@ -38,6 +38,14 @@ pub struct Classified {
     pub mdm_info: Option<MdmInfo>,
 }
 
+/// An HTTP answer from Apple as the host reported it (`headers` keys lower-case).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpAnswer<'a> {
+    pub status: u16,
+    pub headers: &'a BTreeMap<String, String>,
+    pub body: &'a str,
+}
+
 /// Classifies an HTTP answer. `headers` keys must be lower-case.
 pub fn classify(status: u16, headers: &BTreeMap<String, String>, body: &str, now: Millis) -> Classified {
     let parsed = if body.trim().is_empty() {
@@ -45,7 +53,13 @@ pub fn classify(status: u16, headers: &BTreeMap<String, String>, body: &str, now
     } else {
         serde_json::from_str::<Envelope>(body).ok()
     };
-    let Some(envelope) = parsed else {
+    classify_envelope(status, headers, parsed, now)
+}
+
+/// Classifies an HTTP answer whose body was read already: its envelope, or `None` when the body
+/// is not JSON. Lets a caller read a large body once (a page with its envelope) instead of twice.
+pub fn classify_envelope(status: u16, headers: &BTreeMap<String, String>, envelope: Option<Envelope>, now: Millis) -> Classified {
+    let Some(envelope) = envelope else {
         let outcome = if (200..300).contains(&status) {
             Outcome::Transient { reason: "Apple's answer is not valid JSON".to_owned() }
         } else {

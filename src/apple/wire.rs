@@ -124,7 +124,8 @@ pub struct User {
     pub id_hash: Option<String>,
 }
 
-/// One page of a paginated endpoint. `records` is `assets`, `assignments` or `users`.
+/// One page of a paginated endpoint. `records` is `assets`, `assignments` or `users`. The
+/// [`Envelope`] fields are read in the same pass, so a page body is parsed once.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
@@ -134,6 +135,16 @@ pub struct Page<T> {
     pub next_page_index: Option<u32>,
     pub total_pages: Option<u32>,
     pub version_id: Option<String>,
+    pub mdm_info: Option<MdmInfo>,
+    pub error_number: Option<i64>,
+    pub error_message: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Takes the envelope fields out of the page.
+    pub fn take_envelope(&mut self) -> Envelope {
+        Envelope { mdm_info: self.mdm_info.take(), error_number: self.error_number.take(), error_message: self.error_message.take() }
+    }
 }
 
 /// Apple documents asset ids as strings; some notifications carry integers. Accept both (read

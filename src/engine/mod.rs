@@ -30,7 +30,7 @@ use crate::account::{Account, AccountRequest, Ctx, Purpose};
 use crate::facts::Facts;
 use crate::licenses::Scope;
 use crate::notification::Deduper;
-use crate::apple::outcome::{classify, Classified, Outcome};
+use crate::apple::outcome::{classify, Classified, HttpAnswer, Outcome};
 use crate::apple::service_config::ServiceConfigResponse;
 use crate::apple::ServiceConfig;
 use crate::config::EngineConfig;
@@ -238,8 +238,7 @@ impl Engine {
                 lowered.extend(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
                 let headers = lowered;
                 if let Some(request) = self.take_in_flight(id) {
-                    let answer = classify(status, &headers, &body, now);
-                    self.dispatch_answer(request, Ok((answer, &body)), &mut events);
+                    self.dispatch_answer(request, Ok(HttpAnswer { status, headers: &headers, body: &body }), &mut events);
                 }
             }
             Input::NetworkError { id, message } => {
@@ -296,15 +295,18 @@ impl Engine {
         found
     }
 
-    fn dispatch_answer(&mut self, request: InFlight, answer: Result<(Classified, &str), &str>, events: &mut Vec<Event>) {
+    fn dispatch_answer(&mut self, request: InFlight, answer: Result<HttpAnswer<'_>, &str>, events: &mut Vec<Event>) {
         let now = self.clock.now();
         match request {
-            InFlight::ServiceConfig => self.service_config_answered(answer, events),
+            InFlight::ServiceConfig => {
+                let answer = answer.map(|a| (classify(a.status, a.headers, a.body, now), a.body));
+                self.service_config_answered(answer, events);
+            }
             InFlight::Account { account_id, purpose, sent_at } => {
                 let Some(account) = self.accounts.get_mut(&account_id) else { return };
                 let mut ctx = account_ctx!(self, now, events);
                 match answer {
-                    Ok((classified, body)) => account.handle_answer(purpose, sent_at, classified, body, &mut ctx),
+                    Ok(answer) => account.handle_response(purpose, sent_at, answer, &mut ctx),
                     Err(message) => account.handle_network_error(purpose, sent_at, message, &mut ctx),
                 }
             }
