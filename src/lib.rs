@@ -16,7 +16,8 @@
 //! * [`Engine::poll_output`] returns the next [`Output`]: a [`Request`] to perform, an
 //!   [`Event`] to show, records to [`Output::Persist`], or [`Output::Timeout`] — the time at
 //!   which to call the engine again. Every mutation must be followed by draining
-//!   `poll_output` until it returns a timeout.
+//!   `poll_output` until it returns a timeout. [`Engine::drain_outputs`] does that in one
+//!   call (the wasm package's `pollOutputs`: one boundary crossing for every output).
 //!
 //! Both take `now`, the host's Unix time in milliseconds. The engine clamps it so that its
 //! time never runs backwards. Randomness (backoff jitter) comes from [`EngineConfig::seed`].
