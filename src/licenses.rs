@@ -58,11 +58,9 @@ pub struct LicenseCtx<'a> {
     pub events: &'a mut Vec<Event>,
 }
 
-/// The inputs of the desired state.
+/// The inputs of the desired state besides the account's own policy index (filled by
+/// [`Licenses::scope_changed`]).
 pub struct Scope<'a> {
-    /// Every policy of the engine, by id (those of other accounts are skipped).
-    pub policies: &'a BTreeMap<String, AppPolicy>,
-    pub account_id: &'a str,
     pub facts: &'a Facts,
 }
 
@@ -149,6 +147,9 @@ pub struct Licenses {
     /// (target, policy) for every target in the scope of a policy of the account (policy ids
     /// interned in the mirror): the policies to ask when one target is planned.
     scoped: BTreeSet<(Target, u32)>,
+    /// The asset each policy of `scoped` means (interned when its targets were indexed), so
+    /// planning one target needs no lookup of the policy.
+    policy_assets: BTreeMap<u32, AssetKey>,
     /// Event ids of operations finished lately (and their order), whose late notifications are old news.
     finished_events: BTreeSet<String>,
     finished_order: VecDeque<String>,
@@ -234,24 +235,18 @@ impl Licenses {
 
     /// The pairs the policies want: all of them, or those of the `only` targets. Walks the
     /// target → policy index, so each target's facts are looked up once.
-    fn desired(&self, scope: &Scope<'_>, mirror: &Mirror, only: Option<&BTreeSet<Target>>) -> BTreeSet<AssignmentKey> {
+    fn desired(&self, facts: &Facts, mirror: &Mirror, only: Option<&BTreeSet<Target>>) -> BTreeSet<AssignmentKey> {
         let scoped: Box<dyn Iterator<Item = &(Target, u32)>> = match only {
             None => Box::new(self.scoped.iter()),
             Some(only) => Box::new(only.iter().flat_map(|&t| self.scoped.range((t, 0)..=(t, u32::MAX)))),
         };
-        // Each policy's asset, found when first needed (`None`: the account holds none of it).
-        let mut assets: BTreeMap<u32, Option<AssetKey>> = BTreeMap::new();
         let mut who: Option<(Target, TargetFacts)> = None;
         let mut wanted = Vec::new();
         for &(target, policy) in scoped {
-            let asset = *assets.entry(policy).or_insert_with(|| {
-                let policy = scope.policies.get(mirror.name(policy)).filter(|p| p.account_id == scope.account_id)?;
-                mirror.lookup(&policy.adam_id).map(|adam_id| AssetKey { adam_id, pricing: policy.pricing_param })
-            });
-            let Some(asset) = asset else { continue };
+            let asset = self.policy_assets[&policy];
             let facts = match &who {
                 Some((of, facts)) if *of == target => facts,
-                _ => &who.insert((target, TargetFacts::of(target, scope.facts, mirror))).1,
+                _ => &who.insert((target, TargetFacts::of(target, facts, mirror))).1,
             };
             let key = AssignmentKey { target, asset };
             if self.refusal(key, facts, mirror).is_none() {
@@ -263,10 +258,12 @@ impl Licenses {
         wanted.into_iter().collect()
     }
 
-    /// `target` entered (or left) the scope of the policy `policy_id` (interned): it is
-    /// planned again. Call for every target a policy input adds or removes, and at restore.
-    pub fn scope_changed(&mut self, target: Target, policy_id: u32, in_scope: bool) {
+    /// `target` entered (or left) the scope of the policy `policy_id` (interned), whose license
+    /// is of `asset`: it is planned again. Call for every target a policy input adds or removes,
+    /// and at restore.
+    pub fn scope_changed(&mut self, target: Target, policy_id: u32, asset: AssetKey, in_scope: bool) {
         if in_scope {
+            self.policy_assets.insert(policy_id, asset);
             self.scoped.insert((target, policy_id));
         } else {
             self.scoped.remove(&(target, policy_id));
@@ -370,7 +367,7 @@ impl Licenses {
     pub fn plan(&mut self, scope: &Scope<'_>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let dirty = std::mem::take(&mut self.dirty_targets);
         let only = if std::mem::take(&mut self.needs_plan) { None } else { Some(dirty) };
-        let want = self.desired(scope, mirror, only.as_ref());
+        let want = self.desired(scope.facts, mirror, only.as_ref());
         let registered = self.plan_users(&want, scope.facts, mirror, ctx);
         self.plan_associations(&want, &registered, only.is_none(), mirror, ctx);
         self.plan_releases(&want, only.as_ref(), mirror, ctx);

@@ -127,7 +127,7 @@ impl Engine {
         let policy_id = account.mirror.intern_name(&policy.policy_id);
         for target in targets {
             let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.scope_changed(key.target, policy_id, in_scope);
+            account.licenses.scope_changed(key.target, policy_id, key.asset, in_scope);
         }
     }
 

@@ -370,8 +370,7 @@ impl Engine {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
             if account.licenses.wants_plan() && account.can_plan() {
-                let account_id = account.id.clone();
-                let scope = Scope { policies: &self.policies, account_id: &account_id, facts: &self.facts };
+                let scope = Scope { facts: &self.facts };
                 account.plan_licenses(&scope, &mut ctx);
             }
             while account.may_send(now, rate_limit) {
