@@ -137,7 +137,7 @@ export class Driver {
     if (this.#stopped) throw new Error('Driver is stopped');
   }
 
-  /** Takes every output due now in one call (`pollOutputs`), dispatches them in order and arms the timer. */
+  /** Takes the outputs due now in batches (`pollOutputs`), dispatches them in order and arms the timer. */
   #drain() {
     // An onEvent handler may call input(): the loop below is still running and asks the engine again.
     if (this.#draining) {
@@ -150,14 +150,15 @@ export class Driver {
         this.#fedWhileDraining = false;
         this.#releasedInBatch.clear();
         const outputs = this.#engine.pollOutputs(this.#now());
-        const timeout = outputs.pop();
+        // A batch ends early, without the timeout, once it holds 5,000 store records: ask again.
+        const timeout = outputs.at(-1)?.type === 'timeout' ? outputs.pop() : null;
         for (const output of outputs) {
           // As in the engine's queue, a request of an account released meanwhile does not leave.
           if (output.type === 'request' && this.#releasedInBatch.has(output.accountId)) continue;
           this.#dispatch(output);
         }
         // The deadline is stale when a handler fed the engine after it was computed.
-        if (!this.#fedWhileDraining) {
+        if (timeout !== null && !this.#fedWhileDraining) {
           this.#arm(timeout.at);
           return;
         }

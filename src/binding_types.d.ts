@@ -101,7 +101,7 @@ export interface AppPolicy {
 
 // ----------------------------- outputs -------------------------------------
 
-/** What `pollOutput` returns, one at a time; `pollOutputs` returns them all at once, the `timeout` last. */
+/** What `pollOutput` returns, one at a time; `pollOutputs` returns them in batches, the `timeout` last in the last one. */
 export type Output =
   | RequestOutput
   | { type: "event"; event: EngineEvent }

@@ -16,8 +16,8 @@
 //! * [`Engine::poll_output`] returns the next [`Output`]: a [`Request`] to perform, an
 //!   [`Event`] to show, records to [`Output::Persist`], or [`Output::Timeout`] — the time at
 //!   which to call the engine again. Every mutation must be followed by draining
-//!   `poll_output` until it returns a timeout. [`Engine::drain_outputs`] does that in one
-//!   call (the wasm package's `pollOutputs`: one boundary crossing for every output).
+//!   `poll_output` until it returns a timeout. [`Engine::drain_outputs`] does that in
+//!   batches (the wasm package's `pollOutputs`: one boundary crossing per batch).
 //!
 //! Both take `now`, the host's Unix time in milliseconds. The engine clamps it so that its
 //! time never runs backwards. Randomness (backoff jitter) comes from [`EngineConfig::seed`].
@@ -122,7 +122,7 @@ pub use account::EXPIRY_WARNING_DAYS;
 pub use apple::wire::{MdmInfo, PricingParam, ProductType};
 pub use backoff::BackoffPolicy;
 pub use config::{EngineConfig, NotificationConfig, MAX_PAGES_IN_FLIGHT};
-pub use engine::Engine;
+pub use engine::{Engine, DRAIN_BATCH_RECORDS};
 pub use error::EngineError;
 pub use event::{AccountStatus, Event};
 pub use input::Input;

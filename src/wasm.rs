@@ -94,8 +94,10 @@ impl WasmEngine {
         encode(&self.inner.poll_output(now))
     }
 
-    /// Every output due now, in order, ending with `{type: "timeout", at}`: what calling
-    /// `pollOutput` until the timeout returns, in one crossing of the boundary. Call after each
+    /// The outputs due now, in order, ending with `{type: "timeout", at}`: what calling
+    /// `pollOutput` until the timeout returns, in one crossing of the boundary. A batch that
+    /// reaches 5,000 store records (the first full refresh of a large account) ends early without
+    /// the timeout: handle it and call again until a batch ends with the timeout. Call after each
     /// `handleInput`, `handleNotification`, `adopt` and `release` (instead of a `pollOutput` loop).
     #[wasm_bindgen(js_name = pollOutputs, unchecked_return_type = "Output[]")]
     pub fn poll_outputs(&mut self, #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue) -> Result<JsValue, JsValue> {

@@ -252,18 +252,19 @@ impl Host {
         self.engine.handle_input(input, self.now).expect("the engine accepts the input");
     }
 
-    /// Drains the outputs in one batch (`drain_outputs`, as the wasm host's `pollOutputs`);
-    /// returns the engine's next timeout. Requests are kept for answering.
+    /// Drains the outputs in batches (`drain_outputs`, as the wasm host's `pollOutputs`) until
+    /// one ends with the timeout; returns the engine's next timeout. Requests are kept for answering.
     pub fn drain(&mut self) -> u64 {
-        for output in self.engine.drain_outputs(self.now) {
-            match output {
-                Output::Request(request) => self.pending.push(request),
-                Output::Event { event: Event::SyncCompleted { .. } } => self.syncs_completed += 1,
-                Output::Event { .. } | Output::Persist { .. } => {}
-                Output::Timeout { at } => return at,
+        loop {
+            for output in self.engine.drain_outputs(self.now) {
+                match output {
+                    Output::Request(request) => self.pending.push(request),
+                    Output::Event { event: Event::SyncCompleted { .. } } => self.syncs_completed += 1,
+                    Output::Event { .. } | Output::Persist { .. } => {}
+                    Output::Timeout { at } => return at,
+                }
             }
         }
-        unreachable!("drain_outputs ends with a timeout")
     }
 
     /// Answers one request.

@@ -46,6 +46,10 @@ use crate::read_model::{
 use crate::time::{format_utc, Clock, Millis};
 use crate::token::SToken;
 
+/// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
+/// holds the whole first write of a million-assignment mirror at once.
+pub const DRAIN_BATCH_RECORDS: usize = 5_000;
+
 /// Longest account or policy id accepted.
 const MAX_ID_LENGTH: usize = 256;
 
@@ -265,17 +269,24 @@ impl Engine {
         self.outputs.pop_front().unwrap_or_else(|| Output::Timeout { at: self.next_wakeup().at })
     }
 
-    /// Every output due at `now`, in order, ending with the [`Output::Timeout`]: what calling
-    /// [`Engine::poll_output`] until it returns a timeout yields. Call after
-    /// [`Engine::handle_input`] when the host handles outputs in batches (the wasm binding's
-    /// `pollOutputs`, one boundary crossing for all of them).
+    /// The outputs due at `now`, in order, as calling [`Engine::poll_output`] yields them, in
+    /// one batch that ends with the [`Output::Timeout`] — or, once the batch holds
+    /// [`DRAIN_BATCH_RECORDS`] store records (the first full refresh of a large account), ends
+    /// early without it: then handle the batch and call again, until a batch ends with the
+    /// timeout. Call after [`Engine::handle_input`] when the host handles outputs in batches (the
+    /// wasm binding's `pollOutputs`, one boundary crossing per batch).
     pub fn drain_outputs(&mut self, now: Millis) -> Vec<Output> {
         let mut outputs = Vec::with_capacity(self.outputs.len() + 1);
+        let mut records = 0;
         loop {
             let output = self.poll_output(now);
-            let timeout = matches!(output, Output::Timeout { .. });
+            match &output {
+                Output::Timeout { .. } => records = usize::MAX,
+                Output::Persist { ops } => records += ops.len(),
+                Output::Request(_) | Output::Event { .. } => {}
+            }
             outputs.push(output);
-            if timeout {
+            if records >= DRAIN_BATCH_RECORDS {
                 return outputs;
             }
         }

@@ -20,8 +20,11 @@ class FakeEngine {
     this.react(input);
   }
 
+  /** Batches of at most `batchSize` outputs; only the last one ends with the timeout. */
+  batchSize = Infinity;
   pollOutputs() {
-    return [...this.outputs.splice(0), { type: 'timeout', at: this.deadline }];
+    const batch = this.outputs.splice(0, this.batchSize);
+    return this.outputs.length > 0 ? batch : [...batch, { type: 'timeout', at: this.deadline }];
   }
 
   notifications = [];
@@ -161,6 +164,22 @@ test('persist outputs are applied one at a time, in output order, even when an e
   driver.start();
   await driver.whenIdle();
   assert.deepEqual(log, ['put:a', 'delete:a,put:b', 'put:c']);
+  assert.deepEqual(errors, []);
+});
+
+test('a batch that ends without the timeout is followed by the next one: every write in order, one timer', async () => {
+  const engine = new FakeEngine();
+  engine.batchSize = 2;
+  engine.deadline = NOW + 7000;
+  engine.outputs.push(...['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'persist', ops: [{ op: 'put', key, value: 1 }] })));
+  const log = [];
+  const store = { apply: (ops) => log.push(ops[0].key), load: () => [] };
+  const { driver, timers, errors } = setup({ engine, store });
+  driver.start();
+  await driver.whenIdle();
+  assert.deepEqual(log, ['a', 'b', 'c', 'd', 'e']);
+  assert.equal(timers.armed.length, 1, 'the timer is armed once, after the batch with the timeout');
+  assert.deepEqual(timers.live().map((t) => t.delay), [7000]);
   assert.deepEqual(errors, []);
 });
 

@@ -1,6 +1,6 @@
 // `pollOutputs` (every output due now in one call) against `pollOutput` (one at a time): two engines built
 // alike and fed the same inputs, one drained each way, must hand out the same outputs in the same order, the
-// batch ending with the timeout. The bench world's Apple answers the requests (a small location, pages of
+// last batch ending with the timeout (a batch ends early once it holds 5,000 store records). The bench world's Apple answers the requests (a small location, pages of
 // one record so that a sync takes many requests). Run scripts/build-pkg.sh first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,18 +16,32 @@ const ORG = {
   pageSize: 1,
 };
 
+/** Store records after which a `pollOutputs` batch ends early (the engine's DRAIN_BATCH_RECORDS). */
+const BATCH_RECORDS = 5_000;
+
+const records = (outputs) => outputs.filter((o) => o.type === 'persist').reduce((n, o) => n + o.ops.length, 0);
+
 /** An engine drained with `pollOutputs` and its twin drained with `pollOutput`, fed the same inputs. */
 class Twins {
-  constructor() {
+  constructor(org = ORG) {
     this.now = START;
     this.batched = new Engine(config(), this.now);
     this.single = new Engine(config(), this.now);
-    this.apple = new BenchApple(buildPages(ORG));
+    this.apple = new BenchApple(buildPages(org));
+    this.earlyBatches = 0;
   }
 
-  /** Drains both engines; asserts they handed out the same outputs; returns the batch. */
+  /** Drains both engines; asserts they handed out the same outputs; returns the batches, joined. */
   drain() {
-    const batch = this.batched.pollOutputs(this.now);
+    const batch = [];
+    for (;;) {
+      const part = this.batched.pollOutputs(this.now);
+      batch.push(...part);
+      if (part.at(-1).type === 'timeout') break;
+      this.earlyBatches += 1;
+      assert.ok(records(part) >= BATCH_RECORDS, `a batch without the timeout holds ${BATCH_RECORDS}+ records: ${records(part)}`);
+      assert.ok(records(part.slice(0, -1)) < BATCH_RECORDS, 'it ends at the output that reached the limit');
+    }
     const oneByOne = [];
     for (let output = this.single.pollOutput(this.now); ; output = this.single.pollOutput(this.now)) {
       oneByOne.push(output);
@@ -90,6 +104,17 @@ test('pollOutputs hands out what pollOutput does, in the same order, through a s
   const enrolled = twins.input({ type: 'deviceEnrolled', serialNumber: serial(0), sharedIpad: false });
   assert.deepEqual(types(enrolled).filter((t) => t === 'licenseReady').length, 2, `licenseReady per app device 0 holds: ${types(enrolled)}`);
   assert.ok(enrolled.length >= 4, `an enrollment drains several outputs at once: ${types(enrolled)}`);
+});
+
+test('pollOutputs writes the first full refresh of a large account in several batches, the same outputs in order', () => {
+  const devices = 12_000;
+  const org = { apps: 2, spare: 1, assignments: [...Array(devices).keys()].map((d) => [d % 2, serial(d)]), users: 0, pageSize: 1_000 };
+  const twins = new Twins(org);
+  const added = twins.input({ type: 'addAccount', accountId: ACCOUNT, name: 'District', token: token() });
+  const seen = twins.run(added, (outputs) => types(outputs).includes('syncCompleted'));
+  const mirrored = seen.filter((o) => o.type === 'persist').flatMap((o) => o.ops).filter((op) => op.key.startsWith('asg/'));
+  assert.equal(mirrored.length, devices, 'one mirror record per device');
+  assert.ok(twins.earlyBatches >= 2, `12,000 records take several batches: ${twins.earlyBatches} ended early`);
 });
 
 test('pollOutputs with nothing due returns the timeout alone, at the engine\'s next wakeup', () => {
