@@ -279,7 +279,14 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     }
   }
   const twice = [...associated].filter(([, by]) => by.length > 1);
-  assert.deepEqual(twice, [], 'pairs Apple was asked to associate twice');
+  // On failure, say what each generation was doing and what Apple made of each associate (to find the cause of a rare
+  // double association seen once under load in CI at dde359f).
+  const associates = sim.requestLog.filter(accepted('assets/associate')).map((entry) => {
+    const event = sim.event(entry.eventId);
+    return `${entry.headers['x-instance']}@${entry.at} ${entry.eventId} ${event.eventStatus} ${event.request.assets.map((a) => a.adamId)} ${event.request.serialNumbers}`;
+  });
+  assert.deepEqual(twice, [], `pairs Apple was asked to associate twice; associates: ${JSON.stringify(associates)}; kills: ${
+    JSON.stringify(kills.map((k) => `${k.generation}@${k.at}: ${k.label} (${k.request})`))}`);
 
   // Every event Apple accepted finished, and none failed.
   const events = sim.requestLog.filter((e) => e.eventId !== undefined).map((e) => sim.event(e.eventId));
