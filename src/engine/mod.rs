@@ -280,13 +280,12 @@ impl Engine {
         let mut records = 0;
         loop {
             let output = self.poll_output(now);
-            match &output {
-                Output::Timeout { .. } => records = usize::MAX,
-                Output::Persist { ops } => records += ops.len(),
-                Output::Request(_) | Output::Event { .. } => {}
+            let timeout = matches!(output, Output::Timeout { .. });
+            if let Output::Persist { ops } = &output {
+                records += ops.len();
             }
             outputs.push(output);
-            if records >= DRAIN_BATCH_RECORDS {
+            if timeout || records >= DRAIN_BATCH_RECORDS {
                 return outputs;
             }
         }
