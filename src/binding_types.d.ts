@@ -38,7 +38,7 @@ export interface EngineConfig {
   rateLimitMarginMs?: number;
   /** An association sent but never answered (crash, lost response) may have reached Apple: instead of sending it
    *  again, the engine waits this long, syncs, and sends only the pairs Apple does not show. Keep it longer than Apple
-   *  takes to process an association, or one still in progress is sent again. Default 300000 (5 min). */
+   *  takes to process an association, or one still in progress is sent again. Default 600000 (10 min). */
   unconfirmedSettleMs?: number;
   /** Where Apple should POST notifications, and the bearer secret it must send (generate it with a CSPRNG).
    *  Without it the engine relies on `/status` polling alone. The URL gets `/<accountId>` appended. */
