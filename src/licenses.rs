@@ -19,7 +19,7 @@ use crate::in_flight::InFlight;
 use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target, UserRecord, UNLIMITED_COUNT};
 use crate::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
 use crate::operation::{
-    EventStatus, NewUser, Operation, OperationKind, OperationState, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER,
+    EventStatus, NewUser, Operation, OperationKind, OperationState, Operations, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER,
 };
 use crate::policy::{AppPolicy, LicenseType};
 use crate::time::Millis;
@@ -134,7 +134,7 @@ impl Provenance {
 pub struct Licenses {
     /// Assignments this instance made (durable provenance).
     pub ours: Provenance,
-    ops: BTreeMap<u64, Operation>,
+    ops: Operations,
     next_op_id: u64,
     /// Associations that may be spending licenses: pairs being associated, and awaited pairs
     /// (adopted as ours if they appear before a trustworthy full refresh).
@@ -442,7 +442,7 @@ impl Licenses {
     ) {
         // A target being revoked gets nothing until the revoke is done (it would take it away).
         let mut revoking = BTreeSet::new();
-        revoking.extend(self.ops.values().filter(|op| op.kind == OperationKind::Revoke).flat_map(|op| op.targets.iter().copied()));
+        revoking.extend(self.ops.revoking());
         // Per asset: the awaited pairs (their license is counted in flight already: Apple may
         // still complete the old event) and the others, which need a free license each.
         let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
@@ -608,7 +608,7 @@ impl Licenses {
 
     fn queue(&mut self, op: Operation) {
         self.dirty_ops.insert(op.id);
-        self.ops.insert(op.id, op);
+        self.ops.insert(op);
     }
 
     // ================================================================ sending
@@ -616,42 +616,36 @@ impl Licenses {
     /// An operation to submit now, marked as sent at `now`. An association's record is written
     /// again (with the time) before the request leaves: after a crash it may have reached Apple.
     pub fn next_submission(&mut self, now: Millis) -> Option<&Operation> {
-        let op = self.ops.values_mut().find(|op| op.state == OperationState::Queued)?;
-        op.state = OperationState::Submitting { sent_at: now };
-        if op.kind == OperationKind::Associate {
-            self.dirty_ops.insert(op.id);
+        let id = self.ops.first_queued()?;
+        let kind = self.ops.update(id, |op| {
+            op.state = OperationState::Submitting { sent_at: now };
+            op.kind
+        })?;
+        if kind == OperationKind::Associate {
+            self.dirty_ops.insert(id);
         }
-        Some(op)
+        self.ops.get(id)
     }
 
     /// An event to poll now, marked as being polled.
     pub fn next_poll(&mut self, now: Millis) -> Option<(u64, String)> {
-        self.ops.values_mut().find_map(|op| match &mut op.state {
-            OperationState::Pending { event_id, next_poll_at, polling, .. } if !*polling && *next_poll_at <= now => {
+        let id = self.ops.poll_due(now)?;
+        self.ops.update(id, |op| match &mut op.state {
+            OperationState::Pending { event_id, polling, .. } => {
                 *polling = true;
-                Some((op.id, event_id.clone()))
+                Some((id, event_id.clone()))
             }
             _ => None,
-        })
+        })?
     }
 
     pub fn wants_to_send(&self, now: Millis) -> bool {
-        self.ops.values().any(|op| match &op.state {
-            OperationState::Queued => true,
-            OperationState::Pending { next_poll_at, polling, .. } => !polling && *next_poll_at <= now,
-            OperationState::Submitting { .. } | OperationState::Unconfirmed { .. } => false,
-        })
+        self.ops.first_queued().is_some() || self.ops.next_poll_at().is_some_and(|at| at <= now)
     }
 
     /// The next time an event is due for polling.
     pub fn next_poll_at(&self) -> Option<Millis> {
-        self.ops
-            .values()
-            .filter_map(|op| match &op.state {
-                OperationState::Pending { next_poll_at, polling: false, .. } => Some(*next_poll_at),
-                _ => None,
-            })
-            .min()
+        self.ops.next_poll_at()
     }
 
     /// The account stopped sending (ownership lost, token invalid): answers to requests in flight
@@ -662,10 +656,14 @@ impl Licenses {
         for op_id in submitting {
             self.unanswered(op_id, settle);
         }
-        for op in self.ops.values_mut() {
-            if let OperationState::Pending { polling, .. } = &mut op.state {
-                *polling = false;
-            }
+        let polling: Vec<u64> =
+            self.ops.values().filter(|op| matches!(op.state, OperationState::Pending { polling: true, .. })).map(|op| op.id).collect();
+        for op_id in polling {
+            self.ops.update(op_id, |op| {
+                if let OperationState::Pending { polling, .. } = &mut op.state {
+                    *polling = false;
+                }
+            });
         }
     }
 
@@ -674,41 +672,34 @@ impl Licenses {
     /// `settle` after it was sent; releases and user creation are sent again (Apple counts
     /// nothing twice for those).
     pub fn unanswered(&mut self, op_id: u64, settle: Millis) {
-        let Some(op) = self.ops.get_mut(&op_id) else { return };
-        let OperationState::Submitting { sent_at } = op.state else { return };
-        op.state = if op.kind == OperationKind::Associate {
-            OperationState::Unconfirmed { sent_at, confirm_after: sent_at + settle }
-        } else {
-            OperationState::Queued
-        };
+        self.ops.update(op_id, |op| {
+            let OperationState::Submitting { sent_at } = op.state else { return };
+            op.state = if op.kind == OperationKind::Associate {
+                OperationState::Unconfirmed { sent_at, confirm_after: sent_at + settle }
+            } else {
+                OperationState::Queued
+            };
+        });
     }
 
     /// A submission or poll failed in a way worth retrying (Apple answered with an error):
     /// try again when the account may send.
     pub fn retry(&mut self, op_id: u64, was_poll: bool) {
-        if let Some(op) = self.ops.get_mut(&op_id) {
-            match &mut op.state {
-                OperationState::Pending { polling, .. } if was_poll => *polling = false,
-                OperationState::Submitting { .. } => op.state = OperationState::Queued,
-                _ => {}
-            }
-        }
+        self.ops.update(op_id, |op| match &mut op.state {
+            OperationState::Pending { polling, .. } if was_poll => *polling = false,
+            OperationState::Submitting { .. } => op.state = OperationState::Queued,
+            _ => {}
+        });
     }
 
     /// Whether an operation was sent to Apple and is not finished.
     pub fn has_operations_at_apple(&self) -> bool {
-        self.ops.values().any(|op| op.state != OperationState::Queued)
+        self.ops.any_sent()
     }
 
     /// The earliest time a sync must start to settle unconfirmed associations.
     pub fn next_confirmation(&self) -> Option<Millis> {
-        self.ops
-            .values()
-            .filter_map(|op| match op.state {
-                OperationState::Unconfirmed { confirm_after, .. } => Some(confirm_after),
-                _ => None,
-            })
-            .min()
+        self.ops.next_confirmation()
     }
 
     /// A sync that started at `sync_started_at` completed: awaited pairs it shows are ours (the
@@ -769,15 +760,15 @@ impl Licenses {
 
     /// Apple accepted a submission.
     pub fn submitted(&mut self, op_id: u64, event_id: String, now: Millis) {
-        if let Some(op) = self.ops.get_mut(&op_id) {
-            op.state = OperationState::Pending { event_id, submitted_at: now, next_poll_at: now + POLL_INTERVAL, polling: false };
+        let pending = OperationState::Pending { event_id, submitted_at: now, next_poll_at: now + POLL_INTERVAL, polling: false };
+        if self.ops.update(op_id, |op| op.state = pending).is_some() {
             self.dirty_ops.insert(op_id);
         }
     }
 
     /// Apple refused a submission outright (validation): nothing happened at Apple.
     pub fn refused(&mut self, op_id: u64, error_number: Option<i64>, message: &str, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let Some(op) = self.ops.get(&op_id).cloned() else { return };
+        let Some(op) = self.ops.get(op_id).cloned() else { return };
         for (asset, target) in every_task(&op) {
             self.fail(&op, AssignmentKey { asset, target }, error_number, message, mirror, ctx);
         }
@@ -786,22 +777,30 @@ impl Licenses {
 
     /// `/status` answered for an operation.
     pub fn status(&mut self, op_id: u64, status: StatusResponse, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let Some(op) = self.ops.get_mut(&op_id) else { return };
-        let OperationState::Pending { submitted_at, next_poll_at, polling, .. } = &mut op.state else { return };
-        *polling = false;
+        let Some(op) = self.ops.get(op_id) else { return };
+        let OperationState::Pending { submitted_at, .. } = op.state else { return };
+        let kind = op.kind;
+        let resubmit = status.event_status == EventStatus::Pending && ctx.now.saturating_sub(submitted_at) >= RESUBMIT_AFTER;
+        let next_poll = (status.event_status == EventStatus::Pending && !resubmit).then_some(ctx.now + POLL_INTERVAL);
+        self.ops.update(op_id, |op| {
+            if let OperationState::Pending { next_poll_at, polling, .. } = &mut op.state {
+                *polling = false;
+                *next_poll_at = next_poll.unwrap_or(*next_poll_at);
+            }
+        });
         match status.event_status {
-            EventStatus::Pending if ctx.now.saturating_sub(*submitted_at) >= RESUBMIT_AFTER => {
-                if op.kind == OperationKind::Associate {
+            EventStatus::Pending if resubmit => {
+                if kind == OperationKind::Associate {
                     self.resubmit_associations(op_id);
                 } else {
                     // Releases and user creation change nothing twice: the same request again.
-                    op.state = OperationState::Queued;
+                    self.ops.update(op_id, |op| op.state = OperationState::Queued);
                     self.dirty_ops.insert(op_id);
                 }
             }
-            EventStatus::Pending => *next_poll_at = ctx.now + POLL_INTERVAL,
+            EventStatus::Pending => {}
             EventStatus::Complete | EventStatus::Failed => {
-                let op = op.clone();
+                let op = self.ops.get(op_id).cloned().expect("looked up above");
                 let failed = op.failed_tasks(&status.failures, mirror);
                 let mut failed_keys = BTreeSet::new();
                 failed_keys.extend(failed.iter().map(|&(asset, target, _, _)| AssignmentKey { asset, target }));
@@ -983,7 +982,7 @@ impl Licenses {
     /// again, so that only the pairs still wanted are asked for, within the pool. Its open pairs
     /// are awaited (Apple may still complete the old event, whose notification is then adopted).
     fn resubmit_associations(&mut self, op_id: u64) {
-        let Some(op) = self.ops.get(&op_id) else { return };
+        let Some(op) = self.ops.get(op_id) else { return };
         let open: Vec<AssignmentKey> =
             op.tasks().filter(|t| !op.is_resolved(t)).map(|(asset, target)| AssignmentKey { asset, target }).collect();
         for key in open {
@@ -998,7 +997,7 @@ impl Licenses {
 
     /// Forgets operation `op_id`; `remember_event`: its event's late notifications are old news.
     fn close(&mut self, op_id: u64, remember_event: bool) {
-        if let Some(op) = self.ops.remove(&op_id) {
+        if let Some(op) = self.ops.remove(op_id) {
             if let Some(event_id) = op.event_id().filter(|_| remember_event) {
                 self.finished_events.insert(event_id.to_owned());
                 self.finished_order.push_back(event_id.to_owned());
@@ -1034,7 +1033,7 @@ impl Licenses {
         let keys: Vec<AssignmentKey> = n.assignments.iter().filter_map(|a| mirror.key_of(a)).collect();
         let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
         // Taken out while its tasks are applied (they need `&mut self`), put back after.
-        let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else {
+        let Some(mut op) = op_id.and_then(|id| self.ops.remove(id)) else {
             if n.event_id.as_ref().is_some_and(|e| self.finished_events.contains(e)) {
                 return; // a late (re)delivery about an operation already finished: old news
             }
@@ -1083,7 +1082,7 @@ impl Licenses {
             _ => op.tasks().all(|t| op.is_resolved(&t)),
         };
         let id = op.id;
-        self.ops.insert(id, op);
+        self.ops.insert(op);
         if done {
             self.finish(id);
         }
@@ -1093,7 +1092,7 @@ impl Licenses {
     pub fn user_management(&mut self, n: &UserManagement, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         self.users_updated(&n.users, mirror);
         let op_id = n.event_id.as_deref().and_then(|e| self.ops.values().find(|op| op.event_id() == Some(e))).map(|op| op.id);
-        let Some(mut op) = op_id.and_then(|id| self.ops.remove(&id)) else { return };
+        let Some(mut op) = op_id.and_then(|id| self.ops.remove(id)) else { return };
         let error_number = n.error.as_ref().and_then(|e| e.error_number);
         let message = n.error.as_ref().and_then(|e| e.error_message.clone()).unwrap_or_else(|| "Apple reported a failure".to_owned());
         for user in &n.users {
@@ -1109,7 +1108,7 @@ impl Licenses {
         }
         let done = op.targets.iter().all(|t| op.is_resolved(&(NO_ASSET, *t)));
         let id = op.id;
-        self.ops.insert(id, op);
+        self.ops.insert(op);
         if done {
             self.finish(id);
         }
@@ -1131,7 +1130,7 @@ impl Licenses {
     }
 
     pub fn operation(&self, op_id: u64) -> Option<&Operation> {
-        self.ops.get(&op_id)
+        self.ops.get(op_id)
     }
 
     /// Restores an operation read from the store (its state already decided from the record:
@@ -1151,7 +1150,7 @@ impl Licenses {
             }
             OperationKind::Revoke => {}
         }
-        self.ops.insert(op.id, op);
+        self.ops.insert(op);
         self.needs_plan = true;
     }
 

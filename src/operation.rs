@@ -7,7 +7,7 @@
 //! *unconfirmed* until a later sync shows what Apple made of it. Apple: poll at least 30 s apart,
 //! and re-submit a request still pending after 10 minutes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -188,6 +188,113 @@ impl Operation {
     }
 }
 
+/// The open operations of one account, by id, with what falls due kept in order: asking what
+/// to send or when to wake up does not walk every operation. Change an operation only through
+/// [`Operations::update`], which keeps the order.
+#[derive(Debug, Default)]
+pub struct Operations {
+    ops: BTreeMap<u64, Operation>,
+    due: Due,
+}
+
+/// The orders [`Operations`] keeps, by state and kind.
+#[derive(Debug, Default)]
+struct Due {
+    /// Ids of the queued operations.
+    queued: BTreeSet<u64>,
+    /// (next poll, id) of the pending operations not being polled.
+    polls: BTreeSet<(Millis, u64)>,
+    /// (confirm after, id) of the unconfirmed associations.
+    unconfirmed: BTreeSet<(Millis, u64)>,
+    /// Ids of the revokes.
+    revokes: BTreeSet<u64>,
+}
+
+impl Due {
+    /// Adds `op` to (or, unless `present`, removes it from) the orders its state and kind put it in.
+    fn set(&mut self, op: &Operation, present: bool) {
+        fn set<T: Ord>(set: &mut BTreeSet<T>, value: T, present: bool) {
+            if present {
+                set.insert(value);
+            } else {
+                set.remove(&value);
+            }
+        }
+        match op.state {
+            OperationState::Queued => set(&mut self.queued, op.id, present),
+            OperationState::Pending { next_poll_at, polling: false, .. } => set(&mut self.polls, (next_poll_at, op.id), present),
+            OperationState::Unconfirmed { confirm_after, .. } => set(&mut self.unconfirmed, (confirm_after, op.id), present),
+            OperationState::Pending { polling: true, .. } | OperationState::Submitting { .. } => {}
+        }
+        if op.kind == OperationKind::Revoke {
+            set(&mut self.revokes, op.id, present);
+        }
+    }
+}
+
+impl Operations {
+    /// Adds `op` (or replaces the operation of its id).
+    pub fn insert(&mut self, op: Operation) {
+        self.remove(op.id);
+        self.due.set(&op, true);
+        self.ops.insert(op.id, op);
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<Operation> {
+        let op = self.ops.remove(&id)?;
+        self.due.set(&op, false);
+        Some(op)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Operation> {
+        self.ops.get(&id)
+    }
+
+    /// Every operation, by id.
+    pub fn values(&self) -> impl Iterator<Item = &Operation> {
+        self.ops.values()
+    }
+
+    /// Changes operation `id` with `change` (if it is open), returning what `change` returns.
+    pub fn update<R>(&mut self, id: u64, change: impl FnOnce(&mut Operation) -> R) -> Option<R> {
+        let op = self.ops.get_mut(&id)?;
+        self.due.set(op, false);
+        let result = change(op);
+        self.due.set(op, true);
+        Some(result)
+    }
+
+    /// The queued operation of the lowest id.
+    pub fn first_queued(&self) -> Option<u64> {
+        self.due.queued.first().copied()
+    }
+
+    /// Whether an operation is not queued (it was sent to Apple and is not finished).
+    pub fn any_sent(&self) -> bool {
+        self.ops.len() > self.due.queued.len()
+    }
+
+    /// The pending operation of the lowest id due for a poll at `now` and not being polled.
+    pub fn poll_due(&self, now: Millis) -> Option<u64> {
+        self.due.polls.range(..=(now, u64::MAX)).map(|&(_, id)| id).min()
+    }
+
+    /// The earliest time a pending operation not being polled is due for a poll.
+    pub fn next_poll_at(&self) -> Option<Millis> {
+        self.due.polls.first().map(|&(at, _)| at)
+    }
+
+    /// The earliest `confirm_after` of the unconfirmed associations.
+    pub fn next_confirmation(&self) -> Option<Millis> {
+        self.due.unconfirmed.first().map(|&(at, _)| at)
+    }
+
+    /// The targets of the revokes.
+    pub fn revoking(&self) -> impl Iterator<Item = Target> + '_ {
+        self.due.revokes.iter().flat_map(|id| self.ops[id].targets.iter().copied())
+    }
+}
+
 /// `{adamId, pricingParam}` as Apple writes assets in requests, failures and notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -249,4 +356,71 @@ pub struct ErrorInfo {
     pub client_user_ids: Vec<String>,
     #[serde(default)]
     pub serial_numbers: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: u64, kind: OperationKind, state: OperationState) -> Operation {
+        let mut op = Operation::new(id, kind, Vec::new(), vec![Target::Device(id as u32)], String::new());
+        op.state = state;
+        op
+    }
+
+    fn pending(next_poll_at: Millis, polling: bool) -> OperationState {
+        OperationState::Pending { event_id: "e".to_owned(), submitted_at: 0, next_poll_at, polling }
+    }
+
+    #[test]
+    fn what_falls_due_follows_every_state_change() {
+        let mut ops = Operations::default();
+        ops.insert(op(1, OperationKind::Associate, OperationState::Queued));
+        ops.insert(op(2, OperationKind::Disassociate, OperationState::Queued));
+        assert_eq!(ops.first_queued(), Some(1));
+        assert!(!ops.any_sent());
+
+        ops.update(1, |op| op.state = pending(500, false));
+        assert_eq!(ops.first_queued(), Some(2));
+        assert!(ops.any_sent());
+        assert_eq!(ops.next_poll_at(), Some(500));
+        assert_eq!(ops.poll_due(499), None);
+        assert_eq!(ops.poll_due(500), Some(1));
+
+        ops.update(1, |op| op.state = pending(500, true));
+        assert_eq!(ops.next_poll_at(), None, "an operation being polled is not due");
+
+        ops.update(2, |op| op.state = OperationState::Unconfirmed { sent_at: 0, confirm_after: 900 });
+        assert_eq!(ops.first_queued(), None);
+        assert_eq!(ops.next_confirmation(), Some(900));
+
+        assert!(ops.remove(2).is_some());
+        assert_eq!(ops.next_confirmation(), None);
+        assert_eq!(ops.values().map(|op| op.id).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn the_due_poll_is_the_lowest_id_among_those_due_not_the_earliest() {
+        let mut ops = Operations::default();
+        ops.insert(op(1, OperationKind::Associate, pending(300, false)));
+        ops.insert(op(2, OperationKind::Associate, pending(100, false)));
+        ops.insert(op(3, OperationKind::Associate, pending(900, false)));
+        assert_eq!(ops.next_poll_at(), Some(100));
+        assert_eq!(ops.poll_due(200), Some(2));
+        assert_eq!(ops.poll_due(300), Some(1));
+    }
+
+    #[test]
+    fn replacing_an_operation_drops_its_old_place_and_revokes_are_listed_by_target() {
+        let mut ops = Operations::default();
+        ops.insert(op(1, OperationKind::Revoke, OperationState::Queued));
+        ops.insert(op(2, OperationKind::Associate, OperationState::Queued));
+        assert_eq!(ops.revoking().collect::<Vec<_>>(), [Target::Device(1)]);
+        ops.insert(op(1, OperationKind::Revoke, pending(50, false)));
+        assert_eq!(ops.first_queued(), Some(2));
+        assert_eq!(ops.next_poll_at(), Some(50));
+        ops.remove(1);
+        assert_eq!(ops.revoking().count(), 0);
+        assert_eq!(ops.next_poll_at(), None);
+    }
 }
