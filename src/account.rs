@@ -141,6 +141,7 @@ impl Account {
 
     fn with_durable(id: String, name: String, token: SToken, durable: DurableAccount, config: &EngineConfig) -> Self {
         let check = match durable.ownership {
+            _ if durable.claim_requested => Some(Check::NeedClaim),
             Ownership::Unknown => Some(Check::NeedRead),
             Ownership::Ours | Ownership::Other(_) => None,
         };
@@ -216,6 +217,7 @@ impl Account {
         self.durable.token_problem = None;
         self.durable.warned_threshold = None;
         self.durable.ownership = Ownership::Unknown;
+        self.durable.claim_requested = false;
         self.check = Some(Check::NeedRead);
         self.sync = None;
         self.dirty = true;
@@ -246,6 +248,8 @@ impl Account {
             return Err("the location is not owned by another MDM".to_owned());
         }
         self.check = Some(Check::NeedClaim);
+        self.durable.claim_requested = true;
+        self.dirty = true;
         Ok(())
     }
 
@@ -554,6 +558,15 @@ impl Account {
             }
         }
         if let Some(info) = answer.mdm_info.as_ref().filter(|info| info.id != ctx.config.mdm_info.id) {
+            if self.durable.claim_requested && purpose != Purpose::Claim {
+                // The administrator's claim is on its way: this answer shows the location before it.
+                if purpose == Purpose::Test && self.test != TestState::Idle {
+                    self.test = TestState::Idle;
+                    let message = format!("The location is managed by another MDM ({}); claiming it for this MDM", info.name);
+                    ctx.events.push(self.test_result(false, message));
+                }
+                return;
+            }
             self.lose_ownership(info.clone(), ctx);
             return;
         }
@@ -670,6 +683,7 @@ impl Account {
     fn become_owner(&mut self, ctx: &mut Ctx<'_>, claimed_now: bool) {
         let first_time = self.durable.ownership != Ownership::Ours;
         self.durable.ownership = Ownership::Ours;
+        self.durable.claim_requested = false;
         self.check = None;
         self.dirty = true;
         if claimed_now {
@@ -854,6 +868,7 @@ impl Account {
             owner_id: info.id.clone(),
         });
         self.durable.ownership = Ownership::Other(info);
+        self.durable.claim_requested = false;
         self.halt_work(ctx);
     }
 

@@ -36,7 +36,8 @@ pub enum Input {
     TestAccount { account_id: String },
     /// Start a full refresh now.
     Refresh { account_id: String },
-    /// Take the location back from another MDM (`POST /client/config` with our `mdmInfo`).
+    /// Take the location back from another MDM (`POST /client/config` with our `mdmInfo`). The
+    /// choice is stored: after a restart the engine claims again until the claim succeeds.
     ReclaimOwnership { account_id: String },
     /// Create or replace an app policy.
     SetPolicy { policy: AppPolicy },

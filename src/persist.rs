@@ -289,6 +289,9 @@ pub struct DurableAccount {
     /// A `Retry-After` deadline still in force after a restart.
     pub retry_after_until: Millis,
     pub warned_threshold: Option<u32>,
+    /// The administrator chose Reclaim Ownership and the claim has not succeeded yet: a restart
+    /// claims again instead of forgetting the choice.
+    pub claim_requested: bool,
 }
 
 /// The stored form of an account. `Debug` hides the token.
@@ -379,6 +382,7 @@ deserialize_fields!(DurableAccount, |f| Self {
     mirror_stored: f.optional("mirrorStored")?,
     retry_after_until: f.required("retryAfterUntil")?,
     warned_threshold: f.optional("warnedThreshold")?,
+    claim_requested: f.optional("claimRequested")?,
 });
 
 deserialize_fields!(DeviceRecord, |f| Self { serial_number: f.required("serialNumber")?, facts: f.rest()? });
@@ -520,6 +524,7 @@ mod tests {
             mirror_stored: true,
             retry_after_until: 3,
             warned_threshold: Some(7),
+            claim_requested: true,
         };
         assert_eq!(round_trip(&durable), durable);
     }

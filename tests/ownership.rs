@@ -118,3 +118,76 @@ fn test_account_reports_the_location_and_who_manages_it() {
     assert_eq!(location.as_deref(), Some("PS01"));
     assert!(message.contains("managed by this MDM"), "{message}");
 }
+
+/// Rival MDM holds the location; Reclaim Ownership is chosen and the engine crashes while the
+/// claim is in flight (Apple got it, or not).
+fn restart_while_claiming(claim_reached_apple: bool) {
+    let mut h = Harness::new();
+    let mut org = Org::generated("PS01", 1, 4, 2);
+    org.mdm_info = Some(other_mdm());
+    let token = h.org("ORG1", org);
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    assert_eq!(h.status("a1"), AccountStatus::OwnedByOtherMdm);
+
+    h.latency = 5_000;
+    h.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
+    assert!(h.run_until_request_in_flight(h.now + MINUTE));
+    assert_eq!(h.requests_for("a1").last().unwrap().1.purpose, "claimOwnership");
+    h.restart(|_| claim_reached_apple).unwrap();
+    h.latency = 0;
+    assert_eq!(h.status("a1"), AccountStatus::Checking, "the restored engine goes on claiming");
+    h.input(Input::TestAccount { account_id: "a1".into() }).unwrap(); // sent, and answered, before the claim
+
+    h.run_for(10 * MINUTE);
+    let tested = h.events().into_iter().find_map(|e| match e {
+        Event::TestResult { ok, message, .. } => Some((*ok, message.clone())),
+        _ => None,
+    });
+    let (ok, message) = tested.expect("the test got its result");
+    let expected = if claim_reached_apple { "is managed by this MDM" } else { "managed by another MDM (Rival MDM); claiming it for this MDM" };
+    assert!(ok == claim_reached_apple && message.contains(expected), "{message}");
+    assert_eq!(h.apple.org(&token).mdm_info.as_ref().unwrap()["id"], "our-mdm-id");
+    assert_eq!(h.status("a1"), AccountStatus::Active);
+    assert!(h.events().iter().any(|e| matches!(e, Event::OwnershipClaimed { .. })));
+    assert_eq!(h.engine.assignments("a1", &Default::default()).unwrap().total, 4, "synced after the claim");
+    let stored = &h.store["account/a1"];
+    assert_eq!(stored["claimRequested"], false, "the finished claim is not made again at the next restart");
+}
+
+#[test]
+fn a_restart_while_the_claim_is_in_flight_and_reached_apple_claims_again_and_manages_the_location() {
+    restart_while_claiming(true);
+}
+
+#[test]
+fn a_restart_while_the_claim_is_in_flight_and_was_lost_claims_again_and_manages_the_location() {
+    restart_while_claiming(false);
+}
+
+#[test]
+fn an_answer_from_before_reclaim_ownership_that_shows_the_rival_does_not_cancel_the_claim() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", Org::generated("PS01", 1, 4, 2));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    assert_eq!(h.status("a1"), AccountStatus::Active);
+
+    // A refresh, then a connectivity test, are on their way when the rival takes the location:
+    // the page shows it first, the test's answer arrives after the administrator's choice.
+    h.latency = 1_000;
+    h.input(Input::Refresh { account_id: "a1".into() }).unwrap();
+    h.run_until(h.now + 1);
+    h.apple.org(&token).mdm_info = Some(other_mdm());
+    h.run_until(h.now + 500);
+    h.input(Input::TestAccount { account_id: "a1".into() }).unwrap();
+    h.run_until(h.now + 600);
+    assert_eq!(h.status("a1"), AccountStatus::OwnedByOtherMdm);
+    h.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
+    h.run_for(10 * MINUTE);
+
+    assert_eq!(h.apple.org(&token).mdm_info.as_ref().unwrap()["id"], "our-mdm-id");
+    assert_eq!(h.status("a1"), AccountStatus::Active, "the claim's answer was heard");
+    let tests: Vec<_> = h.events().into_iter().filter(|e| matches!(e, Event::TestResult { ok: false, .. })).collect();
+    assert_eq!(tests.len(), 1, "the test got one result, when the rival was first seen: {tests:?}");
+}
