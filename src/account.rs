@@ -14,7 +14,8 @@ use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
 use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
-use crate::licenses::{LicenseCtx, Licenses, Scope};
+use crate::facts::Facts;
+use crate::licenses::{LicenseCtx, Licenses};
 use crate::mirror::Mirror;
 use crate::notification::{AssetManagement, UserManagement};
 use crate::operation::{EventResponse, OperationKind, StatusResponse};
@@ -500,9 +501,9 @@ impl Account {
     }
 
     /// Plans license operations from the account's policies and the facts.
-    pub fn plan_licenses(&mut self, scope: &Scope<'_>, ctx: &mut Ctx<'_>) {
+    pub fn plan_licenses(&mut self, facts: &Facts, ctx: &mut Ctx<'_>) {
         let mut license_ctx = license_ctx(&self.id, ctx);
-        self.licenses.plan(scope, &mut self.mirror, &mut license_ctx);
+        self.licenses.plan(facts, &mut self.mirror, &mut license_ctx);
     }
 
     /// Applies an `ASSET_MANAGEMENT` notification.

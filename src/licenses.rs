@@ -58,12 +58,6 @@ pub struct LicenseCtx<'a> {
     pub events: &'a mut Vec<Event>,
 }
 
-/// The inputs of the desired state besides the account's own policy index (filled by
-/// [`Licenses::scope_changed`]).
-pub struct Scope<'a> {
-    pub facts: &'a Facts,
-}
-
 /// What the rules need to know about one target, looked up once per target.
 enum TargetFacts {
     Device { retired: bool, user: Option<Target> },
@@ -364,11 +358,11 @@ impl Licenses {
 
     /// Compares the desired state with Apple's and queues the operations that close the gap:
     /// for the whole account when [`Licenses::needs_plan`], else for the targets that changed.
-    pub fn plan(&mut self, scope: &Scope<'_>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+    pub fn plan(&mut self, facts: &Facts, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let dirty = std::mem::take(&mut self.dirty_targets);
         let only = if std::mem::take(&mut self.needs_plan) { None } else { Some(dirty) };
-        let want = self.desired(scope.facts, mirror, only.as_ref());
-        let registered = self.plan_users(&want, scope.facts, mirror, ctx);
+        let want = self.desired(facts, mirror, only.as_ref());
+        let registered = self.plan_users(&want, facts, mirror, ctx);
         self.plan_associations(&want, &registered, only.is_none(), mirror, ctx);
         self.plan_releases(&want, only.as_ref(), mirror, ctx);
     }

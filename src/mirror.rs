@@ -171,12 +171,18 @@ impl Mirror {
     /// The key of an assignment Apple reported, its strings interned; `None` when it names
     /// neither or both of a device and a user.
     pub fn key_of(&mut self, assignment: &wire::Assignment<'_>) -> Option<AssignmentKey> {
-        let target = match (&assignment.serial_number, &assignment.client_user_id) {
-            (Some(serial), None) => Target::Device(self.strings.intern(serial)),
-            (None, Some(user)) => Target::User(self.strings.intern(user)),
-            _ => return None,
-        };
+        let target = self.intern_target(assignment.serial_number.as_deref(), assignment.client_user_id.as_deref())?;
         Some(AssignmentKey { asset: AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param }, target })
+    }
+
+    /// The device or user named by exactly one of a serial number and a client user id,
+    /// interned; `None` when neither or both are given.
+    pub fn intern_target(&mut self, serial_number: Option<&str>, client_user_id: Option<&str>) -> Option<Target> {
+        match (serial_number, client_user_id) {
+            (Some(serial), None) => Some(self.intern_device(serial)),
+            (None, Some(user)) => Some(self.intern_user(user)),
+            _ => None,
+        }
     }
 
     pub fn stage_user(&mut self, staged: &mut Staged, user: &wire::User) {

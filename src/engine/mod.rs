@@ -28,7 +28,6 @@ use std::collections::BTreeSet;
 
 use crate::account::{Account, AccountRequest, Ctx, Purpose};
 use crate::facts::Facts;
-use crate::licenses::Scope;
 use crate::notification::Deduper;
 use crate::apple::outcome::{classify, Classified, HttpAnswer, Outcome};
 use crate::apple::service_config::ServiceConfigResponse;
@@ -380,8 +379,7 @@ impl Engine {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
             if account.licenses.wants_plan() && account.can_plan() {
-                let scope = Scope { facts: &self.facts };
-                account.plan_licenses(&scope, &mut ctx);
+                account.plan_licenses(&self.facts, &mut ctx);
             }
             while account.may_send(now, rate_limit) {
                 let Some(request) = account.next_request(&ctx) else { break };

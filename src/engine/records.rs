@@ -333,11 +333,9 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis,
 
 /// The device or user a record names by exactly one of its serial number and client user id.
 fn intern_target(mirror: &mut Mirror, key: &str, serial_number: &Option<String>, client_user_id: &Option<String>) -> Result<Target, EngineError> {
-    match (serial_number, client_user_id) {
-        (Some(serial), None) => Ok(mirror.intern_device(serial)),
-        (None, Some(user)) => Ok(mirror.intern_user(user)),
-        _ => Err(invalid(key, "needs exactly one of serialNumber and clientUserId".to_owned())),
-    }
+    mirror
+        .intern_target(serial_number.as_deref(), client_user_id.as_deref())
+        .ok_or_else(|| invalid(key, "needs exactly one of serialNumber and clientUserId".to_owned()))
 }
 
 fn read<T: serde::de::DeserializeOwned>(key: &str, value: serde_json::Value) -> Result<T, EngineError> {
