@@ -252,12 +252,16 @@ impl Licenses {
         wanted.into_iter().collect()
     }
 
-    /// `target` entered (or left) the scope of the policy `policy_id` (interned), whose license
-    /// is of `asset`: it is planned again. Call for every target a policy input adds or removes,
-    /// and at restore.
-    pub fn scope_changed(&mut self, target: Target, policy_id: u32, asset: AssetKey, in_scope: bool) {
+    /// The policy `policy_id` (interned) gives licenses of `asset`. Call before its targets
+    /// enter its scope ([`Licenses::scope_changed`]).
+    pub fn policy_means(&mut self, policy_id: u32, asset: AssetKey) {
+        self.policy_assets.insert(policy_id, asset);
+    }
+
+    /// `target` entered (or left) the scope of the policy `policy_id` (interned): it is planned
+    /// again. Call for every target a policy input adds or removes, and at restore.
+    pub fn scope_changed(&mut self, target: Target, policy_id: u32, in_scope: bool) {
         if in_scope {
-            self.policy_assets.insert(policy_id, asset);
             self.scoped.insert((target, policy_id));
         } else {
             self.scoped.remove(&(target, policy_id));

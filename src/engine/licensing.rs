@@ -25,12 +25,15 @@ pub const NOTIFICATION_UNKNOWN_ACCOUNT: u16 = 404;
 
 /// The assignment key a policy means for one of its targets, in the account's mirror.
 fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
-    let asset = mirror.intern_asset(&policy.adam_id, policy.pricing_param);
-    let target = match policy.license_type {
+    AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
+}
+
+/// One of a policy's targets (a device or a user, by its license type), in the account's mirror.
+fn target_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> Target {
+    match policy.license_type {
         LicenseType::Device => mirror.intern_device(target),
         LicenseType::User => mirror.intern_user(target),
-    };
-    AssignmentKey { asset, target }
+    }
 }
 
 /// `licenseReady` for the licenses of one account this MDM gave `device` and Apple shows it
@@ -125,9 +128,13 @@ impl Engine {
     pub(super) fn index_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
         let policy_id = account.mirror.intern_name(&policy.policy_id);
+        if in_scope {
+            let asset = account.mirror.intern_asset(&policy.adam_id, policy.pricing_param);
+            account.licenses.policy_means(policy_id, asset);
+        }
         for target in targets {
-            let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.scope_changed(key.target, policy_id, key.asset, in_scope);
+            let target = target_for(&mut account.mirror, policy, target);
+            account.licenses.scope_changed(target, policy_id, in_scope);
         }
     }
 
