@@ -778,12 +778,15 @@ impl Licenses {
         let Some(op) = self.ops.get(op_id) else { return };
         let OperationState::Pending { submitted_at, .. } = op.state else { return };
         let kind = op.kind;
-        let resubmit = status.event_status == EventStatus::Pending && ctx.now.saturating_sub(submitted_at) >= RESUBMIT_AFTER;
-        let next_poll = (status.event_status == EventStatus::Pending && !resubmit).then_some(ctx.now + POLL_INTERVAL);
+        let now = ctx.now;
+        let still_pending = status.event_status == EventStatus::Pending;
+        let resubmit = still_pending && now.saturating_sub(submitted_at) >= RESUBMIT_AFTER;
         self.ops.update(op_id, |op| {
             if let OperationState::Pending { next_poll_at, polling, .. } = &mut op.state {
                 *polling = false;
-                *next_poll_at = next_poll.unwrap_or(*next_poll_at);
+                if still_pending {
+                    *next_poll_at = now + POLL_INTERVAL; // unless resubmitted below
+                }
             }
         });
         match status.event_status {
