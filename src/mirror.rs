@@ -147,7 +147,7 @@ pub struct Mirror {
 
 impl Mirror {
     pub fn stage_asset(&mut self, staged: &mut Staged, asset: &wire::Asset) {
-        let key = AssetKey { adam_id: self.strings.intern(&asset.adam_id), pricing: asset.pricing_param };
+        let key = self.intern_asset(&asset.adam_id, asset.pricing_param);
         let counts = AssetCounts {
             product_type: asset.product_type,
             total: asset.total_count,
@@ -172,7 +172,7 @@ impl Mirror {
     /// neither or both of a device and a user.
     pub fn key_of(&mut self, assignment: &wire::Assignment<'_>) -> Option<AssignmentKey> {
         let target = self.intern_target(assignment.serial_number.as_deref(), assignment.client_user_id.as_deref())?;
-        Some(AssignmentKey { asset: AssetKey { adam_id: self.strings.intern(&assignment.adam_id), pricing: assignment.pricing_param }, target })
+        Some(AssignmentKey { asset: self.intern_asset(&assignment.adam_id, assignment.pricing_param), target })
     }
 
     /// The device or user named by exactly one of a serial number and a client user id,
