@@ -12,6 +12,7 @@ use crate::apple::outcome::{classify, classify_envelope, Classified, HttpAnswer,
 use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, MdmInfo, Page, NOTIFICATION_TYPES};
 use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
+use crate::coalesce::CoalescePolicy;
 use crate::config::EngineConfig;
 use crate::event::{AccountStatus, Event};
 use crate::facts::Facts;
@@ -128,6 +129,8 @@ pub struct Account {
     /// were already in flight during the same trouble: their failures don't escalate again.
     last_failure_at: Option<Millis>,
     rate: RateLimiter,
+    /// `/status` polls alone: while license requests wait, polls take at most a third of the rate.
+    poll_rate: RateLimiter,
     /// Set when something durable changed; the engine writes the record and clears it.
     pub dirty: bool,
     /// The status last reported to the host.
@@ -167,6 +170,7 @@ impl Account {
             failures: 0,
             last_failure_at: None,
             rate: RateLimiter::new(config.rate_limit_margin_ms),
+            poll_rate: RateLimiter::new(config.rate_limit_margin_ms),
             dirty: true,
             reported: None,
         }
@@ -374,11 +378,32 @@ impl Account {
             .min()
     }
 
-    fn wants_to_send(&self, now: Millis, config: &EngineConfig) -> bool {
+    fn wants_to_send(&self, now: Millis, config: &EngineConfig, rate_limit: u32) -> bool {
         self.test == TestState::Queued
             || matches!(self.check, Some(Check::NeedRead | Check::NeedClaim))
-            || (self.manages_licenses() && self.licenses.wants_to_send(now))
+            || (self.manages_licenses() && self.licenses.has_queued())
+            || self.next_poll_at(now, rate_limit).is_some_and(|at| at <= now)
             || self.sync.as_ref().is_some_and(|run| run.wants_page(config.max_pages_in_flight as usize))
+    }
+
+    /// When the next `/status` poll may go: when an event is due and, while license requests
+    /// wait to be sent, the polls' third of the rate allows one (polls never starve sends).
+    fn next_poll_at(&self, now: Millis, rate_limit: u32) -> Option<Millis> {
+        let due = self.licenses.next_poll_at().filter(|_| self.manages_licenses())?;
+        let share = if self.licenses.sends_waiting() { self.poll_rate.next_free(now, (rate_limit / 3).max(1)) } else { now };
+        Some(due.max(share))
+    }
+
+    /// Whether the license work waiting is to be planned now. Call on every scheduling pass while
+    /// [`Licenses::wants_plan`]: it feeds the coalescing window. Work waits for the window to
+    /// close, and keeps collecting while the account may not send or has planned requests the
+    /// rate limiter holds back.
+    pub fn license_plan_due(&mut self, now: Millis, policy: &CoalescePolicy) -> bool {
+        self.licenses.note_waiting_work(now);
+        self.can_plan()
+            && self.blocked_until() <= now
+            && !self.licenses.has_queued()
+            && self.licenses.coalescing_closes_at(policy).is_some_and(|at| at <= now)
     }
 
     /// Whether license operations may be sent: the location is ours and verified.
@@ -395,10 +420,11 @@ impl Account {
     }
 
     /// When the account next needs the engine, and why.
-    pub fn next_due(&self, now: Millis, config: &EngineConfig, rate_limit: u32) -> Option<(Millis, &'static str)> {
+    pub fn next_due(&self, now: Millis, config: &EngineConfig, limits: &Limits) -> Option<(Millis, &'static str)> {
         if self.durable.token_problem.is_some() {
             return None;
         }
+        let rate_limit = limits.max_request_per_second;
         let mut due = vec![(self.token.expires_at, "token expiry")];
         if let Some(at) = self.next_expiry_warning() {
             due.push((at, "token expiry warning"));
@@ -406,7 +432,7 @@ impl Account {
         if !self.is_stopped() {
             let gate = self.blocked_until().max(self.rate.next_free(now, rate_limit));
             let gate_reason = if self.blocked_until() > now { "backoff ends" } else { "rate limit window" };
-            if self.wants_to_send(now, config) {
+            if self.wants_to_send(now, config, rate_limit) {
                 due.push((gate.max(now), gate_reason));
             } else if self.check.is_none() && self.durable.ownership == Ownership::Ours && self.sync.is_none() {
                 let (at, reason) = if self.refresh_requested || self.next_full_at <= self.next_delta_at {
@@ -419,8 +445,13 @@ impl Account {
                     due.push((at.max(self.blocked_until()), "sync to confirm unanswered assignments"));
                 }
             }
-            if let Some(at) = self.licenses.next_poll_at().filter(|_| self.manages_licenses()) {
+            if let Some(at) = self.next_poll_at(now, rate_limit) {
                 due.push((at.max(gate), "event status poll"));
+            }
+            if self.licenses.wants_plan() && self.can_plan() && !self.licenses.has_queued() {
+                // No window yet: the next pass opens one.
+                let closes_at = self.licenses.coalescing_closes_at(&config.coalesce_policy(limits)).unwrap_or(now);
+                due.push((closes_at.max(self.blocked_until()), "coalescing"));
             }
         }
         due.into_iter().min_by_key(|(at, _)| *at)
@@ -495,7 +526,11 @@ impl Account {
             let purpose = Purpose::Submit { op: op.id, kind: op.kind };
             return Some(AccountRequest { purpose, method: Method::Post, url: url.clone(), body: Some(op.body(&self.mirror)) });
         }
+        if self.next_poll_at(ctx.now, ctx.service.limits.max_request_per_second).is_none_or(|at| at > ctx.now) {
+            return None;
+        }
         let (op, event_id) = self.licenses.next_poll(ctx.now)?;
+        self.poll_rate.record(ctx.now);
         let query = form_urlencoded::Serializer::new(String::new()).append_pair("eventId", &event_id).finish();
         Some(get(Purpose::Poll { op }, &format!("{}?{query}", urls.event_status)))
     }

@@ -40,6 +40,14 @@ export interface EngineConfig {
    *  again, the engine waits this long, syncs, and sends only the pairs Apple does not show. Keep it longer than Apple
    *  takes to process an association, or one still in progress is sent again. Default 600000 (10 min). */
   unconfirmedSettleMs?: number;
+  /** Coalescing: license work (associations, releases, revokes, user creation) from inputs that arrive close together
+   *  is planned and sent as if it had arrived in one input. The first change opens a window; work waits at most this
+   *  long for more to join it (a steady trickle of facts costs one request per window instead of one per fact).
+   *  Work that already fills a request goes at once; 0 = plan and send at once. 0..=60000. Default 5000. */
+  coalesceMs?: number;
+  /** The window closes early once no new license work has arrived for this long, so a lone change leaves after it.
+   *  Values above `coalesceMs` act as `coalesceMs`. Default 1000. */
+  coalesceQuietMs?: number;
   /** Where Apple should POST notifications, and the bearer secret it must send (generate it with a CSPRNG).
    *  Without it the engine relies on `/status` polling alone. The URL gets `/<accountId>` appended. */
   notifications?: { url: string; authToken: string };
@@ -215,6 +223,10 @@ export interface AssignmentView {
 
 export interface AssignmentPage { total: number; offset: number; items: AssignmentView[] }
 
+/** When the engine next wants to be called, and why. `reason` is one of: "service config refresh", "Reconcile",
+ *  "token expiry", "token expiry warning", "backoff ends", "rate limit window", "full refresh", "delta sync",
+ *  "sync to confirm unanswered assignments", "event status poll", "coalescing" (license work is collecting in its
+ *  window; see `coalesceMs`). */
 export interface Wakeup { at: number; reason: string; accountId: string | null }
 
 export interface EngineStats {

@@ -6,6 +6,7 @@ use crate::apple::service_config::APPLE_SERVICE_CONFIG_URL;
 use crate::apple::wire::MdmInfo;
 use crate::apple::Limits;
 use crate::backoff::BackoffPolicy;
+use crate::coalesce::CoalescePolicy;
 use crate::error::EngineError;
 use crate::json_object::{self, FieldReader};
 use crate::secret::Secret;
@@ -13,6 +14,9 @@ use crate::time::{Millis, DAY, MINUTE, SECOND};
 
 /// Apple: "don't submit more than five requests simultaneously" when paging.
 pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
+
+/// The longest `coalesceMs` accepted: license work never waits longer than a minute for company.
+pub const MAX_COALESCE_MS: Millis = MINUTE;
 
 /// How the engine behaves; given to [`crate::Engine::new`] or [`crate::Engine::restore`].
 /// Only `mdm_info` is required ([`EngineConfig::new`] fills in every default). From JavaScript it is
@@ -46,6 +50,12 @@ pub struct EngineConfig {
     /// reached Apple. Sending it again could assign twice, so the engine waits this long for
     /// Apple to finish it, syncs, and sends only the pairs Apple does not show.
     pub unconfirmed_settle_ms: Millis,
+    /// License work (associations, releases, revokes, user creation) waits at most this long for
+    /// more work to join it in the same requests; 0 sends at once (the `coalesce` module explains the window).
+    pub coalesce_ms: Millis,
+    /// The wait ends early once no new license work has arrived for this long (a lone change
+    /// leaves after it). A value above `coalesce_ms` acts as `coalesce_ms`.
+    pub coalesce_quiet_ms: Millis,
 }
 
 /// Notification endpoint settings. `Debug` hides the token.
@@ -84,6 +94,8 @@ impl<'de> Deserialize<'de> for EngineConfig {
             license_removal_notification: f.optional("licenseRemovalNotification")?,
             reconcile_interval_ms: f.or("reconcileIntervalMs", defaults::reconcile_interval)?,
             unconfirmed_settle_ms: f.or("unconfirmedSettleMs", defaults::unconfirmed_settle)?,
+            coalesce_ms: f.or("coalesceMs", defaults::coalesce)?,
+            coalesce_quiet_ms: f.or("coalesceQuietMs", defaults::coalesce_quiet)?,
         };
         f.finish()?;
         Ok(config)
@@ -125,6 +137,12 @@ mod defaults {
     pub fn unconfirmed_settle() -> Millis {
         crate::operation::RESUBMIT_AFTER
     }
+    pub fn coalesce() -> Millis {
+        5 * SECOND
+    }
+    pub fn coalesce_quiet() -> Millis {
+        SECOND
+    }
 }
 
 impl EngineConfig {
@@ -146,6 +164,8 @@ impl EngineConfig {
             license_removal_notification: false,
             reconcile_interval_ms: defaults::reconcile_interval(),
             unconfirmed_settle_ms: defaults::unconfirmed_settle(),
+            coalesce_ms: defaults::coalesce(),
+            coalesce_quiet_ms: defaults::coalesce_quiet(),
         }
     }
 
@@ -195,6 +215,9 @@ impl EngineConfig {
         if self.rate_limit_margin_ms > SECOND {
             return Err(EngineError::Config("rateLimitMarginMs must be 0..=1000".to_owned()));
         }
+        if self.coalesce_ms > MAX_COALESCE_MS {
+            return Err(EngineError::Config(format!("coalesceMs must be 0..={MAX_COALESCE_MS}")));
+        }
         if self.backoff_max_ms < self.backoff_base_ms {
             return Err(EngineError::Config("backoffMaxMs must not be below backoffBaseMs".to_owned()));
         }
@@ -202,6 +225,15 @@ impl EngineConfig {
             return Err(EngineError::Config("serviceConfigUrl must be an http(s) URL".to_owned()));
         }
         Ok(())
+    }
+
+    /// The coalescing window these settings describe, under Apple's per-request `limits`.
+    pub fn coalesce_policy(&self, limits: &Limits) -> CoalescePolicy {
+        CoalescePolicy {
+            max_wait: self.coalesce_ms,
+            quiet: self.coalesce_quiet_ms,
+            fills_request: limits.max_serial_numbers.min(limits.max_client_user_ids) as usize,
+        }
     }
 
     /// The exponential backoff policy these settings describe.

@@ -94,6 +94,7 @@ mod account;
 pub mod apple;
 mod backoff;
 mod batch;
+mod coalesce;
 mod config;
 mod engine;
 mod error;

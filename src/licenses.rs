@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::apple::wire::{self, ProductType};
 use crate::apple::Limits;
 use crate::batch::{manage_batches, revoke_batches};
+use crate::coalesce::{CoalescePolicy, Coalescer};
 use crate::event::Event;
 use crate::facts::Facts;
 use crate::in_flight::InFlight;
@@ -163,6 +164,8 @@ pub struct Licenses {
     /// Targets whose pairs must be planned again (a fact, hold or outcome about them changed):
     /// planned alone, without recomputing the desired state of the whole account.
     dirty_targets: BTreeSet<Target>,
+    /// The window in which waiting license work collects before it is planned.
+    coalescer: Coalescer,
     /// Users were created: a users delta sync should fetch their invitation codes.
     pub users_changed: bool,
     /// Provenance changes not yet persisted: key → now ours?
@@ -360,15 +363,41 @@ impl Licenses {
         self.dirty_targets.insert(target);
     }
 
+    /// Feeds the coalescing window while [`Licenses::wants_plan`]: call on every pass of the
+    /// engine's scheduling, right after the inputs that changed something.
+    pub fn note_waiting_work(&mut self, now: Millis) {
+        let work = self.dirty_targets.len() + self.nominated.len() + usize::from(self.needs_plan);
+        self.coalescer.note_waiting(now, work);
+    }
+
+    /// When the waiting work's coalescing window closes, if one is open.
+    pub fn coalescing_closes_at(&self, policy: &CoalescePolicy) -> Option<Millis> {
+        self.coalescer.closes_at(policy)
+    }
+
+    /// Whether planned requests wait to be sent.
+    pub fn has_queued(&self) -> bool {
+        self.ops.first_queued().is_some()
+    }
+
+    /// Whether license requests wait: planned ones, or work collecting in a window.
+    pub fn sends_waiting(&self) -> bool {
+        self.has_queued() || self.wants_plan()
+    }
+
     /// Compares the desired state with Apple's and queues the operations that close the gap:
     /// for the whole account when [`Licenses::needs_plan`], else for the targets that changed.
     pub fn plan(&mut self, facts: &Facts, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
+        self.coalescer.close();
         let dirty = std::mem::take(&mut self.dirty_targets);
         let only = if std::mem::take(&mut self.needs_plan) { None } else { Some(dirty) };
         let want = self.desired(facts, mirror, only.as_ref());
         let registered = self.plan_users(&want, facts, mirror, ctx);
         self.plan_associations(&want, &registered, only.is_none(), mirror, ctx);
         self.plan_releases(&want, only.as_ref(), mirror, ctx);
+        if self.wants_plan() {
+            self.note_waiting_work(ctx.now); // what this plan left for the next (a whole-account plan, say) waits from now
+        }
     }
 
     /// Queues user creation for wanted users Apple doesn't know; invites registered users
@@ -635,10 +664,6 @@ impl Licenses {
             }
             _ => None,
         })?
-    }
-
-    pub fn wants_to_send(&self, now: Millis) -> bool {
-        self.ops.first_queued().is_some() || self.ops.next_poll_at().is_some_and(|at| at <= now)
     }
 
     /// The next time an event is due for polling.

@@ -375,10 +375,11 @@ impl Engine {
         let mut events = Vec::new();
         let mut requests = Vec::new();
         let rate_limit = self.service.limits.max_request_per_second;
+        let coalescing = self.config.coalesce_policy(&self.service.limits);
         for account in self.accounts.values_mut() {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
-            if account.licenses.wants_plan() && account.can_plan() {
+            if account.licenses.wants_plan() && account.license_plan_due(now, &coalescing) {
                 account.plan_licenses(&self.facts, &mut ctx);
             }
             while account.may_send(now, rate_limit) {
@@ -566,7 +567,6 @@ impl Engine {
     /// When the engine next wants to be called, and why.
     pub fn next_wakeup(&self) -> Wakeup {
         let now = self.clock.now();
-        let rate_limit = self.service.limits.max_request_per_second;
         let mut best = Wakeup {
             at: if self.schedule.in_flight { now + self.config.service_config_interval_ms } else { self.schedule.next_at },
             reason: "service config refresh".to_owned(),
@@ -576,7 +576,7 @@ impl Engine {
             best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
         }
         for account in self.accounts.values() {
-            if let Some((at, reason)) = account.next_due(now, &self.config, rate_limit) {
+            if let Some((at, reason)) = account.next_due(now, &self.config, &self.service.limits) {
                 if at < best.at {
                     best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account.id.clone()) };
                 }
