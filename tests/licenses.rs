@@ -8,87 +8,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
 use support::fake_apple::{EventFault, NotificationFault, Org};
+use support::scenario::*;
 use support::{app, Harness, Trace, NOTIFICATION_TOKEN};
-use vpp_license_engine::{AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
+use vpp_license_engine::{Event, ExplainQuery, Input, LicenseType, PricingParam};
 
-const SECOND: u64 = 1_000;
-const MINUTE: u64 = 60_000;
-
-fn serial(i: usize) -> String {
-    format!("SERIAL{i:05}")
-}
-
-fn user(i: usize) -> String {
-    format!("user-{i}")
-}
-
-/// An org with `apps` apps of `licenses` licenses each, nothing assigned, `users` registered users.
-fn org(apps: usize, licenses: i64, users: usize) -> Org {
-    let mut org = Org::generated("PS01", apps, 0, users);
-    for asset in &mut org.assets {
-        asset["totalCount"] = json!(licenses);
-        asset["availableCount"] = json!(licenses);
-    }
-    org
-}
-
-/// A synced account "a1" on `org`; returns its token.
-fn synced(h: &mut Harness, org: Org) -> String {
-    let token = h.org("ORG1", org);
-    h.add_account("a1", &token);
-    h.run_for(MINUTE);
-    token
-}
-
-fn policy(id: &str, adam: &str, license_type: LicenseType, targets: impl IntoIterator<Item = String>) -> Input {
-    Input::SetPolicy {
-        policy: AppPolicy {
-            policy_id: id.into(),
-            name: format!("Policy {id}"),
-            account_id: "a1".into(),
-            adam_id: adam.into(),
-            pricing_param: PricingParam::Stdq,
-            license_type,
-            targets: targets.into_iter().collect(),
-        },
-    }
-}
-
-fn enroll(h: &mut Harness, serials: impl IntoIterator<Item = String>) {
-    for serial_number in serials {
-        h.input(Input::DeviceEnrolled { serial_number, client_user_id: None, shared_ipad: false }).unwrap();
-    }
-}
-
-fn posts(h: &Harness, purpose: &str) -> usize {
-    h.requests().iter().filter(|(_, r)| r.purpose == purpose).count()
-}
-
-fn ready(h: &Harness) -> Vec<(String, Option<String>, Option<String>)> {
-    h.events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::LicenseReady { adam_id, serial_number, client_user_id, .. } => {
-                Some((adam_id.clone(), serial_number.clone(), client_user_id.clone()))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-fn released(h: &Harness) -> Vec<(String, Option<String>, String)> {
-    h.events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::LicenseReleased { adam_id, serial_number, reason, .. } => Some((adam_id.clone(), serial_number.clone(), reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn assigned_at_apple(h: &mut Harness, token: &str) -> usize {
-    h.apple.org(token).assignments.len()
-}
 
 // ============================================================================ batching and confirmation
 
