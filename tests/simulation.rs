@@ -5,7 +5,11 @@
 //!   non-revocable app, user-license policies on a book and an app; scope changes, enrollments,
 //!   retirements, removed and failed installs, installs, users added and removed, admin
 //!   reclaims, Reconcile, and now and then a Clean Up. Another MDM holds a few assignments,
-//!   some on our devices.
+//!   some on our devices. One step in twenty is a burst of facts given one input at a time,
+//!   10–150 ms apart, as MDM servers report them.
+//! * Trickle workload (a second test): twin locations, one receiving bursts of facts one input at
+//!   a time, the other the same facts at once; the license requests of the first are measured
+//!   against the second's (the lower bound) and printed.
 //! * Faults: 503 + Retry-After, 429 (9646), 500, lost answers (Apple handled the request, the
 //!   engine got a network error), unreachable Apple, slow, stuck, failed and partly failed
 //!   events, dropped, duplicated and delayed (reordered) notifications, answers overtaking each
@@ -271,6 +275,8 @@ struct Stats {
     steps: u64,
     faults: BTreeMap<String, u64>,
     requests: u64,
+    /// Bursts of facts given one input at a time.
+    trickle_bursts: u64,
     /// The slowest convergence after the faults stopped: (simulated ms, seed).
     slowest: (u64, u64),
 }
@@ -283,6 +289,7 @@ impl Stats {
             *self.faults.entry(kind).or_default() += n;
         }
         self.requests += other.requests;
+        self.trickle_bursts += other.trickle_bursts;
         self.slowest = self.slowest.max(other.slowest);
     }
 
@@ -302,6 +309,7 @@ struct Sim {
     /// Faults the simulation itself injects (Apple's own are in its fault log).
     faults: BTreeMap<String, u64>,
     requests: u64,
+    trickle_bursts: u64,
     /// Another MDM's assignments, as (adamId, serial number).
     foreign: BTreeSet<(String, String)>,
     /// `SIM_TRACE=1`: print every input, request, answer, notification and event (for replays).
@@ -349,6 +357,7 @@ impl Sim {
             checker: Checker::default(),
             faults: BTreeMap::new(),
             requests: 0,
+            trickle_bursts: 0,
             foreign,
             verbose: std::env::var("SIM_TRACE").is_ok_and(|v| v == "1"),
             printed_faults: BTreeMap::new(),
@@ -387,11 +396,36 @@ impl Sim {
     }
 
     fn step(&mut self) {
+        match self.rng.u32(..100) {
+            80..=84 => self.trickle(),
+            roll => self.act(roll),
+        }
+        self.administrator();
+        let advance = self.rng.u64(..90 * SECOND);
+        self.h.run_for(advance);
+        self.check_invariants();
+    }
+
+    /// A burst of facts as an MDM server reports them: scope changes, enrollments, retirements,
+    /// removed and failed installs, one input each, 10–150 ms apart (coalescing joins them).
+    fn trickle(&mut self) {
+        for _ in 0..self.rng.usize(5..=30) {
+            let roll = self.rng.u32(12..=52);
+            self.act(roll);
+            let gap = self.rng.u64(10..=150);
+            self.h.run_for(gap);
+            self.check_invariants();
+        }
+        self.trickle_bursts += 1;
+    }
+
+    /// One workload command (or fault) chosen by `roll` (0..100).
+    fn act(&mut self, roll: u32) {
         let a = self.rng.usize(..ASSETS);
         let device_app = self.rng.usize(..FIRST_USER_ASSET);
         let d = self.rng.usize(..DEVICES);
         let u = self.rng.usize(..USERS);
-        match self.rng.u32(..100) {
+        match roll {
             0..=11 => {
                 let count = if is_user_asset(a) { USERS } else { DEVICES };
                 let targets: BTreeSet<usize> = (0..count).filter(|_| self.rng.bool()).collect();
@@ -475,14 +509,12 @@ impl Sim {
             60..=79 => self.inject_fault(),
             _ => {}
         }
-        self.administrator();
-        let advance = self.rng.u64(..90 * SECOND);
-        self.h.run_for(advance);
-        self.check_invariants();
     }
 
     /// What an administrator does about a stopped account: reclaim the location, upload a new token.
     fn administrator(&mut self) {
+        // What happened so far was sent before the intervention: check it first (the checker's epochs).
+        self.check_invariants();
         match self.h.status("a1") {
             AccountStatus::OwnedByOtherMdm if self.rng.u32(..4) == 0 => {
                 self.input(Input::ReclaimOwnership { account_id: "a1".into() }).unwrap();
@@ -712,7 +744,7 @@ impl Sim {
         for (kind, n) in &self.h.apple.fault_log {
             *faults.entry(kind.clone()).or_default() += n;
         }
-        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, slowest: (convergence, seed) }
+        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, trickle_bursts: self.trickle_bursts, slowest: (convergence, seed) }
     }
 }
 
@@ -831,9 +863,10 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
     let failed_seeds = failures.len() + known_failures.len();
     let counted = if failed_seeds == 0 { String::new() } else { format!(" (counts of the {} seeds that passed)", stats.seeds) };
     eprintln!(
-        "simulation: {} seeds × {steps} steps, {} requests, {} faults injected{counted} ({}), {} invariant violations \
+        "simulation: {} seeds × {steps} steps ({} of them bursts of facts one input at a time), {} requests, {} faults injected{counted} ({}), {} invariant violations \
          ({} in seeds known to fail: {known_failed:?}), slowest convergence {} min after the faults stopped (seed {}){timing}",
         stats.seeds + failed_seeds as u64,
+        stats.trickle_bursts,
         stats.requests,
         stats.faults_total(),
         by_kind.join(", "),
@@ -844,4 +877,218 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(now_passing.is_empty(), "seeds {now_passing:?} pass now: take them out of SIM_KNOWN_FAILING");
+}
+
+// ================================================================================ trickle workload
+
+/// License requests: what coalescing saves.
+const LICENSE_PURPOSES: [&str; 4] = ["associateAssets", "disassociateAssets", "revokeAssets", "createUsers"];
+/// Trickle workload: devices, device-license apps (0..TRICKLE_DEVICE_APPS) and one user-license app.
+const TRICKLE_DEVICES: usize = 240;
+const TRICKLE_USERS: usize = 80;
+const TRICKLE_DEVICE_APPS: usize = 5;
+const TRICKLE_USER_APP: usize = TRICKLE_DEVICE_APPS;
+
+/// One location receiving facts as an MDM server reports them, one input per event; and a twin that
+/// receives the same facts given at once (its requests are the lower bound the trickle is measured against).
+struct TrickleTwins {
+    trickled: Harness,
+    at_once: Harness,
+    tokens: [String; 2],
+    rng: fastrand::Rng,
+    /// Policy index → targets in scope; retired devices; users registered with the engine.
+    scopes: Vec<BTreeSet<usize>>,
+    retired: BTreeSet<usize>,
+    users: BTreeSet<usize>,
+    bursts: u64,
+}
+
+impl TrickleTwins {
+    fn new(seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut org = Org::generated("TRICKLE", TRICKLE_DEVICE_APPS + 1, 0, 0);
+        for asset in &mut org.assets {
+            asset["totalCount"] = json!(100_000);
+            asset["availableCount"] = json!(100_000);
+        }
+        let twin = |org: Org| {
+            let mut h = Harness::with_notifications();
+            h.apple.event_delay = 2 * SECOND;
+            let token = h.org("TRICKLEORG", org);
+            h.add_account("a1", &token);
+            (h, token)
+        };
+        let (trickled, t1) = twin(org.clone());
+        let (at_once, t2) = twin(org);
+        let mut scopes: Vec<BTreeSet<usize>> = (0..TRICKLE_DEVICE_APPS).map(|_| (0..TRICKLE_DEVICES).filter(|_| rng.u32(..3) == 0).collect()).collect();
+        scopes.push(BTreeSet::new());
+        let mut twins = Self { trickled, at_once, tokens: [t1, t2], rng, scopes, retired: BTreeSet::new(), users: BTreeSet::new(), bursts: 0 };
+        let setup: Vec<Input> = (0..=TRICKLE_USER_APP).map(|p| twins.policy(p)).collect();
+        twins.give(setup, 0);
+        twins
+    }
+
+    fn policy(&self, p: usize) -> Input {
+        let (license_type, name): (LicenseType, fn(usize) -> String) =
+            if p == TRICKLE_USER_APP { (LicenseType::User, user) } else { (LicenseType::Device, serial) };
+        Input::SetPolicy {
+            policy: AppPolicy {
+                policy_id: format!("p{p}"),
+                name: format!("Policy {p}"),
+                account_id: "a1".into(),
+                adam_id: app(p),
+                pricing_param: PricingParam::Stdq,
+                license_type,
+                targets: self.scopes[p].iter().map(|t| name(*t)).collect(),
+            },
+        }
+    }
+
+    /// The next burst of facts: what one event at school produces (a group enrolls, a class
+    /// retires its devices, students join a course, installs fail), `5..=50` facts.
+    fn burst(&mut self) -> Vec<Input> {
+        let n = self.rng.usize(5..=50);
+        let p = self.rng.usize(..TRICKLE_DEVICE_APPS);
+        let mut inputs = Vec::new();
+        match self.rng.u32(..7) {
+            0 => {
+                let joining: Vec<usize> = (0..TRICKLE_DEVICES).filter(|d| !self.scopes[p].contains(d)).take(n).collect();
+                for d in joining {
+                    self.scopes[p].insert(d);
+                    inputs.push(Input::UpdatePolicyTargets { policy_id: format!("p{p}"), add: vec![serial(d)], remove: vec![] });
+                }
+            }
+            1 => {
+                let leaving: Vec<usize> = self.scopes[p].iter().copied().take(n).collect();
+                for d in leaving {
+                    self.scopes[p].remove(&d);
+                    inputs.push(Input::UpdatePolicyTargets { policy_id: format!("p{p}"), add: vec![], remove: vec![serial(d)] });
+                }
+            }
+            2 => {
+                let start = self.rng.usize(..TRICKLE_DEVICES);
+                let retiring: Vec<usize> = (start..start + n).map(|d| d % TRICKLE_DEVICES).filter(|d| !self.retired.contains(d)).collect();
+                for d in retiring {
+                    self.retired.insert(d);
+                    inputs.push(Input::DeviceRetired { serial_number: serial(d) });
+                }
+            }
+            3 => {
+                let returning: Vec<usize> = self.retired.iter().copied().take(n).collect();
+                for d in returning {
+                    self.retired.remove(&d);
+                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false });
+                }
+            }
+            4 => {
+                let joining: Vec<usize> = (0..TRICKLE_USERS).filter(|u| !self.scopes[TRICKLE_USER_APP].contains(u)).take(n).collect();
+                for u in joining {
+                    if self.users.insert(u) {
+                        let managed_apple_id = Some(format!("{}@managed.test", user(u)));
+                        inputs.push(Input::UserAdded { client_user_id: user(u), email: None, managed_apple_id });
+                    }
+                    self.scopes[TRICKLE_USER_APP].insert(u);
+                    inputs.push(Input::UpdatePolicyTargets { policy_id: format!("p{TRICKLE_USER_APP}"), add: vec![user(u)], remove: vec![] });
+                }
+            }
+            kind => {
+                // Failed or removed installs and administrator reclaims, each of one device's app.
+                let held: Vec<usize> = self.scopes[p].iter().copied().filter(|d| !self.retired.contains(d)).take(n).collect();
+                for &d in &held {
+                    let (serial_number, adam_id) = (serial(d), app(p));
+                    inputs.push(match (kind, self.rng.u32(..3)) {
+                        (5, 0) => Input::AppRemoved { serial_number, adam_id },
+                        (5, _) => Input::InstallFailed { serial_number, adam_id, cancelled: false },
+                        _ => Input::ReclaimLicense {
+                            account_id: "a1".into(),
+                            adam_id,
+                            pricing_param: PricingParam::Stdq,
+                            serial_number: Some(serial_number),
+                            client_user_id: None,
+                        },
+                    });
+                }
+                // A held pair is licensed again only when it enters the scope again (a later burst).
+                for d in &held {
+                    self.scopes[p].remove(d);
+                }
+            }
+        }
+        inputs
+    }
+
+    /// Gives `inputs` to the trickled twin one by one, `10..=150` ms apart (or `gap` when not 0),
+    /// and to the other all at once; then lets both settle.
+    fn give(&mut self, inputs: Vec<Input>, gap: u64) {
+        for input in &inputs {
+            self.trickled.input(input.clone()).unwrap();
+            let pause = if gap > 0 { gap } else { self.rng.u64(10..=150) };
+            self.trickled.run_for(pause);
+        }
+        for input in inputs {
+            self.at_once.input(input).unwrap();
+        }
+        self.trickled.run_for(2 * MINUTE);
+        self.at_once.run_for(2 * MINUTE);
+    }
+
+    /// Apple's assignments in each twin, as (adamId, target) pairs.
+    fn held(&mut self) -> [BTreeSet<(String, String)>; 2] {
+        let held = |h: &mut Harness, token: &str| -> BTreeSet<(String, String)> {
+            h.apple
+                .org(token)
+                .assignments
+                .iter()
+                .map(|(_, a)| {
+                    let target = a["serialNumber"].as_str().or_else(|| a["clientUserId"].as_str()).unwrap_or_default();
+                    (a["adamId"].as_str().unwrap_or_default().to_owned(), target.to_owned())
+                })
+                .collect()
+        };
+        let [t1, t2] = self.tokens.clone();
+        [held(&mut self.trickled, &t1), held(&mut self.at_once, &t2)]
+    }
+
+    /// License requests each twin sent since the last call: (trickled, at once).
+    fn license_requests(&mut self) -> (u64, u64) {
+        let count = |h: &mut Harness| {
+            h.take_trace().iter().filter(|t| matches!(t, Trace::Sent { request, .. } if LICENSE_PURPOSES.contains(&request.purpose))).count() as u64
+        };
+        (count(&mut self.trickled), count(&mut self.at_once))
+    }
+}
+
+/// One seed of the trickle workload: `bursts` bursts; returns (license requests trickled, at once).
+fn run_trickle_seed(seed: u64, bursts: u64) -> (u64, u64) {
+    let mut twins = TrickleTwins::new(seed);
+    twins.license_requests(); // the set-up is the same for both
+    let mut totals = (0, 0);
+    for _ in 0..bursts {
+        let burst = twins.burst();
+        twins.give(burst, 0);
+        twins.bursts += 1;
+        let (trickled, at_once) = twins.license_requests();
+        totals = (totals.0 + trickled, totals.1 + at_once);
+        let [a, b] = twins.held();
+        assert_eq!(a, b, "seed {seed}, burst {}: the twins hold different licenses", twins.bursts);
+    }
+    totals
+}
+
+#[test]
+fn facts_trickled_one_input_at_a_time_cost_at_most_1_2_times_the_requests_of_the_same_facts_given_at_once() {
+    let seeds = env("SIM_TRICKLE_SEEDS", env("SIM_SEEDS", 6).min(60));
+    let bursts = env("SIM_TRICKLE_BURSTS", 20);
+    let (mut trickled, mut at_once) = (0, 0);
+    for seed in 1..=seeds {
+        let (t, a) = run_trickle_seed(seed, bursts);
+        trickled += t;
+        at_once += a;
+    }
+    let ratio = trickled as f64 / at_once.max(1) as f64;
+    eprintln!(
+        "simulation (trickle): {seeds} seeds × {bursts} bursts of 5–50 facts, one input each 10–150 ms apart: \
+         {trickled} license requests, lower bound (the same facts given at once) {at_once}, ratio {ratio:.2}"
+    );
+    assert!(ratio <= 1.2, "trickled facts cost {ratio:.2}× the requests of the same facts given at once");
 }
