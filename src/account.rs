@@ -775,6 +775,7 @@ impl Account {
             // so such a traversal may miss assignments that exist. Nothing is removed on its word.
             SyncKind::Full if self.sync_overlapped => self.mirror.merge(run.staged),
             SyncKind::Full => {
+                self.licenses.forget_pool_refusals();
                 self.mirror.replace(run.staged);
                 self.licenses.prune_ours(&self.mirror);
                 trustworthy = true;
@@ -791,7 +792,7 @@ impl Account {
         self.durable.last_synced_at = Some(ctx.now);
         let mut license_ctx = license_ctx(&self.id, ctx);
         self.licenses.settle_unconfirmed(self.sync_started_at, trustworthy, &mut self.mirror, &mut license_ctx);
-        self.licenses.counts_changed();
+        self.licenses.counts_changed(&self.mirror);
         self.dirty = true;
         let (assets, assignments, users) = self.mirror.counts();
         ctx.events.push(Event::SyncCompleted { account_id: self.id.clone(), kind, assets, assignments, users });

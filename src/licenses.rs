@@ -38,6 +38,18 @@ const MAINTENANCE: i64 = 9644;
 /// How many finished event ids are remembered.
 const FINISHED_EVENTS_KEPT: usize = 4_096;
 
+/// Apple refused associations of an asset for lack of licenses (9709).
+#[derive(Debug, Clone)]
+struct PoolRefusal {
+    /// Apple's message, for `explain`.
+    message: String,
+    /// The available count the mirror showed when Apple refused.
+    available_then: i64,
+    /// The refusal contradicted the counts: the count refresh it asked for retries once, even if
+    /// the counts are the same.
+    retry_on_refresh: bool,
+}
+
 /// Whose release a confirmed release is, for provenance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Release {
@@ -154,8 +166,14 @@ pub struct Licenses {
     nominated: BTreeMap<AssignmentKey, String>,
     reconcile: bool,
     clean_up: bool,
-    /// Assets Apple said are out of licenses (9709), until the counts change.
-    exhausted: BTreeSet<AssetKey>,
+    /// Assets Apple said are out of licenses (9709): not asked for again until the counts change
+    /// (or, once, until the count refresh a refusal that contradicted the counts asked for).
+    exhausted: BTreeMap<AssetKey, PoolRefusal>,
+    /// Assets retried once already after a refusal that contradicted their counts, with the
+    /// available count of that time: a second refusal at the same count waits for the counts to change.
+    retried_at: BTreeMap<AssetKey, i64>,
+    /// Pool refusals of the outcome being applied, per asset: reported as `insufficientLicenses`.
+    refused_now: BTreeMap<AssetKey, usize>,
     reported_short: BTreeMap<AssetKey, i64>,
     reported_low: BTreeSet<AssetKey>,
     invited: BTreeSet<u32>,
@@ -343,9 +361,30 @@ impl Licenses {
         self.needs_plan = true;
     }
 
-    /// Counts changed (sync, `ASSET_COUNT`): shortages may be over, warnings may apply again.
-    pub fn counts_changed(&mut self) {
+    /// A full refresh read every count: every asset Apple refused is tried again (at most daily,
+    /// when Apple's counts stay the same and it refused twice).
+    pub fn forget_pool_refusals(&mut self) {
         self.exhausted.clear();
+        self.retried_at.clear();
+    }
+
+    /// Counts were read or changed (sync, `ASSET_COUNT`): shortages may be over, warnings may
+    /// apply again. An asset Apple refused is tried again if its available count moved, or once
+    /// if the refusal contradicted the counts; otherwise it waits for the next change.
+    pub fn counts_changed(&mut self, mirror: &Mirror) {
+        let retried = &mut self.retried_at;
+        self.exhausted.retain(|asset, refusal| {
+            let available = mirror.asset(asset).map(|c| c.available);
+            if available != Some(refusal.available_then) {
+                retried.remove(asset);
+                false
+            } else if refusal.retry_on_refresh {
+                retried.insert(*asset, refusal.available_then);
+                false
+            } else {
+                true
+            }
+        });
         self.reported_short.clear();
         self.reported_low.clear();
         self.needs_plan = true;
@@ -487,7 +526,7 @@ impl Licenses {
         for (asset, (awaited, fresh)) in missing {
             let Some(counts) = mirror.asset(&asset) else { continue };
             let unlimited = counts.total == UNLIMITED_COUNT;
-            let available = if self.exhausted.contains(&asset) {
+            let available = if self.exhausted.contains_key(&asset) {
                 0
             } else if unlimited {
                 i64::MAX
@@ -795,6 +834,7 @@ impl Licenses {
         for (asset, target) in every_task(&op) {
             self.fail(&op, AssignmentKey { asset, target }, error_number, message, mirror, ctx);
         }
+        self.report_refusals(mirror, ctx);
         self.finish(op_id);
     }
 
@@ -842,6 +882,7 @@ impl Licenses {
                 } else {
                     self.succeed_rest(&op, &failed_keys, mirror, ctx);
                 }
+                self.report_refusals(mirror, ctx);
                 self.finish(op_id);
             }
         }
@@ -969,8 +1010,7 @@ impl Licenses {
             }
             (OperationKind::Associate, Some(INSUFFICIENT_LICENSES)) => {
                 self.in_flight.association_ended(key, op.id);
-                self.exhausted.insert(key.asset);
-                return; // reported as insufficientLicenses by the next plan
+                self.pool_refused(key.asset, message, mirror);
             }
             (OperationKind::Associate, Some(USER_NOT_FOUND)) => {
                 self.in_flight.association_ended(key, op.id);
@@ -979,7 +1019,6 @@ impl Licenses {
                     let name = mirror.name(id).to_owned();
                     mirror.set_user(&name, UserRecord { email: None, status: None, invite_code: None });
                 }
-                return;
             }
             (OperationKind::Associate, Some(INTERNAL_ERROR | MAINTENANCE)) => {
                 self.in_flight.association_ended(key, op.id); // Apple's trouble, not the pair's: the next plan retries
@@ -1002,6 +1041,33 @@ impl Licenses {
             error_number,
             message: message.to_owned(),
         });
+    }
+
+    /// Apple refused an association of `asset` for lack of licenses. When the counts said a license
+    /// was free, they are read again at once (a purchase or transfer Apple has not counted yet),
+    /// and the refresh retries once; a second refusal at the same count waits for the counts to move.
+    fn pool_refused(&mut self, asset: AssetKey, message: &str, mirror: &mut Mirror) {
+        *self.refused_now.entry(asset).or_default() += 1;
+        let available = mirror.asset(&asset).map_or(0, |c| if c.total == UNLIMITED_COUNT { i64::MAX } else { c.available });
+        let contradicts = available > self.in_flight.count(&asset);
+        let retry_on_refresh = contradicts && self.retried_at.get(&asset) != Some(&available);
+        if retry_on_refresh {
+            mirror.doubt_counts();
+        }
+        self.exhausted.insert(asset, PoolRefusal { message: message.to_owned(), available_then: available, retry_on_refresh });
+    }
+
+    /// `insufficientLicenses` for the pool refusals of the outcome just applied, one per asset.
+    fn report_refusals(&mut self, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
+        for (asset, short_by) in std::mem::take(&mut self.refused_now) {
+            self.reported_short.insert(asset, short_by as i64);
+            ctx.events.push(Event::InsufficientLicenses {
+                account_id: ctx.account_id.to_owned(),
+                adam_id: mirror.name(asset.adam_id).to_owned(),
+                pricing_param: asset.pricing,
+                short_by,
+            });
+        }
     }
 
     /// An association still pending at Apple after [`RESUBMIT_AFTER`]: resubmitted by planning
@@ -1102,6 +1168,7 @@ impl Licenses {
                 ManagementResult::Failure => self.fail(&op, key, error_number, &message, mirror, ctx),
             }
         }
+        self.report_refusals(mirror, ctx);
         let done = match op.kind {
             // A revoke is done when nothing it was releasing is still pending.
             OperationKind::Revoke => !self.pending_release.keys().any(|k| op_targets.contains(&k.target)),
@@ -1210,7 +1277,14 @@ impl Licenses {
             reason.clone()
         } else if !wanted {
             "not in the scope of any app policy".to_owned()
-        } else if self.exhausted.contains(&key.asset) || self.reported_short.contains_key(&key.asset) {
+        } else if let Some(refusal) = self.exhausted.get(&key.asset) {
+            let next = if refusal.retry_on_refresh {
+                "the license counts are being read again, and the assignment is retried if they allow it"
+            } else {
+                "it is retried when the license counts change"
+            };
+            format!("Apple refused the assignment for lack of licenses (9709: {}); {next}", refusal.message)
+        } else if self.reported_short.contains_key(&key.asset) {
             "not enough licenses available".to_owned()
         } else if matches!(key.target, Target::User(id) if self.pending_users.contains(&id)) {
             "waiting for Apple to register the user".to_owned()

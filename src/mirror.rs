@@ -443,6 +443,11 @@ impl Mirror {
         }
     }
 
+    /// Apple's answer contradicts the counts: read them again soon.
+    pub fn doubt_counts(&mut self) {
+        self.counts_stale = true;
+    }
+
     /// Whether the counts may be off since the last call (a release, a confirmation during a
     /// sync): read them again soon.
     pub fn take_counts_stale(&mut self) -> bool {

@@ -440,7 +440,7 @@ fn apply_notification(account: &mut Account, notification: Notification, ctx: &m
         Notification::AssetCount(count) => {
             let asset = account.mirror.intern_asset(&count.adam_id, count.pricing_param);
             account.mirror.apply_count_delta(&asset, count.count_delta);
-            account.licenses.counts_changed();
+            account.licenses.counts_changed(&account.mirror);
         }
         Notification::UserManagement(management) => account.user_management(&management, ctx),
         Notification::UsersAssociated(users) => account.licenses.users_updated(&users, &mut account.mirror),

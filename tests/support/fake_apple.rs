@@ -717,6 +717,22 @@ struct Applied {
 
 /// Applies a completed event to the org. `forced` (error number, every target?) makes targets
 /// fail: all of them, or every other one (the first always), with one failure naming them.
+/// The error numbers Apple documents for a task of an asynchronous event (`/status` `failures[]`
+/// or a notification's `error`), with Apple's messages.
+pub const ASYNC_ERRORS: [(i64, &str); 7] = [
+    (9603, "Internal error."),
+    (9609, "Registered user not found."),
+    (9635, "Unable to associate the Apple Account with this user."),
+    (9641, "The Apple Account is already associated with another user."),
+    (9644, "The service is in maintenance mode. Try again later."),
+    (9709, "There aren't enough assets available to complete this association."),
+    (9716, "A registered user already exists with the specified clientUserId."),
+];
+
+pub fn async_error_message(number: i64) -> &'static str {
+    ASYNC_ERRORS.iter().find(|(n, _)| *n == number).map_or("Apple could not complete the request (injected)", |(_, m)| m)
+}
+
 fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, bool)>) -> Applied {
     let mut failures = Vec::new();
     let mut released = Vec::new();
@@ -739,7 +755,7 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, 
     if let Some((number, all)) = forced {
         let targets: Vec<(&str, &Value)> = serials.iter().map(|s| ("serialNumbers", s)).chain(users.iter().map(|u| ("clientUserIds", u))).collect();
         let chosen: Vec<(&str, &Value)> = targets.into_iter().enumerate().filter(|(i, _)| all || i % 2 == 0).map(|(_, t)| t).collect();
-        let message = "Apple could not complete the request (injected)";
+        let message = async_error_message(number);
         if all {
             failures.push(json!({"errorNumber": number, "errorMessage": message}));
         } else {
