@@ -38,8 +38,8 @@ export interface DriverOptions {
   /** Engine events (status changes, sync progress, ...). A throw here goes to onError. */
   onEvent?: (event: EngineEvent) => void;
   /**
-   * Failures with no caller to throw to: a store write (the Driver then stops), an engine error while
-   * feeding a response or timeout, an onEvent throw. Default: console.error.
+   * Failures with no caller to throw to: each failed attempt of a store write (the Driver retries it, see
+   * `writeRetry`), an engine error while feeding a response or timeout, an onEvent throw. Default: console.error.
    */
   onError?: (error: unknown) => void;
   /** Default `globalThis.setTimeout`. */
@@ -51,11 +51,20 @@ export interface DriverOptions {
    * notification for an account not held throws (the endpoint answers 503). Absent: every account is driven.
    */
   leases?: DriverLeases;
+  /**
+   * A store write that fails (`store.apply` rejects or throws: the database restarting, a dropped connection) is
+   * tried again after `initialDelayMs`, then twice as long after each failure, at most every `maxDelayMs`, until it
+   * is stored. Meanwhile the writes after it and every request queued after it wait: writes are never reordered,
+   * and no request leaves before the records output ahead of it are stored. Default `{ initialDelayMs: 100,
+   * maxDelayMs: 5000 }`.
+   */
+  writeRetry?: { initialDelayMs?: number; maxDelayMs?: number };
 }
 
 /**
  * Drives an Engine: sends its requests through the transport and feeds the answers back, writes its
- * persist records to the store (in order, before any later request leaves), surfaces its events and
+ * persist records to the store (in order, before any later request leaves; a failed write is retried until
+ * it is stored), surfaces its events and
  * keeps one timer armed at its next deadline. Request headers carry the sToken and are never logged.
  */
 export declare class Driver {
@@ -75,11 +84,22 @@ export declare class Driver {
   adopt(accountId: string, records: StoredRecord[]): void;
   /** Stops driving one account (its lease was lost or handed over), keeping its records, then drains. Throws the engine's Error. */
   release(accountId: string): void;
-  /** Resolves once every write queued so far has been applied or has failed. */
+  /**
+   * Resolves once every write queued so far (by the inputs, notifications and answers handled before the call) is
+   * stored. Rejects with the store's error as soon as one of them fails an attempt, and at once while one is
+   * failing: the Driver keeps retrying it in order (see `writeRetry`), so a rejection means "not stored yet", not
+   * "lost"; a later call waits for the retries. A host answers its caller with an error (the input was accepted but
+   * is not durable yet) and may call again to wait; if the process ends before the write lands, the input is lost
+   * as in a crash: send it again after the restart. After `stop()`, a write that fails is not retried: it and every
+   * later write are given up, and writesSettled() rejects with that error from then on.
+   */
   writesSettled(): Promise<void>;
   /** Requests of one account waiting to be sent or for their answer. */
   requestsInFlight(accountId: string): number;
-  /** Clears the timer and ignores later responses; writes already queued still complete. */
+  /**
+   * Clears the timer and ignores later responses; writes already queued are still applied, but one that fails
+   * (or is waiting to be retried) is given up with every write after it.
+   */
   stop(): void;
   /** Resolves when no request is in flight and no store write is pending. */
   whenIdle(): Promise<void>;

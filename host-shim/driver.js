@@ -6,6 +6,16 @@
 
 /** setTimeout's delay is a signed 32-bit millisecond count; longer delays fire at once. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+/** A failed store write is tried again after 100 ms, then twice as long each time, at most every 5 s. */
+const DEFAULT_WRITE_RETRY = Object.freeze({ initialDelayMs: 100, maxDelayMs: 5000 });
+
+function checkWriteRetry({ initialDelayMs = DEFAULT_WRITE_RETRY.initialDelayMs, maxDelayMs = DEFAULT_WRITE_RETRY.maxDelayMs } = {}) {
+  for (const [name, value] of [['initialDelayMs', initialDelayMs], ['maxDelayMs', maxDelayMs]]) {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`Driver: writeRetry.${name} must be a positive integer`);
+  }
+  if (maxDelayMs < initialDelayMs) throw new RangeError('Driver: writeRetry.maxDelayMs must be at least initialDelayMs');
+  return { initialDelayMs, maxDelayMs };
+}
 
 export class Driver {
   #engine;
@@ -17,6 +27,7 @@ export class Driver {
   #setTimer;
   #clearTimer;
   #leases;
+  #writeRetry;
 
   #timer = null;
   #timerAt = null;
@@ -26,13 +37,26 @@ export class Driver {
   /** Accounts released while the current batch is dispatched: the engine dropped their queued requests. */
   #releasedInBatch = new Set();
   #stopped = false;
-  #storeFailed = false;
   #requestsInFlight = 0;
   /** accountId → requests of that account sent or waiting to be sent, not yet answered. */
   #accountRequests = new Map();
   #writesPending = 0;
-  /** Tail of the write queue: persist ops are applied one output at a time, in output order. */
+  /**
+   * Tail of the write queue: persist ops are applied one output at a time, in output order. It settles once the
+   * last write queued is stored (or given up after stop()), and never rejects: requests wait on it.
+   */
   #writes = Promise.resolve();
+  /** Writes queued so far (each has this sequence number), and the number of the last one stored. */
+  #writesQueued = 0;
+  #writesStored = 0;
+  /** The store's error while the write at the head of the queue is failing (retried), else null. */
+  #writeFailure = null;
+  /** The error of the write given up after stop(): it and every later write are not applied. */
+  #writesGivenUp = null;
+  /** Waits for a failed write's next attempt: { timer, wake }. */
+  #retryWait = null;
+  /** writesSettled() calls waiting: { upTo, resolve, reject }. */
+  #settledWaiters = [];
   #idleWaiters = [];
 
   constructor({
@@ -45,12 +69,14 @@ export class Driver {
     setTimer = globalThis.setTimeout,
     clearTimer = globalThis.clearTimeout,
     leases,
+    writeRetry,
   }) {
     if (!engine || !transport || !store) throw new TypeError('Driver needs { engine, transport, store }');
     if (leases !== undefined && (typeof leases?.holds !== 'function' || typeof leases?.lapsed !== 'function')) {
       throw new TypeError('Driver: leases needs holds(accountId) and lapsed(accountId)');
     }
     this.#leases = leases;
+    this.#writeRetry = checkWriteRetry(writeRetry);
     this.#engine = engine;
     this.#transport = transport;
     this.#store = store;
@@ -111,9 +137,18 @@ export class Driver {
     if (!this.#stopped) this.#drain();
   }
 
-  /** Resolves once every write queued so far has been applied (or has failed). */
+  /**
+   * Resolves once every write queued so far is stored. Rejects with the store's error as soon as one of them fails
+   * an attempt (at once when one is failing now): the Driver goes on retrying it, in order, so a rejection means "not
+   * stored yet", and a later call waits for the retries. After stop(), a write that fails is given up with every
+   * write after it: then it rejects with that error for good.
+   */
   writesSettled() {
-    return this.#writes.then(() => {});
+    const upTo = this.#writesQueued;
+    if (this.#writesStored >= upTo) return Promise.resolve();
+    if (this.#writesGivenUp !== null) return Promise.reject(this.#writesGivenUp);
+    if (this.#writeFailure !== null) return Promise.reject(this.#writeFailure);
+    return new Promise((resolve, reject) => this.#settledWaiters.push({ upTo, resolve, reject }));
   }
 
   /** How many requests of one account are waiting to be sent or for their answer. */
@@ -121,10 +156,17 @@ export class Driver {
     return this.#accountRequests.get(accountId) ?? 0;
   }
 
-  /** Stops issuing work: clears the timer and drops responses that arrive later. Queued writes still complete. */
+  /**
+   * Stops issuing work: clears the timer and drops responses that arrive later. Queued writes are still applied,
+   * but one that fails is not retried any more: it and the writes after it are given up (as in a crash).
+   */
   stop() {
     this.#stopped = true;
     this.#disarm();
+    if (this.#retryWait !== null) {
+      this.#clearTimer(this.#retryWait.timer);
+      this.#retryWait.wake();
+    }
   }
 
   /** Resolves once no request is in flight and no store write is pending. */
@@ -244,21 +286,64 @@ export class Driver {
 
   #persist(ops) {
     this.#writesPending += 1;
+    const seq = (this.#writesQueued += 1);
     this.#writes = this.#writes
-      .then(() => {
-        if (!this.#storeFailed) return this.#store.apply(ops);
-      })
-      .catch((error) => {
-        // Applying later writes over a lost one could leave the store inconsistent: halt (no more writes,
-        // requests or timers), so that the host restarts from the store with Engine.restore, as after a crash.
-        this.#storeFailed = true;
-        this.stop();
-        this.#onError(error);
-      })
+      .then(() => this.#write(ops, seq))
       .finally(() => {
         this.#writesPending -= 1;
         this.#settle();
       });
+  }
+
+  /**
+   * Applies one output's ops, trying again after each failure (capped exponential backoff) until the store takes
+   * them: the queue behind it — later writes and every request queued after it — waits, so nothing is reordered and
+   * no request leaves before the records output ahead of it are stored. Never rejects.
+   */
+  async #write(ops, seq) {
+    for (let attempt = 1; this.#writesGivenUp === null; attempt += 1) {
+      try {
+        await this.#store.apply(ops);
+      } catch (error) {
+        this.#onError(error);
+        if (!this.#stopped) {
+          this.#writeFailed(error);
+          await this.#retryDelay(attempt);
+        }
+        // Stopped: no more retries. Later writes must not land over a lost one: they are given up too.
+        if (this.#stopped) this.#giveUpWrites(error);
+        continue;
+      }
+      this.#writeFailure = null;
+      this.#writesStored = seq;
+      const waiting = this.#settledWaiters;
+      this.#settledWaiters = waiting.filter((w) => w.upTo > seq);
+      for (const w of waiting) if (w.upTo <= seq) w.resolve();
+      return;
+    }
+  }
+
+  #writeFailed(error) {
+    this.#writeFailure = error;
+    for (const w of this.#settledWaiters.splice(0)) w.reject(error);
+  }
+
+  #giveUpWrites(error) {
+    this.#writesGivenUp ??= error;
+    for (const w of this.#settledWaiters.splice(0)) w.reject(this.#writesGivenUp);
+  }
+
+  /** Waits before attempt `failures + 1`: initialDelayMs, doubled after each failure, at most maxDelayMs; stop() ends it. */
+  #retryDelay(failures) {
+    const { initialDelayMs, maxDelayMs } = this.#writeRetry;
+    const delay = Math.min(initialDelayMs * 2 ** Math.min(failures - 1, 30), maxDelayMs);
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.#retryWait = null;
+        resolve();
+      };
+      this.#retryWait = { timer: this.#setTimer(wake, delay), wake };
+    });
   }
 
   #arm(at) {

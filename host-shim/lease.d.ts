@@ -40,9 +40,10 @@ export interface LeaseKeeperOptions {
 /**
  * Keeps one instance's account leases and makes its Driver drive exactly those accounts (see README, "Several
  * backends on one PostgreSQL"). Build the Driver with `store: keeper.store, leases: keeper`, then
- * `keeper.start(driver)`; start every Engine empty (`new Engine`), not with `Engine.restore`. A failed store write
- * halts the Driver and the keeper alike (nothing more is renewed, so the others take the accounts after the ttl):
- * restart the instance.
+ * `keeper.start(driver)`; start every Engine empty (`new Engine`), not with `Engine.restore`. A store that cannot be
+ * reached (a database failover or restart) fails the rounds and the writes: the Driver retries its writes in order,
+ * the accounts lapse at their local expiry if no renewal got through, and the keeper takes leases again once the
+ * store answers. It takes a lease its engine does not drive only once every queued write is stored.
  */
 export declare class LeaseKeeper implements DriverLeases {
   constructor(options: LeaseKeeperOptions);
@@ -62,6 +63,10 @@ export declare class LeaseKeeper implements DriverLeases {
    * it already), LEASE_HELD (another instance is adding it) or the engine's Error.
    */
   addAccount(input: Extract<Input, { type: 'addAccount' }>): Promise<void>;
-  /** Graceful stop: releases every account, waits for queued writes, ends its leases and presence. Before driver.stop(). */
+  /**
+   * Graceful stop: releases every account, waits for queued writes, ends its leases and presence. Before driver.stop().
+   * Rejects with the store's error when a queued write is failing (its leases then end at their expiry): call it
+   * again to retry, or stop anyway.
+   */
   stop(): Promise<void>;
 }

@@ -7,7 +7,9 @@
 // the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later. When a
 // lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
-// not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`).
+// not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`). When the store
+// is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
+// local expiry, and the rounds take leases again once the store answers.
 
 import { accountIdOfKey } from './account-keys.js';
 
@@ -227,11 +229,24 @@ export class LeaseKeeper {
     const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
     const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
     if (handOver.length > 0) await this.#handOver(handOver);
-    if (wanted.length === 0) return;
-    const sentAt = this.#now();
-    const held = new Set(await this.#store.acquireLeases(this.#holder, wanted, this.#ttlMs));
-    this.#renewed(wanted, held, sentAt);
+    // Renewals first, in one statement: waiting for the writes below never delays them.
+    const renewing = wanted.filter((id) => this.#driven.has(id));
+    const taking = wanted.filter((id) => !this.#driven.has(id));
+    if (renewing.length > 0) await this.#acquire(renewing);
+    if (taking.length === 0) return;
+    // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+    // one is failing: the round ends, and the next one tries again). Otherwise a write of an earlier tenure of ours,
+    // still being retried, could land after another instance held the account in between, over its records.
+    await this.#driver.writesSettled();
+    await this.#acquire(taking);
     await this.#adoptLeased();
+  }
+
+  /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
+  async #acquire(accountIds) {
+    const sentAt = this.#now();
+    const held = new Set(await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs));
+    this.#renewed(accountIds, held, sentAt);
   }
 
   /**
@@ -297,13 +312,9 @@ export class LeaseKeeper {
   }
 
   async #applyFenced(ops) {
-    let skipped;
-    try {
-      ({ skipped } = await this.#store.applyFenced(this.#holder, ops));
-    } catch (error) {
-      this.#halt();
-      throw error; // the Driver halts too
-    }
+    // A failed write (the store unreachable, a dropped connection) rejects to the Driver, which tries it again; the
+    // leases are kept by the rounds meanwhile, or lapse at their local expiry when the store cannot renew them.
+    const { skipped } = await this.#store.applyFenced(this.#holder, ops);
     for (const accountId of skipped) {
       this.#validUntil.delete(accountId);
       this.#lose(accountId, 'write refused: lease not held');
@@ -311,22 +322,6 @@ export class LeaseKeeper {
     const deleted = ops.filter((op) => op.op === 'delete').map((op) => accountIdOfKey(op.key))
       .filter((id) => id !== null && !skipped.includes(id));
     if (deleted.length > 0) this.#accountsDeleted(deleted);
-  }
-
-  /**
-   * A write failed: the Driver halts (restart the instance from the store). The keeper stops too and renews nothing
-   * more, so that the other instances take these accounts over when the leases expire, instead of this instance
-   * holding accounts that nothing drives.
-   */
-  #halt() {
-    this.#stopped = true;
-    this.#clearTimer(this.#roundTimer);
-    this.#clearTimer(this.#expiryTimer);
-    for (const accountId of [...this.#driven]) {
-      this.#driven.delete(accountId);
-      this.#onLease({ type: 'lost', accountId, reason: 'a store write failed: this instance stopped' });
-    }
-    this.#validUntil.clear();
   }
 
   /** The engine deleted these accounts (their records are gone): their leases are given up. */

@@ -9,7 +9,9 @@ export interface Store {
   /**
    * Applies the ops of ONE `persist` output, in order and atomically (all or none). The Driver calls it
    * one output at a time, in output order, and sends no later request until it has settled.
-   * A rejection (or throw) halts the Driver: restart from `load()` with `Engine.restore`.
+   * A rejection (or throw) must leave the store unchanged: the Driver calls it again with the same ops (capped
+   * exponential backoff) until it resolves, and applies nothing later meanwhile. A call whose outcome was lost (the
+   * connection died during the commit) may thus be applied twice: harmless, the ops are puts and deletes of records.
    */
   apply(ops: readonly PersistOp[]): void | Promise<void>;
   /** Every stored record, for `Engine.restore(config, records, now)`. Order carries no meaning. */

@@ -289,31 +289,152 @@ test('an engine error while feeding a response goes to onError', async () => {
   assert.deepEqual(errors, [failure]);
 });
 
-test('a failed store write stops the driver: no later write, request or timer', async () => {
+/** A store whose apply fails while `failures` (key → attempts left to fail) says so; logs every attempt. */
+function flakyStore(failures) {
+  const attempts = [];
+  const stored = [];
+  return {
+    attempts,
+    stored,
+    failures,
+    async apply(ops) {
+      const key = ops[0].key;
+      attempts.push(key);
+      await new Promise((resolve) => setImmediate(resolve));
+      if ((failures.get(key) ?? 0) > 0) {
+        failures.set(key, failures.get(key) - 1);
+        throw Object.assign(new Error(`connection terminated while writing ${key}`), { code: '57P01' });
+      }
+      stored.push(key);
+    },
+    load: () => [],
+  };
+}
+
+/** Live timers of a failed write's retry (the engine's deadline is a minute away). */
+const retryTimers = (timers) => timers.live().filter((t) => t.delay < 60_000);
+
+/** Lets the promise chains run until a write retry is armed (or `predicate` holds); fails after 200 turns. */
+async function until(predicate) {
+  for (let i = 0; i < 200; i += 1) {
+    if (predicate()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.fail('condition not reached');
+}
+
+/** Fires the one armed retry timer and returns its delay. */
+async function fireRetry(timers) {
+  await until(() => retryTimers(timers).length > 0);
+  const [timer, ...others] = retryTimers(timers);
+  assert.deepEqual(others, [], 'one retry at a time');
+  timer.fired = true;
+  timer.callback();
+  return timer.delay;
+}
+
+test('a failed store write is retried with capped exponential backoff until stored; no later write or request goes first', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(
+    { type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] },
+    request(1, 'associate'),
+    { type: 'persist', ops: [{ op: 'put', key: 'b', value: 2 }] },
+    request(2, 'associate'),
+  );
+  const store = flakyStore(new Map([['a', 4]]));
+  const sent = [];
+  const transport = { send: async (req) => (sent.push({ id: req.id, stored: [...store.stored] }), { status: 200, headers: {}, body: '' }) };
+  const { driver, timers, errors } = setup({ engine, store, transport, writeRetry: { initialDelayMs: 100, maxDelayMs: 300 } });
+  driver.start();
+  const delays = [];
+  for (let i = 0; i < 4; i += 1) {
+    delays.push(await fireRetry(timers));
+    assert.deepEqual(sent, [], 'no request leaves while the write before it fails');
+    assert.deepEqual(store.stored, [], 'no later write goes before the failing one');
+  }
+  await driver.whenIdle();
+  assert.deepEqual(delays, [100, 200, 300, 300], 'doubling from initialDelayMs, capped at maxDelayMs');
+  assert.deepEqual(store.attempts, ['a', 'a', 'a', 'a', 'a', 'b']);
+  assert.deepEqual(store.stored, ['a', 'b']);
+  assert.deepEqual(sent, [{ id: 1, stored: ['a'] }, { id: 2, stored: ['a', 'b'] }], 'each request left once the writes before it were stored');
+  assert.deepEqual(errors.map((e) => e.message), Array(4).fill('connection terminated while writing a'), 'each failed attempt is reported');
+  assert.deepEqual(engine.inputs.map((i) => i.input.id), [1, 2], 'the driver carries on');
+  assert.equal(timers.live().length, 1, 'only the engine deadline is armed');
+  await driver.writesSettled();
+});
+
+test('writesSettled() rejects with the store\'s error when a write queued before it fails, and at once while it is failing; resolves once the retry lands', async () => {
+  const engine = new FakeEngine();
+  const store = flakyStore(new Map([['b', 2]]));
+  const { driver, timers } = setup({ engine, store });
+  driver.start();
+  engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] });
+  driver.input({ type: 'timeout' });
+  const first = driver.writesSettled(); // a only
+  engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'b', value: 2 }] });
+  driver.input({ type: 'timeout' });
+  const second = driver.writesSettled(); // a and b
+  await first;
+  await assert.rejects(second, { code: '57P01', message: 'connection terminated while writing b' });
+  await assert.rejects(driver.writesSettled(), { code: '57P01' }, 'at once while b is waiting for its retry');
+  await fireRetry(timers);
+  await assert.rejects(driver.writesSettled(), { code: '57P01' }, 'still failing');
+  await until(() => retryTimers(timers).length > 0);
+  const third = driver.writesSettled();
+  const outcome = third.then(() => 'stored', () => 'rejected');
+  await fireRetry(timers);
+  // Rejected at once: it was called while b was failing. A call made after the retry landed resolves.
+  assert.equal(await outcome, 'rejected');
+  await driver.whenIdle();
+  await driver.writesSettled();
+  assert.deepEqual(store.stored, ['a', 'b']);
+  engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'c', value: 3 }] });
+  driver.input({ type: 'timeout' });
+  await driver.writesSettled();
+  assert.deepEqual(store.stored, ['a', 'b', 'c']);
+});
+
+test('stop() gives up a failing write and every write after it: writesSettled() rejects for good, no request leaves, whenIdle resolves', async () => {
   const engine = new FakeEngine();
   engine.outputs.push(
     { type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] },
     request(1),
     { type: 'persist', ops: [{ op: 'put', key: 'b', value: 2 }] },
   );
-  const diskFull = new Error('disk full');
-  const applied = [];
-  const store = {
-    async apply(ops) {
-      applied.push(ops[0].key);
-      if (ops[0].key === 'a') throw diskFull;
-    },
-  };
+  const store = flakyStore(new Map([['a', Infinity]]));
   const sent = [];
   const transport = { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) };
   const { driver, timers, errors } = setup({ engine, store, transport });
   driver.start();
+  const pending = driver.writesSettled();
+  await assert.rejects(pending, /writing a/);
+  await until(() => retryTimers(timers).length > 0);
+  driver.stop();
   await driver.whenIdle();
-  assert.deepEqual(errors, [diskFull]);
-  assert.deepEqual(applied, ['a']);
+  assert.deepEqual(timers.live(), [], 'the retry timer is cleared with the engine timer');
+  assert.deepEqual(store.attempts, ['a'], 'no retry after stop(), and b is not written over the lost a');
   assert.deepEqual(sent, []);
+  await assert.rejects(driver.writesSettled(), /writing a/);
+  assert.equal(errors.length, 1);
+});
+
+test('a write that fails after stop() is not retried', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push({ type: 'persist', ops: [{ op: 'put', key: 'a', value: 1 }] }, { type: 'persist', ops: [{ op: 'put', key: 'b', value: 2 }] });
+  const store = flakyStore(new Map([['a', 1]]));
+  const { driver, timers } = setup({ engine, store });
+  driver.start();
+  driver.stop();
+  await driver.whenIdle();
+  assert.deepEqual([store.attempts, store.stored], [['a'], []]);
   assert.deepEqual(timers.live(), []);
-  assert.throws(() => driver.input({ type: 'timeout' }), /stopped/);
+  await assert.rejects(driver.writesSettled(), /writing a/);
+});
+
+test('writeRetry is checked', () => {
+  for (const writeRetry of [{ initialDelayMs: 0 }, { maxDelayMs: -1 }, { initialDelayMs: 1.5 }, { initialDelayMs: 500, maxDelayMs: 100 }]) {
+    assert.throws(() => setup({ writeRetry }), RangeError, JSON.stringify(writeRetry));
+  }
 });
 
 test('after stop() late responses are dropped, queued writes complete and whenIdle resolves', async () => {
