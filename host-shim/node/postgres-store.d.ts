@@ -6,15 +6,27 @@ export declare const DEFAULT_TABLE: 'vpp_records';
 /** A `pg` Pool (or anything with its `query`, `connect` and `end`). */
 export interface PgPoolLike {
   query(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
-  connect(): Promise<{ query(text: string, values?: unknown[]): Promise<unknown>; release(error?: unknown): void }>;
+  /** pg's Pool also takes a callback, called as it hands the connection over (the store then listens for its errors at once). */
+  connect(): Promise<{ query(text: string, values?: unknown[]): Promise<unknown>; release(error?: unknown): void; on?(event: 'error', listener: (error: unknown) => void): unknown; removeListener?(event: 'error', listener: (error: unknown) => void): unknown }>;
   end(): Promise<void>;
 }
 
 export interface PostgresStoreOptions extends TokenHooks {
-  /** e.g. `postgres://user@host:5432/db`; a pool is created (and ended by close()). */
+  /**
+   * e.g. `postgres://user@host:5432/db`; a pool is created (and ended by close()), with a 10 s connection timeout,
+   * TCP keepalive and an `'error'` listener (see onError).
+   */
   connectionString?: string;
-  /** Your own `pg.Pool`; close() leaves it open. Pass exactly one of connectionString and pool. */
+  /**
+   * Your own `pg.Pool`; close() leaves it open. Pass exactly one of connectionString and pool. Give it an `'error'`
+   * listener (pg requires one of every pool): without it, an idle connection the server ends exits the process.
+   */
   pool?: PgPoolLike;
+  /**
+   * Errors of idle connections of the pool created from connectionString (the server ended them: restart, failover;
+   * the pool has discarded them and connects again on the next call). Default: ignored.
+   */
+  onError?: (error: unknown) => void;
   /**
    * A plain SQL identifier; default `vpp_records`. Created if missing: `(key TEXT PRIMARY KEY, value TEXT)`. The
    * lease methods add the tables `<table>_leases` and `<table>_holders` and a partial index `<table>_accounts` of the
@@ -26,7 +38,8 @@ export interface PostgresStoreOptions extends TokenHooks {
 /**
  * A Store in one PostgreSQL table (npm `pg`, an optional dependency: install it to use this). Also a LeaseStore for
  * several backends on one database: leases expire by the database clock, each change is one statement, and
- * applyFenced checks the leases with their rows locked inside the writing transaction.
+ * applyFenced checks the leases with their rows locked inside the writing transaction. A connection the server ends
+ * fails the call using it (the Driver retries writes), never the process.
  */
 export declare class PostgresStore implements LeaseStore {
   static connect(options: PostgresStoreOptions): Promise<PostgresStore>;

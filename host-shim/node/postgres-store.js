@@ -7,6 +7,10 @@
 // expires_at)`, and a partial index `<table>_accounts` of the `account/<id>` keys. Every expiry is decided by the DATABASE clock (now()), never by an instance's clock, and each
 // lease change is one atomic statement. applyFenced checks the leases inside the transaction that writes, with
 // the lease rows locked (FOR SHARE) until it commits, so that no instance writes after another took the lease.
+//
+// Connections die (server restart, failover, pg_terminate_backend): every error of the pool connect() creates and of
+// each connection a transaction checks out is handled here, so none reaches Node as an unhandled 'error' event. A
+// dropped connection fails the one call that used it (the Driver retries writes); the pool connects anew.
 import { createRequire } from 'node:module';
 import { accountsOfOps, policyDeletes } from '../account-keys.js';
 import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from '../lease-store.js';
@@ -27,6 +31,8 @@ const RETRYABLE = new Set(['40P01', '40001']);
 const TRANSACTION_ATTEMPTS = 3;
 /** `now() + $n milliseconds`, in SQL. */
 const expiresIn = (param) => `now() + ${param}::bigint * interval '1 millisecond'`;
+/** The pool connect() creates: a connection attempt gives up after 10 s (an unreachable host), TCP keepalive on. */
+const OWNED_POOL_OPTIONS = { connectionTimeoutMillis: 10_000, keepAlive: true };
 
 function loadPg() {
   try {
@@ -62,18 +68,31 @@ export class PostgresStore {
 
   /**
    * Connects (through `pool`, or a new pool on `connectionString`) and creates the table if it is missing.
-   * Options: `{ connectionString | pool, table = 'vpp_records', protect, unprotect }`.
+   * Options: `{ connectionString | pool, table = 'vpp_records', protect, unprotect, onError }`. `onError` gets the
+   * errors of idle connections of the pool created here (the pool has dropped them already; default: ignored).
    */
-  static async connect({ connectionString, pool, table = DEFAULT_TABLE, ...hookOptions } = {}) {
+  static async connect({ connectionString, pool, table = DEFAULT_TABLE, onError = () => {}, ...hookOptions } = {}) {
     if ((connectionString === undefined) === (pool === undefined)) {
       throw new TypeError(`${NAME}.connect: pass exactly one of connectionString and pool`);
     }
     if (typeof table !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(table)) {
       throw new TypeError(`${NAME}.connect: table must be a plain SQL identifier, got ${JSON.stringify(table)}`);
     }
+    if (typeof onError !== 'function') throw new TypeError(`${NAME}.connect: onError must be a function`);
     const hooks = tokenHooks(hookOptions, NAME);
     const ownsPool = pool === undefined;
-    const usedPool = pool ?? new (loadPg().Pool)({ connectionString });
+    const usedPool = pool ?? new (loadPg().Pool)({ connectionString, ...OWNED_POOL_OPTIONS });
+    // Without a listener, an idle connection the server ends would be an unhandled 'error' event: the process exits.
+    // (A pool passed in is the caller's: it needs its own listener, as pg requires.)
+    if (ownsPool) {
+      usedPool.on('error', (error) => {
+        try {
+          onError(error);
+        } catch {
+          // a throwing onError must not become the unhandled error this listener is here to prevent
+        }
+      });
+    }
     try {
       await createIfMissing(usedPool, `CREATE TABLE IF NOT EXISTS "${table}" (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
     } catch (error) {
@@ -217,7 +236,7 @@ export class PostgresStore {
   }
 
   async #transactionOnce(body) {
-    const client = await this.#pool.connect();
+    const { client, failure, onConnectionError } = await this.#checkOut();
     let broken;
     try {
       await client.query('BEGIN');
@@ -225,11 +244,46 @@ export class PostgresStore {
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError) => { broken = rollbackError; });
+      broken = failure.error;
+      if (broken === undefined) await client.query('ROLLBACK').catch((rollbackError) => { broken = rollbackError; });
       throw error;
     } finally {
+      broken ??= failure.error;
+      if (broken === undefined) client.removeListener?.('error', onConnectionError);
       client.release(broken);
     }
+  }
+
+  /**
+   * Checks a connection out of the pool with an 'error' listener on it: pg-pool listens to a connection's errors
+   * only while it is idle, so a connection the server ends while it is checked out (between two statements, or with
+   * one running) would emit an unhandled 'error'. The listener is added in pg's callback, synchronously as the pool
+   * hands the connection over: the rest of the network data being parsed then (a "terminating connection" message
+   * right after the previous user's last answer) may be an error, and it must not find the connection without one.
+   * `failure.error` is the connection's first error. The listener stays on a broken connection, which may emit again
+   * as it closes; the pool then discards it.
+   */
+  #checkOut() {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const handOver = (error, client) => {
+        if (settled) return;
+        settled = true;
+        if (error) {
+          reject(error);
+          return;
+        }
+        const failure = { error: undefined };
+        const onConnectionError = (connectionError) => {
+          failure.error ??= connectionError;
+        };
+        client.on?.('error', onConnectionError);
+        resolve({ client, failure, onConnectionError });
+      };
+      // A pool whose connect() only returns a promise (not pg's) gets the listener a moment later.
+      const promise = this.#pool.connect(handOver);
+      if (typeof promise?.then === 'function') promise.then((client) => handOver(undefined, client), handOver);
+    });
   }
 
   /**
