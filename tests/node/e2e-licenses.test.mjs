@@ -102,6 +102,7 @@ async function harness(t, { simulator = {}, organization = {}, prepare = () => {
   const answered = [];
   let driver;
   const endpoint = await startNotificationServer({
+    authToken,
     driver: {
       notification(accountId, authorization, body) {
         const status = driver.notification(accountId, authorization, body);

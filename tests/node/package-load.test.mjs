@@ -154,10 +154,12 @@ const driver = new Driver({
 });
 driver.input({ type: 'refresh', accountId: 'a1' });
 const notificationStatus: number = driver.notification('a1', null, '{}');
-const endpoint = await startNotificationServer({ driver, port: 0 });
+const endpoint = await startNotificationServer({ driver, authToken: 'secret', port: 0, headersTimeoutMs: 5000, maxConcurrentRequests: 8 });
 const withEndpoint = new Engine({ ...config, notifications: { url: endpoint.url, authToken: 'secret' } }, Date.now());
 await endpoint.close();
-const handler: (req: any, res: any) => void = createNotificationHandler({ driver, path: '/hooks/apple', maxBodyBytes: 65536 });
+const handler: (req: any, res: any) => void = createNotificationHandler({ driver, authToken: 'secret', path: '/hooks/apple', maxBodyBytes: 65536, bodyTimeoutMs: 5000 });
+// @ts-expect-error the endpoint checks the bearer itself: authToken is required
+createNotificationHandler({ driver });
 // @ts-expect-error inputs are a discriminated union
 driver.input({ type: 'refresh' });
 await driver.whenIdle();
