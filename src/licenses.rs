@@ -174,7 +174,11 @@ pub struct Licenses {
     retried_at: BTreeMap<AssetKey, i64>,
     /// Pool refusals of the outcome being applied, per asset: reported as `insufficientLicenses`.
     refused_now: BTreeMap<AssetKey, usize>,
+    /// The shortfall last reported per asset (reported again when it changes, or after the counts
+    /// were read again).
     reported_short: BTreeMap<AssetKey, i64>,
+    /// Assets the last plan found short (for `explain`; kept while the counts are read again).
+    short: BTreeSet<AssetKey>,
     reported_low: BTreeSet<AssetKey>,
     invited: BTreeSet<u32>,
     /// Something changed that may change the whole plan (policies, counts, Reconcile, Clean Up).
@@ -563,8 +567,10 @@ impl Licenses {
     fn report_shortfall(&mut self, asset: AssetKey, short_by: usize, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         if short_by == 0 {
             self.reported_short.remove(&asset);
+            self.short.remove(&asset);
             return;
         }
+        self.short.insert(asset);
         if self.reported_short.insert(asset, short_by as i64) != Some(short_by as i64) {
             ctx.events.push(Event::InsufficientLicenses {
                 account_id: ctx.account_id.to_owned(),
@@ -1061,6 +1067,7 @@ impl Licenses {
     fn report_refusals(&mut self, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         for (asset, short_by) in std::mem::take(&mut self.refused_now) {
             self.reported_short.insert(asset, short_by as i64);
+            self.short.insert(asset);
             ctx.events.push(Event::InsufficientLicenses {
                 account_id: ctx.account_id.to_owned(),
                 adam_id: mirror.name(asset.adam_id).to_owned(),
@@ -1284,10 +1291,14 @@ impl Licenses {
                 "it is retried when the license counts change"
             };
             format!("Apple refused the assignment for lack of licenses (9709: {}); {next}", refusal.message)
-        } else if self.reported_short.contains_key(&key.asset) {
+        } else if self.short.contains(&key.asset) {
             "not enough licenses available".to_owned()
         } else if matches!(key.target, Target::User(id) if self.pending_users.contains(&id)) {
             "waiting for Apple to register the user".to_owned()
+        } else if self.ops.revoking().any(|t| t == key.target) {
+            "will be assigned once the revoke of this target's licenses, sent earlier, is done".to_owned()
+        } else if self.needs_plan || self.dirty_targets.contains(&key.target) {
+            "will be assigned with the changes collecting now (coalescing: sent within coalesceMs)".to_owned()
         } else {
             "will be assigned at the next plan".to_owned()
         };
