@@ -130,10 +130,10 @@ const INJECTED_ERRORS = new Set([9729, 9646]);
  * Checks the simulator's request log (entries in arrival order, as tests/load/apple.mjs `log` returns them) against
  * Apple's rules. `client` maps each request's `x-loadtest-id` to `{ sentAt, receivedAt }` (the backend's clock,
  * the same machine's), so that a request already on its way when a Retry-After answer arrived does not count as
- * ignoring it. Returns `{ rate, retryAfter, limits, doubleAssociation }`, each `{ violations, examples }`, plus
+ * ignoring it. Times in examples are relative to `origin`. Returns `{ rate, retryAfter, limits, doubleAssociation }`, each `{ violations, examples }`, plus
  * `peakRatePerToken`.
  */
-export function checkRequestLog(log, { limits, retryAfterS, client }) {
+export function checkRequestLog(log, { limits, retryAfterS, client, origin = 0 }) {
   const rule = () => ({ violations: 0, examples: [] });
   const found = (r, example) => {
     r.violations++;
@@ -156,7 +156,9 @@ export function checkRequestLog(log, { limits, retryAfterS, client }) {
       while (entries[j].at - entries[i].at >= 1000) i++;
       const inWindow = j - i + 1;
       peak = Math.max(peak, inWindow);
-      if (inWindow > limits.maxRequestPerSecond) found(out.rate, `${name}: ${inWindow} requests within 1 s ending at ${entries[j].path} (+${entries[j].at - entries[i].at} ms)`);
+      if (inWindow > limits.maxRequestPerSecond) {
+        found(out.rate, `${name}: ${inWindow} requests within ${entries[j].at - entries[i].at} ms, the last ${entries[j].method} ${entries[j].path} at ${((entries[j].at - origin) / 1000).toFixed(1)} s`);
+      }
     }
     out.peakRatePerToken[name] = peak;
     // Retry-After: nothing sent after the answer was read and arriving before its deadline.

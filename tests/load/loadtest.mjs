@@ -325,14 +325,14 @@ async function run() {
   const engine = new Engine(engineConfig, Date.now());
   // The Driver gets the engine through a thin wrapper that notes when each request was emitted, so that the time it
   // then waits in the Driver (behind the store writes it must follow) can be told from the engine's own pacing.
-  const emitted = new Map(); // engine request id → Date.now() when pollOutputs returned it
+  const emitted = new Map(); // engine request id → { decidedAt: the `now` pollOutputs was given, emittedAt: when it returned }
   const driverEngine = {
     handleInput: (input, now) => engine.handleInput(input, now),
     handleNotification: (accountId, authorization, body, now) => engine.handleNotification(accountId, authorization, body, now),
     pollOutputs(now) {
       const outputs = engine.pollOutputs(now);
       const at = Date.now();
-      for (const o of outputs) if (o.type === 'request') emitted.set(o.id, at);
+      for (const o of outputs) if (o.type === 'request') emitted.set(o.id, { decidedAt: now, emittedAt: at });
       return outputs;
     },
   };
@@ -340,22 +340,27 @@ async function run() {
   // Every request is tagged (x-loadtest-id, copied into the simulator's log) with when it left and when its answer came.
   const fetchTransport = createFetchTransport({ timeoutMs: 30_000 });
   const client = new Map();
+  const transportErrors = {};
   let requestSeq = 0;
   const transport = {
     async send(request) {
       const id = String(++requestSeq);
-      const record = { sentAt: Date.now(), receivedAt: null, emittedAt: emitted.get(request.id) ?? null, accountId: request.accountId };
+      const record = { sentAt: Date.now(), receivedAt: null, decidedAt: null, emittedAt: null, accountId: request.accountId, ...emitted.get(request.id) };
       emitted.delete(request.id);
       client.set(id, record);
       try {
         return await fetchTransport.send({ ...request, headers: { ...request.headers, 'x-loadtest-id': id } });
+      } catch (error) {
+        const what = /timed out/.test(error?.message) ? 'timeout' : 'network error';
+        transportErrors[what] = (transportErrors[what] ?? 0) + 1;
+        throw error;
       } finally {
         record.receivedAt = Date.now();
       }
     },
   };
 
-  const events = { counts: {}, unexpectedReleases: 0, assignmentFailed: [], requestFailed: 0, syncs: new Set(), morningSyncs: { full: 0, delta: 0 } };
+  const events = { counts: {}, unexpectedReleases: 0, unexpectedExamples: [], unexpectedReady: 0, assignmentFailed: [], requestFailed: 0, syncs: new Set(), morningSyncs: { full: 0, delta: 0 } };
   const awaiting = new Map(); // 'accountId|pair' → { at, kind: 'ready' | 'released', cause }
   const latency = { ready: [], released: [], byCause: {} };
   let morning = false;
@@ -383,6 +388,11 @@ async function run() {
         if (kind === 'ready') onReady(event, key);
       } else if (kind === 'released' && morning) {
         events.unexpectedReleases++;
+        if (events.unexpectedExamples.length < 5) {
+          events.unexpectedExamples.push(`${key} (${event.reason}; ${desired.get(event.accountId)?.has(key.slice(key.indexOf('|') + 1)) ? 'wanted' : 'not wanted'})`);
+        }
+      } else if (kind === 'ready' && morning) {
+        events.unexpectedReady++;
       }
     },
     onError: (error) => errors.push(error),
@@ -586,7 +596,7 @@ async function run() {
     return report({
       limits, locs, desired, assignments, fullLog, morningLog, client, issued, latency, writes, writesMorning, rss, vmHwm,
       events, errors, notified, notificationStats, faultCounts, factCounts, installs, awaiting, settled, settleMs, morningEnd,
-      inputLag, engineStats: engine.stats(), warm, writesByPrefix, loopDelay, morningStart,
+      inputLag, engineStats: engine.stats(), warm, writesByPrefix, loopDelay, morningStart, transportErrors,
     });
   } finally {
     clearInterval(sampler);
@@ -650,8 +660,10 @@ function report(r) {
   log(`  input lag (scheduled → given): p99 ${secs(lag.p99)}, max ${secs(lag.max)}; event loop delay p50 ${secs(r.loopDelay.percentile(50) / 1e6)}, ` +
     `p99 ${secs(r.loopDelay.percentile(99) / 1e6)}, max ${secs(r.loopDelay.max / 1e6)}`);
   const morningRequests = [...r.client.values()].filter((c) => c.sentAt >= r.morningStart && c.emittedAt !== null);
+  const drain = percentiles(morningRequests.map((c) => c.emittedAt - c.decidedAt));
   const dispatch = percentiles(morningRequests.map((c) => c.sentAt - c.emittedAt));
-  log(`  requests: engine emits → transport sends (waiting behind store writes): p50 ${secs(dispatch.p50)}, p99 ${secs(dispatch.p99)}, max ${secs(dispatch.max)}`);
+  log(`  requests: the engine's clock when it decided → pollOutputs returned: p99 ${secs(drain.p99)}, max ${secs(drain.max)}; ` +
+    `→ the transport sent (waiting in the Driver behind store writes): p50 ${secs(dispatch.p50)}, p99 ${secs(dispatch.p99)}, max ${secs(dispatch.max)}`);
 
   log('');
   const w = r.writesMorning;
@@ -666,47 +678,51 @@ function report(r) {
   log(`Notifications handled ${fmt(r.notified.handled)} (${Object.entries(r.notified.statuses).map(([s, n]) => `${s}: ${fmt(n)}`).join(', ')}); ` +
     `engine: ${fmt(r.engineStats.requestsIssued)} requests issued; events ${Object.entries(r.events.counts).map(([k, n]) => `${k} ${fmt(n)}`).join(', ')}`);
   log(`Of note: assignmentFailed ${r.events.assignmentFailed.length}, requestFailed ${r.events.requestFailed}, ` +
-    `insufficientLicenses ${r.events.counts.insufficientLicenses ?? 0}, licenseReleased nobody asked for ${r.events.unexpectedReleases}`);
+    `insufficientLicenses ${r.events.counts.insufficientLicenses ?? 0}, transport errors ${JSON.stringify(r.transportErrors)}, ` +
+    `licenseReady nobody waited for ${r.events.unexpectedReady}, licenseReleased nobody asked for ${r.events.unexpectedReleases}` +
+    `${r.events.unexpectedExamples.length ? ` (e.g. ${r.events.unexpectedExamples.join(', ')})` : ''}`);
   if (r.faultCounts) log(`Faults injected: ${Object.entries(r.faultCounts).map(([k, n]) => `${k} ${n}`).join(', ')}`);
   if (r.errors.length) log(`Driver / endpoint errors: ${r.errors.length}: ${r.errors.slice(0, 3).map(String).join(' | ')}`);
 
   // ---- checks
-  const rules = checkRequestLog(r.fullLog, { limits, retryAfterS: FAULTS.retryAfterS, client: r.client });
-  // The same sliding window on the times the engine emitted its requests (its own pacing, before the Driver's queue).
-  const emittedPeak = {};
-  const byAccount = new Map();
-  for (const c of r.client.values()) {
-    if (c.emittedAt === null || c.accountId === null) continue;
-    if (!byAccount.has(c.accountId)) byAccount.set(c.accountId, []);
-    byAccount.get(c.accountId).push(c.emittedAt);
-  }
-  for (const [accountId, times] of byAccount) {
-    times.sort((a, b) => a - b);
-    let i = 0;
-    let peak = 0;
-    for (let j = 0; j < times.length; j++) {
-      while (times[j] - times[i] >= 1000) i++;
-      peak = Math.max(peak, j - i + 1);
+  const rules = checkRequestLog(r.fullLog, { limits, retryAfterS: FAULTS.retryAfterS, client: r.client, origin: r.morningStart });
+  // The same sliding window on the times the engine emitted its requests (its own pacing) and the transport sent them
+  // (after waiting in the Driver behind store writes): where a burst Apple saw was made.
+  const peakOf = (field) => {
+    const byAccount = new Map();
+    for (const c of r.client.values()) {
+      if (c[field] === null || c.accountId === null) continue;
+      if (!byAccount.has(c.accountId)) byAccount.set(c.accountId, []);
+      byAccount.get(c.accountId).push(c[field]);
     }
-    emittedPeak[accountId] = peak;
-  }
+    return [...byAccount.values()].map((times) => {
+      times.sort((a, b) => a - b);
+      let i = 0;
+      let peak = 0;
+      for (let j = 0; j < times.length; j++) {
+        while (times[j] - times[i] >= 1000) i++;
+        peak = Math.max(peak, j - i + 1);
+      }
+      return peak;
+    }).join(' / ');
+  };
   const state = r.locs.map((L) => ({ L, ...compareState(r.desired.get(L.accountId), r.assignments[L.token]) }));
   const missing = state.reduce((n, s) => n + s.missing.length, 0);
   const extra = state.reduce((n, s) => n + s.extra.length, 0);
   const checks = [
-    ['rate ≤ maxRequestPerSecond per token in any second', rules.rate, `peak ${Object.values(rules.peakRatePerToken).join(' / ')} of ${limits.maxRequestPerSecond} as Apple saw them; ${Object.values(emittedPeak).join(' / ')} as the engine emitted them`],
-    ['nothing sent inside a Retry-After window', rules.retryAfter, ''],
-    ['request limits (and no request Apple rejected)', rules.limits, ''],
-    ['no pair associated twice while Apple held it', rules.doubleAssociation, ''],
-    ['every fact got its licenseReady / licenseReleased', { violations: r.awaiting.size, examples: [...r.awaiting.keys()].slice(0, 3) }, ''],
-    ['Apple holds exactly the desired licenses', { violations: missing + extra, examples: state.flatMap((s) => [...s.missing.slice(0, 2).map((p) => `${s.L.accountId} missing ${p}`), ...s.extra.slice(0, 2).map((p) => `${s.L.accountId} extra ${p}`)]) },
+    ['rate', 'rate ≤ maxRequestPerSecond per token in any second', rules.rate, `peak ${Object.values(rules.peakRatePerToken).join(' / ')} of ${limits.maxRequestPerSecond} as Apple saw them; ${peakOf('decidedAt')} by the engine's clock, ${peakOf('sentAt')} as the transport sent them`],
+    ['Retry-After', 'nothing sent inside a Retry-After window', rules.retryAfter, ''],
+    ['limits', 'request limits (and no request Apple rejected)', rules.limits, ''],
+    ['double association', 'no pair associated twice while Apple held it', rules.doubleAssociation, ''],
+    ['outcomes', 'every fact got its licenseReady / licenseReleased', { violations: r.awaiting.size, examples: [...r.awaiting.keys()].slice(0, 3) }, ''],
+    ['final state', 'Apple holds exactly the desired licenses', { violations: missing + extra, examples: state.flatMap((s) => [...s.missing.slice(0, 2).map((p) => `${s.L.accountId} missing ${p}`), ...s.extra.slice(0, 2).map((p) => `${s.L.accountId} extra ${p}`)]) },
       `${fmt([...r.desired.values()].reduce((n, s) => n + s.size, 0))} licenses; missing ${missing}, extra ${extra}${r.settled ? '' : '; did not settle'}`],
-    [`license requests ≤ 1.2 × bound within the window`, { violations: ratio <= 1.2 ? 0 : 1, examples: [] }, `${fmt(licenseSent)} vs ${fmt(bounds.total.withinWindow)}: ${ratio.toFixed(2)}×`],
+    ['ratio', `license requests ≤ 1.2 × bound within the window`, { violations: ratio <= 1.2 ? 0 : 1, examples: [] }, `${fmt(licenseSent)} vs ${fmt(bounds.total.withinWindow)}: ${ratio.toFixed(2)}×`],
   ];
   log('');
   log('Checks (request log of the whole run, warm-up included):');
   let failed = 0;
-  for (const [label, result, detail] of checks) {
+  for (const [, label, result, detail] of checks) {
     const ok = result.violations === 0;
     if (!ok) failed++;
     log(`  ${ok ? 'ok  ' : 'FAIL'} ${label}${detail ? ` (${detail})` : ''}${ok ? '' : `: ${result.violations} — ${result.examples.join('; ')}`}`);
@@ -718,9 +734,13 @@ function report(r) {
     `(${ratio.toFixed(2)}×; at once ${fmt(bounds.total.atOnce)}); p99 ready ${secs(ready.p99)}, released ${secs(released.p99)}; ` +
     `writes ${fmt(w.puts + w.deletes)} (${mib(w.bytes)}); peak RSS ${mib(Math.max(r.rss.peak, r.vmHwm))}; rule violations ${violations}; ` +
     `final state ${missing + extra === 0 ? 'exact' : `off by ${missing + extra}`}; ${failed === 0 ? 'PASS' : `FAIL (${failed} check${failed > 1 ? 's' : ''})`}`);
-  log(`| ${SIZE_NAME} | ${S.locations} × ${fmt(S.devices)} devices, ${fmt(S.enrollments * S.locations)} enrollments / ${secs(S.morningMs)} | ` +
+  log('| run | license requests / bound within coalesceMs | bound at once | fact → licenseReady p50 / p95 / p99 | ' +
+    'fact → licenseReleased p50 / p95 / p99 | store writes, morning (put / deleted) | peak RSS | rule violations | final state | checks |');
+  log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  log(`| ${SIZE_NAME}, ${opts.store === 'memory' ? 'memory store' : 'SQLite'}, seed ${SEED} | ` +
     `${fmt(licenseSent)} / ${fmt(bounds.total.withinWindow)} (${ratio.toFixed(2)}×) | ${fmt(bounds.total.atOnce)} | ` +
     `${secs(ready.p50)} / ${secs(ready.p95)} / ${secs(ready.p99)} | ${secs(released.p50)} / ${secs(released.p95)} / ${secs(released.p99)} | ` +
-    `${fmt(w.puts)} / ${fmt(w.deletes)} (${mib(w.bytes)}) | ${mib(Math.max(r.rss.peak, r.vmHwm))} | ${violations} | ${missing + extra === 0 ? 'exact' : `off by ${missing + extra}`} |`);
+    `${fmt(w.puts)} / ${fmt(w.deletes)} (${mib(w.bytes)}) | ${mib(Math.max(r.rss.peak, r.vmHwm))} | ${violations} | ${missing + extra === 0 ? 'exact' : `off by ${missing + extra}`} | ` +
+    `${failed === 0 ? 'PASS' : `FAIL: ${checks.filter(([, , result]) => result.violations > 0).map(([name]) => name).join(', ')}`} |`);
   return failed === 0 ? 0 : 1;
 }
