@@ -190,6 +190,10 @@ impl Account {
         for _ in 0..Limits::default().max_request_per_second {
             account.rate.record(now);
         }
+        // Releases are decided in memory and planned when the coalescing window closes: one decided
+        // just before a crash is not in the store. The first plan releases whatever of ours no policy
+        // wants (a Reconcile), so none is lost.
+        account.licenses.request_reconcile();
         account
     }
 
@@ -776,8 +780,9 @@ impl Account {
             SyncKind::Full if self.sync_overlapped => self.mirror.merge(run.staged),
             SyncKind::Full => {
                 self.licenses.forget_pool_refusals();
+                let held_before = self.licenses.ours_held(&self.mirror);
                 self.mirror.replace(run.staged);
-                self.licenses.prune_ours(&self.mirror);
+                self.licenses.prune_ours(&held_before, &mut self.mirror, &mut license_ctx(&self.id, ctx));
                 trustworthy = true;
                 self.next_full_at = ctx.now + ctx.config.full_refresh_interval_ms;
                 self.durable.last_full_refresh_at = Some(ctx.now);

@@ -71,7 +71,11 @@ export type Input =
   /** Targets entering or leaving a policy's scope (labels / groups changed). Leaving = reclaim now. */
   | { type: "updatePolicyTargets"; policyId: string; add?: string[]; remove?: string[] }
   // device and user facts from the MDM
-  | { type: "deviceEnrolled"; serialNumber: string; clientUserId?: string | null; sharedIpad?: boolean }
+  /** A device enrolled. Reporting what the engine knows already (a host replaying its facts at start-up) changes
+   *  nothing and emits nothing. A re-enrollment (the device was wiped or retired and enrolled again) reports the
+   *  licenses it holds with `licenseReady` again: a device the engine knew as retired, or a new `enrollmentId` (any
+   *  string that changes with each enrollment, e.g. the enrollment's time). `updatePush` asks for `licenseReady` too. */
+  | { type: "deviceEnrolled"; serialNumber: string; clientUserId?: string | null; sharedIpad?: boolean; enrollmentId?: string | null }
   | { type: "deviceRetired"; serialNumber: string }
   | { type: "appInstalled"; serialNumber: string; adamId: string }
   | { type: "appRemoved"; serialNumber: string; adamId: string }

@@ -14,6 +14,9 @@ pub struct DeviceFacts {
     pub retired: bool,
     /// Apps (adam ids) the device reported installed.
     pub installed: BTreeSet<String>,
+    /// The host's id of the device's current enrollment, if it gives one (a new one is a re-enrollment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

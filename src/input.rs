@@ -50,11 +50,15 @@ pub enum Input {
         add: Vec<String>,
         remove: Vec<String>,
     },
-    /// A device enrolled (or re-enrolled: licenses it holds are reported ready again).
+    /// A device enrolled. Reporting what the engine already knows (a host replaying its facts at
+    /// start-up) changes nothing and emits nothing. A *re-enrollment* (the device was wiped or
+    /// retired and enrolled again) reports the licenses it holds ready again: a device the engine
+    /// knew as retired, or a new `enrollment_id` (any string that changes with each enrollment).
     DeviceEnrolled {
         serial_number: String,
         client_user_id: Option<String>,
         shared_ipad: bool,
+        enrollment_id: Option<String>,
     },
     /// A device was retired: its licenses are reclaimed.
     DeviceRetired { serial_number: String },
@@ -169,6 +173,7 @@ impl<'de> Deserialize<'de> for Input {
                 serial_number: f.required("serialNumber")?,
                 client_user_id: f.optional("clientUserId")?,
                 shared_ipad: f.optional("sharedIpad")?,
+                enrollment_id: f.optional("enrollmentId")?,
             },
             "deviceRetired" => Input::DeviceRetired { serial_number: f.required("serialNumber")? },
             "appInstalled" => Input::AppInstalled { serial_number: f.required("serialNumber")?, adam_id: f.required("adamId")? },

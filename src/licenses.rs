@@ -510,13 +510,18 @@ impl Licenses {
         mirror: &Mirror,
         ctx: &mut LicenseCtx<'_>,
     ) {
-        // A target being revoked gets nothing until the revoke is done (it would take it away).
+        // A target being revoked gets nothing until the revoke is done (it would take it away), nor a
+        // pair a disassociate at Apple may still take away (one sent twice after a lost answer, say).
         let mut revoking = BTreeSet::new();
         revoking.extend(self.ops.revoking());
+        let mut releasing = BTreeSet::new();
+        for op in self.ops.values().filter(|op| op.kind == OperationKind::Disassociate) {
+            releasing.extend(op.tasks().filter(|t| !op.is_resolved(t)).map(|(asset, target)| AssignmentKey { asset, target }));
+        }
         // Per asset: the awaited pairs (their license is counted in flight already: Apple may
         // still complete the old event) and the others, which need a free license each.
         let mut missing: BTreeMap<AssetKey, (Vec<Target>, Vec<Target>)> = BTreeMap::new();
-        for key in mirror.not_held(want).filter(|k| !self.in_flight.is_associating(k) && !revoking.contains(&k.target)) {
+        for key in mirror.not_held(want).filter(|k| !self.in_flight.is_associating(k) && !revoking.contains(&k.target) && !releasing.contains(k)) {
             let ready = match key.target {
                 Target::User(id) => registered_users.contains(&id),
                 Target::Device(_) => true,
@@ -804,18 +809,22 @@ impl Licenses {
         if self.ours.contains(&key) {
             self.in_flight.stop_awaiting(&key);
         } else {
-            self.now_ours(key, mirror, ctx);
+            self.now_ours(key, true, mirror, ctx);
         }
     }
 
 
-    /// Apple confirmed an association of ours: it is ours, and ready for the install command.
-    fn now_ours(&mut self, key: AssignmentKey, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
+    /// Apple confirmed an association of ours: it is ours, and (`announce`: unless it was reported
+    /// ready already) ready for the install command.
+    fn now_ours(&mut self, key: AssignmentKey, announce: bool, mirror: &Mirror, ctx: &mut LicenseCtx<'_>) {
         self.adopt(key);
         self.in_flight.stop_awaiting(&key);
         // The scope may have changed while Apple worked: the next plan releases the pair again
         // if nothing wants it any more.
         self.nominate(key, "no longer wanted when Apple confirmed the assignment");
+        if !announce {
+            return;
+        }
         let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
         ctx.events.push(Event::LicenseReady {
             account_id: ctx.account_id.to_owned(),
@@ -942,12 +951,19 @@ impl Licenses {
         match op.kind {
             OperationKind::Associate => {
                 self.in_flight.associated(key);
+                // Known already (a sync showed it, and it was reported ready then): a second word of the same fact.
+                let known = self.ours.contains(&key) && mirror.has_assignment(&key);
                 mirror.add_assignment(key);
-                self.now_ours(key, mirror, ctx);
+                self.now_ours(key, !known, mirror, ctx);
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
-                let reason = self.pending_release.remove(&key).unwrap_or_else(|| op.reason.clone());
-                self.released(key, reason, Release::Ours, mirror, ctx);
+                match self.pending_release.remove(&key) {
+                    Some(reason) => self.released(key, reason, Release::Ours, mirror, ctx),
+                    // A release sent twice (the first answer was lost) whose first landing was reported
+                    // already: nothing left to say.
+                    None if !mirror.has_assignment(&key) => {}
+                    None => self.released(key, op.reason.clone(), Release::Ours, mirror, ctx),
+                }
             }
             OperationKind::CreateUsers => {}
         }
@@ -1147,9 +1163,11 @@ impl Licenses {
                     // When it happened is unknown: the next sync's counts include it. Possibly it
                     // is older than a newer association of ours: provenance stays until a full
                     // refresh shows the pair gone.
-                    (_, ManagementResult::Success) => {
-                        self.released(key, "released outside this MDM".to_owned(), Release::Elsewhere, mirror, ctx)
-                    }
+                    // A release of ours sent twice (the first answer was lost): this is the first landing.
+                    (_, ManagementResult::Success) => match self.pending_release.remove(&key) {
+                        Some(reason) => self.released(key, reason, Release::Ours, mirror, ctx),
+                        None => self.released(key, "released outside this MDM".to_owned(), Release::Elsewhere, mirror, ctx),
+                    },
                     (_, ManagementResult::Failure) => {}
                 }
             }
@@ -1254,14 +1272,28 @@ impl Licenses {
         self.needs_plan = true;
     }
 
+    /// The assignments of ours the mirror shows: call before a full refresh replaces it, and hand
+    /// them to [`Licenses::prune_ours`] after.
+    pub fn ours_held(&self, mirror: &Mirror) -> BTreeSet<AssignmentKey> {
+        let mut held = BTreeSet::new();
+        held.extend(self.ours.iter().filter(|k| mirror.has_assignment(k)));
+        held
+    }
+
     /// After a full refresh: provenance of assignments Apple no longer has is dropped (released
-    /// while this instance was down, or by someone else).
-    pub fn prune_ours(&mut self, mirror: &Mirror) {
+    /// while this instance was down or stopped, or by someone else). Those the mirror showed
+    /// before (`held_before`) are reported released: the host learns of it now.
+    pub fn prune_ours(&mut self, held_before: &BTreeSet<AssignmentKey>, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
         let gone: Vec<AssignmentKey> =
             self.ours.iter().filter(|k| !mirror.has_assignment(k) && !self.in_flight.is_associating(k)).collect();
         for key in gone {
-            self.ours.remove(&key);
-            self.dirty_ours.insert(key, false);
+            if held_before.contains(&key) {
+                let reason = "not at Apple any more (found by a full refresh): released outside this MDM".to_owned();
+                self.released(key, reason, Release::Ours, mirror, ctx);
+            } else {
+                self.ours.remove(&key);
+                self.dirty_ours.insert(key, false);
+            }
         }
     }
 
@@ -1297,6 +1329,8 @@ impl Licenses {
             "waiting for Apple to register the user".to_owned()
         } else if self.ops.revoking().any(|t| t == key.target) {
             "will be assigned once the revoke of this target's licenses, sent earlier, is done".to_owned()
+        } else if self.ops.values().any(|op| op.kind == OperationKind::Disassociate && op.tasks().any(|t| t == (key.asset, key.target) && !op.is_resolved(&t))) {
+            "will be assigned once the release of it sent earlier is done".to_owned()
         } else if self.needs_plan || self.dirty_targets.contains(&key.target) {
             "will be assigned with the changes collecting now (coalescing: sent within coalesceMs)".to_owned()
         } else {

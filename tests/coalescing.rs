@@ -9,7 +9,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use support::fake_apple::Fault;
 use support::scenario::*;
 use support::{app, Harness, Trace};
-use vpp_license_engine::{Engine, EngineConfig, Input, LicenseType, PricingParam};
+use vpp_license_engine::{Engine, EngineConfig, Input, LicenseType};
 
 const RELEASES: [&str; 2] = ["disassociateAssets", "revokeAssets"];
 
@@ -178,18 +178,7 @@ fn every_kind_of_license_work_trickled_in_costs_what_it_costs_at_once() {
 
     // Removed apps, failed installs and an administrator's reclaims, one input each: one disassociate.
     for d in 0..30 {
-        let (serial_number, adam_id) = (serial(d), app(0));
-        let input = match d % 3 {
-            0 => Input::AppRemoved { serial_number, adam_id },
-            1 => Input::InstallFailed { serial_number, adam_id, cancelled: false },
-            _ => Input::ReclaimLicense {
-                account_id: "a1".into(),
-                adam_id,
-                pricing_param: PricingParam::Stdq,
-                serial_number: Some(serial_number),
-                client_user_id: None,
-            },
-        };
+        let input = take_back((d % 3) as u32, serial(d), app(0));
         h.input(input).unwrap();
         h.run_for(25);
     }
@@ -242,4 +231,21 @@ fn status_polls_take_at_most_a_third_of_the_rate_while_license_work_waits() {
     assert!(at_once >= 10, "the polls left two thirds of the rate to the sends: {at_once} left at once");
     let polled = h.trace.iter().filter(|t| matches!(t, Trace::Sent { request, .. } if request.purpose == "eventStatus")).count();
     assert!(polled >= 60, "every event is polled in the end ({polled})");
+}
+
+#[test]
+fn a_release_still_collecting_in_the_window_when_the_engine_crashes_is_made_after_the_restart() {
+    let mut h = Harness::with_notifications();
+    let token = fleet(&mut h, 3);
+    join_one_by_one(&mut h, 0..3, 0);
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 3);
+    // Device 0 leaves the scope; the engine crashes before the window closes (the input's records are stored).
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![], remove: vec![serial(0)] }).unwrap();
+    h.run_for(100);
+    assert_eq!(release_requests(&h), 0, "still collecting");
+    h.restart(|_| false).unwrap();
+    h.run_for(2 * MINUTE);
+    assert_eq!(release_requests(&h), 1);
+    assert_eq!(h.apple.org(&token).assignments.len(), 2);
 }

@@ -7,7 +7,7 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
-use support::fake_apple::{EventFault, NotificationFault, Org};
+use support::fake_apple::{EventFault, Fault, NotificationFault, Org};
 use support::scenario::*;
 use support::{app, Harness, Trace, NOTIFICATION_TOKEN};
 use vpp_license_engine::{Event, ExplainQuery, Input, LicenseType, PricingParam};
@@ -491,7 +491,7 @@ fn reconcile_releases_only_this_mdms_unused_licenses_and_never_books_or_non_revo
     // wanted, but nothing nominated it — only Reconcile notices.
     h.input(policy("u0", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
     h.input(Input::RemovePolicy { policy_id: "book".into() }).unwrap();
     h.input(Input::RemovePolicy { policy_id: "fixed".into() }).unwrap();
     h.run_for(MINUTE);
@@ -557,7 +557,7 @@ fn clean_up_adopts_other_mdms_licenses_a_policy_wants_releases_the_rest_and_neve
 fn no_device_license_for_a_device_whose_user_has_this_mdms_user_license_for_the_app() {
     let mut h = Harness::with_notifications();
     synced(&mut h, org(1, 10, 2));
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
     h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
     h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
@@ -571,7 +571,7 @@ fn no_device_license_for_a_device_whose_user_has_this_mdms_user_license_for_the_
 fn shared_ipads_get_device_licenses_only() {
     let mut h = Harness::with_notifications();
     synced(&mut h, org(1, 10, 2));
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: true }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: true, enrollment_id: None }).unwrap();
     h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
     h.run_for(MINUTE);
@@ -647,12 +647,32 @@ fn user_associated_notification_marks_the_user_associated() {
 #[test]
 fn a_re_enrolled_device_or_an_update_push_gets_license_ready_again_without_a_new_assignment() {
     let (mut h, _) = one_device_licensed(false);
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: None, shared_ipad: false }).unwrap();
+    let enrolled = |enrollment_id: Option<&str>| Input::DeviceEnrolled {
+        serial_number: serial(0),
+        client_user_id: None,
+        shared_ipad: false,
+        enrollment_id: enrollment_id.map(str::to_owned),
+    };
+    h.input(enrolled(Some("wiped-and-enrolled-again"))).unwrap();
     h.input(Input::UpdatePush { serial_number: serial(0), adam_id: app(0) }).unwrap();
     h.input(Input::UpdatePush { serial_number: serial(0), adam_id: app(1) }).unwrap();
     h.run_for(MINUTE);
     assert_eq!(ready(&h).len(), 3, "first assignment, re-enrollment, update push of app 0");
     assert_eq!(posts(&h, "associateAssets"), 1);
+
+    // A host replaying its facts at start-up: the same enrollment, or no enrollment id, changes nothing.
+    h.input(enrolled(Some("wiped-and-enrolled-again"))).unwrap();
+    h.input(enrolled(None)).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 3, "a replayed fact emits nothing");
+
+    // A retired device enrolled again is a re-enrollment too (its license was released, so it is assigned anew).
+    h.input(Input::DeviceRetired { serial_number: serial(0) }).unwrap();
+    h.run_for(MINUTE);
+    h.input(enrolled(None)).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 4);
+    assert_eq!(posts(&h, "associateAssets"), 2);
 }
 
 #[test]
@@ -795,4 +815,31 @@ fn a_full_refresh_while_an_operation_of_ours_is_at_apple_removes_nothing_it_did_
     h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![], remove: vec![serial(0)] }).unwrap();
     h.run_for(MINUTE);
     assert!(released(&h).iter().any(|(_, s, _)| s.as_deref() == Some(serial(0).as_str())), "and reclaimable");
+}
+
+#[test]
+fn a_release_sent_twice_after_a_lost_answer_does_not_take_away_the_license_given_again_meanwhile() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 10, 0));
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p1", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 1);
+    // The device leaves the scope: Apple makes the release but its answer is lost, so the engine sends it
+    // again; Apple takes a minute over that second event.
+    h.apple.faults.push_back(Fault::lost_answer().for_token(&token).on_path("/assets/disassociate"));
+    h.apple.event_faults.push_back(EventFault::Slow(SECOND));
+    h.apple.event_faults.push_back(EventFault::Slow(MINUTE));
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![], remove: vec![serial(0)] }).unwrap();
+    h.run_for(15 * SECOND);
+    assert_eq!(posts(&h, "disassociateAssets"), 2);
+    assert_eq!(released(&h).len(), 1, "the first release landed");
+    // Back in scope before the second release finishes: licensed again.
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(0)], remove: vec![] }).unwrap();
+    h.run_for(10 * MINUTE);
+    assert_eq!(ready(&h).len(), 2);
+    assert_eq!(released(&h).len(), 1, "the second release's late word is old news");
+    assert_eq!(h.apple.org(&token).assignments.len(), 1);
+    let query = ExplainQuery { adam_id: app(0), pricing_param: PricingParam::Stdq, serial_number: Some(serial(0)), client_user_id: None };
+    assert_eq!(h.engine.explain("a1", &query).unwrap().reason, "licensed by this MDM");
 }

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{json, Value};
 use support::fake_apple::{make_token, EventFault, Fault, NotificationFault, Org, TokenState};
+use support::scenario::take_back;
 use support::{app, Harness, Trace, DAY, START};
 use vpp_license_engine::{AccountStatus, AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
 
@@ -330,6 +331,11 @@ struct Sim {
     /// last `insufficientLicenses`.
     named_at: BTreeMap<Pair, u64>,
     short_at: BTreeMap<usize, u64>,
+    /// Pairs reported `licenseReady` and not released or re-enrolled since: reported ready once.
+    ready: BTreeSet<Pair>,
+    /// Enrollment ids handed out (re-enrollments), and the devices the host reported enrolled.
+    enrollments: u64,
+    enrolled: BTreeSet<usize>,
     /// Another MDM's assignments, as (adamId, serial number).
     foreign: BTreeSet<(String, String)>,
     /// `SIM_TRACE=1`: print every input, request, answer, notification and event (for replays).
@@ -382,6 +388,9 @@ impl Sim {
             wanted_since: BTreeMap::new(),
             named_at: BTreeMap::new(),
             short_at: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            enrollments: 0,
+            enrolled: BTreeSet::new(),
             foreign,
             verbose: std::env::var("SIM_TRACE").is_ok_and(|v| v == "1"),
             printed_faults: BTreeMap::new(),
@@ -482,9 +491,21 @@ impl Sim {
                 self.input(Input::RemovePolicy { policy_id: format!("p{a}") }).unwrap();
             }
             29..=36 => {
-                self.model.retired.remove(&d);
-                self.model.held.retain(|(_, device)| *device != d);
-                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false }).unwrap();
+                // A retired device enrolled again, or one wiped and enrolled again (a new enrollment id): a
+                // re-enrollment, which lifts its holds and reports its licenses ready again. Otherwise the host
+                // reports what the engine knows already (a replayed fact), which changes nothing.
+                let first = self.enrolled.insert(d);
+                let reenrolled = self.model.retired.remove(&d) || first || self.rng.bool();
+                let enrollment_id = reenrolled.then(|| {
+                    self.enrollments += 1;
+                    format!("enrollment-{}", self.enrollments)
+                });
+                if reenrolled {
+                    // (A first enrollment too: the device may hold licenses assigned before it enrolled.)
+                    self.model.held.retain(|(_, device)| *device != d);
+                    self.ready.retain(|(_, target)| *target != Target::Device(d));
+                }
+                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id }).unwrap();
             }
             37..=40 => {
                 self.model.retired.insert(d);
@@ -636,6 +657,9 @@ impl Sim {
         if let Err(error) = self.h.restart(|_| rng.bool()) {
             panic!("the store does not restore: {error}");
         }
+        if self.rng.bool() {
+            self.replay_facts();
+        }
         let after = self.h.engine.pending_operations("a1").unwrap();
         for op in before.iter().filter(|op| op.event_id.is_some()) {
             assert!(
@@ -645,6 +669,20 @@ impl Sim {
                 op.event_id
             );
         }
+    }
+
+    /// What a host does at start-up: it reports every device fact it knows again. Nothing changes.
+    fn replay_facts(&mut self) {
+        let known: Vec<usize> = self.enrolled.iter().copied().collect();
+        for d in known {
+            let input = if self.model.retired.contains(&d) {
+                Input::DeviceRetired { serial_number: serial(d) }
+            } else {
+                Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None }
+            };
+            self.input(input).unwrap();
+        }
+        self.count("facts replayed after a restart");
     }
 
     /// Invariants over everything that happened since the last check.
@@ -666,6 +704,16 @@ impl Sim {
                 Trace::Emitted { at, event: Event::AssignmentFailed { adam_id, serial_number, client_user_id, .. } } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
                         self.named_at.insert(pair, *at);
+                    }
+                }
+                Trace::Emitted { event: Event::LicenseReady { adam_id, serial_number, client_user_id, .. }, .. } => {
+                    if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
+                        assert!(self.ready.insert(pair), "licenseReady again for {pair:?}, ready since and not released nor re-enrolled");
+                    }
+                }
+                Trace::Emitted { event: Event::LicenseReleased { adam_id, serial_number, client_user_id, .. }, .. } => {
+                    if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
+                        self.ready.remove(&pair);
                     }
                 }
                 Trace::Emitted { at, event: Event::InsufficientLicenses { adam_id, .. } } => {
@@ -728,7 +776,7 @@ impl Sim {
             let stated = match reason.as_str() {
                 "assignment requested, waiting for Apple to confirm" | "waiting for Apple to register the user" => true,
                 // Wanted again while its release (or a revoke of the target's licenses) is at Apple.
-                r if r.starts_with("being released") || r.starts_with("will be assigned once the revoke") => true,
+                r if r.starts_with("being released") || r.starts_with("will be assigned once the") => true,
                 r if r.starts_with("will be assigned with the changes collecting now") => true, // at most coalesceMs away
                 r if r == "not enough licenses available" || r.starts_with("Apple refused the assignment for lack of licenses") => {
                     named || self.short_at.contains_key(&asset)
@@ -1071,7 +1119,7 @@ impl TrickleTwins {
                 let returning: Vec<usize> = self.retired.iter().copied().take(n).collect();
                 for d in returning {
                     self.retired.remove(&d);
-                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false });
+                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None });
                 }
             }
             4 => {
@@ -1089,18 +1137,9 @@ impl TrickleTwins {
                 // Failed or removed installs and administrator reclaims, each of one device's app.
                 let held: Vec<usize> = self.scopes[p].iter().copied().filter(|d| !self.retired.contains(d)).take(n).collect();
                 for &d in &held {
-                    let (serial_number, adam_id) = (serial(d), app(p));
-                    inputs.push(match (kind, self.rng.u32(..3)) {
-                        (5, 0) => Input::AppRemoved { serial_number, adam_id },
-                        (5, _) => Input::InstallFailed { serial_number, adam_id, cancelled: false },
-                        _ => Input::ReclaimLicense {
-                            account_id: "a1".into(),
-                            adam_id,
-                            pricing_param: PricingParam::Stdq,
-                            serial_number: Some(serial_number),
-                            client_user_id: None,
-                        },
-                    });
+                    // The user removed the app, the install failed, or an administrator reclaimed it.
+                    let how = if kind == 5 { self.rng.u32(..2) } else { 2 };
+                    inputs.push(take_back(how, serial(d), app(p)));
                 }
                 // A held pair is licensed again only when it enters the scope again (a later burst).
                 for d in &held {

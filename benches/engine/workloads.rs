@@ -190,7 +190,9 @@ fn single_inputs(host: &mut Host) -> Value {
             break;
         }
         enrolled.push(timed(|| {
-            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false });
+            // A re-enrollment (a new enrollment id): its licenses are reported ready again.
+            let enrollment_id = Some(format!("re-enrolled-{d}"));
+            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id });
             host.drain();
         }));
         settle(host);

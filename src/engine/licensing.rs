@@ -163,18 +163,36 @@ impl Engine {
         serial: String,
         client_user_id: Option<String>,
         shared_ipad: bool,
+        enrollment_id: Option<String>,
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         check_id("serialNumber", &serial)?;
         if let Some(user) = &client_user_id {
             check_id("clientUserId", user)?;
         }
+        if let Some(id) = &enrollment_id {
+            check_id("enrollmentId", id)?;
+        }
+        let known = self.facts.devices.get(&serial);
+        // A replayed fact (same user, same kind of device, not retired, the same enrollment) changes nothing.
+        let replayed = known.is_some_and(|old| {
+            !old.retired
+                && old.client_user_id == client_user_id
+                && old.shared_ipad == shared_ipad
+                && (enrollment_id.is_none() || old.enrollment_id == enrollment_id)
+        });
+        if replayed {
+            return Ok(());
+        }
+        let reenrolled = known.is_none_or(|old| old.retired || enrollment_id.as_ref().is_some_and(|id| old.enrollment_id.as_ref() != Some(id)));
         // The apps it reported installed stay; they are moved, not copied, into the new facts.
-        let (installed, previous_user) = match self.facts.devices.get_mut(&serial) {
-            Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone()),
+        let (installed, previous_user, previous_enrollment) = match self.facts.devices.get_mut(&serial) {
+            Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone(), old.enrollment_id.clone()),
             None => Default::default(),
         };
-        self.facts.set_device(&serial, DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed });
+        let enrollment_id = enrollment_id.or(previous_enrollment);
+        let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
+        self.facts.set_device(&serial, facts);
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(&serial);
             account.licenses.release_holds_of(target);
@@ -185,7 +203,9 @@ impl Engine {
                 account.licenses.replan(user);
             }
             // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
-            license_ready(account, target, None, events);
+            if reenrolled {
+                license_ready(account, target, None, events);
+            }
         }
         self.dirty_devices.insert(serial);
         Ok(())

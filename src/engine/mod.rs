@@ -196,8 +196,8 @@ impl Engine {
             Input::SetPolicy { policy } => self.set_policy(policy)?,
             Input::RemovePolicy { policy_id } => self.remove_policy(&policy_id)?,
             Input::UpdatePolicyTargets { policy_id, add, remove } => self.update_policy_targets(&policy_id, add, remove)?,
-            Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad } => {
-                self.device_enrolled(serial_number, client_user_id, shared_ipad, &mut events)?
+            Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad, enrollment_id } => {
+                self.device_enrolled(serial_number, client_user_id, shared_ipad, enrollment_id, &mut events)?
             }
             Input::DeviceRetired { serial_number } => self.device_retired(serial_number)?,
             Input::AppInstalled { serial_number, adam_id } => self.app_installed(&serial_number, &adam_id)?,

@@ -52,7 +52,23 @@ pub fn policy(id: &str, adam: &str, license_type: LicenseType, targets: impl Int
 
 pub fn enroll(h: &mut Harness, serials: impl IntoIterator<Item = String>) {
     for serial_number in serials {
-        h.input(Input::DeviceEnrolled { serial_number, client_user_id: None, shared_ipad: false }).unwrap();
+        h.input(Input::DeviceEnrolled { serial_number, client_user_id: None, shared_ipad: false, enrollment_id: None }).unwrap();
+    }
+}
+
+/// Takes one device's app license back and holds it: the user removed the app (`kind` 0), the install failed (1),
+/// or an administrator reclaimed it (2).
+pub fn take_back(kind: u32, serial_number: String, adam_id: String) -> Input {
+    match kind {
+        0 => Input::AppRemoved { serial_number, adam_id },
+        1 => Input::InstallFailed { serial_number, adam_id, cancelled: false },
+        _ => Input::ReclaimLicense {
+            account_id: "a1".into(),
+            adam_id,
+            pricing_param: PricingParam::Stdq,
+            serial_number: Some(serial_number),
+            client_user_id: None,
+        },
     }
 }
 
