@@ -297,6 +297,9 @@ export interface Simulator {
   setLimits(limits: Partial<Limits>): void;
   setLatency(ms: number): void;
   setEventDelay(ms: number): void;
+  /** Apple refuses the next `count` (default 1) association tasks that would get a license with `errorNumber`
+   *  (default 9709) while its counts still show licenses (as right after a purchase or a license transfer). */
+  refuseAssociations(token: string, options?: { count?: number; errorNumber?: number }): void;
   /** Runs `fn` on the organization; its changes bump the affected versionIds. Returns what `fn` returns. */
   mutate<T>(token: string, fn: (org: Organization) => T): T;
   injectFault(spec: FaultSpec): FaultHandle;

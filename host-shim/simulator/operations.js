@@ -51,6 +51,7 @@ function assetTasks({ assets, clientUserIds, serialNumbers }) {
 
 function associate(org, request) {
   const outcome = new Outcome();
+  let refusal;
   for (const { asset, target } of assetTasks(request)) {
     const assignment = { ...asset, ...target };
     const user = target.clientUserId !== undefined ? org.user(target.clientUserId) : undefined;
@@ -60,6 +61,8 @@ function associate(org, request) {
       outcome.succeed(assignment); // already held: nothing more is consumed
     } else if (!(org.asset(asset.adamId, asset.pricingParam)?.availableCount > 0)) {
       outcome.fail(9709, { asset, ...target }, assignment);
+    } else if ((refusal = org.takeRefusal()) !== undefined) {
+      outcome.fail(refusal, { asset, ...target }, assignment); // Apple refuses while its counts show licenses
     } else {
       org.addAssignment(assignment);
       outcome.succeed(assignment);

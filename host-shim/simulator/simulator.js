@@ -188,6 +188,17 @@ class Simulator {
     this.#ctx.events.setDelay(ms);
   }
 
+  /**
+   * Makes Apple refuse the next `count` association tasks of the location that would get a license, with
+   * `errorNumber` (default 9709, "not enough assets") in the event's failures and notification, while its counts
+   * still show licenses available — as right after a purchase or a license transfer.
+   */
+  refuseAssociations(token, { count = 1, errorNumber = 9709 } = {}) {
+    if (!(Number.isInteger(count) && count > 0)) throw new RangeError('refuseAssociations: count must be a positive integer');
+    if (!Number.isInteger(errorNumber)) throw new TypeError('refuseAssociations: errorNumber must be an integer');
+    this.organization(token).refuseAssociations(count, errorNumber);
+  }
+
   /** Runs `fn(org)` to change the organization's data (each change bumps the affected versionIds). */
   mutate(token, fn) {
     return fn(this.organization(token));

@@ -64,6 +64,20 @@ export class Organization {
   #minted = { assets: null, assignments: null, users: null };
   #versions = new Map(); // versionId → { resource, at }
   #newVersionId;
+  /** Association tasks still to refuse although licenses are available (`refuseAssociations`). */
+  #refusals = { remaining: 0, errorNumber: 9709 };
+
+  /** The next `count` association tasks that would get a license are refused with `errorNumber` instead. */
+  refuseAssociations(count, errorNumber) {
+    this.#refusals = { remaining: count, errorNumber };
+  }
+
+  /** The error number to refuse one more association task with, if one is still to be refused. */
+  takeRefusal() {
+    if (this.#refusals.remaining <= 0) return undefined;
+    this.#refusals.remaining--;
+    return this.#refusals.errorNumber;
+  }
 
   /**
    * @param {object} identity  token, orgName, locationName, countryCode, uId, expiresAt, websiteURL, defaultPlatform

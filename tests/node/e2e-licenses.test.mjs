@@ -355,3 +355,28 @@ test('an account id that needs URL encoding (space, slash, plus, non-ASCII) gets
   assert.ok(org.notification.url.startsWith(`${endpoint.url}/`));
   assert.equal(decodeURIComponent(org.notification.url.slice(endpoint.url.length + 1)), accountId, 'the last path segment decodes to the account id');
 });
+
+test('Apple refusing associations with 9709 while its counts show licenses: assignmentFailed and insufficientLicenses at once, the counts read again, then the licenses', { timeout: 60_000 }, async (t) => {
+  const h = await harness(t, {
+    organization: { orgName: 'ORG-REFUSE', locationName: 'HQ', apps: 2, freeApps: 0, books: 0, devices: 20, users: 0, assignedFraction: 0 },
+  });
+  const { sim, org, driver, progress, events, trace, since } = h;
+  const [app] = paidApps(org);
+  const devices = devicesWithout(org, app.adamId, 4);
+  sim.refuseAssociations(org.token, { count: 4 });
+  const mark = events.length;
+  for (const serialNumber of devices) driver.input({ type: 'deviceEnrolled', serialNumber });
+  driver.input({ type: 'setPolicy', policy: { policyId: 'p', name: 'P', accountId: ACCOUNT, adamId: app.adamId, pricingParam: 'STDQ', licenseType: 'device', targets: devices } });
+  await progress.until('assignmentFailed 9709 for each device', () => since(mark, 'assignmentFailed').filter((e) => e.errorNumber === 9709).length === 4, trace);
+  const failed = since(mark, 'assignmentFailed');
+  const refusedAt = failed[0].at;
+  assert.ok(failed.every((e) => /enough licenses/.test(e.message)), JSON.stringify(failed));
+  const short = since(mark, 'insufficientLicenses');
+  assert.deepEqual(short.map((e) => [e.adamId, e.shortBy]), [[app.adamId, 4]]);
+  assert.ok(short[0].at - refusedAt < 100, 'insufficientLicenses comes with the refusal');
+  // The counts are read again at once, and the retry gets the licenses.
+  await progress.until('licenseReady for each device', () => new Set(since(mark, 'licenseReady').map((e) => e.serialNumber)).size === 4, trace);
+  const refresh = sim.requestLog.find((r) => r.path === '/mdm/v2/assets' && r.at >= refusedAt);
+  assert.ok(refresh && refresh.at - refusedAt < 60_000, 'a count refresh within a minute');
+  assert.equal(posts(sim, ASSOCIATE).length, 2);
+});
