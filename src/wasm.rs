@@ -283,15 +283,23 @@ impl JsonReader {
         }
     }
 
-    /// A JavaScript string as a Rust one (lone surrogates become U+FFFD either way).
-    fn string(&self, value: &JsValue) -> Option<String> {
+    /// A JavaScript string as a Rust one. A lone surrogate (not valid UTF-16) is refused: as U+FFFD two
+    /// distinct ids would become one.
+    fn string(&self, value: &JsValue) -> Option<Result<String, String>> {
         if !value.is_string() {
             return None;
         }
-        if value.unchecked_ref::<js_sys::JsString>().length() < LONG_STRING {
-            return value.as_string();
+        let js = value.unchecked_ref::<js_sys::JsString>();
+        let text = if js.length() < LONG_STRING {
+            value.as_string()
+        } else {
+            String::from_utf8(self.encoder.encode(value).to_vec()).ok().or_else(|| value.as_string())
+        }?;
+        // U+FFFD is rare: only then is the original checked.
+        if text.contains('\u{FFFD}') && !js.is_valid_utf16() {
+            return Some(Err("a string holds a lone surrogate (not valid UTF-16)".to_owned()));
         }
-        String::from_utf8(self.encoder.encode(value).to_vec()).ok().or_else(|| value.as_string())
+        Some(Ok(text))
     }
 
     fn is_plain_object(&self, value: &JsValue) -> bool {
@@ -315,7 +323,7 @@ impl JsonReader {
             return json_number(number).map(Value::Number).ok_or_else(|| "a number is not finite".to_owned());
         }
         if let Some(text) = self.string(value) {
-            return Ok(Value::String(text));
+            return text.map(Value::String);
         }
         if depth >= MAX_DEPTH {
             return Err(format!("nested deeper than {MAX_DEPTH} levels"));

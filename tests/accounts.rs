@@ -203,6 +203,10 @@ fn bad_commands_are_refused_with_typed_errors_and_change_nothing() {
         (Input::SetPolicy { policy: policy("p1", "zz") }, "UNKNOWN_ACCOUNT"),
         (Input::RemovePolicy { policy_id: "zz".into() }, "UNKNOWN_POLICY"),
         (Input::TestAccount { account_id: "zz".into() }, "UNKNOWN_ACCOUNT"),
+        // Ids become store keys: a NUL (PostgreSQL refuses it) or another control character is refused.
+        (Input::AddAccount { account_id: "a\0b".into(), name: "B".into(), token: token.clone() }, "INVALID_INPUT"),
+        (Input::SetPolicy { policy: AppPolicy { policy_id: "p\0".into(), ..policy("p1", "a1") } }, "INVALID_INPUT"),
+        (Input::DeviceRetired { serial_number: "S\n1".into() }, "INVALID_INPUT"),
     ];
     for (input, code) in cases {
         let err = h.input(input.clone()).unwrap_err();

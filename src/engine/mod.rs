@@ -605,6 +605,10 @@ fn check_id(field: &str, id: &str) -> Result<(), EngineError> {
     if id.trim().is_empty() || id.len() > MAX_ID_LENGTH {
         return Err(EngineError::InvalidInput(format!("{field} must be 1..={MAX_ID_LENGTH} characters")));
     }
+    // Ids are part of store keys: a NUL (PostgreSQL refuses it in text) or another control character is refused.
+    if id.chars().any(char::is_control) {
+        return Err(EngineError::InvalidInput(format!("{field} must not contain control characters (NUL, line breaks, …)")));
+    }
     Ok(())
 }
 

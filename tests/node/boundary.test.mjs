@@ -210,3 +210,20 @@ test('Engine.restore rejects malformed records, config or now', () => {
   }
   for (const now of BAD_NOW) assertRejected(() => Engine.restore(CONFIG, records, now), `Engine.restore(config, records, ${show(now)})`);
 });
+
+test('an id holding a lone surrogate is refused (as U+FFFD two distinct ids would collide), and a NUL too', () => {
+  const engine = new Engine(CONFIG, NOW);
+  for (const accountId of ['a\uD800', 'a\uDC00b', 'a\u0000b']) {
+    assertRejected(() => engine.handleInput({ type: 'addAccount', accountId, name: 'A', token: TOKEN }, NOW), show(accountId));
+    try {
+      engine.handleInput({ type: 'addAccount', accountId, name: 'A', token: TOKEN }, NOW);
+    } catch (error) {
+      assert.equal(error.code, 'INVALID_INPUT', error.message);
+    }
+  }
+  assert.deepEqual(engine.accounts(), []);
+  // A valid pair of surrogates (an emoji) is fine.
+  engine.handleInput({ type: 'addAccount', accountId: 'a\uD83D\uDE00', name: 'A', token: TOKEN }, NOW);
+  assert.equal(engine.accounts()[0].accountId, 'a😀');
+  engine.free();
+});
