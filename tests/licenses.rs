@@ -843,3 +843,34 @@ fn a_release_sent_twice_after_a_lost_answer_does_not_take_away_the_license_given
     let query = ExplainQuery { adam_id: app(0), pricing_param: PricingParam::Stdq, serial_number: Some(serial(0)), client_user_id: None };
     assert_eq!(h.engine.explain("a1", &query).unwrap().reason, "licensed by this MDM");
 }
+
+#[test]
+fn notifications_of_events_this_mdm_never_sent_are_applied_as_apples_facts_and_the_counts_read_again() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 10, 0));
+    let auth = format!("Bearer {NOTIFICATION_TOKEN}");
+    let management = |kind: &str, id: &str| {
+        json!({"notificationId": id, "notificationType": "ASSET_MANAGEMENT", "uId": "1",
+               "notification": {"eventId": format!("not-ours-{id}"), "result": "SUCCESS", "type": kind,
+                                "assignments": [{"adamId": app(0), "pricingParam": "STDQ", "serialNumber": serial(7)}]}})
+        .to_string()
+    };
+    let assigned = |h: &Harness| h.engine.app_counts("a1").unwrap()[0].assigned_count;
+    let everything = vpp_license_engine::AssignmentQuery { adam_id: None, serial_number: None, client_user_id: None, offset: 0, limit: 100 };
+    let held = |h: &mut Harness| h.engine.assignments("a1", &everything).unwrap().total;
+    // Someone assigned a license in Apple Business Manager: Apple says so. The mirror shows it, counts follow.
+    h.apple.org(&token).add_assignment(&app(0), &serial(7));
+    h.apple.org(&token).recount();
+    assert_eq!(h.engine.handle_notification("a1", Some(&auth), &management("ASSOCIATE", "n1"), h.now), 200);
+    assert_eq!((held(&mut h), assigned(&h)), (1, 1));
+    // It is released again: the pair goes at once, and the counts are read again from Apple (a delta sync).
+    h.apple.org(&token).assignments.clear();
+    h.apple.org(&token).recount();
+    h.take_trace();
+    assert_eq!(h.engine.handle_notification("a1", Some(&auth), &management("DISASSOCIATE", "n2"), h.now), 200);
+    assert_eq!(held(&mut h), 0);
+    h.run_for(10 * SECOND);
+    assert!(posts(&h, "assetsPage") >= 1, "the counts were read again");
+    assert_eq!(assigned(&h), 0, "counts consistent with Apple again");
+    assert!(released(&h).iter().all(|(_, _, reason)| reason == "released outside this MDM"));
+}
