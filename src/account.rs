@@ -30,6 +30,13 @@ use crate::token::SToken;
 /// in the notification URL (a path segment: a space must be `%20`, not `+`).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
+/// How far apart two readings of the clock past the token's expiry must be before the account stops.
+const EXPIRY_CONFIRM_AFTER: Millis = crate::time::MINUTE;
+
+/// A Retry-After deadline further than this from `now` after the clock was set back was computed on the
+/// glitched clock (Apple asks for seconds or minutes): it is brought back to this.
+const RETRY_AFTER_AFTER_REWIND: Millis = crate::time::HOUR;
+
 /// Expiry warnings, in days before `expDate`.
 pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
 
@@ -131,6 +138,9 @@ pub struct Account {
     rate: RateLimiter,
     /// `/status` polls alone: while license requests wait, polls take at most a third of the rate.
     poll_rate: RateLimiter,
+    /// When the engine's clock first read the token's expiry as passed: the token stops only when a
+    /// second reading, at least [`EXPIRY_CONFIRM_AFTER`] later, agrees (one glitched `now` is not enough).
+    expiry_seen_at: Option<Millis>,
     /// Set when something durable changed; the engine writes the record and clears it.
     pub dirty: bool,
     /// The status last reported to the host.
@@ -171,6 +181,7 @@ impl Account {
             last_failure_at: None,
             rate: RateLimiter::new(config.rate_limit_margin_ms),
             poll_rate: RateLimiter::new(config.rate_limit_margin_ms),
+            expiry_seen_at: None,
             dirty: true,
             reported: None,
         }
@@ -362,9 +373,17 @@ impl Account {
         }
         let expires_at = self.token.expires_at;
         if ctx.now >= expires_at {
-            self.stop(format!("The token expired on {}. Upload a new token.", format_utc(expires_at)), ctx);
+            // A terminal, stored state: not on the word of a single reading of the clock.
+            match self.expiry_seen_at {
+                None => self.expiry_seen_at = Some(ctx.now),
+                Some(seen) if ctx.now >= seen + EXPIRY_CONFIRM_AFTER => {
+                    self.stop(format!("The token expired on {}. Upload a new token.", format_utc(expires_at)), ctx);
+                }
+                Some(_) => {}
+            }
             return;
         }
+        self.expiry_seen_at = None;
         let remaining = expires_at - ctx.now;
         let crossed = EXPIRY_WARNING_DAYS.iter().copied().filter(|&days| remaining <= u64::from(days) * DAY).min();
         if let Some(days) = crossed.filter(|&d| self.durable.warned_threshold.is_none_or(|w| d < w)) {
@@ -429,7 +448,8 @@ impl Account {
             return None;
         }
         let rate_limit = limits.max_request_per_second;
-        let mut due = vec![(self.token.expires_at, "token expiry")];
+        let expiry = self.expiry_seen_at.map_or(self.token.expires_at, |seen| seen + EXPIRY_CONFIRM_AFTER);
+        let mut due = vec![(expiry, "token expiry")];
         if let Some(at) = self.next_expiry_warning() {
             due.push((at, "token expiry warning"));
         }
@@ -459,6 +479,31 @@ impl Account {
             }
         }
         due.into_iter().min_by_key(|(at, _)| *at)
+    }
+
+    /// The engine's clock was set back to `now` after a glitch (one `now` far ahead): deadlines computed
+    /// on the glitched clock come back within their own intervals, and what it recorded becomes `now`.
+    pub fn clock_rewound(&mut self, now: Millis, config: &EngineConfig) {
+        self.next_full_at = self.next_full_at.min(now + config.full_refresh_interval_ms);
+        self.next_delta_at = self.next_delta_at.min(now + config.delta_sync_interval_ms);
+        self.sync_started_at = self.sync_started_at.min(now);
+        self.backoff_until = self.backoff_until.min(now + config.backoff_max_ms);
+        self.last_failure_at = self.last_failure_at.map(|at| at.min(now));
+        if self.durable.retry_after_until > now + RETRY_AFTER_AFTER_REWIND {
+            self.durable.retry_after_until = now + RETRY_AFTER_AFTER_REWIND;
+            self.dirty = true;
+        }
+        self.rate.forget_after(now);
+        self.poll_rate.forget_after(now);
+        self.expiry_seen_at = None;
+        // Warnings given for a day the clock had not really reached are given again when it does.
+        let remaining = self.token.expires_at.saturating_sub(now);
+        let crossed = EXPIRY_WARNING_DAYS.iter().copied().filter(|&days| remaining <= u64::from(days) * DAY).min();
+        if self.durable.warned_threshold.is_some_and(|warned| crossed.is_none_or(|c| warned < c)) {
+            self.durable.warned_threshold = crossed;
+            self.dirty = true;
+        }
+        self.licenses.clock_rewound(now, config.unconfirmed_settle_ms);
     }
 
     // ----------------------------------------------------------------- requests

@@ -56,6 +56,11 @@ impl RateLimiter {
         }
     }
 
+    /// Forgets sends recorded after `now` (the clock was set back after a glitch).
+    pub fn forget_after(&mut self, now: Millis) {
+        self.sent.retain(|&at| at <= now);
+    }
+
     /// Records a request sent at `now`. Call only when [`RateLimiter::next_free`] returned `now`.
     pub fn record(&mut self, now: Millis) {
         while self.sent.front().is_some_and(|&at| at + self.window <= now) {

@@ -239,6 +239,8 @@ export interface EngineStats {
   /** Responses whose id the engine did not know (late, duplicated or forged): counted and dropped. */
   unknownResponses: number;
   requestsInFlight: number;
+  /** Times a `now` far behind the engine's clock showed an earlier `now` was glitched ahead (deadlines re-derived). */
+  clockRewinds: number;
 }
 
 export interface TokenInfo { orgName: string; expiresAt: number }

@@ -67,6 +67,14 @@ impl Coalescer {
         Some((window.opened_at + policy.max_wait).min(window.changed_at + quiet))
     }
 
+    /// The clock was set back to `now` after a glitch: a window opened "later" opens now.
+    pub fn rewound(&mut self, now: Millis) {
+        if let Some(window) = &mut self.window {
+            window.opened_at = window.opened_at.min(now);
+            window.changed_at = window.changed_at.min(now);
+        }
+    }
+
     /// The waiting work was planned: the next change opens a new window.
     pub fn close(&mut self) {
         self.window = None;

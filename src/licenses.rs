@@ -716,6 +716,34 @@ impl Licenses {
         })?
     }
 
+    /// The clock was set back to `now` after a glitch: times recorded on the glitched clock become
+    /// `now`, and deadlines come back within their intervals (a poll in 30 s, a settle in `settle`).
+    pub fn clock_rewound(&mut self, now: Millis, settle: Millis) {
+        self.coalescer.rewound(now);
+        let ids: Vec<u64> = self.ops.values().map(|op| op.id).collect();
+        for id in ids {
+            let changed = self.ops.update(id, |op| {
+                let before = op.state.clone();
+                match &mut op.state {
+                    OperationState::Queued => {}
+                    OperationState::Submitting { sent_at } => *sent_at = (*sent_at).min(now),
+                    OperationState::Pending { submitted_at, next_poll_at, .. } => {
+                        *submitted_at = (*submitted_at).min(now);
+                        *next_poll_at = (*next_poll_at).min(now + POLL_INTERVAL);
+                    }
+                    OperationState::Unconfirmed { sent_at, confirm_after } => {
+                        *sent_at = (*sent_at).min(now);
+                        *confirm_after = (*confirm_after).min(now + settle);
+                    }
+                }
+                op.state != before
+            });
+            if changed == Some(true) {
+                self.dirty_ops.insert(id);
+            }
+        }
+    }
+
     /// The next time an event is due for polling.
     pub fn next_poll_at(&self) -> Option<Millis> {
         self.ops.next_poll_at()

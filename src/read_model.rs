@@ -103,6 +103,8 @@ pub struct EngineStats {
     /// Answers whose id the engine did not know (late, duplicated or forged): counted and dropped.
     pub unknown_responses: u64,
     pub requests_in_flight: usize,
+    /// Times the host's clock was found far behind the engine's (a glitched `now` had run it ahead).
+    pub clock_rewinds: u64,
 }
 
 /// What an sToken says about itself (`decodeToken` in JavaScript).

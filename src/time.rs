@@ -12,25 +12,42 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
+/// A host time this much behind the engine's clock is not jitter: the engine's clock ran ahead
+/// (one call with a `now` far in the future) and is set back.
+pub const CLOCK_GLITCH: Millis = MINUTE;
+
 /// The engine's notion of "now": the latest time the host has passed in.
 ///
 /// Hosts call with `Date.now()`, which can step backwards (NTP, suspended laptops); the clock
-/// clamps so that time inside the core never runs backwards.
+/// clamps small steps back so that time inside the core never runs backwards. A step back of
+/// more than [`CLOCK_GLITCH`] means the clock ran ahead on a glitched reading: it is set back,
+/// and [`Clock::take_rewind`] tells the engine to re-derive the deadlines it computed meanwhile.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
     now: Millis,
+    rewound: bool,
 }
 
 impl Clock {
     /// A clock that starts at `now`.
     pub fn new(now: Millis) -> Self {
-        Self { now }
+        Self { now, rewound: false }
     }
 
-    /// Moves the clock to `now` unless that is earlier than the time already seen.
+    /// Moves the clock to `now`: forward, or back after a glitch (not for a small step back).
     pub fn advance(&mut self, now: Millis) -> Millis {
-        self.now = self.now.max(now);
+        if now.saturating_add(CLOCK_GLITCH) < self.now {
+            self.rewound = true;
+            self.now = now;
+        } else {
+            self.now = self.now.max(now);
+        }
         self.now
+    }
+
+    /// Whether the clock was set back since the last call.
+    pub fn take_rewind(&mut self) -> bool {
+        std::mem::take(&mut self.rewound)
     }
 
     /// The latest time seen.

@@ -634,6 +634,7 @@ impl Sim {
                     self.count("token expired");
                 }
             }
+            92 => self.clock_glitch(),
             _ => self.restart(),
         }
     }
@@ -669,6 +670,16 @@ impl Sim {
                 op.event_id
             );
         }
+    }
+
+    /// The host's clock reads far ahead once (an hour, days, 400 days), then real time again.
+    fn clock_glitch(&mut self) {
+        let ahead = *self.rng.choice(&[HOUR, 2 * DAY, 400 * DAY]).unwrap();
+        if self.verbose {
+            eprintln!("{} clock glitch: now + {} s", self.h.now - START, ahead / SECOND);
+        }
+        self.h.clock_glitch(ahead);
+        self.count("clock glitch (a now far ahead, then real time)");
     }
 
     /// What a host does at start-up: it reports every device fact it knows again. Nothing changes.

@@ -356,7 +356,7 @@ impl Engine {
     /// body; then drain [`Engine::poll_output`]. A forged, malformed or duplicated notification
     /// changes nothing.
     pub fn handle_notification(&mut self, account_id: &str, authorization: Option<&str>, body: &str, now: Millis) -> u16 {
-        let now = self.clock.advance(now);
+        let now = self.advance_clock(now);
         let Some(config) = &self.config.notifications else { return NOTIFICATION_UNKNOWN_ACCOUNT };
         if !bearer_matches(authorization, &config.auth_token) {
             return NOTIFICATION_UNAUTHORIZED;

@@ -136,7 +136,7 @@ impl Engine {
     /// holds; records of other accounts are skipped. The account's policies, and the device and
     /// user facts and settings, are (re)loaded from the records. Then drain [`Engine::poll_output`].
     pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
-        self.clock.advance(now);
+        self.advance_clock(now);
         if self.accounts.contains_key(account_id) {
             return Err(EngineError::AccountExists(account_id.to_owned()));
         }
@@ -162,7 +162,7 @@ impl Engine {
     /// for it; events already produced are still delivered; answers to its requests still in
     /// flight count as unknown.
     pub fn release(&mut self, account_id: &str, now: Millis) -> Result<(), EngineError> {
-        self.clock.advance(now);
+        self.advance_clock(now);
         self.account(account_id)?;
         self.accounts.remove(account_id);
         self.policies.retain(|_, p| p.account_id != account_id);
@@ -178,7 +178,7 @@ impl Engine {
     ///
     /// Bad input is refused with an error and changes nothing.
     pub fn handle_input(&mut self, input: Input, now: Millis) -> Result<(), EngineError> {
-        let now = self.clock.advance(now);
+        let now = self.advance_clock(now);
         let mut events = Vec::new();
         match input {
             Input::AddAccount { account_id, name, token } => self.add_account(account_id, name, &token, now)?,
@@ -259,7 +259,7 @@ impl Engine {
     /// The next thing for the host to do. Call after every [`Engine::handle_input`] until it
     /// returns [`Output::Timeout`]; then wait until that time (or the next input).
     pub fn poll_output(&mut self, now: Millis) -> Output {
-        let now = self.clock.advance(now);
+        let now = self.advance_clock(now);
         if let Some(output) = self.outputs.pop_front() {
             return output;
         }
@@ -288,6 +288,22 @@ impl Engine {
                 return outputs;
             }
         }
+    }
+
+    /// Moves the engine's clock to the host's `now`. After a glitch (the clock had run ahead and is set
+    /// back), every deadline derived from the glitched time is brought back within its own interval
+    /// of `now`: a poll due in an hour is due in 30 s again.
+    fn advance_clock(&mut self, now: Millis) -> Millis {
+        let now = self.clock.advance(now);
+        if self.clock.take_rewind() {
+            self.stats.clock_rewinds += 1;
+            self.schedule.next_at = self.schedule.next_at.min(now + self.config.service_config_interval_ms);
+            self.next_reconcile_at = self.next_reconcile_at.min(now + self.config.reconcile_interval_ms);
+            for account in self.accounts.values_mut() {
+                account.clock_rewound(now, &self.config);
+            }
+        }
+        now
     }
 
     /// Answers to an account's requests still in flight will count as unknown.

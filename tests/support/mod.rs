@@ -169,29 +169,49 @@ impl Harness {
                     self.in_flight.push((self.now + self.latency + jitter, request));
                 }
                 Output::Event { event } => self.trace.push(Trace::Emitted { at: self.now, event }),
-                Output::Persist { ops } => {
-                    self.persist_outputs += 1;
-                    for op in ops {
-                        match op {
-                            PersistOp::Put { key, value } => {
-                                if self.trace_store {
-                                    self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: true });
-                                }
-                                let value = serde_json::to_value(value).unwrap();
-                                self.persisted_bytes += key.len() + json_len(&value);
-                                self.store.insert(key, value);
-                            }
-                            PersistOp::Delete { key } => {
-                                if self.trace_store {
-                                    self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: false });
-                                }
-                                self.persisted_bytes += key.len();
-                                self.store.remove(&key);
-                            }
-                        }
-                    }
-                }
+                Output::Persist { ops } => self.store_ops(ops),
                 Output::Timeout { at } => return at,
+            }
+        }
+    }
+
+    /// The host's clock reads `ahead` in the future once: the engine is called at that time, and every
+    /// request it sends then fails (the host is offline, say: Apple never sees them). Its records are stored.
+    pub fn clock_glitch(&mut self, ahead: u64) {
+        let at = self.now + ahead;
+        self.engine.handle_input(Input::Timeout, at).unwrap();
+        loop {
+            match self.engine.poll_output(at) {
+                Output::Request(request) => {
+                    let input = Input::NetworkError { id: request.id, message: "offline".into() };
+                    self.engine.handle_input(input, at).unwrap();
+                }
+                Output::Event { event } => self.trace.push(Trace::Emitted { at: self.now, event }),
+                Output::Persist { ops } => self.store_ops(ops),
+                Output::Timeout { .. } => return,
+            }
+        }
+    }
+
+    fn store_ops(&mut self, ops: Vec<PersistOp>) {
+        self.persist_outputs += 1;
+        for op in ops {
+            match op {
+                PersistOp::Put { key, value } => {
+                    if self.trace_store {
+                        self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: true });
+                    }
+                    let value = serde_json::to_value(value).unwrap();
+                    self.persisted_bytes += key.len() + json_len(&value);
+                    self.store.insert(key, value);
+                }
+                PersistOp::Delete { key } => {
+                    if self.trace_store {
+                        self.trace.push(Trace::Stored { at: self.now, key: key.clone(), put: false });
+                    }
+                    self.persisted_bytes += key.len();
+                    self.store.remove(&key);
+                }
             }
         }
     }
