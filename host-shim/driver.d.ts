@@ -59,6 +59,14 @@ export interface DriverOptions {
    * maxDelayMs: 5000 }`.
    */
   writeRetry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /**
+   * The engine's `rateLimitMarginMs` (pass the same value if you changed it there), 0..=1000. Default 250. The engine
+   * counts a request for `maxRequestPerSecond` when it emits it; a request that had to wait for a store write leaves
+   * later than counted. A request emitted a second or more after such a one is held so that it leaves no sooner after
+   * it than it was emitted after it, up to 1 s + this margin: no more requests of an account leave within a second
+   * (or within 1 s + the margin) than the engine let go in one. Requests that did not wait are never held.
+   */
+  rateLimitMarginMs?: number;
 }
 
 /**
@@ -66,6 +74,11 @@ export interface DriverOptions {
  * persist records to the store (in order, before any later request leaves; a failed write is retried until
  * it is stored), surfaces its events and
  * keeps one timer armed at its next deadline. Request headers carry the sToken and are never logged.
+ *
+ * Back-pressure: while a store write is in flight, inputs, notifications, answers and timeouts are handed to the
+ * engine at once, but its outputs (requests, records, events) stay in the engine until every queued write is
+ * stored; then they are drained with the current time, so that the engine paces its requests by the time they
+ * actually leave rather than bunching behind a slow store (see `rateLimitMarginMs` for the requests that still wait).
  */
 export declare class Driver {
   constructor(options: DriverOptions);
@@ -86,7 +99,8 @@ export declare class Driver {
   release(accountId: string): void;
   /**
    * Resolves once every write queued so far (by the inputs, notifications and answers handled before the call) is
-   * stored. Rejects with the store's error as soon as one of them fails an attempt, and at once while one is
+   * stored — records of calls handled while a write was in flight, still in the engine, included: it waits for the
+   * drain that queues them. Rejects with the store's error as soon as one of them fails an attempt, and at once while one is
    * failing: the Driver keeps retrying it in order (see `writeRetry`), so a rejection means "not stored yet", not
    * "lost"; a later call waits for the retries. A host answers its caller with an error (the input was accepted but
    * is not durable yet) and may call again to wait; if the process ends before the write lands, the input is lost
@@ -94,11 +108,12 @@ export declare class Driver {
    * later write are given up, and writesSettled() rejects with that error from then on.
    */
   writesSettled(): Promise<void>;
-  /** Requests of one account waiting to be sent or for their answer. */
+  /** Requests of one account waiting to be sent (for a write, or held for the rate) or for their answer. */
   requestsInFlight(accountId: string): number;
   /**
-   * Clears the timer and ignores later responses; writes already queued are still applied, but one that fails
-   * (or is waiting to be retried) is given up with every write after it.
+   * Clears the timer and ignores later responses; no request leaves any more. Writes already queued are still applied
+   * — with the records (and events) of calls handled while a write was in flight, drained once it lands — but one
+   * that fails (or is waiting to be retried) is given up with every write after it.
    */
   stop(): void;
   /** Resolves when no request is in flight and no store write is pending. */

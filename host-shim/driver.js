@@ -3,11 +3,18 @@
 // armed for the engine's next deadline and passes the current time on every call.
 // With `leases` (several instances on one store, see lease.js) it also sends no request for an account whose
 // lease this instance does not hold: it has the account released instead.
+//
+// Back-pressure: while a store write is in flight the engine's outputs are left in the engine (inputs, answers and
+// notifications still go in at once); they are drained once every queued write is stored, so that the requests
+// the engine paces leave at about the time it counted them, not bunched behind a slow store.
 
 /** setTimeout's delay is a signed 32-bit millisecond count; longer delays fire at once. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** A failed store write is tried again after 100 ms, then twice as long each time, at most every 5 s. */
 const DEFAULT_WRITE_RETRY = Object.freeze({ initialDelayMs: 100, maxDelayMs: 5000 });
+/** Apple's rate window (`maxRequestPerSecond`), and the engine's default `rateLimitMarginMs` added to it. */
+const SECOND_MS = 1000;
+const DEFAULT_RATE_LIMIT_MARGIN_MS = 250;
 
 function checkWriteRetry({ initialDelayMs = DEFAULT_WRITE_RETRY.initialDelayMs, maxDelayMs = DEFAULT_WRITE_RETRY.maxDelayMs } = {}) {
   for (const [name, value] of [['initialDelayMs', initialDelayMs], ['maxDelayMs', maxDelayMs]]) {
@@ -15,6 +22,13 @@ function checkWriteRetry({ initialDelayMs = DEFAULT_WRITE_RETRY.initialDelayMs, 
   }
   if (maxDelayMs < initialDelayMs) throw new RangeError('Driver: writeRetry.maxDelayMs must be at least initialDelayMs');
   return { initialDelayMs, maxDelayMs };
+}
+
+function checkRateLimitMargin(marginMs = DEFAULT_RATE_LIMIT_MARGIN_MS) {
+  if (!Number.isSafeInteger(marginMs) || marginMs < 0 || marginMs > SECOND_MS) {
+    throw new RangeError('Driver: rateLimitMarginMs must be an integer in 0..=1000');
+  }
+  return marginMs;
 }
 
 export class Driver {
@@ -28,10 +42,20 @@ export class Driver {
   #clearTimer;
   #leases;
   #writeRetry;
+  /** The engine's rate window: 1 s plus its rateLimitMarginMs. */
+  #rateWindowMs;
 
   #timer = null;
   #timerAt = null;
   #draining = false;
+  /** A drain was asked for while a write was in flight: it runs once every queued write is stored. */
+  #drainDeferred = false;
+  /**
+   * Engine calls made (inputs, notifications, answers, timeouts, adopt, release), and how many of them the last batch
+   * that ended with the timeout had seen: while fewer, their outputs (records too) may still be in the engine.
+   */
+  #fed = 0;
+  #drained = 0;
   /** Set when a call made during a drain (from onEvent) fed the engine: the running drain asks again. */
   #fedWhileDraining = false;
   /** Accounts released while the current batch is dispatched: the engine dropped their queued requests. */
@@ -40,6 +64,12 @@ export class Driver {
   #requestsInFlight = 0;
   /** accountId → requests of that account sent or waiting to be sent, not yet answered. */
   #accountRequests = new Map();
+  /** accountId → its requests whose records are stored, held for the rate (#pump): { items, wait }. */
+  #paceQueues = new Map();
+  /** accountId → its requests that left within the engine's window: { emittedAt, sentAt }, oldest first. */
+  #sentLog = new Map();
+  /** Waits of held requests: { timer, wake }; stop() ends them (nothing leaves after it). */
+  #paceWaits = new Set();
   #writesPending = 0;
   /**
    * Tail of the write queue: persist ops are applied one output at a time, in output order. It settles once the
@@ -55,7 +85,7 @@ export class Driver {
   #writesGivenUp = null;
   /** Waits for a failed write's next attempt: { timer, wake }. */
   #retryWait = null;
-  /** writesSettled() calls waiting: { upTo, resolve, reject }. */
+  /** writesSettled() calls waiting: { upTo, resolve, reject }; upTo is Infinity until the drain they wait for. */
   #settledWaiters = [];
   #idleWaiters = [];
 
@@ -70,6 +100,7 @@ export class Driver {
     clearTimer = globalThis.clearTimeout,
     leases,
     writeRetry,
+    rateLimitMarginMs,
   }) {
     if (!engine || !transport || !store) throw new TypeError('Driver needs { engine, transport, store }');
     if (leases !== undefined && (typeof leases?.holds !== 'function' || typeof leases?.lapsed !== 'function')) {
@@ -77,6 +108,7 @@ export class Driver {
     }
     this.#leases = leases;
     this.#writeRetry = checkWriteRetry(writeRetry);
+    this.#rateWindowMs = SECOND_MS + checkRateLimitMargin(rateLimitMarginMs);
     this.#engine = engine;
     this.#transport = transport;
     this.#store = store;
@@ -91,6 +123,7 @@ export class Driver {
   /** Drains what the engine already has to do (its first requests) and arms the timer. */
   start() {
     this.#assertRunning();
+    this.#fed += 1;
     this.#drain();
   }
 
@@ -98,6 +131,7 @@ export class Driver {
   input(input) {
     this.#assertRunning();
     this.#engine.handleInput(input, this.#now());
+    this.#fed += 1;
     this.#drain();
   }
 
@@ -111,6 +145,7 @@ export class Driver {
     // No code on the Error: the notification endpoint answers 503, and Apple retries (perhaps at the holder).
     if (this.#leases !== undefined && !this.#leases.holds(accountId)) throw new Error('this instance does not hold the account\'s lease');
     const status = this.#engine.handleNotification(accountId, authorization ?? null, body, this.#now());
+    this.#fed += 1;
     this.#drain();
     return status;
   }
@@ -123,6 +158,7 @@ export class Driver {
   adopt(accountId, records) {
     this.#assertRunning();
     this.#engine.adopt(accountId, records, this.#now());
+    this.#fed += 1;
     this.#drain();
   }
 
@@ -134,21 +170,26 @@ export class Driver {
   release(accountId) {
     this.#engine.release(accountId, this.#now());
     if (this.#draining) this.#releasedInBatch.add(accountId);
-    if (!this.#stopped) this.#drain();
+    if (!this.#stopped) {
+      this.#fed += 1;
+      this.#drain();
+    }
   }
 
   /**
-   * Resolves once every write queued so far is stored. Rejects with the store's error as soon as one of them fails
-   * an attempt (at once when one is failing now): the Driver goes on retrying it, in order, so a rejection means "not
-   * stored yet", and a later call waits for the retries. After stop(), a write that fails is given up with every
-   * write after it: then it rejects with that error for good.
+   * Resolves once every write queued so far is stored — with the records of the engine calls made so far that are
+   * still in the engine (handled while a write was in flight): it waits for the drain that queues them. Rejects with
+   * the store's error as soon as one of them fails an attempt (at once when one is failing now): the Driver goes on
+   * retrying it, in order, so a rejection means "not stored yet", and a later call waits for the retries. After
+   * stop(), a write that fails is given up with every write after it: then it rejects with that error for good.
    */
   writesSettled() {
-    const upTo = this.#writesQueued;
+    const undrained = this.#fed > this.#drained && (this.#drainDeferred || this.#draining);
+    const upTo = undrained ? Infinity : this.#writesQueued;
     if (this.#writesStored >= upTo) return Promise.resolve();
     if (this.#writesGivenUp !== null) return Promise.reject(this.#writesGivenUp);
     if (this.#writeFailure !== null) return Promise.reject(this.#writeFailure);
-    return new Promise((resolve, reject) => this.#settledWaiters.push({ upTo, resolve, reject }));
+    return new Promise((resolve, reject) => this.#settledWaiters.push({ upTo, after: this.#fed, resolve, reject }));
   }
 
   /** How many requests of one account are waiting to be sent or for their answer. */
@@ -157,8 +198,10 @@ export class Driver {
   }
 
   /**
-   * Stops issuing work: clears the timer and drops responses that arrive later. Queued writes are still applied,
-   * but one that fails is not retried any more: it and the writes after it are given up (as in a crash).
+   * Stops issuing work: clears the timer and drops responses that arrive later; no request leaves any more. Queued
+   * writes are still applied — with the records of inputs handled while a write was in flight, drained once it is
+   * stored (their events too) — but one that fails is not retried any more: it and the writes after it are given up
+   * (as in a crash).
    */
   stop() {
     this.#stopped = true;
@@ -166,6 +209,10 @@ export class Driver {
     if (this.#retryWait !== null) {
       this.#clearTimer(this.#retryWait.timer);
       this.#retryWait.wake();
+    }
+    for (const wait of [...this.#paceWaits]) {
+      this.#clearTimer(wait.timer);
+      wait.wake();
     }
   }
 
@@ -179,7 +226,11 @@ export class Driver {
     if (this.#stopped) throw new Error('Driver is stopped');
   }
 
-  /** Takes the outputs due now in batches (`pollOutputs`), dispatches them in order and arms the timer. */
+  /**
+   * Takes the outputs due now in batches (`pollOutputs`), dispatches them in order and arms the timer. While a store
+   * write is in flight it takes nothing (back-pressure): the engine keeps its outputs, and emits its requests — counting
+   * them for the rate limit — only when they can leave, once every queued write is stored (#resumeDrain).
+   */
   #drain() {
     // An onEvent handler may call input(): the loop below is still running and asks the engine again.
     if (this.#draining) {
@@ -189,16 +240,24 @@ export class Driver {
     this.#draining = true;
     try {
       for (;;) {
+        if (this.#writesPending > 0) {
+          this.#drainDeferred = true;
+          return;
+        }
         this.#fedWhileDraining = false;
         this.#releasedInBatch.clear();
-        const outputs = this.#engine.pollOutputs(this.#now());
+        const fed = this.#fed;
+        const now = this.#now();
+        const outputs = this.#engine.pollOutputs(now);
         // A batch ends early, without the timeout, once it holds 5,000 store records: ask again.
         const timeout = outputs.at(-1)?.type === 'timeout' ? outputs.pop() : null;
         for (const output of outputs) {
           // As in the engine's queue, a request of an account released meanwhile does not leave.
           if (output.type === 'request' && this.#releasedInBatch.has(output.accountId)) continue;
-          this.#dispatch(output);
+          this.#dispatch(output, now);
         }
+        // Every engine call made before this batch was polled has its records queued now.
+        if (timeout !== null) this.#drainedUpTo(fed);
         // The deadline is stale when a handler fed the engine after it was computed.
         if (timeout !== null && !this.#fedWhileDraining) {
           this.#arm(timeout.at);
@@ -210,10 +269,32 @@ export class Driver {
     }
   }
 
-  #dispatch(output) {
+  /** The records of the first `fed` engine calls are queued: writesSettled() calls made before then know what to wait for. */
+  #drainedUpTo(fed) {
+    this.#drained = Math.max(this.#drained, fed);
+    for (const waiter of this.#settledWaiters) {
+      if (waiter.upTo === Infinity && waiter.after <= fed) waiter.upTo = this.#writesQueued;
+    }
+    this.#resolveSettled();
+  }
+
+  /** Every queued write is stored: runs the drain deferred meanwhile (after stop() too, for the records it holds). */
+  #resumeDrain() {
+    if (!this.#drainDeferred || this.#writesPending > 0) return;
+    this.#drainDeferred = false;
+    // Given up (after stop()): nothing more is stored, and writesSettled() rejects.
+    if (this.#writesGivenUp !== null) return;
+    try {
+      this.#drain();
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
+
+  #dispatch(output, now) {
     switch (output.type) {
       case 'request':
-        this.#send(output);
+        this.#send(output, now);
         break;
       case 'persist':
         this.#persist(output.ops);
@@ -230,13 +311,78 @@ export class Driver {
     }
   }
 
-  #send(request) {
+  /** Sends one request the engine emitted (counted for the rate limit) at `emittedAt`. */
+  #send(request, emittedAt) {
     this.#requestsInFlight += 1;
     this.#countAccountRequest(request.accountId, 1);
     // Write-ahead: a request leaves only after the persist records output before it are stored, so a
-    // crash never leaves a call at Apple that the store does not know was intended.
-    this.#writes
-      .then(() => this.#perform(request))
+    // crash never leaves a call at Apple that the store does not know was intended. Then it may wait for the rate.
+    this.#writes.then(() => this.#ready({ request, emittedAt }));
+  }
+
+  /** A request whose records are stored: it leaves now, or after the account's requests held before it (#pump). */
+  #ready(item) {
+    const accountId = item.request.accountId ?? null;
+    if (accountId === null) {
+      this.#go(item);
+      return;
+    }
+    let queue = this.#paceQueues.get(accountId);
+    if (queue === undefined) {
+      queue = { items: [], wait: null };
+      this.#paceQueues.set(accountId, queue);
+    }
+    queue.items.push(item);
+    if (queue.wait === null) this.#pump(accountId, queue);
+  }
+
+  /**
+   * Sends the account's ready requests, in order, each as soon as the rate allows. The engine counts a request when
+   * it emits it; one held behind a store write leaves later than counted, and one emitted after it may catch it up:
+   * Apple would see both within a second. So a request emitted a second or more after an earlier one leaves no
+   * sooner after it than it was emitted after it, up to the engine's window (1 s + rateLimitMarginMs). Then requests
+   * that leave within a second were emitted within a second — no more than the engine let go — and within the
+   * window, within the window. A request nothing was held before leaves at once.
+   */
+  #pump(accountId, queue) {
+    while (queue.items.length > 0) {
+      const now = this.#now();
+      const log = [];
+      for (const sent of this.#sentLog.get(accountId) ?? []) {
+        // A clock set back: what left "later than now" left now, so that nothing waits longer than the window.
+        if (sent.sentAt + this.#rateWindowMs > now) log.push(sent.sentAt > now ? { ...sent, sentAt: now } : sent);
+      }
+      this.#sentLog.set(accountId, log);
+      const { emittedAt } = queue.items[0];
+      let leaveAt = now;
+      for (const sent of log) {
+        const apart = emittedAt - sent.emittedAt;
+        if (apart >= SECOND_MS) leaveAt = Math.max(leaveAt, sent.sentAt + Math.min(apart, this.#rateWindowMs));
+      }
+      if (leaveAt > now && !this.#stopped) {
+        const wait = {
+          wake: () => {
+            this.#paceWaits.delete(wait);
+            queue.wait = null;
+            this.#pump(accountId, queue);
+          },
+        };
+        queue.wait = wait;
+        this.#paceWaits.add(wait);
+        wait.timer = this.#setTimer(wait.wake, leaveAt - now);
+        return;
+      }
+      const item = queue.items.shift();
+      log.push({ emittedAt: item.emittedAt, sentAt: now });
+      this.#go(item);
+    }
+    this.#paceQueues.delete(accountId);
+    if (this.#sentLog.get(accountId)?.length === 0) this.#sentLog.delete(accountId);
+  }
+
+  /** Performs one request and feeds its answer back. */
+  #go({ request }) {
+    this.#perform(request)
       .then((input) => {
         if (input !== null && !this.#stopped) this.#feed(input);
       })
@@ -278,6 +424,7 @@ export class Driver {
   #feed(input) {
     try {
       this.#engine.handleInput(input, this.#now());
+      this.#fed += 1;
       this.#drain();
     } catch (error) {
       this.#onError(error);
@@ -291,6 +438,8 @@ export class Driver {
       .then(() => this.#write(ops, seq))
       .finally(() => {
         this.#writesPending -= 1;
+        // Back-pressure: what the engine held meanwhile is drained now, before whenIdle() may resolve.
+        this.#resumeDrain();
         this.#settle();
       });
   }
@@ -316,11 +465,15 @@ export class Driver {
       }
       this.#writeFailure = null;
       this.#writesStored = seq;
-      const waiting = this.#settledWaiters;
-      this.#settledWaiters = waiting.filter((w) => w.upTo > seq);
-      for (const w of waiting) if (w.upTo <= seq) w.resolve();
+      this.#resolveSettled();
       return;
     }
+  }
+
+  #resolveSettled() {
+    const waiting = this.#settledWaiters;
+    this.#settledWaiters = waiting.filter((w) => w.upTo > this.#writesStored);
+    for (const w of waiting) if (w.upTo <= this.#writesStored) w.resolve();
   }
 
   #writeFailed(error) {
@@ -354,6 +507,7 @@ export class Driver {
     this.#timer = this.#setTimer(() => {
       this.#timer = null;
       this.#timerAt = null;
+      // While a write is in flight this only tells the engine the time: the drain waits for the write.
       if (!this.#stopped) this.#feed({ type: 'timeout' });
     }, delay);
   }

@@ -1,7 +1,12 @@
-// Driver unit tests against a scripted fake engine, transport, store and timer.
+// Driver unit tests against a scripted fake engine, transport, store and timer; and the rate under a slow store with
+// the built engine (pkg/, scripts/build-pkg.sh) against the simulator over loopback, in real time (a few seconds).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Driver } from '../../host-shim/driver.js';
+import { MemoryStore } from '../../host-shim/memory-store.js';
+import { createFetchTransport } from '../../host-shim/transport.js';
+import { startSimulator } from '../../host-shim/simulator/index.js';
+import { Engine } from '../../pkg/vpp_license_engine.node.mjs';
 
 const NOW = 1_000_000;
 
@@ -573,4 +578,284 @@ test('notification() throws the engine error, and a stopped driver refuses notif
   driver.stop();
   assert.throws(() => driver.notification('hq', 'Bearer x', '{}'), /stopped/);
   assert.deepEqual(engine.notifications, []);
+});
+
+/** Time that moves only when a test says so; timers fire in time order, each followed by its promise chains. */
+class Clock {
+  t = NOW;
+  #timers = [];
+  now = () => this.t;
+  setTimer = (callback, delay) => {
+    const timer = { at: this.t + delay, callback };
+    this.#timers.push(timer);
+    return timer;
+  };
+  clearTimer = (timer) => {
+    this.#timers = this.#timers.filter((t) => t !== timer);
+  };
+
+  /** Lets `ms` pass: every timer due fires at its time, and what it started settles. */
+  async advance(ms) {
+    const end = this.t + ms;
+    for (;;) {
+      await turns();
+      const due = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.#timers = this.#timers.filter((t) => t !== due);
+      this.t = Math.max(this.t, due.at);
+      due.callback();
+    }
+    this.t = end;
+    await turns();
+  }
+}
+
+/** Lets every promise chain that can run, run. */
+async function turns() {
+  for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A store whose writes land only when the test says so: `pending` holds { key, land() } per write started. */
+function manualStore() {
+  const pending = [];
+  const stored = [];
+  return {
+    pending,
+    stored,
+    apply(ops) {
+      return new Promise((resolve) => pending.push({ key: ops[0].key, land: () => (stored.push(ops[0].key), resolve()) }));
+    },
+    /** Lands the oldest write in flight. */
+    land() {
+      pending.shift().land();
+    },
+    load: () => [],
+  };
+}
+
+/** A FakeEngine that logs the time of every pollOutputs call. */
+class PollLoggingEngine extends FakeEngine {
+  polls = [];
+  pollOutputs(now) {
+    this.polls.push(now);
+    return super.pollOutputs(now);
+  }
+}
+
+const persist = (key) => ({ type: 'persist', ops: [{ op: 'put', key, value: 1 }] });
+const accountRequest = (id, accountId = 'a1') => ({ ...request(id, 'associate'), accountId });
+
+test('back-pressure: while a write is in flight inputs and timeouts go into the engine at once, but its outputs are drained only once the write is stored, at that time', async () => {
+  const clock = new Clock();
+  const engine = new PollLoggingEngine();
+  engine.deadline = NOW + 500;
+  engine.outputs.push(persist('a'));
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.outputs.push({ type: 'event', event: { type: 'syncStarted', accountId: 'a1', kind: 'delta' } }, accountRequest(1));
+  };
+  const store = manualStore();
+  const sent = [];
+  const transport = { send: async (req) => (sent.push({ id: req.id, at: clock.t, stored: [...store.stored] }), { status: 200, headers: {}, body: '' }) };
+  const { driver, events, errors } = setup({ engine, store, transport, now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer });
+  driver.start();
+  await turns();
+  assert.deepEqual(store.pending.map((w) => w.key), ['a']);
+
+  await clock.advance(300);
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  await clock.advance(700); // the timer fires at NOW + 500: a timeout input, nothing drained
+  assert.deepEqual(engine.inputs.map((i) => [i.input.type, i.now - NOW]), [['refresh', 300], ['timeout', 500]], 'fed at once');
+  assert.deepEqual(engine.polls, [NOW], 'nothing drained while the write is in flight');
+  assert.deepEqual([events, sent], [[], []]);
+
+  store.land();
+  await turns();
+  assert.deepEqual(engine.polls.slice(0, 2).map((t) => t - NOW), [0, 1000], 'drained when the write was stored, with that time');
+  assert.deepEqual(events.map((e) => e.type), ['syncStarted']);
+  assert.deepEqual(sent, [{ id: 1, at: NOW + 1000, stored: ['a'] }]);
+  await driver.whenIdle();
+  assert.deepEqual(errors, []);
+});
+
+test('writesSettled() after an input handled while a write was in flight waits for that input\'s records, drained later', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(persist('a'));
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.outputs.push(persist('b'));
+  };
+  const store = manualStore();
+  const { driver } = setup({ engine, store });
+  driver.start();
+  const before = driver.writesSettled(); // a only
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  const after = driver.writesSettled(); // a, and b still in the engine
+  const settled = [];
+  before.then(() => settled.push('before'));
+  after.then(() => settled.push('after'));
+  await turns();
+  store.land();
+  await turns();
+  assert.deepEqual([store.stored, store.pending.map((w) => w.key), settled], [['a'], ['b'], ['before']]);
+  store.land();
+  await turns();
+  assert.deepEqual([store.stored, settled], [['a', 'b'], ['before', 'after']]);
+});
+
+test('back-pressure through a failing write: the drain waits for its retries and runs once it is stored (no deadlock)', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(persist('a'));
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.outputs.push(persist('b'), accountRequest(1));
+  };
+  const store = flakyStore(new Map([['a', 2]]));
+  const sent = [];
+  const transport = { send: async (req) => (sent.push({ id: req.id, stored: [...store.stored] }), { status: 200, headers: {}, body: '' }) };
+  const { driver, timers } = setup({ engine, store, transport });
+  driver.start();
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  await fireRetry(timers);
+  await assert.rejects(driver.writesSettled(), /writing a/, 'a write queued before it is failing');
+  await fireRetry(timers);
+  await driver.whenIdle();
+  assert.deepEqual(store.attempts, ['a', 'a', 'a', 'b']);
+  assert.deepEqual(sent, [{ id: 1, stored: ['a', 'b'] }]);
+  await driver.writesSettled();
+});
+
+test('stop() while outputs wait for a write: their records are still written once it lands, no request leaves, whenIdle and writesSettled resolve', async () => {
+  const engine = new FakeEngine();
+  engine.outputs.push(persist('a'));
+  engine.react = (input) => {
+    if (input.type === 'refresh') engine.outputs.push(persist('b'), accountRequest(1));
+  };
+  const store = manualStore();
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(req.id), { status: 200, headers: {}, body: '' }) };
+  const { driver, timers } = setup({ engine, store, transport });
+  driver.start();
+  driver.input({ type: 'refresh', accountId: 'a1' });
+  const settled = driver.writesSettled();
+  driver.stop();
+  const idle = driver.whenIdle();
+  await turns();
+  store.land();
+  await turns();
+  store.land();
+  await Promise.all([idle, settled]);
+  assert.deepEqual([store.stored, sent, timers.live()], [['a', 'b'], [], []]);
+});
+
+test('a request held behind a write leaves later than the engine counted it: one emitted a second or more after it waits as long after it leaves (up to 1 s + the margin)', async () => {
+  const clock = new Clock();
+  const engine = new PollLoggingEngine();
+  engine.deadline = NOW + 1250;
+  // Emitted at NOW after a write (they leave when it lands, at NOW + 2000), with one of another account and one without.
+  engine.outputs.push(persist('a'), accountRequest(1), accountRequest(2), accountRequest(3, 'a2'), request(4));
+  engine.react = (input) => {
+    if (input.type !== 'timeout') return;
+    engine.deadline = NOW + 60_000;
+    // Emitted at NOW + 2000 (drained once the write landed): a1 caught up with its first requests, a2 did not.
+    engine.outputs.push(accountRequest(5), accountRequest(6), accountRequest(7, 'a2'));
+  };
+  const store = manualStore();
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(`${req.id}@${clock.t - NOW}`), { status: 200, headers: {}, body: '' }) };
+  const { driver, errors } = setup({ engine, store, transport, now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer });
+  driver.start();
+  await clock.advance(2000);
+  store.land();
+  await turns();
+  assert.deepEqual(engine.polls.slice(0, 2).map((t) => t - NOW), [0, 2000]);
+  // 7 (a2) was emitted 2000 ms after 3, which left at 2000: it waits until 3250 too.
+  assert.deepEqual(sent, ['1@2000', '2@2000', '3@2000', '4@2000']);
+  await clock.advance(1249);
+  assert.equal(sent.length, 4, 'held for 1250 ms after the earlier requests left');
+  await clock.advance(1);
+  assert.deepEqual(sent.slice(4), ['5@3250', '6@3250', '7@3250']);
+  await driver.whenIdle();
+  assert.deepEqual(errors, []);
+});
+
+test('requests that did not wait are not held: emitted less than a second apart, or as far apart as they leave', async () => {
+  const clock = new Clock();
+  const engine = new FakeEngine();
+  engine.deadline = NOW + 1000;
+  engine.outputs.push(accountRequest(1), accountRequest(2));
+  let round = 0;
+  engine.react = (input) => {
+    if (input.type !== 'timeout') return;
+    round += 1;
+    engine.deadline = round < 3 ? clock.t + 600 : NOW + 60_000;
+    engine.outputs.push(accountRequest(10 + round));
+  };
+  const sent = [];
+  const transport = { send: async (req) => (sent.push(`${req.id}@${clock.t - NOW}`), { status: 200, headers: {}, body: '' }) };
+  const { driver } = setup({ engine, transport, now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer });
+  driver.start();
+  await clock.advance(3000);
+  assert.deepEqual(sent, ['1@0', '2@0', '11@1000', '12@1600', '13@2200']);
+  await driver.whenIdle();
+});
+
+test('rateLimitMarginMs is checked', () => {
+  for (const rateLimitMarginMs of [-1, 1001, 2.5, '250']) {
+    assert.throws(() => setup({ rateLimitMarginMs }), RangeError, JSON.stringify(rateLimitMarginMs));
+  }
+  setup({ rateLimitMarginMs: 0 });
+  setup({ rateLimitMarginMs: 1000 });
+});
+
+/** The most requests of one account in any `windowMs` (a sliding window over `times`, sorted). */
+function peak(times, windowMs) {
+  let most = 0;
+  for (let i = 0, j = 0; j < times.length; j += 1) {
+    while (times[j] - times[i] >= windowMs) i += 1;
+    most = Math.max(most, j - i + 1);
+  }
+  return most;
+}
+
+test('with a slow store (1 s a write) the requests the engine paced leave at its rate: never more than maxRequestPerSecond of an account in 1 s + its 250 ms margin', { timeout: 30_000 }, async (t) => {
+  const RATE = 5;
+  const WRITE_MS = 1000;
+  // A full sync of small pages, several in flight: the engine sends them as fast as the rate allows.
+  const sim = await startSimulator({ port: 0, seed: 3, pageSize: 2, eventDelayMs: 50, rateLimit: false, limits: { maxRequestPerSecond: RATE } });
+  t.after(() => sim.close());
+  const org = sim.addOrganization({ apps: 10, books: 0, devices: 30, users: 10, assignedFraction: 0.5 });
+  const memory = new MemoryStore();
+  const store = {
+    load: () => memory.load(),
+    async apply(ops) {
+      await new Promise((resolve) => setTimeout(resolve, WRITE_MS));
+      return memory.apply(ops);
+    },
+  };
+  const fetchTransport = createFetchTransport({ timeoutMs: 5000 });
+  const sent = [];
+  const transport = {
+    send(req) {
+      if (req.accountId !== null) sent.push(Date.now());
+      return fetchTransport.send(req);
+    },
+  };
+  const engine = new Engine({ mdmInfo: { id: 'driver-rate', name: 'Driver test', metadata: '1' }, serviceConfigUrl: sim.serviceConfigUrl, seed: 1 }, Date.now());
+  const errors = [];
+  const driver = new Driver({ engine, transport, store, onError: (error) => errors.push(error) });
+  t.after(async () => {
+    driver.stop();
+    await driver.whenIdle();
+    engine.free();
+  });
+  driver.start();
+  driver.input({ type: 'addAccount', accountId: 'a1', name: 'A', token: org.token });
+  const WANTED = 13;
+  const started = Date.now();
+  while (sent.length < WANTED && Date.now() - started < 15_000) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(sent.length >= WANTED, `only ${sent.length} requests in 15 s`);
+  const gaps = sent.map((at) => at - sent[0]).join(' ');
+  assert.ok(peak(sent, 1250) <= RATE, `${peak(sent, 1250)} requests within 1250 ms (limit ${RATE}); sent at ${gaps} ms`);
+  // As Apple counts them (arrivals in any 1000 ms; the load test's check).
+  const arrivals = sim.requestLog.filter((r) => r.token !== null).map((r) => r.at);
+  assert.ok(peak(arrivals, 1000) <= RATE, `Apple saw ${peak(arrivals, 1000)} requests within a second (limit ${RATE})`);
+  assert.deepEqual(errors, []);
 });
