@@ -116,7 +116,14 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     setTimeout(() => crash(point, entry), point.afterReplyMs);
     return undefined;
   });
+  /**
+   * While set, the relay answers every notification 503 (Apple retries later): a /status poll kill point needs the
+   * event still unknown to the restarted engine, and on a loaded machine the completion notification could otherwise
+   * reach it before its first poll.
+   */
+  let holdNotifications = false;
   relay.intercept = async (accountId, body) => {
+    if (holdNotifications) throw new Error('notifications held for a /status poll kill point');
     const point = armed;
     if (!point?.notification || !backend?.alive || JSON.parse(body).notificationType !== point.notification) return;
     armed = null;
@@ -224,10 +231,12 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
   /** Runs `change` with slow events and resolves once the backend has stored the eventId of the request it caused. */
   const eventStored = async (kind, change) => {
     slowEvents(SLOW_EVENT_DELAY_MS);
+    holdNotifications = true;
     await change();
     await waitFor(`${kind} eventId stored`, async () => (await backend.command('pendingOperations', { accountId: ACCOUNT }))
       .some((op) => op.kind === kind && op.state === 'pending' && op.eventId !== null));
   };
+  const releaseNotifications = () => { holdNotifications = false; };
   const assignment = [
     { label: 'associate accepted, answer not read', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
     { label: 'associate accepted, answer not read (again)', action: () => grow('p1', app1, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
@@ -236,7 +245,7 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     { label: 'associate answered, crash 30 ms later', action: () => grow('p2', app2, 4), request: accepted('assets/associate'), afterReplyMs: 30 },
     { label: 'completion notification on its way', action: () => grow('p2', app2, 4), notification: 'ASSET_MANAGEMENT' },
     { label: 'associate pending at Apple, its eventId stored', action: () => eventStored('associate', () => grow('p3', app3, 4)), afterActionMs: 0 },
-    { label: '/status poll in flight', request: statusPoll },
+    { label: '/status poll in flight', request: statusPoll, afterRestart: releaseNotifications },
     { label: 'a moment after a policy change', action: () => { slowEvents(EVENT_DELAY_MS); return grow('p2', app2, 4); }, afterActionMs: 20 },
     { label: 'full refresh amid license work: assignments page 2 in flight', action: async () => { await grow('p3', app3, 2); await refresh(); }, request: page('assignments', 2) },
     { label: 'associate accepted, answer not read (third app)', action: () => grow('p3', app3, 4), request: accepted('assets/associate'), afterRestart: unconfirmed },
@@ -251,7 +260,7 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
     { label: 'retire: release accepted, answer not read', action: () => retire('p2', 2), request: releases },
     { label: 'release notification on its way', action: () => shrink('p2', app2, 4), notification: 'ASSET_MANAGEMENT' },
     { label: 'release pending at Apple, its eventId stored', action: () => eventStored('disassociate', () => shrink('p3', app3, 2)), afterActionMs: 0 },
-    { label: '/status poll of a release in flight', request: statusPoll },
+    { label: '/status poll of a release in flight', request: statusPoll, afterRestart: releaseNotifications },
     { label: 'a moment after a scope change', action: () => { slowEvents(EVENT_DELAY_MS); return shrink('p3', app3, 2); }, afterActionMs: 10 },
     { label: 'retire: release answered, crash 20 ms later', action: () => retire('p1', 2), request: releases, afterReplyMs: 20 },
     { label: 'disassociate accepted, answer not read (last)', action: () => shrink('p1', app1, 2), request: releases },
