@@ -2,14 +2,14 @@
 // writes by it: an instance may write an account's records only while it holds that account's lease.
 //
 // The engine's key scheme (src/persist.rs): `account/<id>` (raw id); `<prefix>/<enc(id)>/…` for the prefixes
-// below, where enc is application/x-www-form-urlencoded encoding; `policy/<id>` names its account in the value's
-// `accountId`; `device/…`, `user/…` and `settings` belong to no account. Keep ACCOUNT_SCOPED_PREFIXES in step
+// below (`scope/<enc(id)>/<enc(policy)>/<enc(target)>` among them), where enc is application/x-www-form-urlencoded
+// encoding; `policy/<id>` names its account in the value's `accountId`; `device/…`, `user/…` and `settings` belong to no account. Keep ACCOUNT_SCOPED_PREFIXES in step
 // with the engine's.
 
 import { ACCOUNT_PREFIX } from './protect.js';
 
 export const POLICY_PREFIX = 'policy/';
-const ACCOUNT_SCOPED_PREFIXES = ['prov/', 'hold/', 'await/', 'op/', 'asg/', 'asset/', 'vppuser/', 'userhold/'];
+const ACCOUNT_SCOPED_PREFIXES = ['scope/', 'prov/', 'hold/', 'await/', 'op/', 'asg/', 'asset/', 'vppuser/', 'userhold/'];
 
 /** One key component back from application/x-www-form-urlencoded ('+' is a space); malformed text as it is. */
 function decodeComponent(text) {

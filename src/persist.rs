@@ -1,6 +1,8 @@
 //! Durable records: what the engine writes through `Output::Persist` and reads back in
 //! [`crate::Engine::restore`]. Records are small and keyed, so a change writes only what
-//! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
+//! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>` (a policy without its
+//! targets), `scope/<account>/<policy>/<target>` (one per target in a policy's scope, so that a
+//! one-target scope change writes one small record, not the whole policy),
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
 //! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
 //! unanswered associations Apple may still make), `op/<account>/<operation>`
@@ -9,6 +11,8 @@
 //! with the counts, `vppuser/<account>/<id>` one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
 //! `device/<serial>`, `user/<id>`, `settings`.
 
+use std::collections::BTreeSet;
+
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +20,7 @@ use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::json_object::{self, deserialize_fields};
 use crate::operation::{AssetRef, NewUser, OperationKind};
-use crate::policy::AppPolicy;
+use crate::policy::{AppPolicy, LicenseType};
 use crate::secret::Secret;
 use crate::sync::Cursors;
 use crate::time::Millis;
@@ -24,6 +28,7 @@ use crate::time::Millis;
 /// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
+pub const SCOPE_PREFIX: &str = "scope/";
 pub const PROVENANCE_PREFIX: &str = "prov/";
 pub const HOLD_PREFIX: &str = "hold/";
 pub const OPERATION_PREFIX: &str = "op/";
@@ -36,7 +41,8 @@ pub const APPLE_USER_PREFIX: &str = "vppuser/";
 pub const USER_HOLD_PREFIX: &str = "userhold/";
 pub const AWAITED_PREFIX: &str = "await/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 8] = [
+const ACCOUNT_SCOPED_PREFIXES: [&str; 9] = [
+    SCOPE_PREFIX,
     PROVENANCE_PREFIX,
     HOLD_PREFIX,
     AWAITED_PREFIX,
@@ -59,6 +65,11 @@ pub fn account_key(account_id: &str) -> String {
 /// The key of a policy record.
 pub fn policy_key(policy_id: &str) -> String {
     format!("{POLICY_PREFIX}{policy_id}")
+}
+
+/// The key of the record of one target in a policy's scope.
+pub fn scope_key(account_id: &str, policy_id: &str, target: &str) -> String {
+    format!("{SCOPE_PREFIX}{}/{}/{}", enc(account_id), enc(policy_id), enc(target))
 }
 
 /// The key of a device fact record.
@@ -141,6 +152,66 @@ impl AssignmentsRecord {
     /// The record's key: `asg/<account>/d/<serial>` or `asg/<account>/u/<clientUserId>`.
     pub fn key(&self) -> String {
         format!("{ASSIGNMENT_PREFIX}{}/{}", enc(&self.account_id), target_path(&self.serial_number, &self.client_user_id))
+    }
+}
+
+/// A policy as stored: everything but its targets, which are [`ScopeRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRecord {
+    pub policy_id: String,
+    pub name: String,
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub license_type: LicenseType,
+    /// Targets kept in the policy record itself, as engines before `scope/` records wrote them:
+    /// read, never written (a restore moves them into scope records).
+    #[serde(rename = "targets", skip_serializing_if = "Vec::is_empty")]
+    pub inline_targets: Vec<String>,
+}
+
+impl PolicyRecord {
+    /// The stored form of a policy (its targets go to scope records).
+    pub fn of(policy: &AppPolicy) -> Self {
+        Self {
+            policy_id: policy.policy_id.clone(),
+            name: policy.name.clone(),
+            account_id: policy.account_id.clone(),
+            adam_id: policy.adam_id.clone(),
+            pricing_param: policy.pricing_param,
+            license_type: policy.license_type,
+            inline_targets: Vec::new(),
+        }
+    }
+
+    /// The policy it stores, with `targets`.
+    pub fn into_policy(self, targets: BTreeSet<String>) -> AppPolicy {
+        AppPolicy {
+            policy_id: self.policy_id,
+            name: self.name,
+            account_id: self.account_id,
+            adam_id: self.adam_id,
+            pricing_param: self.pricing_param,
+            license_type: self.license_type,
+            targets,
+        }
+    }
+}
+
+/// One target (serial number or client user id, by the policy's license type) in a policy's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeRecord {
+    pub account_id: String,
+    pub policy_id: String,
+    pub target: String,
+}
+
+impl ScopeRecord {
+    /// The record's key: `scope/<account>/<policy>/<target>`.
+    pub fn key(&self) -> String {
+        scope_key(&self.account_id, &self.policy_id, &self.target)
     }
 }
 
@@ -310,6 +381,22 @@ pub struct AccountRecord {
 // buffer the flattened fields and the tagged `Ownership` in its `Content` type (see
 // `crate::json_object`). The round-trip tests below check the names against `Serialize`.
 
+deserialize_fields!(PolicyRecord, |f| Self {
+    policy_id: f.required("policyId")?,
+    name: f.required("name")?,
+    account_id: f.required("accountId")?,
+    adam_id: f.required("adamId")?,
+    pricing_param: f.required("pricingParam")?,
+    license_type: f.required("licenseType")?,
+    inline_targets: f.optional("targets")?,
+});
+
+deserialize_fields!(ScopeRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    policy_id: f.required("policyId")?,
+    target: f.required("target")?,
+});
+
 deserialize_fields!(AssetRecord, |f| Self {
     account_id: f.required("accountId")?,
     adam_id: f.required("adamId")?,
@@ -415,7 +502,8 @@ impl<'de> Deserialize<'de> for Ownership {
 #[serde(untagged)]
 pub enum Record {
     Account(AccountRecord),
-    Policy(AppPolicy),
+    Policy(PolicyRecord),
+    Scope(ScopeRecord),
     Pair(PairRecord),
     Assignments(AssignmentsRecord),
     Asset(AssetRecord),

@@ -65,7 +65,11 @@ async function main() {
   state.engine = records.length > 0 ? Engine.restore(engineConfig, records, Date.now()) : new Engine(engineConfig, Date.now());
   for (const { key, value } of records) {
     if (key === 'settings') state.notify = value.licenseRemovalNotification === true;
-    if (key.startsWith('policy/')) state.policies.set(value.policyId, value);
+    if (key.startsWith('policy/')) state.policies.set(value.policyId, { ...value, targets: [] });
+  }
+  // A policy's targets are one `scope/` record each.
+  for (const { key, value } of records) {
+    if (key.startsWith('scope/')) state.policies.get(value.policyId)?.targets.push(value.target);
   }
   state.driver = new host.Driver({
     engine: state.engine,
