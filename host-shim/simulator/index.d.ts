@@ -142,7 +142,7 @@ export interface NewUser {
 
 /** One location's live state. Getters return copies; change data through the methods (they bump versionIds). */
 export interface Organization {
-  /** The sToken: base64 of JSON {token, expDate, orgName}; the whole string is the bearer value. */
+  /** The current sToken: base64 of JSON {token, expDate, orgName}; the whole string is the bearer value. `renewToken` replaces it. */
   readonly token: string;
   readonly orgName: string;
   readonly locationName: string;
@@ -151,7 +151,10 @@ export interface Organization {
   readonly websiteURL: string;
   readonly defaultPlatform: string;
   expiresAt: number;
+  /** The current token was revoked: 9625. */
   revoked: boolean;
+  /** The current token was invalidated: 9622, as for an unknown token. */
+  invalidated: boolean;
   mdmInfo: MdmInfo | null;
   notification: { url: string; authToken: string } | null;
   notificationTypes: NotificationType[];
@@ -284,7 +287,7 @@ export interface Simulator {
   readonly organizations: Organization[];
 
   addOrganization(options?: OrganizationOptions): Organization;
-  /** Throws for an unknown sToken. */
+  /** The location of a current or replaced (`renewToken`) sToken; throws for an unknown one. */
   organization(token: string): Organization;
   /** Another MDM takes the location over; null releases it. */
   setMdmInfo(token: string, info: MdmInfo | null): void;
@@ -292,6 +295,14 @@ export interface Simulator {
   expireToken(token: string): void;
   /** Later calls: 401 / 9625. */
   revokeToken(token: string): void;
+  /** Later calls: 9622 as for an unknown token (HTTP `invalidTokenStatus`), e.g. after a password change. */
+  invalidateToken(token: string): void;
+  /**
+   * The location's token is downloaded again: returns the new sToken (`expiresAt` default one year from now); the old
+   * one answers 401 / 9625 from then on. The location keeps its data, events, mdmInfo and notification configuration.
+   * The token controls (expire, revoke, invalidate, renew) throw for a replaced token.
+   */
+  renewToken(token: string, options?: { expiresAt?: number }): string;
   /** For every paged resource, or one. */
   setPageSize(n: number, resource?: Resource): void;
   setLimits(limits: Partial<Limits>): void;

@@ -55,6 +55,7 @@ class Simulator {
       pageSizes,
       pageSize: (resource) => pageSizes[resource],
       organizations: new Map(),
+      replacedTokens: new Map(),
       requestLog: [],
       logHeaders: logHeaders.map((h) => h.toLowerCase()),
       replyHook: null,
@@ -143,10 +144,20 @@ class Simulator {
     return org;
   }
 
-  /** The organization of an sToken (its live state: assets, assignments, users, mdmInfo, versionIds, …). */
+  /**
+   * The organization of an sToken, current or replaced by `renewToken` (its live state: assets, assignments, users,
+   * mdmInfo, versionIds, …).
+   */
   organization(token) {
-    const org = this.#ctx.organizations.get(token);
+    const org = this.#ctx.organizations.get(token) ?? this.#ctx.replacedTokens.get(token);
     if (!org) throw new Error('unknown sToken');
+    return org;
+  }
+
+  /** The organization whose current sToken is `token`: the token controls refuse one `renewToken` replaced. */
+  #holderOf(token) {
+    const org = this.organization(token);
+    if (org.token !== token) throw new Error('this sToken was replaced by renewToken; use the current one (org.token)');
     return org;
   }
 
@@ -157,13 +168,36 @@ class Simulator {
 
   /** From now on, the token's calls fail with 401 / 9621. */
   expireToken(token) {
-    const org = this.organization(token);
+    const org = this.#holderOf(token);
     org.expiresAt = Math.min(org.expiresAt, this.#ctx.now());
   }
 
   /** From now on, the token's calls fail with 401 / 9625. */
   revokeToken(token) {
-    this.organization(token).revoked = true;
+    this.#holderOf(token).revoked = true;
+  }
+
+  /**
+   * From now on, the token's calls fail with 9622 as an unknown token's do (HTTP `invalidTokenStatus`): Apple no
+   * longer knows it, as when the password of the account that downloaded it changed.
+   */
+  invalidateToken(token) {
+    this.#holderOf(token).invalidated = true;
+  }
+
+  /**
+   * An administrator downloads the location's token again: returns the new sToken (same orgName, `expiresAt`
+   * default one year from now); the old one is revoked (9625). Everything else of the location stays: assets,
+   * assignments, users, mdmInfo, the notification configuration. Works on a revoked, invalidated or expired token.
+   */
+  renewToken(token, { expiresAt = this.#ctx.now() + 365 * DAY_MS } = {}) {
+    const org = this.#holderOf(token);
+    const renewed = makeToken({ orgName: org.orgName, expiresAt, secret: this.#runtimeRng.base64(96) });
+    // The location keeps its place in `organizations`.
+    this.#ctx.organizations = new Map([...this.#ctx.organizations].map(([t, o]) => [t === token ? renewed : t, o]));
+    this.#ctx.replacedTokens.set(token, org);
+    Object.assign(org, { token: renewed, expiresAt, revoked: false, invalidated: false });
+    return renewed;
   }
 
   /** Server-controlled page size, for every paged resource or one of 'assets', 'assignments', 'users'. */

@@ -84,6 +84,7 @@ export class Organization {
    * @param {() => string} newVersionId  source of fresh versionId strings
    */
   constructor(identity, newVersionId) {
+    /** The current sToken (`renewToken` replaces it). */
     this.token = identity.token;
     this.orgName = identity.orgName;
     this.locationName = identity.locationName;
@@ -92,7 +93,10 @@ export class Organization {
     this.expiresAt = identity.expiresAt;
     this.websiteURL = identity.websiteURL;
     this.defaultPlatform = identity.defaultPlatform;
+    /** The current token was revoked (9625). */
     this.revoked = false;
+    /** The current token was invalidated (9622), e.g. the downloading account's password changed. */
+    this.invalidated = false;
     this.mdmInfo = null;
     /** `{ url, authToken }` once notifications are configured through client config, else null. */
     this.notification = null;
