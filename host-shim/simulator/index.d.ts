@@ -170,7 +170,10 @@ export interface Organization {
   asset(adamId: string, pricingParam?: PricingParam): Asset | undefined;
   isUnlimited(adamId: string, pricingParam: PricingParam): boolean;
   user(clientUserId: string): User | undefined;
+  /** Whether Apple really holds the license (Get Assignments shows it), whatever it reported. */
   hasAssignment(assignment: Assignment): boolean;
+  /** Pairs reported associated (COMPLETE, SUCCESS) without a license (`setPhantomAssociations`), until really associated or disassociated. */
+  readonly phantomAssignments: Assignment[];
   assignmentsOf(target: { clientUserId: string } | { serialNumber: string }): Assignment[];
   versionId(resource: Resource): string;
   /** Records changed after `versionId` (assignments or users), or null when the id is unknown for the resource. */
@@ -311,6 +314,13 @@ export interface Simulator {
   /** Apple refuses the next `count` (default 1) association tasks that would get a license with `errorNumber`
    *  (default 9709) while its counts still show licenses (as right after a purchase or a license transfer). */
   refuseAssociations(token: string, options?: { count?: number; errorNumber?: number }): void;
+  /**
+   * "COMPLETE is not proof" (fleet#20449, #50909): associations completing from now on of a license to the devices
+   * `serialNumbers`, and to `fraction` (0–1, seeded draw per task) of the other devices, are reported done (COMPLETE,
+   * SUCCESS notification) but not made: Get Assignments lacks the pair and the counts do not move. Only device tasks
+   * that would get a license. `null` ends it.
+   */
+  setPhantomAssociations(token: string, spec: { serialNumbers?: string[]; fraction?: number } | null): void;
   /** Runs `fn` on the organization; its changes bump the affected versionIds. Returns what `fn` returns. */
   mutate<T>(token: string, fn: (org: Organization) => T): T;
   injectFault(spec: FaultSpec): FaultHandle;

@@ -24,6 +24,8 @@ class Simulator {
   #server;
   #rng;
   #runtimeRng;
+  /** Draws which device associations become phantoms (`setPhantomAssociations` with a fraction). */
+  #phantomRng;
   #orgCount = 0;
   #host;
   /** Identifiers for users that become Registered or Associated. */
@@ -43,6 +45,7 @@ class Simulator {
     checkPageSize(pageSize);
     this.#rng = new Random(seed);
     this.#runtimeRng = this.#rng.fork('runtime');
+    this.#phantomRng = this.#rng.fork('phantom-associations');
     const newId = () => this.#runtimeRng.uuid();
     const limiter = new RateLimiter();
     const pageSizes = Object.fromEntries(RESOURCES.map((r) => [r, pageSize]));
@@ -231,6 +234,28 @@ class Simulator {
     if (!(Number.isInteger(count) && count > 0)) throw new RangeError('refuseAssociations: count must be a positive integer');
     if (!Number.isInteger(errorNumber)) throw new TypeError('refuseAssociations: errorNumber must be an integer');
     this.organization(token).refuseAssociations(count, errorNumber);
+  }
+
+  /**
+   * Associations completing from now on of a license to the devices `serialNumbers`, and to `fraction` (0–1,
+   * drawn per task) of the other devices, are reported done — COMPLETE at /status, SUCCESS in the notification —
+   * but not made: Get Assignments does not show them and the counts do not move (fleet#20449: a non-existent serial
+   * completes; #50909: the install then fails for want of a license). Only tasks that would get a license are
+   * affected. `org.hasAssignment(pair)` says whether Apple really holds a pair; `org.phantomAssignments` lists
+   * those reported but not held. `null` ends it.
+   */
+  setPhantomAssociations(token, spec) {
+    const org = this.organization(token);
+    if (spec === null) {
+      org.setPhantomAssociations(null);
+      return;
+    }
+    const { serialNumbers = [], fraction = 0 } = spec ?? {};
+    if (!Array.isArray(serialNumbers) || !serialNumbers.every((s) => typeof s === 'string')) {
+      throw new TypeError('setPhantomAssociations: serialNumbers must be an array of strings');
+    }
+    if (!(typeof fraction === 'number' && fraction >= 0 && fraction <= 1)) throw new RangeError('setPhantomAssociations: fraction must be within 0..1');
+    org.setPhantomAssociations({ serialNumbers: new Set(serialNumbers), fraction, random: this.#phantomRng });
   }
 
   /** Runs `fn(org)` to change the organization's data (each change bumps the affected versionIds). */

@@ -97,3 +97,96 @@ test('an invalidated token answers like an unknown one: HTTP 200 with 9622 under
   assert.deepEqual([status, body], [200, { errorMessage: 'Invalid authentication token.', errorNumber: 9622 }]);
   assert.equal((await call(sim, '/service/config', { token: org.token })).status, 200);
 });
+
+// ------------------------------------------------------------------ COMPLETE is not proof
+
+/** An organization with one device app of `licenses` spare licenses and `devices` devices holding none. */
+async function deviceApp(t, { licenses = 50, devices = 40, ...options } = {}) {
+  const { sim, clock } = await simulator(t, { notificationRetryDelayMs: 10, ...options });
+  const org = sim.addOrganization({ apps: 1, freeApps: 0, books: 0, devices, users: 0, assignedFraction: 0 });
+  const ref = { adamId: '100000001', pricingParam: 'STDQ' };
+  org.addAsset({ ...ref, totalCount: licenses });
+  const hook = await receiver(t);
+  await subscribe(sim, org.token, hook.url);
+  const associate = async (serialNumbers) => (await call(sim, '/assets/associate', { token: org.token, method: 'POST', body: { assets: [ref], serialNumbers } })).body.eventId;
+  const held = async () => (await call(sim, '/assignments', { token: org.token, query: { adamId: ref.adamId } })).body.assignments.map((a) => a.serialNumber);
+  const counts = async () => (await call(sim, '/assets', { token: org.token, query: { adamId: ref.adamId } })).body.assets[0];
+  return { sim, clock, org, ref, hook, associate, held, counts };
+}
+
+test('a phantom association completes at /status and in its notification, but Apple holds no license for it', async (t) => {
+  const { sim, org, ref, hook, associate, held, counts } = await deviceApp(t);
+  const [ghost, real] = org.serialNumbers;
+  sim.setPhantomAssociations(org.token, { serialNumbers: [ghost] });
+  const eventId = await associate([ghost, real]);
+  await sim.completeEventsNow();
+  const status = (await call(sim, '/status', { token: org.token, query: { eventId } })).body;
+  assert.deepEqual([status.eventStatus, status.numCompleted, status.numRequested, status.failures], ['COMPLETE', 2, 2, undefined]);
+  const [notification] = hook.ofType('ASSET_MANAGEMENT');
+  assert.deepEqual(notification.notification, {
+    assignments: [{ ...ref, serialNumber: ghost }, { ...ref, serialNumber: real }], eventId, result: 'SUCCESS', type: 'ASSOCIATE',
+  });
+  assert.deepEqual(await held(), [real], 'Get Assignments: the license is not found');
+  assert.deepEqual(await call(sim, '/assignments', { token: org.token, query: { serialNumber: ghost } }).then((r) => r.body.assignments), []);
+  assert.deepEqual([(await counts()).assignedCount, (await counts()).availableCount], [1, 49], 'only the real one counts');
+  assert.deepEqual([org.hasAssignment({ ...ref, serialNumber: ghost }), org.hasAssignment({ ...ref, serialNumber: real })], [false, true]);
+  assert.deepEqual(org.phantomAssignments, [{ ...ref, serialNumber: ghost }]);
+
+  // A listed serial stays a phantom; once the switch is off its association is real.
+  await associate([ghost]);
+  await sim.completeEventsNow();
+  assert.deepEqual(await held(), [real]);
+  sim.setPhantomAssociations(org.token, null);
+  const again = await associate([ghost]);
+  await sim.completeEventsNow();
+  assert.equal((await call(sim, '/status', { token: org.token, query: { eventId: again } })).body.eventStatus, 'COMPLETE');
+  assert.deepEqual((await held()).sort(), [ghost, real].sort());
+  assert.deepEqual(org.phantomAssignments, []);
+});
+
+test('a fraction of phantom associations: every pair is reported SUCCESS, Get Assignments shows only those really held', async (t) => {
+  const { sim, org, ref, hook, associate, held, counts } = await deviceApp(t, { licenses: 200, devices: 200 });
+  sim.setPhantomAssociations(org.token, { fraction: 0.25 });
+  const serials = org.serialNumbers;
+  const eventId = await associate(serials);
+  await sim.completeEventsNow();
+  const status = (await call(sim, '/status', { token: org.token, query: { eventId } })).body;
+  assert.deepEqual([status.eventStatus, status.numCompleted], ['COMPLETE', 200]);
+  const reported = hook.ofType('ASSET_MANAGEMENT').flatMap((n) => (n.notification.result === 'SUCCESS' ? n.notification.assignments : []));
+  assert.deepEqual(reported.map((a) => a.serialNumber), serials);
+  const phantoms = org.phantomAssignments.map((a) => a.serialNumber);
+  assert.ok(phantoms.length > 25 && phantoms.length < 75, `about a quarter are phantoms: ${phantoms.length}`);
+  const holding = await held();
+  assert.deepEqual([...holding, ...phantoms].sort(), [...serials].sort(), 'each pair is held or a phantom');
+  assert.equal((await counts()).assignedCount, holding.length);
+  // Disassociating a phantom pair succeeds and ends it.
+  await call(sim, '/assets/disassociate', { token: org.token, method: 'POST', body: { assets: [ref], serialNumbers: [phantoms[0]] } });
+  await sim.completeEventsNow();
+  assert.equal(org.phantomAssignments.length, phantoms.length - 1);
+  // The draw is seeded: the same seed picks the same phantoms.
+  const twin = await deviceApp(t, { licenses: 200, devices: 200 });
+  twin.sim.setPhantomAssociations(twin.org.token, { fraction: 0.25 });
+  await twin.associate(twin.org.serialNumbers);
+  await twin.sim.completeEventsNow();
+  assert.deepEqual(twin.org.phantomAssignments.map((a) => a.serialNumber), phantoms);
+  assert.throws(() => sim.setPhantomAssociations(org.token, { fraction: 2 }), RangeError);
+  assert.throws(() => sim.setPhantomAssociations(org.token, { serialNumbers: 'S1' }), TypeError);
+});
+
+test('phantom associations apply to device tasks that would get a license; users and 9709 refusals are unaffected', async (t) => {
+  const { sim, org, ref, associate } = await deviceApp(t, { licenses: 1 });
+  sim.mutate(org.token, (o) => o.addUser({ clientUserId: 'client-1', status: 'Associated', idHash: 'h=' }));
+  sim.setPhantomAssociations(org.token, { fraction: 1 });
+  const [a, b] = org.serialNumbers;
+  const eventId = await associate([a, b]);
+  await sim.completeEventsNow();
+  const status = (await call(sim, '/status', { token: org.token, query: { eventId } })).body;
+  assert.deepEqual([status.eventStatus, status.numCompleted], ['COMPLETE', 2], 'phantoms consume nothing, so both "fit"');
+  const users = (await call(sim, '/assets/associate', { token: org.token, method: 'POST', body: { assets: [ref], clientUserIds: ['client-1'] } })).body.eventId;
+  const full = await associate([org.serialNumbers[2]]);
+  await sim.completeEventsNow();
+  assert.equal((await call(sim, '/status', { token: org.token, query: { eventId: users } })).body.eventStatus, 'COMPLETE');
+  assert.ok(org.hasAssignment({ ...ref, clientUserId: 'client-1' }));
+  const refused = (await call(sim, '/status', { token: org.token, query: { eventId: full } })).body;
+  assert.deepEqual([refused.eventStatus, refused.failures[0].errorNumber], ['FAILED', 9709], 'no license left: refused as usual');
+});
