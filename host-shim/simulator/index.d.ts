@@ -158,6 +158,8 @@ export interface Organization {
   mdmInfo: MdmInfo | null;
   notification: { url: string; authToken: string } | null;
   notificationTypes: NotificationType[];
+  /** The flood setting while asset events are notified as a flood (`setNotificationFlood`), else null. */
+  readonly notificationFlood: NotificationFlood | null;
   /** Fixture: the generated device fleet's serial numbers (Apple keeps no device list). */
   serialNumbers: string[];
 
@@ -274,6 +276,16 @@ export interface NotificationFaultSpec {
   delayMs?: number;
 }
 
+/** How asset events are notified in flood mode (`setNotificationFlood`); the defaults in brackets. */
+export interface NotificationFlood {
+  /** Assignments per notification, each notification of one app [100]; 1–100. */
+  maxAssignments: number;
+  /** Share of the notifications sent a second time, later, with the same notificationId [0.1]. */
+  duplicateFraction: number;
+  /** Every notification leaves at a random time within this many ms of the event's completion [300000]. */
+  spreadMs: number;
+}
+
 export interface FaultHandle {
   readonly remaining: number;
   cancel(): void;
@@ -321,6 +333,13 @@ export interface Simulator {
    * that would get a license. `null` ends it.
    */
   setPhantomAssociations(token: string, spec: { serialNumbers?: string[]; fraction?: number } | null): void;
+  /**
+   * Notification floods (Apple Developer Forums 724381): each associate / disassociate / revoke completing from now on
+   * (COMPLETE at /status at once) is notified as one ASSET_MANAGEMENT notification per app of at most `maxAssignments`
+   * assignments, each at a random time within `spreadMs`, a `duplicateFraction` of them twice with the same
+   * notificationId. Unset fields take the defaults; `null` ends it.
+   */
+  setNotificationFlood(token: string, spec?: Partial<NotificationFlood> | null): void;
   /** Runs `fn` on the organization; its changes bump the affected versionIds. Returns what `fn` returns. */
   mutate<T>(token: string, fn: (org: Organization) => T): T;
   injectFault(spec: FaultSpec): FaultHandle;

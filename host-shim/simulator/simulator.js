@@ -4,6 +4,7 @@ import { DEFAULT_LIMITS } from './config-api.js';
 import { populate, generateIdentity } from './data.js';
 import { EventQueue } from './events.js';
 import { FaultList, validateRequestFault } from './faults.js';
+import { floodDeliveries, readFlood } from './flood.js';
 import { eventNotifications, isLoopbackHost, Notifier } from './notifications.js';
 import { Random } from './random.js';
 import { RateLimiter } from './ratelimit.js';
@@ -47,6 +48,7 @@ class Simulator {
     this.#runtimeRng = this.#rng.fork('runtime');
     this.#phantomRng = this.#rng.fork('phantom-associations');
     const newId = () => this.#runtimeRng.uuid();
+    const floodRng = this.#rng.fork('notification-flood');
     const limiter = new RateLimiter();
     const pageSizes = Object.fromEntries(RESOURCES.map((r) => [r, pageSize]));
     const notifier = new Notifier({ now, newId, timeoutMs: notificationTimeoutMs, attempts: notificationAttempts,
@@ -73,8 +75,12 @@ class Simulator {
         newId,
         fresh: this.#fresh,
         onComplete: (event, outcome) => {
+          const { org } = event;
           const { type, payloads } = eventNotifications(event, outcome);
-          return notifier.publish(event.org, type, payloads);
+          if (type === 'ASSET_MANAGEMENT' && org.notificationFlood) {
+            return notifier.publishScheduled(org, type, floodDeliveries(event, outcome, org.notificationFlood, floodRng));
+          }
+          return notifier.publish(org, type, payloads);
         },
       }),
       acceptInvitation: (inviteCode) => this.#acceptInvitation(inviteCode),
@@ -256,6 +262,17 @@ class Simulator {
     }
     if (!(typeof fraction === 'number' && fraction >= 0 && fraction <= 1)) throw new RangeError('setPhantomAssociations: fraction must be within 0..1');
     org.setPhantomAssociations({ serialNumbers: new Set(serialNumbers), fraction, random: this.#phantomRng });
+  }
+
+  /**
+   * Notification floods (Apple Developer Forums 724381): from now on, each completed associate, disassociate or
+   * revoke of the location — COMPLETE at /status at once — is notified as one ASSET_MANAGEMENT notification per app
+   * with at most `maxAssignments` (100) assignments each, every one sent at a random time within `spreadMs` (5
+   * minutes) of the completion, and `duplicateFraction` (0.1) of them sent again later with the same
+   * notificationId. Times are drawn from the seed. `null` ends it (for events completing from then on).
+   */
+  setNotificationFlood(token, spec) {
+    this.organization(token).notificationFlood = spec === null ? null : readFlood(spec);
   }
 
   /** Runs `fn(org)` to change the organization's data (each change bumps the affected versionIds). */

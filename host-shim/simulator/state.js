@@ -126,6 +126,8 @@ export class Organization {
     this.notification = null;
     /** The notification types subscribed to (client config `notificationTypes`). */
     this.notificationTypes = [];
+    /** `{maxAssignments, duplicateFraction, spreadMs}` while asset events are notified as a flood, else null. */
+    this.notificationFlood = null;
     /** Fixture, not Apple state: serial numbers of the generated device fleet (Apple knows no device list). */
     this.serialNumbers = [];
     this.#newVersionId = newVersionId;

@@ -190,3 +190,90 @@ test('phantom associations apply to device tasks that would get a license; users
   const refused = (await call(sim, '/status', { token: org.token, query: { eventId: full } })).body;
   assert.deepEqual([refused.eventStatus, refused.failures[0].errorNumber], ['FAILED', 9709], 'no license left: refused as usual');
 });
+
+// ------------------------------------------------------------------ notification floods
+
+/** An organization with `apps` paid device apps of `licenses` each (adamIds 200000001, …) and `devices` devices. */
+async function floodOrg(t, { apps, devices, licenses = devices, ...options }) {
+  const { sim } = await simulator(t, { notificationRetryDelayMs: 10, ...options });
+  const org = sim.addOrganization({ apps: 0, freeApps: 0, books: 0, devices, users: 2, assignedFraction: 0 });
+  const refs = Array.from({ length: apps }, (_, i) => ({ adamId: String(200000001 + i), pricingParam: 'STDQ' }));
+  sim.mutate(org.token, (o) => refs.forEach((ref, i) => o.addAsset({ ...ref, totalCount: typeof licenses === 'function' ? licenses(i) : licenses })));
+  const hook = await receiver(t);
+  await subscribe(sim, org.token, hook.url);
+  const associate = async (serialNumbers) => (await call(sim, '/assets/associate', { token: org.token, method: 'POST', body: { assets: refs, serialNumbers } })).body.eventId;
+  return { sim, org, refs, hook, associate };
+}
+
+test('a flood: 1,000 devices × 25 apps are notified as 250 notifications of 100 devices of one app, with duplicates, spread out after COMPLETE', { timeout: 60_000 }, async (t) => {
+  const spreadMs = 2000;
+  const { sim, org, refs, hook, associate } = await floodOrg(t, { apps: 25, devices: 1000, now: Date.now });
+  sim.setNotificationFlood(org.token, { spreadMs });
+  assert.deepEqual(org.notificationFlood, { maxAssignments: 100, duplicateFraction: 0.1, spreadMs });
+  const eventId = await associate(org.serialNumbers);
+  const completedAt = Date.now();
+  const delivered = sim.completeEventsNow();
+  const status = (await call(sim, '/status', { token: org.token, query: { eventId } })).body;
+  assert.deepEqual([status.eventStatus, status.numCompleted, status.numRequested], ['COMPLETE', 25000, 25000]);
+  const seenAtStatus = hook.ofType('ASSET_MANAGEMENT').length;
+  assert.ok(seenAtStatus < 250, `/status said COMPLETE while notifications were still to come (${seenAtStatus} arrived)`);
+  assert.equal(await delivered, 1, 'completeEventsNow resolves once the flood is delivered');
+
+  const received = hook.ofType('ASSET_MANAGEMENT');
+  const byId = new Map();
+  for (const n of received) {
+    assert.deepEqual(Object.keys(n.notification).sort(), ['assignments', 'eventId', 'result', 'type'], 'the usual ASSET_MANAGEMENT shape');
+    assert.deepEqual([n.notification.eventId, n.notification.result, n.notification.type, n.uId], [eventId, 'SUCCESS', 'ASSOCIATE', org.uId]);
+    if (byId.has(n.notificationId)) assert.deepEqual(n, byId.get(n.notificationId), 'a duplicate is the same notification');
+    byId.set(n.notificationId, n);
+  }
+  assert.equal(byId.size, 250, 'one notification per app and 100 devices');
+  const duplicates = received.length - byId.size;
+  assert.ok(duplicates > 5 && duplicates < 50, `about a tenth sent twice: ${duplicates}`);
+  const pairs = new Set();
+  for (const { notification } of byId.values()) {
+    assert.equal(notification.assignments.length, 100);
+    assert.equal(new Set(notification.assignments.map((a) => a.adamId)).size, 1, 'one app per notification');
+    for (const a of notification.assignments) pairs.add(`${a.adamId}|${a.serialNumber}`);
+  }
+  assert.equal(pairs.size, 25000, 'every pair is notified');
+  assert.equal((await call(sim, '/assets', { token: org.token, query: { adamId: refs[24].adamId } })).body.assets[0].assignedCount, 1000);
+
+  const times = sim.notificationLog.filter((e) => e.notificationType === 'ASSET_MANAGEMENT').map((e) => e.at);
+  assert.equal(times.length, received.length);
+  assert.ok(Math.min(...times) >= completedAt);
+  assert.ok(Math.max(...times) - Math.min(...times) >= spreadMs / 2, `spread over ${Math.max(...times) - Math.min(...times)} ms`);
+});
+
+test('a flood splits per app and maxAssignments, FAILURE series too; duplicates keep the notificationId; user events and null end it', async (t) => {
+  const { sim, org, refs, hook, associate } = await floodOrg(t, { apps: 2, devices: 25, licenses: (i) => (i === 0 ? 25 : 20) });
+  sim.setNotificationFlood(org.token, { maxAssignments: 10, duplicateFraction: 1, spreadMs: 0 });
+  const eventId = await associate(org.serialNumbers);
+  await sim.completeEventsNow();
+  const received = hook.ofType('ASSET_MANAGEMENT');
+  assert.equal(received.length, 12, '6 notifications, each twice');
+  const byId = new Map();
+  for (const n of received) byId.set(n.notificationId, [...(byId.get(n.notificationId) ?? []), n]);
+  assert.ok([...byId.values()].every((copies) => copies.length === 2));
+  const shape = [...byId.values()].map(([n]) => [n.notification.result, n.notification.assignments[0].adamId, n.notification.assignments.length,
+    n.notification.error?.errorNumber]).sort();
+  assert.deepEqual(shape, [
+    ['FAILURE', refs[1].adamId, 5, 9709],
+    ['SUCCESS', refs[0].adamId, 10, undefined], ['SUCCESS', refs[0].adamId, 10, undefined], ['SUCCESS', refs[0].adamId, 5, undefined],
+    ['SUCCESS', refs[1].adamId, 10, undefined], ['SUCCESS', refs[1].adamId, 10, undefined],
+  ].sort());
+  assert.equal(received[0].notification.eventId, eventId);
+
+  // User events are notified as usual; after null, asset events too.
+  const created = (await call(sim, '/users/create', { token: org.token, method: 'POST', body: { users: [{ clientUserId: 'c-1' }, { clientUserId: 'c-2' }] } })).body.eventId;
+  await sim.completeEventsNow();
+  assert.deepEqual(hook.ofType('USER_MANAGEMENT').map((n) => [n.notification.eventId, n.notification.users.length]), [[created, 2]]);
+  sim.setNotificationFlood(org.token, null);
+  await call(sim, '/assets/revoke', { token: org.token, method: 'POST', body: { serialNumbers: org.serialNumbers.slice(0, 20) } });
+  await sim.completeEventsNow();
+  const revoked = hook.ofType('ASSET_MANAGEMENT').slice(12);
+  assert.deepEqual(revoked.map((n) => [n.notification.type, n.notification.assignments.length]), [['REVOKE', 40]], 'one notification of both apps');
+  for (const spec of [{ maxAssignments: 101 }, { maxAssignments: 0 }, { duplicateFraction: -0.1 }, { spreadMs: -1 }, { spreadMs: Infinity }]) {
+    assert.throws(() => sim.setNotificationFlood(org.token, spec), RangeError, JSON.stringify(spec));
+  }
+});
