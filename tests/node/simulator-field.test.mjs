@@ -277,3 +277,30 @@ test('a flood splits per app and maxAssignments, FAILURE series too; duplicates 
     assert.throws(() => sim.setNotificationFlood(org.token, spec), RangeError, JSON.stringify(spec));
   }
 });
+
+// ------------------------------------------------------------------ pool replenishment
+
+test('a purchase replenishes an exhausted pool: Get Assets shows the new counts, ASSET_COUNT is sent, associations succeed again', async (t) => {
+  const { sim, org, ref, hook, associate, held, counts } = await deviceApp(t, { licenses: 2, devices: 5 });
+  const refusedId = await associate(org.serialNumbers);
+  await sim.completeEventsNow();
+  const refused = (await call(sim, '/status', { token: org.token, query: { eventId: refusedId } })).body;
+  assert.deepEqual([refused.eventStatus, refused.numCompleted, refused.failures[0].errorNumber], ['FAILED', 2, 9709]);
+  const exhausted = await counts();
+  assert.deepEqual([exhausted.totalCount, exhausted.assignedCount, exhausted.availableCount], [2, 2, 0]);
+  const { versionId } = (await call(sim, '/assets', { token: org.token })).body;
+
+  await sim.purchase(org.token, ref.adamId, 10);
+  const [count] = hook.ofType('ASSET_COUNT');
+  assert.deepEqual(Object.keys(count).sort(), ['notification', 'notificationId', 'notificationType', 'uId']);
+  assert.deepEqual([count.notification, count.uId], [{ adamId: ref.adamId, countDelta: 10, pricingParam: 'STDQ' }, org.uId]);
+  const replenished = await counts();
+  assert.deepEqual([replenished.totalCount, replenished.assignedCount, replenished.availableCount], [12, 2, 10]);
+  assert.notEqual((await call(sim, '/assets', { token: org.token })).body.versionId, versionId, 'the counts moved: a new versionId');
+
+  const retried = await associate(org.serialNumbers.slice(2));
+  await sim.completeEventsNow();
+  assert.equal((await call(sim, '/status', { token: org.token, query: { eventId: retried } })).body.eventStatus, 'COMPLETE');
+  assert.deepEqual((await held()).sort(), [...org.serialNumbers].sort());
+  assert.equal((await counts()).availableCount, 7);
+});
