@@ -89,6 +89,10 @@ export interface OrganizationOptions {
   websiteURL?: string;
   /** Default 'volumestore'. */
   defaultPlatform?: 'volumestore' | 'enterprisestore';
+  /** As `Simulator.setPhantomAssociations` from the start. Default off. */
+  phantomAssociations?: { serialNumbers?: string[]; fraction?: number };
+  /** As `Simulator.setNotificationFlood` from the start. Default off. */
+  notificationFlood?: Partial<NotificationFlood>;
 }
 
 export interface MdmInfo { id: string; name: string; metadata: string }

@@ -137,6 +137,9 @@ class Simulator {
 
   /** Registers a location with generated content and returns it (`org.token` is its sToken). */
   addOrganization(options = {}) {
+    const { phantomAssociations = null, notificationFlood = null } = options;
+    const phantoms = phantomAssociations === null ? null : this.#readPhantoms(phantomAssociations);
+    const flood = notificationFlood === null ? null : readFlood(notificationFlood);
     const index = this.#orgCount++;
     const rng = this.#rng.fork(`organization-${index}`);
     const generated = generateIdentity(rng, index);
@@ -150,6 +153,8 @@ class Simulator {
     const emailDomain = `${orgName.toLowerCase()}.example.com`;
     org.serialNumbers = populate(org, rng, { apps, books, freeApps, devices, users, assignedFraction, emailDomain }).serialNumbers;
     this.#ctx.organizations.set(token, org);
+    org.setPhantomAssociations(phantoms);
+    org.notificationFlood = flood;
     return org;
   }
 
@@ -252,16 +257,16 @@ class Simulator {
    */
   setPhantomAssociations(token, spec) {
     const org = this.organization(token);
-    if (spec === null) {
-      org.setPhantomAssociations(null);
-      return;
-    }
-    const { serialNumbers = [], fraction = 0 } = spec ?? {};
+    org.setPhantomAssociations(spec === null ? null : this.#readPhantoms(spec));
+  }
+
+  /** A phantom-association setting as the organization keeps it; throws for a malformed one. */
+  #readPhantoms({ serialNumbers = [], fraction = 0 } = {}) {
     if (!Array.isArray(serialNumbers) || !serialNumbers.every((s) => typeof s === 'string')) {
-      throw new TypeError('setPhantomAssociations: serialNumbers must be an array of strings');
+      throw new TypeError('phantom associations: serialNumbers must be an array of strings');
     }
-    if (!(typeof fraction === 'number' && fraction >= 0 && fraction <= 1)) throw new RangeError('setPhantomAssociations: fraction must be within 0..1');
-    org.setPhantomAssociations({ serialNumbers: new Set(serialNumbers), fraction, random: this.#phantomRng });
+    if (!(typeof fraction === 'number' && fraction >= 0 && fraction <= 1)) throw new RangeError(`phantom associations: fraction must be within 0..1, got ${fraction}`);
+    return { serialNumbers: new Set(serialNumbers), fraction, random: this.#phantomRng };
   }
 
   /**

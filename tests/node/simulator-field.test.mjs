@@ -304,3 +304,17 @@ test('a purchase replenishes an exhausted pool: Get Assets shows the new counts,
   assert.deepEqual((await held()).sort(), [...org.serialNumbers].sort());
   assert.equal((await counts()).availableCount, 7);
 });
+
+test('addOrganization takes phantomAssociations and notificationFlood; a bad one throws before the location is registered', async (t) => {
+  const { sim } = await simulator(t);
+  const org = sim.addOrganization({ apps: 1, devices: 3, users: 0, phantomAssociations: { serialNumbers: ['S1'] }, notificationFlood: { spreadMs: 5 } });
+  assert.deepEqual(org.notificationFlood, { maxAssignments: 100, duplicateFraction: 0.1, spreadMs: 5 });
+  org.addAsset({ adamId: '100000001', unlimited: true });
+  const { eventId } = (await call(sim, '/assets/associate', { token: org.token, method: 'POST', body: { assets: [{ adamId: '100000001' }], serialNumbers: ['S1'] } })).body;
+  await sim.completeEventsNow();
+  assert.equal((await call(sim, '/status', { token: org.token, query: { eventId } })).body.eventStatus, 'COMPLETE');
+  assert.deepEqual(org.phantomAssignments, [{ adamId: '100000001', pricingParam: 'STDQ', serialNumber: 'S1' }]);
+  assert.throws(() => sim.addOrganization({ phantomAssociations: { fraction: -1 } }), RangeError);
+  assert.throws(() => sim.addOrganization({ notificationFlood: { maxAssignments: 1000 } }), RangeError);
+  assert.equal(sim.organizations.length, 1);
+});
