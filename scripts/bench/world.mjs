@@ -125,13 +125,16 @@ export class BenchApple {
 
 /** The host: answers each request as soon as it is issued, jumps simulated time to the engine's timeouts. */
 export class Host {
-  constructor(Engine, pages) {
-    this.engine = new Engine(config(), START);
-    this.now = START;
+  /** `records`: a Map that keeps what the engine persists (key → value), as a store would. `engine`: a restored one. */
+  constructor(Engine, pages, { records = null, engine = null, now = START } = {}) {
+    this.engine = engine ?? new Engine(config(), now);
+    this.now = now;
     this.apple = new BenchApple(pages);
     this.pending = [];
     this.syncsCompleted = 0;
-    this.input({ type: 'addAccount', accountId: ACCOUNT, name: 'Bench District', token: token() });
+    this.syncKinds = [];
+    this.records = records;
+    if (engine === null) this.input({ type: 'addAccount', accountId: ACCOUNT, name: 'Bench District', token: token() });
   }
 
   input(input) {
@@ -144,6 +147,13 @@ export class Host {
       for (const out of this.engine.pollOutputs(this.now)) {
         if (out.type === 'request') this.pending.push(out);
         else if (out.type === 'event' && out.event.type === 'syncCompleted') this.syncsCompleted += 1;
+        else if (out.type === 'event' && out.event.type === 'syncStarted') this.syncKinds.push(out.event.kind);
+        else if (out.type === 'persist' && this.records !== null) {
+          for (const op of out.ops) {
+            if (op.op === 'put') this.records.set(op.key, op.value);
+            else this.records.delete(op.key);
+          }
+        }
         else if (out.type === 'timeout') return out.at;
       }
     }
