@@ -35,6 +35,7 @@ printf '==> wasm in Node\n'
 node_run() { node --max-old-space-size=8192 scripts/bench/wasm.mjs --pkg "$WORK/pkg" "${quick[@]}" "$@"; }
 node_run --part memory --out "$WORK/wasm-memory.json"   # its own process: linear memory only grows
 node_run --part main --out "$WORK/wasm.json"
+node_run --part fleet --out "$WORK/wasm-fleet.json"   # its own process: memory per idle account
 printf '==> restart from the stores (each read in its own process)\n'
 restore_run() { node --max-old-space-size=8192 scripts/bench/restore.mjs --pkg "$WORK/pkg" "${quick[@]}" "$@"; }
 pg=()

@@ -41,6 +41,9 @@ const timing = (m) => (hasCpu(m) ? `${seconds(m.cpu)} CPU (${seconds(m.wall)} wa
 
 // ------------------------------------------------------------------------------------------ rows
 
+/** The fleet rows' accounts (benches/engine/fleet.rs, scripts/bench/fleet.mjs). */
+const DEVICES = '100 devices each';
+
 const rows = [];
 /** `met`: true/false, or null when the figure is not judged at these sizes. */
 const row = (id, name, wasmText, nativeText, target, met) => rows.push({ id, name, wasmText, nativeText, target, met });
@@ -98,6 +101,27 @@ if (restoreWrite !== null) {
   }
 }
 
+const wasmFleet = existsSync(join(dir, 'wasm-fleet.json')) ? read('wasm-fleet.json').fleet : [];
+if (native.fleet && wasmFleet.length > 0) {
+  const largest = (runs) => runs.at(-1);
+  for (const [key, name] of [
+    ['timeout', 'timer with nothing due'],
+    ['pollAnswer', 'a /status answer (PENDING)'],
+    ['deviceEnrolledTargeted', 'deviceEnrolled of a device a policy covers'],
+    ['deviceEnrolledUntargeted', 'deviceEnrolled of a device no policy covers'],
+  ]) {
+    const medians = (runs) => runs.map((r) => `${int(r.accounts)}: ${micros(r[key].median)}`).join(', ');
+    const growth = (runs) => largest(runs)[key].median / runs[0][key].median;
+    const w = largest(wasmFleet);
+    row('8', `one input on an engine of many accounts (${DEVICES}), median by accounts: ${name}`,
+      `${medians(wasmFleet)}; ${fixed(growth(wasmFleet), 1)}× from 1`, `${medians(native.fleet)}; ${fixed(growth(native.fleet), 1)}× from 1`,
+      'largest ≤ 1.5× the median at 1 account, ≤ 20 µs wasm', timed(growth(wasmFleet) <= 1.5 && w[key].median <= 20));
+  }
+  const perAccount = (runs) => largest(runs).bytesPerIdleAccount;
+  row('8', `memory per idle account (${DEVICES}, synced, one policy)`, `${kb(perAccount(wasmFleet))} (linear memory growth)`,
+    `${kb(perAccount(native.fleet))} live`, '(reported)', null);
+}
+
 const wasmFile = join(pkg, 'vpp_license_engine_bg.wasm');
 const raw = statSync(wasmFile).size;
 const gzip = gzipSync(readFileSync(wasmFile), { level: 9 }).length;
@@ -114,6 +138,7 @@ for (const w of wasm.requests) {
 
 // ------------------------------------------------------------------------------------------ table
 
+rows.sort((a, b) => Number(a.id) - Number(b.id)); // stable: within a row number, in the order measured
 const verdict = (met) => (met === null ? (quick ? 'n/a (quick sizes)' : '—') : met ? 'ok' : 'MISSED');
 const header = ['#', 'benchmark', 'wasm in Node', 'native (release)', 'target', 'result'];
 const cells = rows.map((r) => [r.id, r.name, r.wasmText, r.nativeText, r.target, verdict(r.met)]);
