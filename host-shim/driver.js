@@ -1,7 +1,7 @@
 // The host loop around a vpp-license-engine `Engine` (browser and Node alike: no `node:` imports).
 // It decides nothing: it performs the engine's requests, writes its persist records, keeps one timer
 // armed for the engine's next deadline and passes the current time on every call.
-// With `leases` (several instances on one store, see lease.js) it also sends no request for an account whose
+// With `leases` (several instances on one store, see lease-keeper.js) it also sends no request for an account whose
 // lease this instance does not hold: it has the account released instead.
 //
 // Back-pressure: while a store write is in flight the engine's outputs are left in the engine (inputs, answers and

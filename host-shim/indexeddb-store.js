@@ -1,6 +1,8 @@
 // IndexedDB Store (see store.d.ts) for browsers: one database, one object store `records` (key → the value as
 // JSON text); each apply() is one readwrite transaction, so a batch is all or nothing.
-import { decodeRecord, encodeOps, serialQueue, tokenHooks } from './protect.js';
+import { decodeRecord, encodeOps } from './record-encoding.js';
+import { serialQueue } from './serial-queue.js';
+import { tokenHooks } from './token-protection.js';
 
 const NAME = 'IndexedDbStore';
 const OBJECT_STORE = 'records';

@@ -1,9 +1,10 @@
 // In-memory Store (see store.d.ts): for tests, demos and hosts that keep nothing across restarts.
 // Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
 // It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
-import { accountsOfOps, policyDeletes } from './account-keys.js';
-import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from './lease-store.js';
-import { ACCOUNT_PREFIX, toJson, validateOps } from './protect.js';
+import { accountsOfOps, fenceOps, touchedAccounts } from './lease-fence.js';
+import { checkAccountIds, checkHolder, checkTtl } from './lease-store-checks.js';
+import { ACCOUNT_PREFIX } from './record-accounts.js';
+import { toJson, validateOps } from './record-encoding.js';
 
 const NAME = 'MemoryStore';
 
@@ -34,9 +35,9 @@ export class MemoryStore {
   applyFenced(holder, ops) {
     checkHolder(holder, `${NAME}.applyFenced`);
     const changes = this.#encode(ops);
-    const stored = new Map(policyDeletes(ops).filter((key) => this.#records.has(key))
-      .map((key) => [key, JSON.parse(this.#records.get(key))]));
-    const accounts = accountsOfOps(ops, stored);
+    const { lookUp, complete } = accountsOfOps(ops);
+    const stored = new Map(lookUp.filter((key) => this.#records.has(key)).map((key) => [key, JSON.parse(this.#records.get(key))]));
+    const accounts = complete(stored);
     const held = new Set(touchedAccounts(accounts).filter((id) => this.#liveHolder(id) === holder));
     const { keep, skipped } = fenceOps(accounts, held);
     this.#write(changes.filter((_, index) => keep[index]));

@@ -12,9 +12,12 @@
 // each connection a transaction checks out is handled here, so none reaches Node as an unhandled 'error' event. A
 // dropped connection fails the one call that used it (the Driver retries writes); the pool connects anew.
 import { createRequire } from 'node:module';
-import { accountsOfOps, policyDeletes } from '../account-keys.js';
-import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from '../lease-store.js';
-import { decodeRecord, encodeOps, netEffect, serialQueue, tokenHooks } from '../protect.js';
+import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
+import { checkAccountIds, checkHolder, checkTtl } from '../lease-store-checks.js';
+import { ACCOUNT_PREFIX } from '../record-accounts.js';
+import { decodeRecord, encodeOps, netEffect } from '../record-encoding.js';
+import { serialQueue } from '../serial-queue.js';
+import { tokenHooks } from '../token-protection.js';
 
 const NAME = 'PostgresStore';
 export const DEFAULT_TABLE = 'vpp_records';
@@ -25,7 +28,7 @@ const ACCOUNTS_INDEX_SUFFIX = '_accounts';
 /** PostgreSQL names have at most 63 bytes: the lease tables need a records table name this short. */
 const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length, ACCOUNTS_INDEX_SUFFIX.length);
 /** The condition selecting `account/<id>` keys; the partial index has the same one, so lease rounds read only those. */
-const ACCOUNT_KEYS = "left(key, 8) = 'account/'";
+const ACCOUNT_KEYS = `left(key, ${ACCOUNT_PREFIX.length}) = '${ACCOUNT_PREFIX}'`;
 /** SQLSTATEs after which PostgreSQL rolled a transaction back and running it again may succeed. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const TRANSACTION_ATTEMPTS = 3;
@@ -128,13 +131,13 @@ export class PostgresStore {
       const encoded = await encodeOps(ops, this.#hooks, NAME);
       const { leases } = await this.#ensureLeaseTables();
       return this.#transaction(async (client) => {
-        const deletes = policyDeletes(ops);
+        const { lookUp, complete } = accountsOfOps(ops);
         const stored = new Map();
-        if (deletes.length > 0) {
-          const { rows } = await client.query(`SELECT key, value FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
+        if (lookUp.length > 0) {
+          const { rows } = await client.query(`SELECT key, value FROM "${this.#table}" WHERE key = ANY($1::text[])`, [lookUp]);
           for (const { key, value } of rows) stored.set(key, JSON.parse(value));
         }
-        const accounts = accountsOfOps(ops, stored);
+        const accounts = complete(stored);
         const touched = touchedAccounts(accounts);
         const held = new Set();
         if (touched.length > 0) {
@@ -175,7 +178,7 @@ export class PostgresStore {
     const { leases } = await this.#ensureLeaseTables();
     const { rows } = await this.#pool.query(
       `SELECT r.account_id, CASE WHEN l.expires_at > now() THEN l.holder END AS holder
-       FROM (SELECT substr(key, 9) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
+       FROM (SELECT substr(key, ${ACCOUNT_PREFIX.length + 1}) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
        LEFT JOIN "${leases}" l ON l.account_id = r.account_id`,
     );
     return rows.map(({ account_id: accountId, holder }) => ({ accountId, holder }));

@@ -2,7 +2,9 @@
 // (key TEXT PRIMARY KEY, value TEXT holding JSON), WAL mode; each apply() is one transaction.
 // Needs the npm package better-sqlite3 (an optional dependency of vpp-license-engine).
 import { createRequire } from 'node:module';
-import { decodeRecord, encodeOps, serialQueue, tokenHooks } from '../protect.js';
+import { decodeRecord, encodeOps } from '../record-encoding.js';
+import { serialQueue } from '../serial-queue.js';
+import { tokenHooks } from '../token-protection.js';
 
 const NAME = 'SqliteStore';
 const TABLE = 'vpp_records';

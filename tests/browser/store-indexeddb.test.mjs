@@ -15,7 +15,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <link rel="icon" href="data:,">
 <script type="importmap">
-{ "imports": { "vpp-license-engine/host": "/pkg/host-shim/index.js" } }
+{ "imports": { "vpp-license-engine": "/pkg/vpp_license_engine.js", "vpp-license-engine/host": "/pkg/host-shim/index.js" } }
 </script>
 <script type="module">
 import { IndexedDbStore } from 'vpp-license-engine/host';

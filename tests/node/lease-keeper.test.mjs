@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Driver } from '../../host-shim/driver.js';
-import { LeaseKeeper } from '../../host-shim/lease.js';
+import { LeaseKeeper } from '../../host-shim/lease-keeper.js';
 import { MemoryStore } from '../../host-shim/memory-store.js';
 
 const TTL = 3000;

@@ -11,7 +11,7 @@
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
-import { accountIdOfKey, accountOfRecord } from './account-keys.js';
+import { accountIdOfKey, accountOfRecord } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
 const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
