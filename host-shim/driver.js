@@ -151,9 +151,9 @@ export class Driver {
   }
 
   /**
-   * Takes over one account from the store's records (all of them, as `store.load()` returned them) and drains:
-   * call when this instance acquired the account's lease. Throws the engine's Error (ACCOUNT_EXISTS,
-   * UNKNOWN_ACCOUNT) to the caller.
+   * Takes over one account from the store's records (`store.loadAccount(accountId)`: its own and those of no account;
+   * every record, as `store.load()` returns them, works too) and drains: call when this instance acquired the
+   * account's lease. Throws the engine's Error (ACCOUNT_EXISTS, UNKNOWN_ACCOUNT) to the caller.
    */
   adopt(accountId, records) {
     this.#assertRunning();

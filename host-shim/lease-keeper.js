@@ -3,7 +3,7 @@
 // Each instance runs one Engine, one Driver and one LeaseKeeper. The keeper holds a lease per account in the store
 // (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds:
 // every `renewEveryMs` it renews its leases, takes free or expired ones up to a fair share, hands surplus ones
-// over, and adopts newly leased accounts (`store.load()` → `driver.adopt`). A lease is valid locally until the time
+// over, and adopts newly leased accounts (`store.loadAccount(id)` → `driver.adopt`). A lease is valid locally until the time
 // the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later. When a
 // lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
@@ -11,10 +11,10 @@
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
-import { accountIdOfKey, accountOfRecord } from './record-accounts.js';
+import { accountIdOfKey } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
-const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
+const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load', 'loadAccount'];
 
 /** A random holder id (a UUID): unique per process, so that a restarted instance never inherits a lease. */
 function randomHolderId() {
@@ -24,28 +24,6 @@ function randomHolderId() {
 
 function leaseError(message, code) {
   return Object.assign(new Error(message), { code });
-}
-
-/**
- * The store's records by account: `accountId → records of that account`, and `shared`, the records of no account
- * (device and user facts, settings). What the engine's adopt keeps of the records it is given is exactly an account's
- * own records and the shared ones, so each adopt gets only those: giving it every account's records made adopting an
- * instance's share cost O(accounts × records).
- */
-function recordsByAccount(records) {
-  const byAccount = new Map();
-  const shared = [];
-  for (const record of records) {
-    const accountId = accountOfRecord(record.key, record.value);
-    if (accountId === null) {
-      shared.push(record);
-      continue;
-    }
-    let own = byAccount.get(accountId);
-    if (own === undefined) byAccount.set(accountId, (own = []));
-    own.push(record);
-  }
-  return { byAccount, shared };
 }
 
 /** The items of `list` in random order: instances starting together then try different free accounts first. */
@@ -130,6 +108,7 @@ export class LeaseKeeper {
     this.#fencedStore = {
       apply: (ops) => this.#applyFenced(ops),
       load: () => this.#store.load(),
+      loadAccount: (accountId) => this.#store.loadAccount(accountId),
     };
   }
 
@@ -310,42 +289,44 @@ export class LeaseKeeper {
   }
 
   /**
-   * Adopts the accounts whose lease is valid but which the engine does not drive yet — for at most half a renewal
-   * interval of this round (adopting is synchronous and costs about as much as the records it reads): the rest wait
-   * for the next round, which starts at once and renews every lease first. Adopting a large share in one go would
-   * hold up every renewal until it is done, and an instance that takes longer than ttl − margin loses every lease.
+   * Adopts the accounts whose lease is valid but which the engine does not drive yet, each from its own records and
+   * the records of no account (`store.loadAccount`) — for at most half a renewal interval of this round (adopting is
+   * synchronous and costs about as much as the records it reads): the rest wait for the next round, which starts at
+   * once and renews every lease first. Adopting a large share in one go would hold up every renewal until it is done,
+   * and an instance that takes longer than ttl − margin loses every lease. An account the store no longer has (the
+   * engine answers UNKNOWN_ACCOUNT: deleted meanwhile) has its lease freed.
    */
   async #adoptLeased() {
     const waiting = () => [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
     if (waiting().length === 0) return;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
-    const records = await this.#store.load();
-    const present = new Set(records.map((r) => accountIdOfKey(r.key)).filter((id) => id !== null));
-    const { byAccount, shared } = recordsByAccount(records);
-    const leased = waiting();
-    const gone = leased.filter((id) => !present.has(id));
     const until = this.#now() + this.#adoptBudgetMs;
-    for (const accountId of leased.filter((id) => present.has(id))) {
+    const gone = [];
+    for (const accountId of waiting()) {
       if (this.#now() >= until) {
         this.#adoptionCut = true;
         break;
       }
       if (!this.#valid(accountId)) continue; // lapsed while the others were adopted
+      const records = await this.#store.loadAccount(accountId);
+      if (!this.#valid(accountId)) continue; // lapsed while its records were read
       try {
-        this.#driver.adopt(accountId, [...shared, ...byAccount.get(accountId)]);
+        this.#driver.adopt(accountId, records);
       } catch (error) {
-        this.#onError(error);
+        if (error?.code === 'UNKNOWN_ACCOUNT') {
+          this.#validUntil.delete(accountId);
+          gone.push(accountId);
+        } else {
+          this.#onError(error);
+        }
         continue;
       }
       this.#driven.add(accountId);
       this.#onLease({ type: 'acquired', accountId, reason: 'lease acquired' });
     }
     this.#armExpiry();
-    if (gone.length > 0) {
-      for (const accountId of gone) this.#validUntil.delete(accountId);
-      await this.#store.releaseLeases(this.#holder, gone);
-    }
+    if (gone.length > 0) await this.#store.releaseLeases(this.#holder, gone);
   }
 
   async #applyFenced(ops) {

@@ -3,7 +3,7 @@
 // It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
 import { accountsOfOps, fenceOps, touchedAccounts } from './lease-fence.js';
 import { checkAccountIds, checkHolder, checkTtl } from './lease-store-checks.js';
-import { ACCOUNT_PREFIX } from './record-accounts.js';
+import { ACCOUNT_PREFIX, accountKeyRanges, inKeyRanges } from './record-accounts.js';
 import { toJson, validateOps } from './record-encoding.js';
 
 const NAME = 'MemoryStore';
@@ -29,6 +29,22 @@ export class MemoryStore {
   /** Every stored record, as Engine.restore takes them. */
   load() {
     return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
+  }
+
+  /**
+   * One account's records and the records of no account (device and user facts, settings): what
+   * `Engine.adopt(accountId, …)` keeps. Walks every key (a Map has no order: tests and demos).
+   */
+  loadAccount(accountId) {
+    if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
+    const ranges = accountKeyRanges(accountId);
+    const records = [];
+    for (const [key, json] of this.#records) {
+      let value;
+      const valueOf = () => (value ??= JSON.parse(json));
+      if (inKeyRanges(ranges, accountId, key, valueOf)) records.push({ key, value: valueOf() });
+    }
+    return records;
   }
 
   /** Like apply, but leaves out the ops of accounts whose lease `holder` does not hold now; returns those accounts. */

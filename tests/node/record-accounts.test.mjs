@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { accountKeyRanges as engineKeyRanges } from '../../pkg/vpp_license_engine.node.mjs';
 import { accountsOfOps, fenceOps, touchedAccounts } from '../../host-shim/lease-fence.js';
-import { ACCOUNT_PREFIX, accountIdOfKey, accountOfRecord } from '../../host-shim/record-accounts.js';
+import { ACCOUNT_PREFIX, accountIdOfKey, accountKeyRanges, accountOfRecord, inKeyRanges, prefixEnd } from '../../host-shim/record-accounts.js';
 
 test('the account record key the Store contracts name is the engine\'s', () => {
   for (const id of ['a1', 'a/1', 'a b', 'ä+%']) {
@@ -37,4 +37,15 @@ test('the account of each op of a persist output: from the key, from a put polic
   const { keep, skipped } = fenceOps(all, new Set(['a 1', 'd']));
   assert.deepEqual(keep, [true, true, false, false, true, true, true, true, true]);
   assert.deepEqual(skipped, ['b/2', 'c']);
+});
+
+test('a prefix\'s key range ends at the prefix with its last character incremented; inKeyRanges follows the engine\'s ranges', () => {
+  assert.equal(prefixEnd('prov/a+b/'), 'prov/a+b0');
+  assert.equal(prefixEnd('device/'), 'device0');
+  assert.throws(() => prefixEnd('x\u00ff'), RangeError);
+  const ranges = accountKeyRanges('a b');
+  const has = (key, value) => inKeyRanges(ranges, 'a b', key, () => value);
+  assert.ok(has('account/a b') && has('settings') && has('scope/a+b/p/S1') && has('device/S1') && has('user/u1'));
+  assert.ok(has('policy/p', { accountId: 'a b' }) && !has('policy/p', { accountId: 'a' }) && !has('policy/p', null));
+  assert.ok(!has('account/a') && !has('prov/a/1/STDQ/d/S1') && !has('prov/a+b0') && !has('userhold/a/u1'));
 });
