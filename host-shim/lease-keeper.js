@@ -1,16 +1,22 @@
 // Per-account leases for several backend instances on one store (browser and Node alike: no `node:` imports).
 //
 // Each instance runs one Engine, one Driver and one LeaseKeeper. The keeper holds a lease per account in the store
-// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds:
-// every `renewEveryMs` it renews its leases, takes free or expired ones up to a fair share, hands surplus ones
-// over, and adopts newly leased accounts (`store.loadAccount(id)` → `driver.adopt`). A lease is valid locally until the time
-// the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later. When a
-// lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
+// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds.
+// This file is the I/O shell: the timers, the store calls, the Driver calls and the onLease reports. What to do —
+// which leases a round renews, takes and hands over, until when a lease is valid here, what to adopt and for how
+// long, what is lost — is decided by LeaseDecisions (lease-decisions.js), which has no I/O and takes the time as an
+// argument.
+//
+// Every `renewEveryMs` a round announces the instance, hands accounts above the fair share over, renews and takes
+// leases, and adopts newly leased accounts (`store.loadAccount(id)` → `driver.adopt`). A lease is valid locally until
+// the time the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
+// When a lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
 // not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`). When the store
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
+import { LeaseDecisions } from './lease-decisions.js';
 import { accountIdOfKey } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
@@ -26,43 +32,24 @@ function leaseError(message, code) {
   return Object.assign(new Error(message), { code });
 }
 
-/** The items of `list` in random order: instances starting together then try different free accounts first. */
-function shuffled(list) {
-  const copy = [...list];
-  for (let i = copy.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
-}
-
 export class LeaseKeeper {
   #store;
   #holder;
   #ttlMs;
-  #marginMs;
-  #renewEveryMs;
-  /** How long one round may spend adopting accounts: the rest are adopted in the next rounds. */
-  #adoptBudgetMs;
   #now;
   #setTimer;
   #clearTimer;
   #onLease;
   #onError;
   #fencedStore;
+  /** The decisions, and the state they are made from (valid-until times, driven accounts). */
+  #decisions;
 
   #driver = null;
-  /** accountId → local time until which this instance's lease is valid. */
-  #validUntil = new Map();
-  /** Accounts the engine drives: adopted, or added through addAccount. */
-  #driven = new Set();
   #roundTimer = null;
   #expiryTimer = null;
   #running = null;
-  #rounds = 0;
   #stopped = false;
-  /** The last round stopped adopting for its time budget: the next one starts at once. */
-  #adoptionCut = false;
 
   /**
    * Options: `store` (a LeaseStore shared by every instance), `holder` (this instance's id; default a random
@@ -97,9 +84,7 @@ export class LeaseKeeper {
     this.#store = store;
     this.#holder = holder;
     this.#ttlMs = ttlMs;
-    this.#marginMs = marginMs;
-    this.#renewEveryMs = renewEveryMs;
-    this.#adoptBudgetMs = Math.max(1, Math.floor(renewEveryMs / 2));
+    this.#decisions = new LeaseDecisions({ holder, ttlMs, marginMs, renewEveryMs });
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
     this.#clearTimer = (handle) => clearTimer(handle);
@@ -138,7 +123,7 @@ export class LeaseKeeper {
 
   /**
    * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, hand over accounts above
-   * the fair share, renew and take leases in one statement, release what was lost, adopt what was gained.
+   * the fair share, renew and take leases, release what was lost, adopt what was gained.
    * Resolves when it is done (a round already running is not started twice); failures go to onError.
    */
   round() {
@@ -150,24 +135,24 @@ export class LeaseKeeper {
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#running = null;
-        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#adoptionCut ? 0 : this.#renewEveryMs);
+        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#decisions.nextRoundDelay());
       });
     return this.#running;
   }
 
   /** The Driver's check before a request leaves: this instance drives the account and its lease is valid now. */
   holds(accountId) {
-    return this.#driven.has(accountId) && this.#valid(accountId);
+    return this.#decisions.holds(accountId, this.#now());
   }
 
   /** The Driver found the lease of `accountId` invalid as a request was about to leave: releases it now. */
   lapsed(accountId) {
-    this.#lose(accountId, 'lease not valid by the local clock');
+    if (this.#decisions.lapsed(accountId)) this.#lost(accountId, 'lease not valid by the local clock');
   }
 
   /** The accounts this instance drives now, sorted. */
   held() {
-    return [...this.#driven].sort();
+    return this.#decisions.driven();
   }
 
   /**
@@ -179,7 +164,7 @@ export class LeaseKeeper {
     const accountId = input?.accountId;
     if (typeof accountId !== 'string') throw new TypeError('addAccount needs an addAccount input with an accountId');
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
-    if (this.#driven.has(accountId)) {
+    if (this.#decisions.isDriven(accountId)) {
       this.#driver.input(input); // the engine refuses it (ACCOUNT_EXISTS)
       return;
     }
@@ -189,14 +174,13 @@ export class LeaseKeeper {
     const sentAt = this.#now();
     const held = await this.#store.acquireLeases(this.#holder, [accountId], this.#ttlMs);
     if (!held.includes(accountId)) throw leaseError(`another instance holds the lease of account ${accountId}`, 'LEASE_HELD');
-    this.#renewed([accountId], new Set(held), sentAt);
-    this.#driven.add(accountId);
+    this.#acquired([accountId], held, sentAt);
+    this.#decisions.adopted(accountId);
     this.#armExpiry();
     try {
       this.#driver.input(input);
     } catch (error) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
+      this.#decisions.release(accountId);
       await this.#store.releaseLeases(this.#holder, [accountId]);
       throw error;
     }
@@ -213,116 +197,80 @@ export class LeaseKeeper {
     this.#clearTimer(this.#roundTimer);
     this.#clearTimer(this.#expiryTimer);
     await this.#running;
-    const accounts = [...this.#driven];
-    for (const accountId of accounts) this.#release(accountId, 'instance stopping');
-    this.#validUntil.clear();
+    for (const accountId of this.#decisions.releaseAll()) this.#released(accountId, true, 'instance stopping');
     if (this.#driver !== null) await this.#driver.writesSettled();
     await this.#store.leave(this.#holder);
   }
 
   async #round() {
-    this.#adoptionCut = false;
+    this.#decisions.startRound();
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
-    this.#rounds += 1;
-    if (this.#rounds === 1) return; // joining: the others see this instance before it takes anything
+    if (!this.#decisions.announced()) return; // joining: the others see this instance before it takes anything
     const states = await this.#store.leaseStates();
-    const stored = new Set(states.map((s) => s.accountId));
-    // Accounts added here whose records are not written yet count too (and are never handed over).
-    const share = Math.ceil(new Set([...stored, ...this.#driven]).size / live);
-    const ours = new Set(this.#driven);
-    for (const { accountId, holder } of states) if (holder === this.#holder) ours.add(accountId);
-    const handOver = this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
-    for (const accountId of handOver) ours.delete(accountId);
-    const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
-    const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
+    const busy = new Set(this.#decisions.driven().filter((id) => this.#driver.requestsInFlight(id) > 0));
+    const { handOver, renew, take } = this.#decisions.plan({ states, live, busy });
     if (handOver.length > 0) await this.#handOver(handOver);
     // Renewals first, in one statement: waiting for the writes below never delays them.
-    const renewing = wanted.filter((id) => this.#driven.has(id));
-    const taking = wanted.filter((id) => !this.#driven.has(id));
-    if (renewing.length > 0) await this.#acquire(renewing);
-    if (taking.length === 0) return;
+    if (renew.length > 0) await this.#acquire(renew);
+    if (take.length === 0) return;
     // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
     // one is failing: the round ends, and the next one tries again). Otherwise a write of an earlier tenure of ours,
     // still being retried, could land after another instance held the account in between, over its records.
     await this.#driver.writesSettled();
-    await this.#acquire(taking);
+    await this.#acquire(take);
     await this.#adoptLeased();
   }
 
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
   async #acquire(accountIds) {
     const sentAt = this.#now();
-    const held = new Set(await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs));
-    this.#renewed(accountIds, held, sentAt);
+    const held = await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs);
+    this.#acquired(accountIds, held, sentAt);
   }
 
-  /**
-   * Up to `count` accounts to hand over: leased ones the engine does not drive first, then driven ones with no
-   * request in flight (handing one over mid-request would make the next holder wait to learn what Apple did).
-   */
-  #surplus(candidates, count) {
-    if (count <= 0) return [];
-    const idle = candidates.filter((id) => !this.#driven.has(id))
-      .concat(candidates.filter((id) => this.#driven.has(id) && this.#driver.requestsInFlight(id) === 0));
-    return idle.slice(0, count);
+  #acquired(asked, held, sentAt) {
+    for (const accountId of this.#decisions.acquired(asked, held, sentAt)) this.#lost(accountId, 'lease held by another instance');
+    this.#armExpiry();
   }
 
   async #handOver(accountIds) {
-    for (const accountId of accountIds) this.#release(accountId, 'handed over to balance the accounts');
+    for (const accountId of accountIds) {
+      this.#released(accountId, this.#decisions.release(accountId), 'handed over to balance the accounts');
+    }
     // Writes the engine queued before the release land while the lease is still ours.
     await this.#driver.writesSettled();
     await this.#store.releaseLeases(this.#holder, accountIds);
   }
 
-  /** Records the outcome of an acquire statement sent at `sentAt` for `asked`: extended or lost. */
-  #renewed(asked, held, sentAt) {
-    const validUntil = sentAt + this.#ttlMs - this.#marginMs;
-    for (const accountId of asked) {
-      if (held.has(accountId)) {
-        this.#validUntil.set(accountId, validUntil);
-      } else {
-        this.#validUntil.delete(accountId);
-        this.#lose(accountId, 'lease held by another instance');
-      }
-    }
-    this.#armExpiry();
-  }
-
   /**
    * Adopts the accounts whose lease is valid but which the engine does not drive yet, each from its own records and
-   * the records of no account (`store.loadAccount`) — for at most half a renewal interval of this round (adopting is
-   * synchronous and costs about as much as the records it reads): the rest wait for the next round, which starts at
-   * once and renews every lease first. Adopting a large share in one go would hold up every renewal until it is done,
-   * and an instance that takes longer than ttl − margin loses every lease. An account the store no longer has (the
-   * engine answers UNKNOWN_ACCOUNT: deleted meanwhile) has its lease freed.
+   * the records of no account (`store.loadAccount`), for at most the round's adoption budget: the rest wait for the
+   * next round, which starts at once and renews every lease first. An account the store no longer has (deleted
+   * meanwhile: the engine answers UNKNOWN_ACCOUNT) has its lease freed.
    */
   async #adoptLeased() {
-    const waiting = () => [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
-    if (waiting().length === 0) return;
+    if (this.#decisions.toAdopt(this.#now()).length === 0) return;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
-    const until = this.#now() + this.#adoptBudgetMs;
+    const deadline = this.#decisions.adoptionDeadline(this.#now());
     const gone = [];
-    for (const accountId of waiting()) {
-      if (this.#now() >= until) {
-        this.#adoptionCut = true;
-        break;
-      }
-      if (!this.#valid(accountId)) continue; // lapsed while the others were adopted
+    for (const accountId of this.#decisions.toAdopt(this.#now())) {
+      if (!this.#decisions.mayAdopt(this.#now(), deadline)) break;
+      if (!this.#decisions.valid(accountId, this.#now())) continue; // lapsed while the others were adopted
       const records = await this.#store.loadAccount(accountId);
-      if (!this.#valid(accountId)) continue; // lapsed while its records were read
+      if (!this.#decisions.valid(accountId, this.#now())) continue; // lapsed while its records were read
       try {
         this.#driver.adopt(accountId, records);
       } catch (error) {
         if (error?.code === 'UNKNOWN_ACCOUNT') {
-          this.#validUntil.delete(accountId);
+          this.#decisions.vanished(accountId);
           gone.push(accountId);
         } else {
           this.#onError(error);
         }
         continue;
       }
-      this.#driven.add(accountId);
+      this.#decisions.adopted(accountId);
       this.#onLease({ type: 'acquired', accountId, reason: 'lease acquired' });
     }
     this.#armExpiry();
@@ -333,44 +281,35 @@ export class LeaseKeeper {
     // A failed write (the store unreachable, a dropped connection) rejects to the Driver, which tries it again; the
     // leases are kept by the rounds meanwhile, or lapse at their local expiry when the store cannot renew them.
     const { skipped } = await this.#store.applyFenced(this.#holder, ops);
-    for (const accountId of skipped) {
-      this.#validUntil.delete(accountId);
-      this.#lose(accountId, 'write refused: lease not held');
-    }
+    for (const accountId of this.#decisions.refused(skipped)) this.#lost(accountId, 'write refused: lease not held');
     const deleted = ops.filter((op) => op.op === 'delete').map((op) => accountIdOfKey(op.key))
       .filter((id) => id !== null && !skipped.includes(id));
     if (deleted.length > 0) this.#accountsDeleted(deleted);
   }
 
-  /** The engine deleted these accounts (their records are gone): their leases are given up. */
+  /** The engine deleted these accounts (their account records are gone): their leases are given up. */
   #accountsDeleted(accountIds) {
-    for (const accountId of accountIds) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
-      this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
-    }
+    this.#decisions.deleted(accountIds);
+    for (const accountId of accountIds) this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
+    this.#armExpiry();
     Promise.resolve()
       .then(() => this.#store.releaseLeases(this.#holder, accountIds))
       .catch((error) => this.#onError(error));
   }
 
-  /** Stops driving an account whose lease is gone or no longer valid (nothing if it is not driven). */
-  #lose(accountId, reason) {
-    if (!this.#driven.has(accountId)) return;
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** The decisions stopped driving an account whose lease is gone or no longer valid: releases it in the engine. */
+  #lost(accountId, reason) {
+    this.#releaseInEngine(accountId);
     this.#onLease({ type: 'lost', accountId, reason });
   }
 
-  /** Stops driving an account this instance gives up while its lease is still valid. */
-  #release(accountId, reason) {
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** An account given up on purpose: released in the engine if it drove it. */
+  #released(accountId, wasDriven, reason) {
+    if (wasDriven) this.#releaseInEngine(accountId);
     this.#onLease({ type: 'released', accountId, reason });
   }
 
-  #stopDriving(accountId) {
-    if (!this.#driven.delete(accountId)) return;
+  #releaseInEngine(accountId) {
     try {
       this.#driver.release(accountId);
     } catch (error) {
@@ -378,23 +317,16 @@ export class LeaseKeeper {
     }
   }
 
-  #valid(accountId) {
-    return (this.#validUntil.get(accountId) ?? -Infinity) > this.#now();
-  }
-
   /** One timer at the earliest local expiry of a driven account: its account is released then, renewed or not. */
   #armExpiry() {
     this.#clearTimer(this.#expiryTimer);
     this.#expiryTimer = null;
     if (this.#stopped) return;
-    let earliest = Infinity;
-    for (const accountId of this.#driven) earliest = Math.min(earliest, this.#validUntil.get(accountId) ?? -Infinity);
-    if (earliest === Infinity) return;
+    const earliest = this.#decisions.nextExpiry();
+    if (earliest === null) return;
     this.#expiryTimer = this.#setTimer(() => {
       this.#expiryTimer = null;
-      for (const accountId of [...this.#driven]) {
-        if (!this.#valid(accountId)) this.#lose(accountId, 'lease not renewed in time');
-      }
+      for (const accountId of this.#decisions.expire(this.#now())) this.#lost(accountId, 'lease not renewed in time');
       this.#armExpiry();
     }, Math.max(earliest - this.#now(), 0));
   }
