@@ -1,10 +1,11 @@
 // The lease decisions of one backend instance, without I/O, timers or a clock of its own (browser and Node alike):
 // time is an argument, as in the engine. Which leases a round renews, takes and hands over (a fair share of the
-// accounts per live instance), until when each lease is valid here, which accounts to adopt and for how long a
-// round may adopt, which accounts are lost when a renewal, a fenced write or the local expiry says so, and when the
-// next round and the next expiry are due. LeaseKeeper (lease-keeper.js) is the shell around it: it asks the store,
-// hands the answers in, and carries the decisions out (store calls, `driver.adopt` / `driver.release`, timers,
-// onLease). tests/node/lease-decisions.test.mjs runs it against a simulated lease table in simulated time.
+// accounts per live instance), until when each lease is valid here, what the work after the rounds has left to do
+// (leases to free and to take, accounts to adopt, in slices of bounded length), which accounts are lost when a
+// renewal, a fenced write or the local expiry says so, and when the next expiry is due. LeaseKeeper (lease-keeper.js)
+// is the shell around it: it asks the store, hands the answers in, and carries the decisions out (store calls,
+// `driver.adopt` / `driver.release`, timers, onLease). tests/node/lease-decisions.test.mjs runs several instances of it
+// against a simulated lease table in simulated time.
 
 /**
  * The leases to renew, take and hand over in one round, from the store's lease states (pure).
@@ -14,19 +15,22 @@
  * - `handOver`: leases above the share, to release now: leased accounts the engine does not drive first, then
  *   driven ones without a request in flight (`busy`): handing one over mid-request would make the next holder wait
  *   to learn what Apple did.
- * - `renew`: the kept leases of accounts the engine drives; `take`: the kept leases it does not drive (held in the
- *   store, e.g. after a restart of the round) and free or expired ones, in random order, up to the share.
+ * - `renew`: the kept leases held here without a break — of accounts the engine drives, and of accounts leased here
+ *   and valid but not adopted yet (`leased`) — renewed at once, in one statement.
+ * - `take`: the other kept leases (held in the store but lapsed here, after a restart of the round) and free or
+ *   expired ones, in random order, up to the share: taken later, once the writes queued before have landed.
  *
  * @param {object} input
  * @param {string} input.holder this instance
  * @param {ReadonlySet<string>} input.driven accounts the engine drives
+ * @param {ReadonlySet<string>} [input.leased] accounts whose lease is valid here, not driven yet
  * @param {readonly {accountId: string, holder: string | null}[]} input.states `store.leaseStates()`
  * @param {number} input.live live instances, this one included (`store.heartbeat`)
  * @param {ReadonlySet<string>} [input.busy] driven accounts with a request in flight
  * @param {() => number} [input.random] in [0, 1): the order free accounts are tried in
  * @returns {{ share: number, handOver: string[], renew: string[], take: string[] }}
  */
-export function planRound({ holder, driven, states, live, busy = new Set(), random = Math.random }) {
+export function planRound({ holder, driven, leased = new Set(), states, live, busy = new Set(), random = Math.random }) {
   const stored = new Set(states.map((s) => s.accountId));
   const share = Math.ceil(new Set([...stored, ...driven]).size / Math.max(1, live));
   const ours = new Set(driven);
@@ -39,11 +43,12 @@ export function planRound({ holder, driven, states, live, busy = new Set(), rand
   for (const id of handOver) ours.delete(id);
   const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId), random);
   const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
+  const heldHere = (id) => driven.has(id) || leased.has(id);
   return {
     share,
     handOver,
-    renew: wanted.filter((id) => driven.has(id)),
-    take: wanted.filter((id) => !driven.has(id)),
+    renew: wanted.filter(heldHere),
+    take: wanted.filter((id) => !heldHere(id)),
   };
 }
 
@@ -58,15 +63,19 @@ function shuffled(list, random) {
 }
 
 /**
- * One instance's leases as it knows them: until when each is valid here, and which accounts its engine drives.
- * Every method takes the time it is called at; none waits, calls out or arms a timer. Methods that stop the engine
- * driving accounts return them: the caller releases them in the engine (`driver.release`) and reports them.
+ * One instance's leases as it knows them: until when each is valid here, which accounts its engine drives, and the
+ * work rounds leave behind (leases to free after a hand-over, leases to take). Every method takes the time it is
+ * called at; none waits, calls out or arms a timer. Methods that stop the engine driving accounts return them: the
+ * caller releases them in the engine (`driver.release`) and reports them.
+ *
+ * A round (LeaseKeeper) renews at once and leaves the rest — freeing handed-over leases and taking new ones, which
+ * wait for the Driver's writes, and adopting, which takes as long as the records it reads — to work that goes on after
+ * it, one piece at a time, while later rounds keep renewing and add to it.
  */
 export class LeaseDecisions {
   #holder;
   #ttlMs;
   #marginMs;
-  #renewEveryMs;
   #adoptBudgetMs;
   #random;
   /** accountId → local time until which this instance's lease is valid. */
@@ -74,18 +83,19 @@ export class LeaseDecisions {
   /** Accounts the engine drives: adopted, or added here. */
   #driven = new Set();
   #rounds = 0;
-  /** The current round stopped adopting for its time budget: the next one starts at once. */
-  #adoptionCut = false;
+  /** Leases handed over (the engine released the accounts) to free once the writes queued before have landed. */
+  #toFree = [];
+  /** Leases the last round wanted to take. */
+  #toTake = [];
 
   /**
    * `holder`, `ttlMs`, `marginMs`, `renewEveryMs` as LeaseKeeper takes them; `random` orders free accounts.
-   * A round adopts for at most renewEveryMs / 2: the rest wait for the next round, which starts at once.
+   * Adopting goes in slices of at most renewEveryMs / 2.
    */
   constructor({ holder, ttlMs, marginMs, renewEveryMs, random = Math.random }) {
     this.#holder = holder;
     this.#ttlMs = ttlMs;
     this.#marginMs = marginMs;
-    this.#renewEveryMs = renewEveryMs;
     this.#adoptBudgetMs = Math.max(1, Math.floor(renewEveryMs / 2));
     this.#random = random;
   }
@@ -111,28 +121,50 @@ export class LeaseDecisions {
 
   // ----------------------------------------------------------------------------------------------- rounds
 
-  /** A round starts (before its heartbeat). */
-  startRound() {
-    this.#adoptionCut = false;
-  }
-
   /**
-   * The round's heartbeat was stored: whether it may go on and take leases. The first one may not: an instance
-   * joining is seen by the others before it takes anything, so that instances started together share from the start.
+   * A round's heartbeat was stored: whether it may go on and take leases. The first one may not: an instance joining
+   * is seen by the others before it takes anything, so that instances started together share from the start.
    */
   announced() {
     this.#rounds += 1;
     return this.#rounds > 1;
   }
 
-  /** The round's plan (see planRound) from the lease states, the live instance count and the busy accounts. */
-  plan({ states, live, busy }) {
-    return planRound({ holder: this.#holder, driven: this.#driven, states, live, busy, random: this.#random });
+  /** The round's plan (see planRound) at `now`, from the lease states, the live instance count and the busy accounts. */
+  plan({ states, live, busy, now }) {
+    const leased = new Set(this.toAdopt(now));
+    return planRound({ holder: this.#holder, driven: this.#driven, leased, states, live, busy, random: this.#random });
   }
 
-  /** How long after a round ends the next one starts: at once when adopting was cut short, else renewEveryMs. */
-  nextRoundDelay() {
-    return this.#adoptionCut ? 0 : this.#renewEveryMs;
+  /**
+   * What a round leaves to the work after it: the leases it handed over (released here already) to free, and the
+   * leases it wants to take, instead of what an earlier round wanted.
+   */
+  leave({ handOver, take }) {
+    this.#toFree.push(...handOver);
+    this.#toTake = [...take];
+  }
+
+  // ----------------------------------------------------------------------------------------------- the work after rounds
+
+  /** The handed-over leases to free now (once the writes queued before the hand-over have landed); taken off the list. */
+  leasesToFree() {
+    return this.#toFree.splice(0);
+  }
+
+  /** The leases to take now: wanted by the last round, neither driven nor valid here at `now`; taken off the list. */
+  leasesToTake(now) {
+    return this.#toTake.splice(0).filter((id) => !this.#driven.has(id) && !this.valid(id, now));
+  }
+
+  /** Whether rounds left leases to free or to take. */
+  hasLeftovers() {
+    return this.#toFree.length > 0 || this.#toTake.length > 0;
+  }
+
+  /** Whether there is work at `now`: leases to free or take, accounts to adopt. */
+  hasWork(now) {
+    return this.hasLeftovers() || this.toAdopt(now).length > 0;
   }
 
   // ----------------------------------------------------------------------------------------------- leases
@@ -202,6 +234,8 @@ export class LeaseDecisions {
     const driven = [...this.#driven];
     this.#driven.clear();
     this.#validUntil.clear();
+    this.#toFree = [];
+    this.#toTake = [];
     return driven;
   }
 
@@ -213,19 +247,20 @@ export class LeaseDecisions {
   }
 
   /**
-   * When the adoptions of a round starting at `now` must stop: adopting is synchronous and costs about as much as the
-   * records it reads; a large share adopted in one go would hold up every renewal, and an instance taking longer
-   * than ttl − margin would lose every lease.
+   * When a slice of adoptions starting at `now` must stop: adopting is synchronous and costs about as much as the
+   * records it reads; a large share adopted in one go would hold up the event loop and with it every renewal, and an
+   * instance taking longer than ttl − margin would lose every lease.
    */
   adoptionDeadline(now) {
     return now + this.#adoptBudgetMs;
   }
 
-  /** Whether another adoption may start at `now`; when not, the round is cut short and the next starts at once. */
+  /**
+   * Whether another adoption of the slice may start at `now`; when not, the rest waits for the next slice, at once.
+   * (An adoption that fails otherwise is tried again by the work a later round starts.)
+   */
   mayAdopt(now, deadline) {
-    if (now < deadline) return true;
-    this.#adoptionCut = true;
-    return false;
+    return now < deadline;
   }
 
   /** The engine adopted `accountId` (or an account was added here): it drives it now. */

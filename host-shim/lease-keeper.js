@@ -7,8 +7,10 @@
 // long, what is lost — is decided by LeaseDecisions (lease-decisions.js), which has no I/O and takes the time as an
 // argument.
 //
-// Every `renewEveryMs` a round announces the instance, hands accounts above the fair share over, renews and takes
-// leases, and adopts newly leased accounts (`store.loadAccount(id)` → `driver.adopt`). A lease is valid locally until
+// Every `renewEveryMs` a round announces the instance, renews its leases in one statement, and hands accounts above
+// the fair share over; freeing their leases, taking free ones and adopting newly leased accounts
+// (`store.loadAccount(id)` → `driver.adopt`) wait for the Driver's writes and take as long as the records they read, so
+// they go on after the round, one piece at a time, while later rounds keep renewing. A lease is valid locally until
 // the time the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
 // When a lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
@@ -36,6 +38,7 @@ export class LeaseKeeper {
   #store;
   #holder;
   #ttlMs;
+  #renewEveryMs;
   #now;
   #setTimer;
   #clearTimer;
@@ -49,6 +52,8 @@ export class LeaseKeeper {
   #roundTimer = null;
   #expiryTimer = null;
   #running = null;
+  /** The work rounds leave (freeing, taking, adopting), running after them; one at a time. */
+  #background = null;
   #stopped = false;
 
   /**
@@ -84,6 +89,7 @@ export class LeaseKeeper {
     this.#store = store;
     this.#holder = holder;
     this.#ttlMs = ttlMs;
+    this.#renewEveryMs = renewEveryMs;
     this.#decisions = new LeaseDecisions({ holder, ttlMs, marginMs, renewEveryMs });
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
@@ -122,9 +128,11 @@ export class LeaseKeeper {
   }
 
   /**
-   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, hand over accounts above
-   * the fair share, renew and take leases, release what was lost, adopt what was gained.
-   * Resolves when it is done (a round already running is not started twice); failures go to onError.
+   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, renew every lease it holds in
+   * one statement, release what was lost, release the accounts above the fair share; freeing their leases, taking free
+   * ones and adopting them wait for the Driver's writes and may take long, so they go on after the round, and the next
+   * rounds renew meanwhile. Resolves when the round is done (a round already running is not started twice); failures
+   * go to onError.
    */
   round() {
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
@@ -135,7 +143,7 @@ export class LeaseKeeper {
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#running = null;
-        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#decisions.nextRoundDelay());
+        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#renewEveryMs);
       });
     return this.#running;
   }
@@ -197,28 +205,60 @@ export class LeaseKeeper {
     this.#clearTimer(this.#roundTimer);
     this.#clearTimer(this.#expiryTimer);
     await this.#running;
+    await this.#background;
     for (const accountId of this.#decisions.releaseAll()) this.#released(accountId, true, 'instance stopping');
     if (this.#driver !== null) await this.#driver.writesSettled();
     await this.#store.leave(this.#holder);
   }
 
   async #round() {
-    this.#decisions.startRound();
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
     if (!this.#decisions.announced()) return; // joining: the others see this instance before it takes anything
     const states = await this.#store.leaseStates();
     const busy = new Set(this.#decisions.driven().filter((id) => this.#driver.requestsInFlight(id) > 0));
-    const { handOver, renew, take } = this.#decisions.plan({ states, live, busy });
-    if (handOver.length > 0) await this.#handOver(handOver);
-    // Renewals first, in one statement: waiting for the writes below never delays them.
+    const { handOver, renew, take } = this.#decisions.plan({ states, live, busy, now: this.#now() });
+    // Renewals first, in one statement, of every lease held without a break: driven, or taken and not adopted yet.
     if (renew.length > 0) await this.#acquire(renew);
-    if (take.length === 0) return;
-    // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
-    // one is failing: the round ends, and the next one tries again). Otherwise a write of an earlier tenure of ours,
-    // still being retried, could land after another instance held the account in between, over its records.
-    await this.#driver.writesSettled();
-    await this.#acquire(take);
-    await this.#adoptLeased();
+    for (const accountId of handOver) {
+      this.#released(accountId, this.#decisions.release(accountId), 'handed over to balance the accounts');
+    }
+    this.#decisions.leave({ handOver, take });
+    if (this.#background !== null || !this.#decisions.hasWork(this.#now())) return; // the work going on picks it up
+    this.#background = this.#work()
+      .catch((error) => this.#onError(error))
+      .finally(() => {
+        this.#background = null;
+      });
+  }
+
+  /**
+   * The rounds' work: the leases handed over (the engine released the accounts already) are freed once the writes
+   * queued before the release land, the leases the last round wanted are taken, and every account leased and not yet
+   * driven is adopted, a slice at a time; until none of it is left.
+   */
+  async #work() {
+    for (;;) {
+      if (this.#stopped) return;
+      const handOver = this.#decisions.leasesToFree();
+      if (handOver.length > 0) {
+        // Writes the engine queued before the release land while the lease is still ours.
+        await this.#driver.writesSettled();
+        await this.#store.releaseLeases(this.#holder, handOver);
+      }
+      // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+      // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
+      // still being retried, could land after another instance held the account in between, over its records.
+      await this.#driver.writesSettled();
+      if (this.#stopped) return;
+      const taking = this.#decisions.leasesToTake(this.#now());
+      if (taking.length > 0) await this.#acquire(taking);
+      const more = await this.#adoptSlice();
+      if (!more && !this.#decisions.hasLeftovers()) return;
+      // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its
+      // end before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
+      await new Promise((resolve) => this.#setTimer(resolve, 0));
+      await this.#running;
+    }
   }
 
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
@@ -243,22 +283,29 @@ export class LeaseKeeper {
   }
 
   /**
-   * Adopts the accounts whose lease is valid but which the engine does not drive yet, each from its own records and
-   * the records of no account (`store.loadAccount`), for at most the round's adoption budget: the rest wait for the
-   * next round, which starts at once and renews every lease first. An account the store no longer has (deleted
-   * meanwhile: the engine answers UNKNOWN_ACCOUNT) has its lease freed.
+   * Adopts, for at most one slice (the decisions' budget), the accounts whose lease is valid but which the engine does
+   * not drive yet, each from its own records and the records of no account (`store.loadAccount`). A round that comes
+   * due meanwhile runs to its end before the next adoption. An account the store no longer has (deleted meanwhile: the
+   * engine answers UNKNOWN_ACCOUNT) has its lease freed. Resolves whether the slice ended for its budget (more to
+   * adopt at once).
    */
-  async #adoptLeased() {
-    if (this.#decisions.toAdopt(this.#now()).length === 0) return;
+  async #adoptSlice() {
+    if (this.#decisions.toAdopt(this.#now()).length === 0) return false;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
     const deadline = this.#decisions.adoptionDeadline(this.#now());
     const gone = [];
+    let more = false;
     for (const accountId of this.#decisions.toAdopt(this.#now())) {
-      if (!this.#decisions.mayAdopt(this.#now(), deadline)) break;
-      if (!this.#decisions.valid(accountId, this.#now())) continue; // lapsed while the others were adopted
+      if (this.#stopped) break;
+      if (!this.#decisions.mayAdopt(this.#now(), deadline)) {
+        more = true;
+        break;
+      }
       const records = await this.#store.loadAccount(accountId);
-      if (!this.#decisions.valid(accountId, this.#now())) continue; // lapsed while its records were read
+      await this.#running;
+      // Lapsed, handed over, adopted or stopping while its records were read or a round ran.
+      if (this.#stopped || this.#decisions.isDriven(accountId) || !this.#decisions.valid(accountId, this.#now())) continue;
       try {
         this.#driver.adopt(accountId, records);
       } catch (error) {
@@ -275,6 +322,7 @@ export class LeaseKeeper {
     }
     this.#armExpiry();
     if (gone.length > 0) await this.#store.releaseLeases(this.#holder, gone);
+    return more;
   }
 
   async #applyFenced(ops) {

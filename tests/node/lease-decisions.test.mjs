@@ -74,10 +74,35 @@ test('an account added here and not yet written counts for the share and is neve
 
 test('the first round only announces the instance; later rounds plan', () => {
   const d = decisions('A');
-  d.startRound();
   assert.equal(d.announced(), false);
-  d.startRound();
   assert.equal(d.announced(), true);
+});
+
+test('a lease taken and not adopted yet is renewed with the driven ones, not taken again', () => {
+  const d = decisions('A');
+  d.acquired(['a', 'b'], ['a', 'b'], 0);
+  d.adopted('a');
+  const plan = d.plan({ states: [state('a', 'A'), state('b', 'A'), state('c', 'A')], live: 1, now: 1 });
+  assert.deepEqual(plan.renew, ['a', 'b'], 'b is valid here');
+  assert.deepEqual(plan.take, ['c'], 'c is held in the store but lapsed here');
+  const later = d.plan({ states: [state('a', 'A'), state('b', 'A')], live: 1, now: TTL });
+  assert.deepEqual(later.take, ['b'], 'once b lapsed here, it is taken again');
+});
+
+test('a round leaves hand-overs to free and leases to take to the work after it; the next round\'s wishes replace the last\'s', () => {
+  const d = decisions('A');
+  assert.equal(d.hasWork(0), false);
+  d.leave({ handOver: ['h1'], take: ['t1', 't2'] });
+  d.leave({ handOver: ['h2'], take: ['t2', 't3'] });
+  assert.equal(d.hasLeftovers(), true);
+  assert.deepEqual(d.leasesToFree(), ['h1', 'h2']);
+  assert.deepEqual(d.leasesToFree(), [], 'once');
+  d.acquired(['t3'], ['t3'], 0);
+  assert.deepEqual(d.leasesToTake(1), ['t2'], 't1 no longer wanted, t3 valid here already');
+  assert.equal(d.hasLeftovers(), false);
+  assert.equal(d.hasWork(1), true, 't3 to adopt');
+  d.adopted('t3');
+  assert.equal(d.hasWork(1), false);
 });
 
 test('a lease is valid here until the acquiring statement was sent + ttl − margin; lost at once when it comes back without it', () => {
@@ -115,17 +140,12 @@ test('lapsed, refused, deleted, released: which accounts stop being driven, and 
   assert.deepEqual(d.toAdopt(1), []);
 });
 
-test('adopting stops at the round\'s budget (renewEveryMs / 2); the next round then starts at once, and the one after on time', () => {
+test('adopting goes in slices of renewEveryMs / 2', () => {
   const d = decisions('A');
-  d.startRound();
   const deadline = d.adoptionDeadline(10_000);
   assert.equal(deadline, 10_000 + RENEW / 2);
   assert.equal(d.mayAdopt(10_000 + RENEW / 2 - 1, deadline), true);
-  assert.equal(d.nextRoundDelay(), RENEW);
   assert.equal(d.mayAdopt(10_000 + RENEW / 2, deadline), false);
-  assert.equal(d.nextRoundDelay(), 0);
-  d.startRound();
-  assert.equal(d.nextRoundDelay(), RENEW);
 });
 
 /**
@@ -188,7 +208,7 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
     // Offset up to ±10 s, drift up to ±0.2 %: over one ttl, 6 ms, well inside the margin of 300 ms.
     const offset = Math.floor((random() - 0.5) * 20_000);
     const drift = (random() - 0.5) * 0.004;
-    const instance = { name, alive: true, cutOffUntil: 0, offset, drift, d: decisions(name, random, marginMs) };
+    const instance = { name, alive: true, working: false, cutOffUntil: 0, offset, drift, d: decisions(name, random, marginMs) };
     instance.local = (t) => Math.floor(t * (1 + drift)) + offset;
     instance.toTrue = (local) => Math.ceil((local - offset) / (1 + drift));
     instances.push(instance);
@@ -211,22 +231,46 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
     });
   }
 
-  /** One round, each store call awaited as the keeper awaits it; a failed call ends the round. */
+  /**
+   * One round, each store call awaited as the keeper awaits it; a failed call ends the round. It renews, hands over,
+   * and leaves freeing, taking and adopting to the instance's work, started unless it runs already.
+   */
   function round(i) {
     if (!i.alive) return;
-    i.d.startRound();
-    const finish = () => at(now + Math.max(1, Math.round(i.d.nextRoundDelay() / (1 + i.drift))), () => round(i));
+    const finish = () => at(now + Math.max(1, Math.round(RENEW / (1 + i.drift))), () => round(i));
     call(i, () => table.heartbeat(i.name, now), (live) => {
       if (!i.d.announced()) return finish();
       call(i, () => table.states(now), (states) => {
         const busy = new Set(i.d.driven().filter(() => random() < 0.3));
-        const { handOver, renew, take } = i.d.plan({ states, live, busy });
-        for (const id of handOver) i.d.release(id);
-        const acquireThenAdopt = () => acquire(i, renew, () => acquire(i, take, () => adopt(i, finish), finish), finish);
-        if (handOver.length === 0) return acquireThenAdopt();
-        call(i, () => table.release(i.name, handOver), acquireThenAdopt, finish);
+        const { handOver, renew, take } = i.d.plan({ states, live, busy, now: i.local(now) });
+        acquire(i, renew, () => {
+          for (const id of handOver) i.d.release(id);
+          i.d.leave({ handOver, take });
+          if (!i.working && i.d.hasWork(i.local(now))) work(i);
+          finish();
+        }, finish);
       }, finish);
     }, finish);
+  }
+
+  /** The work after rounds: free handed-over leases, take wanted ones, adopt a slice; again while any is left. */
+  function work(i) {
+    i.working = true;
+    const done = () => { i.working = false; };
+    const step = () => {
+      if (!i.alive) return done();
+      const handOver = i.d.leasesToFree();
+      const afterFree = () => {
+        const taking = i.d.leasesToTake(i.local(now));
+        acquire(i, taking, () => adoptSlice(i, (more) => {
+          if (!more && !i.d.hasLeftovers()) return done();
+          at(now + 1, step);
+        }), done);
+      };
+      if (handOver.length === 0) return afterFree();
+      call(i, () => table.release(i.name, handOver), afterFree, done);
+    };
+    step();
   }
 
   function acquire(i, ids, then, failed) {
@@ -239,17 +283,17 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
     }, failed);
   }
 
-  function adopt(i, then) {
+  /** Adopts for one slice; `then(more)`. Reading an account and adopting it take time; its lease may lapse meanwhile. */
+  function adoptSlice(i, then) {
     const deadline = i.d.adoptionDeadline(i.local(now));
     const next = () => {
       if (!i.alive) return;
       const waiting = i.d.toAdopt(i.local(now));
-      if (waiting.length === 0 || !i.d.mayAdopt(i.local(now), deadline)) return then();
-      // Reading the account and adopting it take time; the lease may lapse meanwhile.
+      if (waiting.length === 0) return then(false);
+      if (!i.d.mayAdopt(i.local(now), deadline)) return then(true);
       at(now + latency() + Math.floor(random() * 300), () => {
         if (!i.alive) return;
         if (i.d.valid(waiting[0], i.local(now))) i.d.adopted(waiting[0]);
-        else i.d.vanished(waiting[0]);
         armExpiry(i);
         next();
       });
