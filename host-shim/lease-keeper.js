@@ -273,15 +273,6 @@ export class LeaseKeeper {
     this.#armExpiry();
   }
 
-  async #handOver(accountIds) {
-    for (const accountId of accountIds) {
-      this.#released(accountId, this.#decisions.release(accountId), 'handed over to balance the accounts');
-    }
-    // Writes the engine queued before the release land while the lease is still ours.
-    await this.#driver.writesSettled();
-    await this.#store.releaseLeases(this.#holder, accountIds);
-  }
-
   /**
    * Adopts, for at most one slice (the decisions' budget), the accounts whose lease is valid but which the engine does
    * not drive yet, each from its own records and the records of no account (`store.loadAccount`). A round that comes
