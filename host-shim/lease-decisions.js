@@ -72,6 +72,9 @@ function shuffled(list, random) {
  * wait for the Driver's writes, and adopting, which takes as long as the records it reads — to work that goes on after
  * it, one piece at a time, while later rounds keep renewing and add to it.
  */
+/** Adopting runs in slices of at most renewEveryMs / 2 and this long: the event loop runs between them. */
+const MAX_ADOPT_SLICE_MS = 1000;
+
 export class LeaseDecisions {
   #holder;
   #ttlMs;
@@ -90,13 +93,14 @@ export class LeaseDecisions {
 
   /**
    * `holder`, `ttlMs`, `marginMs`, `renewEveryMs` as LeaseKeeper takes them; `random` orders free accounts.
-   * Adopting goes in slices of at most renewEveryMs / 2.
+   * Adopting goes in slices of at most renewEveryMs / 2 and 1 s (half of the default renewal interval would stall the
+   * event loop 5 s).
    */
   constructor({ holder, ttlMs, marginMs, renewEveryMs, random = Math.random }) {
     this.#holder = holder;
     this.#ttlMs = ttlMs;
     this.#marginMs = marginMs;
-    this.#adoptBudgetMs = Math.max(1, Math.floor(renewEveryMs / 2));
+    this.#adoptBudgetMs = Math.max(1, Math.min(Math.floor(renewEveryMs / 2), MAX_ADOPT_SLICE_MS));
     this.#random = random;
   }
 

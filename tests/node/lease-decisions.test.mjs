@@ -140,12 +140,14 @@ test('lapsed, refused, deleted, released: which accounts stop being driven, and 
   assert.deepEqual(d.toAdopt(1), []);
 });
 
-test('adopting goes in slices of renewEveryMs / 2', () => {
+test('adopting goes in slices of renewEveryMs / 2, and at most 1 s', () => {
   const d = decisions('A');
   const deadline = d.adoptionDeadline(10_000);
   assert.equal(deadline, 10_000 + RENEW / 2);
   assert.equal(d.mayAdopt(10_000 + RENEW / 2 - 1, deadline), true);
   assert.equal(d.mayAdopt(10_000 + RENEW / 2, deadline), false);
+  const defaults = new LeaseDecisions({ holder: 'A', ttlMs: 30_000, marginMs: 3000, renewEveryMs: 10_000 });
+  assert.equal(defaults.adoptionDeadline(0), 1000, 'not 5 s at the default ttl');
 });
 
 /**
