@@ -1,7 +1,7 @@
 // The host loop around a vpp-license-engine `Engine` (browser and Node alike: no `node:` imports).
 // It decides nothing: it performs the engine's requests, writes its persist records, keeps one timer
 // armed for the engine's next deadline and passes the current time on every call.
-// With `leases` (several instances on one store, see lease.js) it also sends no request for an account whose
+// With `leases` (several instances on one store, see lease-keeper.js) it also sends no request for an account whose
 // lease this instance does not hold: it has the account released instead.
 //
 // Back-pressure: while a store write is in flight the engine's outputs are left in the engine (inputs, answers and
@@ -174,9 +174,9 @@ export class Driver {
   }
 
   /**
-   * Takes over one account from the store's records (all of them, as `store.load()` returned them) and drains:
-   * call when this instance acquired the account's lease. Throws the engine's Error (ACCOUNT_EXISTS,
-   * UNKNOWN_ACCOUNT) to the caller.
+   * Takes over one account from the store's records (`store.loadAccount(accountId)`: its own and those of no account;
+   * every record, as `store.load()` returns them, works too) and drains: call when this instance acquired the
+   * account's lease. Throws the engine's Error (ACCOUNT_EXISTS, UNKNOWN_ACCOUNT) to the caller.
    */
   adopt(accountId, records) {
     this.#assertRunning();
