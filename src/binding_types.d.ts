@@ -28,6 +28,8 @@ export interface EngineConfig {
   deltaSyncIntervalMs?: number;
   /** Full refresh interval. Default 86400000 (24 h). */
   fullRefreshIntervalMs?: number;
+  /** How often Reconcile runs on its own (it also runs on a `reconcile` input). Default 86400000 (24 h), at least 1000. */
+  reconcileIntervalMs?: number;
   /** Page requests in flight per account during a sync, 1..=5. Default 5. */
   maxPagesInFlight?: number;
   /** First exponential backoff delay. Default 1000. */
