@@ -297,11 +297,20 @@ impl Contract {
 
     /// A struct the engine writes: its fields from `sample`'s `Serialize`.
     pub fn written<T: Serialize>(&mut self, ts_name: &str, sample: &T) {
+        self.written_object(ts_name, false, sample);
+    }
+
+    /// A struct the engine writes that `binding_types.d.ts` writes out where it is used.
+    pub fn written_inline<T: Serialize>(&mut self, ts_name: &str, sample: &T) {
+        self.written_object(ts_name, true, sample);
+    }
+
+    fn written_object<T: Serialize>(&mut self, ts_name: &str, inline: bool, sample: &T) {
         let Shape::Struct { rust_name, fields, skipped } = recorder::record(sample).unwrap() else {
             panic!("{ts_name}: the sample is not written as an object")
         };
         let fields = written_fields(ts_name, fields, &skipped);
-        self.add(ts_name, &[rust_name], Direction::Written, false, Form::Object(Fields { fields, unknown_fields: None }));
+        self.add(ts_name, &[rust_name], Direction::Written, inline, Form::Object(Fields { fields, unknown_fields: None }));
     }
 
     /// An internally tagged enum the engine writes, from one sample of each variant.
@@ -508,6 +517,8 @@ pub fn describe() -> Contract {
     c.written("TokenInfo", &samples::token_info());
     c.written("PendingOperation", &samples::pending_operation());
     c.written("LicenseExplanation", &samples::license_explanation());
+    c.written("AccountKeyRanges", &samples::account_key_ranges());
+    c.written_inline("ValueKeyed", &samples::value_keyed());
     c.finish()
 }
 

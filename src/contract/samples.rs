@@ -8,7 +8,7 @@ use crate::apple::wire::ProductType;
 use crate::event::{AccountStatus, Event};
 use crate::operation::OperationKind;
 use crate::output::{Method, Output, PersistOp, Request};
-use crate::persist::{Record, SettingsRecord, StoredRecord};
+use crate::persist::{AccountKeyRanges, Record, SettingsRecord, StoredRecord, ValueKeyed};
 use crate::read_model::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation,
     PendingOperationView, TokenInfo, Wakeup,
@@ -234,4 +234,12 @@ pub fn pending_operation() -> PendingOperationView {
 
 pub fn license_explanation() -> LicenseExplanation {
     LicenseExplanation { has_license: true, reason: s("assigned by this MDM") }
+}
+
+pub fn value_keyed() -> ValueKeyed {
+    ValueKeyed { prefix: "policy/", field: "accountId" }
+}
+
+pub fn account_key_ranges() -> AccountKeyRanges {
+    AccountKeyRanges { keys: vec![s("account/a1")], prefixes: vec![s("scope/a1/")], by_value: vec![value_keyed()] }
 }

@@ -23,7 +23,7 @@ test('binding_types.d.ts states every type crossing the boundary as the Rust typ
 test('the Rust description covers every kind of type: inputs, outputs, events, views, queries, config, names', () => {
   for (const name of ['Input', 'Output', 'EngineEvent', 'PersistOp', 'AccountView', 'AppCountView', 'AssignmentPage',
     'AssignmentView', 'Wakeup', 'EngineStats', 'TokenInfo', 'PendingOperation', 'LicenseExplanation', 'AssignmentQuery',
-    'ExplainQuery', 'EngineConfig', 'MdmInfo', 'AppPolicy', 'StoredRecord', 'PricingParam', 'AccountStatus']) {
+    'ExplainQuery', 'EngineConfig', 'MdmInfo', 'AppPolicy', 'StoredRecord', 'AccountKeyRanges', 'PricingParam', 'AccountStatus']) {
     assert.ok(rust[name], `${name} is not described`);
   }
   assert.ok(rust.Input.union.variants.timeout && rust.Input.union.variants.response);
