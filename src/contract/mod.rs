@@ -154,6 +154,7 @@ pub struct Fields {
     pub unknown_fields: Option<UnknownFields>,
 }
 
+/// What a type is in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Form {
@@ -185,7 +186,7 @@ pub struct TypeSpec {
     /// Its Rust names (several when a union's variant is a struct of its own).
     pub rust: BTreeSet<&'static str>,
     #[serde(flatten)]
-    pub shape: Form,
+    pub form: Form,
 }
 
 /// The contract: every type by its TypeScript name.
@@ -201,21 +202,21 @@ pub struct Contract {
 }
 
 impl Contract {
-    fn add(&mut self, ts_name: &str, rust_names: &[&'static str], direction: Direction, inline: bool, shape: Form) {
+    fn add(&mut self, ts_name: &str, rust_names: &[&'static str], direction: Direction, inline: bool, form: Form) {
         for rust_name in rust_names {
             if let Some(other) = self.names.insert(rust_name, ts_name.to_owned()) {
                 assert_eq!(other, ts_name, "the Rust type {rust_name} is described twice");
             }
         }
-        let spec = TypeSpec { direction, inline, rust: rust_names.iter().copied().collect(), shape };
+        let spec = TypeSpec { direction, inline, rust: rust_names.iter().copied().collect(), form };
         assert!(self.types.insert(ts_name.to_owned(), spec).is_none(), "{ts_name} is described twice");
     }
 
     /// An enum written as one of its variants' names; the names come from its `Deserialize`.
     pub fn names<T: DeserializeOwned>(&mut self, ts_name: &str, inline: bool) {
         let (rust_name, variants) = enum_variants::<T>();
-        let shape = Form::Enum(variants.iter().map(|v| (*v).to_owned()).collect());
-        self.add(ts_name, &[rust_name], Direction::Both, inline, shape);
+        let form = Form::Enum(variants.iter().map(|v| (*v).to_owned()).collect());
+        self.add(ts_name, &[rust_name], Direction::Both, inline, form);
     }
 
     /// A struct the engine reads: its fields from `sample`'s `Serialize`; which may be absent or
@@ -337,7 +338,7 @@ impl Contract {
     pub fn opaque(&mut self, path: &str) {
         let parts: Vec<&str> = path.split('.').collect();
         let spec = self.types.get_mut(parts[0]).unwrap_or_else(|| panic!("{path}: no such type"));
-        let fields = match (&mut spec.shape, &parts[1..]) {
+        let fields = match (&mut spec.form, &parts[1..]) {
             (Form::Object(fields), [name]) => fields.fields.get_mut(*name),
             (Form::Union { variants, .. }, [variant, name]) => variants.get_mut(*variant).and_then(|v| v.fields.get_mut(*name)),
             _ => None,
@@ -369,7 +370,7 @@ impl Contract {
                     *kind = Kind::Ref(target.clone());
                 }
             };
-            match &mut spec.shape {
+            match &mut spec.form {
                 Form::Enum(_) => {}
                 Form::Object(fields) => {
                     for (name, field) in &mut fields.fields {
@@ -388,7 +389,8 @@ impl Contract {
         self
     }
 
-    /// A JSON value of every kind of field of a type the engine reads, as `sample_of` fills it.
+    /// A value of `kind` the engine reads (for the `Input` table's test): a sample of a named object, the
+    /// first name of an enum.
     fn sample_of(&self, kind: &Kind) -> Value {
         match kind {
             Kind::String => Value::from("x"),
@@ -399,7 +401,7 @@ impl Contract {
             Kind::Record(item) => Value::Object([("k".to_owned(), self.sample_of(item))].into_iter().collect()),
             Kind::Ref(name) => {
                 let spec = &self.types[name];
-                match &spec.shape {
+                match &spec.form {
                     Form::Enum(values) => Value::from(values[0].clone()),
                     _ => self.read_samples[spec.rust.first().unwrap()].clone(),
                 }
@@ -551,7 +553,7 @@ mod tests {
     #[test]
     fn the_input_table_describes_its_reader() {
         let contract = describe();
-        let Form::Union { tag, variants } = &contract.types["Input"].shape else { panic!("Input is not a union") };
+        let Form::Union { tag, variants } = &contract.types["Input"].form else { panic!("Input is not a union") };
         for (variant, fields) in variants {
             let mut full = serde_json::Map::new();
             full.insert(tag.clone(), Value::from(variant.clone()));
@@ -581,7 +583,7 @@ mod tests {
     #[test]
     fn types_read_and_written_have_the_expected_strictness() {
         let contract = describe();
-        let object = |name: &str| match &contract.types[name].shape {
+        let object = |name: &str| match &contract.types[name].form {
             Form::Object(fields) => fields.clone(),
             _ => panic!("{name} is not an object"),
         };
@@ -593,7 +595,7 @@ mod tests {
         assert_eq!(object("MdmInfo").unknown_fields, Some(UnknownFields::Ignored));
         let stats = object("EngineStats");
         assert_eq!(stats.fields["requestsIssued"], Field { kind: Kind::Number, optional: false, nullable: false });
-        let Form::Union { variants, .. } = &contract.types["Output"].shape else { panic!("Output is not a union") };
+        let Form::Union { variants, .. } = &contract.types["Output"].form else { panic!("Output is not a union") };
         assert_eq!(variants.keys().collect::<Vec<_>>(), ["event", "persist", "request", "timeout"]);
         assert_eq!(variants["request"].fields["method"].kind, Kind::Ref("Method".to_owned()));
         assert_eq!(variants["request"].fields["body"], Field { kind: Kind::String, optional: false, nullable: true });
