@@ -11,7 +11,7 @@
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
-import { accountIdOfKey } from './account-keys.js';
+import { accountIdOfKey, accountOfRecord } from './account-keys.js';
 
 const DEFAULT_TTL_MS = 30_000;
 const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
@@ -24,6 +24,28 @@ function randomHolderId() {
 
 function leaseError(message, code) {
   return Object.assign(new Error(message), { code });
+}
+
+/**
+ * The store's records by account: `accountId → records of that account`, and `shared`, the records of no account
+ * (device and user facts, settings). What the engine's adopt keeps of the records it is given is exactly an account's
+ * own records and the shared ones, so each adopt gets only those: giving it every account's records made adopting an
+ * instance's share cost O(accounts × records).
+ */
+function recordsByAccount(records) {
+  const byAccount = new Map();
+  const shared = [];
+  for (const record of records) {
+    const accountId = accountOfRecord(record.key, record.value);
+    if (accountId === null) {
+      shared.push(record);
+      continue;
+    }
+    let own = byAccount.get(accountId);
+    if (own === undefined) byAccount.set(accountId, (own = []));
+    own.push(record);
+  }
+  return { byAccount, shared };
 }
 
 /** The items of `list` in random order: instances starting together then try different free accounts first. */
@@ -42,6 +64,8 @@ export class LeaseKeeper {
   #ttlMs;
   #marginMs;
   #renewEveryMs;
+  /** How long one round may spend adopting accounts: the rest are adopted in the next rounds. */
+  #adoptBudgetMs;
   #now;
   #setTimer;
   #clearTimer;
@@ -59,6 +83,8 @@ export class LeaseKeeper {
   #running = null;
   #rounds = 0;
   #stopped = false;
+  /** The last round stopped adopting for its time budget: the next one starts at once. */
+  #adoptionCut = false;
 
   /**
    * Options: `store` (a LeaseStore shared by every instance), `holder` (this instance's id; default a random
@@ -95,6 +121,7 @@ export class LeaseKeeper {
     this.#ttlMs = ttlMs;
     this.#marginMs = marginMs;
     this.#renewEveryMs = renewEveryMs;
+    this.#adoptBudgetMs = Math.max(1, Math.floor(renewEveryMs / 2));
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
     this.#clearTimer = (handle) => clearTimer(handle);
@@ -144,7 +171,7 @@ export class LeaseKeeper {
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#running = null;
-        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#renewEveryMs);
+        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#adoptionCut ? 0 : this.#renewEveryMs);
       });
     return this.#running;
   }
@@ -215,6 +242,7 @@ export class LeaseKeeper {
   }
 
   async #round() {
+    this.#adoptionCut = false;
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
     this.#rounds += 1;
     if (this.#rounds === 1) return; // joining: the others see this instance before it takes anything
@@ -281,7 +309,12 @@ export class LeaseKeeper {
     this.#armExpiry();
   }
 
-  /** Adopts every account whose lease is valid but which the engine does not drive yet. */
+  /**
+   * Adopts the accounts whose lease is valid but which the engine does not drive yet — for at most half a renewal
+   * interval of this round (adopting is synchronous and costs about as much as the records it reads): the rest wait
+   * for the next round, which starts at once and renews every lease first. Adopting a large share in one go would
+   * hold up every renewal until it is done, and an instance that takes longer than ttl − margin loses every lease.
+   */
   async #adoptLeased() {
     const waiting = () => [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
     if (waiting().length === 0) return;
@@ -289,14 +322,18 @@ export class LeaseKeeper {
     await this.#driver.writesSettled();
     const records = await this.#store.load();
     const present = new Set(records.map((r) => accountIdOfKey(r.key)).filter((id) => id !== null));
-    const gone = [];
-    for (const accountId of waiting()) {
-      if (!present.has(accountId)) {
-        gone.push(accountId);
-        continue;
+    const { byAccount, shared } = recordsByAccount(records);
+    const leased = waiting();
+    const gone = leased.filter((id) => !present.has(id));
+    const until = this.#now() + this.#adoptBudgetMs;
+    for (const accountId of leased.filter((id) => present.has(id))) {
+      if (this.#now() >= until) {
+        this.#adoptionCut = true;
+        break;
       }
+      if (!this.#valid(accountId)) continue; // lapsed while the others were adopted
       try {
-        this.#driver.adopt(accountId, records);
+        this.#driver.adopt(accountId, [...shared, ...byAccount.get(accountId)]);
       } catch (error) {
         this.#onError(error);
         continue;

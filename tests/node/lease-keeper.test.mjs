@@ -78,7 +78,11 @@ class FakeEngine {
     return 200;
   }
 
+  /** Runs at each adopt (a test makes adopting take time). */
+  onAdopt = () => {};
+
   adopt(accountId, records) {
+    this.onAdopt();
     if (this.driving.has(accountId)) throw Object.assign(new Error('exists'), { code: 'ACCOUNT_EXISTS' });
     if (!records.some((r) => r.key === `account/${accountId}`)) throw Object.assign(new Error('unknown'), { code: 'UNKNOWN_ACCOUNT' });
     this.driving.add(accountId);
@@ -168,10 +172,57 @@ test('instances started together share the accounts fairly, and no account is ev
   assert.deepEqual(all.flatMap((i) => i.keeper.held()).sort(), ACCOUNTS);
   for (const i of all) {
     for (const call of i.engine.calls.filter((c) => c.adopt)) {
-      assert.deepEqual(call.keys, [...ACCOUNTS.map((id) => `account/${id}`), 'device/S1'], 'adopt gets every record');
+      assert.deepEqual(call.keys, [`account/${call.adopt}`, 'device/S1'], 'adopt gets its account\'s records and those of no account');
     }
     assert.deepEqual(i.errors, []);
   }
+});
+
+test('adopting gives the engine the account\'s own records and the records of no account, not every account\'s', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  store.apply([
+    { op: 'put', key: 'policy/p-x', value: { policyId: 'p-x', accountId: 'x' } },
+    { op: 'put', key: 'policy/p-y', value: { policyId: 'p-y', accountId: 'y' } },
+    { op: 'put', key: 'asg/x/d/S1', value: { accountId: 'x' } },
+    { op: 'put', key: 'asg/y/d/S1', value: { accountId: 'y' } },
+    { op: 'put', key: 'op/y/7', value: { accountId: 'y' } },
+    { op: 'put', key: 'user/u1', value: {} },
+    { op: 'put', key: 'settings', value: {} },
+  ]);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  const shared = ['device/S1', 'settings', 'user/u1'];
+  assert.deepEqual(Object.fromEntries(a.engine.calls.filter((c) => c.adopt).map((c) => [c.adopt, c.keys])), {
+    x: ['account/x', 'asg/x/d/S1', ...shared, 'policy/p-x'].sort(),
+    y: ['account/y', 'asg/y/d/S1', ...shared, 'op/y/7', 'policy/p-y'].sort(),
+  });
+  assert.deepEqual(a.errors, []);
+});
+
+test('a long adoption is spread over back-to-back rounds: the leases are renewed between them and none lapses while a large share is adopted', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const store = seededStore(clock, ids);
+  const a = instance(store, clock, 'A');
+  // Each adopt blocks the event loop for 300 ms: the 12 in one go would take 3.6 s, past ttl − margin (2.7 s).
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  for (let round = 0; round < 12 && a.keeper.held().length < ids.length; round += 1) await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ids, 'every account adopted');
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), [], 'no lease lost or released');
+  const rounds = new Set(a.changes.map((c) => c.at)).size;
+  assert.ok(rounds >= 3, `adopted over ${rounds} rounds`);
+  // A round cut short by its budget is followed at once by the next (no renewal interval between them).
+  const took = a.changes.at(-1).at - a.changes[0].at;
+  assert.ok(took < 12 * 300 + RENEW, `adopted in ${took} ms of simulated time`);
+  // And they stay held: every lease renewed in time.
+  await clock.advance(3 * TTL);
+  assert.deepEqual(a.keeper.held(), ids);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
 });
 
 test('an instance that joins later gets its share: the others hand idle accounts over, never one with a request in flight', async () => {
