@@ -83,8 +83,11 @@ export class LeaseKeeper {
   #running = null;
   #rounds = 0;
   #stopped = false;
-  /** The last round stopped adopting for its time budget: the next one starts at once. */
-  #adoptionCut = false;
+  /**
+   * The work a round starts and does not wait for (hand-overs, taking leases, adopting): it waits for the Driver's
+   * writes and adopts for as long as it takes, while the next rounds keep renewing. One at a time.
+   */
+  #background = null;
 
   /**
    * Options: `store` (a LeaseStore shared by every instance), `holder` (this instance's id; default a random
@@ -158,9 +161,11 @@ export class LeaseKeeper {
   }
 
   /**
-   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, hand over accounts above
-   * the fair share, renew and take leases in one statement, release what was lost, adopt what was gained.
-   * Resolves when it is done (a round already running is not started twice); failures go to onError.
+   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, renew every lease it holds in
+   * one statement, release what was lost; then, unless the previous round's work is still going on, hand over
+   * accounts above the fair share, take free leases and adopt them — work that waits for the Driver's writes and may
+   * take long, so it goes on after the round, and the next rounds renew meanwhile. Resolves when the round is done
+   * (a round already running is not started twice); failures go to onError.
    */
   round() {
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
@@ -171,7 +176,7 @@ export class LeaseKeeper {
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#running = null;
-        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#adoptionCut ? 0 : this.#renewEveryMs);
+        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#renewEveryMs);
       });
     return this.#running;
   }
@@ -234,6 +239,7 @@ export class LeaseKeeper {
     this.#clearTimer(this.#roundTimer);
     this.#clearTimer(this.#expiryTimer);
     await this.#running;
+    await this.#background;
     const accounts = [...this.#driven];
     for (const accountId of accounts) this.#release(accountId, 'instance stopping');
     this.#validUntil.clear();
@@ -242,7 +248,6 @@ export class LeaseKeeper {
   }
 
   async #round() {
-    this.#adoptionCut = false;
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
     this.#rounds += 1;
     if (this.#rounds === 1) return; // joining: the others see this instance before it takes anything
@@ -252,22 +257,46 @@ export class LeaseKeeper {
     const share = Math.ceil(new Set([...stored, ...this.#driven]).size / live);
     const ours = new Set(this.#driven);
     for (const { accountId, holder } of states) if (holder === this.#holder) ours.add(accountId);
-    const handOver = this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
+    // While the last round's work goes on, this one only renews.
+    const busy = this.#background !== null;
+    const handOver = busy ? [] : this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
     for (const accountId of handOver) ours.delete(accountId);
     const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
-    const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
-    if (handOver.length > 0) await this.#handOver(handOver);
-    // Renewals first, in one statement: waiting for the writes below never delays them.
-    const renewing = wanted.filter((id) => this.#driven.has(id));
-    const taking = wanted.filter((id) => !this.#driven.has(id));
-    if (renewing.length > 0) await this.#acquire(renewing);
-    if (taking.length === 0) return;
-    // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
-    // one is failing: the round ends, and the next one tries again). Otherwise a write of an earlier tenure of ours,
-    // still being retried, could land after another instance held the account in between, over its records.
-    await this.#driver.writesSettled();
-    await this.#acquire(taking);
-    await this.#adoptLeased();
+    const wanted = busy ? [...ours] : [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
+    // Renewals first, in one statement, of every lease held without a break: driven, or taken and not adopted yet.
+    const renewing = new Set(wanted.filter((id) => this.#driven.has(id) || this.#valid(id)));
+    const taking = wanted.filter((id) => !renewing.has(id));
+    if (renewing.size > 0) await this.#acquire([...renewing]);
+    if (busy || (handOver.length === 0 && taking.length === 0 && this.#awaitingAdoption().length === 0)) return;
+    for (const accountId of handOver) this.#release(accountId, 'handed over to balance the accounts');
+    this.#background = this.#work(handOver, taking)
+      .catch((error) => this.#onError(error))
+      .finally(() => {
+        this.#background = null;
+      });
+  }
+
+  /**
+   * A round's work: the leases of `handOver` (released by the engine already) are freed once the writes queued before
+   * the release land, the leases of `taking` are taken, and every account leased and not yet driven is adopted, a
+   * slice at a time.
+   */
+  async #work(handOver, taking) {
+    if (handOver.length > 0) {
+      // Writes the engine queued before the release land while the lease is still ours.
+      await this.#driver.writesSettled();
+      await this.#store.releaseLeases(this.#holder, handOver);
+    }
+    if (taking.length > 0) {
+      // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+      // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
+      // still being retried, could land after another instance held the account in between, over its records.
+      await this.#driver.writesSettled();
+      if (this.#stopped) return;
+      await this.#acquire(taking);
+    }
+    // Between slices the event loop runs: the rounds' renewals, the Driver's requests and writes.
+    while (await this.#adoptLeased()) await new Promise((resolve) => this.#setTimer(resolve, 0));
   }
 
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
@@ -288,13 +317,6 @@ export class LeaseKeeper {
     return idle.slice(0, count);
   }
 
-  async #handOver(accountIds) {
-    for (const accountId of accountIds) this.#release(accountId, 'handed over to balance the accounts');
-    // Writes the engine queued before the release land while the lease is still ours.
-    await this.#driver.writesSettled();
-    await this.#store.releaseLeases(this.#holder, accountIds);
-  }
-
   /** Records the outcome of an acquire statement sent at `sentAt` for `asked`: extended or lost. */
   #renewed(asked, held, sentAt) {
     const validUntil = sentAt + this.#ttlMs - this.#marginMs;
@@ -309,29 +331,35 @@ export class LeaseKeeper {
     this.#armExpiry();
   }
 
+  /** Accounts whose lease is valid but which the engine does not drive yet. */
+  #awaitingAdoption() {
+    return [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
+  }
+
   /**
-   * Adopts the accounts whose lease is valid but which the engine does not drive yet — for at most half a renewal
-   * interval of this round (adopting is synchronous and costs about as much as the records it reads): the rest wait
-   * for the next round, which starts at once and renews every lease first. Adopting a large share in one go would
-   * hold up every renewal until it is done, and an instance that takes longer than ttl − margin loses every lease.
+   * Adopts the accounts whose lease is valid but which the engine does not drive yet, for at most half a renewal
+   * interval (adopting is synchronous and costs about as much as the records it reads); resolves whether some are
+   * left for another slice. Adopting a large share in one go would hold up the event loop, and with it every
+   * renewal: an instance that takes longer than ttl − margin loses every lease it holds.
    */
   async #adoptLeased() {
-    const waiting = () => [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
-    if (waiting().length === 0) return;
+    if (this.#stopped || this.#awaitingAdoption().length === 0) return false;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
     const records = await this.#store.load();
     const present = new Set(records.map((r) => accountIdOfKey(r.key)).filter((id) => id !== null));
     const { byAccount, shared } = recordsByAccount(records);
-    const leased = waiting();
+    const leased = this.#awaitingAdoption();
     const gone = leased.filter((id) => !present.has(id));
     const until = this.#now() + this.#adoptBudgetMs;
+    let more = false;
     for (const accountId of leased.filter((id) => present.has(id))) {
       if (this.#now() >= until) {
-        this.#adoptionCut = true;
+        more = true;
         break;
       }
-      if (!this.#valid(accountId)) continue; // lapsed while the others were adopted
+      // Lapsed, handed over or stopping while the others were adopted (or the store read).
+      if (this.#stopped || this.#driven.has(accountId) || !this.#valid(accountId)) continue;
       try {
         this.#driver.adopt(accountId, [...shared, ...byAccount.get(accountId)]);
       } catch (error) {
@@ -346,6 +374,7 @@ export class LeaseKeeper {
       for (const accountId of gone) this.#validUntil.delete(accountId);
       await this.#store.releaseLeases(this.#holder, gone);
     }
+    return more;
   }
 
   async #applyFenced(ops) {

@@ -386,15 +386,24 @@ test('deleting an account gives up its lease; stop() releases every account, let
   assert.deepEqual(a.errors, []);
 });
 
-/** `store` with switches: `writesDown` fails applyFenced, `down` fails every call, as an unreachable database would. */
+/**
+ * `store` with switches: `writesDown` fails applyFenced, `down` fails every call, as an unreachable database would;
+ * `writesHeld` (a promise) holds each applyFenced until it resolves, as a slow one would.
+ */
 function switchable(store) {
-  const state = { down: false, writesDown: false, fencedWrites: [] };
+  const state = { down: false, writesDown: false, writesHeld: null, fencedWrites: [] };
   state.store = new Proxy(store, {
     get(target, prop) {
       const value = Reflect.get(target, prop);
       if (typeof value !== 'function') return value;
       return (...args) => {
         if (state.down || (state.writesDown && prop === 'applyFenced')) return Promise.reject(new Error('store unreachable'));
+        if (state.writesHeld !== null && prop === 'applyFenced') {
+          return state.writesHeld.then(() => {
+            state.fencedWrites.push(args[1].map((op) => op.key));
+            return value.apply(target, args);
+          });
+        }
         if (prop === 'applyFenced') state.fencedWrites.push(args[1].map((op) => op.key));
         return value.apply(target, args);
       };
@@ -424,6 +433,31 @@ test('a failing write is retried by the Driver while the keeper keeps renewing: 
   assert.ok(store.load().some((r) => r.key === 'prov/x/1/STDQ/d/S1'));
   assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
   await a.driver.writesSettled();
+});
+
+test('rounds keep renewing while the work of an earlier one waits for slow writes: taking a lease behind them delays no renewal', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const slow = switchable(store);
+  const a = instance(slow.store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  // A write that takes 2 ttl, and meanwhile a new account to take: its lease waits for the write, the renewals do not.
+  let land;
+  slow.writesHeld = new Promise((resolve) => { land = resolve; });
+  a.engine.persist([{ op: 'put', key: 'prov/x/1/STDQ/d/S1', value: { accountId: 'x' } }]);
+  a.driver.input({ type: 'tick' });
+  store.apply([{ op: 'put', key: 'account/z', value: { id: 'z' } }]);
+  await clock.advance(2 * TTL);
+  assert.deepEqual(a.keeper.held(), ['x', 'y'], 'x and y renewed all along; z not taken while the write is pending');
+  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null });
+  slow.writesHeld = null;
+  land();
+  await clock.advance(2 * RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y', 'z'], 'z taken once the write landed');
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
 });
 
 test('an unreachable store: the accounts lapse at their local expiry, and the keeper takes and adopts them again once the store answers and its queued writes are settled', async () => {
