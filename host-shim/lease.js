@@ -295,8 +295,12 @@ export class LeaseKeeper {
       if (this.#stopped) return;
       await this.#acquire(taking);
     }
-    // Between slices the event loop runs: the rounds' renewals, the Driver's requests and writes.
-    while (await this.#adoptLeased()) await new Promise((resolve) => this.#setTimer(resolve, 0));
+    // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its end
+    // before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
+    while (await this.#adoptLeased()) {
+      await new Promise((resolve) => this.#setTimer(resolve, 0));
+      await this.#running;
+    }
   }
 
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */

@@ -435,6 +435,45 @@ test('a failing write is retried by the Driver while the keeper keeps renewing: 
   await a.driver.writesSettled();
 });
 
+test('a round due while an instance adopts runs to its end before the next slice of adoptions: no slice delays its renewal', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const seeded = seededStore(clock, ids);
+  // Every store call answers 5 ms later, as a database over the network does (the event loop runs meanwhile).
+  const renewals = [];
+  let roundStart = null;
+  let last = null;
+  const store = new Proxy(seeded, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        // A round: heartbeat, leaseStates, then its renewal (acquireLeases of what it holds, once it holds some).
+        if (prop === 'heartbeat') roundStart = clock.t;
+        if (prop === 'acquireLeases' && last === 'leaseStates' && args[1].some((id) => a.engine.driving.has(id))) renewals.push(clock.t - roundStart);
+        last = prop;
+        return new Promise((resolve, reject) => clock.setTimer(() => {
+          try {
+            resolve(value.apply(target, args));
+          } catch (error) {
+            reject(error);
+          }
+        }, 5));
+      };
+    },
+  });
+  const a = instance(store, clock, 'A');
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  for (let round = 0; round < 12 && a.keeper.held().length < ids.length; round += 1) await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ids);
+  assert.ok(renewals.length >= 2, `renewed ${renewals.length} times while adopting`);
+  // Two statements of 5 ms before the renewal, and no slice of adoptions (300 ms each) between them.
+  assert.ok(renewals.every((ms) => ms <= 10), `from a round's start to its renewal: ${renewals} ms`);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
+});
+
 test('rounds keep renewing while the work of an earlier one waits for slow writes: taking a lease behind them delays no renewal', async () => {
   const clock = new Clock();
   const store = seededStore(clock, ['x', 'y']);
