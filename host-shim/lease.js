@@ -84,10 +84,14 @@ export class LeaseKeeper {
   #rounds = 0;
   #stopped = false;
   /**
-   * The work a round starts and does not wait for (hand-overs, taking leases, adopting): it waits for the Driver's
-   * writes and adopts for as long as it takes, while the next rounds keep renewing. One at a time.
+   * The work the rounds leave (hand-overs, taking leases, adopting): it waits for the Driver's writes and adopts for as
+   * long as it takes, while the next rounds keep renewing. One at a time, picking up what later rounds leave.
    */
   #background = null;
+  /** Leases handed over (the engine released the accounts) to free once the writes queued before land. */
+  #toHandOver = [];
+  /** Leases the last round wanted to take (free, or lapsed here). */
+  #toTake = [];
 
   /**
    * Options: `store` (a LeaseStore shared by every instance), `holder` (this instance's id; default a random
@@ -162,10 +166,10 @@ export class LeaseKeeper {
 
   /**
    * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, renew every lease it holds in
-   * one statement, release what was lost; then, unless the previous round's work is still going on, hand over
-   * accounts above the fair share, take free leases and adopt them — work that waits for the Driver's writes and may
-   * take long, so it goes on after the round, and the next rounds renew meanwhile. Resolves when the round is done
-   * (a round already running is not started twice); failures go to onError.
+   * one statement, release what was lost, release the accounts above the fair share; freeing their leases, taking free
+   * ones and adopting them wait for the Driver's writes and may take long, so they go on after the round, and the next
+   * rounds renew meanwhile. Resolves when the round is done (a round already running is not started twice); failures
+   * go to onError.
    */
   round() {
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
@@ -257,19 +261,19 @@ export class LeaseKeeper {
     const share = Math.ceil(new Set([...stored, ...this.#driven]).size / live);
     const ours = new Set(this.#driven);
     for (const { accountId, holder } of states) if (holder === this.#holder) ours.add(accountId);
-    // While the last round's work goes on, this one only renews.
-    const busy = this.#background !== null;
-    const handOver = busy ? [] : this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
+    const handOver = this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
     for (const accountId of handOver) ours.delete(accountId);
     const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
-    const wanted = busy ? [...ours] : [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
+    const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
     // Renewals first, in one statement, of every lease held without a break: driven, or taken and not adopted yet.
     const renewing = new Set(wanted.filter((id) => this.#driven.has(id) || this.#valid(id)));
-    const taking = wanted.filter((id) => !renewing.has(id));
     if (renewing.size > 0) await this.#acquire([...renewing]);
-    if (busy || (handOver.length === 0 && taking.length === 0 && this.#awaitingAdoption().length === 0)) return;
     for (const accountId of handOver) this.#release(accountId, 'handed over to balance the accounts');
-    this.#background = this.#work(handOver, taking)
+    this.#toHandOver.push(...handOver);
+    this.#toTake = wanted.filter((id) => !renewing.has(id));
+    if (this.#background !== null) return; // it picks this round's work up
+    if (this.#toHandOver.length === 0 && this.#toTake.length === 0 && this.#awaitingAdoption().length === 0) return;
+    this.#background = this.#work()
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#background = null;
@@ -277,27 +281,33 @@ export class LeaseKeeper {
   }
 
   /**
-   * A round's work: the leases of `handOver` (released by the engine already) are freed once the writes queued before
-   * the release land, the leases of `taking` are taken, and every account leased and not yet driven is adopted, a
-   * slice at a time.
+   * The rounds' work: the leases handed over (the engine released the accounts already) are freed once the writes
+   * queued before the release land, the leases the last round wanted are taken, and every account leased and not yet
+   * driven is adopted, a slice at a time; until none of it is left.
    */
-  async #work(handOver, taking) {
-    if (handOver.length > 0) {
-      // Writes the engine queued before the release land while the lease is still ours.
-      await this.#driver.writesSettled();
-      await this.#store.releaseLeases(this.#holder, handOver);
-    }
-    if (taking.length > 0) {
-      // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
-      // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
-      // still being retried, could land after another instance held the account in between, over its records.
-      await this.#driver.writesSettled();
+  async #work() {
+    for (;;) {
       if (this.#stopped) return;
-      await this.#acquire(taking);
-    }
-    // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its end
-    // before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
-    while (await this.#adoptLeased()) {
+      const handOver = this.#toHandOver.splice(0);
+      if (handOver.length > 0) {
+        // Writes the engine queued before the release land while the lease is still ours.
+        await this.#driver.writesSettled();
+        await this.#store.releaseLeases(this.#holder, handOver);
+      }
+      const taking = this.#toTake.splice(0);
+      if (taking.length > 0) {
+        // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+        // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
+        // still being retried, could land after another instance held the account in between, over its records.
+        await this.#driver.writesSettled();
+        if (this.#stopped) return;
+        const still = taking.filter((id) => !this.#driven.has(id) && !this.#valid(id));
+        if (still.length > 0) await this.#acquire(still);
+      }
+      const more = await this.#adoptLeased();
+      if (!more && this.#toHandOver.length === 0 && this.#toTake.length === 0) return;
+      // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its
+      // end before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
       await new Promise((resolve) => this.#setTimer(resolve, 0));
       await this.#running;
     }

@@ -474,6 +474,29 @@ test('a round due while an instance adopts runs to its end before the next slice
   assert.deepEqual(a.errors, []);
 });
 
+test('free leases are taken while an instance adopts a large share: later rounds leave them to the work going on', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const store = seededStore(clock, ids);
+  const a = instance(store, clock, 'A');
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW + 1);
+  assert.ok(a.keeper.held().length < ids.length, 'still adopting');
+  // Two accounts appear: the next rounds want them, and the work going on takes and adopts them.
+  store.apply([{ op: 'put', key: 'account/n1', value: { id: 'n1' } }, { op: 'put', key: 'account/n2', value: { id: 'n2' } }]);
+  let takenWhileAdopting = false;
+  for (let step = 0; step < 40 && a.keeper.held().length < ids.length + 2; step += 1) {
+    await clock.advance(RENEW / 4);
+    const leased = store.leaseStates().filter((l) => l.holder === 'A').map((l) => l.accountId);
+    if (leased.includes('n1') && leased.includes('n2') && a.keeper.held().filter((id) => ids.includes(id)).length < ids.length) takenWhileAdopting = true;
+  }
+  assert.ok(takenWhileAdopting, 'n1 and n2 leased before the first share was all adopted');
+  assert.deepEqual(a.keeper.held(), [...ids, 'n1', 'n2']);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
+});
+
 test('rounds keep renewing while the work of an earlier one waits for slow writes: taking a lease behind them delays no renewal', async () => {
   const clock = new Clock();
   const store = seededStore(clock, ['x', 'y']);
