@@ -14,6 +14,8 @@
 import { accountIdOfKey, accountOfRecord } from './account-keys.js';
 
 const DEFAULT_TTL_MS = 30_000;
+/** Adopting runs in slices of at most renewEveryMs / 2 and this long: the event loop runs between them. */
+const MAX_ADOPT_SLICE_MS = 1000;
 const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
 
 /** A random holder id (a UUID): unique per process, so that a restarted instance never inherits a lease. */
@@ -64,7 +66,7 @@ export class LeaseKeeper {
   #ttlMs;
   #marginMs;
   #renewEveryMs;
-  /** How long one round may spend adopting accounts: the rest are adopted in the next rounds. */
+  /** How long one slice of adoptions may take: the event loop runs between slices. */
   #adoptBudgetMs;
   #now;
   #setTimer;
@@ -128,7 +130,7 @@ export class LeaseKeeper {
     this.#ttlMs = ttlMs;
     this.#marginMs = marginMs;
     this.#renewEveryMs = renewEveryMs;
-    this.#adoptBudgetMs = Math.max(1, Math.floor(renewEveryMs / 2));
+    this.#adoptBudgetMs = Math.max(1, Math.min(Math.floor(renewEveryMs / 2), MAX_ADOPT_SLICE_MS));
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
     this.#clearTimer = (handle) => clearTimer(handle);
@@ -352,9 +354,9 @@ export class LeaseKeeper {
 
   /**
    * Adopts the accounts whose lease is valid but which the engine does not drive yet, for at most half a renewal
-   * interval (adopting is synchronous and costs about as much as the records it reads); resolves whether some are
-   * left for another slice. Adopting a large share in one go would hold up the event loop, and with it every
-   * renewal: an instance that takes longer than ttl − margin loses every lease it holds.
+   * interval and at most a second (adopting is synchronous and costs about as much as the records it reads); resolves
+   * whether some are left for another slice. Adopting a large share in one go would hold up the event loop, and with
+   * it every renewal: an instance that takes longer than ttl − margin loses every lease it holds.
    */
   async #adoptLeased() {
     if (this.#stopped || this.#awaitingAdoption().length === 0) return false;
