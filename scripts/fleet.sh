@@ -5,7 +5,7 @@
 #   bash scripts/fleet.sh                      4 instances, 2,000 locations (~10 min on 2 cores)
 #   bash scripts/fleet.sh --locations 10000    the benchmark size
 # Other options: --instances N, --devices N (per location), --delta-sync-ms N (default max(5 s, 15 ms × locations)),
-# --ttl-ms N (lease ttl, default 10000), --syncs N, --syncs-after N (delta syncs watched before / after the kill),
+# --ttl-ms N (lease ttl, default 30000 as in production), --syncs N, --syncs-after N (delta syncs watched before / after the kill),
 # --seed N, --verify-store. Uses the PostgreSQL server of VPP_PG_URL, or starts one of its own (scripts/postgres.sh)
 # and stops it again. Needs pkg/ built (scripts/build-pkg.sh). Exits non-zero when a check fails.
 set -euo pipefail
