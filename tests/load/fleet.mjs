@@ -309,18 +309,22 @@ export async function runFleet({
     const scale = locations / 200;
     const fullSynced = new Set();
     let syncScan = 0;
+    let unanswered = [];
     const allFullSynced = () => {
       for (const entries = sim.requestLog; syncScan < entries.length; syncScan += 1) {
         const e = entries[syncScan];
-        if (e.token !== null && e.status === 200 && syncStart(e) === 'full') fullSynced.add(e.token);
+        if (e.token !== null && syncStart(e) === 'full') unanswered.push(e);
       }
+      for (const e of unanswered) if (e.status === 200) fullSynced.add(e.token);
+      unanswered = unanswered.filter((e) => e.status === null);
       return fullSynced.size === locations;
     };
 
     // 1. Claimed, synced, licensed, shared out.
     let reportAt = Date.now() + 30_000;
     await waitFor('every location claimed, synced and licensed, the accounts shared out', async () => {
-      const done = unclaimed().length === 0 && allFullSynced() && missing().length === 0 && (await shared(names));
+      const synced = allFullSynced();
+      const done = synced && unclaimed().length === 0 && missing().length === 0 && (await shared(names));
       if (!done && Date.now() >= reportAt) {
         reportAt = Date.now() + 30_000;
         say(`${fmt(locations - unclaimed().length)} claimed, ${fmt(fullSynced.size)} synced, ${fmt(missing().length)} licenses missing; ` +
@@ -328,7 +332,7 @@ export async function runFleet({
           `lost ${[...backends.values()].map((b) => `${b.name} ${b.leaseChanges.filter((c) => c.type === 'lost').length}`).join(', ')}`);
       }
       return done;
-    }, { timeoutMs: 120_000 + 60_000 * scale, everyMs: 250, describe });
+    }, { timeoutMs: 120_000 + 120_000 * scale, everyMs: 250, describe });
     const convergedAt = Date.now();
     say(`converged: every location claimed, synced and licensed, the accounts shared out (${secs(convergedAt - startedAt)})`);
 
