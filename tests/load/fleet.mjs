@@ -47,6 +47,34 @@ const NOT_THE_HOLDER = 'this instance does not hold the account\'s lease';
 /** The delta sync interval a run of `locations` uses unless told: about 200 Apple requests a second in steady state. */
 export const defaultDeltaSyncMs = (locations) => Math.max(5000, Math.round(locations * 15));
 
+/**
+ * `byToken` kept up to date as the log grows: `update()` adds the entries logged since the last call and returns the
+ * groups (the waits call it often; grouping the whole log each time would load the simulator's process).
+ */
+export function logIndex(log) {
+  const groups = new Map();
+  let cursor = 0;
+  return {
+    update() {
+      for (; cursor < log.length; cursor += 1) {
+        const entry = log[cursor];
+        if (entry.token === null) continue;
+        let list = groups.get(entry.token);
+        if (list === undefined) groups.set(entry.token, (list = []));
+        list.push(entry);
+      }
+      return groups;
+    },
+  };
+}
+
+/** How many of an account's requests (`entries`, in arrival order) at or after `from` start a delta sync. */
+export function deltaSyncsSince(entries, from) {
+  let n = 0;
+  for (let i = entries.length - 1; i >= 0 && entries[i].at >= from; i -= 1) if (syncStart(entries[i]) === 'delta') n += 1;
+  return n;
+}
+
 /** Whether a logged request starts a sync: page 0 of the assignments, with a cursor (delta) or without (full). */
 export function syncStart(entry) {
   if (entry.method !== 'GET' || entry.path !== ASSIGNMENTS_PATH || (entry.query?.pageIndex ?? '0') !== '0') return null;
@@ -132,16 +160,19 @@ export function takeovers(groups, orphans, victim, killedAt) {
   return result;
 }
 
-/** (account, asset, device) pairs that more than one accepted associate request named: `key → [instance@at]`. */
-export function pairsAssociatedTwice(log, event, name = (token) => token) {
+/**
+ * (account, asset, device) pairs that more than one accepted associate request named: `[key, [request]]`, each request
+ * described by `describe(entry, event)` (default `instance@at`).
+ */
+export function pairsAssociatedTwice(log, event, name = (token) => token, describe = (entry) => `${entry.headers?.['x-instance']}@${entry.at}`) {
   const pairs = new Map();
   for (const entry of log) {
     if (entry.path !== ASSOCIATE_PATH || entry.eventId === undefined) continue;
-    const { request } = event(entry.eventId);
-    for (const asset of request.assets) {
-      for (const s of request.serialNumbers) {
+    const submitted = event(entry.eventId);
+    for (const asset of submitted.request.assets) {
+      for (const s of submitted.request.serialNumbers) {
         const key = `${name(entry.token)}/${asset.adamId}/${s}`;
-        pairs.set(key, [...(pairs.get(key) ?? []), `${entry.headers?.['x-instance']}@${entry.at}`]);
+        pairs.set(key, [...(pairs.get(key) ?? []), describe(entry, submitted)]);
       }
     }
   }
@@ -153,6 +184,17 @@ function leaseSummary(changes) {
   const counts = new Map();
   for (const c of changes) counts.set(`${c.type}: ${c.reason}`, (counts.get(`${c.type}: ${c.reason}`) ?? 0) + 1);
   return [...counts].map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+}
+
+/** The requestFailed events of one instance by purpose and message: 'page: fetch failed 3, …'. */
+function failureSummary(events) {
+  const counts = new Map();
+  for (const e of events) {
+    if (e.type !== 'requestFailed') continue;
+    const key = `${e.purpose}: ${e.message}`.slice(0, 120);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
 }
 
 /** Node's child-process CPU share of one core over an interval: Δcpu µs / Δwall ms. */
@@ -337,9 +379,10 @@ export async function runFleet({
     say(`converged: every location claimed, synced and licensed, the accounts shared out (${secs(convergedAt - startedAt)})`);
 
     // 2. Steady state: `syncs` delta syncs of every account.
+    const index = logIndex(sim.requestLog);
     const deltasSince = (from, count) => {
-      const groups = byToken(sim.requestLog.filter((e) => e.at >= from));
-      return accounts.every((a) => (groups.get(a.org.token) ?? []).filter((e) => syncStart(e) === 'delta').length >= count);
+      const groups = index.update();
+      return accounts.every((a) => deltaSyncsSince(groups.get(a.org.token) ?? [], from) >= count);
     };
     const steady = { from: Date.now() };
     steady.leases = Object.fromEntries((await leaseCounts(names)).counts);
@@ -364,10 +407,18 @@ export async function runFleet({
     say(`${victim} SIGKILLed with ${orphans.length} accounts, each given one more device just before`);
     const survivors = names.filter((n) => n !== victim);
     const orphanTokens = orphans.map((a) => a.org.token);
-    await waitFor(`the accounts of ${victim} driven again`, () => {
-      const found = takeovers(byToken(sim.requestLog.filter((e) => e.at >= killedAt)), orphanTokens, victim, killedAt);
+    // When each orphan's lease is held by a survivor in the store (the keepers' part), and its first request by one.
+    const leaseTakenAt = new Map();
+    const orphanIds = new Set(orphans.map((a) => a.accountId));
+    await waitFor(`the accounts of ${victim} driven again`, async () => {
+      for (const { accountId, holder } of await store.leaseStates()) {
+        if (survivors.includes(holder) && orphanIds.has(accountId) && !leaseTakenAt.has(accountId)) {
+          leaseTakenAt.set(accountId, Date.now());
+        }
+      }
+      const found = takeovers(index.update(), orphanTokens, victim, killedAt);
       return [...found.values()].every((f) => f !== undefined);
-    }, { timeoutMs: 4 * ttlMs + 60_000 * scale, everyMs: 50, describe });
+    }, { timeoutMs: 4 * ttlMs + 120_000 * scale, everyMs: 200, describe });
     const drivenAgainAt = Date.now();
     await waitFor('every desired license at Apple, the accounts shared out again',
       async () => missing().length === 0 && (await shared(survivors)),
@@ -445,24 +496,31 @@ export async function runFleet({
 
     const found = takeovers(groups, orphanTokens, victim, killedAt);
     const delays = [...found.values()].filter(Boolean).map((f) => f.at - killedAt);
-    const leaseDelays = [];
+    const adoptDelays = [];
     for (const n of survivors) {
       for (const c of backends.get(n).leaseChanges) {
-        if (c.type === 'acquired' && c.at >= killedAt && orphans.some((a) => a.accountId === c.accountId)) leaseDelays.push(c.at - killedAt);
+        if (c.type === 'acquired' && c.at >= killedAt && orphanIds.has(c.accountId)) adoptDelays.push(c.at - killedAt);
       }
     }
     const d = percentiles(delays);
-    const l = percentiles(leaseDelays);
-    result.takeover = { victim, orphans: orphans.length, killedAt, drivenAgain: d, leaseTaken: l, by: countDrivers(new Map([...found].map(([t, f]) => [t, f?.instance]))) };
+    const l = percentiles([...leaseTakenAt.values()].map((at) => at - killedAt));
+    const adopted = percentiles(adoptDelays);
+    result.takeover = {
+      victim, orphans: orphans.length, killedAt, drivenAgain: d, leaseTaken: l, adopted,
+      by: countDrivers(new Map([...found].map(([t, f]) => [t, f?.instance]))),
+    };
     check('the SIGKILLed instance\'s accounts driven again by the others', delays.length === orphans.length,
       `${fmt(orphans.length)} accounts`, `${fmt(delays.length)}, by ${survivors.map((n) => `${n} ${result.takeover.by.get(n) ?? 0}`).join(', ')}`);
     aim('the SIGKILLed instance\'s accounts driven again within ttl + renew interval', delays.length === orphans.length && d.max <= ttlMs + renewEveryMs,
-      `${secs(ttlMs + renewEveryMs)}`, `first request after p50 ${secs(d.p50)}, max ${secs(d.max)}; lease taken after p50 ${secs(l.p50)}, max ${secs(l.max)}`);
+      `${secs(ttlMs + renewEveryMs)}`, `first request after p50 ${secs(d.p50)}, max ${secs(d.max)}; lease taken (in the store) after p50 ${secs(l.p50)}, ` +
+      `max ${secs(l.max)}; adopted after p50 ${secs(adopted.p50)}, max ${secs(adopted.max)}`);
 
-    const twice = pairsAssociatedTwice(log, (id) => sim.event(id), name);
+    // Each association of a pair named twice: who sent it when, how long its answer took, what became of its event.
+    const twice = pairsAssociatedTwice(log, (id) => sim.event(id), name, (e, ev) =>
+      `${e.headers?.['x-instance']} at +${secs(e.at - started)}, answered after ${secs(e.answeredAt === undefined ? null : e.answeredAt - e.at)}, ${ev.eventStatus}`);
     const desired = accounts.reduce((n, a) => n + a.targets.length, 0);
     check('nothing lost: every desired license at Apple at the end, none associated twice', missing().length === 0 && twice.length === 0,
-      `${fmt(desired)} licenses`, `${fmt(desired - missing().length)} present; ${twice.length} pairs associated twice${twice.length ? `: ${twice.slice(0, 3).map(([k, by]) => `${k} ${by}`)}` : ''}`);
+      `${fmt(desired)} licenses`, `${fmt(desired - missing().length)} present; ${twice.length} pairs associated twice${twice.length ? `: ${twice.slice(0, 3).map(([k, by]) => `${k} (${by.join('; ')})`).join(', ')}` : ''}`);
     if (verifyStore) {
       const diffs = verified.flatMap((v) => v.differences.map((line) => `${v.name}: ${line}`));
       const held = verified.flatMap((v) => v.held);
@@ -494,6 +552,7 @@ export async function runFleet({
         adoptions: last?.adoptions ?? null,
         loopDelayMaxMs: Math.max(...Object.values(statsAt).map((s) => s[n]?.loopDelayMaxMs ?? 0)),
         leaseChanges: leaseSummary(backends.get(n).leaseChanges),
+        failedRequests: failureSummary(backends.get(n).events),
       };
     });
     result.windows = windows.map((w) => ({ label: w.label, from: w.from, to: w.to, fair: w.spread.fair, gaps: percentiles(w.rhythm.gaps) }));
@@ -532,6 +591,8 @@ export function fleetTable(result) {
   }
   lines.push('');
   lines.push(`Lease changes: ${result.instances.map((i) => `${i.name}: ${i.leaseChanges}`).join('; ')}.`);
+  lines.push('');
+  lines.push(`Failed requests (requestFailed events): ${result.instances.map((i) => `${i.name}: ${i.failedRequests}`).join('; ')}.`);
   lines.push('');
   lines.push('| check | expected | measured | result |');
   lines.push('| --- | --- | --- | --- |');

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  byToken, countDrivers, deltaRhythm, driversIn, fleetTable, runFleet, spread, syncStart, takeovers,
+  byToken, countDrivers, deltaRhythm, deltaSyncsSince, driversIn, fleetTable, logIndex, runFleet, spread, syncStart, takeovers,
 } from '../load/fleet.mjs';
 import { pgSkip, requirePgUrl } from './postgres-support.mjs';
 
@@ -22,6 +22,18 @@ test('a sync starts with page 0 of the assignments: with a cursor it is a delta 
   assert.equal(syncStart(get(0, 'a', 't', { pageIndex: '0', sinceVersionId: 'v1' })), 'delta');
   assert.equal(syncStart(get(0, 'a', 't', { pageIndex: '1', sinceVersionId: 'v1' })), null, 'a later page');
   assert.equal(syncStart(get(0, 'a', 't', { pageIndex: '0' }, '/mdm/v2/users')), null, 'users pages come with every sync');
+});
+
+test('the log index groups the requests by account as the log grows; delta syncs since a time counted from the end', () => {
+  const log = [delta(0, 'a'), { ...get(1, 'a', null) }, delta(5, 'a', 't2')];
+  const index = logIndex(log);
+  assert.deepEqual([...index.update()].map(([t, l]) => [t, l.length]), [['t1', 1], ['t2', 1]], 'requests without a token left out');
+  log.push(delta(10, 'a'), get(11, 'a', 't1', { pageIndex: '0' }), delta(20, 'b'));
+  const groups = index.update();
+  assert.deepEqual(groups.get('t1').map((e) => e.at), [0, 10, 11, 20]);
+  assert.equal(deltaSyncsSince(groups.get('t1'), 10), 2, 'the full sync at 11 is not a delta');
+  assert.equal(deltaSyncsSince(groups.get('t1'), 0), 3);
+  assert.equal(deltaSyncsSince(groups.get('t1'), 21), 0);
 });
 
 test('delta sync rhythm: gaps between one instance\'s consecutive syncs in the window, early and skipped beats found', () => {
