@@ -378,7 +378,10 @@ export async function runFleet({
     const convergedAt = Date.now();
     say(`converged: every location claimed, synced and licensed, the accounts shared out (${secs(convergedAt - startedAt)})`);
 
-    // 2. Steady state: `syncs` delta syncs of every account.
+    // 2. Steady state: `syncs` delta syncs of every account, once no operation is pending (a confirmation arriving in
+    //    the window would start a delta sync at once, to read the counts again: license work, not the rhythm).
+    const quiet = async (live) => (await Promise.all(live.map((n) => backends.get(n).command('pendingCount')))).every((n) => n === 0);
+    await waitFor('no operation pending', () => quiet(names), { timeoutMs: 60_000 + 30_000 * scale, everyMs: 500, describe });
     const index = logIndex(sim.requestLog);
     const deltasSince = (from, count) => {
       const groups = index.update();
@@ -397,14 +400,27 @@ export async function runFleet({
     const { counts: before } = await leaseCounts(names);
     const victim = names.reduce((a, b) => ((before.get(b) ?? 0) >= (before.get(a) ?? 0) ? b : a));
     const orphans = (await store.leaseStates()).filter((s) => s.holder === victim).map((s) => byAccountId.get(s.accountId));
+    // Half of them get it first, and the kill comes once the victim has sent some of those associations (some are then
+    // at Apple, answered or not); the other half get it right before the kill (their work is in the coalescing window).
     for (const a of orphans) a.targets = a.serials;
-    await Promise.all(orphans.map((a) => backends.get(victim).command('input', {
+    const addDevice = (list) => Promise.all(list.map((a) => backends.get(victim).command('input', {
       input: { type: 'updatePolicyTargets', policyId: `policy-${a.accountId}`, add: [a.serials.at(-1)] },
     })));
+    const half = Math.ceil(orphans.length / 2);
+    const firstHalf = new Set(orphans.slice(0, half).map((a) => a.org.token));
+    const changedAt = Date.now();
+    await addDevice(orphans.slice(0, half));
+    await waitFor(`${victim} sends associations of the first half`, () => {
+      const groups = index.update();
+      return [...firstHalf].some((token) => (groups.get(token) ?? []).some((e) => e.at >= changedAt && e.path === ASSOCIATE_PATH));
+    }, { timeoutMs: 60_000 + 30_000 * scale, everyMs: 20, describe });
+    await addDevice(orphans.slice(half));
     await sample('beforeKill');
     const killedAt = Date.now();
     await backends.get(victim).kill();
-    say(`${victim} SIGKILLed with ${orphans.length} accounts, each given one more device just before`);
+    const sentBeforeKill = [...firstHalf].filter((token) => (index.update().get(token) ?? []).some((e) => e.at >= changedAt && e.path === ASSOCIATE_PATH)).length;
+    say(`${victim} SIGKILLed with ${orphans.length} accounts, each given one more device before (${sentBeforeKill} associations sent, ` +
+      `${orphans.length - half} changes given just before the kill)`);
     const survivors = names.filter((n) => n !== victim);
     const orphanTokens = orphans.map((a) => a.org.token);
     // When each orphan's lease is held by a survivor in the store (the keepers' part), and its first request by one.
@@ -425,7 +441,8 @@ export async function runFleet({
       { timeoutMs: 60_000 + 30_000 * scale, everyMs: 250, describe });
     say(`taken over: driven again after ${secs(drivenAgainAt - killedAt)}, every desired license at Apple after ${secs(Date.now() - killedAt)}`);
 
-    // 4. Steady state again, on the survivors.
+    // 4. Steady state again, on the survivors, once no operation is pending.
+    await waitFor('no operation pending', () => quiet(survivors), { timeoutMs: 60_000 + 30_000 * scale, everyMs: 500, describe });
     const after = { from: Date.now() };
     after.leases = Object.fromEntries((await leaseCounts(survivors)).counts);
     await sample('afterFrom');
