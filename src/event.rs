@@ -8,6 +8,7 @@ use crate::time::Millis;
 
 /// An account's status, with a human-readable reason alongside wherever it is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))] // the contract test reads its names
 #[serde(rename_all = "camelCase")]
 pub enum AccountStatus {
     /// Reading the location's client config, or claiming it.

@@ -96,6 +96,8 @@ mod backoff;
 mod batch;
 mod coalesce;
 mod config;
+#[cfg(test)]
+mod contract;
 mod engine;
 mod error;
 mod event;
@@ -113,6 +115,7 @@ mod policy;
 mod read_model;
 pub mod secret;
 mod sync;
+mod tagged_enum;
 pub mod time;
 pub mod token;
 

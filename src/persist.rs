@@ -1,6 +1,8 @@
 //! Durable records: what the engine writes through `Output::Persist` and reads back in
 //! [`crate::Engine::restore`]. Records are small and keyed, so a change writes only what
-//! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>`,
+//! changed. Keys (components percent-encoded): `account/<id>`, `policy/<id>` (a policy without its
+//! targets), `scope/<account>/<policy>/<target>` (one per target in a policy's scope, so that a
+//! one-target scope change writes one small record, not the whole policy),
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
 //! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
 //! unanswered associations Apple may still make), `op/<account>/<operation>`
@@ -9,6 +11,8 @@
 //! with the counts, `vppuser/<account>/<id>` one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
 //! `device/<serial>`, `user/<id>`, `settings`.
 
+use std::collections::BTreeSet;
+
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +20,7 @@ use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::json_object::{self, deserialize_fields};
 use crate::operation::{AssetRef, NewUser, OperationKind};
-use crate::policy::AppPolicy;
+use crate::policy::{AppPolicy, LicenseType};
 use crate::secret::Secret;
 use crate::sync::Cursors;
 use crate::time::Millis;
@@ -24,6 +28,7 @@ use crate::time::Millis;
 /// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
+pub const SCOPE_PREFIX: &str = "scope/";
 pub const PROVENANCE_PREFIX: &str = "prov/";
 pub const HOLD_PREFIX: &str = "hold/";
 pub const OPERATION_PREFIX: &str = "op/";
@@ -36,7 +41,8 @@ pub const APPLE_USER_PREFIX: &str = "vppuser/";
 pub const USER_HOLD_PREFIX: &str = "userhold/";
 pub const AWAITED_PREFIX: &str = "await/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 8] = [
+const ACCOUNT_SCOPED_PREFIXES: [&str; 9] = [
+    SCOPE_PREFIX,
     PROVENANCE_PREFIX,
     HOLD_PREFIX,
     AWAITED_PREFIX,
@@ -59,6 +65,11 @@ pub fn account_key(account_id: &str) -> String {
 /// The key of a policy record.
 pub fn policy_key(policy_id: &str) -> String {
     format!("{POLICY_PREFIX}{policy_id}")
+}
+
+/// The key of the record of one target in a policy's scope.
+pub fn scope_key(account_id: &str, policy_id: &str, target: &str) -> String {
+    format!("{SCOPE_PREFIX}{}/{}/{}", enc(account_id), enc(policy_id), enc(target))
 }
 
 /// The key of a device fact record.
@@ -90,6 +101,83 @@ pub fn belongs_to_account(record: &StoredRecord, account_id: &str) -> bool {
 /// Whether a stored record belongs to no account (device and user facts, settings).
 pub fn is_global(key: &str) -> bool {
     key.starts_with(DEVICE_PREFIX) || key.starts_with(USER_PREFIX) || key == SETTINGS_KEY
+}
+
+/// Which account a stored record belongs to: see [`account_of_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordAccount {
+    /// The record belongs to this account (the id as the host knows it, not encoded).
+    Account(String),
+    /// A record of no account: device and user facts, settings (and any key the engine does not write).
+    NoAccount,
+    /// A policy record whose value was not given: a policy names its account only in its value.
+    InValue,
+}
+
+/// The account a stored record belongs to, as [`belongs_to_account`] decides it, from the key —
+/// and for a policy record from `value` (for a delete, the value stored under the key; `None`:
+/// not given, the answer is then [`RecordAccount::InValue`]). Hosts that share one store
+/// between instances fence each write by it (the JavaScript `accountOfRecord`).
+pub fn account_of_record(key: &str, value: Option<&serde_json::Value>) -> RecordAccount {
+    if key.starts_with(POLICY_PREFIX) {
+        return match value {
+            None => RecordAccount::InValue,
+            Some(value) => match value.get("accountId").and_then(serde_json::Value::as_str) {
+                Some(id) => RecordAccount::Account(id.to_owned()),
+                None => RecordAccount::NoAccount,
+            },
+        };
+    }
+    if let Some(id) = key.strip_prefix(ACCOUNT_PREFIX) {
+        return RecordAccount::Account(id.to_owned());
+    }
+    for prefix in ACCOUNT_SCOPED_PREFIXES {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return RecordAccount::Account(dec(rest.split('/').next().unwrap_or(rest)));
+        }
+    }
+    RecordAccount::NoAccount
+}
+
+/// One key component back from `application/x-www-form-urlencoded` (`+` is a space).
+fn dec(component: &str) -> String {
+    percent_encoding::percent_decode_str(&component.replace('+', " ")).decode_utf8_lossy().into_owned()
+}
+
+/// Where the records that [`crate::Engine::adopt`] keeps for one account are stored, so that a
+/// store can read them alone (key lookups and range scans) instead of every record: the account's
+/// own records and the records of no account (device and user facts, settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountKeyRanges {
+    /// Exact keys: the account record and the settings.
+    pub keys: Vec<String>,
+    /// Key prefixes, each ending in `/`: every key that starts with one (the records filed under
+    /// the account, device and user facts).
+    pub prefixes: Vec<String>,
+    /// Records under these prefixes name their account only in their value: they belong to the
+    /// account when the value's `field` is its id (policies).
+    pub by_value: Vec<ValueKeyed>,
+}
+
+/// Records under `prefix` whose value's `field` names their account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValueKeyed {
+    pub prefix: &'static str,
+    pub field: &'static str,
+}
+
+/// The key ranges of one account's records and of the records of no account (see [`AccountKeyRanges`]):
+/// a record is in them exactly when `is_global(key) || belongs_to_account(record, account_id)`.
+pub fn account_key_ranges(account_id: &str) -> AccountKeyRanges {
+    let encoded = enc(account_id);
+    let mut prefixes: Vec<String> = ACCOUNT_SCOPED_PREFIXES.iter().map(|prefix| format!("{prefix}{encoded}/")).collect();
+    prefixes.extend([DEVICE_PREFIX.to_owned(), USER_PREFIX.to_owned()]);
+    AccountKeyRanges {
+        keys: vec![account_key(account_id), SETTINGS_KEY.to_owned()],
+        prefixes,
+        by_value: vec![ValueKeyed { prefix: POLICY_PREFIX, field: "accountId" }],
+    }
 }
 
 /// The key of an operation record.
@@ -141,6 +229,66 @@ impl AssignmentsRecord {
     /// The record's key: `asg/<account>/d/<serial>` or `asg/<account>/u/<clientUserId>`.
     pub fn key(&self) -> String {
         format!("{ASSIGNMENT_PREFIX}{}/{}", enc(&self.account_id), target_path(&self.serial_number, &self.client_user_id))
+    }
+}
+
+/// A policy as stored: everything but its targets, which are [`ScopeRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRecord {
+    pub policy_id: String,
+    pub name: String,
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub license_type: LicenseType,
+    /// Targets kept in the policy record itself, as engines before `scope/` records wrote them:
+    /// read, never written (a restore moves them into scope records).
+    #[serde(rename = "targets", skip_serializing_if = "Vec::is_empty")]
+    pub inline_targets: Vec<String>,
+}
+
+impl PolicyRecord {
+    /// The stored form of a policy (its targets go to scope records).
+    pub fn of(policy: &AppPolicy) -> Self {
+        Self {
+            policy_id: policy.policy_id.clone(),
+            name: policy.name.clone(),
+            account_id: policy.account_id.clone(),
+            adam_id: policy.adam_id.clone(),
+            pricing_param: policy.pricing_param,
+            license_type: policy.license_type,
+            inline_targets: Vec::new(),
+        }
+    }
+
+    /// The policy it stores, with `targets`.
+    pub fn into_policy(self, targets: BTreeSet<String>) -> AppPolicy {
+        AppPolicy {
+            policy_id: self.policy_id,
+            name: self.name,
+            account_id: self.account_id,
+            adam_id: self.adam_id,
+            pricing_param: self.pricing_param,
+            license_type: self.license_type,
+            targets,
+        }
+    }
+}
+
+/// One target (serial number or client user id, by the policy's license type) in a policy's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeRecord {
+    pub account_id: String,
+    pub policy_id: String,
+    pub target: String,
+}
+
+impl ScopeRecord {
+    /// The record's key: `scope/<account>/<policy>/<target>`.
+    pub fn key(&self) -> String {
+        scope_key(&self.account_id, &self.policy_id, &self.target)
     }
 }
 
@@ -310,6 +458,22 @@ pub struct AccountRecord {
 // buffer the flattened fields and the tagged `Ownership` in its `Content` type (see
 // `crate::json_object`). The round-trip tests below check the names against `Serialize`.
 
+deserialize_fields!(PolicyRecord, |f| Self {
+    policy_id: f.required("policyId")?,
+    name: f.required("name")?,
+    account_id: f.required("accountId")?,
+    adam_id: f.required("adamId")?,
+    pricing_param: f.required("pricingParam")?,
+    license_type: f.required("licenseType")?,
+    inline_targets: f.optional("targets")?,
+});
+
+deserialize_fields!(ScopeRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    policy_id: f.required("policyId")?,
+    target: f.required("target")?,
+});
+
 deserialize_fields!(AssetRecord, |f| Self {
     account_id: f.required("accountId")?,
     adam_id: f.required("adamId")?,
@@ -415,7 +579,8 @@ impl<'de> Deserialize<'de> for Ownership {
 #[serde(untagged)]
 pub enum Record {
     Account(AccountRecord),
-    Policy(AppPolicy),
+    Policy(PolicyRecord),
+    Scope(ScopeRecord),
     Pair(PairRecord),
     Assignments(AssignmentsRecord),
     Asset(AssetRecord),
@@ -429,6 +594,7 @@ pub enum Record {
 
 /// A record as read back from the store.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
 pub struct StoredRecord {
     pub key: String,
     pub value: serde_json::Value,
@@ -549,12 +715,89 @@ mod tests {
         assert!(device.to_string().contains("invalid type"));
     }
 
+    /// One record of every kind the engine writes for `account_id`, plus the records of no account.
+    fn records_of(account_id: &str) -> Vec<StoredRecord> {
+        let record = |key: String| StoredRecord { key, value: serde_json::json!({ "accountId": account_id }) };
+        let pair = |serial: Option<&str>, user: Option<&str>| PairRecord {
+            account_id: account_id.to_owned(),
+            adam_id: "40 8/+".to_owned(),
+            pricing_param: PricingParam::Stdq,
+            serial_number: serial.map(str::to_owned),
+            client_user_id: user.map(str::to_owned),
+            reason: None,
+        };
+        let held = AssignmentsRecord {
+            account_id: account_id.to_owned(),
+            serial_number: Some("S/1 +".to_owned()),
+            client_user_id: None,
+            adam_ids: Vec::new(),
+            plus_adam_ids: Vec::new(),
+        };
+        vec![
+            record(account_key(account_id)),
+            record(policy_key(&format!("p of {account_id}"))),
+            record(scope_key(account_id, "p/1", "S 1")),
+            record(pair(Some("S1"), None).key(PROVENANCE_PREFIX)),
+            record(pair(None, Some("u/1")).key(HOLD_PREFIX)),
+            record(pair(Some("S%1"), None).key(AWAITED_PREFIX)),
+            record(operation_key(account_id, 7)),
+            record(held.key()),
+            record(asset_key(account_id, "408", PricingParam::Plus)),
+            record(apple_user_key(account_id, "u 1")),
+            record(user_hold_key(account_id, "u+1")),
+        ]
+    }
+
+    fn global_records() -> Vec<StoredRecord> {
+        [device_key("S/1"), user_key("u 1"), SETTINGS_KEY.to_owned()]
+            .map(|key| StoredRecord { key, value: serde_json::json!({}) })
+            .into()
+    }
+
+    /// Ids that encode differently, contain each other, or hold the characters keys separate with.
+    const IDS: [&str; 8] = ["a", "A", "ab", "a b", "a+b", "a/1", "ä%2F", "a%2F1"];
+
     #[test]
-    fn the_host_shim_fences_every_prefix_the_engine_files_under_an_account() {
-        let shim = include_str!("../host-shim/account-keys.js");
-        let list = shim.lines().find(|l| l.starts_with("const ACCOUNT_SCOPED_PREFIXES")).expect("the shim's list");
+    fn the_records_of_every_kind_name_the_account_they_belong_to() {
+        let scoped: Vec<String> = records_of("a").iter().map(|r| r.key.clone()).collect();
         for prefix in ACCOUNT_SCOPED_PREFIXES {
-            assert!(list.contains(&format!("'{prefix}'")), "host-shim/account-keys.js does not know {prefix}");
+            assert!(scoped.iter().any(|key| key.starts_with(prefix)), "no record of {prefix} in the test");
+        }
+        for id in IDS {
+            for record in records_of(id) {
+                assert_eq!(account_of_record(&record.key, Some(&record.value)), RecordAccount::Account(id.to_owned()), "{}", record.key);
+                assert!(belongs_to_account(&record, id) && !is_global(&record.key), "{}", record.key);
+                for other in IDS.iter().filter(|other| **other != id) {
+                    assert!(!belongs_to_account(&record, other), "{} is not {other}'s", record.key);
+                }
+            }
+        }
+        for record in global_records() {
+            assert_eq!(account_of_record(&record.key, Some(&record.value)), RecordAccount::NoAccount, "{}", record.key);
+            assert!(is_global(&record.key));
+        }
+        let policy = policy_key("p");
+        assert_eq!(account_of_record(&policy, None), RecordAccount::InValue, "a policy without its value");
+        assert_eq!(account_of_record(&policy, Some(&serde_json::Value::Null)), RecordAccount::NoAccount, "nothing stored");
+        assert_eq!(account_of_record(&scope_key("a/1", "p", "t"), None), RecordAccount::Account("a/1".to_owned()), "no value needed");
+    }
+
+    #[test]
+    fn an_accounts_key_ranges_hold_exactly_the_records_adopt_keeps() {
+        let everything: Vec<StoredRecord> = IDS.iter().flat_map(|id| records_of(id)).chain(global_records()).collect();
+        for id in IDS {
+            let ranges = account_key_ranges(id);
+            assert!(ranges.prefixes.iter().all(|prefix| prefix.ends_with('/')), "range ends are the prefix with '/' → '0'");
+            let in_ranges = |record: &StoredRecord| {
+                ranges.keys.contains(&record.key)
+                    || ranges.prefixes.iter().any(|prefix| record.key.starts_with(prefix.as_str()))
+                    || ranges.by_value.iter().any(|by| {
+                        record.key.starts_with(by.prefix) && record.value.get(by.field).and_then(serde_json::Value::as_str) == Some(id)
+                    })
+            };
+            for record in &everything {
+                assert_eq!(in_ranges(record), is_global(&record.key) || belongs_to_account(record, id), "{} for account {id}", record.key);
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ pub const MAX_ASSIGNMENT_PAGE: usize = 10_000;
 
 /// Filter and page for [`crate::Engine::assignments`]; every filter is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignmentQuery {
     pub adam_id: Option<String>,
@@ -131,6 +132,7 @@ pub struct PendingOperationView {
 
 /// The app and the device (`serial_number`) or user (`client_user_id`) for [`crate::Engine::explain`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExplainQuery {
     pub adam_id: String,

@@ -361,3 +361,130 @@ fn a_failed_user_registration_reported_by_notification_holds_the_user_without_tr
     });
     assert!(explained.unwrap().reason.contains("Apple refused to create the user"));
 }
+
+/// The records a change of `h` writes (`true`) or deletes (`false`), by key.
+fn store_changes(h: &mut Harness, change: impl FnOnce(&mut Harness)) -> Vec<(String, bool)> {
+    h.trace_store = true;
+    h.take_trace();
+    change(h);
+    h.run_for(1);
+    h.take_trace()
+        .into_iter()
+        .filter_map(|t| match t {
+            support::Trace::Stored { key, put, .. } if key.starts_with("policy/") || key.starts_with("scope/") => Some((key, put)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_one_target_scope_change_writes_only_that_target_whatever_the_policy_size() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    let targets: Vec<String> = (0..4_000).map(serial).collect();
+    let written = store_changes(&mut h, |h| h.input(policy("p1", "a1", app(0), targets.clone())).unwrap());
+    assert_eq!(written.len(), 4_001, "the policy record and one scope record per target");
+    let added = store_changes(&mut h, |h| {
+        h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec!["NEW 1".into()], remove: vec![serial(7)] }).unwrap()
+    });
+    assert_eq!(added, [(format!("scope/a1/p1/{}", serial(7)), false), ("scope/a1/p1/NEW+1".to_owned(), true)]);
+    // setPolicy with the whole list writes what changed, and the policy record (its name may have changed).
+    let mut next = targets.clone();
+    next[0] = "NEW 2".into();
+    let set = store_changes(&mut h, |h| h.input(policy("p1", "a1", app(0), next)).unwrap());
+    assert_eq!(set.len(), 5, "{set:?}");
+    assert!(set.contains(&("policy/p1".to_owned(), true)) && set.contains(&("scope/a1/p1/NEW+2".to_owned(), true)));
+    let removed = store_changes(&mut h, |h| h.input(Input::RemovePolicy { policy_id: "p1".into() }).unwrap());
+    assert_eq!(removed.len(), 4_001);
+    assert!(removed.iter().all(|(_, put)| !put));
+    assert!(h.store.keys().all(|k| !k.starts_with("scope/") && !k.starts_with("policy/")));
+}
+
+#[test]
+fn policies_come_back_with_their_scope_after_a_restart_and_a_policy_stored_with_inline_targets_is_moved_to_scope_records() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    let targets: Vec<String> = (0..5).map(serial).collect();
+    h.input(policy("p1", "a1", app(0), targets.clone())).unwrap();
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(9)], remove: vec![serial(0)] }).unwrap();
+    h.run_for(MINUTE);
+    let scope_of = |records: &[vpp_license_engine::StoredRecord]| {
+        let mut scope: Vec<String> =
+            records.iter().filter(|r| r.key.starts_with("scope/")).map(|r| r.value["target"].as_str().unwrap().to_owned()).collect();
+        scope.sort();
+        scope
+    };
+    let expected: Vec<String> = [1, 2, 3, 4, 9].into_iter().map(serial).collect();
+    assert_eq!(scope_of(&h.stored_records()), expected);
+
+    // The policy as an earlier engine stored it: targets inline, no scope records.
+    let mut legacy = h.stored_records();
+    legacy.retain(|r| !r.key.starts_with("scope/"));
+    let header = legacy.iter_mut().find(|r| r.key == "policy/p1").unwrap();
+    header.value["targets"] = json!(expected);
+    for records in [h.stored_records(), legacy] {
+        let from_scope_records = !records.iter().any(|r| r.value.get("targets").is_some());
+        let mut engine = Engine::restore(h.engine_config(), records, h.now).unwrap();
+        let mut written = std::collections::BTreeMap::new();
+        loop {
+            match engine.poll_output(h.now) {
+                vpp_license_engine::Output::Persist { ops } => {
+                    for op in ops {
+                        if let vpp_license_engine::PersistOp::Put { key, value } = op {
+                            written.insert(key, serde_json::to_value(value).unwrap());
+                        }
+                    }
+                }
+                vpp_license_engine::Output::Timeout { .. } => break,
+                _ => {}
+            }
+        }
+        if from_scope_records {
+            assert!(written.keys().all(|k| !k.starts_with("policy/") && !k.starts_with("scope/")), "nothing to move: {written:?}");
+        } else {
+            assert!(written["policy/p1"].get("targets").is_none(), "the policy record is written again without its targets");
+            let moved: Vec<_> = written.iter().map(|(key, value)| vpp_license_engine::StoredRecord { key: key.clone(), value: value.clone() }).collect();
+            assert_eq!(scope_of(&moved), expected);
+        }
+        // The restored engine knows the scope: dropping a target deletes its record.
+        engine.handle_input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: Vec::new(), remove: vec![serial(9)] }, h.now).unwrap();
+        let deleted = loop {
+            match engine.poll_output(h.now) {
+                vpp_license_engine::Output::Persist { ops } => break ops,
+                vpp_license_engine::Output::Timeout { .. } => break Vec::new(),
+                _ => {}
+            }
+        };
+        assert!(deleted.iter().any(|op| matches!(op, vpp_license_engine::PersistOp::Delete { key } if *key == format!("scope/a1/p1/{}", serial(9)))));
+    }
+}
+
+#[test]
+fn a_scope_record_of_a_missing_policy_or_of_another_account_is_refused_at_restore() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    h.input(policy("p1", "a1", app(0), vec![serial(1)])).unwrap();
+    h.run_for(MINUTE);
+    let orphan = vpp_license_engine::StoredRecord {
+        key: "scope/a1/p2/S1".into(),
+        value: json!({"accountId": "a1", "policyId": "p2", "target": "S1"}),
+    };
+    let elsewhere = vpp_license_engine::StoredRecord {
+        key: "scope/a2/p1/S1".into(),
+        value: json!({"accountId": "a2", "policyId": "p1", "target": "S1"}),
+    };
+    let misfiled = vpp_license_engine::StoredRecord {
+        key: "scope/a1/p1/S2".into(),
+        value: json!({"accountId": "a1", "policyId": "p1", "target": "S1"}),
+    };
+    for (record, says) in [(orphan, "not in the store"), (elsewhere, "another account"), (misfiled, "does not match")] {
+        let mut records = h.stored_records();
+        records.push(record);
+        let error = Engine::restore(h.engine_config(), records, h.now).unwrap_err();
+        assert_eq!(error.code(), "RESTORE_FAILED");
+        assert!(error.to_string().contains(says), "{error}");
+    }
+}

@@ -1,7 +1,7 @@
 // The Apps and Books console: the engine runs in this page (wasm), driven by the host shim; requests go
 // straight to the service-config URL the server names (the simulator, or a relay in front of Apple).
-import init, { Engine, decodeToken } from '/pkg/vpp_license_engine.js';
-import * as host from '/pkg/host-shim/index.js';
+import init, { Engine, decodeToken } from 'vpp-license-engine';
+import * as host from 'vpp-license-engine/host';
 
 const LOG_LIMIT = 200;
 const ASSIGNMENTS_SHOWN = 50;
@@ -65,7 +65,11 @@ async function main() {
   state.engine = records.length > 0 ? Engine.restore(engineConfig, records, Date.now()) : new Engine(engineConfig, Date.now());
   for (const { key, value } of records) {
     if (key === 'settings') state.notify = value.licenseRemovalNotification === true;
-    if (key.startsWith('policy/')) state.policies.set(value.policyId, value);
+    if (key.startsWith('policy/')) state.policies.set(value.policyId, { ...value, targets: [] });
+  }
+  // A policy's targets are one `scope/` record each.
+  for (const { key, value } of records) {
+    if (key.startsWith('scope/')) state.policies.get(value.policyId)?.targets.push(value.target);
   }
   state.driver = new host.Driver({
     engine: state.engine,

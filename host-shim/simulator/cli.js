@@ -20,6 +20,9 @@ const USAGE = `usage: node host-shim/simulator/cli.js [options]
   --event-delay-ms N      time until an event completes (default 2000)
   --latency-ms N          delay before every response (default 0)
   --no-rate-limit         do not enforce maxRequestPerSecond
+  --phantom-fraction X    share of device associations reported COMPLETE that Apple does not hold (default 0)
+  --flood-spread-ms N     notify asset events as a flood over N ms: one notification per app of at most 100
+                          assignments, a tenth of them twice (default: off)
   --help`;
 
 const OPTIONS = {
@@ -37,6 +40,8 @@ const OPTIONS = {
   'event-delay-ms': { type: 'string', default: '2000' },
   'latency-ms': { type: 'string', default: '0' },
   'no-rate-limit': { type: 'boolean', default: false },
+  'phantom-fraction': { type: 'string', default: '0' },
+  'flood-spread-ms': { type: 'string' },
   help: { type: 'boolean', default: false },
 };
 
@@ -69,6 +74,8 @@ async function main() {
     users: number(values, 'users'),
     assignedFraction: number(values, 'assigned-fraction'),
   };
+  if (number(values, 'phantom-fraction') > 0) content.phantomAssociations = { fraction: number(values, 'phantom-fraction') };
+  if (values['flood-spread-ms'] !== undefined) content.notificationFlood = { spreadMs: number(values, 'flood-spread-ms') };
   console.log(`Apps and Books simulator listening on ${sim.url}`);
   console.log(`service config: ${sim.serviceConfigUrl}`);
   for (let i = 0; i < number(values, 'orgs'); i++) {

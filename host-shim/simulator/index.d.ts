@@ -89,6 +89,10 @@ export interface OrganizationOptions {
   websiteURL?: string;
   /** Default 'volumestore'. */
   defaultPlatform?: 'volumestore' | 'enterprisestore';
+  /** As `Simulator.setPhantomAssociations` from the start. Default off. */
+  phantomAssociations?: { serialNumbers?: string[]; fraction?: number };
+  /** As `Simulator.setNotificationFlood` from the start. Default off. */
+  notificationFlood?: Partial<NotificationFlood>;
 }
 
 export interface MdmInfo { id: string; name: string; metadata: string }
@@ -142,7 +146,7 @@ export interface NewUser {
 
 /** One location's live state. Getters return copies; change data through the methods (they bump versionIds). */
 export interface Organization {
-  /** The sToken: base64 of JSON {token, expDate, orgName}; the whole string is the bearer value. */
+  /** The current sToken: base64 of JSON {token, expDate, orgName}; the whole string is the bearer value. `renewToken` replaces it. */
   readonly token: string;
   readonly orgName: string;
   readonly locationName: string;
@@ -151,10 +155,15 @@ export interface Organization {
   readonly websiteURL: string;
   readonly defaultPlatform: string;
   expiresAt: number;
+  /** The current token was revoked: 9625. */
   revoked: boolean;
+  /** The current token was invalidated: 9622, as for an unknown token. */
+  invalidated: boolean;
   mdmInfo: MdmInfo | null;
   notification: { url: string; authToken: string } | null;
   notificationTypes: NotificationType[];
+  /** The flood setting while asset events are notified as a flood (`setNotificationFlood`), else null. */
+  readonly notificationFlood: NotificationFlood | null;
   /** Fixture: the generated device fleet's serial numbers (Apple keeps no device list). */
   serialNumbers: string[];
 
@@ -167,7 +176,10 @@ export interface Organization {
   asset(adamId: string, pricingParam?: PricingParam): Asset | undefined;
   isUnlimited(adamId: string, pricingParam: PricingParam): boolean;
   user(clientUserId: string): User | undefined;
+  /** Whether Apple really holds the license (Get Assignments shows it), whatever it reported. */
   hasAssignment(assignment: Assignment): boolean;
+  /** Pairs reported associated (COMPLETE, SUCCESS) without a license (`setPhantomAssociations`), until really associated or disassociated. */
+  readonly phantomAssignments: Assignment[];
   assignmentsOf(target: { clientUserId: string } | { serialNumber: string }): Assignment[];
   versionId(resource: Resource): string;
   /** Records changed after `versionId` (assignments or users), or null when the id is unknown for the resource. */
@@ -268,6 +280,16 @@ export interface NotificationFaultSpec {
   delayMs?: number;
 }
 
+/** How asset events are notified in flood mode (`setNotificationFlood`); the defaults in brackets. */
+export interface NotificationFlood {
+  /** Assignments per notification, each notification of one app [100]; 1–100. */
+  maxAssignments: number;
+  /** Share of the notifications sent a second time, later, with the same notificationId [0.1]. */
+  duplicateFraction: number;
+  /** Every notification leaves at a random time within this many ms of the event's completion [300000]. */
+  spreadMs: number;
+}
+
 export interface FaultHandle {
   readonly remaining: number;
   cancel(): void;
@@ -284,7 +306,7 @@ export interface Simulator {
   readonly organizations: Organization[];
 
   addOrganization(options?: OrganizationOptions): Organization;
-  /** Throws for an unknown sToken. */
+  /** The location of a current or replaced (`renewToken`) sToken; throws for an unknown one. */
   organization(token: string): Organization;
   /** Another MDM takes the location over; null releases it. */
   setMdmInfo(token: string, info: MdmInfo | null): void;
@@ -292,6 +314,14 @@ export interface Simulator {
   expireToken(token: string): void;
   /** Later calls: 401 / 9625. */
   revokeToken(token: string): void;
+  /** Later calls: 9622 as for an unknown token (HTTP `invalidTokenStatus`), e.g. after a password change. */
+  invalidateToken(token: string): void;
+  /**
+   * The location's token is downloaded again: returns the new sToken (`expiresAt` default one year from now); the old
+   * one answers 401 / 9625 from then on. The location keeps its data, events, mdmInfo and notification configuration.
+   * The token controls (expire, revoke, invalidate, renew) throw for a replaced token.
+   */
+  renewToken(token: string, options?: { expiresAt?: number }): string;
   /** For every paged resource, or one. */
   setPageSize(n: number, resource?: Resource): void;
   setLimits(limits: Partial<Limits>): void;
@@ -300,6 +330,20 @@ export interface Simulator {
   /** Apple refuses the next `count` (default 1) association tasks that would get a license with `errorNumber`
    *  (default 9709) while its counts still show licenses (as right after a purchase or a license transfer). */
   refuseAssociations(token: string, options?: { count?: number; errorNumber?: number }): void;
+  /**
+   * "COMPLETE is not proof" (fleet#20449, #50909): associations completing from now on of a license to the devices
+   * `serialNumbers`, and to `fraction` (0–1, seeded draw per task) of the other devices, are reported done (COMPLETE,
+   * SUCCESS notification) but not made: Get Assignments lacks the pair and the counts do not move. Only device tasks
+   * that would get a license. `null` ends it.
+   */
+  setPhantomAssociations(token: string, spec: { serialNumbers?: string[]; fraction?: number } | null): void;
+  /**
+   * Notification floods (Apple Developer Forums 724381): each associate / disassociate / revoke completing from now on
+   * (COMPLETE at /status at once) is notified as one ASSET_MANAGEMENT notification per app of at most `maxAssignments`
+   * assignments, each at a random time within `spreadMs`, a `duplicateFraction` of them twice with the same
+   * notificationId. Unset fields take the defaults; `null` ends it.
+   */
+  setNotificationFlood(token: string, spec?: Partial<NotificationFlood> | null): void;
   /** Runs `fn` on the organization; its changes bump the affected versionIds. Returns what `fn` returns. */
   mutate<T>(token: string, fn: (org: Organization) => T): T;
   injectFault(spec: FaultSpec): FaultHandle;

@@ -4,6 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { FaultList } from './faults.js';
 import { Sleeper } from './sleeper.js';
+import { assetKey } from './state.js';
 
 export const NOTIFICATION_TYPES = ['TEST_NOTIFICATION', 'ASSET_MANAGEMENT', 'USER_MANAGEMENT', 'USER_ASSOCIATED',
   'ASSET_COUNT', 'SUBSCRIPTION_MANAGEMENT', 'SUBSCRIPTION_COUNT', 'UNLIMITED_ASSET'];
@@ -27,18 +28,31 @@ function chunk(items, size) {
   return chunks;
 }
 
+/** `items` in chunks of at most `size`; with `perAsset`, each chunk holds the assignments of one asset only. */
+function chunks(items, size, perAsset) {
+  if (!perAsset) return chunk(items, size);
+  const byAsset = new Map();
+  for (const item of items) {
+    const key = item.adamId === undefined ? '' : assetKey(item.adamId, item.pricingParam);
+    if (!byAsset.has(key)) byAsset.set(key, []);
+    byAsset.get(key).push(item);
+  }
+  return [...byAsset.values()].flatMap((list) => chunk(list, size));
+}
+
 /**
  * The ASSET_MANAGEMENT or USER_MANAGEMENT payloads of a finished event: SUCCESS ones for what worked, one
- * FAILURE series per error number, each with at most 100 assignments/users.
+ * FAILURE series per error number, each with at most `maxElements` (100) assignments/users — and with `perAsset`,
+ * the assignments of one asset only.
  * @returns {{type: string, payloads: object[]}}
  */
-export function eventNotifications(event, outcome) {
+export function eventNotifications(event, outcome, { maxElements = MAX_ELEMENTS, perAsset = false } = {}) {
   const assetEvent = ASSET_EVENTS.has(event.eventType);
   const listKey = assetEvent ? 'assignments' : 'users';
-  const payloads = chunk(outcome.items, MAX_ELEMENTS).map((items) =>
+  const payloads = chunks(outcome.items, maxElements, perAsset).map((items) =>
     ({ eventId: event.eventId, result: 'SUCCESS', type: event.eventType, [listKey]: items }));
   for (const { error, items } of outcome.failureGroups) {
-    for (const part of chunk(items, MAX_ELEMENTS)) {
+    for (const part of chunks(items, maxElements, perAsset)) {
       payloads.push({ error, eventId: event.eventId, result: 'FAILURE', type: event.eventType, [listKey]: part });
     }
   }
@@ -113,6 +127,23 @@ export class Notifier {
     return Promise.all(chains).then(() => undefined);
   }
 
+  /**
+   * Like `publish`, but each notification (`deliveries`: `{payload, delayMs, againMs?}`) leaves `delayMs` after the
+   * call, and when `againMs` is given is sent again with the same notificationId that long after the call (a
+   * duplicate). Faults apply to the first sending. Resolves when every sending is delivered or out of attempts.
+   */
+  publishScheduled(org, type, deliveries) {
+    const config = org.notification;
+    if (!config || !org.notificationTypes.includes(type)) return Promise.resolve();
+    const sendings = deliveries.flatMap(({ payload, delayMs, againMs }) => {
+      const envelope = this.#envelope(org, type, payload);
+      const first = this.#track(this.#after(delayMs, () => this.#faultedDelivery(config, envelope, org.token)));
+      if (againMs === undefined) return [first];
+      return [first, this.#track(this.#after(againMs, () => this.#withRetries(config.url, config.authToken, envelope)))];
+    });
+    return Promise.all(sendings).then(() => undefined);
+  }
+
   /** Resolves when every notification sent so far is delivered or out of attempts. */
   async settled() {
     while (this.#chains.size > 0) await Promise.all([...this.#chains]);
@@ -129,9 +160,20 @@ export class Notifier {
   }
 
   #deliver(config, envelope, token) {
-    const chain = this.#faultedDelivery(config, envelope, token).finally(() => this.#chains.delete(chain));
+    return this.#track(this.#faultedDelivery(config, envelope, token));
+  }
+
+  /** Counts a sending in progress until it settles (`settled()` waits for it). */
+  #track(sending) {
+    const chain = sending.finally(() => this.#chains.delete(chain));
     this.#chains.add(chain);
     return chain;
+  }
+
+  /** Runs `send` after `ms`, unless the simulator closed meanwhile. */
+  async #after(ms, send) {
+    await this.#sleeper.sleep(ms);
+    if (!this.#closed) await send();
   }
 
   async #faultedDelivery({ url, authToken }, envelope, token) {
@@ -146,7 +188,7 @@ export class Notifier {
   }
 
   async #withRetries(url, authToken, envelope) {
-    for (let attempt = 1; attempt <= this.#options.attempts; attempt++) {
+    for (let attempt = 1; attempt <= this.#options.attempts && !this.#closed; attempt++) {
       if (attempt > 1) await this.#sleeper.sleep(this.#options.retryDelayMs);
       if (delivered(await this.#attempt(url, authToken, envelope, attempt))) return;
     }

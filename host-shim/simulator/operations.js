@@ -63,6 +63,8 @@ function associate(org, request) {
       outcome.fail(9709, { asset, ...target }, assignment);
     } else if ((refusal = org.takeRefusal()) !== undefined) {
       outcome.fail(refusal, { asset, ...target }, assignment); // Apple refuses while its counts show licenses
+    } else if (org.takePhantom(assignment)) {
+      outcome.succeed(assignment); // Apple reports it done but assigns nothing: COMPLETE is not proof
     } else {
       org.addAssignment(assignment);
       outcome.succeed(assignment);

@@ -46,12 +46,19 @@ function parseJsonBody(contentType, raw) {
   return body;
 }
 
-/** Missing/malformed header 9722, unknown token 9622 (HTTP 401 or the configured status), revoked 9625, expired 9621. */
+/**
+ * Missing/malformed header 9722; unknown or invalidated token 9622 (HTTP 401 or the configured status); revoked
+ * 9625, also a token replaced by a newer download for its location; expired 9621.
+ */
 function authenticate(ctx, token) {
   if (token === null) throw new ApiError(9722);
   const org = ctx.organizations.get(token);
-  if (!org) throw new ApiError(9622, undefined, ctx.invalidTokenStatus);
+  if (!org) {
+    if (ctx.replacedTokens.has(token)) throw new ApiError(9625);
+    throw new ApiError(9622, undefined, ctx.invalidTokenStatus);
+  }
   if (org.revoked) throw new ApiError(9625);
+  if (org.invalidated) throw new ApiError(9622, undefined, ctx.invalidTokenStatus);
   if (ctx.now() >= org.expiresAt) throw new ApiError(9621);
   return org;
 }
@@ -101,7 +108,8 @@ function loggedHeaders(req, names) {
 }
 
 /**
- * An http.Server answering Apple's API from `ctx`: { organizations: Map<token, Organization>, now(),
+ * An http.Server answering Apple's API from `ctx`: { organizations: Map<token, Organization>, replacedTokens:
+ * Map<token, Organization> (tokens superseded by a newer download), now(),
  * requestLog, logHeaders, replyHook, faults, sleeper, latencyMs, invalidTokenStatus, rateLimited(token, at),
  * …handler needs }.
  */

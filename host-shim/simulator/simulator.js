@@ -4,6 +4,7 @@ import { DEFAULT_LIMITS } from './config-api.js';
 import { populate, generateIdentity } from './data.js';
 import { EventQueue } from './events.js';
 import { FaultList, validateRequestFault } from './faults.js';
+import { floodDeliveries, readFlood } from './flood.js';
 import { eventNotifications, isLoopbackHost, Notifier } from './notifications.js';
 import { Random } from './random.js';
 import { RateLimiter } from './ratelimit.js';
@@ -24,6 +25,8 @@ class Simulator {
   #server;
   #rng;
   #runtimeRng;
+  /** Draws which device associations become phantoms (`setPhantomAssociations` with a fraction). */
+  #phantomRng;
   #orgCount = 0;
   #host;
   /** Identifiers for users that become Registered or Associated. */
@@ -43,7 +46,9 @@ class Simulator {
     checkPageSize(pageSize);
     this.#rng = new Random(seed);
     this.#runtimeRng = this.#rng.fork('runtime');
+    this.#phantomRng = this.#rng.fork('phantom-associations');
     const newId = () => this.#runtimeRng.uuid();
+    const floodRng = this.#rng.fork('notification-flood');
     const limiter = new RateLimiter();
     const pageSizes = Object.fromEntries(RESOURCES.map((r) => [r, pageSize]));
     const notifier = new Notifier({ now, newId, timeoutMs: notificationTimeoutMs, attempts: notificationAttempts,
@@ -55,6 +60,7 @@ class Simulator {
       pageSizes,
       pageSize: (resource) => pageSizes[resource],
       organizations: new Map(),
+      replacedTokens: new Map(),
       requestLog: [],
       logHeaders: logHeaders.map((h) => h.toLowerCase()),
       replyHook: null,
@@ -69,8 +75,12 @@ class Simulator {
         newId,
         fresh: this.#fresh,
         onComplete: (event, outcome) => {
+          const { org } = event;
           const { type, payloads } = eventNotifications(event, outcome);
-          return notifier.publish(event.org, type, payloads);
+          if (type === 'ASSET_MANAGEMENT' && org.notificationFlood) {
+            return notifier.publishScheduled(org, type, floodDeliveries(event, outcome, org.notificationFlood, floodRng));
+          }
+          return notifier.publish(org, type, payloads);
         },
       }),
       acceptInvitation: (inviteCode) => this.#acceptInvitation(inviteCode),
@@ -127,6 +137,9 @@ class Simulator {
 
   /** Registers a location with generated content and returns it (`org.token` is its sToken). */
   addOrganization(options = {}) {
+    const { phantomAssociations = null, notificationFlood = null } = options;
+    const phantoms = phantomAssociations === null ? null : this.#readPhantoms(phantomAssociations);
+    const flood = notificationFlood === null ? null : readFlood(notificationFlood);
     const index = this.#orgCount++;
     const rng = this.#rng.fork(`organization-${index}`);
     const generated = generateIdentity(rng, index);
@@ -140,13 +153,25 @@ class Simulator {
     const emailDomain = `${orgName.toLowerCase()}.example.com`;
     org.serialNumbers = populate(org, rng, { apps, books, freeApps, devices, users, assignedFraction, emailDomain }).serialNumbers;
     this.#ctx.organizations.set(token, org);
+    org.setPhantomAssociations(phantoms);
+    org.notificationFlood = flood;
     return org;
   }
 
-  /** The organization of an sToken (its live state: assets, assignments, users, mdmInfo, versionIds, …). */
+  /**
+   * The organization of an sToken, current or replaced by `renewToken` (its live state: assets, assignments, users,
+   * mdmInfo, versionIds, …).
+   */
   organization(token) {
-    const org = this.#ctx.organizations.get(token);
+    const org = this.#ctx.organizations.get(token) ?? this.#ctx.replacedTokens.get(token);
     if (!org) throw new Error('unknown sToken');
+    return org;
+  }
+
+  /** The organization whose current sToken is `token`: the token controls refuse one `renewToken` replaced. */
+  #holderOf(token) {
+    const org = this.organization(token);
+    if (org.token !== token) throw new Error('this sToken was replaced by renewToken; use the current one (org.token)');
     return org;
   }
 
@@ -157,13 +182,36 @@ class Simulator {
 
   /** From now on, the token's calls fail with 401 / 9621. */
   expireToken(token) {
-    const org = this.organization(token);
+    const org = this.#holderOf(token);
     org.expiresAt = Math.min(org.expiresAt, this.#ctx.now());
   }
 
   /** From now on, the token's calls fail with 401 / 9625. */
   revokeToken(token) {
-    this.organization(token).revoked = true;
+    this.#holderOf(token).revoked = true;
+  }
+
+  /**
+   * From now on, the token's calls fail with 9622 as an unknown token's do (HTTP `invalidTokenStatus`): Apple no
+   * longer knows it, as when the password of the account that downloaded it changed.
+   */
+  invalidateToken(token) {
+    this.#holderOf(token).invalidated = true;
+  }
+
+  /**
+   * An administrator downloads the location's token again: returns the new sToken (same orgName, `expiresAt`
+   * default one year from now); the old one is revoked (9625). Everything else of the location stays: assets,
+   * assignments, users, mdmInfo, the notification configuration. Works on a revoked, invalidated or expired token.
+   */
+  renewToken(token, { expiresAt = this.#ctx.now() + 365 * DAY_MS } = {}) {
+    const org = this.#holderOf(token);
+    const renewed = makeToken({ orgName: org.orgName, expiresAt, secret: this.#runtimeRng.base64(96) });
+    // The location keeps its place in `organizations`.
+    this.#ctx.organizations = new Map([...this.#ctx.organizations].map(([t, o]) => [t === token ? renewed : t, o]));
+    this.#ctx.replacedTokens.set(token, org);
+    Object.assign(org, { token: renewed, expiresAt, revoked: false, invalidated: false });
+    return renewed;
   }
 
   /** Server-controlled page size, for every paged resource or one of 'assets', 'assignments', 'users'. */
@@ -197,6 +245,39 @@ class Simulator {
     if (!(Number.isInteger(count) && count > 0)) throw new RangeError('refuseAssociations: count must be a positive integer');
     if (!Number.isInteger(errorNumber)) throw new TypeError('refuseAssociations: errorNumber must be an integer');
     this.organization(token).refuseAssociations(count, errorNumber);
+  }
+
+  /**
+   * Associations completing from now on of a license to the devices `serialNumbers`, and to `fraction` (0–1,
+   * drawn per task) of the other devices, are reported done — COMPLETE at /status, SUCCESS in the notification —
+   * but not made: Get Assignments does not show them and the counts do not move (fleet#20449: a non-existent serial
+   * completes; #50909: the install then fails for want of a license). Only tasks that would get a license are
+   * affected. `org.hasAssignment(pair)` says whether Apple really holds a pair; `org.phantomAssignments` lists
+   * those reported but not held. `null` ends it.
+   */
+  setPhantomAssociations(token, spec) {
+    const org = this.organization(token);
+    org.setPhantomAssociations(spec === null ? null : this.#readPhantoms(spec));
+  }
+
+  /** A phantom-association setting as the organization keeps it; throws for a malformed one. */
+  #readPhantoms({ serialNumbers = [], fraction = 0 } = {}) {
+    if (!Array.isArray(serialNumbers) || !serialNumbers.every((s) => typeof s === 'string')) {
+      throw new TypeError('phantom associations: serialNumbers must be an array of strings');
+    }
+    if (!(typeof fraction === 'number' && fraction >= 0 && fraction <= 1)) throw new RangeError(`phantom associations: fraction must be within 0..1, got ${fraction}`);
+    return { serialNumbers: new Set(serialNumbers), fraction, random: this.#phantomRng };
+  }
+
+  /**
+   * Notification floods (Apple Developer Forums 724381): from now on, each completed associate, disassociate or
+   * revoke of the location — COMPLETE at /status at once — is notified as one ASSET_MANAGEMENT notification per app
+   * with at most `maxAssignments` (100) assignments each, every one sent at a random time within `spreadMs` (5
+   * minutes) of the completion, and `duplicateFraction` (0.1) of them sent again later with the same
+   * notificationId. Times are drawn from the seed. `null` ends it (for events completing from then on).
+   */
+  setNotificationFlood(token, spec) {
+    this.organization(token).notificationFlood = spec === null ? null : readFlood(spec);
   }
 
   /** Runs `fn(org)` to change the organization's data (each change bumps the affected versionIds). */

@@ -66,6 +66,10 @@ export class Organization {
   #newVersionId;
   /** Association tasks still to refuse although licenses are available (`refuseAssociations`). */
   #refusals = { remaining: 0, errorNumber: 9709 };
+  /** Device associations reported done without a license (`setPhantomAssociations`): `{serialNumbers, fraction, random}`. */
+  #phantom = null;
+  /** assignmentKey → pair Apple last reported associated although it holds no license for it. */
+  #phantoms = new Map();
 
   /** The next `count` association tasks that would get a license are refused with `errorNumber` instead. */
   refuseAssociations(count, errorNumber) {
@@ -80,10 +84,31 @@ export class Organization {
   }
 
   /**
+   * From now on, associations of the devices `serialNumbers` (a Set), and of `fraction` of the other devices (drawn
+   * from `random`), are reported done without assigning a license; `null` ends it.
+   */
+  setPhantomAssociations(spec) {
+    this.#phantom = spec;
+  }
+
+  /**
+   * True when this device association, which would get a license, is to be reported done without one; the pair is
+   * then recorded in `phantomAssignments`.
+   */
+  takePhantom(assignment) {
+    const p = this.#phantom;
+    if (!p || assignment.serialNumber === undefined) return false;
+    if (!p.serialNumbers.has(assignment.serialNumber) && !(p.fraction > 0 && p.random.chance(p.fraction))) return false;
+    this.#phantoms.set(assignmentKey(assignment), publicAssignment(assignment));
+    return true;
+  }
+
+  /**
    * @param {object} identity  token, orgName, locationName, countryCode, uId, expiresAt, websiteURL, defaultPlatform
    * @param {() => string} newVersionId  source of fresh versionId strings
    */
   constructor(identity, newVersionId) {
+    /** The current sToken (`renewToken` replaces it). */
     this.token = identity.token;
     this.orgName = identity.orgName;
     this.locationName = identity.locationName;
@@ -92,12 +117,17 @@ export class Organization {
     this.expiresAt = identity.expiresAt;
     this.websiteURL = identity.websiteURL;
     this.defaultPlatform = identity.defaultPlatform;
+    /** The current token was revoked (9625). */
     this.revoked = false;
+    /** The current token was invalidated (9622), e.g. the downloading account's password changed. */
+    this.invalidated = false;
     this.mdmInfo = null;
     /** `{ url, authToken }` once notifications are configured through client config, else null. */
     this.notification = null;
     /** The notification types subscribed to (client config `notificationTypes`). */
     this.notificationTypes = [];
+    /** `{maxAssignments, duplicateFraction, spreadMs}` while asset events are notified as a flood, else null. */
+    this.notificationFlood = null;
     /** Fixture, not Apple state: serial numbers of the generated device fleet (Apple knows no device list). */
     this.serialNumbers = [];
     this.#newVersionId = newVersionId;
@@ -138,8 +168,17 @@ export class Organization {
     return this.#users.get(clientUserId)?.data;
   }
 
+  /** Whether Apple really holds the license (what Get Assignments shows), whatever it reported. */
   hasAssignment(a) {
     return this.#assignments.has(assignmentKey(a));
+  }
+
+  /**
+   * Pairs Apple reported associated (COMPLETE, SUCCESS notification) without holding a license for them
+   * (`setPhantomAssociations`), until the pair is really associated or disassociated.
+   */
+  get phantomAssignments() {
+    return [...this.#phantoms.values()];
   }
 
   /** Assignments held by one user or device (`{clientUserId}` or `{serialNumber}`). */
@@ -210,6 +249,7 @@ export class Organization {
     const asset = this.#requireAsset(a.adamId, a.pricingParam);
     if (asset.assignedCount >= asset.totalCount) throw new RangeError(`no license of ${a.adamId}/${a.pricingParam} available`);
     const data = publicAssignment(a);
+    this.#phantoms.delete(key);
     asset.assignedCount++;
     if (this.#heldByInactiveUser(data)) asset.retiredCount++;
     this.#assignments.set(key, { data, version: this.#touch('assignments', 'assets') });
@@ -219,6 +259,7 @@ export class Organization {
   /** Releases a license. Returns false when there was no such assignment. */
   removeAssignment(a) {
     const key = assignmentKey(a);
+    this.#phantoms.delete(key);
     const record = this.#assignments.get(key);
     if (!record) return false;
     const asset = this.#assets.get(assetKey(record.data.adamId, record.data.pricingParam));

@@ -12,7 +12,7 @@ use crate::mirror::{AssignmentKey, Mirror, Target};
 use crate::notification::{bearer_matches, parse, Notification};
 use crate::operation::{OperationKind, OperationState};
 use crate::output::PersistOp;
-use crate::persist::{policy_key, Record};
+use crate::persist::{policy_key, PolicyRecord, Record, ScopeRecord};
 use crate::policy::{AppPolicy, LicenseType};
 use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
 use crate::time::Millis;
@@ -70,8 +70,10 @@ impl Engine {
             return Err(EngineError::UnknownAccount(policy.account_id));
         }
         let old = self.policies.remove(&policy.policy_id);
-        // The targets already indexed for this policy (none if the license it means changed).
+        // The targets already indexed for this policy (none if the license it means changed), and
+        // those already stored under the policy's account.
         let mut indexed = None;
+        let mut stored = None;
         if let Some(old) = &old {
             let same_license = old.account_id == policy.account_id
                 && old.adam_id == policy.adam_id
@@ -82,12 +84,18 @@ impl Engine {
             self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
             self.index_scope(old, &dropped, false);
             indexed = Some(&old.targets).filter(|_| same_license);
+            let same_account = old.account_id == policy.account_id;
+            let unstored = old.targets.iter().filter(|t| !same_account || !policy.targets.contains(*t));
+            self.store_scope(old, unstored, false);
+            stored = Some(&old.targets).filter(|_| same_account);
         }
         let added: Vec<String> = policy.targets.iter().filter(|t| indexed.is_none_or(|i| !i.contains(*t))).cloned().collect();
         self.index_scope(&policy, &added, true);
+        self.store_scope(&policy, policy.targets.iter().filter(|t| stored.is_none_or(|s| !s.contains(*t))), true);
         let targets: Vec<String> = policy.targets.iter().cloned().collect();
         self.lift_holds(&policy, &targets);
-        self.store_policy(policy);
+        self.store_policy_header(&policy);
+        self.policies.insert(policy.policy_id.clone(), policy);
         Ok(())
     }
 
@@ -96,6 +104,7 @@ impl Engine {
         let targets: Vec<String> = policy.targets.iter().cloned().collect();
         self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
         self.index_scope(&policy, &targets, false);
+        self.store_scope(&policy, &targets, false);
         self.pending_ops.push(PersistOp::Delete { key: policy_key(policy_id) });
         Ok(())
     }
@@ -114,13 +123,25 @@ impl Engine {
         let added: Vec<String> = add.iter().filter(|t| policy.targets.insert((*t).clone())).cloned().collect();
         self.index_scope(&policy, &added, true);
         self.lift_holds(&policy, &add);
-        self.store_policy(policy);
+        self.store_scope(&policy, removed.iter(), false);
+        self.store_scope(&policy, added.iter(), true);
+        self.policies.insert(policy.policy_id.clone(), policy);
         Ok(())
     }
 
-    fn store_policy(&mut self, policy: AppPolicy) {
-        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(policy.clone())) });
-        self.policies.insert(policy.policy_id.clone(), policy);
+    /// Writes a policy's record (all but its targets).
+    pub(super) fn store_policy_header(&mut self, policy: &AppPolicy) {
+        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(PolicyRecord::of(policy))) });
+    }
+
+    /// Writes (or deletes) the scope records of `targets`: a scope change writes only the targets
+    /// it moved, not the policy.
+    pub(super) fn store_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
+        for target in targets {
+            let record = ScopeRecord { account_id: policy.account_id.clone(), policy_id: policy.policy_id.clone(), target: target.clone() };
+            let key = record.key();
+            self.pending_ops.push(if in_scope { PersistOp::Put { key, value: Box::new(Record::Scope(record)) } } else { PersistOp::Delete { key } });
+        }
     }
 
     /// Targets entered (or left) a policy's scope: its account's target → policy index follows,

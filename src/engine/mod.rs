@@ -154,6 +154,7 @@ impl Engine {
         self.notify_users = loaded.notify_users;
         self.policies.extend(loaded.policies);
         self.accounts.extend(loaded.accounts);
+        self.pending_ops.extend(loaded.pending_ops);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The engine's state as store records, and back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Engine;
 use crate::account::Account;
@@ -13,11 +13,10 @@ use crate::mirror::AssetCounts;
 use crate::apple::wire::PricingParam;
 use crate::persist::{
     self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord,
-    DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
+    DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record, ScopeRecord, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
     APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
-    PROVENANCE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
+    PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
 };
-use crate::policy::AppPolicy;
 use crate::time::Millis;
 use crate::token::SToken;
 
@@ -218,15 +217,23 @@ impl Engine {
             self.accounts.insert(account.id.clone(), account);
         }
         let mut operations = Vec::new();
+        let mut policies = Vec::new();
+        let mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>> = BTreeMap::new();
         for StoredRecord { key, value } in rest {
             if key.starts_with(POLICY_PREFIX) {
-                let policy: AppPolicy = read(&key, value)?;
+                let policy: PolicyRecord = read(&key, value)?;
                 if policy_key(&policy.policy_id) != key {
                     return Err(invalid(&key, "the key does not match the policy id".to_owned()));
                 }
                 self.account(&policy.account_id)
                     .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
-                self.policies.insert(policy.policy_id.clone(), policy);
+                policies.push(policy);
+            } else if key.starts_with(SCOPE_PREFIX) {
+                let record: ScopeRecord = read(&key, value)?;
+                if record.key() != key {
+                    return Err(invalid(&key, "the key does not match the account, policy and target".to_owned()));
+                }
+                scopes.entry(record.policy_id.clone()).or_default().push((key, record));
             } else if key.starts_with(ASSET_PREFIX) {
                 let record: AssetRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
@@ -292,6 +299,7 @@ impl Engine {
                 return Err(invalid(&key, "not a record this engine writes".to_owned()));
             }
         }
+        self.attach_scopes(policies, scopes)?;
         let policies = std::mem::take(&mut self.policies);
         for policy in policies.values() {
             self.index_scope(policy, &policy.targets, true);
@@ -302,6 +310,35 @@ impl Engine {
             let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
             let op = restored_operation(record, &mut account.mirror, now, self.config.unconfirmed_settle_ms);
             account.licenses.restore_operation(op);
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Gives each restored policy the targets of its scope records. A policy stored with its
+    /// targets inline (as engines before scope records wrote it) is written again in the new form.
+    fn attach_scopes(&mut self, policies: Vec<PolicyRecord>, mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>>) -> Result<(), EngineError> {
+        for mut record in policies {
+            let mut targets = BTreeSet::new();
+            for (key, scope) in scopes.remove(&record.policy_id).unwrap_or_default() {
+                if scope.account_id != record.account_id {
+                    return Err(invalid(&key, format!("policy {:?} uses another account", record.policy_id)));
+                }
+                targets.insert(scope.target);
+            }
+            let inline = std::mem::take(&mut record.inline_targets);
+            let mut policy = record.into_policy(targets);
+            if !inline.is_empty() {
+                let moved: Vec<String> = inline.into_iter().filter(|t| !policy.targets.contains(t)).collect();
+                self.store_scope(&policy, &moved, true);
+                self.store_policy_header(&policy);
+                policy.targets.extend(moved);
+            }
+            self.policies.insert(policy.policy_id.clone(), policy);
+        }
+        if let Some((key, _)) = scopes.into_values().flatten().next() {
+            return Err(invalid(&key, "the record names a policy that is not in the store".to_owned()));
         }
         Ok(())
     }

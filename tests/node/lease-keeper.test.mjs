@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Driver } from '../../host-shim/driver.js';
-import { LeaseKeeper } from '../../host-shim/lease.js';
+import { LeaseKeeper } from '../../host-shim/lease-keeper.js';
 import { MemoryStore } from '../../host-shim/memory-store.js';
 
 const TTL = 3000;
@@ -200,6 +200,47 @@ test('adopting gives the engine the account\'s own records and the records of no
     y: ['account/y', 'asg/y/d/S1', ...shared, 'op/y/7', 'policy/p-y'].sort(),
   });
   assert.deepEqual(a.errors, []);
+});
+
+test('taking an account over reads that account (store.loadAccount), never the whole store', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y', 'z']);
+  const calls = [];
+  const counting = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        if (prop === 'load' || prop === 'loadAccount') calls.push([prop, ...args]);
+        return value.apply(target, args);
+      };
+    },
+  });
+  const a = instance(counting, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y', 'z']);
+  assert.deepEqual(calls.sort(), [['loadAccount', 'x'], ['loadAccount', 'y'], ['loadAccount', 'z']]);
+  assert.deepEqual(a.errors, []);
+});
+
+test('an account deleted after its lease was taken is not adopted: its lease is freed', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(0);
+  // Between A's lease statement and its reading of the records, another instance deletes y.
+  const loadAccount = store.loadAccount.bind(store);
+  store.loadAccount = (id) => {
+    if (id === 'y') store.apply([{ op: 'delete', key: 'account/y' }]);
+    return loadAccount(id);
+  };
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x']);
+  assert.deepEqual(a.engine.calls.filter((c) => c.adopt).map((c) => c.adopt), ['x']);
+  assert.deepEqual(store.acquireLeases('B', ['y'], TTL), ['y'], 'y\'s lease is free');
+  assert.deepEqual(a.errors, [], 'UNKNOWN_ACCOUNT is not an error here');
 });
 
 test('a long adoption is spread over back-to-back rounds: the leases are renewed between them and none lapses while a large share is adopted', async () => {

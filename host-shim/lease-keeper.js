@@ -1,22 +1,28 @@
 // Per-account leases for several backend instances on one store (browser and Node alike: no `node:` imports).
 //
 // Each instance runs one Engine, one Driver and one LeaseKeeper. The keeper holds a lease per account in the store
-// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds:
-// every `renewEveryMs` it renews its leases, takes free or expired ones up to a fair share, hands surplus ones
-// over, and adopts newly leased accounts (`store.load()` → `driver.adopt`). A lease is valid locally until the time
-// the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later. When a
-// lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
+// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds.
+// This file is the I/O shell: the timers, the store calls, the Driver calls and the onLease reports. What to do —
+// which leases a round renews, takes and hands over, until when a lease is valid here, what to adopt and for how
+// long, what is lost — is decided by LeaseDecisions (lease-decisions.js), which has no I/O and takes the time as an
+// argument.
+//
+// Every `renewEveryMs` a round announces the instance, renews its leases in one statement, and hands accounts above
+// the fair share over; freeing their leases, taking free ones and adopting newly leased accounts
+// (`store.loadAccount(id)` → `driver.adopt`) wait for the Driver's writes and take as long as the records they read, so
+// they go on after the round, one piece at a time, while later rounds keep renewing. A lease is valid locally until
+// the time the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
+// When a lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
 // not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`). When the store
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
-import { accountIdOfKey, accountOfRecord } from './account-keys.js';
+import { LeaseDecisions } from './lease-decisions.js';
+import { accountIdOfKey } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
-/** Adopting runs in slices of at most renewEveryMs / 2 and this long: the event loop runs between them. */
-const MAX_ADOPT_SLICE_MS = 1000;
-const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
+const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load', 'loadAccount'];
 
 /** A random holder id (a UUID): unique per process, so that a restarted instance never inherits a lease. */
 function randomHolderId() {
@@ -28,72 +34,27 @@ function leaseError(message, code) {
   return Object.assign(new Error(message), { code });
 }
 
-/**
- * The store's records by account: `accountId → records of that account`, and `shared`, the records of no account
- * (device and user facts, settings). What the engine's adopt keeps of the records it is given is exactly an account's
- * own records and the shared ones, so each adopt gets only those: giving it every account's records made adopting an
- * instance's share cost O(accounts × records).
- */
-function recordsByAccount(records) {
-  const byAccount = new Map();
-  const shared = [];
-  for (const record of records) {
-    const accountId = accountOfRecord(record.key, record.value);
-    if (accountId === null) {
-      shared.push(record);
-      continue;
-    }
-    let own = byAccount.get(accountId);
-    if (own === undefined) byAccount.set(accountId, (own = []));
-    own.push(record);
-  }
-  return { byAccount, shared };
-}
-
-/** The items of `list` in random order: instances starting together then try different free accounts first. */
-function shuffled(list) {
-  const copy = [...list];
-  for (let i = copy.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
-}
-
 export class LeaseKeeper {
   #store;
   #holder;
   #ttlMs;
-  #marginMs;
   #renewEveryMs;
-  /** How long one slice of adoptions may take: the event loop runs between slices. */
-  #adoptBudgetMs;
   #now;
   #setTimer;
   #clearTimer;
   #onLease;
   #onError;
   #fencedStore;
+  /** The decisions, and the state they are made from (valid-until times, driven accounts). */
+  #decisions;
 
   #driver = null;
-  /** accountId → local time until which this instance's lease is valid. */
-  #validUntil = new Map();
-  /** Accounts the engine drives: adopted, or added through addAccount. */
-  #driven = new Set();
   #roundTimer = null;
   #expiryTimer = null;
   #running = null;
-  #rounds = 0;
-  #stopped = false;
-  /**
-   * The work the rounds leave (hand-overs, taking leases, adopting): it waits for the Driver's writes and adopts for as
-   * long as it takes, while the next rounds keep renewing. One at a time, picking up what later rounds leave.
-   */
+  /** The work rounds leave (freeing, taking, adopting), running after them; one at a time. */
   #background = null;
-  /** Leases handed over (the engine released the accounts) to free once the writes queued before land. */
-  #toHandOver = [];
-  /** Leases the last round wanted to take (free, or lapsed here). */
-  #toTake = [];
+  #stopped = false;
 
   /**
    * Options: `store` (a LeaseStore shared by every instance), `holder` (this instance's id; default a random
@@ -128,9 +89,8 @@ export class LeaseKeeper {
     this.#store = store;
     this.#holder = holder;
     this.#ttlMs = ttlMs;
-    this.#marginMs = marginMs;
     this.#renewEveryMs = renewEveryMs;
-    this.#adoptBudgetMs = Math.max(1, Math.min(Math.floor(renewEveryMs / 2), MAX_ADOPT_SLICE_MS));
+    this.#decisions = new LeaseDecisions({ holder, ttlMs, marginMs, renewEveryMs });
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
     this.#clearTimer = (handle) => clearTimer(handle);
@@ -139,6 +99,7 @@ export class LeaseKeeper {
     this.#fencedStore = {
       apply: (ops) => this.#applyFenced(ops),
       load: () => this.#store.load(),
+      loadAccount: (accountId) => this.#store.loadAccount(accountId),
     };
   }
 
@@ -189,17 +150,17 @@ export class LeaseKeeper {
 
   /** The Driver's check before a request leaves: this instance drives the account and its lease is valid now. */
   holds(accountId) {
-    return this.#driven.has(accountId) && this.#valid(accountId);
+    return this.#decisions.holds(accountId, this.#now());
   }
 
   /** The Driver found the lease of `accountId` invalid as a request was about to leave: releases it now. */
   lapsed(accountId) {
-    this.#lose(accountId, 'lease not valid by the local clock');
+    if (this.#decisions.lapsed(accountId)) this.#lost(accountId, 'lease not valid by the local clock');
   }
 
   /** The accounts this instance drives now, sorted. */
   held() {
-    return [...this.#driven].sort();
+    return this.#decisions.driven();
   }
 
   /**
@@ -211,7 +172,7 @@ export class LeaseKeeper {
     const accountId = input?.accountId;
     if (typeof accountId !== 'string') throw new TypeError('addAccount needs an addAccount input with an accountId');
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
-    if (this.#driven.has(accountId)) {
+    if (this.#decisions.isDriven(accountId)) {
       this.#driver.input(input); // the engine refuses it (ACCOUNT_EXISTS)
       return;
     }
@@ -221,14 +182,13 @@ export class LeaseKeeper {
     const sentAt = this.#now();
     const held = await this.#store.acquireLeases(this.#holder, [accountId], this.#ttlMs);
     if (!held.includes(accountId)) throw leaseError(`another instance holds the lease of account ${accountId}`, 'LEASE_HELD');
-    this.#renewed([accountId], new Set(held), sentAt);
-    this.#driven.add(accountId);
+    this.#acquired([accountId], held, sentAt);
+    this.#decisions.adopted(accountId);
     this.#armExpiry();
     try {
       this.#driver.input(input);
     } catch (error) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
+      this.#decisions.release(accountId);
       await this.#store.releaseLeases(this.#holder, [accountId]);
       throw error;
     }
@@ -246,35 +206,24 @@ export class LeaseKeeper {
     this.#clearTimer(this.#expiryTimer);
     await this.#running;
     await this.#background;
-    const accounts = [...this.#driven];
-    for (const accountId of accounts) this.#release(accountId, 'instance stopping');
-    this.#validUntil.clear();
+    for (const accountId of this.#decisions.releaseAll()) this.#released(accountId, true, 'instance stopping');
     if (this.#driver !== null) await this.#driver.writesSettled();
     await this.#store.leave(this.#holder);
   }
 
   async #round() {
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
-    this.#rounds += 1;
-    if (this.#rounds === 1) return; // joining: the others see this instance before it takes anything
+    if (!this.#decisions.announced()) return; // joining: the others see this instance before it takes anything
     const states = await this.#store.leaseStates();
-    const stored = new Set(states.map((s) => s.accountId));
-    // Accounts added here whose records are not written yet count too (and are never handed over).
-    const share = Math.ceil(new Set([...stored, ...this.#driven]).size / live);
-    const ours = new Set(this.#driven);
-    for (const { accountId, holder } of states) if (holder === this.#holder) ours.add(accountId);
-    const handOver = this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
-    for (const accountId of handOver) ours.delete(accountId);
-    const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
-    const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
+    const busy = new Set(this.#decisions.driven().filter((id) => this.#driver.requestsInFlight(id) > 0));
+    const { handOver, renew, take } = this.#decisions.plan({ states, live, busy, now: this.#now() });
     // Renewals first, in one statement, of every lease held without a break: driven, or taken and not adopted yet.
-    const renewing = new Set(wanted.filter((id) => this.#driven.has(id) || this.#valid(id)));
-    if (renewing.size > 0) await this.#acquire([...renewing]);
-    for (const accountId of handOver) this.#release(accountId, 'handed over to balance the accounts');
-    this.#toHandOver.push(...handOver);
-    this.#toTake = wanted.filter((id) => !renewing.has(id));
-    if (this.#background !== null) return; // it picks this round's work up
-    if (this.#toHandOver.length === 0 && this.#toTake.length === 0 && this.#awaitingAdoption().length === 0) return;
+    if (renew.length > 0) await this.#acquire(renew);
+    for (const accountId of handOver) {
+      this.#released(accountId, this.#decisions.release(accountId), 'handed over to balance the accounts');
+    }
+    this.#decisions.leave({ handOver, take });
+    if (this.#background !== null || !this.#decisions.hasWork(this.#now())) return; // the work going on picks it up
     this.#background = this.#work()
       .catch((error) => this.#onError(error))
       .finally(() => {
@@ -290,24 +239,21 @@ export class LeaseKeeper {
   async #work() {
     for (;;) {
       if (this.#stopped) return;
-      const handOver = this.#toHandOver.splice(0);
+      const handOver = this.#decisions.leasesToFree();
       if (handOver.length > 0) {
         // Writes the engine queued before the release land while the lease is still ours.
         await this.#driver.writesSettled();
         await this.#store.releaseLeases(this.#holder, handOver);
       }
-      const taking = this.#toTake.splice(0);
-      if (taking.length > 0) {
-        // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
-        // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
-        // still being retried, could land after another instance held the account in between, over its records.
-        await this.#driver.writesSettled();
-        if (this.#stopped) return;
-        const still = taking.filter((id) => !this.#driven.has(id) && !this.#valid(id));
-        if (still.length > 0) await this.#acquire(still);
-      }
-      const more = await this.#adoptLeased();
-      if (!more && this.#toHandOver.length === 0 && this.#toTake.length === 0) return;
+      // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+      // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
+      // still being retried, could land after another instance held the account in between, over its records.
+      await this.#driver.writesSettled();
+      if (this.#stopped) return;
+      const taking = this.#decisions.leasesToTake(this.#now());
+      if (taking.length > 0) await this.#acquire(taking);
+      const more = await this.#adoptSlice();
+      if (!more && !this.#decisions.hasLeftovers()) return;
       // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its
       // end before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
       await new Promise((resolve) => this.#setTimer(resolve, 0));
@@ -318,78 +264,55 @@ export class LeaseKeeper {
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
   async #acquire(accountIds) {
     const sentAt = this.#now();
-    const held = new Set(await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs));
-    this.#renewed(accountIds, held, sentAt);
+    const held = await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs);
+    this.#acquired(accountIds, held, sentAt);
   }
 
-  /**
-   * Up to `count` accounts to hand over: leased ones the engine does not drive first, then driven ones with no
-   * request in flight (handing one over mid-request would make the next holder wait to learn what Apple did).
-   */
-  #surplus(candidates, count) {
-    if (count <= 0) return [];
-    const idle = candidates.filter((id) => !this.#driven.has(id))
-      .concat(candidates.filter((id) => this.#driven.has(id) && this.#driver.requestsInFlight(id) === 0));
-    return idle.slice(0, count);
-  }
-
-  /** Records the outcome of an acquire statement sent at `sentAt` for `asked`: extended or lost. */
-  #renewed(asked, held, sentAt) {
-    const validUntil = sentAt + this.#ttlMs - this.#marginMs;
-    for (const accountId of asked) {
-      if (held.has(accountId)) {
-        this.#validUntil.set(accountId, validUntil);
-      } else {
-        this.#validUntil.delete(accountId);
-        this.#lose(accountId, 'lease held by another instance');
-      }
-    }
+  #acquired(asked, held, sentAt) {
+    for (const accountId of this.#decisions.acquired(asked, held, sentAt)) this.#lost(accountId, 'lease held by another instance');
     this.#armExpiry();
   }
 
-  /** Accounts whose lease is valid but which the engine does not drive yet. */
-  #awaitingAdoption() {
-    return [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
-  }
-
   /**
-   * Adopts the accounts whose lease is valid but which the engine does not drive yet, for at most half a renewal
-   * interval and at most a second (adopting is synchronous and costs about as much as the records it reads); resolves
-   * whether some are left for another slice. Adopting a large share in one go would hold up the event loop, and with
-   * it every renewal: an instance that takes longer than ttl − margin loses every lease it holds.
+   * Adopts, for at most one slice (the decisions' budget), the accounts whose lease is valid but which the engine does
+   * not drive yet, each from its own records and the records of no account (`store.loadAccount`). A round that comes
+   * due meanwhile runs to its end before the next adoption. An account the store no longer has (deleted meanwhile: the
+   * engine answers UNKNOWN_ACCOUNT) has its lease freed. Resolves whether the slice ended for its budget (more to
+   * adopt at once).
    */
-  async #adoptLeased() {
-    if (this.#stopped || this.#awaitingAdoption().length === 0) return false;
+  async #adoptSlice() {
+    if (this.#decisions.toAdopt(this.#now()).length === 0) return false;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
-    const records = await this.#store.load();
-    const present = new Set(records.map((r) => accountIdOfKey(r.key)).filter((id) => id !== null));
-    const { byAccount, shared } = recordsByAccount(records);
-    const leased = this.#awaitingAdoption();
-    const gone = leased.filter((id) => !present.has(id));
-    const until = this.#now() + this.#adoptBudgetMs;
+    const deadline = this.#decisions.adoptionDeadline(this.#now());
+    const gone = [];
     let more = false;
-    for (const accountId of leased.filter((id) => present.has(id))) {
-      if (this.#now() >= until) {
+    for (const accountId of this.#decisions.toAdopt(this.#now())) {
+      if (this.#stopped) break;
+      if (!this.#decisions.mayAdopt(this.#now(), deadline)) {
         more = true;
         break;
       }
-      // Lapsed, handed over or stopping while the others were adopted (or the store read).
-      if (this.#stopped || this.#driven.has(accountId) || !this.#valid(accountId)) continue;
+      const records = await this.#store.loadAccount(accountId);
+      await this.#running;
+      // Lapsed, handed over, adopted or stopping while its records were read or a round ran.
+      if (this.#stopped || this.#decisions.isDriven(accountId) || !this.#decisions.valid(accountId, this.#now())) continue;
       try {
-        this.#driver.adopt(accountId, [...shared, ...byAccount.get(accountId)]);
+        this.#driver.adopt(accountId, records);
       } catch (error) {
-        this.#onError(error);
+        if (error?.code === 'UNKNOWN_ACCOUNT') {
+          this.#decisions.vanished(accountId);
+          gone.push(accountId);
+        } else {
+          this.#onError(error);
+        }
         continue;
       }
-      this.#driven.add(accountId);
+      this.#decisions.adopted(accountId);
       this.#onLease({ type: 'acquired', accountId, reason: 'lease acquired' });
     }
     this.#armExpiry();
-    if (gone.length > 0) {
-      for (const accountId of gone) this.#validUntil.delete(accountId);
-      await this.#store.releaseLeases(this.#holder, gone);
-    }
+    if (gone.length > 0) await this.#store.releaseLeases(this.#holder, gone);
     return more;
   }
 
@@ -397,44 +320,35 @@ export class LeaseKeeper {
     // A failed write (the store unreachable, a dropped connection) rejects to the Driver, which tries it again; the
     // leases are kept by the rounds meanwhile, or lapse at their local expiry when the store cannot renew them.
     const { skipped } = await this.#store.applyFenced(this.#holder, ops);
-    for (const accountId of skipped) {
-      this.#validUntil.delete(accountId);
-      this.#lose(accountId, 'write refused: lease not held');
-    }
+    for (const accountId of this.#decisions.refused(skipped)) this.#lost(accountId, 'write refused: lease not held');
     const deleted = ops.filter((op) => op.op === 'delete').map((op) => accountIdOfKey(op.key))
       .filter((id) => id !== null && !skipped.includes(id));
     if (deleted.length > 0) this.#accountsDeleted(deleted);
   }
 
-  /** The engine deleted these accounts (their records are gone): their leases are given up. */
+  /** The engine deleted these accounts (their account records are gone): their leases are given up. */
   #accountsDeleted(accountIds) {
-    for (const accountId of accountIds) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
-      this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
-    }
+    this.#decisions.deleted(accountIds);
+    for (const accountId of accountIds) this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
+    this.#armExpiry();
     Promise.resolve()
       .then(() => this.#store.releaseLeases(this.#holder, accountIds))
       .catch((error) => this.#onError(error));
   }
 
-  /** Stops driving an account whose lease is gone or no longer valid (nothing if it is not driven). */
-  #lose(accountId, reason) {
-    if (!this.#driven.has(accountId)) return;
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** The decisions stopped driving an account whose lease is gone or no longer valid: releases it in the engine. */
+  #lost(accountId, reason) {
+    this.#releaseInEngine(accountId);
     this.#onLease({ type: 'lost', accountId, reason });
   }
 
-  /** Stops driving an account this instance gives up while its lease is still valid. */
-  #release(accountId, reason) {
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** An account given up on purpose: released in the engine if it drove it. */
+  #released(accountId, wasDriven, reason) {
+    if (wasDriven) this.#releaseInEngine(accountId);
     this.#onLease({ type: 'released', accountId, reason });
   }
 
-  #stopDriving(accountId) {
-    if (!this.#driven.delete(accountId)) return;
+  #releaseInEngine(accountId) {
     try {
       this.#driver.release(accountId);
     } catch (error) {
@@ -442,23 +356,16 @@ export class LeaseKeeper {
     }
   }
 
-  #valid(accountId) {
-    return (this.#validUntil.get(accountId) ?? -Infinity) > this.#now();
-  }
-
   /** One timer at the earliest local expiry of a driven account: its account is released then, renewed or not. */
   #armExpiry() {
     this.#clearTimer(this.#expiryTimer);
     this.#expiryTimer = null;
     if (this.#stopped) return;
-    let earliest = Infinity;
-    for (const accountId of this.#driven) earliest = Math.min(earliest, this.#validUntil.get(accountId) ?? -Infinity);
-    if (earliest === Infinity) return;
+    const earliest = this.#decisions.nextExpiry();
+    if (earliest === null) return;
     this.#expiryTimer = this.#setTimer(() => {
       this.#expiryTimer = null;
-      for (const accountId of [...this.#driven]) {
-        if (!this.#valid(accountId)) this.#lose(accountId, 'lease not renewed in time');
-      }
+      for (const accountId of this.#decisions.expire(this.#now())) this.#lost(accountId, 'lease not renewed in time');
       this.#armExpiry();
     }, Math.max(earliest - this.#now(), 0));
   }
