@@ -8,6 +8,7 @@ import { Random } from '../../host-shim/simulator/random.js';
 let sim = null;
 let faults = null;
 const counts = { 503: 0, 429: 0, drop: 0, slowAnswer: 0, slowEvent: 0 };
+const slowEvents = new Set(); // event ids submitted with the slow delay
 
 /** Request faults: 503 + Retry-After, 429, a dropped connection, a slow answer (weights in `mix`). */
 function armFaults(spec) {
@@ -26,6 +27,7 @@ function armFaults(spec) {
     if (entry.eventId !== undefined && slowNext) {
       // This event was submitted with the slow delay: the next one is drawn afresh.
       counts.slowEvent++;
+      slowEvents.add(entry.eventId);
       slowNext = false;
       sim.setEventDelay(spec.eventDelayMs);
     }
@@ -95,7 +97,7 @@ const commands = {
       return {
         at: e.at, answeredAt: e.answeredAt ?? null, method: e.method, path: e.path, token: e.token, status: e.status,
         errorNumber: e.errorNumber, dropped: e.dropped === true, id: e.headers?.['x-loadtest-id'] ?? null,
-        eventId: e.eventId ?? null,
+        eventId: e.eventId ?? null, slowEvent: e.eventId !== undefined && slowEvents.has(e.eventId),
         event: event && { eventType: event.eventType, eventStatus: event.eventStatus, failures: event.failures, request: event.request },
       };
     });

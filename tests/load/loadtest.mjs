@@ -345,12 +345,13 @@ async function run() {
   const transport = {
     async send(request) {
       const id = String(++requestSeq);
-      const record = { sentAt: Date.now(), receivedAt: null, decidedAt: null, emittedAt: null, accountId: request.accountId, ...emitted.get(request.id) };
+      const record = { sentAt: Date.now(), receivedAt: null, decidedAt: null, emittedAt: null, accountId: request.accountId, licensed: licensedBy(request), ...emitted.get(request.id) };
       emitted.delete(request.id);
       client.set(id, record);
       try {
         return await fetchTransport.send({ ...request, headers: { ...request.headers, 'x-loadtest-id': id } });
       } catch (error) {
+        record.failed = true;
         const what = /timed out/.test(error?.message) ? 'timeout' : 'network error';
         transportErrors[what] = (transportErrors[what] ?? 0) + 1;
         throw error;
@@ -362,7 +363,7 @@ async function run() {
 
   const events = { counts: {}, unexpectedReleases: 0, unexpectedExamples: [], unexpectedReady: 0, assignmentFailed: [], requestFailed: 0, syncs: new Set(), morningSyncs: { full: 0, delta: 0 } };
   const awaiting = new Map(); // 'accountId|pair' → { at, kind: 'ready' | 'released', cause }
-  const latency = { ready: [], released: [], byCause: {} };
+  const latency = { ready: [], released: [], byCause: {}, readyByPair: [] };
   let morning = false;
   let onReady = () => {};
   driver = new Driver({
@@ -385,6 +386,7 @@ async function run() {
         const ms = Date.now() - wait.at;
         latency[kind].push(ms);
         (latency.byCause[wait.cause] ??= []).push(ms);
+        if (kind === 'ready') latency.readyByPair.push([key.slice(key.indexOf('|') + 1), ms]);
         if (kind === 'ready') onReady(event, key);
       } else if (kind === 'released' && morning) {
         events.unexpectedReleases++;
@@ -608,6 +610,39 @@ async function run() {
   }
 }
 
+/**
+ * What a request to Apple may license, for telling the licenses whose way met a fault: an association's pairs
+ * (`adamId|serial`, `adamId|u:user`), a user creation's users (`u:user`, any app). Null for other requests.
+ */
+function licensedBy(request) {
+  if (request.method !== 'POST' || typeof request.body !== 'string') return null;
+  const path = new URL(request.url).pathname;
+  if (path !== '/mdm/v2/assets/associate' && path !== '/mdm/v2/users/create') return null;
+  const body = JSON.parse(request.body);
+  if (body.users) return body.users.map((u) => `u:${u.clientUserId}`);
+  const targets = [...(body.serialNumbers ?? []), ...(body.clientUserIds ?? []).map((u) => `u:${u}`)];
+  return body.assets.flatMap((a) => targets.map((t) => `${a.adamId}|${t}`));
+}
+
+/** Whether a request met an injected fault on its way: refused (503, 429), dropped, answered late, or its event slow. */
+function faulted(logEntry, clientRecord) {
+  if (!logEntry || clientRecord.failed) return true;
+  const late = logEntry.answeredAt !== null && logEntry.answeredAt - logEntry.at >= FAULTS.slowAnswerMs;
+  return logEntry.status === 503 || logEntry.status === 429 || logEntry.dropped || logEntry.slowEvent || late;
+}
+
+/** The licenseReady latencies of the licenses none of whose requests met a fault (see `faulted`). */
+function readyWithoutFaults(r) {
+  const logById = new Map(r.morningLog.filter((e) => e.id !== null).map((e) => [e.id, e]));
+  const touched = new Set();
+  for (const [id, record] of r.client) {
+    if (record.licensed && faulted(logById.get(id), record)) for (const key of record.licensed) touched.add(key);
+  }
+  return r.latency.readyByPair
+    .filter(([pair]) => !touched.has(pair) && !touched.has(pair.slice(pair.indexOf('|') + 1)))
+    .map(([, ms]) => ms);
+}
+
 function pairOf(adamId, licenseType, target) {
   return licenseType === 'user' ? `${adamId}|u:${target}` : `${adamId}|${target}`;
 }
@@ -655,7 +690,10 @@ function report(r) {
   log(line('→ licenseReady (all)', ready));
   log(line('→ licenseReleased (all)', released));
   for (const [cause, values] of Object.entries(r.latency.byCause)) log(line(`  ${cause}`, percentiles(values)));
-  log(`  target (issue 13): p99 → licenseReady ≤ coalesceMs + 5 s = ${secs(target)}: ${ready.p99 !== null && ready.p99 <= target ? 'ok' : 'MISSED'}`);
+  const clean = percentiles(readyWithoutFaults(r));
+  log(line('→ licenseReady, no fault on its way', clean));
+  log(`  target (issue 13): p99 → licenseReady ≤ coalesceMs + 5 s = ${secs(target)}: ${ready.p99 !== null && ready.p99 <= target ? 'ok' : 'MISSED'}` +
+    ` (licenses whose requests met no injected fault: ${clean.p99 !== null && clean.p99 <= target ? 'ok' : 'MISSED'})`);
   const lag = percentiles(r.inputLag);
   log(`  input lag (scheduled → given): p99 ${secs(lag.p99)}, max ${secs(lag.max)}; event loop delay p50 ${secs(r.loopDelay.percentile(50) / 1e6)}, ` +
     `p99 ${secs(r.loopDelay.percentile(99) / 1e6)}, max ${secs(r.loopDelay.max / 1e6)}`);
