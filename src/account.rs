@@ -14,17 +14,18 @@ use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
 use crate::coalesce::CoalescePolicy;
 use crate::config::EngineConfig;
-use crate::event::{AccountStatus, Event};
+use crate::event::Event;
 use crate::facts::Facts;
 use crate::licenses::{LicenseCtx, Licenses};
 use crate::mirror::Mirror;
 use crate::notification::{AssetManagement, UserManagement};
-use crate::operation::{EventResponse, OperationKind, StatusResponse};
+use crate::operation::{EventResponse, StatusResponse};
 use crate::output::Method;
 use crate::persist::{AccountRecord, DurableAccount, Ownership};
-use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncKind, SyncRun};
+use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncRun};
 use crate::time::{format_utc, Millis, DAY};
 use crate::token::SToken;
+use crate::vocab::{AccountStatus, OperationKind, SyncKind};
 
 /// What `encodeURIComponent` leaves alone; everything else in an account id is percent-encoded
 /// in the notification URL (a path segment: a space must be `%20`, not `+`).

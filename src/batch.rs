@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apple::Limits;
-use crate::mirror::{AssetKey, Target};
+use crate::vocab::{AssetKey, Target};
 
 /// One associate or disassociate request's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +74,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
-    use crate::apple::wire::PricingParam;
+    use crate::vocab::PricingParam;
 
     fn asset(n: u32) -> AssetKey {
         AssetKey { adam_id: n, pricing: PricingParam::Stdq }

@@ -2,27 +2,8 @@
 
 use serde::Serialize;
 
-use crate::apple::wire::PricingParam;
-use crate::sync::SyncKind;
 use crate::time::Millis;
-
-/// An account's status, with a human-readable reason alongside wherever it is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum AccountStatus {
-    /// Reading the location's client config, or claiming it.
-    Checking,
-    /// A full refresh is running.
-    Syncing,
-    /// Owned by this MDM and in sync.
-    Active,
-    /// Apple asked us to wait (`Retry-After`), or failures are being retried with backoff.
-    BackingOff,
-    /// Another MDM's `mdmInfo` is on the location: no requests until Reclaim Ownership.
-    OwnedByOtherMdm,
-    /// Expired, revoked or rejected token: no requests until the token is replaced.
-    TokenInvalid,
-}
+use crate::vocab::{AccountStatus, LicensePair, PricingParam, SyncKind};
 
 /// Events for the host and UI. None of them carries a secret.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,17 +25,13 @@ pub enum Event {
     /// Apple confirmed the license: send the install (or update) command now.
     LicenseReady {
         account_id: String,
-        adam_id: String,
-        pricing_param: PricingParam,
-        serial_number: Option<String>,
-        client_user_id: Option<String>,
+        #[serde(flatten)]
+        pair: LicensePair,
     },
     LicenseReleased {
         account_id: String,
-        adam_id: String,
-        pricing_param: PricingParam,
-        serial_number: Option<String>,
-        client_user_id: Option<String>,
+        #[serde(flatten)]
+        pair: LicensePair,
         reason: String,
     },
     /// License removal notification is on: tell the user this app's license was removed.
@@ -65,10 +42,8 @@ pub enum Event {
     InviteUser { account_id: String, client_user_id: String, email: Option<String>, invite_url: String },
     AssignmentFailed {
         account_id: String,
-        adam_id: String,
-        pricing_param: PricingParam,
-        serial_number: Option<String>,
-        client_user_id: Option<String>,
+        #[serde(flatten)]
+        pair: LicensePair,
         error_number: Option<i64>,
         message: String,
     },

@@ -6,7 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
+use crate::mirror::Mirror;
+use crate::vocab::{AssetKey, AssignmentKey, Target};
 
 #[derive(Debug, Default)]
 pub struct InFlight {
@@ -125,7 +126,7 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apple::wire::PricingParam;
+    use crate::vocab::PricingParam;
 
     fn key(target: u32) -> AssignmentKey {
         AssignmentKey { target: Target::Device(target), asset: AssetKey { adam_id: 7, pricing: PricingParam::Stdq } }

@@ -115,23 +115,24 @@ pub mod secret;
 mod sync;
 pub mod time;
 pub mod token;
+mod vocab;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
 pub use account::EXPIRY_WARNING_DAYS;
-pub use apple::wire::{MdmInfo, PricingParam, ProductType};
+pub use apple::wire::MdmInfo;
 pub use backoff::BackoffPolicy;
 pub use config::{EngineConfig, NotificationConfig, MAX_PAGES_IN_FLIGHT};
 pub use engine::{Engine, DRAIN_BATCH_RECORDS};
 pub use error::EngineError;
-pub use event::{AccountStatus, Event};
+pub use event::Event;
 pub use input::Input;
 pub use output::{Method, Output, PersistOp, Request};
 pub use persist::StoredRecord;
-pub use policy::{AppPolicy, LicenseType};
+pub use policy::AppPolicy;
 pub use read_model::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery,
     LicenseExplanation, PendingOperationView, TokenInfo, Wakeup,
 };
-pub use sync::SyncKind;
+pub use vocab::{AccountStatus, LicensePair, LicenseType, PricingParam, ProductType, SyncKind};

@@ -10,23 +10,22 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::apple::wire::{self, ProductType};
+use crate::apple::wire;
 use crate::apple::Limits;
 use crate::batch::{manage_batches, revoke_batches};
 use crate::coalesce::{CoalescePolicy, Coalescer};
 use crate::event::Event;
 use crate::facts::Facts;
 use crate::in_flight::InFlight;
-use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target, UserRecord, UNLIMITED_COUNT};
+use crate::mirror::{Mirror, UserRecord};
 use crate::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
-use crate::operation::{
-    EventStatus, NewUser, Operation, OperationKind, OperationState, Operations, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER,
-};
-use crate::policy::{AppPolicy, LicenseType};
+use crate::operation::{EventStatus, NewUser, Operation, OperationState, Operations, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER};
+use crate::policy::AppPolicy;
 use crate::time::Millis;
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, ProductType, Target};
 
 /// The asset slot of a user-creation task (user tasks have no asset).
-const NO_ASSET: AssetKey = AssetKey { adam_id: u32::MAX, pricing: crate::apple::wire::PricingParam::Stdq };
+const NO_ASSET: AssetKey = AssetKey { adam_id: u32::MAX, pricing: PricingParam::Stdq };
 
 /// Apple error numbers with a specific meaning for a task.
 const INSUFFICIENT_LICENSES: i64 = 9709;
@@ -378,7 +377,7 @@ impl Licenses {
     pub fn counts_changed(&mut self, mirror: &Mirror) {
         let retried = &mut self.retried_at;
         self.exhausted.retain(|asset, refusal| {
-            let available = mirror.asset(asset).map(|c| c.available);
+            let available = mirror.asset(asset).map(|c| c.available_count);
             if available != Some(refusal.available_then) {
                 retried.remove(asset);
                 false
@@ -534,13 +533,13 @@ impl Licenses {
         let mut wanted_by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
         for (asset, (awaited, fresh)) in missing {
             let Some(counts) = mirror.asset(&asset) else { continue };
-            let unlimited = counts.total == UNLIMITED_COUNT;
+            let unlimited = counts.unlimited();
             let available = if self.exhausted.contains_key(&asset) {
                 0
             } else if unlimited {
                 i64::MAX
             } else {
-                (counts.available - self.in_flight.count(&asset)).max(0)
+                (counts.available_count - self.in_flight.count(&asset)).max(0)
             };
             let take = fresh.len().min(usize::try_from(available).unwrap_or(usize::MAX));
             if whole {
@@ -853,14 +852,7 @@ impl Licenses {
         if !announce {
             return;
         }
-        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
-        ctx.events.push(Event::LicenseReady {
-            account_id: ctx.account_id.to_owned(),
-            adam_id,
-            pricing_param: key.asset.pricing,
-            serial_number,
-            client_user_id,
-        });
+        ctx.events.push(Event::LicenseReady { account_id: ctx.account_id.to_owned(), pair: mirror.pair(&key) });
     }
 
     /// Apple accepted a submission.
@@ -1003,7 +995,7 @@ impl Licenses {
 
     /// A license went away (released by us, or by someone else as a notification tells).
     fn released(&mut self, key: AssignmentKey, reason: String, how: Release, mirror: &mut Mirror, ctx: &mut LicenseCtx<'_>) {
-        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
+        let pair = mirror.pair(&key);
         mirror.remove_assignment(&key);
         if how != Release::Elsewhere && self.ours.remove(&key) {
             self.dirty_ours.insert(key, false);
@@ -1011,19 +1003,12 @@ impl Licenses {
         if ctx.notify_users {
             ctx.events.push(Event::NotifyUser {
                 account_id: ctx.account_id.to_owned(),
-                adam_id: adam_id.clone(),
-                serial_number: serial_number.clone(),
-                client_user_id: client_user_id.clone(),
+                adam_id: pair.adam_id.clone(),
+                serial_number: pair.serial_number.clone(),
+                client_user_id: pair.client_user_id.clone(),
             });
         }
-        ctx.events.push(Event::LicenseReleased {
-            account_id: ctx.account_id.to_owned(),
-            adam_id,
-            pricing_param: key.asset.pricing,
-            serial_number,
-            client_user_id,
-            reason,
-        });
+        ctx.events.push(Event::LicenseReleased { account_id: ctx.account_id.to_owned(), pair, reason });
     }
 
     fn fail(
@@ -1081,13 +1066,9 @@ impl Licenses {
                 self.pending_release.remove(&key);
             }
         }
-        let (adam_id, serial_number, client_user_id) = mirror.describe(&key);
         ctx.events.push(Event::AssignmentFailed {
             account_id: ctx.account_id.to_owned(),
-            adam_id,
-            pricing_param: key.asset.pricing,
-            serial_number,
-            client_user_id,
+            pair: mirror.pair(&key),
             error_number,
             message: message.to_owned(),
         });
@@ -1098,7 +1079,7 @@ impl Licenses {
     /// and the refresh retries once; a second refusal at the same count waits for the counts to move.
     fn pool_refused(&mut self, asset: AssetKey, message: &str, mirror: &mut Mirror) {
         *self.refused_now.entry(asset).or_default() += 1;
-        let available = mirror.asset(&asset).map_or(0, |c| if c.total == UNLIMITED_COUNT { i64::MAX } else { c.available });
+        let available = mirror.asset(&asset).map_or(0, |c| if c.unlimited() { i64::MAX } else { c.available_count });
         let contradicts = available > self.in_flight.count(&asset);
         let retry_on_refresh = contradicts && self.retried_at.get(&asset) != Some(&available);
         if retry_on_refresh {

@@ -11,11 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexSet;
 
-use crate::apple::wire::{self, PricingParam, ProductType};
-use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery, AssignmentView};
-
-/// Total count Apple reports for free ("unlimited") apps and books.
-pub const UNLIMITED_COUNT: i64 = 2_147_483_647;
+use crate::apple::wire;
+use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery};
+pub use crate::vocab::{AssetCounts, AssetKey, AssignmentKey, Target};
+use crate::vocab::{LicensePair, PricingParam};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
 #[derive(Debug, Default, Clone)]
@@ -39,57 +38,6 @@ impl Interner {
     pub fn name(&self, id: u32) -> &str {
         self.strings.get_index(id as usize).map_or("", |s| s)
     }
-}
-
-/// An asset: Apple keys assets by (adamId, pricingParam).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AssetKey {
-    pub adam_id: u32,
-    pub pricing: PricingParam,
-}
-
-/// Who holds a license: a device (serial number) or a user (client user id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    Device(u32),
-    User(u32),
-}
-
-impl Target {
-    /// The interned serial number or client user id.
-    pub fn id(self) -> u32 {
-        match self {
-            Target::Device(id) | Target::User(id) => id,
-        }
-    }
-}
-
-/// One license: an asset held by a target. Ordered by target first, so that the pairs of one
-/// device or user are one range of any ordered set of keys ([`AssignmentKey::range_of`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AssignmentKey {
-    pub target: Target,
-    pub asset: AssetKey,
-}
-
-impl AssignmentKey {
-    /// The keys of every asset `target` may hold, as a range of an ordered set.
-    pub fn range_of(target: Target) -> std::ops::RangeInclusive<AssignmentKey> {
-        let first = AssetKey { adam_id: 0, pricing: PricingParam::Stdq };
-        let last = AssetKey { adam_id: u32::MAX, pricing: PricingParam::Plus };
-        AssignmentKey { target, asset: first }..=AssignmentKey { target, asset: last }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssetCounts {
-    pub product_type: ProductType,
-    pub total: i64,
-    pub assigned: i64,
-    pub available: i64,
-    pub retired: i64,
-    pub device_assignable: bool,
-    pub revocable: bool,
 }
 
 /// A user Apple knows (`getUsers`).
@@ -148,16 +96,7 @@ pub struct Mirror {
 impl Mirror {
     pub fn stage_asset(&mut self, staged: &mut Staged, asset: &wire::Asset) {
         let key = self.intern_asset(&asset.adam_id, asset.pricing_param);
-        let counts = AssetCounts {
-            product_type: asset.product_type,
-            total: asset.total_count,
-            assigned: asset.assigned_count,
-            available: asset.available_count,
-            retired: asset.retired_count,
-            device_assignable: asset.device_assignable,
-            revocable: asset.revocable,
-        };
-        staged.assets.insert(key, counts);
+        staged.assets.insert(key, asset.counts());
     }
 
     /// Stages an assignment; one with neither or both targets is malformed and skipped
@@ -412,10 +351,18 @@ impl Mirror {
         self.changes.users.insert(id);
     }
 
-    /// Strings of a key, for events: (adam id, serial number, client user id).
-    pub fn describe(&self, key: &AssignmentKey) -> (String, Option<String>, Option<String>) {
-        let view = self.view(key);
-        (view.adam_id, view.serial_number, view.client_user_id)
+    /// A key by name, for events, records and views.
+    pub fn pair(&self, key: &AssignmentKey) -> LicensePair {
+        let (serial_number, client_user_id) = match key.target {
+            Target::Device(id) => (Some(self.strings.name(id).to_owned()), None),
+            Target::User(id) => (None, Some(self.strings.name(id).to_owned())),
+        };
+        LicensePair {
+            adam_id: self.strings.name(key.asset.adam_id).to_owned(),
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+        }
     }
 
     // ------------------------------------------------------------ confirmed changes
@@ -456,9 +403,9 @@ impl Mirror {
 
     fn shift_counts(&mut self, asset: &AssetKey, assigned: i64) {
         if let Some(counts) = self.assets.get_mut(asset) {
-            counts.assigned += assigned;
-            if counts.total != UNLIMITED_COUNT {
-                counts.available -= assigned;
+            counts.assigned_count += assigned;
+            if !counts.unlimited() {
+                counts.available_count -= assigned;
             }
             self.changes.assets.insert(*asset);
         }
@@ -467,9 +414,9 @@ impl Mirror {
     /// `ASSET_COUNT`: licenses purchased (positive) or refunded / transferred away (negative).
     pub fn apply_count_delta(&mut self, asset: &AssetKey, delta: i64) {
         if let Some(counts) = self.assets.get_mut(asset) {
-            if counts.total != UNLIMITED_COUNT {
-                counts.total += delta;
-                counts.available += delta;
+            if !counts.unlimited() {
+                counts.total_count += delta;
+                counts.available_count += delta;
                 self.changes.assets.insert(*asset);
             }
         }
@@ -484,17 +431,11 @@ impl Mirror {
         let mut views: Vec<AppCountView> = self
             .assets
             .iter()
-            .map(|(key, c)| AppCountView {
+            .map(|(key, counts)| AppCountView {
                 adam_id: self.strings.name(key.adam_id).to_owned(),
                 pricing_param: key.pricing,
-                product_type: c.product_type,
-                total_count: c.total,
-                assigned_count: c.assigned,
-                available_count: c.available,
-                retired_count: c.retired,
-                device_assignable: c.device_assignable,
-                revocable: c.revocable,
-                unlimited: c.total == UNLIMITED_COUNT,
+                counts: counts.clone(),
+                unlimited: counts.unlimited(),
             })
             .collect();
         views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
@@ -529,23 +470,10 @@ impl Mirror {
         let mut items = Vec::new();
         for key in keys.filter(matches) {
             if total >= query.offset && items.len() < query.limit {
-                items.push(self.view(key));
+                items.push(self.pair(key));
             }
             total += 1;
         }
         AssignmentPage { total, offset: query.offset, items }
-    }
-
-    fn view(&self, key: &AssignmentKey) -> AssignmentView {
-        let (serial_number, client_user_id) = match key.target {
-            Target::Device(id) => (Some(self.strings.name(id).to_owned()), None),
-            Target::User(id) => (None, Some(self.strings.name(id).to_owned())),
-        };
-        AssignmentView {
-            adam_id: self.strings.name(key.asset.adam_id).to_owned(),
-            pricing_param: key.asset.pricing,
-            serial_number,
-            client_user_id,
-        }
     }
 }

@@ -11,34 +11,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::PricingParam;
-use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
+use crate::mirror::Mirror;
+use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 use crate::time::{Millis, MINUTE, SECOND};
 
 /// Minimum time between two `/status` polls of one event.
 pub const POLL_INTERVAL: Millis = 30 * SECOND;
 /// A request still pending after this long is submitted again.
 pub const RESUBMIT_AFTER: Millis = 10 * MINUTE;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum OperationKind {
-    Associate,
-    Disassociate,
-    Revoke,
-    CreateUsers,
-}
-
-impl OperationKind {
-    pub fn purpose(self) -> &'static str {
-        match self {
-            OperationKind::Associate => "associateAssets",
-            OperationKind::Disassociate => "disassociateAssets",
-            OperationKind::Revoke => "revokeAssets",
-            OperationKind::CreateUsers => "createUsers",
-        }
-    }
-}
 
 /// A user to register at Apple (`RequestUser`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,14 +16,15 @@ use std::collections::BTreeSet;
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::{MdmInfo, PricingParam, ProductType};
+use crate::apple::wire::MdmInfo;
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::json_object::{self, deserialize_fields};
-use crate::operation::{AssetRef, NewUser, OperationKind};
-use crate::policy::{AppPolicy, LicenseType};
+use crate::operation::{AssetRef, NewUser};
+use crate::policy::AppPolicy;
 use crate::secret::Secret;
 use crate::sync::Cursors;
 use crate::time::Millis;
+use crate::vocab::{AssetCounts, LicensePair, LicenseType, OperationKind, PricingParam};
 
 /// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";
@@ -142,9 +143,10 @@ fn target_path(serial_number: &Option<String>, client_user_id: &Option<String>) 
 impl PairRecord {
     /// The record's key under `prefix` ([`PROVENANCE_PREFIX`], [`HOLD_PREFIX`] or [`AWAITED_PREFIX`]).
     pub fn key(&self, prefix: &str) -> String {
-        let pricing = pricing_name(self.pricing_param);
-        let target = target_path(&self.serial_number, &self.client_user_id);
-        format!("{prefix}{}/{}/{pricing}/{target}", enc(&self.account_id), enc(&self.adam_id))
+        let pair = &self.pair;
+        let pricing = pricing_name(pair.pricing_param);
+        let target = target_path(&pair.serial_number, &pair.client_user_id);
+        format!("{prefix}{}/{}/{pricing}/{target}", enc(&self.account_id), enc(&pair.adam_id))
     }
 }
 
@@ -222,13 +224,8 @@ pub struct AssetRecord {
     pub account_id: String,
     pub adam_id: String,
     pub pricing_param: PricingParam,
-    pub product_type: ProductType,
-    pub total_count: i64,
-    pub assigned_count: i64,
-    pub available_count: i64,
-    pub retired_count: i64,
-    pub device_assignable: bool,
-    pub revocable: bool,
+    #[serde(flatten)]
+    pub counts: AssetCounts,
 }
 
 /// A user Apple knows, in an account's mirror.
@@ -249,10 +246,8 @@ pub struct AppleUserRecord {
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
     pub account_id: String,
-    pub adam_id: String,
-    pub pricing_param: PricingParam,
-    pub serial_number: Option<String>,
-    pub client_user_id: Option<String>,
+    #[serde(flatten)]
+    pub pair: LicensePair,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -401,13 +396,15 @@ deserialize_fields!(AssetRecord, |f| Self {
     account_id: f.required("accountId")?,
     adam_id: f.required("adamId")?,
     pricing_param: f.required("pricingParam")?,
-    product_type: f.required("productType")?,
-    total_count: f.required("totalCount")?,
-    assigned_count: f.required("assignedCount")?,
-    available_count: f.required("availableCount")?,
-    retired_count: f.required("retiredCount")?,
-    device_assignable: f.required("deviceAssignable")?,
-    revocable: f.required("revocable")?,
+    counts: AssetCounts {
+        product_type: f.required("productType")?,
+        total_count: f.required("totalCount")?,
+        assigned_count: f.required("assignedCount")?,
+        available_count: f.required("availableCount")?,
+        retired_count: f.required("retiredCount")?,
+        device_assignable: f.required("deviceAssignable")?,
+        revocable: f.required("revocable")?,
+    },
 });
 
 deserialize_fields!(AppleUserRecord, |f| Self {
@@ -420,10 +417,12 @@ deserialize_fields!(AppleUserRecord, |f| Self {
 
 deserialize_fields!(PairRecord, |f| Self {
     account_id: f.required("accountId")?,
-    adam_id: f.required("adamId")?,
-    pricing_param: f.required("pricingParam")?,
-    serial_number: f.optional("serialNumber")?,
-    client_user_id: f.optional("clientUserId")?,
+    pair: LicensePair {
+        adam_id: f.required("adamId")?,
+        pricing_param: f.required("pricingParam")?,
+        serial_number: f.optional("serialNumber")?,
+        client_user_id: f.optional("clientUserId")?,
+    },
     reason: f.optional("reason")?,
 });
 
@@ -555,19 +554,17 @@ mod tests {
         let (account_id, adam_id, pricing_param) = ("a/1".to_owned(), "408709785".to_owned(), PricingParam::Plus);
         let some = |s: &str| Some(s.to_owned());
         for (serial_number, client_user_id, reason) in [(some("S1"), None, some("userRemoved")), (None, some("u1"), None)] {
-            let pair = PairRecord { account_id: account_id.clone(), adam_id: adam_id.clone(), pricing_param, serial_number, client_user_id, reason };
-            assert_eq!(round_trip(&pair), pair);
+            let pair = LicensePair { adam_id: adam_id.clone(), pricing_param, serial_number, client_user_id };
+            let record = PairRecord { account_id: account_id.clone(), pair, reason };
+            assert_eq!(round_trip(&record), record);
         }
         for (serial_number, client_user_id, plus_adam_ids) in [(some("S1"), None, vec!["1".to_owned()]), (None, some("u1"), Vec::new())] {
             let adam_ids = vec![adam_id.clone(), "2".to_owned()];
             let held = AssignmentsRecord { account_id: account_id.clone(), serial_number, client_user_id, adam_ids, plus_adam_ids };
             assert_eq!(round_trip(&held), held);
         }
-        let asset = AssetRecord {
-            account_id: account_id.clone(),
-            adam_id: adam_id.clone(),
-            pricing_param,
-            product_type: ProductType::Book,
+        let counts = AssetCounts {
+            product_type: crate::vocab::ProductType::Book,
             total_count: 10,
             assigned_count: 4,
             available_count: 6,
@@ -575,6 +572,7 @@ mod tests {
             device_assignable: false,
             revocable: true,
         };
+        let asset = AssetRecord { account_id: account_id.clone(), adam_id: adam_id.clone(), pricing_param, counts };
         assert_eq!(round_trip(&asset), asset);
         for (email, status, invite_code) in [(some("e@x"), some("Registered"), some("c")), (None, None, None)] {
             let user = AppleUserRecord { account_id: account_id.clone(), client_user_id: "u1".into(), email, status, invite_code };

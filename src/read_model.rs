@@ -2,9 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::{PricingParam, ProductType};
-use crate::event::AccountStatus;
 use crate::time::Millis;
+use crate::vocab::{AccountStatus, AssetCounts, LicensePair, OperationKind, PricingParam};
 
 /// One row of the account list ([`crate::Engine::accounts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,13 +29,8 @@ pub struct AccountView {
 pub struct AppCountView {
     pub adam_id: String,
     pub pricing_param: PricingParam,
-    pub product_type: ProductType,
-    pub total_count: i64,
-    pub assigned_count: i64,
-    pub available_count: i64,
-    pub retired_count: i64,
-    pub device_assignable: bool,
-    pub revocable: bool,
+    #[serde(flatten)]
+    pub counts: AssetCounts,
     pub unlimited: bool,
 }
 
@@ -67,14 +61,7 @@ impl Default for AssignmentQuery {
 }
 
 /// One assignment: an app (or book) and the device or user holding its license.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssignmentView {
-    pub adam_id: String,
-    pub pricing_param: PricingParam,
-    pub serial_number: Option<String>,
-    pub client_user_id: Option<String>,
-}
+pub type AssignmentView = LicensePair;
 
 /// A page of assignments: `total` matches, `items` from `offset` on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,7 +107,7 @@ pub struct TokenInfo {
 #[serde(rename_all = "camelCase")]
 pub struct PendingOperationView {
     pub operation_id: u64,
-    pub kind: crate::operation::OperationKind,
+    pub kind: OperationKind,
     pub event_id: Option<String>,
     pub state: &'static str,
     pub assets: usize,
@@ -130,14 +117,7 @@ pub struct PendingOperationView {
 }
 
 /// The app and the device (`serial_number`) or user (`client_user_id`) for [`crate::Engine::explain`].
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExplainQuery {
-    pub adam_id: String,
-    pub pricing_param: PricingParam,
-    pub serial_number: Option<String>,
-    pub client_user_id: Option<String>,
-}
+pub type ExplainQuery = LicensePair;
 
 /// Whether the target holds a license of the app, and why (or why not), in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

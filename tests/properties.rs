@@ -622,11 +622,14 @@ proptest! {
         h.add_account("a1", &token);
         h.run_for(MINUTE);
 
-        let mut synced: Vec<Value> = h.engine.app_counts("a1").unwrap().iter().map(|c| json!({
-            "adamId": c.adam_id, "pricingParam": c.pricing_param, "productType": c.product_type,
-            "totalCount": c.total_count, "assignedCount": c.assigned_count, "availableCount": c.available_count,
-            "retiredCount": c.retired_count, "deviceAssignable": c.device_assignable, "revocable": c.revocable,
-        })).collect();
+        let mut synced: Vec<Value> = h.engine.app_counts("a1").unwrap().iter().map(|view| {
+            let c = &view.counts;
+            json!({
+                "adamId": view.adam_id, "pricingParam": view.pricing_param, "productType": c.product_type,
+                "totalCount": c.total_count, "assignedCount": c.assigned_count, "availableCount": c.available_count,
+                "retiredCount": c.retired_count, "deviceAssignable": c.device_assignable, "revocable": c.revocable,
+            })
+        }).collect();
         let mut sent: Vec<Value> = assets.iter().map(|a| {
             let mut record = a.json();
             record["adamId"] = json!(a.adam_id.to_string());

@@ -5,6 +5,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::vocab::AssetCounts;
+pub use crate::vocab::{PricingParam, ProductType};
+
 /// `mdmInfo`: which device management service claims the location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MdmInfo {
@@ -51,22 +54,6 @@ pub struct ClaimRequest<'a> {
 /// The notification types the engine subscribes to.
 pub const NOTIFICATION_TYPES: [&str; 4] = ["ASSET_MANAGEMENT", "ASSET_COUNT", "USER_MANAGEMENT", "USER_ASSOCIATED"];
 
-/// The edition of an app or book: `STDQ` (standard) or `PLUS` (high quality).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum PricingParam {
-    #[serde(rename = "STDQ")]
-    Stdq,
-    #[serde(rename = "PLUS")]
-    Plus,
-}
-
-/// Whether an asset is an app or a book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProductType {
-    App,
-    Book,
-}
-
 /// `ResponseAsset` from `GET /assets`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -84,6 +71,21 @@ pub struct Asset {
     pub device_assignable: bool,
     #[serde(default)]
     pub revocable: bool,
+}
+
+impl Asset {
+    /// Apple's counts of the asset, as the engine keeps them.
+    pub fn counts(&self) -> AssetCounts {
+        AssetCounts {
+            product_type: self.product_type,
+            total_count: self.total_count,
+            assigned_count: self.assigned_count,
+            available_count: self.available_count,
+            retired_count: self.retired_count,
+            device_assignable: self.device_assignable,
+            revocable: self.revocable,
+        }
+    }
 }
 
 /// `Assignment` from `GET /assignments` or a notification: exactly one of the two targets is

@@ -3,19 +3,19 @@
 
 use super::{check_id, check_name, Engine};
 use crate::account::{Account, Ctx};
-use crate::apple::wire::PricingParam;
 use crate::error::EngineError;
 use crate::event::Event;
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::licenses::Decision;
-use crate::mirror::{AssignmentKey, Mirror, Target};
+use crate::mirror::Mirror;
 use crate::notification::{bearer_matches, parse, Notification};
-use crate::operation::{OperationKind, OperationState};
+use crate::operation::OperationState;
 use crate::output::PersistOp;
 use crate::persist::{policy_key, PolicyRecord, Record, ScopeRecord};
-use crate::policy::{AppPolicy, LicenseType};
+use crate::policy::AppPolicy;
 use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
 use crate::time::Millis;
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, Target};
 
 /// HTTP statuses answered to Apple's notification POSTs.
 pub const NOTIFICATION_ACCEPTED: u16 = 200;
@@ -41,15 +41,9 @@ fn target_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> Target {
 fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, events: &mut Vec<Event>) {
     let held = account.licenses.ours.of_target(device).filter(|k| account.mirror.has_assignment(k));
     for key in held {
-        let (app, serial_number, client_user_id) = account.mirror.describe(&key);
-        if adam_id.is_none_or(|a| a == app) {
-            events.push(Event::LicenseReady {
-                account_id: account.id.clone(),
-                adam_id: app,
-                pricing_param: key.asset.pricing,
-                serial_number,
-                client_user_id,
-            });
+        let pair = account.mirror.pair(&key);
+        if adam_id.is_none_or(|a| a == pair.adam_id) {
+            events.push(Event::LicenseReady { account_id: account.id.clone(), pair });
         }
     }
 }
@@ -344,7 +338,7 @@ impl Engine {
             return Err(not_ours());
         };
         let target = if serial_number.is_some() { Target::Device(target) } else { Target::User(target) };
-        let key = AssignmentKey { asset: crate::mirror::AssetKey { adam_id: adam, pricing }, target };
+        let key = AssignmentKey { asset: AssetKey { adam_id: adam, pricing }, target };
         if !account.licenses.ours.contains(&key) {
             return Err(not_ours());
         }

@@ -44,6 +44,7 @@ use crate::read_model::{
 };
 use crate::time::{format_utc, Clock, Millis};
 use crate::token::SToken;
+use crate::vocab::SyncKind;
 
 /// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
 /// holds the whole first write of a million-assignment mirror at once.
@@ -577,7 +578,7 @@ impl Engine {
     }
 
     /// Progress of the sync running for an account: (kind, pages done, pages known).
-    pub fn sync_progress(&self, account_id: &str) -> Result<Option<(crate::sync::SyncKind, u32, u32)>, EngineError> {
+    pub fn sync_progress(&self, account_id: &str) -> Result<Option<(SyncKind, u32, u32)>, EngineError> {
         Ok(self.account(account_id)?.sync_progress())
     }
 

@@ -6,11 +6,9 @@ use super::Engine;
 use crate::account::Account;
 use crate::error::EngineError;
 use crate::facts::Facts;
-use crate::mirror::{AssetKey, AssignmentKey, Mirror, Target};
-use crate::operation::{AssetRef, Operation, OperationKind, OperationState, POLL_INTERVAL};
+use crate::mirror::Mirror;
+use crate::operation::{AssetRef, Operation, OperationState, POLL_INTERVAL};
 use crate::output::PersistOp;
-use crate::mirror::AssetCounts;
-use crate::apple::wire::PricingParam;
 use crate::persist::{
     self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord,
     DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record, ScopeRecord, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
@@ -19,14 +17,14 @@ use crate::persist::{
 };
 use crate::time::Millis;
 use crate::token::SToken;
+use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 
 pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
     PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Box::new(Record::Settings(SettingsRecord { license_removal_notification })) }
 }
 
 fn pair(account: &Account, key: &AssignmentKey, reason: Option<String>) -> PairRecord {
-    let (adam_id, serial_number, client_user_id) = account.mirror.describe(key);
-    PairRecord { account_id: account.id.clone(), adam_id, pricing_param: key.asset.pricing, serial_number, client_user_id, reason }
+    PairRecord { account_id: account.id.clone(), pair: account.mirror.pair(key), reason }
 }
 
 fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
@@ -66,13 +64,7 @@ pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
                     account_id: account.id.clone(),
                     adam_id: adam_id.to_owned(),
                     pricing_param: asset.pricing,
-                    product_type: c.product_type,
-                    total_count: c.total,
-                    assigned_count: c.assigned,
-                    available_count: c.available,
-                    retired_count: c.retired,
-                    device_assignable: c.device_assignable,
-                    revocable: c.revocable,
+                    counts: c.clone(),
                 })),
             },
             None => PersistOp::Delete { key },
@@ -238,16 +230,7 @@ impl Engine {
                 let record: AssetRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
-                let counts = AssetCounts {
-                    product_type: record.product_type,
-                    total: record.total_count,
-                    assigned: record.assigned_count,
-                    available: record.available_count,
-                    retired: record.retired_count,
-                    device_assignable: record.device_assignable,
-                    revocable: record.revocable,
-                };
-                account.mirror.restore_asset(asset, counts);
+                account.mirror.restore_asset(asset, record.counts);
             } else if key.starts_with(USER_HOLD_PREFIX) {
                 let record: UserHoldRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
@@ -273,8 +256,8 @@ impl Engine {
             } else if [PROVENANCE_PREFIX, HOLD_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
                 let record: PairRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
-                let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
-                let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
+                let asset = account.mirror.intern_asset(&record.pair.adam_id, record.pair.pricing_param);
+                let target = intern_target(&mut account.mirror, &key, &record.pair.serial_number, &record.pair.client_user_id)?;
                 let pair = AssignmentKey { asset, target };
                 if key.starts_with(HOLD_PREFIX) {
                     let reason = record.reason.unwrap_or_default();
@@ -350,7 +333,7 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis,
     let assets: Vec<AssetKey> = record
         .assets
         .iter()
-        .map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(crate::apple::wire::PricingParam::Stdq)))
+        .map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(PricingParam::Stdq)))
         .collect();
     let mut targets: Vec<Target> = record.serial_numbers.iter().map(|s| mirror.intern_device(s)).collect();
     targets.extend(record.client_user_ids.iter().map(|u| mirror.intern_user(u)));
