@@ -9,7 +9,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
 use crate::apple::outcome::{classify, classify_envelope, Classified, HttpAnswer, Outcome};
-use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, MdmInfo, Page, NOTIFICATION_TYPES};
+use crate::apple::errors::{EVENT_NOT_FOUND, INVALID_VERSION_ID, PAGE_INDEX_OUT_OF_RANGE};
+use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, EventResponse, MdmInfo, Page, StatusResponse, NOTIFICATION_TYPES};
 use crate::apple::{Limits, ServiceConfig};
 use crate::backoff::RateLimiter;
 use crate::coalesce::CoalescePolicy;
@@ -18,13 +19,12 @@ use crate::event::Event;
 use crate::facts::Facts;
 use crate::licenses::{LicenseCtx, Licenses};
 use crate::mirror::Mirror;
-use crate::notification::{AssetManagement, UserManagement};
-use crate::operation::{EventResponse, StatusResponse};
+use crate::apple::notification::{AssetManagement, UserManagement};
 use crate::output::Method;
 use crate::persist::{AccountRecord, DurableAccount, Ownership};
 use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncRun};
 use crate::time::{format_utc, Millis, DAY};
-use crate::token::SToken;
+use crate::apple::token::SToken;
 use crate::vocab::{AccountStatus, OperationKind, SyncKind};
 
 /// What `encodeURIComponent` leaves alone; everything else in an account id is percent-encoded
@@ -41,11 +41,6 @@ const RETRY_AFTER_AFTER_REWIND: Millis = crate::time::HOUR;
 /// Expiry warnings, in days before `expDate`.
 pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
 
-/// Apple error numbers with a specific meaning while paging.
-const PAGE_INDEX_OUT_OF_RANGE: i64 = 9650;
-const INVALID_VERSION_ID: i64 = 9721;
-/// Apple doesn't know the event (any more): submit the operation again.
-const EVENT_NOT_FOUND: i64 = 9708;
 
 /// What an account request is for; kept by the engine until the answer arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]

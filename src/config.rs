@@ -4,16 +4,13 @@ use serde::de::{Deserialize, Deserializer};
 
 use crate::apple::service_config::APPLE_SERVICE_CONFIG_URL;
 use crate::apple::wire::MdmInfo;
-use crate::apple::Limits;
+use crate::apple::limits::{Limits, MAX_PAGES_IN_FLIGHT, RESUBMIT_AFTER};
 use crate::backoff::BackoffPolicy;
 use crate::coalesce::CoalescePolicy;
 use crate::error::EngineError;
 use crate::json_object::{self, FieldReader};
 use crate::secret::Secret;
 use crate::time::{Millis, DAY, MINUTE, SECOND};
-
-/// Apple: "don't submit more than five requests simultaneously" when paging.
-pub const MAX_PAGES_IN_FLIGHT: u32 = 5;
 
 /// The longest `coalesceMs` accepted: license work never waits longer than a minute for company.
 pub const MAX_COALESCE_MS: Millis = MINUTE;
@@ -135,7 +132,7 @@ mod defaults {
         DAY
     }
     pub fn unconfirmed_settle() -> Millis {
-        crate::operation::RESUBMIT_AFTER
+        RESUBMIT_AFTER
     }
     pub fn coalesce() -> Millis {
         5 * SECOND

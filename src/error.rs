@@ -1,7 +1,7 @@
 //! Errors for bad input. The engine never panics on input; it refuses it with one of these
 //! and changes nothing.
 
-use crate::token::TokenError;
+use crate::apple::token::TokenError;
 
 /// Why the engine refused an input; nothing was changed. [`EngineError::code`] is stable for hosts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -105,7 +105,6 @@ mod input;
 mod json_object;
 mod licenses;
 mod mirror;
-mod notification;
 mod operation;
 mod output;
 pub mod persist;
@@ -114,7 +113,7 @@ mod read_model;
 pub mod secret;
 mod sync;
 pub mod time;
-pub mod token;
+pub use apple::token;
 mod vocab;
 
 #[cfg(target_arch = "wasm32")]
@@ -123,7 +122,8 @@ mod wasm;
 pub use account::EXPIRY_WARNING_DAYS;
 pub use apple::wire::MdmInfo;
 pub use backoff::BackoffPolicy;
-pub use config::{EngineConfig, NotificationConfig, MAX_PAGES_IN_FLIGHT};
+pub use apple::limits::MAX_PAGES_IN_FLIGHT;
+pub use config::{EngineConfig, NotificationConfig};
 pub use engine::{Engine, DRAIN_BATCH_RECORDS};
 pub use error::EngineError;
 pub use event::Event;

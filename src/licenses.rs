@@ -18,21 +18,17 @@ use crate::event::Event;
 use crate::facts::Facts;
 use crate::in_flight::InFlight;
 use crate::mirror::{Mirror, UserRecord};
-use crate::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
-use crate::operation::{EventStatus, NewUser, Operation, OperationState, Operations, StatusResponse, POLL_INTERVAL, RESUBMIT_AFTER};
+use crate::apple::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
+use crate::apple::errors::{INSUFFICIENT_LICENSES, INTERNAL_ERROR, MAINTENANCE, USER_ALREADY_EXISTS, USER_NOT_FOUND};
+use crate::apple::limits::{POLL_INTERVAL, RESUBMIT_AFTER};
+use crate::apple::wire::{EventStatus, NewUser, StatusResponse};
+use crate::operation::{Operation, OperationState, Operations};
 use crate::policy::AppPolicy;
 use crate::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, ProductType, Target};
 
 /// The asset slot of a user-creation task (user tasks have no asset).
 const NO_ASSET: AssetKey = AssetKey { adam_id: u32::MAX, pricing: PricingParam::Stdq };
-
-/// Apple error numbers with a specific meaning for a task.
-const INSUFFICIENT_LICENSES: i64 = 9709;
-const USER_NOT_FOUND: i64 = 9609;
-const USER_ALREADY_EXISTS: i64 = 9716;
-const INTERNAL_ERROR: i64 = 9603;
-const MAINTENANCE: i64 = 9644;
 
 /// How many finished event ids are remembered.
 const FINISHED_EVENTS_KEPT: usize = 4_096;

@@ -11,9 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexSet;
 
-use crate::apple::wire;
+use crate::apple::wire::{self, AssetCounts, AssetRef};
 use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery};
-pub use crate::vocab::{AssetCounts, AssetKey, AssignmentKey, Target};
+pub use crate::vocab::{AssetKey, AssignmentKey, Target};
 use crate::vocab::{LicensePair, PricingParam};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
@@ -311,6 +311,11 @@ impl Mirror {
 
     pub fn name(&self, id: u32) -> &str {
         self.strings.name(id)
+    }
+
+    /// An asset as Apple's requests name it.
+    pub fn asset_ref(&self, key: &AssetKey) -> AssetRef {
+        AssetRef { adam_id: self.strings.name(key.adam_id).to_owned(), pricing_param: Some(key.pricing) }
     }
 
     pub fn asset(&self, key: &AssetKey) -> Option<&AssetCounts> {

@@ -9,27 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
+use crate::apple::wire::{AssetRef, Failure, NewUser};
 use crate::mirror::Mirror;
-use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
-use crate::time::{Millis, MINUTE, SECOND};
-
-/// Minimum time between two `/status` polls of one event.
-pub const POLL_INTERVAL: Millis = 30 * SECOND;
-/// A request still pending after this long is submitted again.
-pub const RESUBMIT_AFTER: Millis = 10 * MINUTE;
-
-/// A user to register at Apple (`RequestUser`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewUser {
-    pub client_user_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub managed_apple_id: Option<String>,
-}
+use crate::time::Millis;
+use crate::vocab::{AssetKey, AssignmentKey, OperationKind, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationState {
@@ -114,7 +97,7 @@ impl Operation {
             }
             kind => {
                 if kind != OperationKind::Revoke {
-                    let assets: Vec<AssetRef> = self.assets.iter().map(|a| AssetRef::of(a, mirror)).collect();
+                    let assets: Vec<AssetRef> = self.assets.iter().map(|a| mirror.asset_ref(a)).collect();
                     body.insert("assets".into(), serde_json::json!(assets));
                 }
                 if !serials.is_empty() {
@@ -139,7 +122,7 @@ impl Operation {
             } else {
                 self.assets
                     .iter()
-                    .filter(|a| info.assets.iter().any(|r| r.matches(a, mirror)))
+                    .filter(|a| info.assets.iter().any(|r| mirror.name(a.adam_id) == r.adam_id && r.pricing_param.is_none_or(|p| p == a.pricing)))
                     .copied()
                     .collect()
             };
@@ -273,69 +256,6 @@ impl Operations {
     pub fn revoking(&self) -> impl Iterator<Item = Target> + '_ {
         self.due.revokes.iter().flat_map(|id| self.ops[id].targets.iter().copied())
     }
-}
-
-/// `{adamId, pricingParam}` as Apple writes assets in requests, failures and notifications.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssetRef {
-    pub adam_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pricing_param: Option<PricingParam>,
-}
-
-impl AssetRef {
-    pub fn of(asset: &AssetKey, mirror: &Mirror) -> Self {
-        Self { adam_id: mirror.name(asset.adam_id).to_owned(), pricing_param: Some(asset.pricing) }
-    }
-
-    fn matches(&self, asset: &AssetKey, mirror: &Mirror) -> bool {
-        mirror.name(asset.adam_id) == self.adam_id && self.pricing_param.is_none_or(|p| p == asset.pricing)
-    }
-}
-
-/// `EventResponse`: Apple accepted the request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EventResponse {
-    pub event_id: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum EventStatus {
-    Pending,
-    Complete,
-    Failed,
-}
-
-/// `StatusResponse` from `GET /status`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusResponse {
-    pub event_status: EventStatus,
-    #[serde(default)]
-    pub failures: Vec<Failure>,
-}
-
-/// One `ErrorResponse` in `failures[]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Failure {
-    pub error_number: Option<i64>,
-    pub error_message: Option<String>,
-    pub error_info: Option<ErrorInfo>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorInfo {
-    #[serde(default)]
-    pub assets: Vec<AssetRef>,
-    #[serde(default)]
-    pub client_user_ids: Vec<String>,
-    #[serde(default)]
-    pub serial_numbers: Vec<String>,
 }
 
 #[cfg(test)]

@@ -16,15 +16,14 @@ use std::collections::BTreeSet;
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::MdmInfo;
+use crate::apple::wire::{AssetCounts, AssetRef, MdmInfo, NewUser};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::json_object::{self, deserialize_fields};
-use crate::operation::{AssetRef, NewUser};
 use crate::policy::AppPolicy;
 use crate::secret::Secret;
 use crate::sync::Cursors;
 use crate::time::Millis;
-use crate::vocab::{AssetCounts, LicensePair, LicenseType, OperationKind, PricingParam};
+use crate::vocab::{LicensePair, LicenseType, OperationKind, PricingParam};
 
 /// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";

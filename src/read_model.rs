@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::apple::wire::AssetCounts;
 use crate::time::Millis;
-use crate::vocab::{AccountStatus, AssetCounts, LicensePair, OperationKind, PricingParam};
+use crate::vocab::{AccountStatus, LicensePair, OperationKind, PricingParam};
 
 /// One row of the account list ([`crate::Engine::accounts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]

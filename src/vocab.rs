@@ -2,8 +2,7 @@
 //! state machines share, each defined once.
 //!
 //! * **Named** (strings, as the host and Apple spell them): a [`LicensePair`] (an app and the
-//!   device or user holding its license), an asset's [`AssetCounts`], and the enums of the
-//!   JavaScript API ([`PricingParam`], [`ProductType`], [`LicenseType`], [`SyncKind`],
+//!   device or user holding its license) and the enums of the JavaScript API ([`PricingParam`], [`ProductType`], [`LicenseType`], [`SyncKind`],
 //!   [`AccountStatus`], [`OperationKind`]).
 //! * **Interned** (inside one account, where names are ids of its interner): [`AssetKey`],
 //!   [`Target`] and [`AssignmentKey`], small `Copy` keys ordered so that one device's or user's
@@ -106,29 +105,6 @@ impl LicensePair {
             (None, Some(user)) => Some(user),
             _ => None,
         }
-    }
-}
-
-/// Apple's counts of one asset in one account, and what Apple allows with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AssetCounts {
-    pub product_type: ProductType,
-    pub total_count: i64,
-    pub assigned_count: i64,
-    pub available_count: i64,
-    pub retired_count: i64,
-    pub device_assignable: bool,
-    pub revocable: bool,
-}
-
-impl AssetCounts {
-    /// Total count Apple reports for free ("unlimited") apps and books.
-    pub const UNLIMITED: i64 = 2_147_483_647;
-
-    /// Whether the asset is free (its pool never runs out).
-    pub fn unlimited(&self) -> bool {
-        self.total_count == Self::UNLIMITED
     }
 }
 

@@ -196,7 +196,7 @@ impl WasmEngine {
 #[wasm_bindgen(js_name = decodeToken, unchecked_return_type = "TokenInfo")]
 pub fn decode_token(#[wasm_bindgen(unchecked_param_type = "string")] token: JsValue) -> Result<JsValue, JsValue> {
     let text = string("token", &token)?;
-    let token = crate::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
+    let token = crate::apple::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
     encode(&crate::TokenInfo { org_name: token.org_name.clone(), expires_at: token.expires_at })
 }
 

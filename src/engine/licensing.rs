@@ -2,13 +2,12 @@
 //! Clean Up, Apple's notifications, and the license read models.
 
 use super::{check_id, check_name, Engine};
-use crate::account::{Account, Ctx};
+use crate::account::Account;
 use crate::error::EngineError;
 use crate::event::Event;
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::licenses::Decision;
 use crate::mirror::Mirror;
-use crate::notification::{bearer_matches, parse, Notification};
 use crate::operation::OperationState;
 use crate::output::PersistOp;
 use crate::persist::{policy_key, PolicyRecord, Record, ScopeRecord};
@@ -16,12 +15,6 @@ use crate::policy::AppPolicy;
 use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
 use crate::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, Target};
-
-/// HTTP statuses answered to Apple's notification POSTs.
-pub const NOTIFICATION_ACCEPTED: u16 = 200;
-pub const NOTIFICATION_MALFORMED: u16 = 400;
-pub const NOTIFICATION_UNAUTHORIZED: u16 = 401;
-pub const NOTIFICATION_UNKNOWN_ACCOUNT: u16 = 404;
 
 /// The assignment key a policy means for one of its targets, in the account's mirror.
 fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
@@ -364,41 +357,6 @@ impl Engine {
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;
     }
 
-    // ===================================================================== notifications
-
-    /// Handles a notification Apple POSTed for `account_id` and returns the HTTP status to
-    /// answer. Call from the notification endpoint with the request's `Authorization` header and
-    /// body; then drain [`Engine::poll_output`]. A forged, malformed or duplicated notification
-    /// changes nothing.
-    pub fn handle_notification(&mut self, account_id: &str, authorization: Option<&str>, body: &str, now: Millis) -> u16 {
-        let now = self.advance_clock(now);
-        let Some(config) = &self.config.notifications else { return NOTIFICATION_UNKNOWN_ACCOUNT };
-        if !bearer_matches(authorization, &config.auth_token) {
-            return NOTIFICATION_UNAUTHORIZED;
-        }
-        if !self.accounts.contains_key(account_id) {
-            return NOTIFICATION_UNKNOWN_ACCOUNT;
-        }
-        let Ok(parsed) = parse(body) else { return NOTIFICATION_MALFORMED };
-        let location = self.accounts[account_id].durable.u_id.as_deref();
-        if location.is_some_and(|ours| parsed.u_id.as_deref().is_some_and(|theirs| theirs != ours)) {
-            return NOTIFICATION_MALFORMED; // another location's notification
-        }
-        if self.notifications_seen.seen(&parsed.notification_id) {
-            return NOTIFICATION_ACCEPTED;
-        }
-        self.notifications_seen.remember(parsed.notification_id);
-        let mut events = Vec::new();
-        let account = self.accounts.get_mut(account_id).expect("checked above");
-        if !account.is_stopped() {
-            let mut ctx = account_ctx!(self, now, &mut events);
-            apply_notification(account, parsed.notification, &mut ctx);
-        }
-        self.emit_events(events);
-        self.settle(false);
-        NOTIFICATION_ACCEPTED
-    }
-
     // ===================================================================== read models
 
     /// Operations of an account that Apple has not finished (or that are not sent yet).
@@ -465,19 +423,5 @@ impl Engine {
         let known = account.mirror.asset(&key.asset).is_some() || account.mirror.has_assignment(&key);
         let (has_license, reason) = account.licenses.explain(known.then_some(key), &decisions, &account.mirror);
         Ok(LicenseExplanation { has_license, reason })
-    }
-}
-
-fn apply_notification(account: &mut Account, notification: Notification, ctx: &mut Ctx<'_>) {
-    match notification {
-        Notification::Test | Notification::Ignored => {}
-        Notification::AssetManagement(management) => account.asset_management(&management, ctx),
-        Notification::AssetCount(count) => {
-            let asset = account.mirror.intern_asset(&count.adam_id, count.pricing_param);
-            account.mirror.apply_count_delta(&asset, count.count_delta);
-            account.licenses.counts_changed(&account.mirror);
-        }
-        Notification::UserManagement(management) => account.user_management(&management, ctx),
-        Notification::UsersAssociated(users) => account.licenses.users_updated(&users, &mut account.mirror),
     }
 }

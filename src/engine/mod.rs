@@ -20,6 +20,7 @@ macro_rules! account_ctx {
 }
 
 mod licensing;
+mod notifications;
 mod records;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -28,7 +29,7 @@ use std::collections::BTreeSet;
 
 use crate::account::{Account, AccountRequest, Ctx, Purpose};
 use crate::facts::Facts;
-use crate::notification::Deduper;
+use notifications::Deduper;
 use crate::apple::outcome::{classify, Classified, HttpAnswer, Outcome};
 use crate::apple::service_config::ServiceConfigResponse;
 use crate::apple::ServiceConfig;
@@ -43,11 +44,12 @@ use crate::read_model::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
 };
 use crate::time::{format_utc, Clock, Millis};
-use crate::token::SToken;
+use crate::apple::token::SToken;
 use crate::vocab::SyncKind;
 
 /// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
-/// holds the whole first write of a million-assignment mirror at once.
+/// holds the whole first write of a million-assignment mirror at once; also the most mirror
+/// records one `Persist` output carries.
 pub const DRAIN_BATCH_RECORDS: usize = 5_000;
 
 /// Longest account or policy id accepted.

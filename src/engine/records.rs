@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Engine;
+use super::{Engine, DRAIN_BATCH_RECORDS};
 use crate::account::Account;
 use crate::error::EngineError;
 use crate::facts::Facts;
 use crate::mirror::Mirror;
-use crate::operation::{AssetRef, Operation, OperationState, POLL_INTERVAL};
+use crate::apple::limits::POLL_INTERVAL;
+use crate::operation::{Operation, OperationState};
 use crate::output::PersistOp;
 use crate::persist::{
     self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord,
@@ -16,7 +17,7 @@ use crate::persist::{
     PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
 };
 use crate::time::Millis;
-use crate::token::SToken;
+use crate::apple::token::SToken;
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 
 pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
@@ -36,18 +37,15 @@ fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
     }
 }
 
-/// Most mirror records written in one `Persist` output: a full refresh of a large account is
-/// written in several, one per poll.
-const MIRROR_BATCH: usize = 5_000;
-
-/// Up to [`MIRROR_BATCH`] mirror records the account changed since the last call. While a
+/// Up to [`DRAIN_BATCH_RECORDS`] mirror records (a full refresh of a large account is written in
+/// several outputs, one per poll, each ending a batch of [`Engine::drain_outputs`]) the account changed since the last call. While a
 /// change set too large for one output is being written, the account record says the stored
 /// mirror is incomplete (a restart then runs a full refresh).
 pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     if !account.mirror.has_unwritten() {
         return;
     }
-    let changes = account.mirror.take_changes(MIRROR_BATCH);
+    let changes = account.mirror.take_changes(DRAIN_BATCH_RECORDS);
     let complete = !account.mirror.has_unwritten() && account.durable.last_synced_at.is_some();
     if account.durable.mirror_stored != complete {
         account.durable.mirror_stored = complete;
@@ -167,7 +165,7 @@ fn operation_record(account_id: &str, op: &Operation, mirror: &Mirror) -> Operat
         account_id: account_id.to_owned(),
         operation_id: op.id,
         kind: op.kind,
-        assets: op.assets.iter().map(|a| AssetRef::of(a, mirror)).collect(),
+        assets: op.assets.iter().map(|a| mirror.asset_ref(a)).collect(),
         serial_numbers: names(true),
         client_user_ids: names(false),
         users: op.new_users.clone(),

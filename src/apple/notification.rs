@@ -1,10 +1,8 @@
-//! Notifications Apple POSTs to the MDM: authentication, parsing, and de-duplication.
+//! Notifications Apple POSTs to the MDM: authentication and parsing.
 //!
-//! Apple may deliver a notification more than once ("up to three times"), and anyone can POST
-//! to the endpoint: the bearer is compared in constant time, and a `notificationId` is applied
-//! once. Notifications speed things up but never replace `/status` polling.
-
-use std::collections::{HashSet, VecDeque};
+//! Anyone can POST to the endpoint: the bearer is compared in constant time. (Apple may deliver
+//! a notification more than once; the engine applies a `notificationId` once.) Notifications
+//! speed things up but never replace `/status` polling.
 
 use serde::de::Error;
 use serde::Deserialize;
@@ -13,9 +11,6 @@ use subtle::ConstantTimeEq;
 use crate::apple::wire::{Assignment, PricingParam, User};
 use crate::json_object::{self, FieldReader};
 use crate::secret::Secret;
-
-/// How many notification ids are remembered for de-duplication.
-pub const DEDUPE_CAPACITY: usize = 10_000;
 
 /// Whether `authorization` is `Bearer <secret>`, compared in constant time.
 pub fn bearer_matches(authorization: Option<&str>, secret: &Secret) -> bool {
@@ -159,30 +154,6 @@ fn error<E: Error>(fields: &mut FieldReader<E>) -> Result<Option<NotificationErr
     Ok(Some(NotificationError { error_number: error.optional("errorNumber")?, error_message: error.optional("errorMessage")? }))
 }
 
-/// Remembers the last [`DEDUPE_CAPACITY`] notification ids.
-#[derive(Debug, Default)]
-pub struct Deduper {
-    seen: HashSet<String>,
-    order: VecDeque<String>,
-}
-
-impl Deduper {
-    pub fn seen(&self, id: &str) -> bool {
-        self.seen.contains(id)
-    }
-
-    pub fn remember(&mut self, id: String) {
-        if self.seen.insert(id.clone()) {
-            self.order.push_back(id);
-            if self.order.len() > DEDUPE_CAPACITY {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.seen.remove(&oldest);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -243,15 +214,5 @@ mod tests {
         assert!(missing.starts_with("malformed ASSET_MANAGEMENT notification: invalid type: null"), "{missing}");
         let result = parse(r#"{"notificationId": "1", "notificationType": "ASSET_MANAGEMENT", "notification": {"type": "ASSOCIATE"}}"#);
         assert!(result.unwrap_err().contains("missing field `result`"));
-    }
-
-    #[test]
-    fn deduper_forgets_the_oldest_beyond_capacity() {
-        let mut d = Deduper::default();
-        for i in 0..=DEDUPE_CAPACITY {
-            d.remember(i.to_string());
-        }
-        assert!(!d.seen("0"));
-        assert!(d.seen("1") && d.seen(&DEDUPE_CAPACITY.to_string()));
     }
 }
