@@ -92,47 +92,35 @@
 
 mod account;
 pub mod apple;
-mod backoff;
-mod batch;
-mod coalesce;
-mod config;
+mod base;
+mod contract;
 mod engine;
-mod error;
-mod event;
 mod facts;
-mod in_flight;
-mod input;
-mod json_object;
 mod licenses;
 mod mirror;
-mod operation;
-mod output;
 pub mod persist;
 mod policy;
-mod read_model;
-pub mod secret;
-mod sync;
-pub mod time;
-pub use apple::token;
 mod vocab;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
 pub use account::EXPIRY_WARNING_DAYS;
-pub use apple::wire::MdmInfo;
-pub use backoff::BackoffPolicy;
 pub use apple::limits::MAX_PAGES_IN_FLIGHT;
-pub use config::{EngineConfig, NotificationConfig};
-pub use engine::{Engine, DRAIN_BATCH_RECORDS};
-pub use error::EngineError;
-pub use event::Event;
-pub use input::Input;
-pub use output::{Method, Output, PersistOp, Request};
-pub use persist::StoredRecord;
-pub use policy::AppPolicy;
-pub use read_model::{
+pub use apple::token;
+pub use apple::wire::MdmInfo;
+pub use base::backoff::BackoffPolicy;
+pub use base::{secret, time};
+pub use contract::config::{EngineConfig, NotificationConfig};
+pub use contract::error::EngineError;
+pub use contract::event::Event;
+pub use contract::input::Input;
+pub use contract::output::{Method, Output, PersistOp, Request};
+pub use contract::views::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery,
     LicenseExplanation, PendingOperationView, TokenInfo, Wakeup,
 };
+pub use engine::{Engine, DRAIN_BATCH_RECORDS};
+pub use persist::StoredRecord;
+pub use policy::AppPolicy;
 pub use vocab::{AccountStatus, LicensePair, LicenseType, PricingParam, ProductType, SyncKind};

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use indexmap::IndexSet;
 
 use crate::apple::wire::{self, AssetCounts, AssetRef};
-use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery};
 pub use crate::vocab::{AssetKey, AssignmentKey, Target};
 use crate::vocab::{LicensePair, PricingParam};
 
@@ -427,58 +426,12 @@ impl Mirror {
         }
     }
 
+    /// Every asset with its counts, by key.
+    pub fn assets(&self) -> impl Iterator<Item = (&AssetKey, &AssetCounts)> {
+        self.assets.iter()
+    }
+
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.assets.len(), self.assignments.len(), self.users.len())
-    }
-
-    /// The counts of every asset, by adam id and pricing (an order that survives a restart).
-    pub fn app_counts(&self) -> Vec<AppCountView> {
-        let mut views: Vec<AppCountView> = self
-            .assets
-            .iter()
-            .map(|(key, counts)| AppCountView {
-                adam_id: self.strings.name(key.adam_id).to_owned(),
-                pricing_param: key.pricing,
-                counts: counts.clone(),
-                unlimited: counts.unlimited(),
-            })
-            .collect();
-        views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
-        views
-    }
-
-    /// Assignments matching `query`, in a stable order, one page at a time.
-    pub fn assignments(&self, query: &AssignmentQuery) -> AssignmentPage {
-        let empty = || AssignmentPage { total: 0, offset: query.offset, items: Vec::new() };
-        // A filter naming a string this account never saw matches nothing.
-        let resolve = |text: &Option<String>| match text {
-            None => Ok(None),
-            Some(t) => self.strings.lookup(t).map(Some).ok_or(()),
-        };
-        let (Ok(adam), Ok(serial), Ok(user)) =
-            (resolve(&query.adam_id), resolve(&query.serial_number), resolve(&query.client_user_id))
-        else {
-            return empty();
-        };
-        let matches = |key: &&AssignmentKey| {
-            adam.is_none_or(|a| key.asset.adam_id == a)
-                && serial.is_none_or(|s| key.target == Target::Device(s))
-                && user.is_none_or(|u| key.target == Target::User(u))
-        };
-        // A device's or user's assignments are one range.
-        let keys: Box<dyn Iterator<Item = &AssignmentKey>> = match (serial, user) {
-            (Some(s), None) => Box::new(self.assignments_of(Target::Device(s))),
-            (None, Some(u)) => Box::new(self.assignments_of(Target::User(u))),
-            _ => Box::new(self.assignments.iter()),
-        };
-        let mut total = 0;
-        let mut items = Vec::new();
-        for key in keys.filter(matches) {
-            if total >= query.offset && items.len() < query.limit {
-                items.push(self.pair(key));
-            }
-            total += 1;
-        }
-        AssignmentPage { total, offset: query.offset, items }
     }
 }

@@ -45,6 +45,21 @@ pub enum SyncKind {
     Delta,
 }
 
+/// Version cursors for delta syncs: the `versionId` of the first page of the last traversal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cursors {
+    pub assignments: Option<String>,
+    pub users: Option<String>,
+}
+
+impl Cursors {
+    /// Whether a delta sync can start from these (both cursors known).
+    pub fn allow_delta(&self) -> bool {
+        self.assignments.is_some() && self.users.is_some()
+    }
+}
+
 /// An account's status, with a human-readable reason alongside wherever it is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::time::{Millis, MINUTE, SECOND};
+use crate::base::time::{Millis, MINUTE, SECOND};
 
 /// Apple: "don't submit more than five requests simultaneously" when paging.
 pub const MAX_PAGES_IN_FLIGHT: u32 = 5;

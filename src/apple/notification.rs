@@ -9,8 +9,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::apple::wire::{Assignment, PricingParam, User};
-use crate::json_object::{self, FieldReader};
-use crate::secret::Secret;
+use crate::base::json_object::{self, FieldReader};
+use crate::base::secret::Secret;
 
 /// Whether `authorization` is `Bearer <secret>`, compared in constant time.
 pub fn bearer_matches(authorization: Option<&str>, secret: &Secret) -> bool {

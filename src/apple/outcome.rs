@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::errors::{token_reason, RATE_LIMITED, TOKEN_INVALID_ERRORS, TRANSIENT_ERRORS};
 use super::wire::{Envelope, MdmInfo};
-use crate::time::{parse_http_date, Millis, SECOND};
+use crate::base::time::{parse_http_date, Millis, SECOND};
 
 /// The latest deadline a JavaScript host can hold (`Number.MAX_SAFE_INTEGER` ms, in the year 287396): a longer
 /// `Retry-After` is capped there, so that every output and record stays representable.

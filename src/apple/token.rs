@@ -7,8 +7,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use crate::secret::Secret;
-use crate::time::{parse_apple_date, Millis};
+use crate::base::secret::Secret;
+use crate::base::time::{parse_apple_date, Millis};
 
 /// A decoded, well-formed sToken. `Debug` never shows the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ impl SToken {
     /// Fails with [`TokenError::Expired`] when the token's expiry is at or before `now`.
     pub fn check_not_expired(&self, now: Millis) -> Result<(), TokenError> {
         if self.expires_at <= now {
-            return Err(TokenError::Expired(crate::time::format_utc(self.expires_at)));
+            return Err(TokenError::Expired(crate::base::time::format_utc(self.expires_at)));
         }
         Ok(())
     }

@@ -3,21 +3,19 @@
 
 use super::{check_id, check_name, Engine};
 use crate::account::Account;
-use crate::error::EngineError;
-use crate::event::Event;
+use crate::base::time::Millis;
+use crate::contract::error::EngineError;
+use crate::contract::event::Event;
+use crate::contract::output::PersistOp;
 use crate::facts::{DeviceFacts, UserFacts};
-use crate::licenses::Decision;
 use crate::mirror::Mirror;
-use crate::operation::OperationState;
-use crate::output::PersistOp;
-use crate::persist::{policy_key, PolicyRecord, Record, ScopeRecord};
+use crate::persist::{PolicyRecord, Record, ScopeRecord};
+use crate::persist::keys::policy_key;
 use crate::policy::AppPolicy;
-use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
-use crate::time::Millis;
-use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, Target};
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, PricingParam, Target};
 
 /// The assignment key a policy means for one of its targets, in the account's mirror.
-fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
+pub(super) fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
     AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
 }
 
@@ -355,73 +353,5 @@ impl Engine {
             account.licenses.request_reconcile();
         }
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;
-    }
-
-    // ===================================================================== read models
-
-    /// Operations of an account that Apple has not finished (or that are not sent yet).
-    pub fn pending_operations(&self, account_id: &str) -> Result<Vec<PendingOperationView>, EngineError> {
-        let account = self.account(account_id)?;
-        Ok(account
-            .licenses
-            .operations()
-            .map(|op| {
-                let (state, submitted_at) = match &op.state {
-                    OperationState::Queued => ("queued", None),
-                    OperationState::Submitting { sent_at } => ("submitting", Some(*sent_at)),
-                    OperationState::Pending { submitted_at, .. } => ("pending", Some(*submitted_at)),
-                    OperationState::Unconfirmed { .. } => ("unconfirmed", None),
-                };
-                PendingOperationView {
-                    operation_id: op.id,
-                    kind: op.kind,
-                    event_id: op.event_id().map(str::to_owned),
-                    state,
-                    assets: op.assets.len(),
-                    targets: if op.kind == OperationKind::CreateUsers { op.new_users.len() } else { op.targets.len() },
-                    submitted_at,
-                    reason: op.reason.clone(),
-                }
-            })
-            .collect())
-    }
-
-    /// Why a device or user has or lacks a license of an app. Names the engine has not seen
-    /// are remembered (interned) by the question.
-    pub fn explain(&mut self, account_id: &str, query: &ExplainQuery) -> Result<LicenseExplanation, EngineError> {
-        let target_name = match (&query.serial_number, &query.client_user_id) {
-            (Some(serial), None) => serial.clone(),
-            (None, Some(user)) => user.clone(),
-            _ => return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned())),
-        };
-        let license_type = if query.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
-        let policies: Vec<AppPolicy> = self
-            .policies
-            .values()
-            .filter(|p| {
-                p.account_id == account_id
-                    && p.adam_id == query.adam_id
-                    && p.pricing_param == query.pricing_param
-                    && p.license_type == license_type
-                    && p.targets.contains(&target_name)
-            })
-            .cloned()
-            .collect();
-        let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
-        let decisions: Vec<Decision> =
-            policies.iter().map(|p| account.licenses.decide(p, &target_name, &self.facts, &mut account.mirror)).collect();
-        let probe = AppPolicy {
-            policy_id: String::new(),
-            name: String::new(),
-            account_id: account_id.to_owned(),
-            adam_id: query.adam_id.clone(),
-            pricing_param: query.pricing_param,
-            license_type,
-            targets: Default::default(),
-        };
-        let key = key_for(&mut account.mirror, &probe, &target_name);
-        let known = account.mirror.asset(&key.asset).is_some() || account.mirror.has_assignment(&key);
-        let (has_license, reason) = account.licenses.explain(known.then_some(key), &decisions, &account.mirror);
-        Ok(LicenseExplanation { has_license, reason })
     }
 }

@@ -21,6 +21,7 @@ macro_rules! account_ctx {
 
 mod licensing;
 mod notifications;
+mod read_model;
 mod records;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,23 +30,22 @@ use std::collections::BTreeSet;
 
 use crate::account::{Account, AccountRequest, Ctx, Purpose};
 use crate::facts::Facts;
+use crate::licenses::coalesce::CoalescePolicy;
 use notifications::Deduper;
 use crate::apple::outcome::{classify, Classified, HttpAnswer, Outcome};
 use crate::apple::service_config::ServiceConfigResponse;
 use crate::apple::ServiceConfig;
-use crate::config::EngineConfig;
-use crate::error::EngineError;
-use crate::event::Event;
-use crate::input::Input;
-use crate::output::{Method, Output, PersistOp, Request};
-use crate::persist::{self, account_key, Record, StoredRecord};
-use crate::policy::AppPolicy;
-use crate::read_model::{
-    AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
-};
-use crate::time::{format_utc, Clock, Millis};
 use crate::apple::token::SToken;
-use crate::vocab::SyncKind;
+use crate::base::time::{format_utc, Clock, Millis};
+use crate::contract::config::EngineConfig;
+use crate::contract::error::EngineError;
+use crate::contract::event::Event;
+use crate::contract::input::Input;
+use crate::contract::output::{Method, Output, PersistOp, Request};
+use crate::contract::views::EngineStats;
+use crate::persist::{Record, StoredRecord};
+use crate::persist::keys::{self, account_key};
+use crate::policy::AppPolicy;
 
 /// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
 /// holds the whole first write of a million-assignment mirror at once; also the most mirror
@@ -145,7 +145,7 @@ impl Engine {
         }
         let records: Vec<StoredRecord> = records
             .into_iter()
-            .filter(|r| persist::is_global(&r.key) || persist::belongs_to_account(r, account_id))
+            .filter(|r| keys::is_global(&r.key) || keys::belongs_to_account(r, account_id))
             .collect();
         if !records.iter().any(|r| r.key == account_key(account_id)) {
             return Err(EngineError::UnknownAccount(account_id.to_owned()));
@@ -395,7 +395,7 @@ impl Engine {
         let mut events = Vec::new();
         let mut requests = Vec::new();
         let rate_limit = self.service.limits.max_request_per_second;
-        let coalescing = self.config.coalesce_policy(&self.service.limits);
+        let coalescing = CoalescePolicy::new(&self.config, &self.service.limits);
         for account in self.accounts.values_mut() {
             let mut ctx = account_ctx!(self, now, &mut events);
             account.tick(&mut ctx);
@@ -538,82 +538,6 @@ impl Engine {
         self.forget_in_flight(account_id);
         self.pending_ops.push(PersistOp::Delete { key: account_key(account_id) });
         Ok(())
-    }
-
-    // ===================================================================== read models
-
-    /// Every account with its status, for the account list.
-    pub fn accounts(&self) -> Vec<AccountView> {
-        let now = self.clock.now();
-        self.accounts
-            .values()
-            .map(|a| {
-                let (status, status_reason) = a.status(now);
-                AccountView {
-                    account_id: a.id.clone(),
-                    name: a.name.clone(),
-                    status,
-                    status_reason,
-                    org_name: a.token.org_name.clone(),
-                    location_name: a.durable.location_name.clone(),
-                    country_code: a.durable.country_code.clone(),
-                    last_synced_at: a.durable.last_synced_at,
-                    token_expires_at: a.token.expires_at,
-                    other_mdm_name: a.other_mdm_name(),
-                    policy_ids: self.policies.values().filter(|p| p.account_id == a.id).map(|p| p.policy_id.clone()).collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// License counts per app (purchased / used / available) of one account, as of the last sync.
-    pub fn app_counts(&self, account_id: &str) -> Result<Vec<AppCountView>, EngineError> {
-        Ok(self.account(account_id)?.mirror.app_counts())
-    }
-
-    /// Assignments of one account, filtered and paged, as of the last sync.
-    pub fn assignments(&self, account_id: &str, query: &AssignmentQuery) -> Result<AssignmentPage, EngineError> {
-        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
-            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
-        }
-        Ok(self.account(account_id)?.mirror.assignments(query))
-    }
-
-    /// Progress of the sync running for an account: (kind, pages done, pages known).
-    pub fn sync_progress(&self, account_id: &str) -> Result<Option<(SyncKind, u32, u32)>, EngineError> {
-        Ok(self.account(account_id)?.sync_progress())
-    }
-
-    /// When the engine next wants to be called, and why.
-    pub fn next_wakeup(&self) -> Wakeup {
-        let now = self.clock.now();
-        let mut best = Wakeup {
-            at: if self.schedule.in_flight { now + self.config.service_config_interval_ms } else { self.schedule.next_at },
-            reason: "service config refresh".to_owned(),
-            account_id: None,
-        };
-        if self.next_reconcile_at < best.at {
-            best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
-        }
-        for account in self.accounts.values() {
-            if let Some((at, reason)) = account.next_due(now, &self.config, &self.service.limits) {
-                if at < best.at {
-                    best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account.id.clone()) };
-                }
-            }
-        }
-        best.at = best.at.max(now);
-        best
-    }
-
-    /// Counters for monitoring: requests issued, answers handled, unknown answers dropped, requests in flight.
-    pub fn stats(&self) -> EngineStats {
-        EngineStats { requests_in_flight: self.in_flight.len(), ..self.stats.clone() }
-    }
-
-    /// The service config in force (defaults until Apple's first answer).
-    pub fn service_config(&self) -> &ServiceConfig {
-        &self.service
     }
 
     fn account(&self, account_id: &str) -> Result<&Account, EngineError> {

@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use super::Engine;
 use crate::account::{Account, Ctx};
 use crate::apple::notification::{bearer_matches, parse, Notification};
-use crate::time::Millis;
+use crate::base::time::Millis;
 
 /// HTTP statuses answered to Apple's notification POSTs.
 const NOTIFICATION_ACCEPTED: u16 = 200;

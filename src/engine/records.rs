@@ -4,20 +4,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Engine, DRAIN_BATCH_RECORDS};
 use crate::account::Account;
-use crate::error::EngineError;
-use crate::facts::Facts;
-use crate::mirror::Mirror;
 use crate::apple::limits::POLL_INTERVAL;
-use crate::operation::{Operation, OperationState};
-use crate::output::PersistOp;
-use crate::persist::{
-    self, account_key, device_key, operation_key, policy_key, user_key, AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord,
-    DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record, ScopeRecord, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord, ACCOUNT_PREFIX,
-    APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX,
-    PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
-};
-use crate::time::Millis;
 use crate::apple::token::SToken;
+use crate::base::time::Millis;
+use crate::contract::error::EngineError;
+use crate::contract::output::PersistOp;
+use crate::facts::Facts;
+use crate::licenses::operations::{Operation, OperationState};
+use crate::mirror::Mirror;
+use crate::persist::{
+    AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record,
+    ScopeRecord, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord,
+};
+use crate::persist::keys::{
+    self, account_key, device_key, operation_key, policy_key, user_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX,
+    AWAITED_PREFIX, DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY,
+    USER_HOLD_PREFIX, USER_PREFIX,
+};
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 
 pub(super) fn settings_op(license_removal_notification: bool) -> PersistOp {
@@ -54,7 +57,7 @@ pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     let mirror = &account.mirror;
     for asset in changes.assets {
         let adam_id = mirror.name(asset.adam_id);
-        let key = persist::asset_key(&account.id, adam_id, asset.pricing);
+        let key = keys::asset_key(&account.id, adam_id, asset.pricing);
         ops.push(match mirror.asset(&asset) {
             Some(c) => PersistOp::Put {
                 key,
@@ -70,7 +73,7 @@ pub(super) fn mirror_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     }
     for id in changes.users {
         let client_user_id = mirror.name(id);
-        let key = persist::apple_user_key(&account.id, client_user_id);
+        let key = keys::apple_user_key(&account.id, client_user_id);
         ops.push(match mirror.user(id) {
             Some(user) => PersistOp::Put {
                 key,
@@ -128,7 +131,7 @@ pub(super) fn license_ops(account: &mut Account, ops: &mut Vec<PersistOp>) {
     }
     for (id, reason) in std::mem::take(&mut account.licenses.dirty_user_holds) {
         let client_user_id = account.mirror.name(id).to_owned();
-        let key = persist::user_hold_key(&account.id, &client_user_id);
+        let key = keys::user_hold_key(&account.id, &client_user_id);
         ops.push(match reason {
             Some(reason) => PersistOp::Put {
                 key,

@@ -15,7 +15,9 @@
 //! stay there; new ones go to the next plan. An association and a release of the same pair
 //! inside one window cancel out, because only the final desired state is planned.
 
-use crate::time::Millis;
+use crate::apple::Limits;
+use crate::base::time::Millis;
+use crate::contract::config::EngineConfig;
 
 /// The window's settings, from [`crate::EngineConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,17 @@ pub struct CoalescePolicy {
     pub quiet: Millis,
     /// Work items that fill one request (the smaller of Apple's per-request target limits).
     pub fills_request: usize,
+}
+
+impl CoalescePolicy {
+    /// The window `config` describes, under Apple's per-request `limits`.
+    pub fn new(config: &EngineConfig, limits: &Limits) -> Self {
+        Self {
+            max_wait: config.coalesce_ms,
+            quiet: config.coalesce_quiet_ms,
+            fills_request: limits.max_serial_numbers.min(limits.max_client_user_ids) as usize,
+        }
+    }
 }
 
 /// One open window.

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apple::wire::{AssetRef, Failure, NewUser};
+use crate::base::time::Millis;
 use crate::mirror::Mirror;
-use crate::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, Target};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde::de::{Deserializer, Error};
 use serde::Deserialize;
 
 use crate::apple::wire::PricingParam;
-use crate::json_object;
+use crate::base::json_object;
 use crate::policy::AppPolicy;
 
 /// One input for [`crate::Engine::handle_input`].

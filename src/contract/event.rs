@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::time::Millis;
+use crate::base::time::Millis;
 use crate::vocab::{AccountStatus, LicensePair, PricingParam, SyncKind};
 
 /// Events for the host and UI. None of them carries a secret.

@@ -8,23 +8,28 @@
 //! to the service-config limits. Only pairs this instance assigned (*ours*, the provenance) are
 //! ever released, except by Clean Up, which releases what other MDMs assigned and we don't want.
 
+pub mod batch;
+pub mod coalesce;
+pub mod in_flight;
+pub mod operations;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::apple::wire;
-use crate::apple::Limits;
-use crate::batch::{manage_batches, revoke_batches};
-use crate::coalesce::{CoalescePolicy, Coalescer};
-use crate::event::Event;
-use crate::facts::Facts;
-use crate::in_flight::InFlight;
-use crate::mirror::{Mirror, UserRecord};
-use crate::apple::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
 use crate::apple::errors::{INSUFFICIENT_LICENSES, INTERNAL_ERROR, MAINTENANCE, USER_ALREADY_EXISTS, USER_NOT_FOUND};
 use crate::apple::limits::{POLL_INTERVAL, RESUBMIT_AFTER};
+use crate::apple::Limits;
+use crate::apple::notification::{AssetManagement, ManagementResult, ManagementType, UserManagement};
 use crate::apple::wire::{EventStatus, NewUser, StatusResponse};
-use crate::operation::{Operation, OperationState, Operations};
+use crate::apple::wire;
+use crate::base::time::Millis;
+use crate::contract::event::Event;
+use crate::facts::Facts;
+use crate::licenses::batch::{manage_batches, revoke_batches};
+use crate::licenses::coalesce::{CoalescePolicy, Coalescer};
+use crate::licenses::in_flight::InFlight;
+use crate::licenses::operations::{Operation, OperationState, Operations};
+use crate::mirror::{Mirror, UserRecord};
 use crate::policy::AppPolicy;
-use crate::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, ProductType, Target};
 
 /// The asset slot of a user-creation task (user tasks have no asset).

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::time::{Millis, SECOND};
+use crate::base::time::{Millis, SECOND};
 
 /// Capped exponential backoff with "equal jitter": the n-th consecutive failure waits a
 /// random time in `[d/2, d]` where `d = min(max, base · 2^(n-1))`. Jitter comes from the

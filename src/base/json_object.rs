@@ -98,7 +98,7 @@ macro_rules! deserialize_fields {
         impl<'de> serde::Deserialize<'de> for $type {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 #[allow(unused_mut)] // a body that only calls `rest` takes the reader by value
-                let mut $f = $crate::json_object::FieldReader::<D::Error>::new($crate::json_object::object(deserializer)?);
+                let mut $f = $crate::base::json_object::FieldReader::<D::Error>::new($crate::base::json_object::object(deserializer)?);
                 Ok($body)
             }
         }

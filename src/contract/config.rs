@@ -2,15 +2,14 @@
 
 use serde::de::{Deserialize, Deserializer};
 
+use crate::apple::limits::{Limits, MAX_PAGES_IN_FLIGHT, RESUBMIT_AFTER};
 use crate::apple::service_config::APPLE_SERVICE_CONFIG_URL;
 use crate::apple::wire::MdmInfo;
-use crate::apple::limits::{Limits, MAX_PAGES_IN_FLIGHT, RESUBMIT_AFTER};
-use crate::backoff::BackoffPolicy;
-use crate::coalesce::CoalescePolicy;
-use crate::error::EngineError;
-use crate::json_object::{self, FieldReader};
-use crate::secret::Secret;
-use crate::time::{Millis, DAY, MINUTE, SECOND};
+use crate::base::backoff::BackoffPolicy;
+use crate::base::json_object::{self, FieldReader};
+use crate::base::secret::Secret;
+use crate::base::time::{Millis, DAY, MINUTE, SECOND};
+use crate::contract::error::EngineError;
 
 /// The longest `coalesceMs` accepted: license work never waits longer than a minute for company.
 pub const MAX_COALESCE_MS: Millis = MINUTE;
@@ -222,15 +221,6 @@ impl EngineConfig {
             return Err(EngineError::Config("serviceConfigUrl must be an http(s) URL".to_owned()));
         }
         Ok(())
-    }
-
-    /// The coalescing window these settings describe, under Apple's per-request `limits`.
-    pub fn coalesce_policy(&self, limits: &Limits) -> CoalescePolicy {
-        CoalescePolicy {
-            max_wait: self.coalesce_ms,
-            quiet: self.coalesce_quiet_ms,
-            fills_request: limits.max_serial_numbers.min(limits.max_client_user_ids) as usize,
-        }
     }
 
     /// The exponential backoff policy these settings describe.

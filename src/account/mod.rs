@@ -5,38 +5,40 @@
 //! the account may send (not stopped, not inside a backoff window, under the rate limit),
 //! and hands it every answer.
 
+pub mod sync;
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use crate::apple::outcome::{classify, classify_envelope, Classified, HttpAnswer, Outcome};
-use crate::apple::errors::{EVENT_NOT_FOUND, INVALID_VERSION_ID, PAGE_INDEX_OUT_OF_RANGE};
-use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, EventResponse, MdmInfo, Page, StatusResponse, NOTIFICATION_TYPES};
+use crate::account::sync::{PageMeta, PageRequest, Resource, SyncRun};
 use crate::apple::{Limits, ServiceConfig};
-use crate::backoff::RateLimiter;
-use crate::coalesce::CoalescePolicy;
-use crate::config::EngineConfig;
-use crate::event::Event;
+use crate::apple::errors::{EVENT_NOT_FOUND, INVALID_VERSION_ID, PAGE_INDEX_OUT_OF_RANGE};
+use crate::apple::notification::{AssetManagement, UserManagement};
+use crate::apple::outcome::{classify, classify_envelope, Classified, HttpAnswer, Outcome};
+use crate::apple::token::SToken;
+use crate::apple::wire::{self, ClaimRequest, ClientConfig, Envelope, EventResponse, MdmInfo, Page, StatusResponse, NOTIFICATION_TYPES};
+use crate::base::backoff::RateLimiter;
+use crate::base::time::{format_utc, Millis, DAY};
+use crate::contract::config::EngineConfig;
+use crate::contract::event::Event;
+use crate::contract::output::Method;
 use crate::facts::Facts;
 use crate::licenses::{LicenseCtx, Licenses};
+use crate::licenses::coalesce::CoalescePolicy;
 use crate::mirror::Mirror;
-use crate::apple::notification::{AssetManagement, UserManagement};
-use crate::output::Method;
 use crate::persist::{AccountRecord, DurableAccount, Ownership};
-use crate::sync::{Cursors, PageMeta, PageRequest, Resource, SyncRun};
-use crate::time::{format_utc, Millis, DAY};
-use crate::apple::token::SToken;
-use crate::vocab::{AccountStatus, OperationKind, SyncKind};
+use crate::vocab::{AccountStatus, Cursors, OperationKind, SyncKind};
 
 /// What `encodeURIComponent` leaves alone; everything else in an account id is percent-encoded
 /// in the notification URL (a path segment: a space must be `%20`, not `+`).
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// How far apart two readings of the clock past the token's expiry must be before the account stops.
-const EXPIRY_CONFIRM_AFTER: Millis = crate::time::MINUTE;
+const EXPIRY_CONFIRM_AFTER: Millis = crate::base::time::MINUTE;
 
 /// A Retry-After deadline further than this from `now` after the clock was set back was computed on the
 /// glitched clock (Apple asks for seconds or minutes): it is brought back to this.
-const RETRY_AFTER_AFTER_REWIND: Millis = crate::time::HOUR;
+const RETRY_AFTER_AFTER_REWIND: Millis = crate::base::time::HOUR;
 
 /// Expiry warnings, in days before `expDate`.
 pub const EXPIRY_WARNING_DAYS: [u32; 4] = [30, 15, 7, 1];
@@ -470,7 +472,7 @@ impl Account {
             }
             if self.licenses.wants_plan() && self.can_plan() && !self.licenses.has_queued() {
                 // No window yet: the next pass opens one.
-                let closes_at = self.licenses.coalescing_closes_at(&config.coalesce_policy(limits)).unwrap_or(now);
+                let closes_at = self.licenses.coalescing_closes_at(&CoalescePolicy::new(config, limits)).unwrap_or(now);
                 due.push((closes_at.max(self.blocked_until()), "coalescing"));
             }
         }

@@ -10,10 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
 use crate::mirror::Staged;
-use crate::vocab::SyncKind;
+use crate::vocab::{Cursors, SyncKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resource {
@@ -29,20 +27,6 @@ impl Resource {
             Resource::Assignments => "assignmentsPage",
             Resource::Users => "usersPage",
         }
-    }
-}
-
-/// Version cursors for delta syncs: the `versionId` of the first page of the last traversal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Cursors {
-    pub assignments: Option<String>,
-    pub users: Option<String>,
-}
-
-impl Cursors {
-    pub fn allow_delta(&self) -> bool {
-        self.assignments.is_some() && self.users.is_some()
     }
 }
 

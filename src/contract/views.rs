@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::AssetCounts;
-use crate::time::Millis;
+use crate::base::time::Millis;
 use crate::vocab::{AccountStatus, LicensePair, OperationKind, PricingParam};
 
 /// One row of the account list ([`crate::Engine::accounts`]).

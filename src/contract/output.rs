@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::event::Event;
+use crate::base::time::Millis;
+use crate::contract::event::Event;
 use crate::persist::Record;
-use crate::time::Millis;
 
 /// One output of [`crate::Engine::poll_output`]. Drain until [`Output::Timeout`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
