@@ -89,11 +89,25 @@
 //! Bad input is refused with an [`EngineError`] (with a stable [`EngineError::code`]) and
 //! changes nothing. Malformed answers from Apple are handled as failures of that request.
 //! Neither ever panics.
+//!
+//! ## Inside
+//!
+//! The [`Engine`] drives one state machine per account (`src/account/`), which owns its parts —
+//! credential, location and ownership, sync schedule, send gate — its copy of Apple's data
+//! (`src/mirror.rs`) and its license machine (`src/licenses/`: provenance, desired state,
+//! planning, pools, operations, outcomes, notifications, explain), each part owning its state.
+//! What they read of the engine comes in an `Env`; what they do — events for the host, store
+//! changes — they report into the engine's one `Effects` value (`src/effects.rs`), which
+//! `src/engine/records.rs` maps to [`Output::Persist`] records. Apple's API is data in
+//! [`apple`] (bodies, error numbers, limits); the names events, records and views share are
+//! defined once (`src/vocab.rs`, e.g. [`LicensePair`]). The modules form layers without an
+//! import circle; `ARCHITECTURE.md` draws them and follows one input through the code.
 
 mod account;
 pub mod apple;
 mod base;
 mod contract;
+mod effects;
 mod engine;
 mod facts;
 mod licenses;

@@ -1,4 +1,6 @@
-//! Exponential backoff with jitter, and the per-account request rate limit.
+//! Exponential backoff with jitter ([`BackoffPolicy`], and the value type [`Backoff`] that counts
+//! one requester's consecutive failures: an account, the service-config fetch), and the
+//! per-account request rate limit.
 
 use std::collections::VecDeque;
 
@@ -25,6 +27,51 @@ impl BackoffPolicy {
     pub fn ceiling(&self, failures: u32) -> Millis {
         let doublings = failures.saturating_sub(1).min(63);
         self.base.saturating_mul(1u64 << doublings).min(self.max)
+    }
+}
+
+/// Consecutive failures of one requester, and when the last one escalated the delay. A pure
+/// value: the time comes in as an argument, randomness from the caller's seeded generator.
+///
+/// Requests sent before the last escalation were already in flight during the same trouble:
+/// their failures don't escalate again (parallel requests failing from one incident count once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backoff {
+    failures: u32,
+    last_failure_at: Option<Millis>,
+}
+
+impl Backoff {
+    /// A request sent at `sent_at` failed at `now`: the delay before trying again, or `None` when
+    /// a failure of the same incident escalated already.
+    pub fn failed(&mut self, sent_at: Millis, now: Millis, policy: &BackoffPolicy, rng: &mut fastrand::Rng) -> Option<Millis> {
+        if self.last_failure_at.is_some_and(|last| sent_at < last) {
+            return None;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure_at = Some(now);
+        Some(policy.delay(self.failures, rng))
+    }
+
+    /// A request succeeded: the next failure waits the shortest delay again.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+        self.last_failure_at = None;
+    }
+
+    /// The consecutive failures counted.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Counts from zero again (a new token for another organization), keeping the incident.
+    pub fn restart_count(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The clock was set back to `now` after a glitch: a failure recorded later happened now.
+    pub fn clock_rewound(&mut self, now: Millis) {
+        self.last_failure_at = self.last_failure_at.map(|at| at.min(now));
     }
 }
 
@@ -93,6 +140,20 @@ mod tests {
             let d = policy.delay(n, &mut rng);
             assert!(d >= policy.ceiling(n) / 2 && d <= policy.ceiling(n), "{n}: {d}");
         }
+    }
+
+    #[test]
+    fn failures_of_one_incident_escalate_once_and_success_starts_over() {
+        let policy = BackoffPolicy { base: 1_000, max: 60_000 };
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut backoff = Backoff::default();
+        assert!(backoff.failed(0, 100, &policy, &mut rng).is_some());
+        assert_eq!(backoff.failed(50, 120, &policy, &mut rng), None, "sent before the escalation: the same incident");
+        let delay = backoff.failed(2_000, 2_100, &policy, &mut rng).unwrap();
+        assert_eq!(backoff.failures(), 2);
+        assert!((1_000..=2_000).contains(&delay), "{delay}");
+        backoff.succeeded();
+        assert_eq!(backoff, Backoff::default());
     }
 
     #[test]

@@ -1,16 +1,15 @@
-//! License commands: policies, device and user facts, administrator reclaims, Reconcile,
-//! Clean Up, Apple's notifications, and the license read models.
+//! License commands: policies (and the scope records of their targets), device and user facts,
+//! administrator reclaims, Reconcile, the license removal notification toggle.
 
 use super::{check_id, check_name, Engine};
 use crate::account::Account;
 use crate::base::time::Millis;
 use crate::contract::error::EngineError;
 use crate::contract::event::Event;
-use crate::contract::output::PersistOp;
+use crate::effects::{Effects, EngineChange};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::mirror::Mirror;
-use crate::persist::{PolicyRecord, Record, ScopeRecord};
-use crate::persist::keys::policy_key;
+use crate::persist::{PolicyRecord, ScopeRecord};
 use crate::policy::AppPolicy;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, PricingParam, Target};
 
@@ -29,12 +28,12 @@ fn target_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> Target {
 
 /// `licenseReady` for the licenses of one account this MDM gave `device` and Apple shows it
 /// holding (all apps, or one).
-fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, events: &mut Vec<Event>) {
-    let held = account.licenses.ours.of_target(device).filter(|k| account.mirror.has_assignment(k));
+fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, effects: &mut Effects) {
+    let held = account.licenses.ours().of_target(device).filter(|k| account.mirror.has_assignment(k));
     for key in held {
         let pair = account.mirror.pair(&key);
         if adam_id.is_none_or(|a| a == pair.adam_id) {
-            events.push(Event::LicenseReady { account_id: account.id.clone(), pair });
+            effects.event(Event::LicenseReady { account_id: account.id.clone(), pair });
         }
     }
 }
@@ -90,7 +89,7 @@ impl Engine {
         self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
         self.index_scope(&policy, &targets, false);
         self.store_scope(&policy, &targets, false);
-        self.pending_ops.push(PersistOp::Delete { key: policy_key(policy_id) });
+        self.effects.engine_change(EngineChange::PolicyRemoved { policy_id: policy_id.to_owned() });
         Ok(())
     }
 
@@ -116,7 +115,7 @@ impl Engine {
 
     /// Writes a policy's record (all but its targets).
     pub(super) fn store_policy_header(&mut self, policy: &AppPolicy) {
-        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(PolicyRecord::of(policy))) });
+        self.effects.engine_change(EngineChange::PolicySet(PolicyRecord::of(policy)));
     }
 
     /// Writes (or deletes) the scope records of `targets`: a scope change writes only the targets
@@ -124,8 +123,7 @@ impl Engine {
     pub(super) fn store_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
         for target in targets {
             let record = ScopeRecord { account_id: policy.account_id.clone(), policy_id: policy.policy_id.clone(), target: target.clone() };
-            let key = record.key();
-            self.pending_ops.push(if in_scope { PersistOp::Put { key, value: Box::new(Record::Scope(record)) } } else { PersistOp::Delete { key } });
+            self.effects.engine_change(EngineChange::Scope { record, in_scope });
         }
     }
 
@@ -156,9 +154,10 @@ impl Engine {
     /// Targets (re-)entered a policy's scope: earlier holds no longer apply.
     fn lift_holds(&mut self, policy: &AppPolicy, targets: &[String]) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        let mut fx = self.effects.account(&policy.account_id);
         for target in targets {
             let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.release_hold(&key);
+            account.licenses.release_hold(&key, &mut fx);
         }
     }
 
@@ -170,7 +169,6 @@ impl Engine {
         client_user_id: Option<String>,
         shared_ipad: bool,
         enrollment_id: Option<String>,
-        events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         check_id("serialNumber", &serial)?;
         if let Some(user) = &client_user_id {
@@ -201,7 +199,7 @@ impl Engine {
         self.facts.set_device(&serial, facts);
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(&serial);
-            account.licenses.release_holds_of(target);
+            account.licenses.release_holds_of(target, &mut self.effects.account(&account.id));
             account.licenses.replan(target);
             // The shared-iPad and one-license-per-user rules look at the device's users.
             for user in previous_user.iter().chain(&client_user_id) {
@@ -210,10 +208,10 @@ impl Engine {
             }
             // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
             if reenrolled {
-                license_ready(account, target, None, events);
+                license_ready(account, target, None, &mut self.effects);
             }
         }
-        self.dirty_devices.insert(serial);
+        self.effects.device_changed(&serial);
         Ok(())
     }
 
@@ -222,7 +220,7 @@ impl Engine {
         let mut facts = self.facts.devices.get(&serial).cloned().unwrap_or_default();
         facts.retired = true;
         self.facts.set_device(&serial, facts);
-        self.dirty_devices.insert(serial.clone());
+        self.effects.device_changed(&serial);
         for account in self.accounts.values_mut() {
             if let Some(id) = account.mirror.lookup(&serial) {
                 account.licenses.nominate_target(Target::Device(id), "the device was retired");
@@ -235,8 +233,9 @@ impl Engine {
         self.record_installed(serial, adam_id, true)?;
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(serial);
+            let mut fx = self.effects.account(&account.id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.release_hold(&AssignmentKey { asset, target });
+                account.licenses.release_hold(&AssignmentKey { asset, target }, &mut fx);
             }
         }
         Ok(())
@@ -248,8 +247,9 @@ impl Engine {
         self.record_installed(serial, adam_id, false)?;
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_device(serial);
+            let mut fx = self.effects.account(&account.id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.hold(AssignmentKey { asset, target }, reason);
+                account.licenses.hold(AssignmentKey { asset, target }, reason, &mut fx);
             }
         }
         Ok(())
@@ -265,16 +265,16 @@ impl Engine {
             facts.installed.remove(adam_id);
         }
         self.facts.set_device(serial, facts);
-        self.dirty_devices.insert(serial.to_owned());
+        self.effects.device_changed(serial);
         Ok(())
     }
 
     /// `licenseReady` again for the device licenses this MDM gave the device (all apps, or one).
-    pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>, events: &mut Vec<Event>) -> Result<(), EngineError> {
+    pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>) -> Result<(), EngineError> {
         check_id("serialNumber", serial)?;
         for account in self.accounts.values() {
             let Some(id) = account.mirror.lookup(serial) else { continue };
-            license_ready(account, Target::Device(id), adam_id, events);
+            license_ready(account, Target::Device(id), adam_id, &mut self.effects);
         }
         Ok(())
     }
@@ -282,10 +282,10 @@ impl Engine {
     pub(super) fn user_added(&mut self, client_user_id: String, email: Option<String>, managed_apple_id: Option<String>) -> Result<(), EngineError> {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
-        self.dirty_users.insert(client_user_id.clone());
+        self.effects.user_changed(&client_user_id);
         for account in self.accounts.values_mut() {
             let target = account.mirror.intern_user(&client_user_id);
-            account.licenses.release_holds_of(target);
+            account.licenses.release_holds_of(target, &mut self.effects.account(&account.id));
             account.licenses.replan(target);
         }
         Ok(())
@@ -296,7 +296,7 @@ impl Engine {
         let mut facts = self.facts.users.get(&client_user_id).cloned().unwrap_or_default();
         facts.removed = true;
         self.facts.users.insert(client_user_id.clone(), facts);
-        self.dirty_users.insert(client_user_id.clone());
+        self.effects.user_changed(&client_user_id);
         for account in self.accounts.values_mut() {
             if let Some(id) = account.mirror.lookup(&client_user_id) {
                 account.licenses.nominate_target(Target::User(id), "the user was removed");
@@ -315,7 +315,7 @@ impl Engine {
         serial_number: Option<String>,
         client_user_id: Option<String>,
     ) -> Result<(), EngineError> {
-        let account = self.account_mut(account_id)?;
+        let (account, mut fx) = self.account_effects(account_id)?;
         let target_name = match (&serial_number, &client_user_id) {
             (Some(serial), None) => serial,
             (None, Some(user)) => user,
@@ -330,21 +330,27 @@ impl Engine {
         };
         let target = if serial_number.is_some() { Target::Device(target) } else { Target::User(target) };
         let key = AssignmentKey { asset: AssetKey { adam_id: adam, pricing }, target };
-        if !account.licenses.ours.contains(&key) {
+        if !account.licenses.ours().contains(&key) {
             return Err(not_ours());
         }
-        account.licenses.hold(key, "reclaimed by an administrator");
+        account.licenses.hold(key, "reclaimed by an administrator", &mut fx);
         Ok(())
     }
 
     /// Reclaims (and holds) every license of ours in the account that `matches`.
     pub(super) fn reclaim_where(&mut self, account_id: &str, matches: impl Fn(&Mirror, &AssignmentKey) -> bool) -> Result<(), EngineError> {
-        let account = self.account_mut(account_id)?;
-        let keys: Vec<AssignmentKey> = account.licenses.ours.iter().filter(|k| matches(&account.mirror, k)).collect();
+        let (account, mut fx) = self.account_effects(account_id)?;
+        let keys: Vec<AssignmentKey> = account.licenses.ours().iter().filter(|k| matches(&account.mirror, k)).collect();
         for key in keys {
-            account.licenses.hold(key, "reclaimed by an administrator");
+            account.licenses.hold(key, "reclaimed by an administrator", &mut fx);
         }
         Ok(())
+    }
+
+    /// The license removal notification toggle (`notifyUser` events on releases).
+    pub(super) fn set_license_removal_notification(&mut self, enabled: bool) {
+        self.notify_users = enabled;
+        self.effects.engine_change(EngineChange::Settings { license_removal_notification: enabled });
     }
 
     /// Every account: release what this MDM assigned that is no longer used.

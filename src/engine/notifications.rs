@@ -3,9 +3,9 @@
 use std::collections::{HashSet, VecDeque};
 
 use super::Engine;
-use crate::account::{Account, Ctx};
-use crate::apple::notification::{bearer_matches, parse, Notification};
+use crate::apple::notification::{bearer_matches, parse};
 use crate::base::time::Millis;
+use crate::effects::Env;
 
 /// HTTP statuses answered to Apple's notification POSTs.
 const NOTIFICATION_ACCEPTED: u16 = 200;
@@ -31,7 +31,7 @@ impl Engine {
             return NOTIFICATION_UNKNOWN_ACCOUNT;
         }
         let Ok(parsed) = parse(body) else { return NOTIFICATION_MALFORMED };
-        let location = self.accounts[account_id].durable.u_id.as_deref();
+        let (location, _, _) = self.accounts[account_id].location();
         if location.is_some_and(|ours| parsed.u_id.as_deref().is_some_and(|theirs| theirs != ours)) {
             return NOTIFICATION_MALFORMED; // another location's notification
         }
@@ -39,29 +39,14 @@ impl Engine {
             return NOTIFICATION_ACCEPTED;
         }
         self.notifications_seen.remember(parsed.notification_id);
-        let mut events = Vec::new();
         let account = self.accounts.get_mut(account_id).expect("checked above");
         if !account.is_stopped() {
-            let mut ctx = account_ctx!(self, now, &mut events);
-            apply_notification(account, parsed.notification, &mut ctx);
+            let env = Env::new(now, &self.config, &self.service, self.notify_users);
+            account.notification(parsed.notification, &env, &mut self.effects.account(account_id));
         }
-        self.emit_events(events);
+        self.emit_events();
         self.settle(false);
         NOTIFICATION_ACCEPTED
-    }
-}
-
-fn apply_notification(account: &mut Account, notification: Notification, ctx: &mut Ctx<'_>) {
-    match notification {
-        Notification::Test | Notification::Ignored => {}
-        Notification::AssetManagement(management) => account.asset_management(&management, ctx),
-        Notification::AssetCount(count) => {
-            let asset = account.mirror.intern_asset(&count.adam_id, count.pricing_param);
-            account.mirror.apply_count_delta(&asset, count.count_delta);
-            account.licenses.counts_changed(&account.mirror);
-        }
-        Notification::UserManagement(management) => account.user_management(&management, ctx),
-        Notification::UsersAssociated(users) => account.licenses.users_updated(&users, &mut account.mirror),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::contract::views::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView,
     Wakeup, MAX_ASSIGNMENT_PAGE,
 };
-use crate::licenses::Decision;
+use crate::licenses::desired::Decision;
 use crate::licenses::operations::OperationState;
 use crate::mirror::Mirror;
 use crate::policy::AppPolicy;
@@ -23,16 +23,17 @@ impl Engine {
             .values()
             .map(|a| {
                 let (status, status_reason) = a.status(now);
+                let (_, location_name, country_code) = a.location();
                 AccountView {
                     account_id: a.id.clone(),
                     name: a.name.clone(),
                     status,
                     status_reason,
-                    org_name: a.token.org_name.clone(),
-                    location_name: a.durable.location_name.clone(),
-                    country_code: a.durable.country_code.clone(),
-                    last_synced_at: a.durable.last_synced_at,
-                    token_expires_at: a.token.expires_at,
+                    org_name: a.token().org_name.clone(),
+                    location_name: location_name.map(str::to_owned),
+                    country_code: country_code.map(str::to_owned),
+                    last_synced_at: a.last_synced_at(),
+                    token_expires_at: a.token().expires_at,
                     other_mdm_name: a.other_mdm_name(),
                     policy_ids: self.policies.values().filter(|p| p.account_id == a.id).map(|p| p.policy_id.clone()).collect(),
                 }
@@ -62,7 +63,7 @@ impl Engine {
     pub fn next_wakeup(&self) -> Wakeup {
         let now = self.clock.now();
         let mut best = Wakeup {
-            at: if self.schedule.in_flight { now + self.config.service_config_interval_ms } else { self.schedule.next_at },
+            at: self.service_fetch.wakeup(now, &self.config),
             reason: "service config refresh".to_owned(),
             account_id: None,
         };

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::effects::AccountEffects;
 use crate::mirror::Mirror;
 use crate::vocab::{AssetKey, AssignmentKey, Target};
 
@@ -17,8 +18,6 @@ pub struct InFlight {
     awaited: BTreeSet<AssignmentKey>,
     /// Per asset: how many pairs are associating or awaited (or both).
     per_asset: BTreeMap<AssetKey, i64>,
-    /// Awaited pairs not yet persisted: key → still awaited?
-    pub dirty_awaited: BTreeMap<AssignmentKey, bool>,
 }
 
 impl InFlight {
@@ -67,10 +66,10 @@ impl InFlight {
         self.recount(key.asset, true, counted);
     }
 
-    /// Apple may still make `key`.
-    pub fn await_pair(&mut self, key: AssignmentKey) {
+    /// Apple may still make `key` (durable: an `await/` record).
+    pub fn await_pair(&mut self, key: AssignmentKey, fx: &mut AccountEffects<'_>) {
         if self.restore_awaited(key) {
-            self.dirty_awaited.insert(key, true);
+            fx.changes.awaited.insert(key, true);
         }
     }
 
@@ -83,20 +82,20 @@ impl InFlight {
     }
 
     /// `key` is no longer awaited (it appeared); whether it was.
-    pub fn stop_awaiting(&mut self, key: &AssignmentKey) -> bool {
+    pub fn stop_awaiting(&mut self, key: &AssignmentKey, fx: &mut AccountEffects<'_>) -> bool {
         if !self.awaited.remove(key) {
             return false;
         }
-        self.dirty_awaited.insert(*key, false);
+        fx.changes.awaited.insert(*key, false);
         let counted = self.counted(key);
         self.recount(key.asset, true, counted);
         true
     }
 
     /// Nothing is awaited any more (a trustworthy full refresh showed what Apple holds).
-    pub fn stop_awaiting_all(&mut self) {
+    pub fn stop_awaiting_all(&mut self, fx: &mut AccountEffects<'_>) {
         for key in std::mem::take(&mut self.awaited) {
-            self.dirty_awaited.insert(key, false);
+            fx.changes.awaited.insert(key, false);
             let counted = self.counted(&key);
             self.recount(key.asset, true, counted);
         }
@@ -126,6 +125,7 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::effects::Effects;
     use crate::vocab::PricingParam;
 
     fn key(target: u32) -> AssignmentKey {
@@ -135,14 +135,17 @@ mod tests {
     #[test]
     fn a_pair_both_associating_and_awaited_counts_once_and_until_both_end() {
         let mut in_flight = InFlight::default();
+        let mut effects = Effects::default();
+        let mut fx = effects.account("a");
         let asset = key(1).asset;
-        in_flight.await_pair(key(1));
+        in_flight.await_pair(key(1), &mut fx);
         in_flight.associating(key(1), 3);
         in_flight.associating(key(2), 3);
         assert_eq!(in_flight.count(&asset), 2);
         in_flight.associated(key(1));
         assert_eq!(in_flight.count(&asset), 2, "still awaited");
-        assert!(in_flight.stop_awaiting(&key(1)));
+        assert!(in_flight.stop_awaiting(&key(1), &mut fx));
+        assert_eq!(fx.changes.awaited.get(&key(1)), Some(&false), "written as no longer awaited");
         assert_eq!(in_flight.count(&asset), 1);
         in_flight.association_ended(key(2), 3);
         assert_eq!(in_flight.count(&asset), 0);

@@ -158,6 +158,14 @@ impl Operation {
 pub struct Operations {
     ops: BTreeMap<u64, Operation>,
     due: Due,
+    /// The id of the last operation created (or restored).
+    last_id: u64,
+    /// Pairs an open release (disassociate or revoke) is releasing, with the reason.
+    pub releasing: BTreeMap<AssignmentKey, String>,
+    /// Users (interned) an open user creation is registering.
+    pub registering: BTreeSet<u32>,
+    /// A user creation completed while the outcome being applied was: taken (and returned) by it.
+    pub registered: bool,
 }
 
 /// The orders [`Operations`] keeps, by state and kind.
@@ -196,6 +204,18 @@ impl Due {
 }
 
 impl Operations {
+    /// A new operation, queued, with the next id (not added yet: see [`Operations::insert`]).
+    pub fn create(&mut self, kind: OperationKind, assets: Vec<AssetKey>, targets: Vec<Target>, reason: String) -> Operation {
+        self.last_id += 1;
+        Operation::new(self.last_id, kind, assets, targets, reason)
+    }
+
+    /// Adds an operation read back from the store: later operations get higher ids.
+    pub fn restore(&mut self, op: Operation) {
+        self.last_id = self.last_id.max(op.id);
+        self.insert(op);
+    }
+
     /// Adds `op` (or replaces the operation of its id).
     pub fn insert(&mut self, op: Operation) {
         self.remove(op.id);
