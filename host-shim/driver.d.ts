@@ -93,7 +93,11 @@ export declare class Driver {
    * `vpp-license-engine/node` has a ready-made endpoint for Node's `http` servers.
    */
   notification(accountId: string, authorization: string | null, body: string): number;
-  /** Takes over one account (its lease was acquired) from every record the store holds, then drains. Throws the engine's Error. */
+  /**
+   * Takes over one account (its lease was acquired) from its records and the records of no account
+   * (`store.loadAccount(accountId)`; every record works too), then drains. Throws the engine's Error (UNKNOWN_ACCOUNT:
+   * the records hold no such account).
+   */
   adopt(accountId: string, records: StoredRecord[]): void;
   /** Stops driving one account (its lease was lost or handed over), keeping its records, then drains. Throws the engine's Error. */
   release(accountId: string): void;

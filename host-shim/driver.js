@@ -1,17 +1,24 @@
 // The host loop around a vpp-license-engine `Engine` (browser and Node alike: no `node:` imports).
 // It decides nothing: it performs the engine's requests, writes its persist records, keeps one timer
 // armed for the engine's next deadline and passes the current time on every call.
-// With `leases` (several instances on one store, see lease.js) it also sends no request for an account whose
+// With `leases` (several instances on one store, see lease-keeper.js) it also sends no request for an account whose
 // lease this instance does not hold: it has the account released instead.
 //
 // Back-pressure: while a store write is in flight the engine's outputs are left in the engine (inputs, answers and
 // notifications still go in at once); they are drained once every queued write is stored, so that the requests
 // the engine paces leave at about the time it counted them, not bunched behind a slow store.
+// Group commit: a write waits one turn of the event loop before it starts; the inputs that arrive meanwhile go into
+// the engine, and their records come out together in the next write. A synchronous store (SQLite) under a burst of
+// inputs then commits about once per turn of the event loop, not once per input.
+// Retry-After: a request held in the Driver (behind a write, or paced) does not leave inside a Retry-After window
+// Apple gave its account after the engine emitted it.
 
 /** setTimeout's delay is a signed 32-bit millisecond count; longer delays fire at once. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 /** A failed store write is tried again after 100 ms, then twice as long each time, at most every 5 s. */
 const DEFAULT_WRITE_RETRY = Object.freeze({ initialDelayMs: 100, maxDelayMs: 5000 });
+/** The longest Retry-After honoured, as in the engine (an hour). */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 /** Apple's rate window (`maxRequestPerSecond`), and the engine's default `rateLimitMarginMs` added to it. */
 const SECOND_MS = 1000;
 const DEFAULT_RATE_LIMIT_MARGIN_MS = 250;
@@ -29,6 +36,20 @@ function checkRateLimitMargin(marginMs = DEFAULT_RATE_LIMIT_MARGIN_MS) {
     throw new RangeError('Driver: rateLimitMarginMs must be an integer in 0..=1000');
   }
   return marginMs;
+}
+
+/** Resolves after one turn of the event loop (Node: after the I/O callbacks already waiting). */
+function nextTurn() {
+  return new Promise((resolve) => (typeof globalThis.setImmediate === 'function' ? globalThis.setImmediate(resolve) : globalThis.setTimeout(resolve, 0)));
+}
+
+/** The local time until which a response's `Retry-After` (delta-seconds or an HTTP-date) forbids requests, or null. */
+function retryAfterUntil(response, now) {
+  const value = response.headers?.['retry-after'];
+  if (typeof value !== 'string' || (response.status !== 429 && response.status !== 503)) return null;
+  const text = value.trim();
+  const until = /^\d+$/.test(text) ? now + Number(text) * SECOND_MS : Date.parse(text);
+  return Number.isFinite(until) && until > now ? Math.min(until, now + MAX_RETRY_AFTER_MS) : null;
 }
 
 export class Driver {
@@ -79,6 +100,8 @@ export class Driver {
   /** Writes queued so far (each has this sequence number), and the number of the last one stored. */
   #writesQueued = 0;
   #writesStored = 0;
+  /** accountId → local time until which Apple's Retry-After holds the account's requests back. */
+  #retryAfter = new Map();
   /** The store's error while the write at the head of the queue is failing (retried), else null. */
   #writeFailure = null;
   /** The error of the write given up after stop(): it and every later write are not applied. */
@@ -151,9 +174,9 @@ export class Driver {
   }
 
   /**
-   * Takes over one account from the store's records (all of them, as `store.load()` returned them) and drains:
-   * call when this instance acquired the account's lease. Throws the engine's Error (ACCOUNT_EXISTS,
-   * UNKNOWN_ACCOUNT) to the caller.
+   * Takes over one account from the store's records (`store.loadAccount(accountId)`: its own and those of no account;
+   * every record, as `store.load()` returns them, works too) and drains: call when this instance acquired the
+   * account's lease. Throws the engine's Error (ACCOUNT_EXISTS, UNKNOWN_ACCOUNT) to the caller.
    */
   adopt(accountId, records) {
     this.#assertRunning();
@@ -354,7 +377,7 @@ export class Driver {
       }
       this.#sentLog.set(accountId, log);
       const { emittedAt } = queue.items[0];
-      let leaveAt = now;
+      let leaveAt = Math.max(now, this.#retryAfter.get(accountId) ?? now);
       for (const sent of log) {
         const apart = emittedAt - sent.emittedAt;
         if (apart >= SECOND_MS) leaveAt = Math.max(leaveAt, sent.sentAt + Math.min(apart, this.#rateWindowMs));
@@ -378,12 +401,14 @@ export class Driver {
     }
     this.#paceQueues.delete(accountId);
     if (this.#sentLog.get(accountId)?.length === 0) this.#sentLog.delete(accountId);
+    if ((this.#retryAfter.get(accountId) ?? Infinity) <= this.#now()) this.#retryAfter.delete(accountId);
   }
 
   /** Performs one request and feeds its answer back. */
   #go({ request }) {
     this.#perform(request)
       .then((input) => {
+        if (input?.type === 'response' && request.accountId != null) this.#holdForRetryAfter(request.accountId, input);
         if (input !== null && !this.#stopped) this.#feed(input);
       })
       .finally(() => {
@@ -391,6 +416,12 @@ export class Driver {
         this.#countAccountRequest(request.accountId, -1);
         this.#settle();
       });
+  }
+
+  /** Apple answered `Retry-After`: the account's requests still held here wait until then. */
+  #holdForRetryAfter(accountId, response) {
+    const until = retryAfterUntil(response, this.#now());
+    if (until !== null && until > (this.#retryAfter.get(accountId) ?? 0)) this.#retryAfter.set(accountId, until);
   }
 
   /** Sends one request; resolves with the input that answers it, or null when it is not sent. */
@@ -435,6 +466,7 @@ export class Driver {
     this.#writesPending += 1;
     const seq = (this.#writesQueued += 1);
     this.#writes = this.#writes
+      .then(nextTurn)
       .then(() => this.#write(ops, seq))
       .finally(() => {
         this.#writesPending -= 1;

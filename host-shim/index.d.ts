@@ -2,5 +2,5 @@ export { Driver, type DriverEngine, type DriverLeases, type DriverOptions } from
 export { APPLE_BASE_URL, createFetchTransport, type FetchTransportOptions, type Transport, type TransportResponse } from './transport.js';
 export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore, type IndexedDbStoreOptions } from './indexeddb-store.js';
-export { LeaseKeeper, type LeaseChange, type LeaseKeeperOptions } from './lease.js';
+export { LeaseKeeper, type LeaseChange, type LeaseKeeperOptions } from './lease-keeper.js';
 export type { LeaseState, LeaseStore, Store, TokenHooks } from './store.js';

@@ -3,4 +3,4 @@ export { Driver } from './driver.js';
 export { APPLE_BASE_URL, createFetchTransport } from './transport.js';
 export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore } from './indexeddb-store.js';
-export { LeaseKeeper } from './lease.js';
+export { LeaseKeeper } from './lease-keeper.js';

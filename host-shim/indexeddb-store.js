@@ -1,6 +1,9 @@
 // IndexedDB Store (see store.d.ts) for browsers: one database, one object store `records` (key → the value as
-// JSON text); each apply() is one readwrite transaction, so a batch is all or nothing.
-import { decodeRecord, encodeOps, serialQueue, tokenHooks } from './protect.js';
+// JSON text); each apply() is one readwrite transaction, so a batch is all or nothing. loadAccount reads key ranges.
+import { accountKeyRanges, prefixEnd } from './record-accounts.js';
+import { decodeRecord, encodeOps } from './record-encoding.js';
+import { serialQueue } from './serial-queue.js';
+import { tokenHooks } from './token-protection.js';
 
 const NAME = 'IndexedDbStore';
 const OBJECT_STORE = 'records';
@@ -22,28 +25,36 @@ function committed(transaction) {
   });
 }
 
+/** The `[key, json]` rows of one key range of `records`: keys and values read in one go each. */
+function readRange(records, range) {
+  return Promise.all([settle(records.getAllKeys(range)), settle(records.getAll(range))])
+    .then(([keys, values]) => keys.map((key, i) => [key, values[i]]));
+}
+
 export class IndexedDbStore {
   #db;
   #hooks;
+  #keyRange;
   #queue = serialQueue();
 
   /**
-   * Opens (creating if needed) the IndexedDB database `name`. Options: `{ protect, unprotect, indexedDB }`
-   * (token hooks; an IDBFactory other than `globalThis.indexedDB`).
+   * Opens (creating if needed) the IndexedDB database `name`. Options: `{ protect, unprotect, indexedDB,
+   * IDBKeyRange }` (token hooks; an IDBFactory other than `globalThis.indexedDB`, and its IDBKeyRange).
    */
-  static async open(name, { indexedDB = globalThis.indexedDB, ...hookOptions } = {}) {
+  static async open(name, { indexedDB = globalThis.indexedDB, IDBKeyRange = globalThis.IDBKeyRange, ...hookOptions } = {}) {
     if (typeof name !== 'string' || name === '') throw new TypeError(`${NAME}.open: name must be a non-empty string`);
     const hooks = tokenHooks(hookOptions, NAME);
     if (!indexedDB) throw new Error(`${NAME}.open: IndexedDB is not available here`);
     const request = indexedDB.open(name, 1);
     request.onupgradeneeded = () => request.result.createObjectStore(OBJECT_STORE);
     request.onblocked = () => {}; // an older version open elsewhere: wait for it to close
-    return new IndexedDbStore(await settle(request), hooks);
+    return new IndexedDbStore(await settle(request), hooks, IDBKeyRange);
   }
 
-  constructor(db, hooks) {
+  constructor(db, hooks, keyRange = globalThis.IDBKeyRange) {
     this.#db = db;
     this.#hooks = hooks;
+    this.#keyRange = keyRange;
   }
 
   /** Applies one persist output's ops in order, in one transaction: all or nothing; calls commit in call order. */
@@ -75,6 +86,29 @@ export class IndexedDbStore {
       const records = transaction.objectStore(OBJECT_STORE);
       const [keys, values] = await Promise.all([settle(records.getAllKeys()), settle(records.getAll())]);
       return Promise.all(keys.map((key, i) => decodeRecord(key, values[i], this.#hooks, NAME)));
+    });
+  }
+
+  /**
+   * One account's records and the records of no account (what `Engine.adopt` keeps), in one readonly transaction:
+   * a get per key and a key range per prefix (`accountKeyRanges`). Policies name their account only in their value,
+   * which IndexedDB cannot index here (values are JSON text): the policy range is read and filtered.
+   */
+  loadAccount(accountId) {
+    return this.#queue(async () => {
+      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
+      const ranges = accountKeyRanges(accountId);
+      const range = (prefix) => this.#keyRange.bound(prefix, prefixEnd(prefix), false, true);
+      const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
+      const records = transaction.objectStore(OBJECT_STORE);
+      const reads = [
+        ...ranges.keys.map((key) => settle(records.get(key)).then((json) => (json === undefined ? [] : [[key, json]]))),
+        ...ranges.prefixes.map((prefix) => readRange(records, range(prefix))),
+        ...ranges.byValue.map(({ prefix, field }) => readRange(records, range(prefix))
+          .then((rows) => rows.filter(([, json]) => JSON.parse(json)?.[field] === accountId))),
+      ];
+      const rows = (await Promise.all(reads)).flat();
+      return Promise.all(rows.map(([key, json]) => decodeRecord(key, json, this.#hooks, NAME)));
     });
   }
 

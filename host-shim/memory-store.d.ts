@@ -11,6 +11,8 @@ export declare class MemoryStore implements LeaseStore {
   /** Throws a TypeError (and changes nothing) when any op is malformed or a value is not JSON. */
   apply(ops: readonly PersistOp[]): void;
   load(): StoredRecord[];
+  /** Walks every key (a Map has no order): for tests and demos. */
+  loadAccount(accountId: string): StoredRecord[];
   applyFenced(holder: string, ops: readonly PersistOp[]): { skipped: string[] };
   heartbeat(holder: string, ttlMs: number): number;
   leaseStates(): LeaseState[];

@@ -1,9 +1,10 @@
 // In-memory Store (see store.d.ts): for tests, demos and hosts that keep nothing across restarts.
 // Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
 // It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
-import { accountsOfOps, policyDeletes } from './account-keys.js';
-import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from './lease-store.js';
-import { ACCOUNT_PREFIX, toJson, validateOps } from './protect.js';
+import { accountsOfOps, fenceOps, touchedAccounts } from './lease-fence.js';
+import { checkAccountIds, checkHolder, checkTtl } from './lease-store-checks.js';
+import { ACCOUNT_PREFIX, accountKeyRanges, inKeyRanges } from './record-accounts.js';
+import { toJson, validateOps } from './record-encoding.js';
 
 const NAME = 'MemoryStore';
 
@@ -30,13 +31,29 @@ export class MemoryStore {
     return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
   }
 
+  /**
+   * One account's records and the records of no account (device and user facts, settings): what
+   * `Engine.adopt(accountId, …)` keeps. Walks every key (a Map has no order: tests and demos).
+   */
+  loadAccount(accountId) {
+    if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
+    const ranges = accountKeyRanges(accountId);
+    const records = [];
+    for (const [key, json] of this.#records) {
+      let value;
+      const valueOf = () => (value ??= JSON.parse(json));
+      if (inKeyRanges(ranges, accountId, key, valueOf)) records.push({ key, value: valueOf() });
+    }
+    return records;
+  }
+
   /** Like apply, but leaves out the ops of accounts whose lease `holder` does not hold now; returns those accounts. */
   applyFenced(holder, ops) {
     checkHolder(holder, `${NAME}.applyFenced`);
     const changes = this.#encode(ops);
-    const stored = new Map(policyDeletes(ops).filter((key) => this.#records.has(key))
-      .map((key) => [key, JSON.parse(this.#records.get(key))]));
-    const accounts = accountsOfOps(ops, stored);
+    const { lookUp, complete } = accountsOfOps(ops);
+    const stored = new Map(lookUp.filter((key) => this.#records.has(key)).map((key) => [key, JSON.parse(this.#records.get(key))]));
+    const accounts = complete(stored);
     const held = new Set(touchedAccounts(accounts).filter((id) => this.#liveHolder(id) === holder));
     const { keep, skipped } = fenceOps(accounts, held);
     this.#write(changes.filter((_, index) => keep[index]));

@@ -16,6 +16,15 @@ export interface Store {
   apply(ops: readonly PersistOp[]): void | Promise<void>;
   /** Every stored record, for `Engine.restore(config, records, now)`. Order carries no meaning. */
   load(): StoredRecord[] | Promise<StoredRecord[]>;
+  /**
+   * One account's records and the records of no account (device and user facts, settings): what
+   * `Engine.adopt(accountId, records, now)` keeps, for an instance taking the account over (LeaseKeeper). The
+   * engine says where they are (`accountKeyRanges(accountId)`: exact keys, key prefixes, and policies, which name their
+   * account only in their value); adapters read those by key and key range, not every record, in one snapshot, and
+   * issued after applies it sees them all, as load does. Tokens are unprotected as by load. Order carries no meaning;
+   * an unknown account gives the records of no account alone (adopt then refuses it: UNKNOWN_ACCOUNT).
+   */
+  loadAccount(accountId: string): StoredRecord[] | Promise<StoredRecord[]>;
 }
 
 /**

@@ -4,6 +4,7 @@
 # one table and writes it into BENCHMARKS.md and the README.
 #   bash scripts/bench.sh          full sizes (1,000,000 assignments; a few minutes)
 #   bash scripts/bench.sh --quick  CI sizes (10,000 assignments): prints the table, writes nothing
+# With VPP_PG_URL set (scripts/postgres.sh start), the restart row is measured from PostgreSQL too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -34,6 +35,14 @@ printf '==> wasm in Node\n'
 node_run() { node --max-old-space-size=8192 scripts/bench/wasm.mjs --pkg "$WORK/pkg" "${quick[@]}" "$@"; }
 node_run --part memory --out "$WORK/wasm-memory.json"   # its own process: linear memory only grows
 node_run --part main --out "$WORK/wasm.json"
+node_run --part fleet --out "$WORK/wasm-fleet.json"   # its own process: memory per idle account
+printf '==> restart from the stores (each read in its own process)\n'
+restore_run() { node --max-old-space-size=8192 scripts/bench/restore.mjs --pkg "$WORK/pkg" "${quick[@]}" "$@"; }
+pg=()
+if [ -n "${VPP_PG_URL:-}" ]; then pg=(--postgres "$VPP_PG_URL"); fi
+restore_run --write "$WORK" "${pg[@]}" --out "$WORK/restore-write.json"
+restore_run --read "sqlite:$WORK/restore.sqlite" --out "$WORK/restore-read-sqlite.json"
+if [ -n "${VPP_PG_URL:-}" ]; then restore_run --read "postgres:$VPP_PG_URL" --out "$WORK/restore-read-postgres.json"; fi
 
 write=(--write); [ ${#quick[@]} -eq 0 ] || write=()
 RUSTC_VERSION=$(rustc --version) node scripts/bench/report.mjs --dir "$WORK" --pkg "$WORK/pkg" \

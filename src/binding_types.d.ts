@@ -28,6 +28,8 @@ export interface EngineConfig {
   deltaSyncIntervalMs?: number;
   /** Full refresh interval. Default 86400000 (24 h). */
   fullRefreshIntervalMs?: number;
+  /** How often Reconcile runs on its own (it also runs on a `reconcile` input). Default 86400000 (24 h), at least 1000. */
+  reconcileIntervalMs?: number;
   /** Page requests in flight per account during a sync, 1..=5. Default 5. */
   maxPagesInFlight?: number;
   /** First exponential backoff delay. Default 1000. */
@@ -141,6 +143,18 @@ export type PersistOp =
 
 /** A record as read back from the store, for `Engine.restore`. */
 export interface StoredRecord { key: string; value: unknown }
+
+/**
+ * Where one account's records and the records of no account are stored (`accountKeyRanges`): a record is one of
+ * them when its key is in `keys`, starts with one of `prefixes` (each ends in `/`: the range from the prefix up to,
+ * not including, the prefix with its last `/` turned into `0`), or starts with a `byValue` prefix and its value's
+ * `field` is the account id (policies name their account only in their value).
+ */
+export interface AccountKeyRanges {
+  keys: string[];
+  prefixes: string[];
+  byValue: { prefix: string; field: string }[];
+}
 
 export type AccountStatus =
   | "checking"        // reading client config / claiming

@@ -100,8 +100,9 @@
 //! changes — they report into the engine's one `Effects` value (`src/effects.rs`), which
 //! `src/engine/records.rs` maps to [`Output::Persist`] records. Apple's API is data in
 //! [`apple`] (bodies, error numbers, limits); the names events, records and views share are
-//! defined once (`src/vocab.rs`, e.g. [`LicensePair`]). The modules form layers without an
-//! import circle; `ARCHITECTURE.md` draws them and follows one input through the code.
+//! defined once (`src/vocab.rs`, e.g. [`LicensePair`], which records embed and from which events
+//! and views are built). The modules form layers without an import circle; `ARCHITECTURE.md`
+//! draws them and follows one input through the code.
 
 mod account;
 pub mod apple;

@@ -8,8 +8,10 @@
 //!   [`Target`] and [`AssignmentKey`], small `Copy` keys ordered so that one device's or user's
 //!   pairs are one range of any ordered set.
 //!
-//! Events, records and views embed the named types with `#[serde(flatten)]`, so their JSON stays
-//! the flat objects of the TypeScript contract.
+//! Store records embed the named types with `#[serde(flatten)]`; the events and views of the
+//! JavaScript contract keep their fields spelled out, one struct per TypeScript type (as the
+//! contract test in `src/contract/` describes them), and are built from these by conversion.
+//! Either way the JSON is the same.
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,7 @@ impl Cursors {
 
 /// An account's status, with a human-readable reason alongside wherever it is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(Deserialize))] // the contract test reads its names
 #[serde(rename_all = "camelCase")]
 pub enum AccountStatus {
     /// Reading the location's client config, or claiming it.
@@ -102,9 +105,10 @@ impl OperationKind {
 
 /// One license by name: an app (or book) edition and the device (`serial_number`) or user
 /// (`client_user_id`) holding it. Exactly one of the two is set, except where the host asks a
-/// question with neither or both (refused there).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// question with neither or both (refused there). Stored records embed it; the events and views
+/// of the JavaScript contract spell its fields out (their JSON is the same) and are built from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LicensePair {
     pub adam_id: String,
     pub pricing_param: PricingParam,

@@ -47,8 +47,9 @@ impl WasmEngine {
         Ok(Self { inner })
     }
 
-    /// Takes over one account from the store's records (pass everything `store.load()` returned)
-    /// when this instance acquires its lease; then drain `pollOutputs`.
+    /// Takes over one account from the store's records when this instance acquires its lease:
+    /// pass `store.loadAccount(accountId)` (the account's records and those of no account; every
+    /// record, as `store.load()` returns them, works too); then drain `pollOutputs`.
     #[allow(non_snake_case)] // parameter names are the TypeScript ones
     pub fn adopt(
         &mut self,
@@ -198,6 +199,43 @@ pub fn decode_token(#[wasm_bindgen(unchecked_param_type = "string")] token: JsVa
     let text = string("token", &token)?;
     let token = crate::apple::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
     encode(&crate::TokenInfo { org_name: token.org_name.clone(), expires_at: token.expires_at })
+}
+
+/// The account a stored record belongs to (the engine's key scheme, so that hosts sharing one store
+/// fence writes by account without knowing it): its id; `null` for a record of no account (device
+/// and user facts, settings); `undefined` when the key alone cannot say — a `policy/` record names its
+/// account only in its value: pass the value (for a delete, the value stored under the key, or `null`).
+#[wasm_bindgen(js_name = accountOfRecord, unchecked_return_type = "string | null | undefined")]
+pub fn account_of_record(
+    #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "unknown")] value: JsValue,
+) -> Result<JsValue, JsValue> {
+    use crate::persist::keys::RecordAccount;
+    let key = string("key", &key)?;
+    // Only the value's accountId matters: it is read alone, not the whole value.
+    let value = if value.is_undefined() {
+        None
+    } else if value.is_object() {
+        let id = js_sys::Reflect::get(&value, &JsValue::from_str("accountId")).ok().and_then(|id| id.as_string());
+        Some(id.map_or(serde_json::Value::Null, |id| serde_json::json!({ "accountId": id })))
+    } else {
+        Some(serde_json::Value::Null)
+    };
+    Ok(match crate::persist::keys::account_of_record(&key, value.as_ref()) {
+        RecordAccount::Account(id) => JsValue::from_str(&id),
+        RecordAccount::NoAccount => JsValue::NULL,
+        RecordAccount::InValue => JsValue::UNDEFINED,
+    })
+}
+
+/// Where the records `Engine.adopt(accountId, …)` keeps are stored — the account's own and those of
+/// no account — as exact keys, key prefixes (each a range scan) and prefixes whose records name their
+/// account in a value field (policies): what `store.loadAccount(accountId)` reads.
+#[wasm_bindgen(js_name = accountKeyRanges, unchecked_return_type = "AccountKeyRanges")]
+#[allow(non_snake_case)] // parameter names are the TypeScript ones
+pub fn account_key_ranges(#[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue) -> Result<JsValue, JsValue> {
+    let account_id = string("accountId", &accountId)?;
+    encode(&crate::persist::keys::account_key_ranges(&account_id))
 }
 
 fn error(code: &str, message: &str) -> JsValue {

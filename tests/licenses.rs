@@ -236,7 +236,7 @@ fn free_apps_consume_a_license_from_their_unlimited_pool() {
     assert_eq!(ready(&h).len(), 3);
     let counts = &h.engine.app_counts("a1").unwrap()[0];
     assert!(counts.unlimited);
-    assert_eq!(counts.counts.assigned_count, 3);
+    assert_eq!(counts.assigned_count, 3);
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn duplicate_reordered_and_forged_notifications_change_nothing_beyond_the_first_
         .to_string()
     };
     let auth = format!("Bearer {NOTIFICATION_TOKEN}");
-    let total = |h: &Harness| h.engine.app_counts("a1").unwrap()[0].counts.total_count;
+    let total = |h: &Harness| h.engine.app_counts("a1").unwrap()[0].total_count;
     assert_eq!(h.engine.handle_notification("a1", Some("Bearer wrong-secret-000000000000"), &count(100, "x"), h.now), 401);
     assert_eq!(h.engine.handle_notification("a1", None, &count(100, "x"), h.now), 401);
     assert_eq!(total(&h), 10, "forged: nothing changed");
@@ -855,7 +855,7 @@ fn notifications_of_events_this_mdm_never_sent_are_applied_as_apples_facts_and_t
                                 "assignments": [{"adamId": app(0), "pricingParam": "STDQ", "serialNumber": serial(7)}]}})
         .to_string()
     };
-    let assigned = |h: &Harness| h.engine.app_counts("a1").unwrap()[0].counts.assigned_count;
+    let assigned = |h: &Harness| h.engine.app_counts("a1").unwrap()[0].assigned_count;
     let everything = vpp_license_engine::AssignmentQuery { adam_id: None, serial_number: None, client_user_id: None, offset: 0, limit: 100 };
     let held = |h: &mut Harness| h.engine.assignments("a1", &everything).unwrap().total;
     // Someone assigned a license in Apple Business Manager: Apple says so. The mirror shows it, counts follow.

@@ -11,7 +11,7 @@ use serde_json::json;
 use support::fake_apple::{async_error_message, error, EventFault, Fault, ASYNC_ERRORS};
 use support::scenario::*;
 use support::{app, Harness, Trace};
-use vpp_license_engine::{Event, ExplainQuery, Input, LicensePair, LicenseType, PricingParam};
+use vpp_license_engine::{Event, ExplainQuery, Input, LicenseType, PricingParam};
 
 const INSUFFICIENT: i64 = 9709;
 
@@ -19,7 +19,7 @@ fn failures(h: &Harness) -> Vec<(Option<String>, Option<String>, Option<i64>, St
     h.events()
         .iter()
         .filter_map(|e| match e {
-            Event::AssignmentFailed { pair: LicensePair { serial_number, client_user_id, .. }, error_number, message, .. } => {
+            Event::AssignmentFailed { serial_number, client_user_id, error_number, message, .. } => {
                 Some((serial_number.clone(), client_user_id.clone(), *error_number, message.clone()))
             }
             _ => None,
@@ -84,7 +84,7 @@ fn assert_reported_refreshed_and_assigned(mut h: Harness) {
     assert_eq!(shortfalls(&h), [5]);
     assert_eq!(emitted_at(&h, |e| matches!(e, Event::InsufficientLicenses { .. })), Some(refused));
     assert!(explain(&mut h, 0).contains("Apple refused the assignment for lack of licenses (9709"), "{}", explain(&mut h, 0));
-    assert_eq!(h.engine.app_counts("a1").unwrap()[0].counts.available_count, 100, "the counts Apple showed contradict the refusal");
+    assert_eq!(h.engine.app_counts("a1").unwrap()[0].available_count, 100, "the counts Apple showed contradict the refusal");
 
     // A count refresh within a minute, then the association again, which Apple now accepts.
     h.run_for(5 * MINUTE);
@@ -163,7 +163,7 @@ fn a_refusal_because_another_mdm_took_the_licenses_refreshes_the_counts_and_retr
     assert_eq!(failures(&h).len(), 3);
     assert!(posts(&h, "assetsPage") > 0, "the counts were read again");
     assert_eq!(posts(&h, "associateAssets"), 1, "the refresh shows no license: nothing to retry");
-    assert_eq!(h.engine.app_counts("a1").unwrap()[0].counts.available_count, 0);
+    assert_eq!(h.engine.app_counts("a1").unwrap()[0].available_count, 0);
     assert_eq!(explain(&mut h, 0), "not enough licenses available");
 }
 

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use support::fake_apple::{make_token, EventFault, Fault, NotificationFault, Org, TokenState};
 use support::scenario::take_back;
 use support::{app, Harness, Trace, DAY, START};
-use vpp_license_engine::{AccountStatus, AppPolicy, Event, ExplainQuery, Input, LicensePair, LicenseType, PricingParam};
+use vpp_license_engine::{AccountStatus, AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
 
 const SECOND: u64 = 1_000;
 const MINUTE: u64 = 60 * SECOND;
@@ -712,17 +712,17 @@ impl Sim {
             }
             match &entry {
                 Trace::Sent { request, .. } if request.account_id.is_some() => self.requests += 1,
-                Trace::Emitted { at, event: Event::AssignmentFailed { pair: LicensePair { adam_id, serial_number, client_user_id, .. }, .. } } => {
+                Trace::Emitted { at, event: Event::AssignmentFailed { adam_id, serial_number, client_user_id, .. } } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
                         self.named_at.insert(pair, *at);
                     }
                 }
-                Trace::Emitted { event: Event::LicenseReady { pair: LicensePair { adam_id, serial_number, client_user_id, .. }, .. }, .. } => {
+                Trace::Emitted { event: Event::LicenseReady { adam_id, serial_number, client_user_id, .. }, .. } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
                         assert!(self.ready.insert(pair), "licenseReady again for {pair:?}, ready since and not released nor re-enrolled");
                     }
                 }
-                Trace::Emitted { event: Event::LicenseReleased { pair: LicensePair { adam_id, serial_number, client_user_id, .. }, .. }, .. } => {
+                Trace::Emitted { event: Event::LicenseReleased { adam_id, serial_number, client_user_id, .. }, .. } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
                         self.ready.remove(&pair);
                     }

@@ -36,7 +36,7 @@ fn unclaimed_location_is_claimed_then_fully_synced_over_three_pages() {
     assert_eq!(page.total, 8);
     let counts = h.engine.app_counts("a1").unwrap();
     assert_eq!(counts.len(), 2);
-    assert_eq!(counts.iter().map(|c| c.counts.assigned_count).sum::<i64>(), 8);
+    assert_eq!(counts.iter().map(|c| c.assigned_count).sum::<i64>(), 8);
     assert!(h.events().iter().any(|e| matches!(e, Event::OwnershipClaimed { .. })));
     assert!(h.events().iter().any(|e| matches!(e,
         Event::SyncCompleted { kind: SyncKind::Full, assets: 2, assignments: 8, users: 2, .. })));

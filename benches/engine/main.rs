@@ -5,6 +5,7 @@
 //! schema `scripts/bench/report.mjs` reads). Progress goes to stderr.
 
 mod alloc;
+mod fleet;
 mod workloads;
 mod world;
 
@@ -28,7 +29,7 @@ fn main() {
     let pages = Rc::new(Pages::build(&Org::district(&scale)));
     let page_bytes: usize = pages.assets.iter().chain(&pages.assignments).chain(&pages.users).map(String::len).sum();
 
-    // `--only NAME` (memory, ingest, plan, requests) runs one part, e.g. under a profiler.
+    // `--only NAME` (memory, ingest, plan, requests, fleet) runs one part, e.g. under a profiler.
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
     let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let mut report = json!({"runtime": "native", "scale": scale_json(&scale), "pageBytes": page_bytes});
@@ -54,6 +55,17 @@ fn main() {
         requests.splice(0..0, workloads::request_counts());
     }
     report["requests"] = requests.into();
+    if wanted("fleet") {
+        let sizes: &[usize] = if quick { &[1, 100] } else { &[1, 1_000, 10_000] };
+        report["fleet"] = sizes
+            .iter()
+            .map(|&accounts| {
+                eprintln!("native: one input on an engine of {accounts} accounts");
+                fleet::inputs(accounts)
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
     let text = serde_json::to_string_pretty(&report).expect("the report serializes");
     match out {
         Some(path) => std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {path}: {e}")),

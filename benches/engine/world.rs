@@ -81,7 +81,12 @@ pub fn config() -> EngineConfig {
 
 /// An sToken file's text (base64 of Apple's JSON), valid for a year.
 pub fn token() -> String {
-    STANDARD.encode(json!({"token": "bench-secret", "expDate": "2027-11-23T00:00:00+0000", "orgName": "ORG-BENCH"}).to_string())
+    token_with_secret("bench-secret")
+}
+
+/// An sToken of its own (the engine refuses one token on two accounts).
+pub fn token_with_secret(secret: &str) -> String {
+    STANDARD.encode(json!({"token": secret, "expDate": "2027-11-23T00:00:00+0000", "orgName": "ORG-BENCH"}).to_string())
 }
 
 /// One location's data at Apple.
@@ -189,17 +194,20 @@ impl Pages {
 /// pending at `/status`. Counts what it was asked, by purpose.
 pub struct BenchApple {
     pages: Rc<Pages>,
+    /// The location of each other account (by account id); the rest answer from `pages`.
+    pub locations: BTreeMap<String, Rc<Pages>>,
     next_event: u64,
     pub asked: BTreeMap<&'static str, usize>,
 }
 
 impl BenchApple {
     pub fn new(pages: Rc<Pages>) -> Self {
-        Self { pages, next_event: 0, asked: BTreeMap::new() }
+        Self { pages, locations: BTreeMap::new(), next_event: 0, asked: BTreeMap::new() }
     }
 
     pub fn answer(&mut self, request: &Request) -> (u16, String) {
         *self.asked.entry(request.purpose).or_default() += 1;
+        let location = request.account_id.as_ref().and_then(|id| self.locations.get(id)).unwrap_or(&self.pages);
         let page = |pages: &[String]| {
             let index: usize = request
                 .url
@@ -214,11 +222,11 @@ impl BenchApple {
         };
         let mdm = mdm_info_json();
         match request.purpose {
-            "serviceConfig" => (200, self.pages.service_config.clone()),
-            "clientConfig" | "claimOwnership" | "testAccount" => (200, self.pages.client_config.clone()),
-            "assetsPage" => page(&self.pages.assets),
-            "assignmentsPage" => page(&self.pages.assignments),
-            "usersPage" => page(&self.pages.users),
+            "serviceConfig" => (200, location.service_config.clone()),
+            "clientConfig" | "claimOwnership" | "testAccount" => (200, location.client_config.clone()),
+            "assetsPage" => page(&location.assets),
+            "assignmentsPage" => page(&location.assignments),
+            "usersPage" => page(&location.users),
             "eventStatus" => (200, json!({"eventStatus": "PENDING", "eventType": "ASSOCIATE", "mdmInfo": mdm}).to_string()),
             _ => {
                 self.next_event += 1;
@@ -315,11 +323,17 @@ pub fn device_policy(a: usize, targets: impl IntoIterator<Item = String>) -> Inp
 }
 
 pub fn policy(a: usize, license_type: LicenseType, targets: impl IntoIterator<Item = String>) -> Input {
+    account_policy(ACCOUNT, a, license_type, targets)
+}
+
+/// A policy for app `a` of `account_id` (its id names both).
+pub fn account_policy(account_id: &str, a: usize, license_type: LicenseType, targets: impl IntoIterator<Item = String>) -> Input {
+    let policy_id = if account_id == ACCOUNT { policy_id(a) } else { format!("{account_id}-app-{a}") };
     Input::SetPolicy {
         policy: AppPolicy {
-            policy_id: policy_id(a),
+            policy_id,
             name: format!("App {a}"),
-            account_id: ACCOUNT.into(),
+            account_id: account_id.into(),
             adam_id: adam_id(a),
             pricing_param: PricingParam::Stdq,
             license_type,

@@ -1,7 +1,7 @@
 // The Apps and Books console: the engine runs in this page (wasm), driven by the host shim; requests go
 // straight to the service-config URL the server names (the simulator, or a relay in front of Apple).
-import init, { Engine, decodeToken } from '/pkg/vpp_license_engine.js';
-import * as host from '/pkg/host-shim/index.js';
+import init, { Engine, decodeToken } from 'vpp-license-engine';
+import * as host from 'vpp-license-engine/host';
 
 const LOG_LIMIT = 200;
 const ASSIGNMENTS_SHOWN = 50;

@@ -30,7 +30,8 @@ export interface PostgresStoreOptions extends TokenHooks {
   /**
    * A plain SQL identifier; default `vpp_records`. Created if missing: `(key TEXT PRIMARY KEY, value TEXT)`. The
    * lease methods add the tables `<table>_leases` and `<table>_holders` and a partial index `<table>_accounts` of the
-   * `account/…` keys on first use (then `table` has at most 54 characters).
+   * `account/…` keys on first use, loadAccount the indexes `<table>_key_c` and `<table>_policies` (then `table` has at
+   * most 54 characters).
    */
   table?: string;
 }
@@ -46,6 +47,12 @@ export declare class PostgresStore implements LeaseStore {
   /** One transaction per call; calls commit in call order. Rejects (changing nothing) on a malformed op or a failed write. */
   apply(ops: readonly PersistOp[]): Promise<void>;
   load(): Promise<StoredRecord[]>;
+  /**
+   * One statement: the primary key for the keys, an index on (key COLLATE "C") for the prefix ranges (correct whatever
+   * the database's collation) and a partial index on the account id of policy values; both indexes are created on the
+   * first call (`<table>_key_c`, `<table>_policies`; then `table` has at most 54 characters).
+   */
+  loadAccount(accountId: string): Promise<StoredRecord[]>;
   applyFenced(holder: string, ops: readonly PersistOp[]): Promise<{ skipped: string[] }>;
   heartbeat(holder: string, ttlMs: number): Promise<number>;
   leaseStates(): Promise<LeaseState[]>;

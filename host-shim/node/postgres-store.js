@@ -2,6 +2,11 @@
 // of vpp-license-engine). One table (key TEXT PRIMARY KEY, value TEXT holding JSON); each apply() is one
 // transaction (BEGIN … COMMIT), so a batch is all or nothing.
 //
+// loadAccount reads one account's records by key ranges: prefixes compare in the "C" collation (bytewise, whatever the
+// database's collation), through an index `<table>_key_c` on (key COLLATE "C"), and policies (which name their
+// account only in their value) through a partial expression index `<table>_policies` on the value's accountId; both
+// are created on the first loadAccount.
+//
 // It is also a LeaseStore, for several backends on one database: two more tables, created on first use,
 // `<table>_leases (account_id PRIMARY KEY, holder, expires_at)` and `<table>_holders (holder PRIMARY KEY,
 // expires_at)`, and a partial index `<table>_accounts` of the `account/<id>` keys. Every expiry is decided by the DATABASE clock (now()), never by an instance's clock, and each
@@ -12,20 +17,29 @@
 // each connection a transaction checks out is handled here, so none reaches Node as an unhandled 'error' event. A
 // dropped connection fails the one call that used it (the Driver retries writes); the pool connects anew.
 import { createRequire } from 'node:module';
-import { accountsOfOps, policyDeletes } from '../account-keys.js';
-import { checkAccountIds, checkHolder, checkTtl, fenceOps, touchedAccounts } from '../lease-store.js';
-import { decodeRecord, encodeOps, netEffect, serialQueue, tokenHooks } from '../protect.js';
+import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
+import { checkAccountIds, checkHolder, checkTtl } from '../lease-store-checks.js';
+import { ACCOUNT_PREFIX, accountKeyRanges, prefixEnd } from '../record-accounts.js';
+import { decodeRecord, encodeOps, netEffect } from '../record-encoding.js';
+import { serialQueue } from '../serial-queue.js';
+import { tokenHooks } from '../token-protection.js';
 
 const NAME = 'PostgresStore';
 export const DEFAULT_TABLE = 'vpp_records';
-/** Suffixes of the lease tables' names, and of the index of the account keys that leaseStates reads. */
+/**
+ * Suffixes of the lease tables' names, of the index of the account keys that leaseStates reads, and of the indexes
+ * loadAccount reads through.
+ */
 const LEASES_SUFFIX = '_leases';
 const HOLDERS_SUFFIX = '_holders';
 const ACCOUNTS_INDEX_SUFFIX = '_accounts';
-/** PostgreSQL names have at most 63 bytes: the lease tables need a records table name this short. */
-const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length, ACCOUNTS_INDEX_SUFFIX.length);
+const KEY_C_INDEX_SUFFIX = '_key_c';
+const BY_VALUE_INDEX_SUFFIX = '_policies';
+/** PostgreSQL names have at most 63 bytes: the lease tables and those indexes need a records table name this short. */
+const MAX_LEASING_TABLE_LENGTH = 63 - Math.max(LEASES_SUFFIX.length, HOLDERS_SUFFIX.length, ACCOUNTS_INDEX_SUFFIX.length,
+  KEY_C_INDEX_SUFFIX.length, BY_VALUE_INDEX_SUFFIX.length);
 /** The condition selecting `account/<id>` keys; the partial index has the same one, so lease rounds read only those. */
-const ACCOUNT_KEYS = "left(key, 8) = 'account/'";
+const ACCOUNT_KEYS = `left(key, ${ACCOUNT_PREFIX.length}) = '${ACCOUNT_PREFIX}'`;
 /** SQLSTATEs after which PostgreSQL rolled a transaction back and running it again may succeed. */
 const RETRYABLE = new Set(['40P01', '40001']);
 const TRANSACTION_ATTEMPTS = 3;
@@ -33,6 +47,30 @@ const TRANSACTION_ATTEMPTS = 3;
 const expiresIn = (param) => `now() + ${param}::bigint * interval '1 millisecond'`;
 /** The pool connect() creates: a connection attempt gives up after 10 s (an unreachable host), TCP keepalive on. */
 const OWNED_POOL_OPTIONS = { connectionTimeoutMillis: 10_000, keepAlive: true };
+
+/** A string as an SQL literal (the engine's prefixes and field names: no quote in them, but never trusted blindly). */
+const literal = (text) => `'${text.replaceAll("'", "''")}'`;
+/** The records under a byValue prefix, in SQL (the partial index has the same condition). */
+const byValuePrefixCondition = ({ prefix }) => `left(key, ${[...prefix].length}) = ${literal(prefix)}`;
+/** The account id in the value of such a record, in SQL (the indexed expression). */
+const byValueExpression = ({ field }) => `value::json ->> ${literal(field)}`;
+/** Such a record's account id, for loadAccount: `<condition> = $n` uses the partial index. */
+const byValueCondition = (byValue) => `${byValuePrefixCondition(byValue)} AND (${byValueExpression(byValue)})`;
+
+/**
+ * The statement of loadAccount: the keys by the primary key, each prefix as a range in the "C" collation (the
+ * `<table>_key_c` index), each byValue prefix through its partial index; UNION ALL, so one snapshot.
+ */
+export function accountQuery(table, ranges, accountId) {
+  const values = [ranges.keys];
+  const param = (value) => `$${values.push(value)}`;
+  const parts = [`SELECT key, value FROM "${table}" WHERE key = ANY($1::text[])`];
+  for (const prefix of ranges.prefixes) {
+    parts.push(`SELECT key, value FROM "${table}" WHERE key COLLATE "C" >= ${param(prefix)} AND key COLLATE "C" < ${param(prefixEnd(prefix))}`);
+  }
+  for (const byValue of ranges.byValue) parts.push(`SELECT key, value FROM "${table}" WHERE ${byValueCondition(byValue)} = ${param(accountId)}`);
+  return { text: parts.join('\nUNION ALL '), values };
+}
 
 function loadPg() {
   try {
@@ -65,6 +103,8 @@ export class PostgresStore {
   #queue = serialQueue();
   /** Creates the lease tables once, on the first lease call. */
   #leaseTables;
+  /** Creates the indexes of loadAccount once, on its first call. */
+  #accountIndexes;
 
   /**
    * Connects (through `pool`, or a new pool on `connectionString`) and creates the table if it is missing.
@@ -128,13 +168,13 @@ export class PostgresStore {
       const encoded = await encodeOps(ops, this.#hooks, NAME);
       const { leases } = await this.#ensureLeaseTables();
       return this.#transaction(async (client) => {
-        const deletes = policyDeletes(ops);
+        const { lookUp, complete } = accountsOfOps(ops);
         const stored = new Map();
-        if (deletes.length > 0) {
-          const { rows } = await client.query(`SELECT key, value FROM "${this.#table}" WHERE key = ANY($1::text[])`, [deletes]);
+        if (lookUp.length > 0) {
+          const { rows } = await client.query(`SELECT key, value FROM "${this.#table}" WHERE key = ANY($1::text[])`, [lookUp]);
           for (const { key, value } of rows) stored.set(key, JSON.parse(value));
         }
-        const accounts = accountsOfOps(ops, stored);
+        const accounts = complete(stored);
         const touched = touchedAccounts(accounts);
         const held = new Set();
         if (touched.length > 0) {
@@ -175,7 +215,7 @@ export class PostgresStore {
     const { leases } = await this.#ensureLeaseTables();
     const { rows } = await this.#pool.query(
       `SELECT r.account_id, CASE WHEN l.expires_at > now() THEN l.holder END AS holder
-       FROM (SELECT substr(key, 9) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
+       FROM (SELECT substr(key, ${ACCOUNT_PREFIX.length + 1}) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
        LEFT JOIN "${leases}" l ON l.account_id = r.account_id`,
     );
     return rows.map(({ account_id: accountId, holder }) => ({ accountId, holder }));
@@ -322,6 +362,44 @@ export class PostgresStore {
     // A failed creation is tried again on the next call.
     this.#leaseTables.catch(() => { this.#leaseTables = undefined; });
     return this.#leaseTables;
+  }
+
+  /**
+   * One account's records and the records of no account (what `Engine.adopt` keeps), in one statement (one snapshot):
+   * the keys by the primary key, each prefix as a range of the "C"-collated key index, the policies of the account
+   * through the index on their value's account id. Never a scan of every record.
+   */
+  loadAccount(accountId) {
+    return this.#queue(async () => {
+      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
+      const ranges = accountKeyRanges(accountId);
+      await this.#ensureAccountIndexes(ranges);
+      const { text, values } = accountQuery(this.#table, ranges, accountId);
+      const { rows } = await this.#pool.query(text, values);
+      return Promise.all(rows.map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME)));
+    });
+  }
+
+  /**
+   * Creates, once, the indexes loadAccount reads through: (key COLLATE "C"), whose ranges are prefixes whatever the
+   * database's collation, and a partial index of the account id in the value of the records that name their account
+   * only there (policies). On a large existing table the first call builds them (writes wait meanwhile).
+   */
+  #ensureAccountIndexes(ranges) {
+    if (this.#table.length > MAX_LEASING_TABLE_LENGTH) {
+      return Promise.reject(new RangeError(`${NAME}: loadAccount needs a table name of at most ${MAX_LEASING_TABLE_LENGTH} characters`));
+    }
+    this.#accountIndexes ??= (async () => {
+      await createIfMissing(this.#pool, `CREATE INDEX IF NOT EXISTS "${this.#table}${KEY_C_INDEX_SUFFIX}" ON "${this.#table}" (key COLLATE "C")`);
+      for (const [index, byValue] of ranges.byValue.entries()) {
+        const name = `${this.#table}${BY_VALUE_INDEX_SUFFIX}${index === 0 ? '' : index}`;
+        await createIfMissing(this.#pool,
+          `CREATE INDEX IF NOT EXISTS "${name}" ON "${this.#table}" ((${byValueExpression(byValue)})) WHERE ${byValuePrefixCondition(byValue)}`);
+      }
+    })();
+    // A failed creation is tried again on the next call.
+    this.#accountIndexes.catch(() => { this.#accountIndexes = undefined; });
+    return this.#accountIndexes;
   }
 
   /** Every stored record, as Engine.restore takes them. */

@@ -11,6 +11,8 @@ export declare class SqliteStore implements Store {
   /** One transaction per call; calls commit in call order. Rejects (changing nothing) on a malformed op. */
   apply(ops: readonly PersistOp[]): Promise<void>;
   load(): Promise<StoredRecord[]>;
+  /** One read transaction: lookups and range scans of the primary key; the policy range filtered by SQLite on the account id. */
+  loadAccount(accountId: string): Promise<StoredRecord[]>;
   /** Waits for pending applies, then closes the file. */
   close(): Promise<void>;
 }

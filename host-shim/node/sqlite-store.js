@@ -1,8 +1,12 @@
 // SQLite Store (see ../store.d.ts): the embedded default for Node. One file, one table
-// (key TEXT PRIMARY KEY, value TEXT holding JSON), WAL mode; each apply() is one transaction.
+// (key TEXT PRIMARY KEY, value TEXT holding JSON), WAL mode; each apply() is one transaction. loadAccount reads key
+// ranges of the primary key (SQLite compares TEXT bytewise, so a prefix is one range).
 // Needs the npm package better-sqlite3 (an optional dependency of vpp-license-engine).
 import { createRequire } from 'node:module';
-import { decodeRecord, encodeOps, serialQueue, tokenHooks } from '../protect.js';
+import { accountKeyRanges, prefixEnd } from '../record-accounts.js';
+import { decodeRecord, encodeOps } from '../record-encoding.js';
+import { serialQueue } from '../serial-queue.js';
+import { tokenHooks } from '../token-protection.js';
 
 const NAME = 'SqliteStore';
 const TABLE = 'vpp_records';
@@ -23,6 +27,9 @@ export class SqliteStore {
   #put;
   #delete;
   #all;
+  #get;
+  #range;
+  #rangeWhere;
 
   /** Opens (creating if needed) the database file at `path`. Options: `{ protect, unprotect }` (token hooks). */
   static open(path, options = {}) {
@@ -41,6 +48,9 @@ export class SqliteStore {
     this.#put = db.prepare(`INSERT INTO ${TABLE} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`);
     this.#delete = db.prepare(`DELETE FROM ${TABLE} WHERE key = ?`);
     this.#all = db.prepare(`SELECT key, value FROM ${TABLE}`);
+    this.#get = db.prepare(`SELECT key, value FROM ${TABLE} WHERE key = ?`);
+    this.#range = db.prepare(`SELECT key, value FROM ${TABLE} WHERE key >= ? AND key < ?`);
+    this.#rangeWhere = db.prepare(`SELECT key, value FROM ${TABLE} WHERE key >= ? AND key < ? AND json_extract(value, ?) = ?`);
   }
 
   /** Applies one persist output's ops in order, in one transaction: all or nothing. */
@@ -59,6 +69,29 @@ export class SqliteStore {
   /** Every stored record, as Engine.restore takes them. */
   load() {
     return this.#queue(() => Promise.all(this.#all.all().map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME))));
+  }
+
+  /**
+   * One account's records and the records of no account (what `Engine.adopt` keeps), in one read transaction: a
+   * lookup per key and a range scan per prefix (`accountKeyRanges`); the policy range is filtered on the value's
+   * account id by SQLite (policies name their account only in their value).
+   */
+  loadAccount(accountId) {
+    return this.#queue(() => {
+      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
+      const ranges = accountKeyRanges(accountId);
+      const rows = this.#db.transaction(() => {
+        const found = [];
+        const add = (list) => { for (const row of list) found.push(row); };
+        for (const key of ranges.keys) add(this.#get.all(key));
+        for (const prefix of ranges.prefixes) add(this.#range.all(prefix, prefixEnd(prefix)));
+        for (const { prefix, field } of ranges.byValue) {
+          add(this.#rangeWhere.all(prefix, prefixEnd(prefix), `$."${field}"`, accountId));
+        }
+        return found;
+      })();
+      return Promise.all(rows.map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME)));
+    });
   }
 
   /** Waits for pending applies, then closes the database. */

@@ -1,6 +1,7 @@
 // The benchmarks through the built wasm package in Node: the same steps as benches/engine/workloads.rs.
-//   node scripts/bench/wasm.mjs --pkg DIR --part main|memory [--only ingest|plan|requests] [--quick] --out FILE
-// `memory` runs alone in its process: wasm linear memory only grows, so earlier work would hide the figure.
+//   node scripts/bench/wasm.mjs --pkg DIR --part main|memory|fleet [--only ingest|plan|requests] [--quick] --out FILE
+// `memory` runs alone in its process: wasm linear memory only grows, so earlier work would hide the figure;
+// `fleet` too (one input on an engine of many accounts, scripts/bench/fleet.mjs).
 // The package's web glue is loaded with initSync (same wasm as the Node entry) because it hands back
 // the wasm exports, whose `memory` the memory figure reads.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import {
   ACCOUNT, Host, SCALES, assignmentCount, buildPages, devicePolicy, districtOrg, emptyOrg, holders, appsOf, policy, policyId,
   range, serial, userId,
 } from './world.mjs';
+import { fleetInputs } from './fleet.mjs';
 
 const MAX_ASSETS = 25;
 const MAX_SERIAL_NUMBERS = 1_000;
@@ -263,6 +265,12 @@ let report;
 if (part === 'memory') {
   log('memory');
   report = { runtime: 'wasm', pageBytes, memory: memory(pages) };
+} else if (part === 'fleet') {
+  const sizes = quick ? [1, 100] : [1, 1_000, 10_000];
+  report = { runtime: 'wasm', pageBytes, fleet: sizes.map((accounts) => {
+    log(`one input on an engine of ${accounts} accounts`);
+    return fleetInputs(Engine, () => wasm.memory.buffer.byteLength, accounts);
+  }) };
 } else {
   // `--only NAME` (ingest, plan, requests) runs one part, e.g. while trying a change.
   const only = option('--only');

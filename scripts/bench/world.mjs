@@ -38,8 +38,9 @@ export const range = (n) => Array.from({ length: n }, (_, i) => i);
 export const ourMdm = { id: 'bench-mdm-0001', name: 'Bench MDM', metadata: '1.0' };
 export const config = () => ({ mdmInfo: ourMdm, serviceConfigUrl: SERVICE_CONFIG_URL, seed: 7 });
 
-export function token() {
-  const file = { expDate: '2027-11-23T00:00:00+0000', orgName: 'ORG-BENCH', token: 'bench-secret' };
+/** An sToken file's text; `secret` gives a token of its own (the engine refuses one token on two accounts). */
+export function token(secret = 'bench-secret') {
+  const file = { expDate: '2027-11-23T00:00:00+0000', orgName: 'ORG-BENCH', token: secret };
   return Buffer.from(JSON.stringify(file)).toString('base64');
 }
 
@@ -95,12 +96,15 @@ const SUBMISSIONS = ['associateAssets', 'disassociateAssets', 'revokeAssets', 'c
 export class BenchApple {
   constructor(pages) {
     this.pages = pages;
+    /** The location of each other account (by account id); the rest answer from `pages`. */
+    this.locations = new Map();
     this.nextEvent = 0;
     this.asked = {};
   }
 
   answer(request) {
     this.asked[request.purpose] = (this.asked[request.purpose] ?? 0) + 1;
+    const location = this.locations.get(request.accountId) ?? this.pages;
     const page = (pages) => {
       const index = Number(/[?&]pageIndex=(\d+)/.exec(request.url)?.[1] ?? 0);
       return index < pages.length
@@ -108,11 +112,11 @@ export class BenchApple {
         : [400, '{"errorNumber":9650,"errorMessage":"The provided page index is out of range."}'];
     };
     switch (request.purpose) {
-      case 'serviceConfig': return [200, this.pages.serviceConfig];
-      case 'clientConfig': case 'claimOwnership': case 'testAccount': return [200, this.pages.clientConfig];
-      case 'assetsPage': return page(this.pages.assets);
-      case 'assignmentsPage': return page(this.pages.assignments);
-      case 'usersPage': return page(this.pages.users);
+      case 'serviceConfig': return [200, location.serviceConfig];
+      case 'clientConfig': case 'claimOwnership': case 'testAccount': return [200, location.clientConfig];
+      case 'assetsPage': return page(location.assets);
+      case 'assignmentsPage': return page(location.assignments);
+      case 'usersPage': return page(location.users);
       case 'eventStatus': return [200, `{"eventStatus":"PENDING","eventType":"ASSOCIATE","mdmInfo":${mdmJson}}`];
       default: {
         this.nextEvent += 1;
@@ -125,13 +129,16 @@ export class BenchApple {
 
 /** The host: answers each request as soon as it is issued, jumps simulated time to the engine's timeouts. */
 export class Host {
-  constructor(Engine, pages) {
-    this.engine = new Engine(config(), START);
-    this.now = START;
+  /** `records`: a Map that keeps what the engine persists (key → value), as a store would. `engine`: a restored one. */
+  constructor(Engine, pages, { records = null, engine = null, now = START } = {}) {
+    this.engine = engine ?? new Engine(config(), now);
+    this.now = now;
     this.apple = new BenchApple(pages);
     this.pending = [];
     this.syncsCompleted = 0;
-    this.input({ type: 'addAccount', accountId: ACCOUNT, name: 'Bench District', token: token() });
+    this.syncKinds = [];
+    this.records = records;
+    if (engine === null) this.input({ type: 'addAccount', accountId: ACCOUNT, name: 'Bench District', token: token() });
   }
 
   input(input) {
@@ -144,6 +151,13 @@ export class Host {
       for (const out of this.engine.pollOutputs(this.now)) {
         if (out.type === 'request') this.pending.push(out);
         else if (out.type === 'event' && out.event.type === 'syncCompleted') this.syncsCompleted += 1;
+        else if (out.type === 'event' && out.event.type === 'syncStarted') this.syncKinds.push(out.event.kind);
+        else if (out.type === 'persist' && this.records !== null) {
+          for (const op of out.ops) {
+            if (op.op === 'put') this.records.set(op.key, op.value);
+            else this.records.delete(op.key);
+          }
+        }
         else if (out.type === 'timeout') return out.at;
       }
     }
@@ -184,9 +198,14 @@ export class Host {
 
 export const policyId = (a) => `app-${a}`;
 
-/** A policy for app `a` of the bench account. */
-export const policy = (a, licenseType, targets) => ({
+/** A policy for app `a` of `accountId` (its id names both). */
+export const accountPolicy = (accountId, a, licenseType, targets) => ({
   type: 'setPolicy',
-  policy: { policyId: policyId(a), name: `App ${a}`, accountId: ACCOUNT, adamId: adamId(a), pricingParam: 'STDQ', licenseType, targets },
+  policy: {
+    policyId: accountId === ACCOUNT ? policyId(a) : `${accountId}-app-${a}`, name: `App ${a}`, accountId, adamId: adamId(a),
+    pricingParam: 'STDQ', licenseType, targets,
+  },
 });
+/** A policy for app `a` of the bench account. */
+export const policy = (a, licenseType, targets) => accountPolicy(ACCOUNT, a, licenseType, targets);
 export const devicePolicy = (a, targets) => policy(a, 'device', targets);

@@ -19,6 +19,7 @@ pub const MAX_COALESCE_MS: Millis = MINUTE;
 /// the `EngineConfig` object of the TypeScript contract, where each option is documented.
 /// Read from JSON (camelCase fields, unknown ones refused) by hand, below.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize), serde(rename_all = "camelCase"))] // the contract test's sample
 pub struct EngineConfig {
     /// The identity written into each location's client config to claim it.
     pub mdm_info: MdmInfo,
@@ -56,6 +57,7 @@ pub struct EngineConfig {
 
 /// Notification endpoint settings. `Debug` hides the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Serialize), serde(rename_all = "camelCase"))] // the contract test's sample
 pub struct NotificationConfig {
     pub url: String,
     pub auth_token: Secret,

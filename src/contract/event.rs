@@ -25,13 +25,17 @@ pub enum Event {
     /// Apple confirmed the license: send the install (or update) command now.
     LicenseReady {
         account_id: String,
-        #[serde(flatten)]
-        pair: LicensePair,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
     },
     LicenseReleased {
         account_id: String,
-        #[serde(flatten)]
-        pair: LicensePair,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
         reason: String,
     },
     /// License removal notification is on: tell the user this app's license was removed.
@@ -42,9 +46,41 @@ pub enum Event {
     InviteUser { account_id: String, client_user_id: String, email: Option<String>, invite_url: String },
     AssignmentFailed {
         account_id: String,
-        #[serde(flatten)]
-        pair: LicensePair,
+        adam_id: String,
+        pricing_param: PricingParam,
+        serial_number: Option<String>,
+        client_user_id: Option<String>,
         error_number: Option<i64>,
         message: String,
     },
+}
+
+impl Event {
+    /// `licenseReady` for `pair` of account `account_id`.
+    pub fn license_ready(account_id: &str, pair: LicensePair) -> Self {
+        let LicensePair { adam_id, pricing_param, serial_number, client_user_id } = pair;
+        Event::LicenseReady { account_id: account_id.to_owned(), adam_id, pricing_param, serial_number, client_user_id }
+    }
+
+    /// `licenseReleased` for `pair` of account `account_id`.
+    pub fn license_released(account_id: &str, pair: LicensePair, reason: String) -> Self {
+        let LicensePair { adam_id, pricing_param, serial_number, client_user_id } = pair;
+        Event::LicenseReleased { account_id: account_id.to_owned(), adam_id, pricing_param, serial_number, client_user_id, reason }
+    }
+
+    /// `notifyUser` for `pair` of account `account_id` (license removal notification is on).
+    pub fn notify_user(account_id: &str, pair: &LicensePair) -> Self {
+        Event::NotifyUser {
+            account_id: account_id.to_owned(),
+            adam_id: pair.adam_id.clone(),
+            serial_number: pair.serial_number.clone(),
+            client_user_id: pair.client_user_id.clone(),
+        }
+    }
+
+    /// `assignmentFailed` for `pair` of account `account_id`.
+    pub fn assignment_failed(account_id: &str, pair: LicensePair, error_number: Option<i64>, message: String) -> Self {
+        let LicensePair { adam_id, pricing_param, serial_number, client_user_id } = pair;
+        Event::AssignmentFailed { account_id: account_id.to_owned(), adam_id, pricing_param, serial_number, client_user_id, error_number, message }
+    }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apple::wire::AssetCounts;
 use crate::base::time::Millis;
-use crate::vocab::{AccountStatus, LicensePair, OperationKind, PricingParam};
+use crate::vocab::{AccountStatus, LicensePair, OperationKind, PricingParam, ProductType};
 
 /// One row of the account list ([`crate::Engine::accounts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,9 +30,32 @@ pub struct AccountView {
 pub struct AppCountView {
     pub adam_id: String,
     pub pricing_param: PricingParam,
-    #[serde(flatten)]
-    pub counts: AssetCounts,
+    pub product_type: ProductType,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    pub retired_count: i64,
+    pub device_assignable: bool,
+    pub revocable: bool,
     pub unlimited: bool,
+}
+
+impl AppCountView {
+    /// The view of an asset's counts.
+    pub fn new(adam_id: String, pricing_param: PricingParam, counts: &AssetCounts) -> Self {
+        Self {
+            adam_id,
+            pricing_param,
+            product_type: counts.product_type,
+            total_count: counts.total_count,
+            assigned_count: counts.assigned_count,
+            available_count: counts.available_count,
+            retired_count: counts.retired_count,
+            device_assignable: counts.device_assignable,
+            revocable: counts.revocable,
+            unlimited: counts.unlimited(),
+        }
+    }
 }
 
 /// Largest page [`crate::Engine::assignments`] returns.
@@ -40,6 +63,7 @@ pub const MAX_ASSIGNMENT_PAGE: usize = 10_000;
 
 /// Filter and page for [`crate::Engine::assignments`]; every filter is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignmentQuery {
     pub adam_id: Option<String>,
@@ -62,7 +86,21 @@ impl Default for AssignmentQuery {
 }
 
 /// One assignment: an app (or book) and the device or user holding its license.
-pub type AssignmentView = LicensePair;
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentView {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+}
+
+impl From<LicensePair> for AssignmentView {
+    fn from(pair: LicensePair) -> Self {
+        let LicensePair { adam_id, pricing_param, serial_number, client_user_id } = pair;
+        Self { adam_id, pricing_param, serial_number, client_user_id }
+    }
+}
 
 /// A page of assignments: `total` matches, `items` from `offset` on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -118,7 +156,27 @@ pub struct PendingOperationView {
 }
 
 /// The app and the device (`serial_number`) or user (`client_user_id`) for [`crate::Engine::explain`].
-pub type ExplainQuery = LicensePair;
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExplainQuery {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+}
+
+impl ExplainQuery {
+    /// The license the question is about.
+    pub fn pair(&self) -> LicensePair {
+        LicensePair {
+            adam_id: self.adam_id.clone(),
+            pricing_param: self.pricing_param,
+            serial_number: self.serial_number.clone(),
+            client_user_id: self.client_user_id.clone(),
+        }
+    }
+}
 
 /// Whether the target holds a license of the app, and why (or why not), in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -33,7 +33,7 @@ fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, effec
     for key in held {
         let pair = account.mirror.pair(&key);
         if adam_id.is_none_or(|a| a == pair.adam_id) {
-            effects.event(Event::LicenseReady { account_id: account.id.clone(), pair });
+            effects.event(Event::license_ready(&account.id, pair));
         }
     }
 }

@@ -121,19 +121,18 @@ impl Engine {
     /// Why a device or user has or lacks a license of an app. Names the engine has not seen
     /// are remembered (interned) by the question.
     pub fn explain(&mut self, account_id: &str, query: &ExplainQuery) -> Result<LicenseExplanation, EngineError> {
-        let target_name = match (&query.serial_number, &query.client_user_id) {
-            (Some(serial), None) => serial.clone(),
-            (None, Some(user)) => user.clone(),
-            _ => return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned())),
+        let pair = query.pair();
+        let Some(target_name) = pair.target_name().map(str::to_owned) else {
+            return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned()));
         };
-        let license_type = if query.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
+        let license_type = if pair.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
         let policies: Vec<AppPolicy> = self
             .policies
             .values()
             .filter(|p| {
                 p.account_id == account_id
-                    && p.adam_id == query.adam_id
-                    && p.pricing_param == query.pricing_param
+                    && p.adam_id == pair.adam_id
+                    && p.pricing_param == pair.pricing_param
                     && p.license_type == license_type
                     && p.targets.contains(&target_name)
             })
@@ -146,8 +145,8 @@ impl Engine {
             policy_id: String::new(),
             name: String::new(),
             account_id: account_id.to_owned(),
-            adam_id: query.adam_id.clone(),
-            pricing_param: query.pricing_param,
+            adam_id: pair.adam_id,
+            pricing_param: pair.pricing_param,
             license_type,
             targets: Default::default(),
         };
@@ -162,12 +161,7 @@ impl Engine {
 fn app_counts(mirror: &Mirror) -> Vec<AppCountView> {
     let mut views: Vec<AppCountView> = mirror
         .assets()
-        .map(|(key, counts)| AppCountView {
-            adam_id: mirror.name(key.adam_id).to_owned(),
-            pricing_param: key.pricing,
-            counts: counts.clone(),
-            unlimited: counts.unlimited(),
-        })
+        .map(|(key, counts)| AppCountView::new(mirror.name(key.adam_id).to_owned(), key.pricing, counts))
         .collect();
     views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
     views
@@ -201,7 +195,7 @@ fn assignments(mirror: &Mirror, query: &AssignmentQuery) -> AssignmentPage {
     let mut items = Vec::new();
     for key in keys.filter(matches) {
         if total >= query.offset && items.len() < query.limit {
-            items.push(mirror.pair(key));
+            items.push(mirror.pair(key).into());
         }
         total += 1;
     }

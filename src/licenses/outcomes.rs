@@ -87,7 +87,7 @@ impl Licenses {
         if !announce {
             return;
         }
-        fx.event(Event::LicenseReady { account_id: fx.account_id().to_owned(), pair: mirror.pair(&key) });
+        fx.event(Event::license_ready(fx.account_id(), mirror.pair(&key)));
     }
 
     /// Apple refused a submission outright (validation): nothing happened at Apple. Returns
@@ -248,14 +248,9 @@ impl Licenses {
             self.ours.forget(&key, fx);
         }
         if env.notify_users {
-            fx.event(Event::NotifyUser {
-                account_id: fx.account_id().to_owned(),
-                adam_id: pair.adam_id.clone(),
-                serial_number: pair.serial_number.clone(),
-                client_user_id: pair.client_user_id.clone(),
-            });
+            fx.event(Event::notify_user(fx.account_id(), &pair));
         }
-        fx.event(Event::LicenseReleased { account_id: fx.account_id().to_owned(), pair, reason });
+        fx.event(Event::license_released(fx.account_id(), pair, reason));
     }
 
     /// Apple failed the change `key` of `op`, with `error_number`.
@@ -312,7 +307,7 @@ impl Licenses {
                 self.ops.releasing.remove(&key);
             }
         }
-        fx.event(Event::AssignmentFailed { account_id: fx.account_id().to_owned(), pair: mirror.pair(&key), error_number, message: message.to_owned() });
+        fx.event(Event::assignment_failed(fx.account_id(), mirror.pair(&key), error_number, message.to_owned()));
     }
 
     /// An association still pending at Apple after [`RESUBMIT_AFTER`]: resubmitted by planning

@@ -10,6 +10,8 @@
 //! `device/<serial>`, `user/<id>`, `settings`.
 
 
+use serde::Serialize;
+
 use super::{AssignmentsRecord, PairRecord, StoredRecord};
 use crate::vocab::PricingParam;
 
@@ -91,6 +93,83 @@ pub fn is_global(key: &str) -> bool {
     key.starts_with(DEVICE_PREFIX) || key.starts_with(USER_PREFIX) || key == SETTINGS_KEY
 }
 
+/// Which account a stored record belongs to: see [`account_of_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordAccount {
+    /// The record belongs to this account (the id as the host knows it, not encoded).
+    Account(String),
+    /// A record of no account: device and user facts, settings (and any key the engine does not write).
+    NoAccount,
+    /// A policy record whose value was not given: a policy names its account only in its value.
+    InValue,
+}
+
+/// The account a stored record belongs to, as [`belongs_to_account`] decides it, from the key —
+/// and for a policy record from `value` (for a delete, the value stored under the key; `None`:
+/// not given, the answer is then [`RecordAccount::InValue`]). Hosts that share one store
+/// between instances fence each write by it (the JavaScript `accountOfRecord`).
+pub fn account_of_record(key: &str, value: Option<&serde_json::Value>) -> RecordAccount {
+    if key.starts_with(POLICY_PREFIX) {
+        return match value {
+            None => RecordAccount::InValue,
+            Some(value) => match value.get("accountId").and_then(serde_json::Value::as_str) {
+                Some(id) => RecordAccount::Account(id.to_owned()),
+                None => RecordAccount::NoAccount,
+            },
+        };
+    }
+    if let Some(id) = key.strip_prefix(ACCOUNT_PREFIX) {
+        return RecordAccount::Account(id.to_owned());
+    }
+    for prefix in ACCOUNT_SCOPED_PREFIXES {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return RecordAccount::Account(dec(rest.split('/').next().unwrap_or(rest)));
+        }
+    }
+    RecordAccount::NoAccount
+}
+
+/// One key component back from `application/x-www-form-urlencoded` (`+` is a space).
+fn dec(component: &str) -> String {
+    percent_encoding::percent_decode_str(&component.replace('+', " ")).decode_utf8_lossy().into_owned()
+}
+
+/// Where the records that [`crate::Engine::adopt`] keeps for one account are stored, so that a
+/// store can read them alone (key lookups and range scans) instead of every record: the account's
+/// own records and the records of no account (device and user facts, settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountKeyRanges {
+    /// Exact keys: the account record and the settings.
+    pub keys: Vec<String>,
+    /// Key prefixes, each ending in `/`: every key that starts with one (the records filed under
+    /// the account, device and user facts).
+    pub prefixes: Vec<String>,
+    /// Records under these prefixes name their account only in their value: they belong to the
+    /// account when the value's `field` is its id (policies).
+    pub by_value: Vec<ValueKeyed>,
+}
+
+/// Records under `prefix` whose value's `field` names their account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValueKeyed {
+    pub prefix: &'static str,
+    pub field: &'static str,
+}
+
+/// The key ranges of one account's records and of the records of no account (see [`AccountKeyRanges`]):
+/// a record is in them exactly when `is_global(key) || belongs_to_account(record, account_id)`.
+pub fn account_key_ranges(account_id: &str) -> AccountKeyRanges {
+    let encoded = enc(account_id);
+    let mut prefixes: Vec<String> = ACCOUNT_SCOPED_PREFIXES.iter().map(|prefix| format!("{prefix}{encoded}/")).collect();
+    prefixes.extend([DEVICE_PREFIX.to_owned(), USER_PREFIX.to_owned()]);
+    AccountKeyRanges {
+        keys: vec![account_key(account_id), SETTINGS_KEY.to_owned()],
+        prefixes,
+        by_value: vec![ValueKeyed { prefix: POLICY_PREFIX, field: "accountId" }],
+    }
+}
+
 /// The key of an operation record.
 pub fn operation_key(account_id: &str, operation_id: u64) -> String {
     format!("{OPERATION_PREFIX}{}/{operation_id}", enc(account_id))
@@ -150,13 +229,93 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use crate::vocab::LicensePair;
+
+    /// One record of every kind the engine writes for `account_id`, plus the records of no account.
+    fn records_of(account_id: &str) -> Vec<StoredRecord> {
+        let record = |key: String| StoredRecord { key, value: serde_json::json!({ "accountId": account_id }) };
+        let pair = |serial: Option<&str>, user: Option<&str>| PairRecord {
+            account_id: account_id.to_owned(),
+            pair: LicensePair {
+                adam_id: "40 8/+".to_owned(),
+                pricing_param: PricingParam::Stdq,
+                serial_number: serial.map(str::to_owned),
+                client_user_id: user.map(str::to_owned),
+            },
+            reason: None,
+        };
+        let held = AssignmentsRecord {
+            account_id: account_id.to_owned(),
+            serial_number: Some("S/1 +".to_owned()),
+            client_user_id: None,
+            adam_ids: Vec::new(),
+            plus_adam_ids: Vec::new(),
+        };
+        vec![
+            record(account_key(account_id)),
+            record(policy_key(&format!("p of {account_id}"))),
+            record(scope_key(account_id, "p/1", "S 1")),
+            record(pair(Some("S1"), None).key(PROVENANCE_PREFIX)),
+            record(pair(None, Some("u/1")).key(HOLD_PREFIX)),
+            record(pair(Some("S%1"), None).key(AWAITED_PREFIX)),
+            record(operation_key(account_id, 7)),
+            record(held.key()),
+            record(asset_key(account_id, "408", PricingParam::Plus)),
+            record(apple_user_key(account_id, "u 1")),
+            record(user_hold_key(account_id, "u+1")),
+        ]
+    }
+
+    fn global_records() -> Vec<StoredRecord> {
+        [device_key("S/1"), user_key("u 1"), SETTINGS_KEY.to_owned()]
+            .map(|key| StoredRecord { key, value: serde_json::json!({}) })
+            .into()
+    }
+
+    /// Ids that encode differently, contain each other, or hold the characters keys separate with.
+    const IDS: [&str; 8] = ["a", "A", "ab", "a b", "a+b", "a/1", "ä%2F", "a%2F1"];
 
     #[test]
-    fn the_host_shim_fences_every_prefix_the_engine_files_under_an_account() {
-        let shim = include_str!("../../host-shim/account-keys.js");
-        let list = shim.lines().find(|l| l.starts_with("const ACCOUNT_SCOPED_PREFIXES")).expect("the shim's list");
+    fn the_records_of_every_kind_name_the_account_they_belong_to() {
+        let scoped: Vec<String> = records_of("a").iter().map(|r| r.key.clone()).collect();
         for prefix in ACCOUNT_SCOPED_PREFIXES {
-            assert!(list.contains(&format!("'{prefix}'")), "host-shim/account-keys.js does not know {prefix}");
+            assert!(scoped.iter().any(|key| key.starts_with(prefix)), "no record of {prefix} in the test");
+        }
+        for id in IDS {
+            for record in records_of(id) {
+                assert_eq!(account_of_record(&record.key, Some(&record.value)), RecordAccount::Account(id.to_owned()), "{}", record.key);
+                assert!(belongs_to_account(&record, id) && !is_global(&record.key), "{}", record.key);
+                for other in IDS.iter().filter(|other| **other != id) {
+                    assert!(!belongs_to_account(&record, other), "{} is not {other}'s", record.key);
+                }
+            }
+        }
+        for record in global_records() {
+            assert_eq!(account_of_record(&record.key, Some(&record.value)), RecordAccount::NoAccount, "{}", record.key);
+            assert!(is_global(&record.key));
+        }
+        let policy = policy_key("p");
+        assert_eq!(account_of_record(&policy, None), RecordAccount::InValue, "a policy without its value");
+        assert_eq!(account_of_record(&policy, Some(&serde_json::Value::Null)), RecordAccount::NoAccount, "nothing stored");
+        assert_eq!(account_of_record(&scope_key("a/1", "p", "t"), None), RecordAccount::Account("a/1".to_owned()), "no value needed");
+    }
+
+    #[test]
+    fn an_accounts_key_ranges_hold_exactly_the_records_adopt_keeps() {
+        let everything: Vec<StoredRecord> = IDS.iter().flat_map(|id| records_of(id)).chain(global_records()).collect();
+        for id in IDS {
+            let ranges = account_key_ranges(id);
+            assert!(ranges.prefixes.iter().all(|prefix| prefix.ends_with('/')), "range ends are the prefix with '/' → '0'");
+            let in_ranges = |record: &StoredRecord| {
+                ranges.keys.contains(&record.key)
+                    || ranges.prefixes.iter().any(|prefix| record.key.starts_with(prefix.as_str()))
+                    || ranges.by_value.iter().any(|by| {
+                        record.key.starts_with(by.prefix) && record.value.get(by.field).and_then(serde_json::Value::as_str) == Some(id)
+                    })
+            };
+            for record in &everything {
+                assert_eq!(in_ranges(record), is_global(&record.key) || belongs_to_account(record, id), "{} for account {id}", record.key);
+            }
         }
     }
 }

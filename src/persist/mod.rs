@@ -378,6 +378,7 @@ pub enum Record {
 
 /// A record as read back from the store.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
 pub struct StoredRecord {
     pub key: String,
     pub value: serde_json::Value,

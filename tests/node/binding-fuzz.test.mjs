@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Engine, decodeToken } from '../../pkg/vpp_license_engine.node.mjs';
+import { Engine, accountKeyRanges, accountOfRecord, decodeToken } from '../../pkg/vpp_license_engine.node.mjs';
 
 const RUNS = Number(process.env.FC_RUNS ?? 200);
 const NOW = Date.parse('2026-11-23T09:00:00Z');
@@ -297,6 +297,23 @@ test('decodeToken takes any value: token info or an Error with a code', () => {
       assert.equal(typeof info.orgName, 'string');
       assert.ok(Number.isSafeInteger(info.expiresAt), `expiresAt ${info.expiresAt}`);
     }, () => show(text));
+  }), { numRuns: RUNS });
+});
+
+test('accountOfRecord and accountKeyRanges take any value: an answer or an Error with a code', () => {
+  const key = fc.oneof(nastyString, junk, fc.constantFrom('account/a1', 'policy/p1', 'prov/a%2F1/1/STDQ/d/S1', 'device/S1', 'settings'));
+  const value = fc.oneof(fc.constant(undefined), junk, shape({ accountId: str }));
+  fc.assert(fc.property(key, value, (k, v) => {
+    callSafely(() => {
+      const account = accountOfRecord(k, v);
+      assert.ok(account === null || account === undefined || typeof account === 'string', `account ${show([account])}`);
+    }, () => show([k, v]));
+  }), { numRuns: RUNS });
+  fc.assert(fc.property(accountId, (id) => {
+    callSafely(() => {
+      const ranges = accountKeyRanges(id);
+      assert.ok(ranges.keys.length > 0 && ranges.prefixes.every((p) => p.endsWith('/')), show([ranges]));
+    }, () => show([id]));
   }), { numRuns: RUNS });
 });
 

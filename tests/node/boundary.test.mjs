@@ -2,7 +2,7 @@
 // string code — never trap (WebAssembly.RuntimeError: unreachable), never be accepted. Run scripts/build-pkg.sh first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine, decodeToken } from '../../pkg/vpp_license_engine.node.mjs';
+import { Engine, accountKeyRanges, accountOfRecord, decodeToken } from '../../pkg/vpp_license_engine.node.mjs';
 
 const NOW = Date.parse('2026-11-23T09:00:00Z');
 const MDM = { id: 'mdm-1', name: 'Test MDM', metadata: '1.0' };
@@ -226,4 +226,25 @@ test('an id holding a lone surrogate is refused (as U+FFFD two distinct ids woul
   engine.handleInput({ type: 'addAccount', accountId: 'a\uD83D\uDE00', name: 'A', token: TOKEN }, NOW);
   assert.equal(engine.accounts()[0].accountId, 'a😀');
   engine.free();
+});
+
+test('accountOfRecord names the account of every kind of record; accountKeyRanges says where an account\'s records are', () => {
+  assert.equal(accountOfRecord('account/a/1'), 'a/1', 'account ids are kept as they are');
+  assert.equal(accountOfRecord('prov/a%2F1/408/STDQ/d/S1'), 'a/1', 'and encoded under the other prefixes');
+  assert.equal(accountOfRecord('scope/a+b/p/S1'), 'a b');
+  assert.equal(accountOfRecord('device/S1'), null);
+  assert.equal(accountOfRecord('settings', {}), null);
+  assert.equal(accountOfRecord('policy/p1'), undefined, 'a policy names its account in its value');
+  assert.equal(accountOfRecord('policy/p1', { accountId: 'a1', name: 'P' }), 'a1');
+  assert.equal(accountOfRecord('policy/p1', null), null, 'nothing stored');
+  assert.deepEqual(accountKeyRanges('a b'), {
+    keys: ['account/a b', 'settings'],
+    prefixes: ['scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/',
+      'device/', 'user/'],
+    byValue: [{ prefix: 'policy/', field: 'accountId' }],
+  });
+  for (const bad of [undefined, null, 7, {}, []]) {
+    assertRejected(() => accountOfRecord(bad), `accountOfRecord(${show(bad)})`);
+    assertRejected(() => accountKeyRanges(bad), `accountKeyRanges(${show(bad)})`);
+  }
 });

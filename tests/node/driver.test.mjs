@@ -797,6 +797,52 @@ test('requests that did not wait are not held: emitted less than a second apart,
   await driver.whenIdle();
 });
 
+test('group commit: a write waits one turn of the event loop, so inputs fed before it starts are handled first and their records drained after it, together', async () => {
+  const engine = new PollLoggingEngine();
+  engine.outputs.push(persist('first'));
+  engine.react = (input) => engine.outputs.push(persist(`after ${input.type}`));
+  const applied = [];
+  // A synchronous store, as better-sqlite3 is: without the turn, each input's records would be a transaction of its own.
+  const store = { apply: (ops) => applied.push({ keys: ops.map((op) => op.key), inputsSeen: engine.inputs.length }), load: () => [] };
+  const { driver, errors } = setup({ engine, store });
+  driver.start();
+  // Three inputs already waiting in the event loop (as I/O callbacks would be) when the write is queued.
+  const fed = ['a', 'b', 'c'].map((type) => new Promise((resolve) => setImmediate(() => resolve(driver.input({ type })))));
+  await Promise.all(fed);
+  assert.equal(engine.polls.length, 1, 'the inputs went into the engine; their outputs wait for the write');
+  await driver.whenIdle();
+  assert.deepEqual(applied[0], { keys: ['first'], inputsSeen: 3 }, 'the first write started after the three inputs were handled');
+  assert.equal(engine.polls.length, 2, 'one drain took the records of all three inputs');
+  assert.deepEqual(applied.slice(1).map((a) => a.keys[0]), ['after a', 'after b', 'after c']);
+  assert.deepEqual(errors, []);
+});
+
+test('Retry-After: a request held behind a write does not leave inside the Retry-After window its account got after the engine emitted it', async () => {
+  const clock = new Clock();
+  const engine = new FakeEngine();
+  // 1 leaves at once and is answered 503 + Retry-After: 2; 2 and 3 (another account) wait behind the write.
+  engine.outputs.push(accountRequest(1), persist('a'), accountRequest(2), accountRequest(3, 'a2'));
+  const store = manualStore();
+  const sent = [];
+  const transport = {
+    send: async (req) => {
+      sent.push(`${req.id}@${clock.t - NOW}`);
+      return req.id === 1 ? { status: 503, headers: { 'retry-after': '2' }, body: '' } : { status: 200, headers: {}, body: '' };
+    },
+  };
+  const { driver, errors } = setup({ engine, store, transport, now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer });
+  driver.start();
+  await clock.advance(500);
+  store.land();
+  await clock.advance(1499);
+  assert.deepEqual(sent, ['1@0', '3@500'], 'the other account is not held');
+  await clock.advance(1);
+  assert.deepEqual(sent, ['1@0', '3@500', '2@2000'], 'a1 waited until the end of the window Apple gave');
+  assert.deepEqual(engine.inputs.map((i) => [i.input.id, i.input.status]), [[1, 503], [3, 200], [2, 200]]);
+  await driver.whenIdle();
+  assert.deepEqual(errors, []);
+});
+
 test('rateLimitMarginMs is checked', () => {
   for (const rateLimitMarginMs of [-1, 1001, 2.5, '250']) {
     assert.throws(() => setup({ rateLimitMarginMs }), RangeError, JSON.stringify(rateLimitMarginMs));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Driver } from '../../host-shim/driver.js';
-import { LeaseKeeper } from '../../host-shim/lease.js';
+import { LeaseKeeper } from '../../host-shim/lease-keeper.js';
 import { MemoryStore } from '../../host-shim/memory-store.js';
 
 const TTL = 3000;
@@ -78,7 +78,11 @@ class FakeEngine {
     return 200;
   }
 
+  /** Runs at each adopt (a test makes adopting take time). */
+  onAdopt = () => {};
+
   adopt(accountId, records) {
+    this.onAdopt();
     if (this.driving.has(accountId)) throw Object.assign(new Error('exists'), { code: 'ACCOUNT_EXISTS' });
     if (!records.some((r) => r.key === `account/${accountId}`)) throw Object.assign(new Error('unknown'), { code: 'UNKNOWN_ACCOUNT' });
     this.driving.add(accountId);
@@ -168,10 +172,98 @@ test('instances started together share the accounts fairly, and no account is ev
   assert.deepEqual(all.flatMap((i) => i.keeper.held()).sort(), ACCOUNTS);
   for (const i of all) {
     for (const call of i.engine.calls.filter((c) => c.adopt)) {
-      assert.deepEqual(call.keys, [...ACCOUNTS.map((id) => `account/${id}`), 'device/S1'], 'adopt gets every record');
+      assert.deepEqual(call.keys, [`account/${call.adopt}`, 'device/S1'], 'adopt gets its account\'s records and those of no account');
     }
     assert.deepEqual(i.errors, []);
   }
+});
+
+test('adopting gives the engine the account\'s own records and the records of no account, not every account\'s', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  store.apply([
+    { op: 'put', key: 'policy/p-x', value: { policyId: 'p-x', accountId: 'x' } },
+    { op: 'put', key: 'policy/p-y', value: { policyId: 'p-y', accountId: 'y' } },
+    { op: 'put', key: 'asg/x/d/S1', value: { accountId: 'x' } },
+    { op: 'put', key: 'asg/y/d/S1', value: { accountId: 'y' } },
+    { op: 'put', key: 'op/y/7', value: { accountId: 'y' } },
+    { op: 'put', key: 'user/u1', value: {} },
+    { op: 'put', key: 'settings', value: {} },
+  ]);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  const shared = ['device/S1', 'settings', 'user/u1'];
+  assert.deepEqual(Object.fromEntries(a.engine.calls.filter((c) => c.adopt).map((c) => [c.adopt, c.keys])), {
+    x: ['account/x', 'asg/x/d/S1', ...shared, 'policy/p-x'].sort(),
+    y: ['account/y', 'asg/y/d/S1', ...shared, 'op/y/7', 'policy/p-y'].sort(),
+  });
+  assert.deepEqual(a.errors, []);
+});
+
+test('taking an account over reads that account (store.loadAccount), never the whole store', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y', 'z']);
+  const calls = [];
+  const counting = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        if (prop === 'load' || prop === 'loadAccount') calls.push([prop, ...args]);
+        return value.apply(target, args);
+      };
+    },
+  });
+  const a = instance(counting, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y', 'z']);
+  assert.deepEqual(calls.sort(), [['loadAccount', 'x'], ['loadAccount', 'y'], ['loadAccount', 'z']]);
+  assert.deepEqual(a.errors, []);
+});
+
+test('an account deleted after its lease was taken is not adopted: its lease is freed', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const a = instance(store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(0);
+  // Between A's lease statement and its reading of the records, another instance deletes y.
+  const loadAccount = store.loadAccount.bind(store);
+  store.loadAccount = (id) => {
+    if (id === 'y') store.apply([{ op: 'delete', key: 'account/y' }]);
+    return loadAccount(id);
+  };
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x']);
+  assert.deepEqual(a.engine.calls.filter((c) => c.adopt).map((c) => c.adopt), ['x']);
+  assert.deepEqual(store.acquireLeases('B', ['y'], TTL), ['y'], 'y\'s lease is free');
+  assert.deepEqual(a.errors, [], 'UNKNOWN_ACCOUNT is not an error here');
+});
+
+test('a long adoption is spread over back-to-back rounds: the leases are renewed between them and none lapses while a large share is adopted', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const store = seededStore(clock, ids);
+  const a = instance(store, clock, 'A');
+  // Each adopt blocks the event loop for 300 ms: the 12 in one go would take 3.6 s, past ttl − margin (2.7 s).
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  for (let round = 0; round < 12 && a.keeper.held().length < ids.length; round += 1) await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ids, 'every account adopted');
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), [], 'no lease lost or released');
+  const rounds = new Set(a.changes.map((c) => c.at)).size;
+  assert.ok(rounds >= 3, `adopted over ${rounds} rounds`);
+  // A round cut short by its budget is followed at once by the next (no renewal interval between them).
+  const took = a.changes.at(-1).at - a.changes[0].at;
+  assert.ok(took < 12 * 300 + RENEW, `adopted in ${took} ms of simulated time`);
+  // And they stay held: every lease renewed in time.
+  await clock.advance(3 * TTL);
+  assert.deepEqual(a.keeper.held(), ids);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
 });
 
 test('an instance that joins later gets its share: the others hand idle accounts over, never one with a request in flight', async () => {
@@ -335,15 +427,24 @@ test('deleting an account gives up its lease; stop() releases every account, let
   assert.deepEqual(a.errors, []);
 });
 
-/** `store` with switches: `writesDown` fails applyFenced, `down` fails every call, as an unreachable database would. */
+/**
+ * `store` with switches: `writesDown` fails applyFenced, `down` fails every call, as an unreachable database would;
+ * `writesHeld` (a promise) holds each applyFenced until it resolves, as a slow one would.
+ */
 function switchable(store) {
-  const state = { down: false, writesDown: false, fencedWrites: [] };
+  const state = { down: false, writesDown: false, writesHeld: null, fencedWrites: [] };
   state.store = new Proxy(store, {
     get(target, prop) {
       const value = Reflect.get(target, prop);
       if (typeof value !== 'function') return value;
       return (...args) => {
         if (state.down || (state.writesDown && prop === 'applyFenced')) return Promise.reject(new Error('store unreachable'));
+        if (state.writesHeld !== null && prop === 'applyFenced') {
+          return state.writesHeld.then(() => {
+            state.fencedWrites.push(args[1].map((op) => op.key));
+            return value.apply(target, args);
+          });
+        }
         if (prop === 'applyFenced') state.fencedWrites.push(args[1].map((op) => op.key));
         return value.apply(target, args);
       };
@@ -373,6 +474,93 @@ test('a failing write is retried by the Driver while the keeper keeps renewing: 
   assert.ok(store.load().some((r) => r.key === 'prov/x/1/STDQ/d/S1'));
   assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
   await a.driver.writesSettled();
+});
+
+test('a round due while an instance adopts runs to its end before the next slice of adoptions: no slice delays its renewal', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const seeded = seededStore(clock, ids);
+  // Every store call answers 5 ms later, as a database over the network does (the event loop runs meanwhile).
+  const renewals = [];
+  let roundStart = null;
+  let last = null;
+  const store = new Proxy(seeded, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => {
+        // A round: heartbeat, leaseStates, then its renewal (acquireLeases of what it holds, once it holds some).
+        if (prop === 'heartbeat') roundStart = clock.t;
+        if (prop === 'acquireLeases' && last === 'leaseStates' && args[1].some((id) => a.engine.driving.has(id))) renewals.push(clock.t - roundStart);
+        last = prop;
+        return new Promise((resolve, reject) => clock.setTimer(() => {
+          try {
+            resolve(value.apply(target, args));
+          } catch (error) {
+            reject(error);
+          }
+        }, 5));
+      };
+    },
+  });
+  const a = instance(store, clock, 'A');
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  for (let round = 0; round < 12 && a.keeper.held().length < ids.length; round += 1) await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ids);
+  assert.ok(renewals.length >= 2, `renewed ${renewals.length} times while adopting`);
+  // Two statements of 5 ms before the renewal, and no slice of adoptions (300 ms each) between them.
+  assert.ok(renewals.every((ms) => ms <= 10), `from a round's start to its renewal: ${renewals} ms`);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
+});
+
+test('free leases are taken while an instance adopts a large share: later rounds leave them to the work going on', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const store = seededStore(clock, ids);
+  const a = instance(store, clock, 'A');
+  a.engine.onAdopt = () => clock.stall(300);
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW + 1);
+  assert.ok(a.keeper.held().length < ids.length, 'still adopting');
+  // Two accounts appear: the next rounds want them, and the work going on takes and adopts them.
+  store.apply([{ op: 'put', key: 'account/n1', value: { id: 'n1' } }, { op: 'put', key: 'account/n2', value: { id: 'n2' } }]);
+  let takenWhileAdopting = false;
+  for (let step = 0; step < 40 && a.keeper.held().length < ids.length + 2; step += 1) {
+    await clock.advance(RENEW / 4);
+    const leased = store.leaseStates().filter((l) => l.holder === 'A').map((l) => l.accountId);
+    if (leased.includes('n1') && leased.includes('n2') && a.keeper.held().filter((id) => ids.includes(id)).length < ids.length) takenWhileAdopting = true;
+  }
+  assert.ok(takenWhileAdopting, 'n1 and n2 leased before the first share was all adopted');
+  assert.deepEqual(a.keeper.held(), [...ids, 'n1', 'n2']);
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
+});
+
+test('rounds keep renewing while the work of an earlier one waits for slow writes: taking a lease behind them delays no renewal', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y']);
+  const slow = switchable(store);
+  const a = instance(slow.store, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y']);
+  // A write that takes 2 ttl, and meanwhile a new account to take: its lease waits for the write, the renewals do not.
+  let land;
+  slow.writesHeld = new Promise((resolve) => { land = resolve; });
+  a.engine.persist([{ op: 'put', key: 'prov/x/1/STDQ/d/S1', value: { accountId: 'x' } }]);
+  a.driver.input({ type: 'tick' });
+  store.apply([{ op: 'put', key: 'account/z', value: { id: 'z' } }]);
+  await clock.advance(2 * TTL);
+  assert.deepEqual(a.keeper.held(), ['x', 'y'], 'x and y renewed all along; z not taken while the write is pending');
+  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null });
+  slow.writesHeld = null;
+  land();
+  await clock.advance(2 * RENEW);
+  assert.deepEqual(a.keeper.held(), ['x', 'y', 'z'], 'z taken once the write landed');
+  assert.deepEqual(a.changes.filter((c) => c.type !== 'acquired'), []);
+  assert.deepEqual(a.errors, []);
 });
 
 test('an unreachable store: the accounts lapse at their local expiry, and the keeper takes and adopts them again once the store answers and its queued writes are settled', async () => {

@@ -51,7 +51,8 @@ test('every file package.json names is in the tarball, which holds only the engi
   const manifest = JSON.parse(readFileSync(path.join(repo, 'pkg', 'package.json'), 'utf8'));
   assert.deepEqual(namedFiles(manifest).filter((f) => !files.includes(f)), []);
   for (const f of ['host-shim/driver.js', 'host-shim/transport.js', 'host-shim/memory-store.js', 'host-shim/store.d.ts',
-    'host-shim/protect.js', 'host-shim/indexeddb-store.js', 'host-shim/node/sqlite-store.js', 'host-shim/node/postgres-store.js']) {
+    'host-shim/record-encoding.js', 'host-shim/token-protection.js', 'host-shim/record-accounts.js', 'host-shim/lease-keeper.js',
+    'host-shim/indexeddb-store.js', 'host-shim/node/sqlite-store.js', 'host-shim/node/postgres-store.js']) {
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   }
   const stray = files.filter((f) => !(f === 'package.json' || f.startsWith('vpp_license_engine') || f.startsWith('host-shim/')));

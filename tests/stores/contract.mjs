@@ -259,7 +259,118 @@ export const contractCases = [
       });
     },
   },
+  {
+    name: 'loadAccount returns the account\'s records and the records of no account, nothing of other accounts',
+    run: (place) => withStore(place, undefined, async (store) => {
+      await store.apply(ACCOUNT_FIXTURE.map(({ key, value }) => put(key, value)));
+      for (const [accountId, expected] of Object.entries(ACCOUNT_EXPECTED)) {
+        const keys = (await store.loadAccount(accountId)).map((r) => r.key).sort();
+        assertSame(keys, [...expected, ...GLOBAL_KEYS].sort(), `loadAccount(${JSON.stringify(accountId)})`);
+      }
+      assertSame((await store.loadAccount('nobody')).map((r) => r.key).sort(), [...GLOBAL_KEYS].sort(),
+        'an unknown account: the records of no account alone');
+      const values = byKey(await store.loadAccount('a'));
+      assertSame(values, byKey(ACCOUNT_FIXTURE.filter((r) => ACCOUNT_EXPECTED.a.includes(r.key) || GLOBAL_KEYS.includes(r.key))),
+        'the records, values included');
+    }),
+  },
+  {
+    name: 'loadAccount sees every apply issued before it, and only them',
+    run: (place) => withStore(place, undefined, async (store) => {
+      const calls = [];
+      for (let i = 0; i < 20; i += 1) {
+        calls.push(applying(store, [put('account/x', { accountId: 'x', n: i }), put(`prov/x/${i}/STDQ/d/S1`, { i }),
+          ...(i > 0 ? [del(`prov/x/${i - 1}/STDQ/d/S1`)] : []), put(`policy/p${i}`, { accountId: i % 2 === 0 ? 'x' : 'y' })]));
+      }
+      const seen = Promise.resolve(store.loadAccount('x'));
+      calls.push(applying(store, [put('prov/x/late/STDQ/d/S1', { late: true })]));
+      await Promise.all(calls);
+      const keys = (await seen).map((r) => r.key).sort();
+      assertSame(keys, ['account/x', 'policy/p0', 'policy/p10', 'policy/p12', 'policy/p14', 'policy/p16', 'policy/p18', 'policy/p2',
+        'policy/p4', 'policy/p6', 'policy/p8', 'prov/x/19/STDQ/d/S1'], 'what loadAccount saw');
+      assertSame((await store.loadAccount('x')).find((r) => r.key === 'account/x').value, { accountId: 'x', n: 19 }, 'the last write');
+    }),
+  },
+  {
+    name: 'loadAccount of one account among many: its records and the shared ones, whatever the others hold',
+    run: (place) => withStore(place, undefined, async (store) => {
+      const accounts = 50;
+      const ops = [];
+      for (let a = 0; a < accounts; a += 1) {
+        ops.push(put(`account/acc${a}`, { accountId: `acc${a}` }), put(`policy/pol${a}`, { accountId: `acc${a}` }));
+        for (let i = 0; i < 100; i += 1) ops.push(put(`asg/acc${a}/d/S${i}`, { i }));
+      }
+      for (let i = 0; i < 200; i += 1) ops.push(put(`device/S${i}`, { serialNumber: `S${i}` }));
+      await store.apply(ops);
+      const records = await store.loadAccount('acc7');
+      assertSame(records.length, 1 + 1 + 100 + 200, 'account, policy, its 100 assignments, 200 devices');
+      assertSame(records.filter((r) => r.key.startsWith('asg/')).every((r) => r.key.startsWith('asg/acc7/')), true, 'only acc7\'s');
+    }),
+  },
+  {
+    name: 'loadAccount unprotects the account\'s token as load does',
+    needs: 'durable',
+    run: async (place) => {
+      const hooks = recordingHooks();
+      await withStore(place, hooks, (store) => store.apply([put('account/a', { accountId: 'a', token: 'sToken-A' }),
+        put('account/b', { accountId: 'b', token: 'sToken-B' })]));
+      await withStore(place, hooks, async (store) => {
+        assertSame(await store.loadAccount('a'), [{ key: 'account/a', value: { accountId: 'a', token: 'sToken-A' } }], 'plaintext back');
+      });
+      assertSame(hooks.seen.unprotect, ['P(A-nekoTs)'], 'only the loaded account\'s token was unprotected');
+    },
+  },
 ];
+
+/**
+ * Records of accounts whose ids encode alike, contain each other or hold the characters keys are built with, as
+ * the engine writes them (`account/<id>`, `<prefix><form-urlencoded id>/…`, policies naming their account in the
+ * value), and records of no account.
+ */
+const ACCOUNT_FIXTURE = [
+  ...['a', 'A', 'ab', 'a b', 'a/1', 'a%2F1'].map((id) => ({ key: `account/${id}`, value: { accountId: id, name: id } })),
+  { key: 'policy/p-a', value: { policyId: 'p-a', accountId: 'a' } },
+  { key: 'policy/p-a2', value: { policyId: 'p-a2', accountId: 'a', targets: ['S1'] } },
+  { key: 'policy/p-A', value: { policyId: 'p-A', accountId: 'A' } },
+  { key: 'policy/p-a b', value: { policyId: 'p-a b', accountId: 'a b' } },
+  { key: 'policy/p-a/1', value: { policyId: 'p-a/1', accountId: 'a/1' } },
+  { key: 'scope/a/p-a/S1', value: {} },
+  { key: 'scope/A/p-A/S1', value: {} },
+  { key: 'prov/a/408/STDQ/d/S1', value: {} },
+  { key: 'prov/ab/408/STDQ/d/S1', value: {} },
+  { key: 'prov/a+b/408/STDQ/d/S1', value: {} },
+  { key: 'prov/a%2F1/408/STDQ/d/S1', value: {} },
+  { key: 'prov/a%252F1/408/STDQ/d/S1', value: {} },
+  { key: 'hold/a/408/STDQ/u/u1', value: {} },
+  { key: 'await/a/408/PLUS/d/S2', value: {} },
+  { key: 'op/a/7', value: {} },
+  { key: 'op/A/7', value: {} },
+  { key: 'asg/a/d/S1', value: {} },
+  { key: 'asg/a+b/d/S1', value: {} },
+  { key: 'asset/a/408/STDQ', value: {} },
+  { key: 'vppuser/a/u1', value: {} },
+  { key: 'userhold/a/u%2F1', value: {} },
+  { key: 'userhold/a0/u1', value: {} },
+  { key: 'device/S1', value: { serialNumber: 'S1' } },
+  { key: 'device/S%2F2', value: { serialNumber: 'S/2' } },
+  { key: 'user/u1', value: { clientUserId: 'u1' } },
+  { key: 'settings', value: { licenseRemovalNotification: true } },
+  // Near misses: no account's, nothing shared.
+  { key: 'accounts/a', value: {} },
+  { key: 'devices/S1', value: {} },
+  { key: 'settings/x', value: {} },
+  { key: 'users', value: {} },
+];
+const GLOBAL_KEYS = ['device/S1', 'device/S%2F2', 'user/u1', 'settings'];
+const ACCOUNT_EXPECTED = {
+  a: ['account/a', 'policy/p-a', 'policy/p-a2', 'scope/a/p-a/S1', 'prov/a/408/STDQ/d/S1', 'hold/a/408/STDQ/u/u1',
+    'await/a/408/PLUS/d/S2', 'op/a/7', 'asg/a/d/S1', 'asset/a/408/STDQ', 'vppuser/a/u1', 'userhold/a/u%2F1'],
+  A: ['account/A', 'policy/p-A', 'scope/A/p-A/S1', 'op/A/7'],
+  ab: ['account/ab', 'prov/ab/408/STDQ/d/S1'],
+  'a b': ['account/a b', 'policy/p-a b', 'prov/a+b/408/STDQ/d/S1', 'asg/a+b/d/S1'],
+  'a/1': ['account/a/1', 'policy/p-a/1', 'prov/a%2F1/408/STDQ/d/S1'],
+  'a%2F1': ['account/a%2F1', 'prov/a%252F1/408/STDQ/d/S1'],
+};
 
 /** Whether `place` can run case `c`. */
 export function supports(place, c) {

@@ -2,7 +2,7 @@
 //! enrollments, and what the harness saw (requests by purpose, licenses ready and released).
 
 use serde_json::json;
-use vpp_license_engine::{AppPolicy, Event, Input, LicensePair, LicenseType, PricingParam};
+use vpp_license_engine::{AppPolicy, Event, Input, LicenseType, PricingParam};
 
 use super::fake_apple::Org;
 use super::Harness;
@@ -80,7 +80,7 @@ pub fn ready(h: &Harness) -> Vec<(String, Option<String>, Option<String>)> {
     h.events()
         .iter()
         .filter_map(|e| match e {
-            Event::LicenseReady { pair: LicensePair { adam_id, serial_number, client_user_id, .. }, .. } => {
+            Event::LicenseReady { adam_id, serial_number, client_user_id, .. } => {
                 Some((adam_id.clone(), serial_number.clone(), client_user_id.clone()))
             }
             _ => None,
@@ -92,7 +92,7 @@ pub fn released(h: &Harness) -> Vec<(String, Option<String>, String)> {
     h.events()
         .iter()
         .filter_map(|e| match e {
-            Event::LicenseReleased { pair: LicensePair { adam_id, serial_number, .. }, reason, .. } => Some((adam_id.clone(), serial_number.clone(), reason.clone())),
+            Event::LicenseReleased { adam_id, serial_number, reason, .. } => Some((adam_id.clone(), serial_number.clone(), reason.clone())),
             _ => None,
         })
         .collect()

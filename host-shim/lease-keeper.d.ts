@@ -52,7 +52,7 @@ export declare class LeaseKeeper implements DriverLeases {
   readonly store: Store;
   /** Announces this instance now; takes leases from the next round on. */
   start(driver: Driver): void;
-  /** One round now (heartbeat, hand-over, renew + acquire, adopt); one runs every renewEveryMs anyway. */
+  /** One round now (heartbeat, renewals; then hand-overs, new leases and adoptions, which go on after it resolves); one runs every renewEveryMs anyway. */
   round(): Promise<void>;
   holds(accountId: string): boolean;
   lapsed(accountId: string): void;

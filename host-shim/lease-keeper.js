@@ -1,20 +1,28 @@
 // Per-account leases for several backend instances on one store (browser and Node alike: no `node:` imports).
 //
 // Each instance runs one Engine, one Driver and one LeaseKeeper. The keeper holds a lease per account in the store
-// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds:
-// every `renewEveryMs` it renews its leases, takes free or expired ones up to a fair share, hands surplus ones
-// over, and adopts newly leased accounts (`store.load()` → `driver.adopt`). A lease is valid locally until the time
-// the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later. When a
-// lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
+// (a LeaseStore: PostgresStore, or MemoryStore in tests) and makes the engine drive exactly the accounts it holds.
+// This file is the I/O shell: the timers, the store calls, the Driver calls and the onLease reports. What to do —
+// which leases a round renews, takes and hands over, until when a lease is valid here, what to adopt and for how
+// long, what is lost — is decided by LeaseDecisions (lease-decisions.js), which has no I/O and takes the time as an
+// argument.
+//
+// Every `renewEveryMs` a round announces the instance, renews its leases in one statement, and hands accounts above
+// the fair share over; freeing their leases, taking free ones and adopting newly leased accounts
+// (`store.loadAccount(id)` → `driver.adopt`) wait for the Driver's writes and take as long as the records they read, so
+// they go on after the round, one piece at a time, while later rounds keep renewing. A lease is valid locally until
+// the time the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
+// When a lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
 // not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`). When the store
 // is unreachable (a database failover), rounds fail and writes are retried by the Driver: the accounts lapse at their
 // local expiry, and the rounds take leases again once the store answers.
 
-import { accountIdOfKey } from './account-keys.js';
+import { LeaseDecisions } from './lease-decisions.js';
+import { accountIdOfKey } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
-const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load'];
+const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load', 'loadAccount'];
 
 /** A random holder id (a UUID): unique per process, so that a restarted instance never inherits a lease. */
 function randomHolderId() {
@@ -26,21 +34,10 @@ function leaseError(message, code) {
   return Object.assign(new Error(message), { code });
 }
 
-/** The items of `list` in random order: instances starting together then try different free accounts first. */
-function shuffled(list) {
-  const copy = [...list];
-  for (let i = copy.length - 1; i > 0; i -= 1) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j], copy[i]];
-  }
-  return copy;
-}
-
 export class LeaseKeeper {
   #store;
   #holder;
   #ttlMs;
-  #marginMs;
   #renewEveryMs;
   #now;
   #setTimer;
@@ -48,16 +45,15 @@ export class LeaseKeeper {
   #onLease;
   #onError;
   #fencedStore;
+  /** The decisions, and the state they are made from (valid-until times, driven accounts). */
+  #decisions;
 
   #driver = null;
-  /** accountId → local time until which this instance's lease is valid. */
-  #validUntil = new Map();
-  /** Accounts the engine drives: adopted, or added through addAccount. */
-  #driven = new Set();
   #roundTimer = null;
   #expiryTimer = null;
   #running = null;
-  #rounds = 0;
+  /** The work rounds leave (freeing, taking, adopting), running after them; one at a time. */
+  #background = null;
   #stopped = false;
 
   /**
@@ -93,8 +89,8 @@ export class LeaseKeeper {
     this.#store = store;
     this.#holder = holder;
     this.#ttlMs = ttlMs;
-    this.#marginMs = marginMs;
     this.#renewEveryMs = renewEveryMs;
+    this.#decisions = new LeaseDecisions({ holder, ttlMs, marginMs, renewEveryMs });
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
     this.#clearTimer = (handle) => clearTimer(handle);
@@ -103,6 +99,7 @@ export class LeaseKeeper {
     this.#fencedStore = {
       apply: (ops) => this.#applyFenced(ops),
       load: () => this.#store.load(),
+      loadAccount: (accountId) => this.#store.loadAccount(accountId),
     };
   }
 
@@ -131,9 +128,11 @@ export class LeaseKeeper {
   }
 
   /**
-   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, hand over accounts above
-   * the fair share, renew and take leases in one statement, release what was lost, adopt what was gained.
-   * Resolves when it is done (a round already running is not started twice); failures go to onError.
+   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, renew every lease it holds in
+   * one statement, release what was lost, release the accounts above the fair share; freeing their leases, taking free
+   * ones and adopting them wait for the Driver's writes and may take long, so they go on after the round, and the next
+   * rounds renew meanwhile. Resolves when the round is done (a round already running is not started twice); failures
+   * go to onError.
    */
   round() {
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
@@ -151,17 +150,17 @@ export class LeaseKeeper {
 
   /** The Driver's check before a request leaves: this instance drives the account and its lease is valid now. */
   holds(accountId) {
-    return this.#driven.has(accountId) && this.#valid(accountId);
+    return this.#decisions.holds(accountId, this.#now());
   }
 
   /** The Driver found the lease of `accountId` invalid as a request was about to leave: releases it now. */
   lapsed(accountId) {
-    this.#lose(accountId, 'lease not valid by the local clock');
+    if (this.#decisions.lapsed(accountId)) this.#lost(accountId, 'lease not valid by the local clock');
   }
 
   /** The accounts this instance drives now, sorted. */
   held() {
-    return [...this.#driven].sort();
+    return this.#decisions.driven();
   }
 
   /**
@@ -173,7 +172,7 @@ export class LeaseKeeper {
     const accountId = input?.accountId;
     if (typeof accountId !== 'string') throw new TypeError('addAccount needs an addAccount input with an accountId');
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
-    if (this.#driven.has(accountId)) {
+    if (this.#decisions.isDriven(accountId)) {
       this.#driver.input(input); // the engine refuses it (ACCOUNT_EXISTS)
       return;
     }
@@ -183,14 +182,13 @@ export class LeaseKeeper {
     const sentAt = this.#now();
     const held = await this.#store.acquireLeases(this.#holder, [accountId], this.#ttlMs);
     if (!held.includes(accountId)) throw leaseError(`another instance holds the lease of account ${accountId}`, 'LEASE_HELD');
-    this.#renewed([accountId], new Set(held), sentAt);
-    this.#driven.add(accountId);
+    this.#acquired([accountId], held, sentAt);
+    this.#decisions.adopted(accountId);
     this.#armExpiry();
     try {
       this.#driver.input(input);
     } catch (error) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
+      this.#decisions.release(accountId);
       await this.#store.releaseLeases(this.#holder, [accountId]);
       throw error;
     }
@@ -207,152 +205,150 @@ export class LeaseKeeper {
     this.#clearTimer(this.#roundTimer);
     this.#clearTimer(this.#expiryTimer);
     await this.#running;
-    const accounts = [...this.#driven];
-    for (const accountId of accounts) this.#release(accountId, 'instance stopping');
-    this.#validUntil.clear();
+    await this.#background;
+    for (const accountId of this.#decisions.releaseAll()) this.#released(accountId, true, 'instance stopping');
     if (this.#driver !== null) await this.#driver.writesSettled();
     await this.#store.leave(this.#holder);
   }
 
   async #round() {
     const live = await this.#store.heartbeat(this.#holder, this.#ttlMs);
-    this.#rounds += 1;
-    if (this.#rounds === 1) return; // joining: the others see this instance before it takes anything
+    if (!this.#decisions.announced()) return; // joining: the others see this instance before it takes anything
     const states = await this.#store.leaseStates();
-    const stored = new Set(states.map((s) => s.accountId));
-    // Accounts added here whose records are not written yet count too (and are never handed over).
-    const share = Math.ceil(new Set([...stored, ...this.#driven]).size / live);
-    const ours = new Set(this.#driven);
-    for (const { accountId, holder } of states) if (holder === this.#holder) ours.add(accountId);
-    const handOver = this.#surplus([...ours].filter((id) => stored.has(id)), ours.size - share);
-    for (const accountId of handOver) ours.delete(accountId);
-    const free = shuffled(states.filter((s) => s.holder === null && !ours.has(s.accountId)).map((s) => s.accountId));
-    const wanted = [...ours, ...free.slice(0, Math.max(0, share - ours.size))];
-    if (handOver.length > 0) await this.#handOver(handOver);
-    // Renewals first, in one statement: waiting for the writes below never delays them.
-    const renewing = wanted.filter((id) => this.#driven.has(id));
-    const taking = wanted.filter((id) => !this.#driven.has(id));
-    if (renewing.length > 0) await this.#acquire(renewing);
-    if (taking.length === 0) return;
-    // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
-    // one is failing: the round ends, and the next one tries again). Otherwise a write of an earlier tenure of ours,
-    // still being retried, could land after another instance held the account in between, over its records.
-    await this.#driver.writesSettled();
-    await this.#acquire(taking);
-    await this.#adoptLeased();
+    const busy = new Set(this.#decisions.driven().filter((id) => this.#driver.requestsInFlight(id) > 0));
+    const { handOver, renew, take } = this.#decisions.plan({ states, live, busy, now: this.#now() });
+    // Renewals first, in one statement, of every lease held without a break: driven, or taken and not adopted yet.
+    if (renew.length > 0) await this.#acquire(renew);
+    for (const accountId of handOver) {
+      this.#released(accountId, this.#decisions.release(accountId), 'handed over to balance the accounts');
+    }
+    this.#decisions.leave({ handOver, take });
+    if (this.#background !== null || !this.#decisions.hasWork(this.#now())) return; // the work going on picks it up
+    this.#background = this.#work()
+      .catch((error) => this.#onError(error))
+      .finally(() => {
+        this.#background = null;
+      });
+  }
+
+  /**
+   * The rounds' work: the leases handed over (the engine released the accounts already) are freed once the writes
+   * queued before the release land, the leases the last round wanted are taken, and every account leased and not yet
+   * driven is adopted, a slice at a time; until none of it is left.
+   */
+  async #work() {
+    for (;;) {
+      if (this.#stopped) return;
+      const handOver = this.#decisions.leasesToFree();
+      if (handOver.length > 0) {
+        // Writes the engine queued before the release land while the lease is still ours.
+        await this.#driver.writesSettled();
+        await this.#store.releaseLeases(this.#holder, handOver);
+      }
+      // A lease the engine does not drive is taken only once every write queued so far is stored (this rejects while
+      // one is failing: the work ends, and a later round tries again). Otherwise a write of an earlier tenure of ours,
+      // still being retried, could land after another instance held the account in between, over its records.
+      await this.#driver.writesSettled();
+      if (this.#stopped) return;
+      const taking = this.#decisions.leasesToTake(this.#now());
+      if (taking.length > 0) await this.#acquire(taking);
+      const more = await this.#adoptSlice();
+      if (!more && !this.#decisions.hasLeftovers()) return;
+      // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its
+      // end before the next slice: its few statements, each waiting for the event loop, are not held up one slice each.
+      await new Promise((resolve) => this.#setTimer(resolve, 0));
+      await this.#running;
+    }
   }
 
   /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
   async #acquire(accountIds) {
     const sentAt = this.#now();
-    const held = new Set(await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs));
-    this.#renewed(accountIds, held, sentAt);
+    const held = await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs);
+    this.#acquired(accountIds, held, sentAt);
+  }
+
+  #acquired(asked, held, sentAt) {
+    for (const accountId of this.#decisions.acquired(asked, held, sentAt)) this.#lost(accountId, 'lease held by another instance');
+    this.#armExpiry();
   }
 
   /**
-   * Up to `count` accounts to hand over: leased ones the engine does not drive first, then driven ones with no
-   * request in flight (handing one over mid-request would make the next holder wait to learn what Apple did).
+   * Adopts, for at most one slice (the decisions' budget), the accounts whose lease is valid but which the engine does
+   * not drive yet, each from its own records and the records of no account (`store.loadAccount`). A round that comes
+   * due meanwhile runs to its end before the next adoption. An account the store no longer has (deleted meanwhile: the
+   * engine answers UNKNOWN_ACCOUNT) has its lease freed. Resolves whether the slice ended for its budget (more to
+   * adopt at once).
    */
-  #surplus(candidates, count) {
-    if (count <= 0) return [];
-    const idle = candidates.filter((id) => !this.#driven.has(id))
-      .concat(candidates.filter((id) => this.#driven.has(id) && this.#driver.requestsInFlight(id) === 0));
-    return idle.slice(0, count);
-  }
-
-  async #handOver(accountIds) {
-    for (const accountId of accountIds) this.#release(accountId, 'handed over to balance the accounts');
-    // Writes the engine queued before the release land while the lease is still ours.
-    await this.#driver.writesSettled();
-    await this.#store.releaseLeases(this.#holder, accountIds);
-  }
-
-  /** Records the outcome of an acquire statement sent at `sentAt` for `asked`: extended or lost. */
-  #renewed(asked, held, sentAt) {
-    const validUntil = sentAt + this.#ttlMs - this.#marginMs;
-    for (const accountId of asked) {
-      if (held.has(accountId)) {
-        this.#validUntil.set(accountId, validUntil);
-      } else {
-        this.#validUntil.delete(accountId);
-        this.#lose(accountId, 'lease held by another instance');
-      }
-    }
-    this.#armExpiry();
-  }
-
-  /** Adopts every account whose lease is valid but which the engine does not drive yet. */
-  async #adoptLeased() {
-    const waiting = () => [...this.#validUntil.keys()].filter((id) => !this.#driven.has(id) && this.#valid(id));
-    if (waiting().length === 0) return;
+  async #adoptSlice() {
+    if (this.#decisions.toAdopt(this.#now()).length === 0) return false;
     // Writes of an earlier tenure of ours, queued before its release, are in the records before they are read.
     await this.#driver.writesSettled();
-    const records = await this.#store.load();
-    const present = new Set(records.map((r) => accountIdOfKey(r.key)).filter((id) => id !== null));
+    const deadline = this.#decisions.adoptionDeadline(this.#now());
     const gone = [];
-    for (const accountId of waiting()) {
-      if (!present.has(accountId)) {
-        gone.push(accountId);
-        continue;
+    let more = false;
+    for (const accountId of this.#decisions.toAdopt(this.#now())) {
+      if (this.#stopped) break;
+      if (!this.#decisions.mayAdopt(this.#now(), deadline)) {
+        more = true;
+        break;
       }
+      const records = await this.#store.loadAccount(accountId);
+      await this.#running;
+      // Lapsed, handed over, adopted or stopping while its records were read or a round ran.
+      if (this.#stopped || this.#decisions.isDriven(accountId) || !this.#decisions.valid(accountId, this.#now())) continue;
       try {
         this.#driver.adopt(accountId, records);
       } catch (error) {
-        this.#onError(error);
+        if (error?.code === 'UNKNOWN_ACCOUNT') {
+          this.#decisions.vanished(accountId);
+          gone.push(accountId);
+        } else {
+          this.#onError(error);
+        }
         continue;
       }
-      this.#driven.add(accountId);
+      this.#decisions.adopted(accountId);
       this.#onLease({ type: 'acquired', accountId, reason: 'lease acquired' });
     }
     this.#armExpiry();
-    if (gone.length > 0) {
-      for (const accountId of gone) this.#validUntil.delete(accountId);
-      await this.#store.releaseLeases(this.#holder, gone);
-    }
+    if (gone.length > 0) await this.#store.releaseLeases(this.#holder, gone);
+    return more;
   }
 
   async #applyFenced(ops) {
     // A failed write (the store unreachable, a dropped connection) rejects to the Driver, which tries it again; the
     // leases are kept by the rounds meanwhile, or lapse at their local expiry when the store cannot renew them.
     const { skipped } = await this.#store.applyFenced(this.#holder, ops);
-    for (const accountId of skipped) {
-      this.#validUntil.delete(accountId);
-      this.#lose(accountId, 'write refused: lease not held');
-    }
+    for (const accountId of this.#decisions.refused(skipped)) this.#lost(accountId, 'write refused: lease not held');
     const deleted = ops.filter((op) => op.op === 'delete').map((op) => accountIdOfKey(op.key))
       .filter((id) => id !== null && !skipped.includes(id));
     if (deleted.length > 0) this.#accountsDeleted(deleted);
   }
 
-  /** The engine deleted these accounts (their records are gone): their leases are given up. */
+  /** The engine deleted these accounts (their account records are gone): their leases are given up. */
   #accountsDeleted(accountIds) {
-    for (const accountId of accountIds) {
-      this.#driven.delete(accountId);
-      this.#validUntil.delete(accountId);
-      this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
-    }
+    this.#decisions.deleted(accountIds);
+    for (const accountId of accountIds) this.#onLease({ type: 'released', accountId, reason: 'account deleted' });
+    this.#armExpiry();
     Promise.resolve()
       .then(() => this.#store.releaseLeases(this.#holder, accountIds))
       .catch((error) => this.#onError(error));
   }
 
-  /** Stops driving an account whose lease is gone or no longer valid (nothing if it is not driven). */
-  #lose(accountId, reason) {
-    if (!this.#driven.has(accountId)) return;
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** The decisions stopped driving an account whose lease is gone or no longer valid: releases it in the engine. */
+  #lost(accountId, reason) {
+    this.#releaseInEngine(accountId);
     this.#onLease({ type: 'lost', accountId, reason });
   }
 
-  /** Stops driving an account this instance gives up while its lease is still valid. */
-  #release(accountId, reason) {
-    this.#validUntil.delete(accountId);
-    this.#stopDriving(accountId);
+  /** An account given up on purpose: released in the engine if it drove it. */
+  #released(accountId, wasDriven, reason) {
+    if (wasDriven) this.#releaseInEngine(accountId);
     this.#onLease({ type: 'released', accountId, reason });
   }
 
-  #stopDriving(accountId) {
-    if (!this.#driven.delete(accountId)) return;
+  #releaseInEngine(accountId) {
     try {
       this.#driver.release(accountId);
     } catch (error) {
@@ -360,23 +356,16 @@ export class LeaseKeeper {
     }
   }
 
-  #valid(accountId) {
-    return (this.#validUntil.get(accountId) ?? -Infinity) > this.#now();
-  }
-
   /** One timer at the earliest local expiry of a driven account: its account is released then, renewed or not. */
   #armExpiry() {
     this.#clearTimer(this.#expiryTimer);
     this.#expiryTimer = null;
     if (this.#stopped) return;
-    let earliest = Infinity;
-    for (const accountId of this.#driven) earliest = Math.min(earliest, this.#validUntil.get(accountId) ?? -Infinity);
-    if (earliest === Infinity) return;
+    const earliest = this.#decisions.nextExpiry();
+    if (earliest === null) return;
     this.#expiryTimer = this.#setTimer(() => {
       this.#expiryTimer = null;
-      for (const accountId of [...this.#driven]) {
-        if (!this.#valid(accountId)) this.#lose(accountId, 'lease not renewed in time');
-      }
+      for (const accountId of this.#decisions.expire(this.#now())) this.#lost(accountId, 'lease not renewed in time');
       this.#armExpiry();
     }, Math.max(earliest - this.#now(), 0));
   }

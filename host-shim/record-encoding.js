@@ -1,0 +1,66 @@
+// Persist ops and stored rows, for the Store adapters (browser and Node alike: no `node:` imports): the checks of one
+// persist output's ops, their encoding as JSON text (the token of account records protected, token-protection.js),
+// the decoding of a stored row back to a record, and the net effect of a batch.
+import { protectToken, unprotectToken } from './token-protection.js';
+
+/** Throws a TypeError naming the first malformed op of one persist output (checked before anything is written). */
+export function validateOps(ops, storeName) {
+  if (!Array.isArray(ops)) throw new TypeError(`${storeName}.apply: ops must be an array`);
+  ops.forEach((op, index) => {
+    if (typeof op?.key !== 'string') throw new TypeError(`${storeName}.apply: op ${index} has no string key`);
+    if (op.op !== 'put' && op.op !== 'delete') {
+      throw new TypeError(`${storeName}.apply: op ${index} has unknown op ${JSON.stringify(op.op)}`);
+    }
+    if (op.op === 'put' && op.value === undefined) throw new TypeError(`${storeName}.apply: op ${index} (put) has no value`);
+  });
+}
+
+/** A put op's value as JSON text; a TypeError when it has none (a BigInt, a function, a cycle). */
+export function toJson(value, index, storeName) {
+  let json;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new TypeError(`${storeName}.apply: op ${index} has a value that is not JSON (${error.message})`);
+  }
+  if (json === undefined) throw new TypeError(`${storeName}.apply: op ${index} has a value that is not JSON`);
+  return json;
+}
+
+/**
+ * Validates one persist output's ops (all of them, before anything is written) and encodes them:
+ * `{ key, json }` for a put (json: the value, token protected, as JSON text), `{ key, json: null }` for a delete.
+ */
+export async function encodeOps(ops, hooks, storeName) {
+  validateOps(ops, storeName);
+  const encoded = [];
+  for (const [index, op] of ops.entries()) {
+    if (op.op === 'delete') encoded.push({ key: op.key, json: null });
+    else encoded.push({ key: op.key, json: toJson(await protectToken(op.key, op.value, hooks, storeName), index, storeName) });
+  }
+  return encoded;
+}
+
+/** One stored row back to the record `Engine.restore` takes (token unprotected). */
+export async function decodeRecord(key, json, hooks, storeName) {
+  return { key, value: await unprotectToken(key, JSON.parse(json), hooks, storeName) };
+}
+
+/**
+ * The net effect of encoded ops in one transaction: for each key, its last op. Writing these (deletes, then
+ * puts; no key in both) in one transaction leaves the same state as applying every op in order.
+ */
+export function netEffect(encoded) {
+  const last = new Map();
+  for (const op of encoded) {
+    last.delete(op.key); // keep Map order = order of each key's last op
+    last.set(op.key, op.json);
+  }
+  const deletes = [];
+  const puts = [];
+  for (const [key, json] of last) {
+    if (json === null) deletes.push(key);
+    else puts.push({ key, json });
+  }
+  return { deletes, puts };
+}
