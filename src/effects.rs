@@ -11,10 +11,10 @@
 //! Store changes are kept by key, the last word winning: a pair adopted and released in one step
 //! is written once, as released. Mirror changes may wait for later outputs (at most
 //! [`crate::DRAIN_BATCH_RECORDS`] records per output), so an account's changes live here until
-//! written.
+//! written. An account's entry is made at its first change and dropped once everything in it is
+//! written: lending an account its part costs nothing until it changes something.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
 
 use crate::apple::ServiceConfig;
 use crate::base::time::Millis;
@@ -74,6 +74,18 @@ pub struct AccountChanges {
     pub operations: BTreeSet<u64>,
 }
 
+impl AccountChanges {
+    fn is_empty(&self) -> bool {
+        !self.record
+            && self.mirror.is_empty()
+            && self.ours.is_empty()
+            && self.holds.is_empty()
+            && self.awaited.is_empty()
+            && self.user_holds.is_empty()
+            && self.operations.is_empty()
+    }
+}
+
 /// Everything the engine's state machines did that the host must hear of or the store must keep.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -82,19 +94,14 @@ pub struct Effects {
     /// Device and user facts whose records must be written.
     devices: BTreeSet<String>,
     users: BTreeSet<String>,
-    accounts: BTreeMap<String, AccountChanges>,
+    /// By account id (few: an account's entry goes once its changes are written).
+    accounts: Vec<(String, AccountChanges)>,
 }
 
 impl Effects {
-    /// The part of the effects account `account_id`'s state machines report into (kept while the
-    /// account is: it is made once).
-    pub fn account<'a>(&'a mut self, account_id: &str) -> AccountEffects<'a> {
-        if !self.accounts.contains_key(account_id) {
-            self.accounts.insert(account_id.to_owned(), AccountChanges::default());
-        }
-        let range = (Bound::Included(account_id), Bound::Included(account_id));
-        let (id, changes) = self.accounts.range_mut::<str, _>(range).next().expect("inserted above");
-        AccountEffects { account_id: id, events: &mut self.events, changes }
+    /// The part of the effects account `account_id`'s state machines report into.
+    pub fn account<'a>(&'a mut self, account_id: &'a str) -> AccountEffects<'a> {
+        AccountEffects { account_id, events: &mut self.events, changes: Changes::Unopened(&mut self.accounts) }
     }
 
     /// An event for the host.
@@ -136,15 +143,20 @@ impl Effects {
         (std::mem::take(&mut self.devices), std::mem::take(&mut self.users))
     }
 
-    /// The store changes account `account_id` made and that are not written yet.
-    pub fn account_changes(&mut self, account_id: &str) -> Option<&mut AccountChanges> {
-        self.accounts.get_mut(account_id)
+    /// The accounts with store changes not written yet, by id.
+    pub fn changed_accounts(&mut self) -> impl Iterator<Item = (&String, &mut AccountChanges)> {
+        self.accounts.iter_mut().map(|(id, changes)| (&*id, changes))
+    }
+
+    /// Forgets the accounts whose changes are all written. Call after writing.
+    pub fn drop_written(&mut self) {
+        self.accounts.retain(|(_, changes)| !changes.is_empty());
     }
 
     /// Forgets what account `account_id` changed and did not write: it was deleted, or another
     /// instance drives it now.
     pub fn forget_account(&mut self, account_id: &str) {
-        self.accounts.remove(account_id);
+        self.accounts.retain(|(id, _)| id != account_id);
     }
 
     /// Takes over `other`'s store changes after those already here (an account adopted from the
@@ -155,6 +167,7 @@ impl Effects {
         self.devices.extend(other.devices);
         self.users.extend(other.users);
         self.accounts.extend(other.accounts);
+        self.accounts.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     }
 }
 
@@ -163,11 +176,38 @@ impl Effects {
 pub struct AccountEffects<'a> {
     account_id: &'a str,
     events: &'a mut Vec<Event>,
-    /// The account's store changes, recorded by key.
-    pub changes: &'a mut AccountChanges,
+    changes: Changes<'a>,
+}
+
+/// An account's store changes: found (or made) at the first change.
+#[derive(Debug)]
+enum Changes<'a> {
+    Unopened(&'a mut Vec<(String, AccountChanges)>),
+    Open(&'a mut AccountChanges),
+    /// Only while opening.
+    Opening,
 }
 
 impl AccountEffects<'_> {
+    /// The account's store changes, recorded by key: report a change here.
+    pub fn changes(&mut self) -> &mut AccountChanges {
+        if let Changes::Unopened(_) = self.changes {
+            let Changes::Unopened(accounts) = std::mem::replace(&mut self.changes, Changes::Opening) else { unreachable!("matched above") };
+            let at = match accounts.binary_search_by(|(id, _)| id.as_str().cmp(self.account_id)) {
+                Ok(at) => at,
+                Err(at) => {
+                    accounts.insert(at, (self.account_id.to_owned(), AccountChanges::default()));
+                    at
+                }
+            };
+            self.changes = Changes::Open(&mut accounts[at].1);
+        }
+        match &mut self.changes {
+            Changes::Open(changes) => changes,
+            Changes::Unopened(_) | Changes::Opening => unreachable!("opened above"),
+        }
+    }
+
     /// The account the effects are of.
     pub fn account_id(&self) -> &str {
         self.account_id
@@ -180,7 +220,7 @@ impl AccountEffects<'_> {
 
     /// The account record must be written again.
     pub fn record_changed(&mut self) {
-        self.changes.record = true;
+        self.changes().record = true;
     }
 }
 
@@ -199,8 +239,9 @@ mod tests {
         assert_eq!(fx.account_id(), "b");
         fx.event(Event::OwnershipClaimed { account_id: "b".into() });
         fx.record_changed();
-        assert!(effects.account_changes("b").is_some_and(|changes| changes.record));
-        assert!(effects.account_changes("c").is_none(), "no effects yet");
+        effects.account("c").event(Event::OwnershipClaimed { account_id: "c".into() });
+        let changed: Vec<(String, bool)> = effects.changed_accounts().map(|(id, changes)| (id.clone(), changes.record)).collect();
+        assert_eq!(changed, [("b".to_owned(), true)], "an account that changed nothing stored has no entry");
         let ids: Vec<String> = effects
             .take_events()
             .into_iter()
@@ -209,8 +250,9 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(ids, ["a", "b"]);
-        effects.forget_account("b");
-        assert!(effects.account_changes("b").is_none());
+        assert_eq!(ids, ["a", "b", "c"]);
+        effects.changed_accounts().for_each(|(_, changes)| changes.record = false);
+        effects.drop_written();
+        assert_eq!(effects.changed_accounts().count(), 0, "written");
     }
 }

@@ -153,7 +153,7 @@ impl Account {
             }
             Notification::AssetCount(count) => {
                 let asset = self.mirror.intern_asset(&count.adam_id, count.pricing_param);
-                self.mirror.apply_count_delta(&asset, count.count_delta, &mut fx.changes.mirror);
+                self.mirror.apply_count_delta(&asset, count.count_delta, &mut fx.changes().mirror);
                 self.licenses.counts_changed(&self.mirror);
             }
             Notification::UserManagement(management) => {

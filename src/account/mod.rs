@@ -133,7 +133,7 @@ impl Account {
     /// A token for another organization starts the account from scratch.
     pub fn replace_token(&mut self, token: SToken, fx: &mut AccountEffects<'_>) {
         if token.org_name != self.credential.token.org_name {
-            self.mirror.clear(&mut fx.changes.mirror);
+            self.mirror.clear(&mut fx.changes().mirror);
             self.schedule.forget_history();
             self.location.forget_client_config();
             self.gate.start_over();

@@ -197,9 +197,9 @@ impl Engine {
         let enrollment_id = enrollment_id.or(previous_enrollment);
         let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
         self.facts.set_device(&serial, facts);
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(&serial);
-            account.licenses.release_holds_of(target, &mut self.effects.account(&account.id));
+            account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
             // The shared-iPad and one-license-per-user rules look at the device's users.
             for user in previous_user.iter().chain(&client_user_id) {
@@ -231,9 +231,9 @@ impl Engine {
 
     pub(super) fn app_installed(&mut self, serial: &str, adam_id: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, true)?;
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(serial);
-            let mut fx = self.effects.account(&account.id);
+            let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
                 account.licenses.release_hold(&AssignmentKey { asset, target }, &mut fx);
             }
@@ -245,9 +245,9 @@ impl Engine {
     /// reclaim its license and don't assign it again until the situation changes.
     pub(super) fn hold_device_app(&mut self, serial: &str, adam_id: &str, reason: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, false)?;
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(serial);
-            let mut fx = self.effects.account(&account.id);
+            let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
                 account.licenses.hold(AssignmentKey { asset, target }, reason, &mut fx);
             }
@@ -283,9 +283,9 @@ impl Engine {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
         self.effects.user_changed(&client_user_id);
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_user(&client_user_id);
-            account.licenses.release_holds_of(target, &mut self.effects.account(&account.id));
+            account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
         }
         Ok(())

@@ -239,8 +239,8 @@ impl Engine {
             self.stats.clock_rewinds += 1;
             self.service_fetch.clock_rewound(now, &self.config);
             self.next_reconcile_at = self.next_reconcile_at.min(now + self.config.reconcile_interval_ms);
-            for account in self.accounts.values_mut() {
-                account.clock_rewound(now, &self.config, &mut self.effects.account(&account.id));
+            for (id, account) in self.accounts.iter_mut() {
+                account.clock_rewound(now, &self.config, &mut self.effects.account(id));
             }
         }
         now
@@ -256,8 +256,8 @@ impl Engine {
         let rate_limit = self.service.limits.max_request_per_second;
         let coalescing = CoalescePolicy::new(&self.config, &self.service.limits);
         let env = Env::new(now, &self.config, &self.service, self.notify_users);
-        for account in self.accounts.values_mut() {
-            let mut fx = self.effects.account(&account.id);
+        for (id, account) in self.accounts.iter_mut() {
+            let mut fx = self.effects.account(id);
             account.tick(&env, &mut fx);
             if account.licenses.wants_plan() && account.license_plan_due(now, &coalescing) {
                 account.plan_licenses(&self.facts, &env, &mut fx);
@@ -291,14 +291,19 @@ impl Engine {
         let now = self.clock.now();
         let mut ops = Vec::new();
         records::engine_ops(self.effects.take_engine_changes(), &mut ops);
-        for account in self.accounts.values_mut() {
+        // The accounts with changes to write are a subset of the accounts, in the same (id) order.
+        let mut changed = self.effects.changed_accounts().peekable();
+        for (id, account) in self.accounts.iter_mut() {
             if let Some(event) = account.status_change(now) {
                 self.outputs.push_back(Output::Event { event });
             }
-            if let Some(changes) = self.effects.account_changes(&account.id) {
+            while changed.next_if(|(changed_id, _)| *changed_id < id).is_some() {} // none: removed accounts are forgotten
+            if let Some((_, changes)) = changed.next_if(|(changed_id, _)| *changed_id == id) {
                 records::account_ops(account, changes, &mut ops);
             }
         }
+        drop(changed);
+        self.effects.drop_written();
         let (devices, users) = self.effects.take_fact_changes();
         records::fact_ops(&self.facts, devices, users, &mut ops);
         if ops.is_empty() {
@@ -323,7 +328,7 @@ impl Engine {
     }
 
     /// An account and the part of the effects it reports into.
-    fn account_effects(&mut self, account_id: &str) -> Result<(&mut Account, AccountEffects<'_>), EngineError> {
+    fn account_effects<'a>(&'a mut self, account_id: &'a str) -> Result<(&'a mut Account, AccountEffects<'a>), EngineError> {
         let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
         Ok((account, self.effects.account(account_id)))
     }

@@ -150,7 +150,7 @@ impl Desired {
 
     /// Don't assign `key` until the hold is lifted.
     pub fn hold(&mut self, key: AssignmentKey, reason: String, fx: &mut AccountEffects<'_>) {
-        fx.changes.holds.insert(key, Some(reason.clone()));
+        fx.changes().holds.insert(key, Some(reason.clone()));
         self.holds.insert(key, reason);
     }
 
@@ -158,7 +158,7 @@ impl Desired {
     pub fn lift_hold(&mut self, key: &AssignmentKey, fx: &mut AccountEffects<'_>) -> bool {
         let held = self.holds.remove(key).is_some();
         if held {
-            fx.changes.holds.insert(*key, None);
+            fx.changes().holds.insert(*key, None);
         }
         held
     }
@@ -175,7 +175,7 @@ impl Desired {
 
     /// Apple refused to create user `id` (interned): no user license for it until the MDM adds it again.
     pub fn hold_user(&mut self, id: u32, reason: String, fx: &mut AccountEffects<'_>) {
-        fx.changes.user_holds.insert(id, Some(reason.clone()));
+        fx.changes().user_holds.insert(id, Some(reason.clone()));
         self.user_holds.insert(id, reason);
     }
 
@@ -183,7 +183,7 @@ impl Desired {
     pub fn lift_user_hold(&mut self, id: u32, fx: &mut AccountEffects<'_>) -> bool {
         let held = self.user_holds.remove(&id).is_some();
         if held {
-            fx.changes.user_holds.insert(id, None);
+            fx.changes().user_holds.insert(id, None);
         }
         held
     }

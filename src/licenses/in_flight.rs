@@ -69,7 +69,7 @@ impl InFlight {
     /// Apple may still make `key` (durable: an `await/` record).
     pub fn await_pair(&mut self, key: AssignmentKey, fx: &mut AccountEffects<'_>) {
         if self.restore_awaited(key) {
-            fx.changes.awaited.insert(key, true);
+            fx.changes().awaited.insert(key, true);
         }
     }
 
@@ -86,7 +86,7 @@ impl InFlight {
         if !self.awaited.remove(key) {
             return false;
         }
-        fx.changes.awaited.insert(*key, false);
+        fx.changes().awaited.insert(*key, false);
         let counted = self.counted(key);
         self.recount(key.asset, true, counted);
         true
@@ -95,7 +95,7 @@ impl InFlight {
     /// Nothing is awaited any more (a trustworthy full refresh showed what Apple holds).
     pub fn stop_awaiting_all(&mut self, fx: &mut AccountEffects<'_>) {
         for key in std::mem::take(&mut self.awaited) {
-            fx.changes.awaited.insert(key, false);
+            fx.changes().awaited.insert(key, false);
             let counted = self.counted(&key);
             self.recount(key.asset, true, counted);
         }
@@ -145,7 +145,7 @@ mod tests {
         in_flight.associated(key(1));
         assert_eq!(in_flight.count(&asset), 2, "still awaited");
         assert!(in_flight.stop_awaiting(&key(1), &mut fx));
-        assert_eq!(fx.changes.awaited.get(&key(1)), Some(&false), "written as no longer awaited");
+        assert_eq!(fx.changes().awaited.get(&key(1)), Some(&false), "written as no longer awaited");
         assert_eq!(in_flight.count(&asset), 1);
         in_flight.association_ended(key(2), 3);
         assert_eq!(in_flight.count(&asset), 0);

@@ -53,7 +53,7 @@ impl Licenses {
             for key in keys {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => {
-                        mirror.add_assignment(key, &mut fx.changes.mirror);
+                        mirror.add_assignment(key, &mut fx.changes().mirror);
                         if self.in_flight.is_awaited(&key) {
                             self.confirmed_late(key, mirror, fx);
                         }
@@ -140,7 +140,7 @@ impl Licenses {
     pub fn users_updated(&mut self, users: &[wire::User], mirror: &mut Mirror, fx: &mut AccountEffects<'_>) {
         for user in users {
             let record = UserRecord { email: user.email.clone(), status: user.status.clone(), invite_code: user.invite_code.clone() };
-            mirror.set_user(&user.client_user_id, record, &mut fx.changes.mirror);
+            mirror.set_user(&user.client_user_id, record, &mut fx.changes().mirror);
         }
         self.planner.replan_all();
     }

@@ -133,7 +133,7 @@ impl Licenses {
                 } else {
                     // Releases and user creation change nothing twice: the same request again.
                     self.ops.update(op_id, |op| op.state = OperationState::Queued);
-                    fx.changes.operations.insert(op_id);
+                    fx.changes().operations.insert(op_id);
                 }
             }
             EventStatus::Pending => {}
@@ -198,7 +198,7 @@ impl Licenses {
             if mirror.user(id).and_then(|u| u.status.as_deref()).is_none() {
                 let status = if user.managed_apple_id.is_some() { "Associated" } else { "Registered" };
                 let record = UserRecord { email: user.email.clone(), status: Some(status.to_owned()), invite_code: None };
-                mirror.set_user(&user.client_user_id, record, &mut fx.changes.mirror);
+                mirror.set_user(&user.client_user_id, record, &mut fx.changes().mirror);
             }
             self.ops.registered = true;
             self.planner.replan(target);
@@ -212,7 +212,7 @@ impl Licenses {
                 self.in_flight.associated(key);
                 // Known already (a sync showed it, and it was reported ready then): a second word of the same fact.
                 let known = self.ours.contains(&key) && mirror.has_assignment(&key);
-                mirror.add_assignment(key, &mut fx.changes.mirror);
+                mirror.add_assignment(key, &mut fx.changes().mirror);
                 self.now_ours(key, !known, mirror, fx);
             }
             OperationKind::Disassociate | OperationKind::Revoke => {
@@ -243,7 +243,7 @@ impl Licenses {
         fx: &mut AccountEffects<'_>,
     ) {
         let pair = mirror.pair(&key);
-        mirror.remove_assignment(&key, &mut fx.changes.mirror);
+        mirror.remove_assignment(&key, &mut fx.changes().mirror);
         if how != Release::Elsewhere {
             self.ours.forget(&key, fx);
         }
@@ -293,7 +293,7 @@ impl Licenses {
                 if let Target::User(id) = key.target {
                     // Apple doesn't know the user (any more): register it again.
                     let name = mirror.name(id).to_owned();
-                    mirror.set_user(&name, UserRecord { email: None, status: None, invite_code: None }, &mut fx.changes.mirror);
+                    mirror.set_user(&name, UserRecord { email: None, status: None, invite_code: None }, &mut fx.changes().mirror);
                 }
             }
             (OperationKind::Associate, Some(INTERNAL_ERROR | MAINTENANCE)) => {
@@ -348,7 +348,7 @@ impl Licenses {
                     }
                 }
             }
-            fx.changes.operations.insert(op_id);
+            fx.changes().operations.insert(op_id);
             for target in &op.targets {
                 self.planner.replan(*target);
             }

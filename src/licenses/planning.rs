@@ -312,7 +312,7 @@ impl Licenses {
 
     /// Adds a planned operation (written before it is sent).
     fn queue(&mut self, op: Operation, fx: &mut AccountEffects<'_>) {
-        fx.changes.operations.insert(op.id);
+        fx.changes().operations.insert(op.id);
         self.ops.insert(op);
     }
 }

@@ -21,7 +21,7 @@ impl Provenance {
     /// `key` is ours from now on (Apple confirmed our association, or Clean Up adopted it).
     pub fn adopt(&mut self, key: AssignmentKey, fx: &mut AccountEffects<'_>) {
         if self.keys.insert(key) {
-            fx.changes.ours.insert(key, true);
+            fx.changes().ours.insert(key, true);
         }
     }
 
@@ -29,7 +29,7 @@ impl Provenance {
     pub fn forget(&mut self, key: &AssignmentKey, fx: &mut AccountEffects<'_>) -> bool {
         let was = self.keys.remove(key);
         if was {
-            fx.changes.ours.insert(*key, false);
+            fx.changes().ours.insert(*key, false);
         }
         was
     }

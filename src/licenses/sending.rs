@@ -19,7 +19,7 @@ impl Licenses {
             op.kind
         })?;
         if kind == OperationKind::Associate {
-            fx.changes.operations.insert(id);
+            fx.changes().operations.insert(id);
         }
         self.ops.get(id)
     }
@@ -55,7 +55,7 @@ impl Licenses {
     pub fn submitted(&mut self, op_id: u64, event_id: String, now: Millis, fx: &mut AccountEffects<'_>) {
         let pending = OperationState::Pending { event_id, submitted_at: now, next_poll_at: now + POLL_INTERVAL, polling: false };
         if self.ops.update(op_id, |op| op.state = pending).is_some() {
-            fx.changes.operations.insert(op_id);
+            fx.changes().operations.insert(op_id);
         }
     }
 
@@ -126,7 +126,7 @@ impl Licenses {
                 op.state != before
             });
             if changed == Some(true) {
-                fx.changes.operations.insert(id);
+                fx.changes().operations.insert(id);
             }
         }
     }
