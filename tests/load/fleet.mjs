@@ -513,12 +513,15 @@ export async function runFleet({
 
     const found = takeovers(groups, orphanTokens, victim, killedAt);
     const delays = [...found.values()].filter(Boolean).map((f) => f.at - killedAt);
-    const adoptDelays = [];
+    // Each orphan's first adoption after the kill (the survivors stopping one after another at the end hand accounts
+    // over once more).
+    const adoptedAt = new Map();
     for (const n of survivors) {
       for (const c of backends.get(n).leaseChanges) {
-        if (c.type === 'acquired' && c.at >= killedAt && orphanIds.has(c.accountId)) adoptDelays.push(c.at - killedAt);
+        if (c.type === 'acquired' && c.at >= killedAt && orphanIds.has(c.accountId)) adoptedAt.set(c.accountId, Math.min(c.at, adoptedAt.get(c.accountId) ?? Infinity));
       }
     }
+    const adoptDelays = [...adoptedAt.values()].map((at) => at - killedAt);
     const d = percentiles(delays);
     const l = percentiles([...leaseTakenAt.values()].map((at) => at - killedAt));
     const adopted = percentiles(adoptDelays);
@@ -607,7 +610,7 @@ export function fleetTable(result) {
       `${i.adoptions ? `${fmt(i.adoptions.count)}, ${secs(i.adoptions.totalMs)}, ${secs(i.adoptions.maxMs)}` : '—'} | ${secs(i.loopDelayMaxMs)} |`);
   }
   lines.push('');
-  lines.push(`Lease changes: ${result.instances.map((i) => `${i.name}: ${i.leaseChanges}`).join('; ')}.`);
+  lines.push(`Lease changes (until the end, when the survivors stop one after another): ${result.instances.map((i) => `${i.name}: ${i.leaseChanges}`).join('; ')}.`);
   lines.push('');
   lines.push(`Failed requests (requestFailed events): ${result.instances.map((i) => `${i.name}: ${i.failedRequests}`).join('; ')}.`);
   lines.push('');
