@@ -89,52 +89,53 @@
 //! Bad input is refused with an [`EngineError`] (with a stable [`EngineError::code`]) and
 //! changes nothing. Malformed answers from Apple are handled as failures of that request.
 //! Neither ever panics.
+//!
+//! ## Inside
+//!
+//! The [`Engine`] drives one state machine per account (`src/account/`), which owns its parts —
+//! credential, location and ownership, sync schedule, send gate — its copy of Apple's data
+//! (`src/mirror.rs`) and its license machine (`src/licenses/`: provenance, desired state,
+//! planning, pools, operations, outcomes, notifications, explain), each part owning its state.
+//! What they read of the engine comes in an `Env`; what they do — events for the host, store
+//! changes — they report into the engine's one `Effects` value (`src/effects.rs`), which
+//! `src/engine/records.rs` maps to [`Output::Persist`] records. Apple's API is data in
+//! [`apple`] (bodies, error numbers, limits); the names events, records and views share are
+//! defined once (`src/vocab.rs`, e.g. [`LicensePair`], which records embed and from which events
+//! and views are built). The modules form layers without an import circle; `ARCHITECTURE.md`
+//! draws them and follows one input through the code.
 
 mod account;
 pub mod apple;
-mod backoff;
-mod batch;
-mod coalesce;
-mod config;
-#[cfg(test)]
+mod base;
 mod contract;
+mod effects;
 mod engine;
-mod error;
-mod event;
 mod facts;
-mod in_flight;
-mod input;
-mod json_object;
 mod licenses;
 mod mirror;
-mod notification;
-mod operation;
-mod output;
 pub mod persist;
 mod policy;
-mod read_model;
-pub mod secret;
-mod sync;
-mod tagged_enum;
-pub mod time;
-pub mod token;
+mod vocab;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
 pub use account::EXPIRY_WARNING_DAYS;
-pub use apple::wire::{MdmInfo, PricingParam, ProductType};
-pub use backoff::BackoffPolicy;
-pub use config::{EngineConfig, NotificationConfig, MAX_PAGES_IN_FLIGHT};
-pub use engine::{Engine, DRAIN_BATCH_RECORDS};
-pub use error::EngineError;
-pub use event::{AccountStatus, Event};
-pub use input::Input;
-pub use output::{Method, Output, PersistOp, Request};
-pub use persist::StoredRecord;
-pub use policy::{AppPolicy, LicenseType};
-pub use read_model::{
+pub use apple::limits::MAX_PAGES_IN_FLIGHT;
+pub use apple::token;
+pub use apple::wire::MdmInfo;
+pub use base::backoff::BackoffPolicy;
+pub use base::{secret, time};
+pub use contract::config::{EngineConfig, NotificationConfig};
+pub use contract::error::EngineError;
+pub use contract::event::Event;
+pub use contract::input::Input;
+pub use contract::output::{Method, Output, PersistOp, Request};
+pub use contract::views::{
     AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery,
     LicenseExplanation, PendingOperationView, TokenInfo, Wakeup,
 };
-pub use sync::SyncKind;
+pub use engine::{Engine, DRAIN_BATCH_RECORDS};
+pub use persist::StoredRecord;
+pub use policy::AppPolicy;
+pub use vocab::{AccountStatus, LicensePair, LicenseType, PricingParam, ProductType, SyncKind};

@@ -3,19 +3,17 @@
 //! Strings (adam ids, serial numbers, client user ids) are interned once per account, and
 //! assignments are stored as small fixed-size keys, so a million assignments stay compact.
 //!
-//! The mirror is durable: every change is recorded in [`MirrorChanges`] until the engine writes
-//! it, so one confirmed assignment rewrites the record of one device or user, and a full refresh
-//! writes only the devices and users that differ from the mirror it replaces.
+//! The mirror is durable: every change is reported into a [`MirrorChanges`] (part of the account's
+//! effects, [`crate::effects::AccountChanges`]) until the engine writes it, so one confirmed
+//! assignment rewrites the record of one device or user, and a full refresh writes only the
+//! devices and users that differ from the mirror it replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexSet;
 
-use crate::apple::wire::{self, PricingParam, ProductType};
-use crate::read_model::{AppCountView, AssignmentPage, AssignmentQuery, AssignmentView};
-
-/// Total count Apple reports for free ("unlimited") apps and books.
-pub const UNLIMITED_COUNT: i64 = 2_147_483_647;
+use crate::apple::wire::{self, AssetCounts, AssetRef};
+use crate::vocab::{AssetKey, AssignmentKey, LicensePair, PricingParam, Target};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
 #[derive(Debug, Default, Clone)]
@@ -39,57 +37,6 @@ impl Interner {
     pub fn name(&self, id: u32) -> &str {
         self.strings.get_index(id as usize).map_or("", |s| s)
     }
-}
-
-/// An asset: Apple keys assets by (adamId, pricingParam).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AssetKey {
-    pub adam_id: u32,
-    pub pricing: PricingParam,
-}
-
-/// Who holds a license: a device (serial number) or a user (client user id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    Device(u32),
-    User(u32),
-}
-
-impl Target {
-    /// The interned serial number or client user id.
-    pub fn id(self) -> u32 {
-        match self {
-            Target::Device(id) | Target::User(id) => id,
-        }
-    }
-}
-
-/// One license: an asset held by a target. Ordered by target first, so that the pairs of one
-/// device or user are one range of any ordered set of keys ([`AssignmentKey::range_of`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AssignmentKey {
-    pub target: Target,
-    pub asset: AssetKey,
-}
-
-impl AssignmentKey {
-    /// The keys of every asset `target` may hold, as a range of an ordered set.
-    pub fn range_of(target: Target) -> std::ops::RangeInclusive<AssignmentKey> {
-        let first = AssetKey { adam_id: 0, pricing: PricingParam::Stdq };
-        let last = AssetKey { adam_id: u32::MAX, pricing: PricingParam::Plus };
-        AssignmentKey { target, asset: first }..=AssignmentKey { target, asset: last }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssetCounts {
-    pub product_type: ProductType,
-    pub total: i64,
-    pub assigned: i64,
-    pub available: i64,
-    pub retired: i64,
-    pub device_assignable: bool,
-    pub revocable: bool,
 }
 
 /// A user Apple knows (`getUsers`).
@@ -127,8 +74,49 @@ impl MirrorChanges {
         self.assets.len() + self.targets.len() + self.users.len()
     }
 
+    /// Whether nothing waits to be written.
     pub fn is_empty(&self) -> bool {
         self.listed() == 0 && self.rewrite_from.is_none()
+    }
+
+    /// Takes up to `max` changes of `mirror` to write, assets and users first. Call when writing
+    /// the account's records; what is left waits for the next call.
+    pub fn take(&mut self, max: usize, mirror: &Mirror) -> MirrorChanges {
+        if self.rewrite_from.is_none() && self.listed() <= max {
+            return std::mem::take(self);
+        }
+        let mut taken = MirrorChanges::default();
+        while taken.listed() < max {
+            if let Some(key) = self.assets.pop_first() {
+                taken.assets.insert(key);
+            } else if let Some(id) = self.users.pop_first() {
+                taken.users.insert(id);
+            } else if let Some(target) = self.targets.pop_first() {
+                taken.targets.insert(target);
+            } else {
+                break;
+            }
+        }
+        if let Some(from) = self.rewrite_from {
+            let mut room = max.saturating_sub(taken.listed());
+            let (mut next, mut last) = (None, None);
+            let first = *AssignmentKey::range_of(from).start();
+            for key in mirror.assignments.range(first..) {
+                if last == Some(key.target) {
+                    continue;
+                }
+                last = Some(key.target);
+                if room == 0 {
+                    next = Some(key.target);
+                    break;
+                }
+                if taken.targets.insert(key.target) {
+                    room -= 1;
+                }
+            }
+            self.rewrite_from = next;
+        }
+        taken
     }
 }
 
@@ -138,7 +126,6 @@ pub struct Mirror {
     assets: BTreeMap<AssetKey, AssetCounts>,
     assignments: BTreeSet<AssignmentKey>,
     users: BTreeMap<u32, UserRecord>,
-    changes: MirrorChanges,
     counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
     /// before a change would undo it, so it is replayed after the sync's data is applied.
@@ -148,16 +135,7 @@ pub struct Mirror {
 impl Mirror {
     pub fn stage_asset(&mut self, staged: &mut Staged, asset: &wire::Asset) {
         let key = self.intern_asset(&asset.adam_id, asset.pricing_param);
-        let counts = AssetCounts {
-            product_type: asset.product_type,
-            total: asset.total_count,
-            assigned: asset.assigned_count,
-            available: asset.available_count,
-            retired: asset.retired_count,
-            device_assignable: asset.device_assignable,
-            revocable: asset.revocable,
-        };
-        staged.assets.insert(key, counts);
+        staged.assets.insert(key, asset.counts());
     }
 
     /// Stages an assignment; one with neither or both targets is malformed and skipped
@@ -197,55 +175,55 @@ impl Mirror {
     }
 
     /// A full refresh: everything Apple returned replaces what was there. Only the
-    /// differences are recorded as changes.
-    pub fn replace(&mut self, staged: Staged) {
-        self.replace_assets(staged.assets);
+    /// differences are reported as changes.
+    pub fn replace(&mut self, staged: Staged, changes: &mut MirrorChanges) {
+        self.replace_assets(staged.assets, changes);
         let old = std::mem::replace(&mut self.assignments, staged.assignments.into_iter().collect());
-        self.replay_journal();
+        self.replay_journal(changes);
         if old.is_empty() {
-            self.changes.rewrite_from = self.assignments.first().map(|key| key.target);
+            changes.rewrite_from = self.assignments.first().map(|key| key.target);
         } else {
             for key in old.symmetric_difference(&self.assignments) {
-                self.changes.targets.insert(key.target);
+                changes.targets.insert(key.target);
             }
         }
         let old = std::mem::replace(&mut self.users, staged.users);
         for (id, user) in &old {
             if self.users.get(id) != Some(user) {
-                self.changes.users.insert(*id);
+                changes.users.insert(*id);
             }
         }
         for id in self.users.keys().filter(|id| !old.contains_key(id)) {
-            self.changes.users.insert(*id);
+            changes.users.insert(*id);
         }
     }
 
     /// A delta sync (or a full refresh that can't be trusted to list everything): assets are
     /// always fetched in full (Apple has no asset delta); the assignments and users returned are
     /// merged in, nothing is removed.
-    pub fn merge(&mut self, staged: Staged) {
-        self.replace_assets(staged.assets);
+    pub fn merge(&mut self, staged: Staged, changes: &mut MirrorChanges) {
+        self.replace_assets(staged.assets, changes);
         for key in staged.assignments {
-            self.set_present(key, true);
+            self.set_present(key, true, changes);
         }
         for (id, user) in staged.users {
             if self.users.get(&id) != Some(&user) {
                 self.users.insert(id, user);
-                self.changes.users.insert(id);
+                changes.users.insert(id);
             }
         }
-        self.replay_journal();
+        self.replay_journal(changes);
     }
 
-    fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>) {
+    fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>, changes: &mut MirrorChanges) {
         let old = std::mem::replace(&mut self.assets, assets);
         for (key, counts) in &old {
             if self.assets.get(key) != Some(counts) {
-                self.changes.assets.insert(*key);
+                changes.assets.insert(*key);
             }
         }
         for key in self.assets.keys().filter(|key| !old.contains_key(key)) {
-            self.changes.assets.insert(*key);
+            changes.assets.insert(*key);
         }
     }
 
@@ -253,21 +231,21 @@ impl Mirror {
     /// assets pages, which may or may not include them: an association is taken off them again
     /// (never count a license free that is not), a release is not credited; either way the
     /// counts are read again soon.
-    fn replay_journal(&mut self) {
+    fn replay_journal(&mut self, changes: &mut MirrorChanges) {
         for (key, present) in self.journal.take().unwrap_or_default() {
-            self.set_present(key, present);
+            self.set_present(key, present, changes);
             if present {
-                self.shift_counts(&key.asset, 1);
+                self.shift_counts(&key.asset, 1, changes);
             }
             self.counts_stale = true;
         }
     }
 
     /// Adds or removes an assignment; returns whether that changed the mirror.
-    fn set_present(&mut self, key: AssignmentKey, present: bool) -> bool {
+    fn set_present(&mut self, key: AssignmentKey, present: bool, changes: &mut MirrorChanges) -> bool {
         let changed = if present { self.assignments.insert(key) } else { self.assignments.remove(&key) };
         if changed {
-            self.changes.targets.insert(key.target);
+            changes.targets.insert(key.target);
         }
         changed
     }
@@ -279,56 +257,12 @@ impl Mirror {
     }
 
     /// Forgets everything Apple returned (the account moved to another organization's token).
-    pub fn clear(&mut self) {
+    pub fn clear(&mut self, changes: &mut MirrorChanges) {
         self.journal = None;
-        self.replace(Staged::default());
+        self.replace(Staged::default(), changes);
     }
 
-    // ------------------------------------------------------------ durability
-
-    /// Whether changes are waiting to be written.
-    pub fn has_unwritten(&self) -> bool {
-        !self.changes.is_empty()
-    }
-
-    /// Takes up to `max` changes to write, assets and users first.
-    pub fn take_changes(&mut self, max: usize) -> MirrorChanges {
-        if self.changes.rewrite_from.is_none() && self.changes.listed() <= max {
-            return std::mem::take(&mut self.changes);
-        }
-        let mut taken = MirrorChanges::default();
-        while taken.listed() < max {
-            if let Some(key) = self.changes.assets.pop_first() {
-                taken.assets.insert(key);
-            } else if let Some(id) = self.changes.users.pop_first() {
-                taken.users.insert(id);
-            } else if let Some(target) = self.changes.targets.pop_first() {
-                taken.targets.insert(target);
-            } else {
-                break;
-            }
-        }
-        if let Some(from) = self.changes.rewrite_from {
-            let mut room = max.saturating_sub(taken.listed());
-            let (mut next, mut last) = (None, None);
-            let first = *AssignmentKey::range_of(from).start();
-            for key in self.assignments.range(first..) {
-                if last == Some(key.target) {
-                    continue;
-                }
-                last = Some(key.target);
-                if room == 0 {
-                    next = Some(key.target);
-                    break;
-                }
-                if taken.targets.insert(key.target) {
-                    room -= 1;
-                }
-            }
-            self.changes.rewrite_from = next;
-        }
-        taken
-    }
+    // ------------------------------------------------------------ restore
 
     /// An asset read back from the store.
     pub fn restore_asset(&mut self, key: AssetKey, counts: AssetCounts) {
@@ -374,6 +308,11 @@ impl Mirror {
         self.strings.name(id)
     }
 
+    /// An asset as Apple's requests name it.
+    pub fn asset_ref(&self, key: &AssetKey) -> AssetRef {
+        AssetRef { adam_id: self.strings.name(key.adam_id).to_owned(), pricing_param: Some(key.pricing) }
+    }
+
     pub fn asset(&self, key: &AssetKey) -> Option<&AssetCounts> {
         self.assets.get(key)
     }
@@ -406,16 +345,25 @@ impl Mirror {
         self.users.get(&id)
     }
 
-    pub fn set_user(&mut self, client_user_id: &str, record: UserRecord) {
+    /// A user Apple knows changed (created, updated, or to register again).
+    pub fn set_user(&mut self, client_user_id: &str, record: UserRecord, changes: &mut MirrorChanges) {
         let id = self.strings.intern(client_user_id);
         self.users.insert(id, record);
-        self.changes.users.insert(id);
+        changes.users.insert(id);
     }
 
-    /// Strings of a key, for events: (adam id, serial number, client user id).
-    pub fn describe(&self, key: &AssignmentKey) -> (String, Option<String>, Option<String>) {
-        let view = self.view(key);
-        (view.adam_id, view.serial_number, view.client_user_id)
+    /// A key by name, for events, records and views.
+    pub fn pair(&self, key: &AssignmentKey) -> LicensePair {
+        let (serial_number, client_user_id) = match key.target {
+            Target::Device(id) => (Some(self.strings.name(id).to_owned()), None),
+            Target::User(id) => (None, Some(self.strings.name(id).to_owned())),
+        };
+        LicensePair {
+            adam_id: self.strings.name(key.asset.adam_id).to_owned(),
+            pricing_param: key.asset.pricing,
+            serial_number,
+            client_user_id,
+        }
     }
 
     // ------------------------------------------------------------ confirmed changes
@@ -424,21 +372,21 @@ impl Mirror {
     /// A sync may have listed the pair already while its counts were read before it was made:
     /// the license is taken off anyway (counting it twice only under-uses the pool) and the
     /// counts are read again soon.
-    pub fn add_assignment(&mut self, key: AssignmentKey) {
+    pub fn add_assignment(&mut self, key: AssignmentKey, changes: &mut MirrorChanges) {
         self.journal(key, true);
-        if !self.set_present(key, true) {
+        if !self.set_present(key, true, changes) {
             self.counts_stale = true;
         }
-        self.shift_counts(&key.asset, 1);
+        self.shift_counts(&key.asset, 1, changes);
     }
 
     /// Apple confirmed a release: the pair goes. Its license is not counted free here: Apple's
     /// counts may already include the release, or the release freed nothing (the pair was gone
     /// already), and a license counted free that is not would be assigned beyond the pool. The
     /// counts are read again soon instead.
-    pub fn remove_assignment(&mut self, key: &AssignmentKey) {
+    pub fn remove_assignment(&mut self, key: &AssignmentKey, changes: &mut MirrorChanges) {
         self.journal(*key, false);
-        if self.set_present(*key, false) {
+        if self.set_present(*key, false, changes) {
             self.counts_stale = true;
         }
     }
@@ -454,98 +402,33 @@ impl Mirror {
         std::mem::take(&mut self.counts_stale)
     }
 
-    fn shift_counts(&mut self, asset: &AssetKey, assigned: i64) {
+    fn shift_counts(&mut self, asset: &AssetKey, assigned: i64, changes: &mut MirrorChanges) {
         if let Some(counts) = self.assets.get_mut(asset) {
-            counts.assigned += assigned;
-            if counts.total != UNLIMITED_COUNT {
-                counts.available -= assigned;
+            counts.assigned_count += assigned;
+            if !counts.unlimited() {
+                counts.available_count -= assigned;
             }
-            self.changes.assets.insert(*asset);
+            changes.assets.insert(*asset);
         }
     }
 
     /// `ASSET_COUNT`: licenses purchased (positive) or refunded / transferred away (negative).
-    pub fn apply_count_delta(&mut self, asset: &AssetKey, delta: i64) {
+    pub fn apply_count_delta(&mut self, asset: &AssetKey, delta: i64, changes: &mut MirrorChanges) {
         if let Some(counts) = self.assets.get_mut(asset) {
-            if counts.total != UNLIMITED_COUNT {
-                counts.total += delta;
-                counts.available += delta;
-                self.changes.assets.insert(*asset);
+            if !counts.unlimited() {
+                counts.total_count += delta;
+                counts.available_count += delta;
+                changes.assets.insert(*asset);
             }
         }
+    }
+
+    /// Every asset with its counts, by key.
+    pub fn assets(&self) -> impl Iterator<Item = (&AssetKey, &AssetCounts)> {
+        self.assets.iter()
     }
 
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.assets.len(), self.assignments.len(), self.users.len())
-    }
-
-    /// The counts of every asset, by adam id and pricing (an order that survives a restart).
-    pub fn app_counts(&self) -> Vec<AppCountView> {
-        let mut views: Vec<AppCountView> = self
-            .assets
-            .iter()
-            .map(|(key, c)| AppCountView {
-                adam_id: self.strings.name(key.adam_id).to_owned(),
-                pricing_param: key.pricing,
-                product_type: c.product_type,
-                total_count: c.total,
-                assigned_count: c.assigned,
-                available_count: c.available,
-                retired_count: c.retired,
-                device_assignable: c.device_assignable,
-                revocable: c.revocable,
-                unlimited: c.total == UNLIMITED_COUNT,
-            })
-            .collect();
-        views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
-        views
-    }
-
-    /// Assignments matching `query`, in a stable order, one page at a time.
-    pub fn assignments(&self, query: &AssignmentQuery) -> AssignmentPage {
-        let empty = || AssignmentPage { total: 0, offset: query.offset, items: Vec::new() };
-        // A filter naming a string this account never saw matches nothing.
-        let resolve = |text: &Option<String>| match text {
-            None => Ok(None),
-            Some(t) => self.strings.lookup(t).map(Some).ok_or(()),
-        };
-        let (Ok(adam), Ok(serial), Ok(user)) =
-            (resolve(&query.adam_id), resolve(&query.serial_number), resolve(&query.client_user_id))
-        else {
-            return empty();
-        };
-        let matches = |key: &&AssignmentKey| {
-            adam.is_none_or(|a| key.asset.adam_id == a)
-                && serial.is_none_or(|s| key.target == Target::Device(s))
-                && user.is_none_or(|u| key.target == Target::User(u))
-        };
-        // A device's or user's assignments are one range.
-        let keys: Box<dyn Iterator<Item = &AssignmentKey>> = match (serial, user) {
-            (Some(s), None) => Box::new(self.assignments_of(Target::Device(s))),
-            (None, Some(u)) => Box::new(self.assignments_of(Target::User(u))),
-            _ => Box::new(self.assignments.iter()),
-        };
-        let mut total = 0;
-        let mut items = Vec::new();
-        for key in keys.filter(matches) {
-            if total >= query.offset && items.len() < query.limit {
-                items.push(self.view(key));
-            }
-            total += 1;
-        }
-        AssignmentPage { total, offset: query.offset, items }
-    }
-
-    fn view(&self, key: &AssignmentKey) -> AssignmentView {
-        let (serial_number, client_user_id) = match key.target {
-            Target::Device(id) => (Some(self.strings.name(id).to_owned()), None),
-            Target::User(id) => (None, Some(self.strings.name(id).to_owned())),
-        };
-        AssignmentView {
-            adam_id: self.strings.name(key.asset.adam_id).to_owned(),
-            pricing_param: key.asset.pricing,
-            serial_number,
-            client_user_id,
-        }
     }
 }

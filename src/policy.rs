@@ -4,15 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apple::wire::PricingParam;
-
-/// Whether a policy licenses devices (serial numbers) or users (client user ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum LicenseType {
-    Device,
-    User,
-}
+use crate::vocab::{LicenseType, PricingParam};
 
 /// One app (or book) the host wants licensed from one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -197,7 +197,7 @@ impl WasmEngine {
 #[wasm_bindgen(js_name = decodeToken, unchecked_return_type = "TokenInfo")]
 pub fn decode_token(#[wasm_bindgen(unchecked_param_type = "string")] token: JsValue) -> Result<JsValue, JsValue> {
     let text = string("token", &token)?;
-    let token = crate::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
+    let token = crate::apple::token::SToken::decode(&text).map_err(|e| engine_error(e.into()))?;
     encode(&crate::TokenInfo { org_name: token.org_name.clone(), expires_at: token.expires_at })
 }
 
@@ -210,7 +210,7 @@ pub fn account_of_record(
     #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "unknown")] value: JsValue,
 ) -> Result<JsValue, JsValue> {
-    use crate::persist::RecordAccount;
+    use crate::persist::keys::RecordAccount;
     let key = string("key", &key)?;
     // Only the value's accountId matters: it is read alone, not the whole value.
     let value = if value.is_undefined() {
@@ -221,7 +221,7 @@ pub fn account_of_record(
     } else {
         Some(serde_json::Value::Null)
     };
-    Ok(match crate::persist::account_of_record(&key, value.as_ref()) {
+    Ok(match crate::persist::keys::account_of_record(&key, value.as_ref()) {
         RecordAccount::Account(id) => JsValue::from_str(&id),
         RecordAccount::NoAccount => JsValue::NULL,
         RecordAccount::InValue => JsValue::UNDEFINED,
@@ -235,7 +235,7 @@ pub fn account_of_record(
 #[allow(non_snake_case)] // parameter names are the TypeScript ones
 pub fn account_key_ranges(#[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue) -> Result<JsValue, JsValue> {
     let account_id = string("accountId", &accountId)?;
-    encode(&crate::persist::account_key_ranges(&account_id))
+    encode(&crate::persist::keys::account_key_ranges(&account_id))
 }
 
 fn error(code: &str, message: &str) -> JsValue {

@@ -2,15 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use super::errors::{token_reason, RATE_LIMITED, TOKEN_INVALID_ERRORS, TRANSIENT_ERRORS};
 use super::wire::{Envelope, MdmInfo};
-use crate::time::{parse_http_date, Millis, SECOND};
+use crate::base::time::{parse_http_date, Millis, SECOND};
 
-/// Apple error numbers that mean the sToken cannot be used any more.
-pub const TOKEN_INVALID_ERRORS: [i64; 5] = [9601, 9621, 9622, 9625, 9722];
-/// "Too many recent requests": back off exponentially.
-pub const RATE_LIMITED: i64 = 9646;
-/// Transient server-side errors (internal error, maintenance, temporarily unavailable).
-const TRANSIENT_ERRORS: [i64; 3] = [9603, 9644, 9729];
 /// The latest deadline a JavaScript host can hold (`Number.MAX_SAFE_INTEGER` ms, in the year 287396): a longer
 /// `Retry-After` is capped there, so that every output and record stays representable.
 const LATEST_DEADLINE: Millis = (1 << 53) - 1;
@@ -103,14 +98,6 @@ fn by_status(
         return Outcome::Rejected { error_number, reason: describe("Apple refused the request") };
     }
     Outcome::Success
-}
-
-fn token_reason(number: i64) -> String {
-    match number {
-        9621 => "The token has expired (Apple error 9621). Upload a new token.".to_owned(),
-        9625 => "Apple has revoked the token (error 9625). Upload a new token.".to_owned(),
-        n => format!("Apple rejected the token (error {n}). Upload a new token."),
-    }
 }
 
 /// `Retry-After` as delta-seconds or an HTTP-date. A date in the past, or an unreadable value,

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::limits::Limits;
+
 /// Apple's production service config URL.
 pub const APPLE_SERVICE_CONFIG_URL: &str = "https://vpp.itunes.apple.com/mdm/v2/service/config";
 
@@ -72,69 +74,6 @@ impl ServiceUrls {
                 url.clone_into(slot);
             }
         }
-    }
-}
-
-/// Request limits. Field names follow Apple's keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub max_assets: u32,
-    pub max_serial_numbers: u32,
-    pub max_client_user_ids: u32,
-    pub max_revoke_serial_numbers: u32,
-    pub max_revoke_client_user_ids: u32,
-    pub max_users: u32,
-    pub max_request_per_second: u32,
-    pub max_notification_length: u32,
-    pub max_mdm_id_length: u32,
-    pub max_mdm_name_length: u32,
-    pub max_mdm_metadata_length: u32,
-    /// Every key Apple sent, including ones this engine does not use.
-    pub raw: BTreeMap<String, i64>,
-}
-
-impl Default for Limits {
-    /// Apple's documented example values.
-    fn default() -> Self {
-        Self {
-            max_assets: 25,
-            max_serial_numbers: 1000,
-            max_client_user_ids: 1000,
-            max_revoke_serial_numbers: 100,
-            max_revoke_client_user_ids: 100,
-            max_users: 100,
-            max_request_per_second: 15,
-            max_notification_length: 512,
-            max_mdm_id_length: 100,
-            max_mdm_name_length: 100,
-            max_mdm_metadata_length: 255,
-            raw: BTreeMap::new(),
-        }
-    }
-}
-
-impl Limits {
-    /// Takes each known key Apple sent; a missing, zero or negative value keeps the current one.
-    fn merge(&mut self, raw: &BTreeMap<String, i64>) {
-        let slots: [(&str, &mut u32); 11] = [
-            ("maxAssets", &mut self.max_assets),
-            ("maxSerialNumbers", &mut self.max_serial_numbers),
-            ("maxClientUserIds", &mut self.max_client_user_ids),
-            ("maxRevokeSerialNumbers", &mut self.max_revoke_serial_numbers),
-            ("maxRevokeClientUserIds", &mut self.max_revoke_client_user_ids),
-            ("maxUsers", &mut self.max_users),
-            ("maxRequestPerSecond", &mut self.max_request_per_second),
-            ("maxNotificationLength", &mut self.max_notification_length),
-            ("maxMdmIdLength", &mut self.max_mdm_id_length),
-            ("maxMdmNameLength", &mut self.max_mdm_name_length),
-            ("maxMdmMetadataLength", &mut self.max_mdm_metadata_length),
-        ];
-        for (key, slot) in slots {
-            if let Some(value) = raw.get(key).and_then(|v| u32::try_from(*v).ok()).filter(|v| *v > 0) {
-                *slot = value;
-            }
-        }
-        self.raw = raw.clone();
     }
 }
 

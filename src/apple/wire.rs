@@ -1,9 +1,13 @@
-//! Apple's JSON bodies, as the engine reads them. Unknown fields are ignored; fields the
-//! engine relies on are required, so a malformed body is a typed parse error.
+//! Apple's JSON bodies, as the engine reads and writes them: the envelope every answer carries,
+//! client config, pages of assets, assignments and users, and the requests and `/status`
+//! answers of asynchronous events. Unknown fields are ignored; fields the engine relies on are
+//! required, so a malformed body is a typed parse error.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize};
+
+pub use crate::vocab::{PricingParam, ProductType};
 
 /// `mdmInfo`: which device management service claims the location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,22 +55,6 @@ pub struct ClaimRequest<'a> {
 /// The notification types the engine subscribes to.
 pub const NOTIFICATION_TYPES: [&str; 4] = ["ASSET_MANAGEMENT", "ASSET_COUNT", "USER_MANAGEMENT", "USER_ASSOCIATED"];
 
-/// The edition of an app or book: `STDQ` (standard) or `PLUS` (high quality).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum PricingParam {
-    #[serde(rename = "STDQ")]
-    Stdq,
-    #[serde(rename = "PLUS")]
-    Plus,
-}
-
-/// Whether an asset is an app or a book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ProductType {
-    App,
-    Book,
-}
-
 /// `ResponseAsset` from `GET /assets`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -84,6 +72,44 @@ pub struct Asset {
     pub device_assignable: bool,
     #[serde(default)]
     pub revocable: bool,
+}
+
+/// Apple's counts of one asset in one account, and what Apple allows with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetCounts {
+    pub product_type: ProductType,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    pub retired_count: i64,
+    pub device_assignable: bool,
+    pub revocable: bool,
+}
+
+impl AssetCounts {
+    /// Total count Apple reports for free ("unlimited") apps and books.
+    pub const UNLIMITED: i64 = 2_147_483_647;
+
+    /// Whether the asset is free (its pool never runs out).
+    pub fn unlimited(&self) -> bool {
+        self.total_count == Self::UNLIMITED
+    }
+}
+
+impl Asset {
+    /// Apple's counts of the asset, as the engine keeps them.
+    pub fn counts(&self) -> AssetCounts {
+        AssetCounts {
+            product_type: self.product_type,
+            total_count: self.total_count,
+            assigned_count: self.assigned_count,
+            available_count: self.available_count,
+            retired_count: self.retired_count,
+            device_assignable: self.device_assignable,
+            revocable: self.revocable,
+        }
+    }
 }
 
 /// `Assignment` from `GET /assignments` or a notification: exactly one of the two targets is
@@ -175,6 +201,72 @@ where
         }
     }
     deserializer.deserialize_any(Id(std::marker::PhantomData))
+}
+
+// ---------------------------------------------------------------- asynchronous events
+
+/// A user to register at Apple (`RequestUser`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser {
+    pub client_user_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub managed_apple_id: Option<String>,
+}
+
+/// `{adamId, pricingParam}` as Apple writes assets in requests, failures and notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetRef {
+    pub adam_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing_param: Option<PricingParam>,
+}
+
+/// `EventResponse`: Apple accepted the request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResponse {
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventStatus {
+    Pending,
+    Complete,
+    Failed,
+}
+
+/// `StatusResponse` from `GET /status`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusResponse {
+    pub event_status: EventStatus,
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+/// One `ErrorResponse` in `failures[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub error_number: Option<i64>,
+    pub error_message: Option<String>,
+    pub error_info: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorInfo {
+    #[serde(default)]
+    pub assets: Vec<AssetRef>,
+    #[serde(default)]
+    pub client_user_ids: Vec<String>,
+    #[serde(default)]
+    pub serial_numbers: Vec<String>,
 }
 
 #[cfg(test)]

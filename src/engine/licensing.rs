@@ -1,30 +1,20 @@
-//! License commands: policies, device and user facts, administrator reclaims, Reconcile,
-//! Clean Up, Apple's notifications, and the license read models.
+//! License commands: policies (and the scope records of their targets), device and user facts,
+//! administrator reclaims, Reconcile, the license removal notification toggle.
 
 use super::{check_id, check_name, Engine};
-use crate::account::{Account, Ctx};
-use crate::apple::wire::PricingParam;
-use crate::error::EngineError;
-use crate::event::Event;
+use crate::account::Account;
+use crate::base::time::Millis;
+use crate::contract::error::EngineError;
+use crate::contract::event::Event;
+use crate::effects::{Effects, EngineChange};
 use crate::facts::{DeviceFacts, UserFacts};
-use crate::licenses::Decision;
-use crate::mirror::{AssignmentKey, Mirror, Target};
-use crate::notification::{bearer_matches, parse, Notification};
-use crate::operation::{OperationKind, OperationState};
-use crate::output::PersistOp;
-use crate::persist::{policy_key, PolicyRecord, Record, ScopeRecord};
-use crate::policy::{AppPolicy, LicenseType};
-use crate::read_model::{ExplainQuery, LicenseExplanation, PendingOperationView};
-use crate::time::Millis;
-
-/// HTTP statuses answered to Apple's notification POSTs.
-pub const NOTIFICATION_ACCEPTED: u16 = 200;
-pub const NOTIFICATION_MALFORMED: u16 = 400;
-pub const NOTIFICATION_UNAUTHORIZED: u16 = 401;
-pub const NOTIFICATION_UNKNOWN_ACCOUNT: u16 = 404;
+use crate::mirror::Mirror;
+use crate::persist::{PolicyRecord, ScopeRecord};
+use crate::policy::AppPolicy;
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, PricingParam, Target};
 
 /// The assignment key a policy means for one of its targets, in the account's mirror.
-fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
+pub(super) fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
     AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
 }
 
@@ -38,18 +28,12 @@ fn target_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> Target {
 
 /// `licenseReady` for the licenses of one account this MDM gave `device` and Apple shows it
 /// holding (all apps, or one).
-fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, events: &mut Vec<Event>) {
-    let held = account.licenses.ours.of_target(device).filter(|k| account.mirror.has_assignment(k));
+fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, effects: &mut Effects) {
+    let held = account.licenses.ours().of_target(device).filter(|k| account.mirror.has_assignment(k));
     for key in held {
-        let (app, serial_number, client_user_id) = account.mirror.describe(&key);
-        if adam_id.is_none_or(|a| a == app) {
-            events.push(Event::LicenseReady {
-                account_id: account.id.clone(),
-                adam_id: app,
-                pricing_param: key.asset.pricing,
-                serial_number,
-                client_user_id,
-            });
+        let pair = account.mirror.pair(&key);
+        if adam_id.is_none_or(|a| a == pair.adam_id) {
+            effects.event(Event::license_ready(&account.id, pair));
         }
     }
 }
@@ -105,7 +89,7 @@ impl Engine {
         self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
         self.index_scope(&policy, &targets, false);
         self.store_scope(&policy, &targets, false);
-        self.pending_ops.push(PersistOp::Delete { key: policy_key(policy_id) });
+        self.effects.engine_change(EngineChange::PolicyRemoved { policy_id: policy_id.to_owned() });
         Ok(())
     }
 
@@ -131,7 +115,7 @@ impl Engine {
 
     /// Writes a policy's record (all but its targets).
     pub(super) fn store_policy_header(&mut self, policy: &AppPolicy) {
-        self.pending_ops.push(PersistOp::Put { key: policy_key(&policy.policy_id), value: Box::new(Record::Policy(PolicyRecord::of(policy))) });
+        self.effects.engine_change(EngineChange::PolicySet(PolicyRecord::of(policy)));
     }
 
     /// Writes (or deletes) the scope records of `targets`: a scope change writes only the targets
@@ -139,8 +123,7 @@ impl Engine {
     pub(super) fn store_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
         for target in targets {
             let record = ScopeRecord { account_id: policy.account_id.clone(), policy_id: policy.policy_id.clone(), target: target.clone() };
-            let key = record.key();
-            self.pending_ops.push(if in_scope { PersistOp::Put { key, value: Box::new(Record::Scope(record)) } } else { PersistOp::Delete { key } });
+            self.effects.engine_change(EngineChange::Scope { record, in_scope });
         }
     }
 
@@ -171,9 +154,10 @@ impl Engine {
     /// Targets (re-)entered a policy's scope: earlier holds no longer apply.
     fn lift_holds(&mut self, policy: &AppPolicy, targets: &[String]) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        let mut fx = self.effects.account(&policy.account_id);
         for target in targets {
             let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.release_hold(&key);
+            account.licenses.release_hold(&key, &mut fx);
         }
     }
 
@@ -185,7 +169,6 @@ impl Engine {
         client_user_id: Option<String>,
         shared_ipad: bool,
         enrollment_id: Option<String>,
-        events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
         check_id("serialNumber", &serial)?;
         if let Some(user) = &client_user_id {
@@ -214,9 +197,9 @@ impl Engine {
         let enrollment_id = enrollment_id.or(previous_enrollment);
         let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
         self.facts.set_device(&serial, facts);
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(&serial);
-            account.licenses.release_holds_of(target);
+            account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
             // The shared-iPad and one-license-per-user rules look at the device's users.
             for user in previous_user.iter().chain(&client_user_id) {
@@ -225,10 +208,10 @@ impl Engine {
             }
             // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
             if reenrolled {
-                license_ready(account, target, None, events);
+                license_ready(account, target, None, &mut self.effects);
             }
         }
-        self.dirty_devices.insert(serial);
+        self.effects.device_changed(&serial);
         Ok(())
     }
 
@@ -237,7 +220,7 @@ impl Engine {
         let mut facts = self.facts.devices.get(&serial).cloned().unwrap_or_default();
         facts.retired = true;
         self.facts.set_device(&serial, facts);
-        self.dirty_devices.insert(serial.clone());
+        self.effects.device_changed(&serial);
         for account in self.accounts.values_mut() {
             if let Some(id) = account.mirror.lookup(&serial) {
                 account.licenses.nominate_target(Target::Device(id), "the device was retired");
@@ -248,10 +231,11 @@ impl Engine {
 
     pub(super) fn app_installed(&mut self, serial: &str, adam_id: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, true)?;
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(serial);
+            let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.release_hold(&AssignmentKey { asset, target });
+                account.licenses.release_hold(&AssignmentKey { asset, target }, &mut fx);
             }
         }
         Ok(())
@@ -261,10 +245,11 @@ impl Engine {
     /// reclaim its license and don't assign it again until the situation changes.
     pub(super) fn hold_device_app(&mut self, serial: &str, adam_id: &str, reason: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, false)?;
-        for account in self.accounts.values_mut() {
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_device(serial);
+            let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.hold(AssignmentKey { asset, target }, reason);
+                account.licenses.hold(AssignmentKey { asset, target }, reason, &mut fx);
             }
         }
         Ok(())
@@ -280,16 +265,16 @@ impl Engine {
             facts.installed.remove(adam_id);
         }
         self.facts.set_device(serial, facts);
-        self.dirty_devices.insert(serial.to_owned());
+        self.effects.device_changed(serial);
         Ok(())
     }
 
     /// `licenseReady` again for the device licenses this MDM gave the device (all apps, or one).
-    pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>, events: &mut Vec<Event>) -> Result<(), EngineError> {
+    pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>) -> Result<(), EngineError> {
         check_id("serialNumber", serial)?;
         for account in self.accounts.values() {
             let Some(id) = account.mirror.lookup(serial) else { continue };
-            license_ready(account, Target::Device(id), adam_id, events);
+            license_ready(account, Target::Device(id), adam_id, &mut self.effects);
         }
         Ok(())
     }
@@ -297,10 +282,10 @@ impl Engine {
     pub(super) fn user_added(&mut self, client_user_id: String, email: Option<String>, managed_apple_id: Option<String>) -> Result<(), EngineError> {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
-        self.dirty_users.insert(client_user_id.clone());
-        for account in self.accounts.values_mut() {
+        self.effects.user_changed(&client_user_id);
+        for (id, account) in self.accounts.iter_mut() {
             let target = account.mirror.intern_user(&client_user_id);
-            account.licenses.release_holds_of(target);
+            account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
         }
         Ok(())
@@ -311,7 +296,7 @@ impl Engine {
         let mut facts = self.facts.users.get(&client_user_id).cloned().unwrap_or_default();
         facts.removed = true;
         self.facts.users.insert(client_user_id.clone(), facts);
-        self.dirty_users.insert(client_user_id.clone());
+        self.effects.user_changed(&client_user_id);
         for account in self.accounts.values_mut() {
             if let Some(id) = account.mirror.lookup(&client_user_id) {
                 account.licenses.nominate_target(Target::User(id), "the user was removed");
@@ -330,7 +315,7 @@ impl Engine {
         serial_number: Option<String>,
         client_user_id: Option<String>,
     ) -> Result<(), EngineError> {
-        let account = self.account_mut(account_id)?;
+        let (account, mut fx) = self.account_effects(account_id)?;
         let target_name = match (&serial_number, &client_user_id) {
             (Some(serial), None) => serial,
             (None, Some(user)) => user,
@@ -344,22 +329,28 @@ impl Engine {
             return Err(not_ours());
         };
         let target = if serial_number.is_some() { Target::Device(target) } else { Target::User(target) };
-        let key = AssignmentKey { asset: crate::mirror::AssetKey { adam_id: adam, pricing }, target };
-        if !account.licenses.ours.contains(&key) {
+        let key = AssignmentKey { asset: AssetKey { adam_id: adam, pricing }, target };
+        if !account.licenses.ours().contains(&key) {
             return Err(not_ours());
         }
-        account.licenses.hold(key, "reclaimed by an administrator");
+        account.licenses.hold(key, "reclaimed by an administrator", &mut fx);
         Ok(())
     }
 
     /// Reclaims (and holds) every license of ours in the account that `matches`.
     pub(super) fn reclaim_where(&mut self, account_id: &str, matches: impl Fn(&Mirror, &AssignmentKey) -> bool) -> Result<(), EngineError> {
-        let account = self.account_mut(account_id)?;
-        let keys: Vec<AssignmentKey> = account.licenses.ours.iter().filter(|k| matches(&account.mirror, k)).collect();
+        let (account, mut fx) = self.account_effects(account_id)?;
+        let keys: Vec<AssignmentKey> = account.licenses.ours().iter().filter(|k| matches(&account.mirror, k)).collect();
         for key in keys {
-            account.licenses.hold(key, "reclaimed by an administrator");
+            account.licenses.hold(key, "reclaimed by an administrator", &mut fx);
         }
         Ok(())
+    }
+
+    /// The license removal notification toggle (`notifyUser` events on releases).
+    pub(super) fn set_license_removal_notification(&mut self, enabled: bool) {
+        self.notify_users = enabled;
+        self.effects.engine_change(EngineChange::Settings { license_removal_notification: enabled });
     }
 
     /// Every account: release what this MDM assigned that is no longer used.
@@ -368,122 +359,5 @@ impl Engine {
             account.licenses.request_reconcile();
         }
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;
-    }
-
-    // ===================================================================== notifications
-
-    /// Handles a notification Apple POSTed for `account_id` and returns the HTTP status to
-    /// answer. Call from the notification endpoint with the request's `Authorization` header and
-    /// body; then drain [`Engine::poll_output`]. A forged, malformed or duplicated notification
-    /// changes nothing.
-    pub fn handle_notification(&mut self, account_id: &str, authorization: Option<&str>, body: &str, now: Millis) -> u16 {
-        let now = self.advance_clock(now);
-        let Some(config) = &self.config.notifications else { return NOTIFICATION_UNKNOWN_ACCOUNT };
-        if !bearer_matches(authorization, &config.auth_token) {
-            return NOTIFICATION_UNAUTHORIZED;
-        }
-        if !self.accounts.contains_key(account_id) {
-            return NOTIFICATION_UNKNOWN_ACCOUNT;
-        }
-        let Ok(parsed) = parse(body) else { return NOTIFICATION_MALFORMED };
-        let location = self.accounts[account_id].durable.u_id.as_deref();
-        if location.is_some_and(|ours| parsed.u_id.as_deref().is_some_and(|theirs| theirs != ours)) {
-            return NOTIFICATION_MALFORMED; // another location's notification
-        }
-        if self.notifications_seen.seen(&parsed.notification_id) {
-            return NOTIFICATION_ACCEPTED;
-        }
-        self.notifications_seen.remember(parsed.notification_id);
-        let mut events = Vec::new();
-        let account = self.accounts.get_mut(account_id).expect("checked above");
-        if !account.is_stopped() {
-            let mut ctx = account_ctx!(self, now, &mut events);
-            apply_notification(account, parsed.notification, &mut ctx);
-        }
-        self.emit_events(events);
-        self.settle(false);
-        NOTIFICATION_ACCEPTED
-    }
-
-    // ===================================================================== read models
-
-    /// Operations of an account that Apple has not finished (or that are not sent yet).
-    pub fn pending_operations(&self, account_id: &str) -> Result<Vec<PendingOperationView>, EngineError> {
-        let account = self.account(account_id)?;
-        Ok(account
-            .licenses
-            .operations()
-            .map(|op| {
-                let (state, submitted_at) = match &op.state {
-                    OperationState::Queued => ("queued", None),
-                    OperationState::Submitting { sent_at } => ("submitting", Some(*sent_at)),
-                    OperationState::Pending { submitted_at, .. } => ("pending", Some(*submitted_at)),
-                    OperationState::Unconfirmed { .. } => ("unconfirmed", None),
-                };
-                PendingOperationView {
-                    operation_id: op.id,
-                    kind: op.kind,
-                    event_id: op.event_id().map(str::to_owned),
-                    state,
-                    assets: op.assets.len(),
-                    targets: if op.kind == OperationKind::CreateUsers { op.new_users.len() } else { op.targets.len() },
-                    submitted_at,
-                    reason: op.reason.clone(),
-                }
-            })
-            .collect())
-    }
-
-    /// Why a device or user has or lacks a license of an app. Names the engine has not seen
-    /// are remembered (interned) by the question.
-    pub fn explain(&mut self, account_id: &str, query: &ExplainQuery) -> Result<LicenseExplanation, EngineError> {
-        let target_name = match (&query.serial_number, &query.client_user_id) {
-            (Some(serial), None) => serial.clone(),
-            (None, Some(user)) => user.clone(),
-            _ => return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned())),
-        };
-        let license_type = if query.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
-        let policies: Vec<AppPolicy> = self
-            .policies
-            .values()
-            .filter(|p| {
-                p.account_id == account_id
-                    && p.adam_id == query.adam_id
-                    && p.pricing_param == query.pricing_param
-                    && p.license_type == license_type
-                    && p.targets.contains(&target_name)
-            })
-            .cloned()
-            .collect();
-        let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
-        let decisions: Vec<Decision> =
-            policies.iter().map(|p| account.licenses.decide(p, &target_name, &self.facts, &mut account.mirror)).collect();
-        let probe = AppPolicy {
-            policy_id: String::new(),
-            name: String::new(),
-            account_id: account_id.to_owned(),
-            adam_id: query.adam_id.clone(),
-            pricing_param: query.pricing_param,
-            license_type,
-            targets: Default::default(),
-        };
-        let key = key_for(&mut account.mirror, &probe, &target_name);
-        let known = account.mirror.asset(&key.asset).is_some() || account.mirror.has_assignment(&key);
-        let (has_license, reason) = account.licenses.explain(known.then_some(key), &decisions, &account.mirror);
-        Ok(LicenseExplanation { has_license, reason })
-    }
-}
-
-fn apply_notification(account: &mut Account, notification: Notification, ctx: &mut Ctx<'_>) {
-    match notification {
-        Notification::Test | Notification::Ignored => {}
-        Notification::AssetManagement(management) => account.asset_management(&management, ctx),
-        Notification::AssetCount(count) => {
-            let asset = account.mirror.intern_asset(&count.adam_id, count.pricing_param);
-            account.mirror.apply_count_delta(&asset, count.count_delta);
-            account.licenses.counts_changed(&account.mirror);
-        }
-        Notification::UserManagement(management) => account.user_management(&management, ctx),
-        Notification::UsersAssociated(users) => account.licenses.users_updated(&users, &mut account.mirror),
     }
 }

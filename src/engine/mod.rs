@@ -1,71 +1,57 @@
 //! The engine: the one object a host drives. See the crate documentation for the run loop.
 //!
-//! `mod.rs` drives (inputs, scheduling, outputs) and answers read models; `licensing.rs` holds
-//! the license commands, facts and notifications; `records.rs` turns state into store records
-//! and back.
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | the drive loop: inputs, scheduling, outputs, and writing what changed |
+//! | `requests.rs` | the request table: issuing requests, routing each answer to what sent it |
+//! | `service.rs` | the service-config fetch and its schedule |
+//! | `accounts.rs` | account commands: add, edit, delete; adopt and release (leases) |
+//! | `licensing.rs` | license commands: policies, device and user facts, administrator reclaims, Reconcile |
+//! | `notifications.rs` | Apple's notifications: checked, de-duplicated, handed to their account |
+//! | `read_model.rs` | the views |
+//! | `records.rs` | effects to `Persist` records |
+//! | `restore.rs` | store records to state |
+//!
+//! Every change is made by a state machine (an [`Account`] and its parts), which reports what it
+//! did into the engine's one [`Effects`] value; after the change, the engine turns its events into
+//! outputs and `records.rs` maps its store changes to one `Persist` output.
 
-/// The context an account works in, borrowed from the engine's fields (not from `self` as a
-/// whole, so that an account can be borrowed mutably at the same time).
-macro_rules! account_ctx {
-    ($engine:ident, $now:expr, $events:expr) => {
-        Ctx {
-            now: $now,
-            config: &$engine.config,
-            service: &$engine.service,
-            rng: &mut $engine.rng,
-            events: $events,
-            notify_users: $engine.notify_users,
-        }
-    };
-}
-
+mod accounts;
 mod licensing;
+mod notifications;
+mod read_model;
 mod records;
+mod requests;
+mod restore;
+mod service;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use std::collections::BTreeSet;
-
-use crate::account::{Account, AccountRequest, Ctx, Purpose};
-use crate::facts::Facts;
-use crate::notification::Deduper;
-use crate::apple::outcome::{classify, Classified, HttpAnswer, Outcome};
-use crate::apple::service_config::ServiceConfigResponse;
+use crate::account::{Account, AccountRequest};
+use crate::apple::outcome::HttpAnswer;
 use crate::apple::ServiceConfig;
-use crate::config::EngineConfig;
-use crate::error::EngineError;
-use crate::event::Event;
-use crate::input::Input;
-use crate::output::{Method, Output, PersistOp, Request};
-use crate::persist::{self, account_key, Record, StoredRecord};
+use crate::base::time::{Clock, Millis};
+use crate::contract::config::EngineConfig;
+use crate::contract::error::EngineError;
+use crate::contract::input::Input;
+use crate::contract::output::Output;
+use crate::contract::views::EngineStats;
+use crate::effects::{AccountEffects, Effects, Env};
+use crate::facts::Facts;
+use crate::licenses::coalesce::CoalescePolicy;
+use crate::persist::StoredRecord;
 use crate::policy::AppPolicy;
-use crate::read_model::{
-    AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, Wakeup, MAX_ASSIGNMENT_PAGE,
-};
-use crate::time::{format_utc, Clock, Millis};
-use crate::token::SToken;
+use notifications::Deduper;
+use requests::InFlight;
+use service::ServiceFetch;
 
 /// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
-/// holds the whole first write of a million-assignment mirror at once.
+/// holds the whole first write of a million-assignment mirror at once; also the most mirror
+/// records one `Persist` output carries.
 pub const DRAIN_BATCH_RECORDS: usize = 5_000;
 
 /// Longest account or policy id accepted.
 const MAX_ID_LENGTH: usize = 256;
-
-/// What an in-flight request is for.
-#[derive(Debug, Clone)]
-enum InFlight {
-    ServiceConfig,
-    Account { account_id: String, purpose: Purpose, sent_at: Millis },
-}
-
-/// The service config fetch schedule.
-#[derive(Debug)]
-struct ServiceSchedule {
-    next_at: Millis,
-    in_flight: bool,
-    failures: u32,
-}
 
 /// The license engine. One instance drives every account of one MDM installation.
 #[derive(Debug)]
@@ -74,19 +60,17 @@ pub struct Engine {
     clock: Clock,
     rng: fastrand::Rng,
     service: ServiceConfig,
-    schedule: ServiceSchedule,
+    service_fetch: ServiceFetch,
     accounts: BTreeMap<String, Account>,
     policies: BTreeMap<String, AppPolicy>,
+    /// Requests sent and not answered yet, by id.
     in_flight: HashMap<u64, InFlight>,
     next_request_id: u64,
     outputs: VecDeque<Output>,
-    /// Deletions and policy writes not yet emitted (account records are written from `dirty`).
-    pending_ops: Vec<PersistOp>,
+    /// What the state machines did and the host or the store has not been given yet.
+    effects: Effects,
     stats: EngineStats,
     facts: Facts,
-    /// Device and user facts whose records must be written.
-    dirty_devices: BTreeSet<String>,
-    dirty_users: BTreeSet<String>,
     /// The license removal notification toggle.
     notify_users: bool,
     notifications_seen: Deduper,
@@ -102,7 +86,7 @@ impl Engine {
         Ok(Self {
             rng: fastrand::Rng::with_seed(config.seed),
             service: ServiceConfig::defaults(&config.service_config_url),
-            schedule: ServiceSchedule { next_at: now, in_flight: false, failures: 0 },
+            service_fetch: ServiceFetch::new(now),
             config,
             clock: Clock::new(now),
             accounts: BTreeMap::new(),
@@ -110,11 +94,9 @@ impl Engine {
             in_flight: HashMap::new(),
             next_request_id: 1,
             outputs: VecDeque::new(),
-            pending_ops: Vec::new(),
+            effects: Effects::default(),
             stats: EngineStats::default(),
             facts: Facts::default(),
-            dirty_devices: BTreeSet::new(),
-            dirty_users: BTreeSet::new(),
             notify_users,
             notifications_seen: Deduper::default(),
             next_reconcile_at,
@@ -131,47 +113,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Takes over one account while running, from a store's records: call when this instance
-    /// acquires the account's lease (several backends on one store). Pass everything the store
-    /// holds; records of other accounts are skipped. The account's policies, and the device and
-    /// user facts and settings, are (re)loaded from the records. Then drain [`Engine::poll_output`].
-    pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
-        self.advance_clock(now);
-        if self.accounts.contains_key(account_id) {
-            return Err(EngineError::AccountExists(account_id.to_owned()));
-        }
-        let records: Vec<StoredRecord> = records
-            .into_iter()
-            .filter(|r| persist::is_global(&r.key) || persist::belongs_to_account(r, account_id))
-            .collect();
-        if !records.iter().any(|r| r.key == account_key(account_id)) {
-            return Err(EngineError::UnknownAccount(account_id.to_owned()));
-        }
-        // Loading into a copy keeps the engine unchanged when a record is refused.
-        let mut loaded = Self::new(self.config.clone(), self.clock.now())?;
-        loaded.load_records(records)?;
-        self.facts = loaded.facts;
-        self.notify_users = loaded.notify_users;
-        self.policies.extend(loaded.policies);
-        self.accounts.extend(loaded.accounts);
-        self.pending_ops.extend(loaded.pending_ops);
-        Ok(())
-    }
-
-    /// Stops driving an account without deleting its records: call at once when this instance
-    /// loses the account's lease (another instance drives it now). Nothing more is sent, written
-    /// for it; events already produced are still delivered; answers to its requests still in
-    /// flight count as unknown.
-    pub fn release(&mut self, account_id: &str, now: Millis) -> Result<(), EngineError> {
-        self.advance_clock(now);
-        self.account(account_id)?;
-        self.accounts.remove(account_id);
-        self.policies.retain(|_, p| p.account_id != account_id);
-        self.forget_in_flight(account_id);
-        self.outputs.retain(|output| !matches!(output, Output::Request(r) if r.account_id.as_deref() == Some(account_id)));
-        Ok(())
-    }
-
     // ===================================================================== drive
 
     /// Feeds one input. Call for every administrator command, every answer to a request,
@@ -180,25 +121,28 @@ impl Engine {
     /// Bad input is refused with an error and changes nothing.
     pub fn handle_input(&mut self, input: Input, now: Millis) -> Result<(), EngineError> {
         let now = self.advance_clock(now);
-        let mut events = Vec::new();
         match input {
             Input::AddAccount { account_id, name, token } => self.add_account(account_id, name, &token, now)?,
             Input::EditAccount { account_id, name, token } => self.edit_account(&account_id, name, token, now)?,
             Input::DeleteAccount { account_id } => self.delete_account(&account_id)?,
-            Input::TestAccount { account_id } => self.account_mut(&account_id)?.request_test(&mut events),
+            Input::TestAccount { account_id } => {
+                let (account, mut fx) = self.account_effects(&account_id)?;
+                account.request_test(&mut fx);
+            }
             Input::Refresh { account_id } => {
                 let account = self.account_mut(&account_id)?;
                 account.request_refresh().map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
             }
             Input::ReclaimOwnership { account_id } => {
-                let account = self.account_mut(&account_id)?;
-                account.reclaim_ownership().map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
+                let (account, mut fx) = self.account_effects(&account_id)?;
+                let claimed = account.reclaim_ownership(&mut fx);
+                claimed.map_err(|reason| EngineError::NotAllowed { account_id, reason })?;
             }
             Input::SetPolicy { policy } => self.set_policy(policy)?,
             Input::RemovePolicy { policy_id } => self.remove_policy(&policy_id)?,
             Input::UpdatePolicyTargets { policy_id, add, remove } => self.update_policy_targets(&policy_id, add, remove)?,
             Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad, enrollment_id } => {
-                self.device_enrolled(serial_number, client_user_id, shared_ipad, enrollment_id, &mut events)?
+                self.device_enrolled(serial_number, client_user_id, shared_ipad, enrollment_id)?
             }
             Input::DeviceRetired { serial_number } => self.device_retired(serial_number)?,
             Input::AppInstalled { serial_number, adam_id } => self.app_installed(&serial_number, &adam_id)?,
@@ -211,11 +155,9 @@ impl Engine {
             }
             Input::AppConvertedToManaged { serial_number, adam_id } => {
                 self.app_installed(&serial_number, &adam_id)?;
-                self.license_ready_again(&serial_number, Some(&adam_id), &mut events)?;
+                self.license_ready_again(&serial_number, Some(&adam_id))?;
             }
-            Input::UpdatePush { serial_number, adam_id } => {
-                self.license_ready_again(&serial_number, Some(&adam_id), &mut events)?
-            }
+            Input::UpdatePush { serial_number, adam_id } => self.license_ready_again(&serial_number, Some(&adam_id))?,
             Input::UserAdded { client_user_id, email, managed_apple_id } => {
                 self.user_added(client_user_id, email, managed_apple_id)?
             }
@@ -231,10 +173,7 @@ impl Engine {
             Input::ReclaimAccount { account_id } => self.reclaim_where(&account_id, |_, _| true)?,
             Input::Reconcile => self.reconcile(now),
             Input::CleanUp { account_id } => self.account_mut(&account_id)?.licenses.request_clean_up(),
-            Input::SetLicenseRemovalNotification { enabled } => {
-                self.notify_users = enabled;
-                self.pending_ops.push(records::settings_op(enabled));
-            }
+            Input::SetLicenseRemovalNotification { enabled } => self.set_license_removal_notification(enabled),
             Input::Response { id, status, headers, body } => {
                 // Ordered sets and maps are filled by `extend`: `collect` (their `FromIterator`) links one stable-sort
                 // copy per element type into the wasm (issue 7's size target); only 1M-key sets keep it.
@@ -242,17 +181,17 @@ impl Engine {
                 lowered.extend(headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)));
                 let headers = lowered;
                 if let Some(request) = self.take_in_flight(id) {
-                    self.dispatch_answer(request, Ok(HttpAnswer { status, headers: &headers, body: &body }), &mut events);
+                    self.dispatch_answer(request, Ok(HttpAnswer { status, headers: &headers, body: &body }));
                 }
             }
             Input::NetworkError { id, message } => {
                 if let Some(request) = self.take_in_flight(id) {
-                    self.dispatch_answer(request, Err(&message), &mut events);
+                    self.dispatch_answer(request, Err(&message));
                 }
             }
             Input::Timeout => {}
         }
-        self.emit_events(events);
+        self.emit_events();
         self.settle(false);
         Ok(())
     }
@@ -298,110 +237,34 @@ impl Engine {
         let now = self.clock.advance(now);
         if self.clock.take_rewind() {
             self.stats.clock_rewinds += 1;
-            self.schedule.next_at = self.schedule.next_at.min(now + self.config.service_config_interval_ms);
+            self.service_fetch.clock_rewound(now, &self.config);
             self.next_reconcile_at = self.next_reconcile_at.min(now + self.config.reconcile_interval_ms);
-            for account in self.accounts.values_mut() {
-                account.clock_rewound(now, &self.config);
+            for (id, account) in self.accounts.iter_mut() {
+                account.clock_rewound(now, &self.config, &mut self.effects.account(id));
             }
         }
         now
     }
 
-    /// Answers to an account's requests still in flight will count as unknown.
-    fn forget_in_flight(&mut self, account_id: &str) {
-        self.in_flight.retain(|_, f| !matches!(f, InFlight::Account { account_id: a, .. } if a == account_id));
-    }
-
-    fn take_in_flight(&mut self, id: u64) -> Option<InFlight> {
-        let found = self.in_flight.remove(&id);
-        match found {
-            Some(_) => self.stats.responses_handled += 1,
-            None => self.stats.unknown_responses += 1,
-        }
-        found
-    }
-
-    fn dispatch_answer(&mut self, request: InFlight, answer: Result<HttpAnswer<'_>, &str>, events: &mut Vec<Event>) {
-        let now = self.clock.now();
-        match request {
-            InFlight::ServiceConfig => {
-                let answer = answer.map(|a| (classify(a.status, a.headers, a.body, now), a.body));
-                self.service_config_answered(answer, events);
-            }
-            InFlight::Account { account_id, purpose, sent_at } => {
-                let Some(account) = self.accounts.get_mut(&account_id) else { return };
-                let mut ctx = account_ctx!(self, now, events);
-                match answer {
-                    Ok(answer) => account.handle_response(purpose, sent_at, answer, &mut ctx),
-                    Err(message) => account.handle_network_error(purpose, sent_at, message, &mut ctx),
-                }
-            }
-        }
-    }
-
-    fn service_config_answered(&mut self, answer: Result<(Classified, &str), &str>, events: &mut Vec<Event>) {
-        let now = self.clock.now();
-        self.schedule.in_flight = false;
-        let outcome = match answer {
-            Ok((classified, body)) => match classified.outcome {
-                Outcome::Success => match serde_json::from_str::<ServiceConfigResponse>(body) {
-                    Ok(response) => {
-                        let before = self.service.clone();
-                        self.service.apply(&response);
-                        if self.service != before {
-                            events.push(Event::ServiceConfigUpdated { limits: self.service.limits.raw.clone() });
-                        }
-                        self.schedule.failures = 0;
-                        self.schedule.next_at = now + self.config.service_config_interval_ms;
-                        return;
-                    }
-                    Err(e) => Outcome::Transient { reason: format!("unreadable service config: {e}") },
-                },
-                other => other,
-            },
-            Err(message) => Outcome::Transient { reason: format!("network error: {message}") },
-        };
-        let (until, reason) = match outcome {
-            Outcome::RetryAfter { until, reason } => (until, reason),
-            Outcome::Transient { reason }
-            | Outcome::TokenInvalid { reason, .. }
-            | Outcome::Rejected { reason, .. } => {
-                self.schedule.failures = self.schedule.failures.saturating_add(1);
-                (now + self.config.backoff().delay(self.schedule.failures, &mut self.rng), reason)
-            }
-            Outcome::Success => unreachable!("handled above"),
-        };
-        self.schedule.next_at = until;
-        events.push(Event::Backoff {
-            account_id: None,
-            until,
-            reason: format!("Service config retried at {}: {reason}", format_utc(until)),
-        });
-    }
-
     /// Time-driven work and sending every request that may go now.
     fn do_due_work(&mut self, now: Millis) {
-        if now >= self.schedule.next_at && !self.schedule.in_flight {
-            self.schedule.in_flight = true;
-            let url = self.config.service_config_url.clone();
-            self.issue(None, InFlight::ServiceConfig, "serviceConfig", Method::Get, url, None, BTreeMap::new());
-        }
+        self.fetch_service_config_if_due(now);
         if now >= self.next_reconcile_at {
             self.reconcile(now);
         }
-        let mut events = Vec::new();
         let mut requests = Vec::new();
         let rate_limit = self.service.limits.max_request_per_second;
-        let coalescing = self.config.coalesce_policy(&self.service.limits);
-        for account in self.accounts.values_mut() {
-            let mut ctx = account_ctx!(self, now, &mut events);
-            account.tick(&mut ctx);
+        let coalescing = CoalescePolicy::new(&self.config, &self.service.limits);
+        let env = Env::new(now, &self.config, &self.service, self.notify_users);
+        for (id, account) in self.accounts.iter_mut() {
+            let mut fx = self.effects.account(id);
+            account.tick(&env, &mut fx);
             if account.licenses.wants_plan() && account.license_plan_due(now, &coalescing) {
-                account.plan_licenses(&self.facts, &mut ctx);
+                account.plan_licenses(&self.facts, &env, &mut fx);
             }
             while account.may_send(now, rate_limit) {
-                let Some(request) = account.next_request(&ctx) else { break };
-                requests.push((account.id.clone(), account.token.bearer().expose().to_owned(), request));
+                let Some(request) = account.next_request(&env, &mut fx) else { break };
+                requests.push((account.id.clone(), account.token().bearer().expose().to_owned(), request));
             }
         }
         for (account_id, bearer, AccountRequest { purpose, method, url, body }) in requests {
@@ -413,30 +276,12 @@ impl Engine {
             let in_flight = InFlight::Account { account_id: account_id.clone(), purpose, sent_at: now };
             self.issue(Some(account_id), in_flight, name, method, url, body, headers);
         }
-        self.emit_events(events);
+        self.emit_events();
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn issue(
-        &mut self,
-        account_id: Option<String>,
-        in_flight: InFlight,
-        purpose: &'static str,
-        method: Method,
-        url: String,
-        body: Option<String>,
-        mut headers: BTreeMap<String, String>,
-    ) {
-        let id = self.next_request_id;
-        self.next_request_id += 1;
-        self.in_flight.insert(id, in_flight);
-        self.stats.requests_issued += 1;
-        headers.insert("accept".to_owned(), "application/json".to_owned());
-        self.outputs.push_back(Output::Request(Request { id, account_id, purpose, method, url, headers, body }));
-    }
-
-    fn emit_events(&mut self, events: Vec<Event>) {
-        self.outputs.extend(events.into_iter().map(|event| Output::Event { event }));
+    /// The events reported since the last call, as outputs.
+    fn emit_events(&mut self) {
+        self.outputs.extend(self.effects.take_events().into_iter().map(|event| Output::Event { event }));
     }
 
     /// After any change: report status changes, and write what changed durably. When
@@ -444,23 +289,23 @@ impl Engine {
     /// overtake the state they depend on).
     fn settle(&mut self, persist_first: bool) {
         let now = self.clock.now();
-        let mut ops = std::mem::take(&mut self.pending_ops);
-        for account in self.accounts.values_mut() {
-            let status = account.status(now);
-            if account.reported.as_ref() != Some(&status) {
-                let (status_kind, reason) = status.clone();
-                account.reported = Some(status);
-                let event = Event::AccountStatusChanged { account_id: account.id.clone(), status: status_kind, reason };
+        let mut ops = Vec::new();
+        records::engine_ops(self.effects.take_engine_changes(), &mut ops);
+        // The accounts with changes to write are a subset of the accounts, in the same (id) order.
+        let mut changed = self.effects.changed_accounts().peekable();
+        for (id, account) in self.accounts.iter_mut() {
+            if let Some(event) = account.status_change(now) {
                 self.outputs.push_back(Output::Event { event });
             }
-            records::mirror_ops(account, &mut ops);
-            if account.dirty {
-                account.dirty = false;
-                ops.push(PersistOp::Put { key: account_key(&account.id), value: Box::new(Record::Account(account.to_record())) });
+            while changed.next_if(|(changed_id, _)| *changed_id < id).is_some() {} // none: removed accounts are forgotten
+            if let Some((_, changes)) = changed.next_if(|(changed_id, _)| *changed_id == id) {
+                records::account_ops(account, changes, &mut ops);
             }
-            records::license_ops(account, &mut ops);
         }
-        records::fact_ops(&self.facts, &mut self.dirty_devices, &mut self.dirty_users, &mut ops);
+        drop(changed);
+        self.effects.drop_written();
+        let (devices, users) = self.effects.take_fact_changes();
+        records::fact_ops(&self.facts, devices, users, &mut ops);
         if ops.is_empty() {
             return;
         }
@@ -472,149 +317,20 @@ impl Engine {
         }
     }
 
-    // ===================================================================== commands
+    // ===================================================================== lookups
+
+    fn account(&self, account_id: &str) -> Result<&Account, EngineError> {
+        self.accounts.get(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))
+    }
 
     fn account_mut(&mut self, account_id: &str) -> Result<&mut Account, EngineError> {
         self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))
     }
 
-    fn add_account(&mut self, account_id: String, name: String, token: &str, now: Millis) -> Result<(), EngineError> {
-        check_id("accountId", &account_id)?;
-        check_name(&name)?;
-        if self.accounts.contains_key(&account_id) {
-            return Err(EngineError::AccountExists(account_id));
-        }
-        let token = self.usable_token(token, None, now)?;
-        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token, &self.config));
-        Ok(())
-    }
-
-    fn edit_account(
-        &mut self,
-        account_id: &str,
-        name: Option<String>,
-        token: Option<String>,
-        now: Millis,
-    ) -> Result<(), EngineError> {
-        self.account_mut(account_id)?;
-        if let Some(name) = &name {
-            check_name(name)?;
-        }
-        let token = token.map(|t| self.usable_token(&t, Some(account_id), now)).transpose()?;
-        let account = self.account_mut(account_id)?;
-        if let Some(name) = name {
-            account.name = name;
-            account.dirty = true;
-        }
-        if let Some(token) = token {
-            account.replace_token(token);
-        }
-        Ok(())
-    }
-
-    /// Decodes an uploaded token and checks it can be used for `for_account` (or a new account).
-    fn usable_token(&self, text: &str, for_account: Option<&str>, now: Millis) -> Result<SToken, EngineError> {
-        let token = SToken::decode(text)?;
-        token.check_not_expired(now)?;
-        if let Some(other) =
-            self.accounts.values().find(|a| Some(a.id.as_str()) != for_account && a.token.same_credential(&token))
-        {
-            return Err(EngineError::DuplicateToken(other.id.clone()));
-        }
-        Ok(token)
-    }
-
-    fn delete_account(&mut self, account_id: &str) -> Result<(), EngineError> {
-        self.account_mut(account_id)?;
-        let policies: Vec<String> =
-            self.policies.values().filter(|p| p.account_id == account_id).map(|p| p.name.clone()).collect();
-        if !policies.is_empty() {
-            return Err(EngineError::AccountInUse { account_id: account_id.to_owned(), policies });
-        }
-        self.accounts.remove(account_id);
-        self.forget_in_flight(account_id);
-        self.pending_ops.push(PersistOp::Delete { key: account_key(account_id) });
-        Ok(())
-    }
-
-    // ===================================================================== read models
-
-    /// Every account with its status, for the account list.
-    pub fn accounts(&self) -> Vec<AccountView> {
-        let now = self.clock.now();
-        self.accounts
-            .values()
-            .map(|a| {
-                let (status, status_reason) = a.status(now);
-                AccountView {
-                    account_id: a.id.clone(),
-                    name: a.name.clone(),
-                    status,
-                    status_reason,
-                    org_name: a.token.org_name.clone(),
-                    location_name: a.durable.location_name.clone(),
-                    country_code: a.durable.country_code.clone(),
-                    last_synced_at: a.durable.last_synced_at,
-                    token_expires_at: a.token.expires_at,
-                    other_mdm_name: a.other_mdm_name(),
-                    policy_ids: self.policies.values().filter(|p| p.account_id == a.id).map(|p| p.policy_id.clone()).collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// License counts per app (purchased / used / available) of one account, as of the last sync.
-    pub fn app_counts(&self, account_id: &str) -> Result<Vec<AppCountView>, EngineError> {
-        Ok(self.account(account_id)?.mirror.app_counts())
-    }
-
-    /// Assignments of one account, filtered and paged, as of the last sync.
-    pub fn assignments(&self, account_id: &str, query: &AssignmentQuery) -> Result<AssignmentPage, EngineError> {
-        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
-            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
-        }
-        Ok(self.account(account_id)?.mirror.assignments(query))
-    }
-
-    /// Progress of the sync running for an account: (kind, pages done, pages known).
-    pub fn sync_progress(&self, account_id: &str) -> Result<Option<(crate::sync::SyncKind, u32, u32)>, EngineError> {
-        Ok(self.account(account_id)?.sync_progress())
-    }
-
-    /// When the engine next wants to be called, and why.
-    pub fn next_wakeup(&self) -> Wakeup {
-        let now = self.clock.now();
-        let mut best = Wakeup {
-            at: if self.schedule.in_flight { now + self.config.service_config_interval_ms } else { self.schedule.next_at },
-            reason: "service config refresh".to_owned(),
-            account_id: None,
-        };
-        if self.next_reconcile_at < best.at {
-            best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
-        }
-        for account in self.accounts.values() {
-            if let Some((at, reason)) = account.next_due(now, &self.config, &self.service.limits) {
-                if at < best.at {
-                    best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account.id.clone()) };
-                }
-            }
-        }
-        best.at = best.at.max(now);
-        best
-    }
-
-    /// Counters for monitoring: requests issued, answers handled, unknown answers dropped, requests in flight.
-    pub fn stats(&self) -> EngineStats {
-        EngineStats { requests_in_flight: self.in_flight.len(), ..self.stats.clone() }
-    }
-
-    /// The service config in force (defaults until Apple's first answer).
-    pub fn service_config(&self) -> &ServiceConfig {
-        &self.service
-    }
-
-    fn account(&self, account_id: &str) -> Result<&Account, EngineError> {
-        self.accounts.get(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))
+    /// An account and the part of the effects it reports into.
+    fn account_effects<'a>(&'a mut self, account_id: &'a str) -> Result<(&'a mut Account, AccountEffects<'a>), EngineError> {
+        let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
+        Ok((account, self.effects.account(account_id)))
     }
 }
 

@@ -1,0 +1,193 @@
+//! Store records to state: [`Engine::restore`] and [`Engine::adopt`] load every record a store
+//! holds (accounts first: the other records refer to them), checking each record's key against
+//! its content.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Engine;
+use crate::account::Account;
+use crate::apple::limits::POLL_INTERVAL;
+use crate::apple::token::SToken;
+use crate::base::time::Millis;
+use crate::contract::error::EngineError;
+use crate::licenses::operations::{Operation, OperationState};
+use crate::mirror::Mirror;
+use crate::persist::{
+    AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, ScopeRecord,
+    SettingsRecord, StoredRecord, UserHoldRecord, UserRecord,
+};
+use crate::persist::keys::{
+    account_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX,
+    HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
+};
+use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
+
+impl Engine {
+    /// Loads every record of a store into a new engine. Accounts first: the other records refer to them.
+    pub(super) fn load_records(&mut self, records: Vec<StoredRecord>) -> Result<(), EngineError> {
+        let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) =
+            records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
+        for StoredRecord { key, value } in accounts {
+            let record: AccountRecord = read(&key, value)?;
+            let token = SToken::decode(record.token.expose()).map_err(|e| invalid(&key, e.to_string()))?;
+            if account_key(&record.account_id) != key {
+                return Err(invalid(&key, "the key does not match the account id".to_owned()));
+            }
+            let account = Account::restore(record, token, &self.config, self.clock.now());
+            self.accounts.insert(account.id.clone(), account);
+        }
+        let mut operations = Vec::new();
+        let mut policies = Vec::new();
+        let mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>> = BTreeMap::new();
+        for StoredRecord { key, value } in rest {
+            if key.starts_with(POLICY_PREFIX) {
+                let policy: PolicyRecord = read(&key, value)?;
+                if policy_key(&policy.policy_id) != key {
+                    return Err(invalid(&key, "the key does not match the policy id".to_owned()));
+                }
+                self.account(&policy.account_id)
+                    .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
+                policies.push(policy);
+            } else if key.starts_with(SCOPE_PREFIX) {
+                let record: ScopeRecord = read(&key, value)?;
+                if record.key() != key {
+                    return Err(invalid(&key, "the key does not match the account, policy and target".to_owned()));
+                }
+                scopes.entry(record.policy_id.clone()).or_default().push((key, record));
+            } else if key.starts_with(ASSET_PREFIX) {
+                let record: AssetRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let asset = account.mirror.intern_asset(&record.adam_id, record.pricing_param);
+                account.mirror.restore_asset(asset, record.counts);
+            } else if key.starts_with(USER_HOLD_PREFIX) {
+                let record: UserHoldRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                if let Target::User(id) = account.mirror.intern_user(&record.client_user_id) {
+                    account.licenses.restore_user_hold(id, record.reason);
+                }
+            } else if key.starts_with(APPLE_USER_PREFIX) {
+                let record: AppleUserRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
+                account.mirror.restore_user(&record.client_user_id, user);
+            } else if key.starts_with(ASSIGNMENT_PREFIX) {
+                let record: AssignmentsRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
+                let editions = [(PricingParam::Stdq, record.adam_ids), (PricingParam::Plus, record.plus_adam_ids)];
+                for (pricing, adam_ids) in editions {
+                    for adam_id in adam_ids {
+                        let asset = account.mirror.intern_asset(&adam_id, pricing);
+                        account.mirror.restore_assignment(AssignmentKey { asset, target });
+                    }
+                }
+            } else if [PROVENANCE_PREFIX, HOLD_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
+                let record: PairRecord = read(&key, value)?;
+                let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+                let asset = account.mirror.intern_asset(&record.pair.adam_id, record.pair.pricing_param);
+                let target = intern_target(&mut account.mirror, &key, &record.pair.serial_number, &record.pair.client_user_id)?;
+                let pair = AssignmentKey { asset, target };
+                if key.starts_with(HOLD_PREFIX) {
+                    let reason = record.reason.unwrap_or_default();
+                    account.licenses.restore_hold(pair, reason);
+                } else if key.starts_with(AWAITED_PREFIX) {
+                    account.licenses.restore_awaited(pair);
+                } else {
+                    account.licenses.restore_ours(pair);
+                }
+            } else if key.starts_with(OPERATION_PREFIX) {
+                operations.push((key.clone(), read::<OperationRecord>(&key, value)?));
+            } else if key.starts_with(DEVICE_PREFIX) {
+                let record: DeviceRecord = read(&key, value)?;
+                self.facts.set_device(&record.serial_number, record.facts);
+            } else if key.starts_with(USER_PREFIX) {
+                let record: UserRecord = read(&key, value)?;
+                self.facts.users.insert(record.client_user_id, record.facts);
+            } else if key == SETTINGS_KEY {
+                let record: SettingsRecord = read(&key, value)?;
+                self.notify_users = record.license_removal_notification;
+            } else {
+                return Err(invalid(&key, "not a record this engine writes".to_owned()));
+            }
+        }
+        self.attach_scopes(policies, scopes)?;
+        let policies = std::mem::take(&mut self.policies);
+        for policy in policies.values() {
+            self.index_scope(policy, &policy.targets, true);
+        }
+        self.policies = policies;
+        for (key, record) in operations {
+            let now = self.clock.now();
+            let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
+            let op = restored_operation(record, &mut account.mirror, now, self.config.unconfirmed_settle_ms);
+            account.licenses.restore_operation(op);
+        }
+        Ok(())
+    }
+
+    /// Gives each restored policy the targets of its scope records. A policy stored with its
+    /// targets inline (as engines before scope records wrote it) is written again in the new form.
+    fn attach_scopes(&mut self, policies: Vec<PolicyRecord>, mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>>) -> Result<(), EngineError> {
+        for mut record in policies {
+            let mut targets = BTreeSet::new();
+            for (key, scope) in scopes.remove(&record.policy_id).unwrap_or_default() {
+                if scope.account_id != record.account_id {
+                    return Err(invalid(&key, format!("policy {:?} uses another account", record.policy_id)));
+                }
+                targets.insert(scope.target);
+            }
+            let inline = std::mem::take(&mut record.inline_targets);
+            let mut policy = record.into_policy(targets);
+            if !inline.is_empty() {
+                let moved: Vec<String> = inline.into_iter().filter(|t| !policy.targets.contains(t)).collect();
+                self.store_scope(&policy, &moved, true);
+                self.store_policy_header(&policy);
+                policy.targets.extend(moved);
+            }
+            self.policies.insert(policy.policy_id.clone(), policy);
+        }
+        if let Some((key, _)) = scopes.into_values().flatten().next() {
+            return Err(invalid(&key, "the record names a policy that is not in the store".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// An operation from the store: one Apple accepted is polled now; an association that may have
+/// reached Apple without an answer is confirmed by a sync; the rest are submitted (again).
+fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis, settle: Millis) -> Operation {
+    let assets: Vec<AssetKey> = record
+        .assets
+        .iter()
+        .map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(PricingParam::Stdq)))
+        .collect();
+    let mut targets: Vec<Target> = record.serial_numbers.iter().map(|s| mirror.intern_device(s)).collect();
+    targets.extend(record.client_user_ids.iter().map(|u| mirror.intern_user(u)));
+    let mut op = Operation::new(record.operation_id, record.kind, assets, targets, record.reason);
+    op.new_users = record.users;
+    op.state = match (record.event_id, record.submitted_at, record.sent_at) {
+        (Some(event_id), Some(submitted_at), _) => {
+            OperationState::Pending { event_id, submitted_at, next_poll_at: now.min(submitted_at + POLL_INTERVAL), polling: false }
+        }
+        (None, _, Some(sent_at)) if record.kind == OperationKind::Associate => {
+            OperationState::Unconfirmed { sent_at, confirm_after: sent_at + settle }
+        }
+        _ => OperationState::Queued,
+    };
+    op
+}
+
+/// The device or user a record names by exactly one of its serial number and client user id.
+fn intern_target(mirror: &mut Mirror, key: &str, serial_number: &Option<String>, client_user_id: &Option<String>) -> Result<Target, EngineError> {
+    mirror
+        .intern_target(serial_number.as_deref(), client_user_id.as_deref())
+        .ok_or_else(|| invalid(key, "needs exactly one of serialNumber and clientUserId".to_owned()))
+}
+
+fn read<T: serde::de::DeserializeOwned>(key: &str, value: serde_json::Value) -> Result<T, EngineError> {
+    serde_json::from_value(value).map_err(|e| invalid(key, e.to_string()))
+}
+
+fn invalid(key: &str, reason: String) -> EngineError {
+    EngineError::Restore { key: key.to_owned(), reason }
+}
