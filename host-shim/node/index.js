@@ -8,3 +8,12 @@ export {
 export { SqliteStore } from './sqlite-store.js';
 export { DEFAULT_TABLE as POSTGRES_DEFAULT_TABLE, PostgresStore } from './postgres-store.js';
 export { aesGcmProtector } from './aes-gcm-protector.js';
+export {
+  APPLE_RELAY_ROUTES,
+  DEFAULT_RELAY_BODY_TIMEOUT_MS,
+  DEFAULT_RELAY_MAX_BODY_BYTES,
+  DEFAULT_RELAY_MAX_RESPONSE_BYTES,
+  DEFAULT_RELAY_PATH,
+  DEFAULT_RELAY_TIMEOUT_MS,
+  createAppleRelay,
+} from './apple-relay.js';

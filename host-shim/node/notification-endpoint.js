@@ -7,6 +7,7 @@
 // keeps the Authorization header.
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { answer, checkCount, consumedBody, httpError, normalizePath, oneLine, readBody, refuse } from './http-support.js';
 
 export const DEFAULT_NOTIFICATION_PATH = '/apple/notifications';
 /** Apple sends at most 100 elements per notification: a few tens of kilobytes. */
@@ -19,48 +20,18 @@ export const DEFAULT_MAX_CONCURRENT_REQUESTS = 32;
 /** Open connections of startNotificationServer's server; more are closed at once. */
 export const DEFAULT_MAX_CONNECTIONS = 256;
 
-/** One line, whatever the error: its message and code, never a stack (an aborted connection is not a bug here). */
-function oneLine(error) {
-  const text = error instanceof Error ? `${error.message}${typeof error.code === 'string' ? ` (${error.code})` : ''}` : String(error);
-  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
-}
-
 const defaultOnError = (error) => console.error(`vpp-license-engine notification endpoint: ${oneLine(error)}`);
-
-function endpointError(message, code) {
-  return Object.assign(new Error(message), { code });
-}
 
 /** A connection error Node's HTTP server reports (timeout, malformed or cut request), in words; the code kept. */
 function describeClientError(error, headersTimeoutMs) {
   const code = typeof error?.code === 'string' ? error.code : undefined;
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return endpointError(`notification request not received in time (headers within ${headersTimeoutMs} ms): connection closed`, code);
+    return httpError(`notification request not received in time (headers within ${headersTimeoutMs} ms): connection closed`, code);
   }
   if (code === 'HPE_INVALID_EOF_STATE') {
-    return endpointError('notification request aborted: the client closed the connection before its request was complete', code);
+    return httpError('notification request aborted: the client closed the connection before its request was complete', code);
   }
-  return endpointError(`malformed notification request: ${error?.message ?? error}`, code);
-}
-
-function normalizePath(path) {
-  const text = String(path);
-  if (!text.startsWith('/')) throw new TypeError(`notification path must start with "/": ${JSON.stringify(text)}`);
-  return text.replace(/\/+$/, '');
-}
-
-function answer(res, status, headers = {}) {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'Content-Length': '0', 'Cache-Control': 'no-store', ...headers });
-  res.end();
-}
-
-/**
- * Answers without reading (the rest of) the body, and closes the connection: Node then discards what is in flight
- * and ends the socket once the answer is sent, instead of reading the upload to keep the connection alive.
- */
-function refuse(res, status, headers = {}) {
-  answer(res, status, { Connection: 'close', ...headers });
+  return httpError(`malformed notification request: ${error?.message ?? error}`, code);
 }
 
 /** Compares the Authorization header with `Bearer <authToken>` as the engine does, in constant time (digests). */
@@ -92,67 +63,6 @@ function accountIdOf(url, prefix) {
   }
 }
 
-/** A body a framework already read (Express's raw/text/json parsers), as text; undefined when there is none. */
-function consumedBody(req) {
-  if (!req.readableEnded) return undefined;
-  const { body } = req;
-  if (typeof body === 'string') return body;
-  if (Buffer.isBuffer(body)) return body.toString('utf8');
-  if (body !== undefined && body !== null) return JSON.stringify(body);
-  return '';
-}
-
-/**
- * Reads the body as UTF-8 text. Resolves `null` once it has answered: 413 when the body exceeds `maxBodyBytes`, 408
- * when it is not complete within `timeoutMs` (reported to `report`). Rejects when the client goes away first.
- */
-function readBody(req, res, { maxBodyBytes, timeoutMs, report }) {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > maxBodyBytes) {
-      refuse(res, 413);
-      resolve(null);
-      return;
-    }
-    const chunks = [];
-    let size = 0;
-    let done = false;
-    const finish = (outcome) => {
-      if (done) return false;
-      done = true;
-      clearTimeout(timer);
-      chunks.length = 0;
-      req.off('data', onData);
-      outcome();
-      return true;
-    };
-    const timer = setTimeout(() => finish(() => {
-      report(endpointError(`notification body not received within ${timeoutMs} ms: connection closed`, 'BODY_TIMEOUT'));
-      refuse(res, 408);
-      resolve(null);
-    }), timeoutMs);
-    const onData = (chunk) => {
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        finish(() => {
-          refuse(res, 413);
-          resolve(null);
-        });
-        return;
-      }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
-      finish(() => resolve(body));
-    });
-    const aborted = () => finish(() => reject(endpointError('notification request aborted: the client closed the connection before its body was complete', 'ABORTED')));
-    req.on('error', aborted);
-    req.on('close', aborted);
-  });
-}
-
 /**
  * The answer when driver.notification throws: the engine rejecting the notification (an Error with a `code`)
  * would reject a retry too, so 404 / 400; anything else (a stopped driver) is 503, which Apple retries.
@@ -160,12 +70,6 @@ function readBody(req, res, { maxBodyBytes, timeoutMs, report }) {
 function failureStatus(error) {
   if (typeof error?.code !== 'string') return 503;
   return error.code === 'UNKNOWN_ACCOUNT' ? 404 : 400;
-}
-
-function checkCount(name, value, { positive = false } = {}) {
-  if (!Number.isSafeInteger(value) || value < (positive ? 1 : 0)) {
-    throw new TypeError(`${name} must be a ${positive ? 'positive' : 'non-negative'} integer`);
-  }
 }
 
 /** The handler, and `reportOnce(socket, error)`: onError at most once per connection (the server's errors use it too). */
@@ -187,7 +91,7 @@ function makeHandler({
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) throw new TypeError('maxBodyBytes must be a non-negative integer');
   checkCount('bodyTimeoutMs', bodyTimeoutMs, { positive: true });
   checkCount('maxConcurrentRequests', maxConcurrentRequests, { positive: true });
-  const prefix = normalizePath(path);
+  const prefix = normalizePath(path, 'notification path');
   const authorized = bearerCheck(authToken);
   const reported = new WeakSet();
   const reportOnce = (socket, error) => {
@@ -228,7 +132,7 @@ function makeHandler({
     try {
       let body = consumedBody(req);
       if (body === undefined) {
-        body = await readBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: (error) => reportOnce(req.socket, error) });
+        body = await readBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: (error) => reportOnce(req.socket, error), what: 'notification' });
         if (body === null) return;
       } else if (Buffer.byteLength(body) > maxBodyBytes) {
         answer(res, 413);
@@ -326,7 +230,7 @@ export async function startNotificationServer({
   const hostPart = address.family === 'IPv6' || address.family === 6 ? `[${address.address}]` : address.address;
   let closing;
   return {
-    url: `http://${hostPart}:${address.port}${normalizePath(path)}`,
+    url: `http://${hostPart}:${address.port}${normalizePath(path, 'notification path')}`,
     /** Stops listening and closes idle keep-alive connections; resolves once the server is closed. */
     close() {
       closing ??= new Promise((resolve) => {

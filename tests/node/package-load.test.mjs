@@ -88,8 +88,10 @@ test('the ./host, ./node and ./simulator subpaths import from the installed pack
   `);
   assert.deepEqual(result, {
     host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'createFetchTransport'],
-    node: ['DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore',
-      'aesGcmProtector', 'createNotificationHandler', 'startNotificationServer'],
+    node: ['APPLE_RELAY_ROUTES', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'DEFAULT_RELAY_BODY_TIMEOUT_MS',
+      'DEFAULT_RELAY_MAX_BODY_BYTES', 'DEFAULT_RELAY_MAX_RESPONSE_BYTES', 'DEFAULT_RELAY_PATH', 'DEFAULT_RELAY_TIMEOUT_MS',
+      'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore', 'aesGcmProtector', 'createAppleRelay',
+      'createNotificationHandler', 'startNotificationServer'],
     startSimulator: 'function',
   });
 });
@@ -137,7 +139,7 @@ test('TypeScript consumers type-check against the package types (ESM and CommonJ
     `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
 import { Driver, IndexedDbStore, MemoryStore, createFetchTransport, type Store, type TokenHooks } from 'vpp-license-engine/host';
 import { startSimulator } from 'vpp-license-engine/simulator';
-import { PostgresStore, SqliteStore, aesGcmProtector, createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
+import { PostgresStore, SqliteStore, aesGcmProtector, createAppleRelay, createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
 
 await init();
 const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' }, seed: 7 };
@@ -161,6 +163,9 @@ await endpoint.close();
 const handler: (req: any, res: any) => void = createNotificationHandler({ driver, authToken: 'secret', path: '/hooks/apple', maxBodyBytes: 65536, bodyTimeoutMs: 5000 });
 // @ts-expect-error the endpoint checks the bearer itself: authToken is required
 createNotificationHandler({ driver });
+const relay: (req: any, res: any, next?: () => void) => void = createAppleRelay({ authorize: async () => true, path: '/apple-relay', timeoutMs: 30000 });
+// @ts-expect-error the relay forwards nobody's requests without the backend's own check
+createAppleRelay({ timeoutMs: 30000 });
 // @ts-expect-error inputs are a discriminated union
 driver.input({ type: 'refresh' });
 await driver.whenIdle();

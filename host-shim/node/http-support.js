@@ -1,0 +1,105 @@
+// Small HTTP helpers shared by the Node endpoints of this package (the notification endpoint, the Apple relay):
+// answering and refusing, reading a bounded body within a time limit, one-line error reports. node:http only.
+
+/** One line, whatever the error: its message and code, never a stack (an aborted connection is not a bug here). */
+export function oneLine(error) {
+  const text = error instanceof Error ? `${error.message}${typeof error.code === 'string' ? ` (${error.code})` : ''}` : String(error);
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+/** An Error with a `code`, for what an endpoint reports to its onError. */
+export function httpError(message, code) {
+  return Object.assign(new Error(message), { code });
+}
+
+/** `path` without trailing slashes; it must start with "/" (`what` names it in the error). */
+export function normalizePath(path, what = 'path') {
+  const text = String(path);
+  if (!text.startsWith('/')) throw new TypeError(`${what} must start with "/": ${JSON.stringify(text)}`);
+  return text.replace(/\/+$/, '');
+}
+
+/** An empty answer (nothing when one was sent already). */
+export function answer(res, status, headers = {}) {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'Content-Length': '0', 'Cache-Control': 'no-store', ...headers });
+  res.end();
+}
+
+/**
+ * Answers without reading (the rest of) the body, and closes the connection: Node then discards what is in flight
+ * and ends the socket once the answer is sent, instead of reading the upload to keep the connection alive.
+ */
+export function refuse(res, status, headers = {}) {
+  answer(res, status, { Connection: 'close', ...headers });
+}
+
+/** A body a framework already read (Express's raw/text/json parsers), as text; undefined when there is none. */
+export function consumedBody(req) {
+  if (!req.readableEnded) return undefined;
+  const { body } = req;
+  if (typeof body === 'string') return body;
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  if (body !== undefined && body !== null) return JSON.stringify(body);
+  return '';
+}
+
+/**
+ * Reads the body as UTF-8 text. Resolves `null` once it has answered: 413 when the body exceeds `maxBodyBytes`, 408
+ * when it is not complete within `timeoutMs` (reported to `report`). Rejects when the client goes away first. `what`
+ * names the request in those reports ("notification", "relay").
+ */
+export function readBody(req, res, { maxBodyBytes, timeoutMs, report, what }) {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      refuse(res, 413);
+      resolve(null);
+      return;
+    }
+    const chunks = [];
+    let size = 0;
+    let done = false;
+    const finish = (outcome) => {
+      if (done) return false;
+      done = true;
+      clearTimeout(timer);
+      chunks.length = 0;
+      req.off('data', onData);
+      outcome();
+      return true;
+    };
+    const timer = setTimeout(() => finish(() => {
+      report(httpError(`${what} body not received within ${timeoutMs} ms: connection closed`, 'BODY_TIMEOUT'));
+      refuse(res, 408);
+      resolve(null);
+    }), timeoutMs);
+    const onData = (chunk) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        finish(() => {
+          refuse(res, 413);
+          resolve(null);
+        });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      finish(() => resolve(body));
+    });
+    const aborted = () => finish(() => reject(httpError(`${what} request aborted: the client closed the connection before its body was complete`, 'ABORTED')));
+    req.on('error', aborted);
+    req.on('close', aborted);
+  });
+}
+
+/** Throws a TypeError unless `value` is a (positive) safe integer. */
+export function checkCount(name, value, { positive = false } = {}) {
+  if (!Number.isSafeInteger(value) || value < (positive ? 1 : 0)) {
+    throw new TypeError(`${name} must be a ${positive ? 'positive' : 'non-negative'} integer`);
+  }
+}
+
