@@ -74,14 +74,16 @@ async function main() {
   state.driver = new host.Driver({
     engine: state.engine,
     store,
-    transport: host.createFetchTransport(),
+    // In production Apple is reached through the backend's relay (createAppleRelay); the demo's --relay mode does so.
+    transport: host.createFetchTransport(config.relayPath ? { baseUrl: new URL(config.relayPath, location.origin).href } : {}),
     onEvent,
     onError: (error) => showAlert(`Engine: ${error.message}`),
   });
   state.driver.start();
   window.vppConsole = { engine: state.engine, driver: state.driver, store }; // for the devtools console and tests
 
-  $('#engine-info').textContent = `Engine running in this page · ${storeText} · Apple API: ${new URL(config.serviceConfigUrl).origin}`;
+  const apple = config.relayPath ? `${new URL(config.serviceConfigUrl).origin} via the relay at ${config.relayPath}` : new URL(config.serviceConfigUrl).origin;
+  $('#engine-info').textContent = `Engine running in this page · ${storeText} · Apple API: ${apple}`;
   $('#token-downloads').replaceChildren('Demo sTokens: ', ...config.tokens.flatMap(({ name, url }, i) => [
     i > 0 ? ', ' : '', el('a', { href: url, download: '' }, name),
   ]));

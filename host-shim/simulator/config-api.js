@@ -13,7 +13,10 @@ const ADVERTISED_TYPES = ['ASSET_MANAGEMENT', 'USER_MANAGEMENT', 'USER_ASSOCIATE
 
 export const INVITATION_PATH = '/WebObjects/MZFinance.woa/wa/associateVPPUserWithITSAccount';
 
-/** Service-config `urls`, every one on this server (the invitation keeps Apple's literal `%25inviteCode%25`). */
+/**
+ * Service-config `urls`, every one on this server, or under `advertisedBaseUrl` when one was given (the invitation
+ * keeps Apple's literal `%25inviteCode%25`).
+ */
 function serviceUrls(baseUrl) {
   const api = `${baseUrl}/mdm/v2`;
   return {
@@ -38,7 +41,7 @@ export function serviceConfig(ctx) {
     errorCodes: publishedErrorCodes(),
     limits: { ...ctx.limits },
     notificationTypes: ADVERTISED_TYPES,
-    urls: serviceUrls(ctx.baseUrl),
+    urls: serviceUrls(ctx.advertisedBaseUrl ?? ctx.baseUrl),
   };
 }
 

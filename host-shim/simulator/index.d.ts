@@ -49,6 +49,11 @@ export interface SimulatorOptions {
   now?: () => number;
   /** Delay before every response. Default 0. */
   latencyMs?: number;
+  /**
+   * The origin the service config advertises for the API (its `urls`), e.g. `https://vpp.itunes.apple.com` as Apple
+   * does, for a host that reaches the simulator through a relay (`createAppleRelay`). Default: this server.
+   */
+  advertisedBaseUrl?: string;
   /** HTTP status of the 9622 (unknown token) answer: 401 (default) or 200, as Fleet observed Apple do. */
   invalidTokenStatus?: number;
   /** Enforce `limits.maxRequestPerSecond` per sToken (429 / 9646). Default true. */

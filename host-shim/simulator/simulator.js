@@ -37,7 +37,7 @@ class Simulator {
 
   constructor(options) {
     const { host = '127.0.0.1', seed = 1, pageSize = 1000, eventDelayMs = 2000, limits = {}, now = Date.now,
-      latencyMs = 0, invalidTokenStatus = 401, rateLimit = true, notificationTimeoutMs = 5000,
+      latencyMs = 0, invalidTokenStatus = 401, rateLimit = true, notificationTimeoutMs = 5000, advertisedBaseUrl = null,
       notificationAttempts = 3, notificationRetryDelayMs = 1000, logHeaders = [] } = options;
     if (!Array.isArray(logHeaders) || !logHeaders.every((h) => typeof h === 'string')) {
       throw new TypeError('logHeaders must be an array of header names');
@@ -53,8 +53,12 @@ class Simulator {
     const pageSizes = Object.fromEntries(RESOURCES.map((r) => [r, pageSize]));
     const notifier = new Notifier({ now, newId, timeoutMs: notificationTimeoutMs, attempts: notificationAttempts,
       retryDelayMs: notificationRetryDelayMs });
+    if (advertisedBaseUrl !== null && !/^https?:\/\/[^/]+$/.test(String(advertisedBaseUrl))) {
+      throw new TypeError(`advertisedBaseUrl must be an origin such as https://vpp.itunes.apple.com, not ${JSON.stringify(advertisedBaseUrl)}`);
+    }
     this.#ctx = {
       baseUrl: null,
+      advertisedBaseUrl,
       now,
       limits: { ...DEFAULT_LIMITS, ...limits },
       pageSizes,

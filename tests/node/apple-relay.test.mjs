@@ -138,19 +138,18 @@ test('Apple not answering within timeoutMs is a 504, unreachable or an oversized
 });
 
 test("a console's engine syncs and assigns through the relay: the Driver's transport reaches the simulator only via it", { timeout: 30_000 }, async (t) => {
-  const sim = await startSimulator({ port: 0, seed: 1, pageSize: 50, eventDelayMs: 50 });
+  // The simulator advertises Apple's URLs in its service config, as Apple does; the console's transport sends every
+  // one of them to the relay (`baseUrl`), which forwards them to the simulator.
+  const sim = await startSimulator({ port: 0, seed: 1, pageSize: 50, eventDelayMs: 50, advertisedBaseUrl: 'https://vpp.itunes.apple.com' });
   t.after(() => sim.close());
   const org = sim.addOrganization({ orgName: 'ORG1', locationName: 'PS01', apps: 2, devices: 30, users: 0, assignedFraction: 0 });
   const relay = await serveRelay(t, { appleBaseUrl: `${sim.url}/mdm/v2` });
-  // The simulator advertises its own URLs in the service config; Apple advertises Apple's, which the console's
-  // transport sends to the relay (`baseUrl`). Map the one to the other so that every request takes that road.
   const direct = [];
   const viaRelay = createFetchTransport({ baseUrl: relay.url, timeoutMs: 5_000 });
   const transport = {
     send(request) {
-      const url = request.url.replace(`${sim.url}/mdm/v2`, APPLE_BASE_URL);
-      if (!url.startsWith(APPLE_BASE_URL)) direct.push(url);
-      return viaRelay.send({ ...request, url, headers: { ...request.headers, 'x-admin': ADMIN } });
+      if (!request.url.startsWith(APPLE_BASE_URL)) direct.push(request.url);
+      return viaRelay.send({ ...request, headers: { ...request.headers, 'x-admin': ADMIN } });
     },
   };
   const engine = new Engine({ mdmInfo: { id: 'relay-mdm', name: 'Relay MDM', metadata: 'test' }, seed: 1, coalesceMs: 0 }, Date.now());
