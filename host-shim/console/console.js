@@ -15,6 +15,9 @@ const STATUS = {
   tokenInvalid: ['✕', 'Token invalid'],
 };
 
+/** Statuses in which an account sends nothing until an administrator acts. */
+const STOPPED = new Set(['ownedByOtherMdm', 'tokenInvalid']);
+
 const $ = (selector) => document.querySelector(selector);
 /** An element with properties (or attributes for `aria-*`/`data-*`) and children. */
 function el(tag, props = {}, ...children) {
@@ -120,11 +123,18 @@ function onEvent(event) {
     const p = state.progress.get(event.accountId);
     state.progress.set(event.accountId, { pagesDone: p?.pagesTotal ?? 1, pagesTotal: p?.pagesTotal ?? 1, done: true });
   }
+  // An account that stops (another MDM took the location, the token is no longer valid) ends its sync unfinished:
+  // the progress line says why instead of waiting for pages that will not come.
+  const progress = state.progress.get(event.accountId);
+  if (event.type === 'accountStatusChanged' && STOPPED.has(event.status) && progress && !progress.done) {
+    state.progress.set(event.accountId, { ...progress, done: true, stopped: event.reason });
+  }
   if (event.type === 'testResult') {
     showNotice(`Test of ${accountName(event.accountId)}: ${event.ok ? 'passed' : 'failed'} — ${event.message}`);
   }
   if (event.type === 'syncProgress') renderProgress();
   else log(event.type, describe(event));
+  if (event.type === 'accountStatusChanged') renderProgress();
   scheduleRender();
 }
 
@@ -198,8 +208,14 @@ function renderAccounts(accounts) {
 function renderProgress() {
   const all = [...state.progress.entries()];
   const running = all.filter(([, p]) => !p.done);
+  const stopped = all.filter(([, p]) => p.stopped);
   const bar = $('#sync-progress');
   if (all.length === 0) return;
+  if (running.length === 0 && stopped.length > 0) {
+    bar.dataset.state = 'stopped';
+    $('#sync-label').textContent = stopped.map(([id, p]) => `Sync of ${accountName(id)} stopped: ${p.stopped}`).join(' · ');
+    return;
+  }
   const shown = running.length > 0 ? running : all;
   const done = shown.reduce((n, [, p]) => n + p.pagesDone, 0);
   const total = shown.reduce((n, [, p]) => n + p.pagesTotal, 0);

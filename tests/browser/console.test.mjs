@@ -117,6 +117,9 @@ test('the console adds an account from a token file, syncs, and runs every accou
     await menu('refresh');
     await page.waitForSelector(`${row}[data-status="ownedByOtherMdm"]`, WAIT);
     assert.match(await page.getAttribute(`${row} .status`, 'title'), /Rival MDM/);
+    // The refresh it interrupted does not stay "Syncing … 0 of ? pages": the progress line says why it stopped.
+    await page.waitForSelector('#sync-progress[data-state="stopped"]', WAIT);
+    assert.match(await page.textContent('#sync-label'), /^Sync of Springfield High stopped: .*Rival MDM/);
     await shot('05-owned-by-other-mdm');
     await menu('reclaimOwnership');
     await page.click('#confirm-ok');
