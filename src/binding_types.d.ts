@@ -222,6 +222,31 @@ export interface AppCountView {
   unlimited: boolean;
 }
 
+/** One app (or book) across every account that has it (`appTotals()`): the sums of its counts and each account's share. */
+export interface AppTotalView {
+  adamId: string;
+  pricingParam: PricingParam;
+  productType: "App" | "Book";
+  /** Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them. */
+  totalCount: number;
+  assignedCount: number;
+  /** Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them. */
+  availableCount: number;
+  retiredCount: number;
+  unlimited: boolean;
+  /** Each account's counts, by account id. */
+  accounts: AppCountInAccount[];
+}
+
+/** One account's counts of an app, in an `AppTotalView`. */
+export interface AppCountInAccount {
+  accountId: string;
+  totalCount: number;
+  assignedCount: number;
+  availableCount: number;
+  retiredCount: number;
+}
+
 export interface AssignmentQuery {
   adamId?: string;
   serialNumber?: string;

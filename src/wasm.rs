@@ -120,6 +120,12 @@ impl WasmEngine {
         encode(&self.inner.app_counts(&account_id).map_err(engine_error)?)
     }
 
+    /// License counts per app across every account, with each account's share.
+    #[wasm_bindgen(js_name = appTotals, unchecked_return_type = "AppTotalView[]")]
+    pub fn app_totals(&self) -> Result<JsValue, JsValue> {
+        encode(&self.inner.app_totals())
+    }
+
     /// Assignments of one account, filtered and paged.
     #[wasm_bindgen(unchecked_return_type = "AssignmentPage")]
     #[allow(non_snake_case)] // parameter names are the TypeScript ones

@@ -302,3 +302,56 @@ fn a_restored_engine_waits_a_full_rate_window_before_its_first_account_request()
     let first = restored.requests_for("a1").first().map(|(at, _)| *at).expect("the account syncs again");
     assert!(first >= h.now + 1_000, "the previous instance's requests may still count at Apple");
 }
+
+#[test]
+fn app_totals_sum_each_app_over_every_account_with_each_accounts_share() {
+    let mut h = Harness::new();
+    let first = h.org("ORG1", Org::generated("PS01", 2, 10, 0));
+    let second = h.org("ORG2", Org::generated("PS02", 3, 3, 0));
+    h.add_account("a1", &first);
+    h.add_account("a2", &second);
+    h.run_for(MINUTE);
+    let totals = h.engine.app_totals();
+    let summary: Vec<(String, i64, i64, i64, Vec<(String, i64, i64)>)> = totals
+        .iter()
+        .map(|t| {
+            let shares = t.accounts.iter().map(|a| (a.account_id.clone(), a.total_count, a.assigned_count)).collect();
+            (t.adam_id.clone(), t.total_count, t.assigned_count, t.available_count, shares)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("400000000".to_owned(), 200, 6, 194, vec![("a1".to_owned(), 100, 5), ("a2".to_owned(), 100, 1)]),
+            ("400000001".to_owned(), 200, 6, 194, vec![("a1".to_owned(), 100, 5), ("a2".to_owned(), 100, 1)]),
+            ("400000002".to_owned(), 100, 1, 99, vec![("a2".to_owned(), 100, 1)]),
+        ]
+    );
+    // Each account's share is what its own view says.
+    for total in &totals {
+        for share in &total.accounts {
+            let own = h.engine.app_counts(&share.account_id).unwrap();
+            let view = own.iter().find(|c| c.adam_id == total.adam_id && c.pricing_param == total.pricing_param).unwrap();
+            assert_eq!((share.total_count, share.assigned_count, share.available_count), (view.total_count, view.assigned_count, view.available_count));
+        }
+    }
+}
+
+#[test]
+fn app_totals_of_a_free_app_stay_unlimited_instead_of_adding_up() {
+    let mut h = Harness::new();
+    let free = |name: &str| {
+        let mut org = Org::generated(name, 1, 1, 0);
+        org.assets[0]["totalCount"] = json!(2_147_483_647);
+        org.assets[0]["availableCount"] = json!(2_147_483_646);
+        org
+    };
+    let first = h.org("ORG1", free("PS01"));
+    let second = h.org("ORG2", free("PS02"));
+    h.add_account("a1", &first);
+    h.add_account("a2", &second);
+    h.run_for(MINUTE);
+    let [total] = h.engine.app_totals().try_into().unwrap();
+    assert!(total.unlimited);
+    assert_eq!((total.total_count, total.available_count, total.assigned_count), (2_147_483_647, 2_147_483_647, 2));
+}

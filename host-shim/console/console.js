@@ -243,23 +243,35 @@ function fillSelect(select, options, prefer = select.value) {
   if (options.some(([value]) => value === previous)) select.value = previous;
 }
 
+/** The Licenses panel's choice that shows every app over all accounts (`appTotals`), one token's share each. */
+const ALL_ACCOUNTS = '*all*';
+
 function renderLicenses(accounts) {
-  fillSelect($('#license-account'), accounts.map((a) => [a.accountId, a.name]), state.licenseAccount);
+  const choices = accounts.map((a) => [a.accountId, a.name]);
+  fillSelect($('#license-account'), accounts.length > 1 ? [...choices, [ALL_ACCOUNTS, 'All accounts']] : choices, state.licenseAccount);
   const accountId = $('#license-account').value || null;
   state.licenseAccount = accountId;
-  const counts = accountId ? state.engine.appCounts(accountId) : [];
+  const names = new Map(choices);
+  const all = accountId === ALL_ACCOUNTS;
+  const counts = all ? state.engine.appTotals() : accountId ? state.engine.appCounts(accountId) : [];
   $('#app-counts tbody').replaceChildren(...counts.map((c) => {
-    const show = el('button', { type: 'button', className: 'link', textContent: 'Assignments', 'aria-label': `Assignments of ${c.adamId} ${c.pricingParam}` });
-    show.addEventListener('click', () => {
-      state.assignmentsApp = { adamId: c.adamId, pricingParam: c.pricingParam };
-      renderAssignments();
-    });
+    let last;
+    if (all) {
+      last = el('td', { className: 'small muted' }, c.accounts.map((a) => `${names.get(a.accountId) ?? a.accountId}: ${a.assignedCount} of ${c.unlimited ? '∞' : a.totalCount}`).join(' · '));
+    } else {
+      const show = el('button', { type: 'button', className: 'link', textContent: 'Assignments', 'aria-label': `Assignments of ${c.adamId} ${c.pricingParam}` });
+      show.addEventListener('click', () => {
+        state.assignmentsApp = { adamId: c.adamId, pricingParam: c.pricingParam };
+        renderAssignments();
+      });
+      last = el('td', {}, show);
+    }
     return el('tr', { 'data-adam-id': c.adamId },
       el('td', {}, c.adamId), el('td', {}, c.productType), el('td', {}, c.pricingParam),
       el('td', { className: 'num' }, c.unlimited ? 'Unlimited' : String(c.totalCount)),
       el('td', { className: 'num' }, String(c.assignedCount)),
       el('td', { className: 'num' }, c.unlimited ? '—' : String(c.availableCount)),
-      el('td', {}, show));
+      last);
   }));
   renderAssignments();
   fillSelect($('#policy-account'), accounts.map((a) => [a.accountId, a.name]));
@@ -271,7 +283,7 @@ function renderLicenses(accounts) {
 function renderAssignments() {
   const app = state.assignmentsApp;
   const section = $('#assignments');
-  section.hidden = !app || !state.licenseAccount;
+  section.hidden = !app || !state.licenseAccount || state.licenseAccount === ALL_ACCOUNTS;
   if (section.hidden) return;
   const page = state.engine.assignments(state.licenseAccount, { adamId: app.adamId, limit: ASSIGNMENTS_SHOWN });
   const items = page.items.filter((a) => a.pricingParam === app.pricingParam);

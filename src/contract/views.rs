@@ -24,6 +24,36 @@ pub struct AccountView {
     pub policy_ids: Vec<String>,
 }
 
+/// One app (or book) across every account that has it ([`crate::Engine::app_totals`]): the sums of
+/// its counts and each account's share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppTotalView {
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub product_type: ProductType,
+    /// Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them.
+    pub total_count: i64,
+    pub assigned_count: i64,
+    /// Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them.
+    pub available_count: i64,
+    pub retired_count: i64,
+    pub unlimited: bool,
+    /// Each account's counts, by account id.
+    pub accounts: Vec<AppCountInAccount>,
+}
+
+/// One account's counts of an app, in an [`AppTotalView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppCountInAccount {
+    pub account_id: String,
+    pub total_count: i64,
+    pub assigned_count: i64,
+    pub available_count: i64,
+    pub retired_count: i64,
+}
+
 /// License counts of one app (or book) in one account ([`crate::Engine::app_counts`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

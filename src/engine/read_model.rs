@@ -1,19 +1,22 @@
 //! The read models: the views the UI asks for, built from the engine's state without I/O (the
 //! view types are the contract's, [`crate::contract::views`]).
 
+use std::collections::BTreeMap;
+
 use super::licensing::key_for;
 use super::Engine;
 use crate::apple::ServiceConfig;
 use crate::contract::error::EngineError;
+use crate::apple::wire::AssetCounts;
 use crate::contract::views::{
-    AccountView, AppCountView, AssignmentPage, AssignmentQuery, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView,
+    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView,
     Wakeup, MAX_ASSIGNMENT_PAGE,
 };
 use crate::licenses::desired::Decision;
 use crate::licenses::operations::OperationState;
 use crate::mirror::Mirror;
 use crate::policy::AppPolicy;
-use crate::vocab::{AssignmentKey, LicenseType, OperationKind, SyncKind, Target};
+use crate::vocab::{AssignmentKey, LicenseType, OperationKind, PricingParam, SyncKind, Target};
 
 impl Engine {
     /// Every account with its status, for the account list.
@@ -44,6 +47,44 @@ impl Engine {
     /// License counts per app (purchased / used / available) of one account, as of the last sync.
     pub fn app_counts(&self, account_id: &str) -> Result<Vec<AppCountView>, EngineError> {
         Ok(app_counts(&self.account(account_id)?.mirror))
+    }
+
+    /// License counts per app across every account (one token each), with each account's share: for
+    /// a view of an app bought under several tokens. Call when the UI shows it; the cost is that of
+    /// every account's assets.
+    pub fn app_totals(&self) -> Vec<AppTotalView> {
+        let mut totals: BTreeMap<(String, PricingParam), AppTotalView> = BTreeMap::new();
+        for account in self.accounts.values() {
+            for (key, counts) in account.mirror.assets() {
+                let adam_id = account.mirror.name(key.adam_id);
+                let total = totals.entry((adam_id.to_owned(), key.pricing)).or_insert_with(|| AppTotalView {
+                    adam_id: adam_id.to_owned(),
+                    pricing_param: key.pricing,
+                    product_type: counts.product_type,
+                    total_count: 0,
+                    assigned_count: 0,
+                    available_count: 0,
+                    retired_count: 0,
+                    unlimited: false,
+                    accounts: Vec::new(),
+                });
+                total.unlimited |= counts.unlimited();
+                let unlimited = total.unlimited;
+                let sum = |a: i64, b: i64| if unlimited { AssetCounts::UNLIMITED } else { a.saturating_add(b) };
+                total.total_count = sum(total.total_count, counts.total_count);
+                total.available_count = sum(total.available_count, counts.available_count);
+                total.assigned_count = total.assigned_count.saturating_add(counts.assigned_count);
+                total.retired_count = total.retired_count.saturating_add(counts.retired_count);
+                total.accounts.push(AppCountInAccount {
+                    account_id: account.id.clone(),
+                    total_count: counts.total_count,
+                    assigned_count: counts.assigned_count,
+                    available_count: counts.available_count,
+                    retired_count: counts.retired_count,
+                });
+            }
+        }
+        totals.into_values().collect()
     }
 
     /// Assignments of one account, filtered and paged, as of the last sync.

@@ -19,7 +19,7 @@ after(async () => {
   await demo?.close();
 });
 
-test('in relay mode the console syncs and licenses through the relay and never calls the simulator itself', { skip }, async () => {
+test('in relay mode the console syncs and licenses through the relay and never calls the simulator itself; All accounts sums the apps', { skip }, async () => {
   const browser = await launchChromium({ viewport: { width: 1280, height: 1000 } });
   let problems = [];
   try {
@@ -53,6 +53,18 @@ test('in relay mode the console syncs and licenses through the relay and never c
     const deadline = Date.now() + WAIT.timeout;
     while (!held() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     assert.ok(held(), 'the association sent through the relay was made');
+
+    // With a second account the Licenses panel offers every app over all accounts, each account's share shown.
+    const [, annex] = demo.accounts;
+    await page.evaluate((token) => window.vppConsole.driver.input({ type: 'addAccount', accountId: 'annex', name: 'Shelbyville Annex', token }), annex.token);
+    await page.waitForFunction(() => document.querySelectorAll('#accounts tbody tr').length === 2, null, WAIT);
+    await page.selectOption('#license-account', '*all*');
+    const totals = await page.evaluate(() => window.vppConsole.engine.appTotals());
+    await page.waitForFunction((n) => document.querySelectorAll('#app-counts tbody tr').length === n, totals.length, WAIT);
+    const first = page.locator('#app-counts tbody tr').first();
+    assert.deepEqual(await first.locator('td.num').allTextContents(), [totals[0].totalCount, totals[0].assignedCount, totals[0].availableCount].map(String));
+    assert.match(await first.locator('td').last().textContent(), /^Springfield High: \d+ of \d+/);
+    assert.equal(await page.isHidden('#assignments'), true, 'assignments are per account');
 
     const toSimulator = requested.filter((url) => url.origin === simOrigin || url.hostname === 'vpp.itunes.apple.com');
     assert.deepEqual(toSimulator.map(String), [], 'the page called nothing but its own origin');

@@ -513,6 +513,8 @@ pub fn describe() -> Contract {
     c.opaque("PersistOp.put.value");
     c.written("AccountView", &samples::account_view());
     c.written("AppCountView", &samples::app_count_view());
+    c.written("AppTotalView", &samples::app_total_view());
+    c.written("AppCountInAccount", &samples::app_total_view().accounts[0]);
     c.written("AssignmentView", &samples::assignment_view());
     c.written("AssignmentPage", &samples::assignment_page());
     c.written("Wakeup", &samples::wakeup());

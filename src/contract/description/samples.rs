@@ -9,7 +9,7 @@ use crate::base::secret::Secret;
 use crate::contract::event::Event;
 use crate::contract::output::{Method, Output, PersistOp, Request};
 use crate::contract::views::{
-    AccountView, AppCountView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation,
+    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation,
     PendingOperationView, TokenInfo, Wakeup,
 };
 use crate::persist::{Record, SettingsRecord, StoredRecord};
@@ -180,6 +180,27 @@ pub fn account_view() -> AccountView {
         token_expires_at: 2,
         other_mdm_name: some("Rival MDM"),
         policy_ids: vec![s("p1")],
+    }
+}
+
+pub fn app_total_view() -> AppTotalView {
+    let share = |account: &str, total: i64, assigned: i64| AppCountInAccount {
+        account_id: s(account),
+        total_count: total,
+        assigned_count: assigned,
+        available_count: total - assigned,
+        retired_count: 0,
+    };
+    AppTotalView {
+        adam_id: s("361309726"),
+        pricing_param: PricingParam::Stdq,
+        product_type: ProductType::App,
+        total_count: 15,
+        assigned_count: 6,
+        available_count: 9,
+        retired_count: 0,
+        unlimited: false,
+        accounts: vec![share("a1", 10, 4), share("a2", 5, 2)],
     }
 }
 
