@@ -7,7 +7,7 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use serde_json::json;
-use support::fake_apple::{EventFault, Fault, NotificationFault, Org};
+use support::fake_apple::{EventFault, Fault, Flood, NotificationFault, Org};
 use support::scenario::*;
 use support::{app, Harness, Trace, NOTIFICATION_TOKEN};
 use vpp_license_engine::{Event, ExplainQuery, Input, LicenseType, PricingParam};
@@ -284,6 +284,40 @@ fn duplicate_reordered_and_forged_notifications_change_nothing_beyond_the_first_
     assert_eq!(h.engine.handle_notification("a1", Some(&auth), &other_location, h.now), 400);
     assert_eq!(h.engine.handle_notification("nobody", Some(&auth), &count(50, "n4"), h.now), 404);
     assert_eq!(total(&h), 13);
+}
+
+#[test]
+fn a_notification_flood_confirms_each_license_once_and_its_copies_after_the_status_answer_change_nothing() {
+    // Apple Developer Forums 724381: one notification per app of at most 100 devices (25 here), in a
+    // scrambled order over five minutes, some twice, while /status says COMPLETE long before.
+    let mut h = Harness::with_notifications();
+    h.trace_store = true;
+    h.apple.flood = Some(Flood { max_assignments: 25, spread: 5 * MINUTE, duplicate_every: 3 });
+    let token = synced(&mut h, org(2, 200, 0));
+    enroll(&mut h, (0..150).map(serial));
+    for a in 0..2 {
+        h.input(policy(&format!("p{a}"), &app(a), LicenseType::Device, (0..150).map(serial))).unwrap();
+    }
+    h.run_for(MINUTE);
+    // /status answered COMPLETE within the minute: every license is ready once, whatever came first.
+    let mut seen = ready(&h);
+    assert_eq!(seen.len(), 300, "each license ready once");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 300, "no license reported twice");
+    assert_eq!(assigned_at_apple(&mut h, &token), 300);
+    let delivered_so_far = h.notification_answers.len();
+    h.take_trace();
+    h.run_for(10 * MINUTE);
+    assert!(h.notification_answers.len() > delivered_so_far, "the flood went on after /status confirmed");
+    assert!(h.notification_answers.iter().all(|s| *s == 200));
+    let later = h.take_trace();
+    let license_events = later.iter().filter(|t| matches!(t, Trace::Emitted { event: Event::LicenseReady { .. } | Event::LicenseReleased { .. }, .. })).count();
+    assert_eq!(license_events, 0, "the late copies reported nothing");
+    let pair_writes: Vec<&String> =
+        later.iter().filter_map(|t| match t { Trace::Stored { key, .. } if key.starts_with("asg/") || key.starts_with("prov/") => Some(key), _ => None }).collect();
+    assert!(pair_writes.is_empty(), "the late copies wrote nothing: {pair_writes:?}");
+    assert_eq!(h.apple.fault_log.get("notification flood").copied(), Some(1), "one associate event for both apps");
 }
 
 #[test]

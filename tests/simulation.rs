@@ -32,7 +32,7 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::{json, Value};
-use support::fake_apple::{make_token, EventFault, Fault, NotificationFault, Org, TokenState};
+use support::fake_apple::{make_token, EventFault, Fault, Flood, NotificationFault, Org, TokenState};
 use support::scenario::take_back;
 use support::{app, Harness, Trace, DAY, START};
 use vpp_license_engine::{AccountStatus, AppPolicy, Event, ExplainQuery, Input, LicenseType, PricingParam};
@@ -618,7 +618,16 @@ impl Sim {
             55..=60 => self.h.apple.event_faults.push_back(EventFault::Failed(error)),
             61..=68 => self.h.apple.event_faults.push_back(EventFault::Partial(error)),
             69..=74 => self.h.apple.notification_faults.push_back(NotificationFault::Drop),
-            75..=79 => self.h.apple.notification_faults.push_back(NotificationFault::Duplicate(self.rng.u64(..2 * MINUTE))),
+            75..=78 => self.h.apple.notification_faults.push_back(NotificationFault::Duplicate(self.rng.u64(..2 * MINUTE))),
+            79 => {
+                // Notification floods (issue 17): asset events notified per app in chunks, scrambled, some twice.
+                let flood = Flood {
+                    max_assignments: self.rng.usize(1..=100),
+                    spread: self.rng.u64(SECOND..5 * MINUTE),
+                    duplicate_every: self.rng.usize(..4),
+                };
+                self.h.apple.flood = if self.h.apple.flood.is_some() { None } else { Some(flood) };
+            }
             80..=86 => self.h.apple.notification_faults.push_back(NotificationFault::Delay(self.rng.u64(5 * SECOND..5 * MINUTE))),
             87..=89 => {
                 let org = self.h.apple.org(&self.token);

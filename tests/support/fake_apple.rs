@@ -208,6 +208,17 @@ impl NotificationFault {
     }
 }
 
+/// Notification floods (Apple Developer Forums 724381): each completed associate, disassociate or
+/// revoke is notified as one `ASSET_MANAGEMENT` notification per app and result with at most
+/// `max_assignments` assignments each, spread over `spread` after the completion in a scrambled
+/// order, every `duplicate_every`-th of them delivered a second time (same id) later still.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    pub max_assignments: usize,
+    pub spread: u64,
+    pub duplicate_every: usize,
+}
+
 /// A notification on its way to the MDM.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -252,6 +263,8 @@ pub struct FakeApple {
     pub notification_faults: VecDeque<NotificationFault>,
     /// Notifications not yet delivered (see [`FakeApple::take_notifications`]).
     pub outbox: Vec<Outgoing>,
+    /// Asset events are notified as a flood while set.
+    pub flood: Option<Flood>,
     /// How many faults of each kind took effect.
     pub fault_log: BTreeMap<String, u64>,
     /// Every assignment a completed disassociate or revoke removed: (event kind, assignment).
@@ -286,6 +299,7 @@ impl FakeApple {
             event_faults: VecDeque::new(),
             notification_faults: VecDeque::new(),
             outbox: Vec::new(),
+            flood: None,
             fault_log: BTreeMap::new(),
             release_log: Vec::new(),
             overcommitted: Vec::new(),
@@ -371,8 +385,24 @@ impl FakeApple {
             stored.not_revoked = applied.not_revoked;
             stored.notified = true;
             let stored = stored.clone();
-            for body in notifications_of(&id, &stored, &self.orgs[&event.bearer]) {
-                self.send_notification(at.max(stored.complete_at), &event.bearer, body);
+            let completed = at.max(stored.complete_at);
+            match self.flood {
+                Some(flood) if event.kind != "CREATE" => {
+                    for (i, body) in flood_of(&id, &stored, flood).into_iter().enumerate() {
+                        // A scrambled order within the spread (a fixed permutation of the slots).
+                        let slot = (i as u64 * 7_919) % (flood.spread + 1);
+                        self.outbox.push(Outgoing { at: completed + slot, bearer: event.bearer.clone(), body: body.clone() });
+                        if flood.duplicate_every > 0 && i % flood.duplicate_every == 0 {
+                            self.outbox.push(Outgoing { at: completed + flood.spread + slot, bearer: event.bearer.clone(), body });
+                        }
+                    }
+                    self.count_fault("notification flood");
+                }
+                _ => {
+                    for body in notifications_of(&id, &stored, &self.orgs[&event.bearer]) {
+                        self.send_notification(completed, &event.bearer, body);
+                    }
+                }
             }
         }
     }
@@ -701,6 +731,38 @@ fn notifications_of(id: &str, event: &AppleEvent, org: &Org) -> Vec<String> {
             notification["error"] = failures[0].clone();
         }
         bodies.push(envelope(&format!("-{result}"), "ASSET_MANAGEMENT", notification));
+    }
+    bodies
+}
+
+/// The flood of notifications of a completed asset event: per result and app, chunks of at most
+/// `flood.max_assignments` assignments, each its own notification.
+fn flood_of(id: &str, event: &AppleEvent, flood: Flood) -> Vec<String> {
+    let failures = event.outcome.as_deref().unwrap_or_default();
+    let (ok, failed): (Vec<Value>, Vec<Value>) = if event.kind == "REVOKE" {
+        (event.revoked.clone(), event.not_revoked.clone())
+    } else {
+        tasks(&event.request, event.kind).into_iter().partition(|a| !failed_task(failures, a))
+    };
+    let mut bodies = Vec::new();
+    for (result, list) in [("SUCCESS", ok), ("FAILURE", failed)] {
+        let mut by_app: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for assignment in list {
+            by_app.entry(text(&assignment["adamId"])).or_default().push(assignment);
+        }
+        for (adam_id, assignments) in by_app {
+            for (k, chunk) in assignments.chunks(flood.max_assignments.max(1)).enumerate() {
+                let mut notification = json!({"eventId": id, "result": result, "type": event.kind, "assignments": chunk});
+                if result == "FAILURE" {
+                    notification["error"] = failures[0].clone();
+                }
+                bodies.push(
+                    json!({"notificationId": format!("n-{id}-{result}-{adam_id}-{k}"), "notificationType": "ASSET_MANAGEMENT",
+                           "notification": notification, "uId": "1"})
+                    .to_string(),
+                );
+            }
+        }
     }
     bodies
 }
