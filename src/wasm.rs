@@ -42,6 +42,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<WasmEngine, JsValue> {
         let config: EngineConfig = decode("config", config)?;
+        reserve_for_records(&records);
         let records: Vec<StoredRecord> = decode_list("records", records)?;
         let inner = crate::Engine::restore(config, records, millis(&now)?).map_err(engine_error)?;
         Ok(Self { inner })
@@ -58,6 +59,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<(), JsValue> {
         let account_id = string("accountId", &accountId)?;
+        reserve_for_records(&records);
         let records: Vec<StoredRecord> = decode_list("records", records)?;
         let now = millis(&now)?;
         self.inner.adopt(&account_id, records, now).map_err(engine_error)
@@ -263,6 +265,23 @@ fn decode<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<T, JsValue>
         return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
     }
     from_json(what, reader.read(&value, 0).map_err(|e| invalid(what, &e))?)
+}
+
+/// Linear memory a restored record takes, about (measured: 790 B per record at the benchmark world of
+/// row 7, records and the state built from them).
+const RESTORE_BYTES_PER_RECORD: usize = 768;
+
+/// Grows linear memory once for `records` (a JS array of store records) before they are decoded:
+/// the allocator otherwise grows it a few pages at a time, and each grow makes V8 replace the memory's
+/// buffer and account for it, at a cost that rises with the JS heap — the records themselves. Restore
+/// went from superlinear to linear with this (BENCHMARKS.md, row 7). The memory is freed at once and
+/// the allocator reuses it.
+fn reserve_for_records(records: &JsValue) {
+    if let Some(array) = records.dyn_ref::<js_sys::Array>() {
+        let bytes = (array.length() as usize).saturating_mul(RESTORE_BYTES_PER_RECORD);
+        // black_box: an allocation nobody uses would be optimized away.
+        drop(std::hint::black_box(Vec::<u8>::with_capacity(bytes)));
+    }
 }
 
 /// Decodes an array argument whose items must be plain objects.
