@@ -183,6 +183,11 @@ export type EngineEvent =
   | { type: "licenseReleased"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; reason: string }
   /** License removal notification is on: tell the device's user that this app's license was removed. */
   | { type: "notifyUser"; accountId: string; adamId: string; serialNumber: string | null; clientUserId: string | null }
+  /**
+   * Targets wait for want of licenses of this app: `shortBy` more are needed (sent again when it changes).
+   * `shortBy: 0` says the shortfall is over: the counts grew (a purchase: `ASSET_COUNT` or a sync) or fewer
+   * targets want the app, and the waiting targets are being assigned (`licenseReady` follows each confirmation).
+   */
   | { type: "insufficientLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; shortBy: number }
   | { type: "lowLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; available: number; threshold: number }
   /** A user must accept the invitation (no Managed Apple ID): deliver `inviteUrl` to them. */
@@ -220,6 +225,11 @@ export interface AppCountView {
   revocable: boolean;
   /** Free app or book: `totalCount` is 2147483647. */
   unlimited: boolean;
+  /**
+   * Licenses the targets waiting for this app lack, as the last plan of the whole account found
+   * (0: nobody waits for want of licenses; back to 0 once a purchase lets them be assigned).
+   */
+  shortBy: number;
 }
 
 export interface AssignmentQuery {

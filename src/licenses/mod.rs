@@ -147,6 +147,11 @@ impl Licenses {
         self.planner.replan_all();
     }
 
+    /// How many licenses of `asset` the targets waiting for it lack (see `appCounts`' `shortBy`).
+    pub fn short_by(&self, asset: &AssetKey) -> usize {
+        self.pool.short_by(asset)
+    }
+
     // ================================================================ scheduling
 
     /// Whether something changed that planning must look at.

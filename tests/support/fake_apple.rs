@@ -366,6 +366,22 @@ impl FakeApple {
         self.superseded.insert(old.to_owned());
     }
 
+    /// The organization bought `count` more licenses of `adam_id` at `now`: Get Assets shows the
+    /// new counts, and an `ASSET_COUNT` notification goes out.
+    pub fn purchase(&mut self, bearer: &str, adam_id: &str, count: i64, now: u64) {
+        let org = self.org(bearer);
+        org.version += 1;
+        let asset = org.assets.iter_mut().find(|a| a["adamId"] == adam_id).expect("known asset");
+        for field in ["totalCount", "availableCount"] {
+            asset[field] = json!(asset[field].as_i64().unwrap_or(0) + count);
+        }
+        self.next_event += 1;
+        let notification = json!({"adamId": adam_id, "countDelta": count, "pricingParam": "STDQ"});
+        let body = json!({"notificationId": format!("count-{}", self.next_event), "notificationType": "ASSET_COUNT",
+                          "notification": notification, "uId": "1"});
+        self.send_notification(now, bearer, body.to_string());
+    }
+
     /// Completes every event due by `now`, and queues the notification of each completed event
     /// in the outbox (see [`FakeApple::take_notifications`]).
     pub fn complete_due(&mut self, now: u64) {
