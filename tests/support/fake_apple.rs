@@ -67,15 +67,7 @@ impl Org {
         let users = (0..users)
             .map(|i| (1, json!({"clientUserId": format!("user-{i}"), "email": format!("user{i}@school.test"), "status": "Registered", "inviteCode": format!("invite{i}")})))
             .collect();
-        Self {
-            location_name: location_name.to_owned(),
-            mdm_info: None,
-            token_state: TokenState::Valid,
-            version: 1,
-            assets,
-            assignments,
-            users,
-        }
+        Self { location_name: location_name.to_owned(), mdm_info: None, token_state: TokenState::Valid, version: 1, assets, assignments, users }
     }
 
     /// Adds a device assignment as a new version of the data set.
@@ -514,21 +506,15 @@ impl FakeApple {
             let fault = self.faults.remove(index).unwrap();
             self.count_fault(&fault.label());
             return match fault.effect {
-                FaultEffect::Canned => {
-                    Answer { status: fault.status, headers: fault.headers.into_iter().collect(), body: fault.body, lost: false }
-                }
+                FaultEffect::Canned => Answer { status: fault.status, headers: fault.headers.into_iter().collect(), body: fault.body, lost: false },
                 FaultEffect::LoseAnswer => Answer { lost: true, ..self.answer(request, now) },
                 FaultEffect::Unreachable => Answer { status: 0, headers: BTreeMap::new(), body: String::new(), lost: true },
             };
         }
         if path.ends_with("/service/config") {
             let urls: BTreeMap<&str, String> = [
-                ("clientConfig", "client/config"),
-                ("getAssets", "assets"),
-                ("getAssignments", "assignments"),
-                ("getUsers", "users"),
-                ("eventStatus", "status"),
-                ("associateAssets", "assets/associate"),
+                ("clientConfig", "client/config"), ("getAssets", "assets"), ("getAssignments", "assignments"),
+                ("getUsers", "users"), ("eventStatus", "status"), ("associateAssets", "assets/associate"),
             ]
             .into_iter()
             .map(|(k, p)| (k, format!("{BASE}/{p}")))
@@ -555,10 +541,12 @@ impl FakeApple {
                 org.mdm_info = Some(sent["mdmInfo"].clone());
                 json!({"locationName": org.location_name, "countryISO2ACode": "US", "uId": "1"})
             }
-            (Method::Get, "assets") => match page(org.assets.iter(), page_index, self.page_size, "assets", org.version_id()) {
-                Ok(body) => body,
-                Err(answer) => return answer,
-            },
+            (Method::Get, "assets") => {
+                match page(org.assets.iter(), page_index, self.page_size, "assets", org.version_id()) {
+                    Ok(body) => body,
+                    Err(answer) => return answer,
+                }
+            }
             (Method::Get, resource @ ("assignments" | "users")) => {
                 let source = if resource == "users" { &org.users } else { &org.assignments };
                 let since = match query.get("sinceVersionId") {
@@ -797,8 +785,7 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, 
     let users: Vec<Value> = request["clientUserIds"].as_array().cloned().unwrap_or_default();
     let mut forced_out: HashSet<String> = HashSet::new();
     if let Some((number, all)) = forced {
-        let targets: Vec<(&str, &Value)> =
-            serials.iter().map(|s| ("serialNumbers", s)).chain(users.iter().map(|u| ("clientUserIds", u))).collect();
+        let targets: Vec<(&str, &Value)> = serials.iter().map(|s| ("serialNumbers", s)).chain(users.iter().map(|u| ("clientUserIds", u))).collect();
         let chosen: Vec<(&str, &Value)> = targets.into_iter().enumerate().filter(|(i, _)| all || i % 2 == 0).map(|(_, t)| t).collect();
         let message = async_error_message(number);
         if all {
@@ -818,16 +805,13 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, 
     // Only an association needs to know what is held already (of the assets it names).
     let named: HashSet<String> = request["assets"].as_array().into_iter().flatten().map(|a| text(&a["adamId"])).collect();
     let mut held: HashSet<(String, String)> = if kind == "ASSOCIATE" {
-        org.assignments
-            .iter()
-            .filter(|(_, a)| named.contains(&text(&a["adamId"])))
-            .map(|(_, a)| (text(&a["adamId"]), target_of(a)))
-            .collect()
+        org.assignments.iter().filter(|(_, a)| named.contains(&text(&a["adamId"]))).map(|(_, a)| (text(&a["adamId"]), target_of(a))).collect()
     } else {
         HashSet::new()
     };
     let known_users: HashSet<String> = org.users.iter().map(|(_, u)| text(&u["clientUserId"])).collect();
-    let revocable: HashSet<String> = org.assets.iter().filter(|a| a["revocable"] == true).map(|a| text(&a["adamId"])).collect();
+    let revocable: HashSet<String> =
+        org.assets.iter().filter(|a| a["revocable"] == true).map(|a| text(&a["adamId"])).collect();
     let mut releasing: HashSet<(String, String)> = HashSet::new();
     for task in tasks(request, kind) {
         let key = (text(&task["adamId"]), target_of(&task));
@@ -875,8 +859,11 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, 
         let before = org.assignments.len();
         org.assignments.retain(|(_, a)| {
             let adam = text(&a["adamId"]);
-            let matches =
-                if kind == "REVOKE" { revoked_targets.contains(&target_of(a)) } else { releasing.contains(&(adam.clone(), target_of(a))) };
+            let matches = if kind == "REVOKE" {
+                revoked_targets.contains(&target_of(a))
+            } else {
+                releasing.contains(&(adam.clone(), target_of(a)))
+            };
             let release = matches && revocable.contains(&adam);
             if release {
                 released.push(a.clone());
@@ -891,13 +878,7 @@ fn apply_event(org: &mut Org, kind: &str, request: &Value, forced: Option<(i64, 
     Applied { failures, released, not_revoked }
 }
 
-fn page<'a>(
-    records: impl Iterator<Item = &'a Value> + Clone,
-    index: usize,
-    size: usize,
-    key: &str,
-    version_id: String,
-) -> Result<Value, Answer> {
+fn page<'a>(records: impl Iterator<Item = &'a Value> + Clone, index: usize, size: usize, key: &str, version_id: String) -> Result<Value, Answer> {
     let total_pages = records.clone().count().div_ceil(size).max(1);
     if index >= total_pages {
         return Err(error(400, 9650, "The provided page index must be greater than 0, and less than the total number of pages."));
@@ -921,5 +902,10 @@ fn ok(body: Value) -> Answer {
 }
 
 pub fn error(status: u16, number: i64, message: &str) -> Answer {
-    Answer { status, headers: BTreeMap::new(), body: json!({"errorNumber": number, "errorMessage": message}).to_string(), lost: false }
+    Answer {
+        status,
+        headers: BTreeMap::new(),
+        body: json!({"errorNumber": number, "errorMessage": message}).to_string(),
+        lost: false,
+    }
 }
