@@ -81,7 +81,13 @@ export type Input =
   | { type: "deviceRetired"; serialNumber: string }
   | { type: "appInstalled"; serialNumber: string; adamId: string }
   | { type: "appRemoved"; serialNumber: string; adamId: string }
-  | { type: "installFailed"; serialNumber: string; adamId: string; cancelled?: boolean }
+  /**
+   * The install failed (or was `cancelled`): the license is reclaimed and held. `reason: "licenseNotFound"` (the
+   * device found no license, e.g. ASD error 9610) checks the pair with Apple first: associated again
+   * (`licenseReady` follows) if Apple does not show it, kept with `assignmentFailed` if it does; a second
+   * `licenseNotFound` for the pair within a day reclaims it with `assignmentFailed`. Other reasons count as none.
+   */
+  | { type: "installFailed"; serialNumber: string; adamId: string; cancelled?: boolean; reason?: string | null }
   | { type: "appConvertedToManaged"; serialNumber: string; adamId: string }
   /** The host wants to push an app update: `licenseReady` again for a device that holds the license. */
   | { type: "updatePush"; serialNumber: string; adamId: string }

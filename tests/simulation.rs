@@ -518,7 +518,7 @@ impl Sim {
             45..=46 => {
                 self.model.held.insert((device_app, d));
                 let cancelled = self.rng.bool();
-                self.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(device_app), cancelled }).unwrap();
+                self.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(device_app), cancelled, reason: None }).unwrap();
             }
             47..=50 => {
                 self.model.held.remove(&(device_app, d));

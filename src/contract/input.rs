@@ -76,11 +76,15 @@ tagged_enum! {
             serial_number: String = required "serialNumber",
             adam_id: String = required "adamId",
         },
-        /// The install failed or was cancelled: the license is reclaimed and not reassigned.
+        /// The install failed or was cancelled: the license is reclaimed and not reassigned. With
+        /// `reason` `"licenseNotFound"` (the device found no license) the pair is checked with Apple
+        /// first: associated again if Apple does not show it, kept if it does; a second such report
+        /// within a day reclaims it. Other reasons count as none.
         InstallFailed = "installFailed" {
             serial_number: String = required "serialNumber",
             adam_id: String = required "adamId",
             cancelled: bool = optional "cancelled",
+            reason: Option<String> = optional "reason",
         },
         /// An app installed unmanaged became managed: it needs a license (ready again if held).
         AppConvertedToManaged = "appConvertedToManaged" {
