@@ -1,7 +1,8 @@
 //! The account's side of its license work: when planning runs (the coalescing window, the gates),
 //! which operation is submitted or which event is polled next (polls take at most a third of the
 //! rate while license requests wait), Apple's answers to those requests, the notifications
-//! about licenses and users, and the checks with Apple of pairs a device found no license for. What the work means is decided by [`crate::licenses::Licenses`].
+//! about licenses and users, and the checks with Apple of pairs a device found no license for.
+//! What the work means is decided by [`crate::licenses::Licenses`].
 
 use crate::account::{Account, AccountRequest, Purpose};
 use crate::account::answers::parse;
