@@ -36,6 +36,16 @@ fn lose_at_apple(h: &mut Harness, token: &str) {
     org.recount();
 }
 
+/// The device's license vanished at Apple and the device reported it not found once: the
+/// engine checked and associated the pair again.
+fn reported_once_after_apple_lost_it(h: &mut Harness) -> String {
+    let token = licensed(h);
+    lose_at_apple(h, &token);
+    install_failed(h, Some("licenseNotFound"));
+    h.run_for(MINUTE);
+    token
+}
+
 fn failures(h: &Harness) -> Vec<String> {
     h.events()
         .into_iter()
@@ -53,11 +63,7 @@ fn checks(h: &Harness) -> Vec<String> {
 #[test]
 fn license_not_found_for_a_pair_apple_does_not_show_associates_it_again_instead_of_reclaiming() {
     let mut h = Harness::with_notifications();
-    let token = licensed(&mut h);
-    lose_at_apple(&mut h, &token);
-
-    install_failed(&mut h, Some("licenseNotFound"));
-    h.run_for(MINUTE);
+    let token = reported_once_after_apple_lost_it(&mut h);
     assert_eq!(checks(&h), [format!("assignments?serialNumber={}&adamId={}&pricingParam=STDQ", serial(0), app(0))]);
     assert_eq!(posts(&h, "associateAssets"), 1, "associated again");
     assert_eq!(ready(&h).len(), 1, "licenseReady follows the new confirmation");
@@ -85,10 +91,7 @@ fn license_not_found_for_a_pair_apple_shows_reports_the_install_error_and_keeps_
 #[test]
 fn a_second_license_not_found_within_a_day_releases_the_pair_with_assignment_failed() {
     let mut h = Harness::with_notifications();
-    let token = licensed(&mut h);
-    lose_at_apple(&mut h, &token);
-    install_failed(&mut h, Some("licenseNotFound"));
-    h.run_for(MINUTE);
+    let token = reported_once_after_apple_lost_it(&mut h);
     assert_eq!(ready(&h).len(), 1);
     h.take_trace();
 
