@@ -8,7 +8,7 @@ mod support;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-use support::scenario::{enroll, org, policy, posts, ready, released, serial, synced, MINUTE};
+use support::scenario::{enroll, org, policy, posts, ready, released, serial, synced, user, MINUTE};
 use support::{app, Harness, DAY};
 use vpp_license_engine::{Event, Input, LicenseType};
 
@@ -130,4 +130,23 @@ fn install_failures_without_a_known_reason_reclaim_as_before() {
         assert_eq!(released.len(), 1, "{reason:?}");
         assert_eq!(released[0].2, "the installation failed");
     }
+}
+
+#[test]
+fn license_not_found_on_a_device_checks_its_users_user_license() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 10, 1));
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
+    h.input(policy("p1", &app(0), LicenseType::User, [user(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 1);
+    h.take_trace();
+    h.apple.org(&token).assignments.retain(|(_, a)| a["clientUserId"] != user(0));
+
+    install_failed(&mut h, Some("licenseNotFound"));
+    h.run_for(MINUTE);
+    assert_eq!(checks(&h), [format!("assignments?clientUserId={}&adamId={}&pricingParam=STDQ", user(0), app(0))]);
+    assert_eq!(posts(&h, "associateAssets"), 1, "the user's license is associated again");
+    assert_eq!(ready(&h).len(), 1);
+    assert!(released(&h).is_empty());
 }

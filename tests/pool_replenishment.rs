@@ -8,6 +8,7 @@ mod support;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+use serde_json::json;
 use support::scenario::{enroll, org, policy, ready, serial, synced, MINUTE};
 use support::{app, Harness, Trace};
 use vpp_license_engine::{Event, LicenseType};
@@ -78,4 +79,25 @@ fn counts_rising_in_a_sync_assign_the_waiting_targets_without_a_notification() {
     h.take_trace();
     h.run_for(31 * MINUTE);
     assert!(shortfalls(&h).is_empty(), "over is reported once");
+}
+
+#[test]
+fn targets_apple_refused_with_9709_are_assigned_once_a_purchase_grows_the_pool() {
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, org(1, 3, 0));
+    // Another MDM took every license since our sync: Apple refuses all three with 9709.
+    h.apple.org(&token).assets[0]["availableCount"] = json!(0);
+    enroll(&mut h, (0..3).map(serial));
+    h.input(policy("p1", &app(0), LicenseType::Device, (0..3).map(serial))).unwrap();
+    h.run_for(MINUTE);
+    assert!(ready(&h).is_empty());
+    assert_eq!(shortfalls(&h).first(), Some(&3), "the refusal is a shortfall");
+    assert_eq!(short_by(&h), 3);
+    h.take_trace();
+
+    h.apple.purchase(&token, &app(0), 3, h.now);
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 3, "every refused device, without an administrator step");
+    assert_eq!(shortfalls(&h).last(), Some(&0));
+    assert_eq!(short_by(&h), 0);
 }
