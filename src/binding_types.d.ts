@@ -198,6 +198,10 @@ export type EngineEvent =
   | { type: "lowLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; available: number; threshold: number }
   /** A user must accept the invitation (no Managed Apple ID): deliver `inviteUrl` to them. */
   | { type: "inviteUser"; accountId: string; clientUserId: string; email: string | null; inviteUrl: string }
+  /**
+   * Apple refused the pair (`errorNumber` and Apple's message), or (`errorNumber` null) a `licenseNotFound` install
+   * failure: Apple shows the license (kept), or it was the second report within a day (released).
+   */
   | { type: "assignmentFailed"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; errorNumber: number | null; message: string };
 
 // ----------------------------- read models ---------------------------------
