@@ -178,6 +178,16 @@ mod tests {
     }
 
     #[test]
+    fn an_install_failure_reads_its_optional_reason_and_refuses_one_that_is_not_a_string() {
+        let input = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": "licenseNotFound"}"#).unwrap();
+        assert!(matches!(input, Input::InstallFailed { reason: Some(r), cancelled: false, .. } if r == "licenseNotFound"));
+        let input = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": null}"#).unwrap();
+        assert!(matches!(input, Input::InstallFailed { reason: None, .. }));
+        let error = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": 9610}"#).unwrap_err();
+        assert!(error.contains("invalid type"), "{error}");
+    }
+
+    #[test]
     fn the_tag_may_come_anywhere_and_fieldless_inputs_need_only_their_tag() {
         let input = parse(r#"{"accountId": "a1", "type": "refresh"}"#).unwrap();
         assert!(matches!(input, Input::Refresh { account_id } if account_id == "a1"));
