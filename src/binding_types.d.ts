@@ -81,7 +81,13 @@ export type Input =
   | { type: "deviceRetired"; serialNumber: string }
   | { type: "appInstalled"; serialNumber: string; adamId: string }
   | { type: "appRemoved"; serialNumber: string; adamId: string }
-  | { type: "installFailed"; serialNumber: string; adamId: string; cancelled?: boolean }
+  /**
+   * The install failed (or was `cancelled`): the license is reclaimed and held. `reason: "licenseNotFound"` (the
+   * device found no license, e.g. ASD error 9610) checks the pair with Apple first: associated again
+   * (`licenseReady` follows) if Apple does not show it, kept with `assignmentFailed` if it does; a second
+   * `licenseNotFound` for the pair within a day reclaims it with `assignmentFailed`. Other reasons count as none.
+   */
+  | { type: "installFailed"; serialNumber: string; adamId: string; cancelled?: boolean; reason?: string | null }
   | { type: "appConvertedToManaged"; serialNumber: string; adamId: string }
   /** The host wants to push an app update: `licenseReady` again for a device that holds the license. */
   | { type: "updatePush"; serialNumber: string; adamId: string }
@@ -183,10 +189,19 @@ export type EngineEvent =
   | { type: "licenseReleased"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; reason: string }
   /** License removal notification is on: tell the device's user that this app's license was removed. */
   | { type: "notifyUser"; accountId: string; adamId: string; serialNumber: string | null; clientUserId: string | null }
+  /**
+   * Targets wait for want of licenses of this app: `shortBy` more are needed (sent again when it changes).
+   * `shortBy: 0` says the shortfall is over: the counts grew (a purchase: `ASSET_COUNT` or a sync) or fewer
+   * targets want the app, and the waiting targets are being assigned (`licenseReady` follows each confirmation).
+   */
   | { type: "insufficientLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; shortBy: number }
   | { type: "lowLicenses"; accountId: string; adamId: string; pricingParam: PricingParam; available: number; threshold: number }
   /** A user must accept the invitation (no Managed Apple ID): deliver `inviteUrl` to them. */
   | { type: "inviteUser"; accountId: string; clientUserId: string; email: string | null; inviteUrl: string }
+  /**
+   * Apple refused the pair (`errorNumber` and Apple's message), or (`errorNumber` null) a `licenseNotFound` install
+   * failure: Apple shows the license (kept), or it was the second report within a day (released).
+   */
   | { type: "assignmentFailed"; accountId: string; adamId: string; pricingParam: PricingParam; serialNumber: string | null; clientUserId: string | null; errorNumber: number | null; message: string };
 
 // ----------------------------- read models ---------------------------------
@@ -220,6 +235,11 @@ export interface AppCountView {
   revocable: boolean;
   /** Free app or book: `totalCount` is 2147483647. */
   unlimited: boolean;
+  /**
+   * Licenses the targets waiting for this app lack, as the last plan of the whole account found
+   * (0: nobody waits for want of licenses; back to 0 once a purchase lets them be assigned).
+   */
+  shortBy: number;
 }
 
 /** One app (or book) across every account that has it (`appTotals()`): the sums of its counts and each account's share. */

@@ -24,6 +24,16 @@ pub enum PricingParam {
     Plus,
 }
 
+impl PricingParam {
+    /// Apple's name of the edition (in store keys and query strings).
+    pub fn name(self) -> &'static str {
+        match self {
+            PricingParam::Stdq => "STDQ",
+            PricingParam::Plus => "PLUS",
+        }
+    }
+}
+
 /// Whether an asset is an app or a book.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProductType {

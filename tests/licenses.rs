@@ -417,8 +417,8 @@ fn device_query(app_index: usize) -> ExplainQuery {
 fn an_app_removed_by_the_user_or_a_failed_or_cancelled_install_is_reclaimed_and_not_reassigned_until_installed_again() {
     for (input, reason) in [
         (Input::AppRemoved { serial_number: serial(0), adam_id: app(0) }, "the user removed the app from the device"),
-        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: false }, "the installation failed"),
-        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: true }, "the installation was cancelled"),
+        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: false, reason: None }, "the installation failed"),
+        (Input::InstallFailed { serial_number: serial(0), adam_id: app(0), cancelled: true, reason: None }, "the installation was cancelled"),
     ] {
         let (mut h, token) = one_device_licensed(false);
         h.input(input).unwrap();

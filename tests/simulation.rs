@@ -128,6 +128,9 @@ struct Model {
     removed_users: BTreeSet<usize>,
     /// (asset, device) pairs held back by a removed app, a failed install or an admin reclaim.
     held: BTreeSet<(usize, usize)>,
+    /// When each (asset, device) pair last failed to install with `licenseNotFound`: sent at most
+    /// once in two days per pair, so that the engine only checks with Apple (the pair stays wanted).
+    not_found_at: BTreeMap<(usize, usize), u64>,
 }
 
 impl Model {
@@ -516,9 +519,17 @@ impl Sim {
                 self.input(Input::AppRemoved { serial_number: serial(d), adam_id: app(device_app) }).unwrap();
             }
             45..=46 => {
-                self.model.held.insert((device_app, d));
+                let now = self.h.now;
                 let cancelled = self.rng.bool();
-                self.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(device_app), cancelled }).unwrap();
+                let pair = (device_app, d);
+                let reason = if !cancelled && self.rng.bool() && self.model.not_found_at.get(&pair).is_none_or(|at| now >= at + 2 * DAY) {
+                    self.model.not_found_at.insert(pair, now);
+                    Some("licenseNotFound".to_owned())
+                } else {
+                    self.model.held.insert(pair);
+                    None
+                };
+                self.input(Input::InstallFailed { serial_number: serial(d), adam_id: app(device_app), cancelled, reason }).unwrap();
             }
             47..=50 => {
                 self.model.held.remove(&(device_app, d));

@@ -149,12 +149,8 @@ impl Account {
                 self.push_backoff_event(fx);
             }
             Outcome::Transient { reason } => self.failed_transiently(&purpose, sent_at, reason, env, fx, rng),
-            Outcome::TokenInvalid { reason, .. } => {
-                if purpose == TEST {
-                    fx.event(self.test_result(false, reason.clone()));
-                }
-                self.stop(reason, env, fx);
-            }
+            // A running Test learns the reason from `stop`, once.
+            Outcome::TokenInvalid { reason, .. } => self.stop(reason, env, fx),
             Outcome::Rejected { error_number, reason } => {
                 let handled = match &purpose {
                     Purpose::Location(request) => self.location_rejected(*request, &reason, fx),

@@ -41,6 +41,7 @@ impl Credential {
         self.token = token;
         self.problem = None;
         self.warned_threshold = None;
+        self.expiry_seen_at = None;
     }
 
     /// Reads the clock against the token's expiry. Call on every scheduling pass.

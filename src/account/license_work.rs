@@ -1,19 +1,20 @@
 //! The account's side of its license work: when planning runs (the coalescing window, the gates),
 //! which operation is submitted or which event is polled next (polls take at most a third of the
-//! rate while license requests wait), Apple's answers to those requests, and the notifications
-//! about licenses and users. What the work means is decided by [`crate::licenses::Licenses`].
+//! rate while license requests wait), Apple's answers to those requests, the notifications
+//! about licenses and users, and the checks with Apple of pairs a device found no license for.
+//! What the work means is decided by [`crate::licenses::Licenses`].
 
 use crate::account::{Account, AccountRequest, Purpose};
 use crate::account::answers::parse;
 use crate::apple::errors::EVENT_NOT_FOUND;
 use crate::apple::notification::Notification;
-use crate::apple::wire::{EventResponse, StatusResponse};
+use crate::apple::wire::{Assignment, EventResponse, Page, StatusResponse};
 use crate::base::time::Millis;
 use crate::contract::output::Method;
 use crate::effects::{AccountEffects, Env};
 use crate::facts::Facts;
 use crate::licenses::coalesce::CoalescePolicy;
-use crate::vocab::OperationKind;
+use crate::vocab::{AssignmentKey, OperationKind};
 
 /// A request about license work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum LicenseRequest {
     Submit { op: u64, kind: OperationKind },
     /// Asking `/status` about an operation's event.
     Poll { op: u64 },
+    /// Asking Apple (`GET /assignments`, filtered) whether it holds a pair a device found no license for.
+    Check { key: AssignmentKey },
 }
 
 impl LicenseRequest {
@@ -30,6 +33,7 @@ impl LicenseRequest {
         match self {
             LicenseRequest::Submit { kind, .. } => kind.purpose(),
             LicenseRequest::Poll { .. } => "eventStatus",
+            LicenseRequest::Check { .. } => "checkAssignment",
         }
     }
 }
@@ -78,6 +82,17 @@ impl Account {
             let purpose = LicenseRequest::Submit { op: op.id, kind: op.kind }.into();
             return Some(AccountRequest { purpose, method: Method::Post, url: url.clone(), body: Some(op.body(&self.mirror)) });
         }
+        if let Some(key) = self.licenses.next_check() {
+            let pair = self.mirror.pair(&key);
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            match (&pair.serial_number, &pair.client_user_id) {
+                (Some(serial), _) => query.append_pair("serialNumber", serial),
+                (_, user) => query.append_pair("clientUserId", user.as_deref().unwrap_or_default()),
+            };
+            let query = query.append_pair("adamId", &pair.adam_id).append_pair("pricingParam", pair.pricing_param.name()).finish();
+            let url = format!("{}?{query}", urls.get_assignments);
+            return Some(AccountRequest { purpose: LicenseRequest::Check { key }.into(), method: Method::Get, url, body: None });
+        }
         if self.next_poll_at(env.now, env.service.limits.max_request_per_second).is_none_or(|at| at > env.now) {
             return None;
         }
@@ -99,6 +114,11 @@ impl Account {
                 let status: StatusResponse = parse(body)?;
                 let registered = self.licenses.status(op, status, &mut self.mirror, env, fx);
                 self.users_registered(registered, env.now);
+            }
+            LicenseRequest::Check { key } => {
+                let page: Page<Assignment<'_>> = parse(body)?;
+                let shown = page.records.iter().any(|a| self.mirror.key_of(a) == Some(key));
+                self.licenses.checked(key, shown, &mut self.mirror, fx);
             }
         }
         Ok(())
@@ -125,6 +145,11 @@ impl Account {
                 true
             }
             (LicenseRequest::Poll { .. }, _) => false,
+            (LicenseRequest::Check { key }, _) => {
+                self.report_failure(&Purpose::License(request), error_number, reason, fx);
+                self.licenses.check_refused(key);
+                true
+            }
         }
     }
 
@@ -140,6 +165,7 @@ impl Account {
         match request {
             LicenseRequest::Submit { op, .. } => self.licenses.retry(op, false),
             LicenseRequest::Poll { op } => self.licenses.retry(op, true),
+            LicenseRequest::Check { key } => self.licenses.check_again(key),
         }
     }
 
@@ -161,6 +187,24 @@ impl Account {
                 self.users_registered(registered, env.now);
             }
             Notification::UsersAssociated(users) => self.licenses.users_updated(&users, &mut self.mirror, fx),
+        }
+    }
+
+    /// A device reported that installing `adam_id` failed for want of a license (`installFailed`,
+    /// `licenseNotFound`). Each pair of the app that the device (or its `user`) holds here, as far
+    /// as the account knows, is checked with Apple; a pair it lacks is planned again.
+    pub fn license_not_found(&mut self, serial: &str, user: Option<&str>, adam_id: &str, now: Millis, fx: &mut AccountEffects<'_>) {
+        let mut targets = vec![self.mirror.intern_device(serial)];
+        targets.extend(user.map(|u| self.mirror.intern_user(u)));
+        for target in targets {
+            for asset in self.mirror.assets_of_app(adam_id) {
+                let key = AssignmentKey { asset, target };
+                if self.mirror.has_assignment(&key) || self.licenses.ours().contains(&key) {
+                    self.licenses.license_not_found(key, now, &self.mirror, fx);
+                } else {
+                    self.licenses.replan(target);
+                }
+            }
         }
     }
 

@@ -293,7 +293,7 @@ impl Account {
     /// Whether the account wants to send something now (or as soon as its gate opens).
     fn wants_to_send(&self, now: Millis, config: &EngineConfig, rate_limit: u32) -> bool {
         self.location.wants_to_send()
-            || (self.location.managed_by_us() && self.licenses.has_queued())
+            || (self.location.managed_by_us() && (self.licenses.has_queued() || self.licenses.check_queued()))
             || self.next_poll_at(now, rate_limit).is_some_and(|at| at <= now)
             || self.schedule.wants_page(config.max_pages_in_flight as usize)
     }

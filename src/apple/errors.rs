@@ -37,11 +37,37 @@ pub const TOKEN_INVALID_ERRORS: [i64; 5] = [TOKEN_NOT_VALID, TOKEN_EXPIRED, TOKE
 /// Error numbers of Apple's own trouble: retried with backoff, like a 5xx.
 pub const TRANSIENT_ERRORS: [i64; 3] = [INTERNAL_ERROR, MAINTENANCE, TEMPORARILY_UNAVAILABLE];
 
-/// What the administrator reads when the token stops the account.
+/// What the administrator reads when Apple's answer stops the account: each way a token ends has
+/// its own reason, saying what to do.
 pub fn token_reason(number: i64) -> String {
     match number {
-        TOKEN_EXPIRED => "The token has expired (Apple error 9621). Upload a new token.".to_owned(),
-        TOKEN_REVOKED => "Apple has revoked the token (error 9625). Upload a new token.".to_owned(),
+        TOKEN_EXPIRED => {
+            "The token has expired (Apple error 9621). Download a new token in Apple Business Manager or Apple School Manager and upload it."
+                .to_owned()
+        }
+        TOKEN_REVOKED => "Apple has revoked the token because a newer token was downloaded for this location (error 9625). \
+                          Upload the newest token."
+            .to_owned(),
+        TOKEN_INVALID => "Apple no longer accepts the token (error 9622): the account that downloaded it may have changed its \
+                          password or been removed. Download a new token and upload it."
+            .to_owned(),
         n => format!("Apple rejected the token (error {n}). Upload a new token."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    use super::*;
+
+    #[test]
+    fn each_way_a_token_ends_has_its_own_reason() {
+        let reasons: std::collections::BTreeSet<String> = TOKEN_INVALID_ERRORS.iter().map(|&n| token_reason(n)).collect();
+        assert_eq!(reasons.len(), TOKEN_INVALID_ERRORS.len());
+        assert!(token_reason(TOKEN_REVOKED).contains("newer token"));
+        assert!(token_reason(TOKEN_EXPIRED).contains("expired"));
+        assert!(token_reason(TOKEN_INVALID).contains("no longer accepts"));
     }
 }

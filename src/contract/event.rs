@@ -40,6 +40,7 @@ pub enum Event {
     },
     /// License removal notification is on: tell the user this app's license was removed.
     NotifyUser { account_id: String, adam_id: String, serial_number: Option<String>, client_user_id: Option<String> },
+    /// Targets wait for want of `short_by` licenses; `short_by` 0: the shortfall is over, they are being assigned.
     InsufficientLicenses { account_id: String, adam_id: String, pricing_param: PricingParam, short_by: usize },
     LowLicenses { account_id: String, adam_id: String, pricing_param: PricingParam, available: i64, threshold: i64 },
     /// The user must accept Apple's invitation (no Managed Apple ID): deliver `invite_url`.

@@ -76,11 +76,15 @@ tagged_enum! {
             serial_number: String = required "serialNumber",
             adam_id: String = required "adamId",
         },
-        /// The install failed or was cancelled: the license is reclaimed and not reassigned.
+        /// The install failed or was cancelled: the license is reclaimed and not reassigned. With
+        /// `reason` `"licenseNotFound"` (the device found no license) the pair is checked with Apple
+        /// first: associated again if Apple does not show it, kept if it does; a second such report
+        /// within a day reclaims it. Other reasons count as none.
         InstallFailed = "installFailed" {
             serial_number: String = required "serialNumber",
             adam_id: String = required "adamId",
             cancelled: bool = optional "cancelled",
+            reason: Option<String> = optional "reason",
         },
         /// An app installed unmanaged became managed: it needs a license (ready again if held).
         AppConvertedToManaged = "appConvertedToManaged" {
@@ -171,6 +175,16 @@ mod tests {
         assert!(parse(r#"["refresh", "a1"]"#).unwrap_err().contains("invalid type"));
         let policy = r#"{"type": "setPolicy", "policy": ["p", "P", "a1", "1", "STDQ", "device", []]}"#;
         assert!(parse(policy).unwrap_err().contains("invalid type"));
+    }
+
+    #[test]
+    fn an_install_failure_reads_its_optional_reason_and_refuses_one_that_is_not_a_string() {
+        let input = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": "licenseNotFound"}"#).unwrap();
+        assert!(matches!(input, Input::InstallFailed { reason: Some(r), cancelled: false, .. } if r == "licenseNotFound"));
+        let input = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": null}"#).unwrap();
+        assert!(matches!(input, Input::InstallFailed { reason: None, .. }));
+        let error = parse(r#"{"type": "installFailed", "serialNumber": "S1", "adamId": "1", "reason": 9610}"#).unwrap_err();
+        assert!(error.contains("invalid type"), "{error}");
     }
 
     #[test]

@@ -68,11 +68,13 @@ pub struct AppCountView {
     pub device_assignable: bool,
     pub revocable: bool,
     pub unlimited: bool,
+    /// Licenses the targets waiting for this app lack (0: none wait for want of licenses).
+    pub short_by: usize,
 }
 
 impl AppCountView {
-    /// The view of an asset's counts.
-    pub fn new(adam_id: String, pricing_param: PricingParam, counts: &AssetCounts) -> Self {
+    /// The view of an asset's counts, with the licenses planning found missing.
+    pub fn new(adam_id: String, pricing_param: PricingParam, counts: &AssetCounts, short_by: usize) -> Self {
         Self {
             adam_id,
             pricing_param,
@@ -84,6 +86,7 @@ impl AppCountView {
             device_assignable: counts.device_assignable,
             revocable: counts.revocable,
             unlimited: counts.unlimited(),
+            short_by,
         }
     }
 }

@@ -255,7 +255,7 @@ impl Engine {
         Ok(())
     }
 
-    fn record_installed(&mut self, serial: &str, adam_id: &str, installed: bool) -> Result<(), EngineError> {
+    pub(super) fn record_installed(&mut self, serial: &str, adam_id: &str, installed: bool) -> Result<(), EngineError> {
         check_id("serialNumber", serial)?;
         check_id("adamId", adam_id)?;
         let mut facts = self.facts.devices.get(serial).cloned().unwrap_or_default();

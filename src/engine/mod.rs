@@ -17,6 +17,7 @@
 //! outputs and `records.rs` maps its store changes to one `Persist` output.
 
 mod accounts;
+mod install_failures;
 mod licensing;
 mod notifications;
 mod read_model;
@@ -149,9 +150,8 @@ impl Engine {
             Input::AppRemoved { serial_number, adam_id } => {
                 self.hold_device_app(&serial_number, &adam_id, "the user removed the app from the device")?
             }
-            Input::InstallFailed { serial_number, adam_id, cancelled } => {
-                let reason = if cancelled { "the installation was cancelled" } else { "the installation failed" };
-                self.hold_device_app(&serial_number, &adam_id, reason)?
+            Input::InstallFailed { serial_number, adam_id, cancelled, reason } => {
+                self.install_failed(&serial_number, &adam_id, cancelled, reason.as_deref())?
             }
             Input::AppConvertedToManaged { serial_number, adam_id } => {
                 self.app_installed(&serial_number, &adam_id)?;

@@ -16,7 +16,7 @@ use crate::licenses::desired::Decision;
 use crate::licenses::operations::OperationState;
 use crate::mirror::Mirror;
 use crate::policy::AppPolicy;
-use crate::vocab::{AssignmentKey, LicenseType, OperationKind, PricingParam, SyncKind, Target};
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, SyncKind, Target};
 
 impl Engine {
     /// Every account with its status, for the account list.
@@ -46,7 +46,8 @@ impl Engine {
 
     /// License counts per app (purchased / used / available) of one account, as of the last sync.
     pub fn app_counts(&self, account_id: &str) -> Result<Vec<AppCountView>, EngineError> {
-        Ok(app_counts(&self.account(account_id)?.mirror))
+        let account = self.account(account_id)?;
+        Ok(app_counts(&account.mirror, |asset| account.licenses.short_by(asset)))
     }
 
     /// License counts per app across every account (one token each), with each account's share: for
@@ -199,10 +200,10 @@ impl Engine {
 }
 
 /// The counts of every asset, by adam id and pricing (an order that survives a restart).
-fn app_counts(mirror: &Mirror) -> Vec<AppCountView> {
+fn app_counts(mirror: &Mirror, short_by: impl Fn(&AssetKey) -> usize) -> Vec<AppCountView> {
     let mut views: Vec<AppCountView> = mirror
         .assets()
-        .map(|(key, counts)| AppCountView::new(mirror.name(key.adam_id).to_owned(), key.pricing, counts))
+        .map(|(key, counts)| AppCountView::new(mirror.name(key.adam_id).to_owned(), key.pricing, counts, short_by(key)))
         .collect();
     views.sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
     views

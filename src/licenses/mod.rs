@@ -13,6 +13,7 @@
 //! | outcomes | `outcomes.rs` | what Apple's answers (`/status`, refusals, a sync's view) mean for provenance, the mirror and the host |
 //! | notifications | `notifications.rs` | Apple's `ASSET_MANAGEMENT` and `USER_MANAGEMENT` notifications, and the events finished lately |
 //! | explain | `explain.rs` | why a target has or lacks a license, in words |
+//! | checks | `checks.rs` | pairs a device found no license for, checked with Apple; the reports of the last day |
 //!
 //! Every method that changes something durable or the host must hear of reports it into the
 //! account's [`AccountEffects`]; what it reads of the engine comes in an
@@ -21,6 +22,7 @@
 //! policy still wants it.
 
 pub mod batch;
+pub mod checks;
 pub mod coalesce;
 pub mod desired;
 mod explain;
@@ -36,6 +38,7 @@ mod sending;
 use crate::base::time::Millis;
 use crate::effects::AccountEffects;
 use crate::facts::Facts;
+use crate::licenses::checks::Checks;
 use crate::licenses::coalesce::CoalescePolicy;
 use crate::licenses::desired::{Decision, Desired};
 use crate::licenses::in_flight::InFlight;
@@ -61,6 +64,8 @@ pub struct Licenses {
     /// (adopted as ours if they appear before a trustworthy full refresh).
     in_flight: InFlight,
     finished: FinishedEvents,
+    /// Pairs a device found no license for, to check with Apple.
+    checks: Checks,
 }
 
 impl Licenses {
@@ -147,6 +152,11 @@ impl Licenses {
         self.planner.replan_all();
     }
 
+    /// How many licenses of `asset` the targets waiting for it lack (see `appCounts`' `shortBy`).
+    pub fn short_by(&self, asset: &AssetKey) -> usize {
+        self.pool.short_by(asset)
+    }
+
     // ================================================================ scheduling
 
     /// Whether something changed that planning must look at.
@@ -168,6 +178,11 @@ impl Licenses {
     /// Whether planned requests wait to be sent.
     pub fn has_queued(&self) -> bool {
         self.ops.first_queued().is_some()
+    }
+
+    /// Whether a check of a pair with Apple waits to be sent.
+    pub fn check_queued(&self) -> bool {
+        self.checks.any_queued()
     }
 
     /// Whether license requests wait: planned ones, or work collecting in a window.

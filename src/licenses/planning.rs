@@ -201,12 +201,13 @@ impl Licenses {
             }
         }
         let mut wanted_by_target: BTreeMap<Target, BTreeSet<AssetKey>> = BTreeMap::new();
+        let mut shortfalls = BTreeMap::new();
         for (asset, (awaited, fresh)) in missing {
             let Some(counts) = mirror.asset(&asset) else { continue };
             let available = self.pool.available(&asset, counts, self.in_flight.count(&asset));
             let take = fresh.len().min(usize::try_from(available).unwrap_or(usize::MAX));
             if whole {
-                self.pool.shortfall(asset, fresh.len() - take, mirror, fx);
+                shortfalls.insert(asset, fresh.len() - take);
             } else if take < fresh.len() {
                 self.planner.replan_all(); // short: the whole account's shortfall must be reported
             }
@@ -216,6 +217,9 @@ impl Licenses {
             for target in awaited.iter().chain(&fresh[..take]) {
                 wanted_by_target.entry(*target).or_default().insert(asset);
             }
+        }
+        if whole {
+            self.pool.shortfalls(shortfalls, mirror, fx);
         }
         for batch in manage_batches(&wanted_by_target, &env.service.limits) {
             let op = self.ops.create(OperationKind::Associate, batch.assets, batch.targets, "in scope of an app policy".to_owned());

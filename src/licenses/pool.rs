@@ -35,8 +35,9 @@ pub struct Pool {
     /// The shortfall last reported per asset (reported again when it changes, or after the counts
     /// were read again).
     reported_short: BTreeMap<AssetKey, i64>,
-    /// Assets the last plan found short (for `explain`; kept while the counts are read again).
-    short: BTreeSet<AssetKey>,
+    /// Assets the last whole-account plan (or a refusal) found short, by how many licenses (for
+    /// `explain` and `appCounts`; kept while the counts are read again, until a plan finds enough).
+    short: BTreeMap<AssetKey, usize>,
     /// Assets whose low count was reported (again after the counts were read again).
     reported_low: BTreeSet<AssetKey>,
 }
@@ -82,23 +83,28 @@ impl Pool {
         }
     }
 
-    /// A whole-account plan found `asset` short by `short_by` licenses (0: not short):
-    /// `insufficientLicenses` when the shortfall is new or changed.
-    pub fn shortfall(&mut self, asset: AssetKey, short_by: usize, mirror: &Mirror, fx: &mut AccountEffects<'_>) {
-        if short_by == 0 {
-            self.reported_short.remove(&asset);
+    /// A whole-account plan found these assets short by so many licenses (0: not short), for every
+    /// asset targets wait for: `insufficientLicenses` when a shortfall is new or changed, and with
+    /// `shortBy` 0 when an asset reported short has enough again (or nobody waits for it any more):
+    /// the waiting targets are being assigned.
+    pub fn shortfalls(&mut self, found: BTreeMap<AssetKey, usize>, mirror: &Mirror, fx: &mut AccountEffects<'_>) {
+        let resolved: Vec<AssetKey> = self.short.keys().filter(|asset| found.get(asset).is_none_or(|&n| n == 0)).copied().collect();
+        for asset in resolved {
             self.short.remove(&asset);
-            return;
+            self.reported_short.remove(&asset);
+            fx.event(insufficient(fx.account_id(), asset, 0, mirror));
         }
-        self.short.insert(asset);
-        if self.reported_short.insert(asset, short_by as i64) != Some(short_by as i64) {
-            fx.event(Event::InsufficientLicenses {
-                account_id: fx.account_id().to_owned(),
-                adam_id: mirror.name(asset.adam_id).to_owned(),
-                pricing_param: asset.pricing,
-                short_by,
-            });
+        for (asset, short_by) in found.into_iter().filter(|&(_, n)| n > 0) {
+            self.short.insert(asset, short_by);
+            if self.reported_short.insert(asset, short_by as i64) != Some(short_by as i64) {
+                fx.event(insufficient(fx.account_id(), asset, short_by, mirror));
+            }
         }
+    }
+
+    /// How many licenses of `asset` the last whole-account plan (or refusal) found missing.
+    pub fn short_by(&self, asset: &AssetKey) -> usize {
+        self.short.get(asset).copied().unwrap_or(0)
     }
 
     /// Planning leaves `remaining` licenses of `asset` (not free): `lowLicenses` once it is at or
@@ -135,13 +141,8 @@ impl Pool {
     pub fn report_refusals(&mut self, mirror: &Mirror, fx: &mut AccountEffects<'_>) {
         for (asset, short_by) in std::mem::take(&mut self.refused_now) {
             self.reported_short.insert(asset, short_by as i64);
-            self.short.insert(asset);
-            fx.event(Event::InsufficientLicenses {
-                account_id: fx.account_id().to_owned(),
-                adam_id: mirror.name(asset.adam_id).to_owned(),
-                pricing_param: asset.pricing,
-                short_by,
-            });
+            self.short.insert(asset, short_by);
+            fx.event(insufficient(fx.account_id(), asset, short_by, mirror));
         }
     }
 
@@ -160,6 +161,16 @@ impl Pool {
             };
             return Some(format!("Apple refused the assignment for lack of licenses (9709: {}); {next}", refusal.message));
         }
-        self.short.contains(asset).then(|| "not enough licenses available".to_owned())
+        self.short.contains_key(asset).then(|| "not enough licenses available".to_owned())
+    }
+}
+
+/// `insufficientLicenses` for `asset`: `short_by` 0 says the shortfall is over.
+fn insufficient(account_id: &str, asset: AssetKey, short_by: usize, mirror: &Mirror) -> Event {
+    Event::InsufficientLicenses {
+        account_id: account_id.to_owned(),
+        adam_id: mirror.name(asset.adam_id).to_owned(),
+        pricing_param: asset.pricing,
+        short_by,
     }
 }

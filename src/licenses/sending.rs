@@ -87,6 +87,7 @@ impl Licenses {
     /// The account stopped sending (ownership lost, token invalid): answers to requests in flight
     /// will be ignored. Each submission in flight goes the way of [`Licenses::unanswered`].
     pub fn requests_abandoned(&mut self, settle: Millis) {
+        self.checks.requests_abandoned();
         let submitting: Vec<u64> =
             self.ops.values().filter(|op| matches!(op.state, OperationState::Submitting { .. })).map(|op| op.id).collect();
         for op_id in submitting {

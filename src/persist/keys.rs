@@ -177,7 +177,7 @@ pub fn operation_key(account_id: &str, operation_id: u64) -> String {
 
 /// The key of an asset record of an account's mirror.
 pub fn asset_key(account_id: &str, adam_id: &str, pricing: PricingParam) -> String {
-    format!("{ASSET_PREFIX}{}/{}/{}", enc(account_id), enc(adam_id), pricing_name(pricing))
+    format!("{ASSET_PREFIX}{}/{}/{}", enc(account_id), enc(adam_id), pricing.name())
 }
 
 /// The key of a record of a user Apple knows, in an account's mirror.
@@ -188,13 +188,6 @@ pub fn apple_user_key(account_id: &str, client_user_id: &str) -> String {
 /// The key of a user not to register at Apple again.
 pub fn user_hold_key(account_id: &str, client_user_id: &str) -> String {
     format!("{USER_HOLD_PREFIX}{}/{}", enc(account_id), enc(client_user_id))
-}
-
-fn pricing_name(pricing: PricingParam) -> &'static str {
-    match pricing {
-        PricingParam::Stdq => "STDQ",
-        PricingParam::Plus => "PLUS",
-    }
 }
 
 /// The last key components naming a device (`d/<serial>`) or a user (`u/<clientUserId>`).
@@ -210,7 +203,7 @@ impl PairRecord {
     /// The record's key under `prefix` ([`PROVENANCE_PREFIX`], [`HOLD_PREFIX`] or [`AWAITED_PREFIX`]).
     pub fn key(&self, prefix: &str) -> String {
         let pair = &self.pair;
-        let pricing = pricing_name(pair.pricing_param);
+        let pricing = pair.pricing_param.name();
         let target = target_path(&pair.serial_number, &pair.client_user_id);
         format!("{prefix}{}/{}/{pricing}/{target}", enc(&self.account_id), enc(&pair.adam_id))
     }

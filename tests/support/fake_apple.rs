@@ -33,6 +33,8 @@ pub enum TokenState {
     Valid,
     Expired,
     Revoked,
+    /// Apple no longer accepts the token (the downloading account's password changed): 9622.
+    Invalidated,
 }
 
 /// One location's data. Records carry the internal version at which they last changed.
@@ -250,6 +252,8 @@ pub struct AppleEvent {
 
 pub struct FakeApple {
     pub orgs: HashMap<String, Org>,
+    /// Tokens a newer download for the same location replaced: answered 401 / 9625.
+    pub superseded: HashSet<String>,
     pub page_size: usize,
     pub limits: Value,
     pub faults: VecDeque<Fault>,
@@ -289,6 +293,7 @@ impl FakeApple {
     pub fn new() -> Self {
         Self {
             orgs: HashMap::new(),
+            superseded: HashSet::new(),
             page_size: 3,
             limits: json!({"maxAssets": 25, "maxUsers": 100, "maxClientUserIds": 1000, "maxSerialNumbers": 1000,
                            "maxRevokeSerialNumbers": 100, "maxRevokeClientUserIds": 100, "maxRequestPerSecond": 15}),
@@ -358,6 +363,29 @@ impl FakeApple {
         for outgoing in self.outbox.iter_mut().filter(|o| o.bearer == old) {
             outgoing.bearer = new.to_owned();
         }
+    }
+
+    /// An administrator downloaded the location's token again as `new`: the location carries on
+    /// under it, and `old` is revoked (401 / 9625), as Apple does.
+    pub fn download_new_token(&mut self, old: &str, new: &str) {
+        self.replace_token(old, new);
+        self.superseded.insert(old.to_owned());
+    }
+
+    /// The organization bought `count` more licenses of `adam_id` at `now`: Get Assets shows the
+    /// new counts, and an `ASSET_COUNT` notification goes out.
+    pub fn purchase(&mut self, bearer: &str, adam_id: &str, count: i64, now: u64) {
+        let org = self.org(bearer);
+        org.version += 1;
+        let asset = org.assets.iter_mut().find(|a| a["adamId"] == adam_id).expect("known asset");
+        for field in ["totalCount", "availableCount"] {
+            asset[field] = json!(asset[field].as_i64().unwrap_or(0) + count);
+        }
+        self.next_event += 1;
+        let notification = json!({"adamId": adam_id, "countDelta": count, "pricingParam": "STDQ"});
+        let body = json!({"notificationId": format!("count-{}", self.next_event), "notificationType": "ASSET_COUNT",
+                          "notification": notification, "uId": "1"});
+        self.send_notification(now, bearer, body.to_string());
     }
 
     /// Completes every event due by `now`, and queues the notification of each completed event
@@ -523,12 +551,16 @@ impl FakeApple {
             .collect();
             return ok(json!({"limits": self.limits, "urls": urls, "errorCodes": []}));
         }
+        if bearer.as_ref().is_some_and(|b| self.superseded.contains(b)) {
+            return error(401, 9625, "The server has revoked the sToken.");
+        }
         let Some(org) = bearer.as_ref().and_then(|b| self.orgs.get_mut(b)) else {
             return error(401, 9722, "Invalid authorization header");
         };
         match org.token_state {
             TokenState::Expired => return error(401, 9621, "The token has expired."),
             TokenState::Revoked => return error(401, 9625, "The server has revoked the sToken."),
+            TokenState::Invalidated => return error(401, 9622, "Invalid authentication token."),
             TokenState::Valid => {}
         }
         let page_index: usize = query.get("pageIndex").and_then(|p| p.parse().ok()).unwrap_or(0);

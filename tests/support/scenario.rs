@@ -61,7 +61,7 @@ pub fn enroll(h: &mut Harness, serials: impl IntoIterator<Item = String>) {
 pub fn take_back(kind: u32, serial_number: String, adam_id: String) -> Input {
     match kind {
         0 => Input::AppRemoved { serial_number, adam_id },
-        1 => Input::InstallFailed { serial_number, adam_id, cancelled: false },
+        1 => Input::InstallFailed { serial_number, adam_id, cancelled: false, reason: None },
         _ => Input::ReclaimLicense {
             account_id: "a1".into(),
             adam_id,

@@ -216,6 +216,7 @@ pub fn app_count_view() -> AppCountView {
         device_assignable: true,
         revocable: true,
         unlimited: false,
+        short_by: 0,
     }
 }
 
