@@ -334,7 +334,8 @@ struct Sim {
     /// last `insufficientLicenses`.
     named_at: BTreeMap<Pair, u64>,
     short_at: BTreeMap<usize, u64>,
-    /// Pairs reported `licenseReady` and not released or re-enrolled since: reported ready once.
+    /// Pairs reported `licenseReady` and not released, re-enrolled or reported `licenseNotFound` since:
+    /// reported ready once.
     ready: BTreeSet<Pair>,
     /// Enrollment ids handed out (re-enrollments), and the devices the host reported enrolled.
     enrollments: u64,
@@ -524,6 +525,8 @@ impl Sim {
                 let pair = (device_app, d);
                 let reason = if !cancelled && self.rng.bool() && self.model.not_found_at.get(&pair).is_none_or(|at| now >= at + 2 * DAY) {
                     self.model.not_found_at.insert(pair, now);
+                    // The host found no license: a new licenseReady (Apple lost it, it was assigned again) is welcome.
+                    self.ready.remove(&(device_app, Target::Device(d)));
                     Some("licenseNotFound".to_owned())
                 } else {
                     self.model.held.insert(pair);
@@ -739,7 +742,7 @@ impl Sim {
                 }
                 Trace::Emitted { event: Event::LicenseReady { adam_id, serial_number, client_user_id, .. }, .. } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
-                        assert!(self.ready.insert(pair), "licenseReady again for {pair:?}, ready since and not released nor re-enrolled");
+                        assert!(self.ready.insert(pair), "licenseReady again for {pair:?}, ready since and not released, re-enrolled nor reported not found");
                     }
                 }
                 Trace::Emitted { event: Event::LicenseReleased { adam_id, serial_number, client_user_id, .. }, .. } => {
