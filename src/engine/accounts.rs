@@ -34,7 +34,9 @@ impl Engine {
         self.facts = loaded.facts;
         self.notify_users = loaded.notify_users;
         self.policies.extend(loaded.policies);
-        self.accounts.extend(loaded.accounts);
+        for account in loaded.accounts.into_accounts() {
+            self.accounts.insert(account);
+        }
         self.effects.absorb(loaded.effects);
         Ok(())
     }
@@ -63,7 +65,7 @@ impl Engine {
         }
         let token = self.usable_token(token, None, now)?;
         self.effects.account(&account_id).record_changed();
-        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token, &self.config));
+        self.accounts.insert(Account::new(account_id, name, token, &self.config));
         Ok(())
     }
 

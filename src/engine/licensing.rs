@@ -197,7 +197,7 @@ impl Engine {
         let enrollment_id = enrollment_id.or(previous_enrollment);
         let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
         self.facts.set_device(&serial, facts);
-        for (id, account) in self.accounts.iter_mut() {
+        for (id, account) in self.accounts.iter_mut_all() {
             let target = account.mirror.intern_device(&serial);
             account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
@@ -221,7 +221,7 @@ impl Engine {
         facts.retired = true;
         self.facts.set_device(&serial, facts);
         self.effects.device_changed(&serial);
-        for account in self.accounts.values_mut() {
+        for (_, account) in self.accounts.iter_mut_all() {
             if let Some(id) = account.mirror.lookup(&serial) {
                 account.licenses.nominate_target(Target::Device(id), "the device was retired");
             }
@@ -231,7 +231,7 @@ impl Engine {
 
     pub(super) fn app_installed(&mut self, serial: &str, adam_id: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, true)?;
-        for (id, account) in self.accounts.iter_mut() {
+        for (id, account) in self.accounts.iter_mut_all() {
             let target = account.mirror.intern_device(serial);
             let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
@@ -245,7 +245,7 @@ impl Engine {
     /// reclaim its license and don't assign it again until the situation changes.
     pub(super) fn hold_device_app(&mut self, serial: &str, adam_id: &str, reason: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, false)?;
-        for (id, account) in self.accounts.iter_mut() {
+        for (id, account) in self.accounts.iter_mut_all() {
             let target = account.mirror.intern_device(serial);
             let mut fx = self.effects.account(id);
             for asset in account.mirror.assets_of_app(adam_id) {
@@ -283,7 +283,7 @@ impl Engine {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
         self.effects.user_changed(&client_user_id);
-        for (id, account) in self.accounts.iter_mut() {
+        for (id, account) in self.accounts.iter_mut_all() {
             let target = account.mirror.intern_user(&client_user_id);
             account.licenses.release_holds_of(target, &mut self.effects.account(id));
             account.licenses.replan(target);
@@ -297,7 +297,7 @@ impl Engine {
         facts.removed = true;
         self.facts.users.insert(client_user_id.clone(), facts);
         self.effects.user_changed(&client_user_id);
-        for account in self.accounts.values_mut() {
+        for (_, account) in self.accounts.iter_mut_all() {
             if let Some(id) = account.mirror.lookup(&client_user_id) {
                 account.licenses.nominate_target(Target::User(id), "the user was removed");
             }
@@ -355,7 +355,7 @@ impl Engine {
 
     /// Every account: release what this MDM assigned that is no longer used.
     pub(super) fn reconcile(&mut self, now: Millis) {
-        for account in self.accounts.values_mut() {
+        for (_, account) in self.accounts.iter_mut_all() {
             account.licenses.request_reconcile();
         }
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;
