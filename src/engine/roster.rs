@@ -70,6 +70,13 @@ impl Roster {
         self.entries.values().map(|e| &e.account)
     }
 
+    /// The accounts whose mirror knows one of `names` (devices' serial numbers, users' client user
+    /// ids), in id order: the only accounts a fact about them can change.
+    pub(super) fn knowing(&mut self, names: &[&str]) -> Vec<String> {
+        let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
+        self.entries.iter().filter(|(_, e)| knows(&e.account)).map(|(id, _)| id.clone()).collect()
+    }
+
     /// Every account, to change them all (a global change): marks all touched.
     pub(super) fn iter_mut_all(&mut self) -> impl Iterator<Item = (&String, &mut Account)> {
         self.touch_all();
