@@ -73,8 +73,20 @@ impl Roster {
     /// The accounts whose mirror knows one of `names` (devices' serial numbers, users' client user
     /// ids), in id order: the only accounts a fact about them can change.
     pub(super) fn knowing(&mut self, names: &[&str]) -> Vec<String> {
-        let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
-        self.entries.iter().filter(|(_, e)| knows(&e.account)).map(|(id, _)| id.clone()).collect()
+        for id in &self.touched {
+            if let Some(entry) = self.entries.get_mut(id) {
+                index_names(&mut self.names, entry);
+            }
+        }
+        let mut ids = BTreeSet::new();
+        for slot in names.iter().flat_map(|name| self.names.candidates(name)) {
+            let Some(id) = self.slots.get(*slot as usize).and_then(Option::as_ref) else { continue };
+            let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
+            if self.entries.get(id).is_some_and(|e| knows(&e.account)) {
+                ids.insert(id.clone());
+            }
+        }
+        ids.into_iter().collect()
     }
 
     /// Every account, to change them all (a global change): marks all touched.
@@ -180,11 +192,7 @@ impl Roster {
                 }
             }
             entry.wakeup = wakeup;
-            let names = account.mirror.name_count();
-            for n in entry.names_indexed..names {
-                self.names.add(account.mirror.name(n as u32), entry.slot);
-            }
-            entry.names_indexed = names;
+            index_names(&mut self.names, entry);
         }
     }
 
@@ -218,6 +226,15 @@ impl Roster {
         }
         best
     }
+}
+
+/// Puts the names the account interned since the last call into the index.
+fn index_names(index: &mut NameIndex, entry: &mut Entry) {
+    let mirror = &entry.account.mirror;
+    for n in entry.names_indexed..mirror.name_count() {
+        index.add(mirror.name(n as u32), entry.slot);
+    }
+    entry.names_indexed = mirror.name_count();
 }
 
 /// The end (excluded) of the deadlines due at `now`.
