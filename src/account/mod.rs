@@ -103,6 +103,14 @@ impl Account {
         account
     }
 
+    /// Taken over from another instance ([`crate::Engine::adopt`], after [`Account::restore`]): the
+    /// previous holder stopped sending before the lease could be taken — a lease margin (a tenth of
+    /// the ttl, seconds) before it expired, or when it released the account, before its writes
+    /// landed, the lease was freed and a round here took it — so the rate window starts empty.
+    pub fn adopted(&mut self) {
+        self.gate.clear_rate_window();
+    }
+
     /// The account's stored form.
     pub fn to_record(&self) -> AccountRecord {
         let (location, credential, schedule) = (&self.location, &self.credential, &self.schedule);
