@@ -262,7 +262,7 @@ impl Engine {
         // Only the accounts touched since the last pass or whose time has come: a pass over the
         // others would change nothing.
         for id in self.accounts.take_pass(now) {
-            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            let Some(account) = self.accounts.get_in_pass(&id) else { continue };
             let mut fx = self.effects.account(&id);
             account.tick(&env, &mut fx);
             if account.licenses.wants_plan() && account.license_plan_due(now, &coalescing) {
@@ -302,7 +302,7 @@ impl Engine {
         let visits = self.accounts.status_candidates(now, self.effects.changed_accounts().map(|(id, _)| id));
         let mut changed = self.effects.changed_accounts().peekable();
         for id in &visits {
-            let Some(account) = self.accounts.get_mut(id) else { continue };
+            let Some(account) = self.accounts.get_in_pass(id) else { continue };
             if let Some(event) = account.status_change(now) {
                 self.outputs.push_back(Output::Event { event });
             }

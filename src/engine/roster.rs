@@ -43,6 +43,8 @@ pub(super) struct Roster {
     names: NameIndex,
     /// The account id of each slot (`None`: free).
     slots: Vec<Option<String>>,
+    /// The free slots.
+    free: Vec<u32>,
 }
 
 impl Roster {
@@ -56,6 +58,16 @@ impl Roster {
         if !self.unvisited.contains(id) {
             self.unvisited.insert(id.to_owned());
         }
+        if !self.touched.contains(id) {
+            self.touched.insert(id.to_owned());
+        }
+        Some(&mut entry.account)
+    }
+
+    /// The account, for the scheduling pass visiting it or to report its status and write its
+    /// changes (no work for another pass): only its deadlines are computed again.
+    pub(super) fn get_in_pass(&mut self, id: &str) -> Option<&mut Account> {
+        let entry = self.entries.get_mut(id)?;
         if !self.touched.contains(id) {
             self.touched.insert(id.to_owned());
         }
@@ -104,15 +116,12 @@ impl Roster {
     /// Adds an account (touched: it is new).
     pub(super) fn insert(&mut self, account: Account) {
         let id = account.id.clone();
-        let slot = match self.slots.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        self.slots[slot] = Some(id.clone());
-        let entry = Entry { account, slot: slot as u32, names_indexed: 0, visit_at: Millis::MAX, wakeup: None };
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            (self.slots.len() - 1) as u32
+        });
+        self.slots[slot as usize] = Some(id.clone());
+        let entry = Entry { account, slot, names_indexed: 0, visit_at: Millis::MAX, wakeup: None };
         if let Some(old) = self.entries.insert(id.clone(), entry) {
             self.forget(&id, &old);
         }
@@ -144,6 +153,7 @@ impl Roster {
         }
         if self.slots.get(entry.slot as usize).is_some_and(|s| s.as_deref() == Some(id)) {
             self.slots[entry.slot as usize] = None;
+            self.free.push(entry.slot);
         }
     }
 
