@@ -212,6 +212,12 @@ impl Account {
         (AccountStatus::Active, "Managed by this MDM".to_owned())
     }
 
+    /// When the status shown changes by itself, after `now`: when a backoff ends. Call after every
+    /// change to know when to report the status again.
+    pub fn status_changes_at(&self, now: Millis) -> Option<Millis> {
+        Some(self.gate.blocked_until()).filter(|&at| at > now)
+    }
+
     /// `accountStatusChanged` when the status at `now` is not the one last reported. Call after
     /// every change.
     pub fn status_change(&mut self, now: Millis) -> Option<Event> {

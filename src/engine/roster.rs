@@ -5,7 +5,8 @@
 //! engine recomputes its deadlines ([`Roster::reschedule_touched`]):
 //! - *visit at*: the earliest time a scheduling pass ([`Account::next_visit`]) or its status may
 //!   change the account by itself; it may be early, never late;
-//! - *wake-up*: [`Account::next_due`], kept as it was computed, which stays right until the visit time.
+//! - *wake-up*: [`Account::next_due`], kept as it was computed, which stays right until the visit time;
+//! - *status*: when its status changes by itself (a backoff ends).
 //!
 //! A pass visits the touched accounts and those whose visit time has come, in account id order (the
 //! order a walk over every account had). Global changes (clock rewind, Reconcile, new limits)
@@ -28,6 +29,8 @@ struct Entry {
     names_indexed: usize,
     visit_at: Millis,
     wakeup: Option<(Millis, &'static str)>,
+    /// When the status shown changes by itself (a backoff ends).
+    status_at: Option<Millis>,
 }
 
 /// The accounts by id, with their deadlines and the touched ones.
@@ -40,6 +43,7 @@ pub(super) struct Roster {
     touched: BTreeSet<String>,
     visits: BTreeSet<(Millis, String)>,
     wakeups: BTreeSet<(Millis, String)>,
+    statuses: BTreeSet<(Millis, String)>,
     names: NameIndex,
     /// The account id of each slot (`None`: free).
     slots: Vec<Option<String>>,
@@ -121,7 +125,7 @@ impl Roster {
             (self.slots.len() - 1) as u32
         });
         self.slots[slot as usize] = Some(id.clone());
-        let entry = Entry { account, slot, names_indexed: 0, visit_at: Millis::MAX, wakeup: None };
+        let entry = Entry { account, slot, names_indexed: 0, visit_at: Millis::MAX, wakeup: None, status_at: None };
         if let Some(old) = self.entries.insert(id.clone(), entry) {
             self.forget(&id, &old);
         }
@@ -148,6 +152,9 @@ impl Roster {
         if let Some((at, _)) = entry.wakeup {
             self.wakeups.remove(&(at, id.to_owned()));
         }
+        if let Some(at) = entry.status_at {
+            self.statuses.remove(&(at, id.to_owned()));
+        }
         for name in (0..entry.names_indexed).map(|n| entry.account.mirror.name(n as u32)) {
             self.names.remove(name, entry.slot);
         }
@@ -167,11 +174,11 @@ impl Roster {
     }
 
     /// The accounts whose status may have changed at `now`, in id order: the touched ones and
-    /// those whose visit time has come (a backoff ended), with `changed` (accounts with changes
-    /// to write, in id order) merged in.
+    /// those whose backoff ended, with `changed` (accounts with changes to write, in id order)
+    /// merged in.
     pub(super) fn status_candidates<'a>(&self, now: Millis, changed: impl Iterator<Item = &'a String>) -> Vec<String> {
         let mut ids: BTreeSet<String> = self.touched.clone();
-        ids.extend(self.visits.range(..due_by(now)).map(|(_, id)| id.clone()));
+        ids.extend(self.statuses.range(..due_by(now)).map(|(_, id)| id.clone()));
         ids.extend(changed.cloned());
         ids.into_iter().collect()
     }
@@ -202,6 +209,16 @@ impl Roster {
                 }
             }
             entry.wakeup = wakeup;
+            let status_at = account.status_changes_at(now);
+            if status_at != entry.status_at {
+                if let Some(at) = entry.status_at {
+                    self.statuses.remove(&(at, id.clone()));
+                }
+                if let Some(at) = status_at {
+                    self.statuses.insert((at, id.clone()));
+                }
+                entry.status_at = status_at;
+            }
             index_names(&mut self.names, entry);
         }
     }
