@@ -362,7 +362,9 @@ impl Account {
         let mut due = |when: Millis| at = at.min(when);
         if self.credential.problem.is_none() {
             due(self.credential.next_check());
-            self.credential.next_warning().map(&mut due);
+            if let Some(warning) = self.credential.next_warning() {
+                due(warning);
+            }
         }
         let stopped = self.is_stopped();
         let managed = self.location.managed_by_us();
@@ -371,15 +373,18 @@ impl Account {
                 due(now);
             }
             due(self.schedule.next_start_at());
-            self.licenses.next_confirmation().map(&mut due);
+            if let Some(confirmation) = self.licenses.next_confirmation() {
+                due(confirmation);
+            }
         }
         let blocked_until = self.gate.blocked_until();
         if self.licenses.wants_plan() {
             if !self.licenses.waiting_work_noted() {
                 due(now);
             } else if self.can_plan() && !self.licenses.has_queued() {
-                let closes_at = self.licenses.coalescing_closes_at(&CoalescePolicy::new(config, limits));
-                closes_at.map(|closes_at| due(closes_at.max(blocked_until)));
+                if let Some(closes_at) = self.licenses.coalescing_closes_at(&CoalescePolicy::new(config, limits)) {
+                    due(closes_at.max(blocked_until));
+                }
             }
         }
         if !stopped {

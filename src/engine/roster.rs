@@ -245,8 +245,8 @@ impl Roster {
                 consider(at, reason, id);
             }
         }
-        let held = self.wakeups.iter().filter_map(|(_, id)| self.entries.get_key_value(id.as_str()));
-        if let Some((id, entry)) = held.filter(|(id, e)| !self.touched.contains(*id) && e.visit_at > now).next() {
+        let mut held = self.wakeups.iter().filter_map(|(_, id)| self.entries.get_key_value(id.as_str()));
+        if let Some((id, entry)) = held.find(|(id, e)| !self.touched.contains(*id) && e.visit_at > now) {
             if let Some((at, reason)) = entry.wakeup {
                 consider(at, reason, id);
             }
