@@ -55,6 +55,19 @@ impl Facts {
         }
     }
 
+    /// Takes the facts of `other` about devices and users these facts do not have (an adopted
+    /// account's records). Costs what `other` holds.
+    pub fn absorb(&mut self, other: Facts) {
+        for (serial, facts) in other.devices {
+            if !self.devices.contains_key(&serial) {
+                self.set_device(&serial, facts);
+            }
+        }
+        for (user, facts) in other.users {
+            self.users.entry(user).or_insert(facts);
+        }
+    }
+
     pub fn user_removed(&self, user: &str) -> bool {
         self.users.get(user).is_some_and(|u| u.removed)
     }
@@ -93,5 +106,19 @@ mod tests {
         facts.set_device("S1", DeviceFacts::default()); // enrolled without a user
         assert!(!facts.user_only_on_shared_ipads("bob"));
         assert_eq!(facts.devices["S1"], DeviceFacts::default());
+    }
+
+    #[test]
+    fn absorbing_takes_only_the_devices_and_users_not_known_yet() {
+        let mut facts = Facts::default();
+        facts.set_device("S1", DeviceFacts { retired: true, ..enrolled("alice", false) });
+        let mut stored = Facts::default();
+        stored.set_device("S1", enrolled("alice", false));
+        stored.set_device("S2", enrolled("bob", true));
+        stored.users.insert("bob".to_owned(), UserFacts::default());
+        facts.absorb(stored);
+        assert!(facts.devices["S1"].retired, "the newer fact stays");
+        assert!(facts.user_only_on_shared_ipads("bob"), "S2 came, with its user index");
+        assert!(facts.users.contains_key("bob"));
     }
 }

@@ -34,6 +34,10 @@ impl Interner {
         self.strings.get_index_of(text).map(|index| index as u32)
     }
 
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
     pub fn name(&self, id: u32) -> &str {
         self.strings.get_index(id as usize).map_or("", |s| s)
     }
@@ -308,6 +312,11 @@ impl Mirror {
         self.strings.name(id)
     }
 
+    /// How many names the account interned (their ids are `0..name_count`, in the order they came).
+    pub fn name_count(&self) -> usize {
+        self.strings.len()
+    }
+
     /// An asset as Apple's requests name it.
     pub fn asset_ref(&self, key: &AssetKey) -> AssetRef {
         AssetRef { adam_id: self.strings.name(key.adam_id).to_owned(), pricing_param: Some(key.pricing) }
@@ -398,6 +407,10 @@ impl Mirror {
 
     /// Whether the counts may be off since the last call (a release, a confirmation during a
     /// sync): read them again soon.
+    pub fn counts_stale(&self) -> bool {
+        self.counts_stale
+    }
+
     pub fn take_counts_stale(&mut self) -> bool {
         std::mem::take(&mut self.counts_stale)
     }

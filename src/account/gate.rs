@@ -79,6 +79,12 @@ impl Gate {
         }
     }
 
+    /// No request of the previous holder counts any more (see [`crate::account::Account::adopted`]).
+    pub fn clear_rate_window(&mut self) {
+        self.rate.clear();
+        self.poll_rate.clear();
+    }
+
     /// Apple's `Retry-After` deadline holds whatever the account's state; returns whether it moved
     /// (the account record is written again).
     pub fn retry_after(&mut self, until: Millis) -> bool {

@@ -103,6 +103,14 @@ impl Account {
         account
     }
 
+    /// Taken over from another instance ([`crate::Engine::adopt`], after [`Account::restore`]): the
+    /// previous holder stopped sending before the lease could be taken — a lease margin (a tenth of
+    /// the ttl, seconds) before it expired, or when it released the account, before its writes
+    /// landed, the lease was freed and a round here took it — so the rate window starts empty.
+    pub fn adopted(&mut self) {
+        self.gate.clear_rate_window();
+    }
+
     /// The account's stored form.
     pub fn to_record(&self) -> AccountRecord {
         let (location, credential, schedule) = (&self.location, &self.credential, &self.schedule);
@@ -202,6 +210,12 @@ impl Account {
             return (AccountStatus::Syncing, "Full refresh of licenses in progress".to_owned());
         }
         (AccountStatus::Active, "Managed by this MDM".to_owned())
+    }
+
+    /// When the status shown changes by itself, after `now`: when a backoff ends. Call after every
+    /// change to know when to report the status again.
+    pub fn status_changes_at(&self, now: Millis) -> Option<Millis> {
+        Some(self.gate.blocked_until()).filter(|&at| at > now)
     }
 
     /// `accountStatusChanged` when the status at `now` is not the one last reported. Call after
@@ -336,6 +350,60 @@ impl Account {
             }
         }
         due.into_iter().min_by_key(|(at, _)| *at)
+    }
+
+    /// The earliest time at which a scheduling pass (tick, planning, sending) or the passing of
+    /// time may change the account or its status, unless an input changes it first: `now` or
+    /// earlier when one may now, `Millis::MAX` when only an input can. It may be early, never late,
+    /// and it is not later than [`Account::next_due`]'s next change. Call after every change to
+    /// know when to visit the account next.
+    pub fn next_visit(&self, now: Millis, config: &EngineConfig, limits: &Limits) -> Millis {
+        let mut at = Millis::MAX;
+        let mut due = |when: Millis| at = at.min(when);
+        if self.credential.problem.is_none() {
+            due(self.credential.next_check());
+            if let Some(warning) = self.credential.next_warning() {
+                due(warning);
+            }
+        }
+        let stopped = self.is_stopped();
+        let managed = self.location.managed_by_us();
+        if !stopped && managed && !self.schedule.is_running() {
+            if self.mirror.counts_stale() {
+                due(now);
+            }
+            due(self.schedule.next_start_at());
+            if let Some(confirmation) = self.licenses.next_confirmation() {
+                due(confirmation);
+            }
+        }
+        let blocked_until = self.gate.blocked_until();
+        if self.licenses.wants_plan() {
+            if !self.licenses.waiting_work_noted() {
+                due(now);
+            } else if self.can_plan() && !self.licenses.has_queued() {
+                if let Some(closes_at) = self.licenses.coalescing_closes_at(&CoalescePolicy::new(config, limits)) {
+                    due(closes_at.max(blocked_until));
+                }
+            }
+        }
+        if !stopped {
+            let rate_limit = limits.max_request_per_second;
+            let open = blocked_until.max(self.gate.next_free(now, rate_limit));
+            let wants = self.location.wants_to_send() || (managed && self.licenses.has_queued());
+            if wants || self.schedule.wants_page(config.max_pages_in_flight as usize) {
+                due(open);
+            }
+            // A poll coming due also changes what `next_due` says.
+            if let Some(poll_at) = self.next_poll_at(now, rate_limit) {
+                due(if poll_at > now { poll_at } else { open });
+            }
+        }
+        // The status shown changes when a backoff ends.
+        if blocked_until > now {
+            due(blocked_until);
+        }
+        at
     }
 
     /// The engine's clock was set back to `now` after a glitch (one `now` far ahead): deadlines computed

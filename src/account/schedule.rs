@@ -143,6 +143,11 @@ impl SyncSchedule {
         Some(kind)
     }
 
+    /// The earliest time [`SyncSchedule::start_due`] starts a sync without `confirming` (0: at once).
+    pub fn next_start_at(&self) -> Millis {
+        if self.refresh_requested { 0 } else { self.next_full_at.min(self.next_delta_at) }
+    }
+
     /// When the next sync is due (none runs), and which.
     pub fn next_sync(&self, now: Millis) -> (Millis, &'static str) {
         if self.refresh_requested || self.next_full_at <= self.next_delta_at {

@@ -103,6 +103,11 @@ impl RateLimiter {
         }
     }
 
+    /// Forgets every send recorded.
+    pub fn clear(&mut self) {
+        self.sent.clear();
+    }
+
     /// Forgets sends recorded after `now` (the clock was set back after a glitch).
     pub fn forget_after(&mut self, now: Millis) {
         self.sent.retain(|&at| at <= now);

@@ -14,16 +14,23 @@ use crate::persist::StoredRecord;
 impl Engine {
     /// Takes over one account while running, from a store's records: call when this instance
     /// acquires the account's lease (several backends on one store). Pass everything the store
-    /// holds; records of other accounts are skipped. The account's policies, and the device and
-    /// user facts and settings, are (re)loaded from the records. Then drain [`Engine::poll_output`].
+    /// holds; records of other accounts are skipped. The account's policies and the settings are
+    /// loaded from the records, and the device and user facts this engine does not have (it was
+    /// told every fact since it started, so those it has are as new as the store's). Then drain
+    /// [`Engine::poll_output`].
     pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
         self.advance_clock(now);
         if self.accounts.contains_key(account_id) {
             return Err(EngineError::AccountExists(account_id.to_owned()));
         }
+        let new_fact = |key: &str| match keys::fact_of_key(key) {
+            Some(keys::FactKey::Device(serial)) => !self.facts.devices.contains_key(&serial),
+            Some(keys::FactKey::User(user)) => !self.facts.users.contains_key(&user),
+            None => true,
+        };
         let records: Vec<StoredRecord> = records
             .into_iter()
-            .filter(|r| keys::is_global(&r.key) || keys::belongs_to_account(r, account_id))
+            .filter(|r| keys::belongs_to_account(r, account_id) || (keys::is_global(&r.key) && new_fact(&r.key)))
             .collect();
         if !records.iter().any(|r| r.key == account_key(account_id)) {
             return Err(EngineError::UnknownAccount(account_id.to_owned()));
@@ -31,10 +38,13 @@ impl Engine {
         // Loading into a copy keeps the engine unchanged when a record is refused.
         let mut loaded = Self::new(self.config.clone(), self.clock.now())?;
         loaded.load_records(records)?;
-        self.facts = loaded.facts;
+        self.facts.absorb(loaded.facts);
         self.notify_users = loaded.notify_users;
         self.policies.extend(loaded.policies);
-        self.accounts.extend(loaded.accounts);
+        for mut account in loaded.accounts.into_accounts() {
+            account.adopted();
+            self.accounts.insert(account);
+        }
         self.effects.absorb(loaded.effects);
         Ok(())
     }
@@ -63,7 +73,7 @@ impl Engine {
         }
         let token = self.usable_token(token, None, now)?;
         self.effects.account(&account_id).record_changed();
-        self.accounts.insert(account_id.clone(), Account::new(account_id, name, token, &self.config));
+        self.accounts.insert(Account::new(account_id, name, token, &self.config));
         Ok(())
     }
 

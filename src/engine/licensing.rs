@@ -197,17 +197,21 @@ impl Engine {
         let enrollment_id = enrollment_id.or(previous_enrollment);
         let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
         self.facts.set_device(&serial, facts);
-        for (id, account) in self.accounts.iter_mut() {
-            let target = account.mirror.intern_device(&serial);
-            account.licenses.release_holds_of(target, &mut self.effects.account(id));
-            account.licenses.replan(target);
-            // The shared-iPad and one-license-per-user rules look at the device's users.
-            for user in previous_user.iter().chain(&client_user_id) {
-                let user = account.mirror.intern_user(user);
-                account.licenses.replan(user);
+        // The shared-iPad and one-license-per-user rules look at the device's users.
+        let users: Vec<&str> = previous_user.iter().chain(&client_user_id).map(String::as_str).collect();
+        let names: Vec<&str> = [serial.as_str()].into_iter().chain(users.iter().copied()).collect();
+        for id in self.accounts.knowing(&names) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            let device = account.mirror.lookup(&serial).map(Target::Device);
+            if let Some(target) = device {
+                account.licenses.release_holds_of(target, &mut self.effects.account(&id));
+                account.licenses.replan(target);
+            }
+            for user in users.iter().filter_map(|u| account.mirror.lookup(u)) {
+                account.licenses.replan(Target::User(user));
             }
             // A re-enrolled device lost its apps (device-licensed apps are not restored from a backup).
-            if reenrolled {
+            if let Some(target) = device.filter(|_| reenrolled) {
                 license_ready(account, target, None, &mut self.effects);
             }
         }
@@ -221,7 +225,8 @@ impl Engine {
         facts.retired = true;
         self.facts.set_device(&serial, facts);
         self.effects.device_changed(&serial);
-        for account in self.accounts.values_mut() {
+        for id in self.accounts.knowing(&[&serial]) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
             if let Some(id) = account.mirror.lookup(&serial) {
                 account.licenses.nominate_target(Target::Device(id), "the device was retired");
             }
@@ -231,11 +236,12 @@ impl Engine {
 
     pub(super) fn app_installed(&mut self, serial: &str, adam_id: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, true)?;
-        for (id, account) in self.accounts.iter_mut() {
-            let target = account.mirror.intern_device(serial);
-            let mut fx = self.effects.account(id);
+        for id in self.accounts.knowing(&[serial]) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            let Some(device) = account.mirror.lookup(serial) else { continue };
+            let mut fx = self.effects.account(&id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.release_hold(&AssignmentKey { asset, target }, &mut fx);
+                account.licenses.release_hold(&AssignmentKey { asset, target: Target::Device(device) }, &mut fx);
             }
         }
         Ok(())
@@ -245,11 +251,13 @@ impl Engine {
     /// reclaim its license and don't assign it again until the situation changes.
     pub(super) fn hold_device_app(&mut self, serial: &str, adam_id: &str, reason: &str) -> Result<(), EngineError> {
         self.record_installed(serial, adam_id, false)?;
-        for (id, account) in self.accounts.iter_mut() {
-            let target = account.mirror.intern_device(serial);
-            let mut fx = self.effects.account(id);
+        // Only where the device is known: elsewhere no policy scopes it (a scope lifts holds anyway).
+        for id in self.accounts.knowing(&[serial]) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            let Some(device) = account.mirror.lookup(serial) else { continue };
+            let mut fx = self.effects.account(&id);
             for asset in account.mirror.assets_of_app(adam_id) {
-                account.licenses.hold(AssignmentKey { asset, target }, reason, &mut fx);
+                account.licenses.hold(AssignmentKey { asset, target: Target::Device(device) }, reason, &mut fx);
             }
         }
         Ok(())
@@ -272,7 +280,8 @@ impl Engine {
     /// `licenseReady` again for the device licenses this MDM gave the device (all apps, or one).
     pub(super) fn license_ready_again(&mut self, serial: &str, adam_id: Option<&str>) -> Result<(), EngineError> {
         check_id("serialNumber", serial)?;
-        for account in self.accounts.values() {
+        for id in self.accounts.knowing(&[serial]) {
+            let Some(account) = self.accounts.get(&id) else { continue };
             let Some(id) = account.mirror.lookup(serial) else { continue };
             license_ready(account, Target::Device(id), adam_id, &mut self.effects);
         }
@@ -283,10 +292,11 @@ impl Engine {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
         self.effects.user_changed(&client_user_id);
-        for (id, account) in self.accounts.iter_mut() {
-            let target = account.mirror.intern_user(&client_user_id);
-            account.licenses.release_holds_of(target, &mut self.effects.account(id));
-            account.licenses.replan(target);
+        for id in self.accounts.knowing(&[&client_user_id]) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            let Some(user) = account.mirror.lookup(&client_user_id) else { continue };
+            account.licenses.release_holds_of(Target::User(user), &mut self.effects.account(&id));
+            account.licenses.replan(Target::User(user));
         }
         Ok(())
     }
@@ -297,7 +307,8 @@ impl Engine {
         facts.removed = true;
         self.facts.users.insert(client_user_id.clone(), facts);
         self.effects.user_changed(&client_user_id);
-        for account in self.accounts.values_mut() {
+        for id in self.accounts.knowing(&[&client_user_id]) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
             if let Some(id) = account.mirror.lookup(&client_user_id) {
                 account.licenses.nominate_target(Target::User(id), "the user was removed");
             }
@@ -355,7 +366,7 @@ impl Engine {
 
     /// Every account: release what this MDM assigned that is no longer used.
     pub(super) fn reconcile(&mut self, now: Millis) {
-        for account in self.accounts.values_mut() {
+        for (_, account) in self.accounts.iter_mut_all() {
             account.licenses.request_reconcile();
         }
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;

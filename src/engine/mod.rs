@@ -23,7 +23,9 @@ mod notifications;
 mod read_model;
 mod records;
 mod requests;
+mod name_index;
 mod restore;
+mod roster;
 mod service;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -44,6 +46,7 @@ use crate::persist::StoredRecord;
 use crate::policy::AppPolicy;
 use notifications::Deduper;
 use requests::InFlight;
+use roster::Roster;
 use service::ServiceFetch;
 
 /// Store records after which [`Engine::drain_outputs`] ends a batch early, so that a host never
@@ -62,7 +65,7 @@ pub struct Engine {
     rng: fastrand::Rng,
     service: ServiceConfig,
     service_fetch: ServiceFetch,
-    accounts: BTreeMap<String, Account>,
+    accounts: Roster,
     policies: BTreeMap<String, AppPolicy>,
     /// Requests sent and not answered yet, by id.
     in_flight: HashMap<u64, InFlight>,
@@ -90,7 +93,7 @@ impl Engine {
             service_fetch: ServiceFetch::new(now),
             config,
             clock: Clock::new(now),
-            accounts: BTreeMap::new(),
+            accounts: Roster::default(),
             policies: BTreeMap::new(),
             in_flight: HashMap::new(),
             next_request_id: 1,
@@ -239,7 +242,7 @@ impl Engine {
             self.stats.clock_rewinds += 1;
             self.service_fetch.clock_rewound(now, &self.config);
             self.next_reconcile_at = self.next_reconcile_at.min(now + self.config.reconcile_interval_ms);
-            for (id, account) in self.accounts.iter_mut() {
+            for (id, account) in self.accounts.iter_mut_all() {
                 account.clock_rewound(now, &self.config, &mut self.effects.account(id));
             }
         }
@@ -256,8 +259,11 @@ impl Engine {
         let rate_limit = self.service.limits.max_request_per_second;
         let coalescing = CoalescePolicy::new(&self.config, &self.service.limits);
         let env = Env::new(now, &self.config, &self.service, self.notify_users);
-        for (id, account) in self.accounts.iter_mut() {
-            let mut fx = self.effects.account(id);
+        // Only the accounts touched since the last pass or whose time has come: a pass over the
+        // others would change nothing.
+        for id in self.accounts.take_pass(now) {
+            let Some(account) = self.accounts.get_in_pass(&id) else { continue };
+            let mut fx = self.effects.account(&id);
             account.tick(&env, &mut fx);
             if account.licenses.wants_plan() && account.license_plan_due(now, &coalescing) {
                 account.plan_licenses(&self.facts, &env, &mut fx);
@@ -291,9 +297,12 @@ impl Engine {
         let now = self.clock.now();
         let mut ops = Vec::new();
         records::engine_ops(self.effects.take_engine_changes(), &mut ops);
-        // The accounts with changes to write are a subset of the accounts, in the same (id) order.
+        // The accounts whose status may have changed, and those with changes to write, in id order;
+        // the accounts with changes are a subset, in the same order.
+        let visits = self.accounts.status_candidates(now, self.effects.changed_accounts().map(|(id, _)| id));
         let mut changed = self.effects.changed_accounts().peekable();
-        for (id, account) in self.accounts.iter_mut() {
+        for id in &visits {
+            let Some(account) = self.accounts.get_in_pass(id) else { continue };
             if let Some(event) = account.status_change(now) {
                 self.outputs.push_back(Output::Event { event });
             }
@@ -306,6 +315,7 @@ impl Engine {
         self.effects.drop_written();
         let (devices, users) = self.effects.take_fact_changes();
         records::fact_ops(&self.facts, devices, users, &mut ops);
+        self.accounts.reschedule_touched(now, &self.config, &self.service.limits);
         if ops.is_empty() {
             return;
         }

@@ -27,11 +27,9 @@ impl Engine {
         if !bearer_matches(authorization, &config.auth_token) {
             return NOTIFICATION_UNAUTHORIZED;
         }
-        if !self.accounts.contains_key(account_id) {
-            return NOTIFICATION_UNKNOWN_ACCOUNT;
-        }
+        let Some(account) = self.accounts.get(account_id) else { return NOTIFICATION_UNKNOWN_ACCOUNT };
         let Ok(parsed) = parse(body) else { return NOTIFICATION_MALFORMED };
-        let (location, _, _) = self.accounts[account_id].location();
+        let (location, _, _) = account.location();
         if location.is_some_and(|ours| parsed.u_id.as_deref().is_some_and(|theirs| theirs != ours)) {
             return NOTIFICATION_MALFORMED; // another location's notification
         }

@@ -112,11 +112,9 @@ impl Engine {
         if self.next_reconcile_at < best.at {
             best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
         }
-        for account in self.accounts.values() {
-            if let Some((at, reason)) = account.next_due(now, &self.config, &self.service.limits) {
-                if at < best.at {
-                    best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account.id.clone()) };
-                }
+        if let Some((at, reason, account_id)) = self.accounts.next_wakeup(now, &self.config, &self.service.limits) {
+            if at < best.at {
+                best = Wakeup { at, reason: reason.to_owned(), account_id: Some(account_id.to_owned()) };
             }
         }
         best.at = best.at.max(now);

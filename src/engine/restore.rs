@@ -34,7 +34,7 @@ impl Engine {
                 return Err(invalid(&key, "the key does not match the account id".to_owned()));
             }
             let account = Account::restore(record, token, &self.config, self.clock.now());
-            self.accounts.insert(account.id.clone(), account);
+            self.accounts.insert(account);
         }
         let mut operations = Vec::new();
         let mut policies = Vec::new();

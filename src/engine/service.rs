@@ -62,6 +62,8 @@ impl Engine {
                         let before = self.service.clone();
                         self.service.apply(&response);
                         if self.service != before {
+                            // Every account's deadlines depend on the limits.
+                            self.accounts.touch_all();
                             self.effects.event(Event::ServiceConfigUpdated { limits: self.service.limits.raw.clone() });
                         }
                         self.service_fetch.backoff.succeeded();

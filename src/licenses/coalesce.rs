@@ -70,6 +70,11 @@ impl Coalescer {
         }
     }
 
+    /// Whether a window is open and saw `work` items last.
+    pub fn saw(&self, work: usize) -> bool {
+        self.window.is_some_and(|window| window.work == work)
+    }
+
     /// When the open window closes (`None` if none is open); at once if its work fills a request.
     pub fn closes_at(&self, policy: &CoalescePolicy) -> Option<Millis> {
         let window = self.window?;

@@ -170,6 +170,11 @@ impl Licenses {
         self.planner.note_waiting_work(now);
     }
 
+    /// Whether the coalescing window saw the work waiting now (else the next pass feeds it).
+    pub fn waiting_work_noted(&self) -> bool {
+        self.planner.waiting_work_noted()
+    }
+
     /// When the waiting work's coalescing window closes, if one is open.
     pub fn coalescing_closes_at(&self, policy: &CoalescePolicy) -> Option<Millis> {
         self.planner.closes_at(policy)

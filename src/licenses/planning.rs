@@ -76,8 +76,17 @@ impl Planner {
 
     /// Feeds the coalescing window with the amount of work waiting at `now`.
     pub fn note_waiting_work(&mut self, now: Millis) {
-        let work = self.targets.len() + self.nominated.len() + usize::from(self.whole);
-        self.coalescer.note_waiting(now, work);
+        self.coalescer.note_waiting(now, self.work());
+    }
+
+    /// Whether the coalescing window saw the work waiting now (else the next pass feeds it).
+    pub fn waiting_work_noted(&self) -> bool {
+        self.coalescer.saw(self.work())
+    }
+
+    /// The amount of work waiting.
+    fn work(&self) -> usize {
+        self.targets.len() + self.nominated.len() + usize::from(self.whole)
     }
 
     /// When the open coalescing window closes, if one is open.

@@ -72,6 +72,21 @@ pub fn user_key(client_user_id: &str) -> String {
     format!("{USER_PREFIX}{}", enc(client_user_id))
 }
 
+/// The device or user a fact record's key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactKey {
+    Device(String),
+    User(String),
+}
+
+/// The device or user a fact record's key names; `None` for any other key.
+pub fn fact_of_key(key: &str) -> Option<FactKey> {
+    if let Some(serial) = key.strip_prefix(DEVICE_PREFIX) {
+        return Some(FactKey::Device(dec(serial)));
+    }
+    key.strip_prefix(USER_PREFIX).map(|user| FactKey::User(dec(user)))
+}
+
 /// Whether a stored record belongs to one account: its account record, the pairs, operations and
 /// mirror records filed under it, and the policies that use it. Device and user facts and the
 /// settings belong to no account.
