@@ -18,8 +18,11 @@ impl Engine {
         self.record_installed(serial, adam_id, false)?;
         let user = self.facts.devices.get(serial).and_then(|d| d.client_user_id.clone());
         let now = self.clock.now();
-        for (id, account) in self.accounts.iter_mut() {
-            account.license_not_found(serial, user.as_deref(), adam_id, now, &mut self.effects.account(id));
+        // Only where the device or its user is known: elsewhere no license of theirs can be missing.
+        let names: Vec<&str> = std::iter::once(serial).chain(user.as_deref()).collect();
+        for id in self.accounts.knowing(&names) {
+            let Some(account) = self.accounts.get_mut(&id) else { continue };
+            account.license_not_found(serial, user.as_deref(), adam_id, now, &mut self.effects.account(&id));
         }
         Ok(())
     }
