@@ -1,7 +1,7 @@
 // IndexedDB Store (see store.d.ts) for browsers: one database, one object store `records` (key → the value as
 // JSON text); each apply() is one readwrite transaction, so a batch is all or nothing. loadAccount reads key ranges.
 import { accountKeyRanges, prefixEnd } from './record-accounts.js';
-import { decodeRecord, encodeOps } from './record-encoding.js';
+import { decodeRecords, encodeOps } from './record-encoding.js';
 import { serialQueue } from './serial-queue.js';
 import { tokenHooks } from './token-protection.js';
 
@@ -85,7 +85,7 @@ export class IndexedDbStore {
       const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
       const records = transaction.objectStore(OBJECT_STORE);
       const [keys, values] = await Promise.all([settle(records.getAllKeys()), settle(records.getAll())]);
-      return Promise.all(keys.map((key, i) => decodeRecord(key, values[i], this.#hooks, NAME)));
+      return decodeRecords(keys.map((key, i) => ({ key, value: values[i] })), this.#hooks, NAME);
     });
   }
 
@@ -108,7 +108,7 @@ export class IndexedDbStore {
           .then((rows) => rows.filter(([, json]) => JSON.parse(json)?.[field] === accountId))),
       ];
       const rows = (await Promise.all(reads)).flat();
-      return Promise.all(rows.map(([key, json]) => decodeRecord(key, json, this.#hooks, NAME)));
+      return decodeRecords(rows.map(([key, value]) => ({ key, value })), this.#hooks, NAME);
     });
   }
 

@@ -1,7 +1,7 @@
 // Persist ops and stored rows, for the Store adapters (browser and Node alike: no `node:` imports): the checks of one
 // persist output's ops, their encoding as JSON text (the token of account records protected, token-protection.js),
 // the decoding of a stored row back to a record, and the net effect of a batch.
-import { protectToken, unprotectToken } from './token-protection.js';
+import { holdsToken, protectToken, unprotectToken } from './token-protection.js';
 
 /** Throws a TypeError naming the first malformed op of one persist output (checked before anything is written). */
 export function validateOps(ops, storeName) {
@@ -36,14 +36,31 @@ export async function encodeOps(ops, hooks, storeName) {
   const encoded = [];
   for (const [index, op] of ops.entries()) {
     if (op.op === 'delete') encoded.push({ key: op.key, json: null });
-    else encoded.push({ key: op.key, json: toJson(await protectToken(op.key, op.value, hooks, storeName), index, storeName) });
+    else {
+      const value = holdsToken(op.key, op.value) ? await protectToken(op.key, op.value, hooks, storeName) : op.value;
+      encoded.push({ key: op.key, json: toJson(value, index, storeName) });
+    }
   }
   return encoded;
 }
 
-/** One stored row back to the record `Engine.restore` takes (token unprotected). */
-export async function decodeRecord(key, json, hooks, storeName) {
-  return { key, value: await unprotectToken(key, JSON.parse(json), hooks, storeName) };
+/**
+ * Stored rows (`{ key, value }`, the value as JSON text) back to the records `Engine.restore` takes, in order, tokens
+ * unprotected. Rows are parsed in one synchronous pass; only account records wait for the (possibly async) hook. A
+ * promise per row made a full load superlinear: 2.2 million rows did not come back within 17 minutes.
+ */
+export async function decodeRecords(rows, hooks, storeName) {
+  const records = new Array(rows.length);
+  const tokens = [];
+  rows.forEach(({ key, value: json }, i) => {
+    const value = JSON.parse(json);
+    records[i] = { key, value };
+    if (holdsToken(key, value)) {
+      tokens.push(unprotectToken(key, value, hooks, storeName).then((plain) => { records[i].value = plain; }));
+    }
+  });
+  await Promise.all(tokens);
+  return records;
 }
 
 /**

@@ -17,11 +17,12 @@ export function tokenHooks({ protect, unprotect } = {}, storeName) {
   return { protect: protect ?? identity, unprotect: unprotect ?? identity };
 }
 
-const isAccountWithToken = (key, value) =>
+/** Whether a record's value carries a token the hooks see (an account record): only these need to be awaited. */
+export const holdsToken = (key, value) =>
   key.startsWith(ACCOUNT_PREFIX) && value !== null && typeof value === 'object' && typeof value.token === 'string';
 
 async function mapToken(key, value, hook, hookName, storeName) {
-  if (!isAccountWithToken(key, value)) return value;
+  if (!holdsToken(key, value)) return value;
   const token = await hook(value.token);
   // The message names the key, never the token.
   if (typeof token !== 'string') throw new TypeError(`${storeName}: ${hookName} returned a non-string for ${key}`);

@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
 import { checkAccountIds, checkHolder, checkTtl } from '../lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, prefixEnd } from '../record-accounts.js';
-import { decodeRecord, encodeOps, netEffect } from '../record-encoding.js';
+import { decodeRecords, encodeOps, netEffect } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
 import { tokenHooks } from '../token-protection.js';
 
@@ -376,7 +376,7 @@ export class PostgresStore {
       await this.#ensureAccountIndexes(ranges);
       const { text, values } = accountQuery(this.#table, ranges, accountId);
       const { rows } = await this.#pool.query(text, values);
-      return Promise.all(rows.map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME)));
+      return decodeRecords(rows, this.#hooks, NAME);
     });
   }
 
@@ -406,7 +406,7 @@ export class PostgresStore {
   load() {
     return this.#queue(async () => {
       const { rows } = await this.#pool.query(`SELECT key, value FROM "${this.#table}"`);
-      return Promise.all(rows.map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME)));
+      return decodeRecords(rows, this.#hooks, NAME);
     });
   }
 

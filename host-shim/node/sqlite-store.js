@@ -4,7 +4,7 @@
 // Needs the npm package better-sqlite3 (an optional dependency of vpp-license-engine).
 import { createRequire } from 'node:module';
 import { accountKeyRanges, prefixEnd } from '../record-accounts.js';
-import { decodeRecord, encodeOps } from '../record-encoding.js';
+import { decodeRecords, encodeOps } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
 import { tokenHooks } from '../token-protection.js';
 
@@ -68,7 +68,7 @@ export class SqliteStore {
 
   /** Every stored record, as Engine.restore takes them. */
   load() {
-    return this.#queue(() => Promise.all(this.#all.all().map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME))));
+    return this.#queue(() => decodeRecords(this.#all.all(), this.#hooks, NAME));
   }
 
   /**
@@ -90,7 +90,7 @@ export class SqliteStore {
         }
         return found;
       })();
-      return Promise.all(rows.map(({ key, value }) => decodeRecord(key, value, this.#hooks, NAME)));
+      return decodeRecords(rows, this.#hooks, NAME);
     });
   }
 
