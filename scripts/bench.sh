@@ -43,6 +43,9 @@ if [ -n "${VPP_PG_URL:-}" ]; then pg=(--postgres "$VPP_PG_URL"); fi
 restore_run --write "$WORK" "${pg[@]}" --out "$WORK/restore-write.json"
 restore_run --read "sqlite:$WORK/restore.sqlite" --out "$WORK/restore-read-sqlite.json"
 if [ -n "${VPP_PG_URL:-}" ]; then restore_run --read "postgres:$VPP_PG_URL" --out "$WORK/restore-read-postgres.json"; fi
+restore_run --adopt-write "$WORK" --out "$WORK/adopt-write.json"
+restore_run --adopt-read "$WORK" --how restore --out "$WORK/adopt-restore.json"
+restore_run --adopt-read "$WORK" --how adopt --out "$WORK/adopt-adopt.json"
 
 write=(--write); [ ${#quick[@]} -eq 0 ] || write=()
 RUSTC_VERSION=$(rustc --version) node scripts/bench/report.mjs --dir "$WORK" --pkg "$WORK/pkg" \

@@ -101,6 +101,15 @@ if (restoreWrite !== null) {
   }
 }
 
+/** Adopt row (restore.mjs --adopt-read): taking one account of ten over against restoring it alone. */
+const [adopted, restoredAlone] = ['adopt-adopt.json', 'adopt-restore.json'].map((f) => (existsSync(join(dir, f)) ? read(f) : null));
+if (adopted !== null && restoredAlone !== null) {
+  const ratioToAlone = adopted.seconds / restoredAlone.seconds;
+  row('7', `take over one account of ten (${int(adopted.records)} records each) from SQLite: store.loadAccount + engine.adopt, against store.load + Engine.restore of a store holding it alone`,
+    `${seconds(adopted.seconds)} against ${seconds(restoredAlone.seconds)}: ${fixed(ratioToAlone, 2)}×`,
+    '— (the stores are JavaScript)', '≤ 1.3×', timed(ratioToAlone <= 1.3));
+}
+
 const wasmFleet = existsSync(join(dir, 'wasm-fleet.json')) ? read('wasm-fleet.json').fleet : [];
 if (native.fleet && wasmFleet.length > 0) {
   const largest = (runs) => runs.at(-1);

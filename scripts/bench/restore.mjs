@@ -7,11 +7,17 @@
 //       times store.load() + Engine.restore in a fresh process (wasm linear memory only grows, so each figure needs its
 //       own process), reports the restored engine's linear memory growth, then drives it against the bench Apple
 //       until its first sync ends and reports that sync's kind (a restart catches up with a delta sync).
+//   node scripts/bench/restore.mjs --pkg DIR --adopt-write DIR [--quick] --out FILE
+//       builds a smaller world (100,000 assignments; --quick 1,000) the same way and writes it as 10 accounts of their
+//       own into DIR/adopt-ten.sqlite, and its account number ADOPTED alone into DIR/adopt-one.sqlite.
+//   node scripts/bench/restore.mjs --pkg DIR --adopt-read DIR --how adopt|restore [--quick] --out FILE
+//       times taking that account over from the ten (a fresh engine: store.loadAccount + engine.adopt) or restoring
+//       it from the store that holds it alone (store.load + Engine.restore); issue 14 wants the first ≤ 1.3× the second.
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { ACCOUNT, Host, SCALES, START, assignmentCount, buildPages, config, devicePolicy, districtOrg, holders, serial } from './world.mjs';
+import { ACCOUNT, Host, SCALES, START, assignmentCount, buildPages, config, devicePolicy, districtOrg, holders, serial, token } from './world.mjs';
 import { SqliteStore } from '../../host-shim/node/sqlite-store.js';
 import { PostgresStore } from '../../host-shim/node/postgres-store.js';
 
@@ -21,6 +27,13 @@ const quick = args.includes('--quick');
 const pkg = resolve(option('--pkg') ?? 'pkg');
 const out = option('--out');
 const scale = quick ? SCALES.quick : SCALES.full;
+/** The world of each account of the adopt row: 100,000 assignments (--quick: 1,000). */
+const adoptScale = quick
+  ? { devices: 200, apps: 20, users: 10, pageSize: 1_000 }
+  : { devices: 20_000, apps: 100, users: 1_000, pageSize: 1_000 };
+const ADOPT_ACCOUNTS = 10;
+/** The account taken over (any of the ten but the first, so that its records are not the first ones stored). */
+const ADOPTED = 3;
 const log = (text) => process.stderr.write(`restore: ${text}\n`);
 
 const glue = await import(pathToFileURL(join(pkg, 'vpp_license_engine.js')).href);
@@ -37,16 +50,24 @@ async function fill(store, records) {
   for (let i = 0; i < ops.length; i += FILL_BATCH) await store.apply(ops.slice(i, i + FILL_BATCH));
 }
 
-async function write(dir, postgres) {
-  const pages = buildPages(districtOrg(scale));
+/**
+ * The world of `world` as a wasm engine persists it (the full sync, one device policy per app covering its holders,
+ * Clean Up adopting every assignment as ours), and the engine's linear memory growth while building it.
+ */
+function persistedWorld(world) {
+  const pages = buildPages(districtOrg(world));
   const before = linearMemory();
   const records = new Map();
   const host = new Host(Engine, pages, { records });
   host.sync();
-  holders(scale).forEach((devices, a) => host.input(devicePolicy(a, devices.map(serial))));
+  holders(world).forEach((devices, a) => host.input(devicePolicy(a, devices.map(serial))));
   host.input({ type: 'cleanUp', accountId: ACCOUNT });
   host.run(0, () => true);
-  const growth = linearMemory() - before;
+  return { records, growth: linearMemory() - before };
+}
+
+async function write(dir, postgres) {
+  const { records, growth } = persistedWorld(scale);
   const byPrefix = {};
   for (const key of records.keys()) {
     const prefix = key.slice(0, key.indexOf('/') + 1) || key;
@@ -94,8 +115,70 @@ async function read(source) {
   };
 }
 
+/**
+ * The records of the world's account as account number `n` of several: its own account id, token and policy ids,
+ * in keys and values alike (the engine checks that each key matches its record).
+ */
+function asAccount(records, n) {
+  const accountId = `${ACCOUNT}-${n}`;
+  const policyId = (id) => `a${n}-${id}`;
+  const renamed = new Map();
+  for (const [key, value] of records) {
+    const parts = key.split('/');
+    if (parts[0] === 'policy') parts[1] = policyId(parts[1]);
+    else if (parts[1] === ACCOUNT) parts[1] = accountId;
+    if (parts[0] === 'scope') parts[2] = policyId(parts[2]);
+    const copy = { ...value };
+    if (copy.accountId === ACCOUNT) copy.accountId = accountId;
+    if (typeof copy.policyId === 'string') copy.policyId = policyId(copy.policyId);
+    if (parts[0] === 'account') copy.token = token(`bench-secret-${n}`);
+    renamed.set(parts.join('/'), copy);
+  }
+  return renamed;
+}
+
+async function adoptWrite(dir) {
+  const { records } = persistedWorld(adoptScale);
+  const ten = join(dir, 'adopt-ten.sqlite');
+  const one = join(dir, 'adopt-one.sqlite');
+  for (const path of [ten, one]) rmSync(path, { force: true });
+  const store = SqliteStore.open(ten);
+  for (let n = 0; n < ADOPT_ACCOUNTS; n++) await fill(store, asAccount(records, n));
+  await store.close();
+  const alone = SqliteStore.open(one);
+  await fill(alone, asAccount(records, ADOPTED));
+  await alone.close();
+  return { accounts: ADOPT_ACCOUNTS, assignmentsPerAccount: assignmentCount(adoptScale), recordsPerAccount: records.size };
+}
+
+async function adoptRead(dir, how) {
+  const accountId = `${ACCOUNT}-${ADOPTED}`;
+  const before = linearMemory();
+  const start = performance.now();
+  let records;
+  if (how === 'adopt') {
+    const engine = new Engine(config(), RESTART_AT);
+    const store = SqliteStore.open(join(dir, 'adopt-ten.sqlite'));
+    records = await store.loadAccount(accountId);
+    engine.adopt(accountId, records, RESTART_AT);
+    await store.close();
+    if (engine.accounts().length !== 1) throw new Error(`adopt: ${engine.accounts().length} accounts after adopting one`);
+  } else if (how === 'restore') {
+    const store = SqliteStore.open(join(dir, 'adopt-one.sqlite'));
+    records = await store.load();
+    const engine = Engine.restore(config(), records, RESTART_AT);
+    await store.close();
+    if (engine.accounts().length !== 1) throw new Error(`restore: ${engine.accounts().length} accounts`);
+  } else {
+    throw new Error('restore.mjs: --how adopt|restore');
+  }
+  return { how, accountId, records: records.length, seconds: (performance.now() - start) / 1000, growthBytes: linearMemory() - before };
+}
+
 let report;
-if (option('--write')) report = { part: 'write', ...(await write(option('--write'), option('--postgres'))) };
+if (option('--adopt-write')) report = { part: 'adopt-write', ...(await adoptWrite(option('--adopt-write'))) };
+else if (option('--adopt-read')) report = { part: 'adopt-read', ...(await adoptRead(option('--adopt-read'), option('--how'))) };
+else if (option('--write')) report = { part: 'write', ...(await write(option('--write'), option('--postgres'))) };
 else if (option('--read')) report = { part: 'read', ...(await read(option('--read'))) };
 else throw new Error('restore.mjs: --write DIR or --read sqlite:FILE|postgres:URL');
 const text = JSON.stringify(report, null, 2);
