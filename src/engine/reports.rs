@@ -1,0 +1,141 @@
+//! The license usage reports, for one account or all of them (in account id order): per app
+//! (purchased, used by us, used by others, pending, available) and per assignment (target, app,
+//! ours or not, confirmed since, the policy that wants it). The assignment report is read a page
+//! at a time after a cursor, so a million rows never sit in one answer.
+
+use super::Engine;
+use crate::account::Account;
+use crate::contract::error::EngineError;
+use crate::contract::views::{AppReportRow, AssignmentReportPage, AssignmentReportRow, ReportPageQuery, MAX_ASSIGNMENT_PAGE};
+use crate::vocab::{AssetKey, AssignmentKey, PricingParam, Target};
+
+impl Engine {
+    /// Every app of the account (`None`: of every account), by account id, adam id and pricing.
+    pub fn app_report(&self, account_id: Option<&str>) -> Result<Vec<AppReportRow>, EngineError> {
+        let accounts: Vec<&Account> = match account_id {
+            Some(id) => vec![self.account(id)?],
+            None => self.accounts.values().collect(),
+        };
+        let mut rows = Vec::new();
+        for account in accounts {
+            let usage = account.licenses.app_usage(&account.mirror);
+            let first = rows.len();
+            for (asset, counts) in account.mirror.assets() {
+                let used = usage.get(asset).copied().unwrap_or_default();
+                rows.push(AppReportRow {
+                    account_id: account.id.clone(),
+                    adam_id: account.mirror.name(asset.adam_id).to_owned(),
+                    pricing_param: asset.pricing,
+                    product_type: counts.product_type,
+                    total_count: counts.total_count,
+                    used_by_us: used.ours,
+                    used_by_others: used.others,
+                    pending: used.pending,
+                    available_count: counts.available_count,
+                    unlimited: counts.unlimited(),
+                });
+            }
+            rows[first..].sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
+        }
+        Ok(rows)
+    }
+
+    /// The assignments Apple holds for the account (`None`: for every account), as of the last
+    /// sync, in a stable order: up to `query.limit` rows after `query.after`, and the cursor of
+    /// the rest. Rows added or removed between pages are seen or not; none is seen twice. A cursor
+    /// is valid for the engine that gave it (not after a restart) and for the same `account_id`.
+    pub fn assignment_report(&self, account_id: Option<&str>, query: &ReportPageQuery) -> Result<AssignmentReportPage, EngineError> {
+        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
+            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
+        }
+        let cursor = query.after.as_deref().map(Cursor::parse).transpose()?;
+        if let (Some(id), Some(cursor)) = (account_id, &cursor) {
+            if cursor.account_id != id {
+                return Err(EngineError::InvalidInput("the cursor belongs to the report of another account".to_owned()));
+            }
+        }
+        let accounts: Box<dyn Iterator<Item = &Account>> = match (account_id, &cursor) {
+            (Some(id), _) => Box::new(std::iter::once(self.account(id)?)),
+            (None, Some(cursor)) => Box::new(self.accounts.values_from(cursor.account_id)),
+            (None, None) => Box::new(self.accounts.values()),
+        };
+        let total = match account_id {
+            Some(id) => self.account(id)?.mirror.counts().1,
+            None => self.accounts.values().map(|a| a.mirror.counts().1).sum(),
+        };
+        let mut rows = Vec::with_capacity(query.limit.min(total));
+        let (mut last, mut next): (Option<Cursor<'_>>, _) = (None, None);
+        'accounts: for account in accounts {
+            let after = cursor.as_ref().filter(|c| c.account_id == account.id).map(|c| c.key);
+            for (key, since) in account.mirror.assignments_after(after) {
+                if rows.len() == query.limit {
+                    next = last.map(|last| last.to_string());
+                    break 'accounts;
+                }
+                rows.push(report_row(self, account, key, since));
+                last = Some(Cursor { account_id: &account.id, key: *key });
+            }
+        }
+        Ok(AssignmentReportPage { rows, next, total })
+    }
+}
+
+fn report_row(engine: &Engine, account: &Account, key: &AssignmentKey, since: u32) -> AssignmentReportRow {
+    let pair = account.mirror.pair(key);
+    let (ours, policy) = account.licenses.assignment_usage(key, &engine.facts, &account.mirror);
+    AssignmentReportRow {
+        account_id: account.id.clone(),
+        adam_id: pair.adam_id,
+        pricing_param: pair.pricing_param,
+        serial_number: pair.serial_number,
+        client_user_id: pair.client_user_id,
+        ours,
+        confirmed_since: (since != 0).then(|| u64::from(since) * 1000),
+        policy_id: policy.map(|id| account.mirror.name(id).to_owned()),
+    }
+}
+
+/// A position in the assignment report: an account and an assignment key of its mirror (interned
+/// ids, valid while the engine runs), written `d12.5.0.<account id>` (a device or user and its id,
+/// the adam id, the pricing, then the account id, which may hold any character).
+struct Cursor<'a> {
+    account_id: &'a str,
+    key: AssignmentKey,
+}
+
+impl<'a> Cursor<'a> {
+    fn parse(text: &'a str) -> Result<Self, EngineError> {
+        let invalid = || EngineError::InvalidInput("after is not a cursor this engine's report gave".to_owned());
+        let mut parts = text.splitn(4, '.');
+        let (Some(target), Some(adam_id), Some(pricing), Some(account_id)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let number = |digits: &str| digits.parse::<u32>().map_err(|_| invalid());
+        let target = match target.split_at_checked(1) {
+            Some(("d", id)) => Target::Device(number(id)?),
+            Some(("u", id)) => Target::User(number(id)?),
+            _ => return Err(invalid()),
+        };
+        let pricing = match pricing {
+            "0" => PricingParam::Stdq,
+            "1" => PricingParam::Plus,
+            _ => return Err(invalid()),
+        };
+        Ok(Cursor { account_id, key: AssignmentKey { target, asset: AssetKey { adam_id: number(adam_id)?, pricing } } })
+    }
+}
+
+impl std::fmt::Display for Cursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, id) = match self.key.target {
+            Target::Device(id) => ('d', id),
+            Target::User(id) => ('u', id),
+        };
+        let pricing = match self.key.asset.pricing {
+            PricingParam::Stdq => 0,
+            PricingParam::Plus => 1,
+        };
+        write!(f, "{kind}{id}.{}.{pricing}.{}", self.key.asset.adam_id, self.account_id)
+    }
+}
