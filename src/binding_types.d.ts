@@ -309,6 +309,9 @@ export interface AppReportRow {
 export interface ReportPageQuery {
   /** The previous page's `next`; absent or null: the first page. Valid for the engine that gave it and the same accountId. */
   after?: string | null;
+  /** Only this app's assignments (all editions unless `pricingParam` is given too). */
+  adamId?: string | null;
+  pricingParam?: PricingParam | null;
   /** Default 100, at most 10000. */
   limit?: number;
 }
@@ -329,7 +332,7 @@ export interface AssignmentReportRow {
 }
 
 /** Rows in account id, then target, then app order; `next` is the cursor of the following page (null: the last page),
- *  `total` the rows of the whole report when this page was read. */
+ *  `total` the rows of the whole report (with the app filter) when this page was read. */
 export interface AssignmentReportPage { rows: AssignmentReportRow[]; next: string | null; total: number }
 
 /** When the engine next wants to be called, and why. `reason` is one of: "service config refresh", "Reconcile",

@@ -49,7 +49,7 @@ fn two_accounts(others: usize) -> Harness {
 fn all_rows(h: &Harness, account_id: Option<&str>, limit: usize) -> Vec<vpp_license_engine::AssignmentReportRow> {
     let (mut rows, mut after) = (Vec::new(), None);
     loop {
-        let page = h.engine.assignment_report(account_id, &ReportPageQuery { after, limit }).unwrap();
+        let page = h.engine.assignment_report(account_id, &ReportPageQuery { after, limit, ..ReportPageQuery::default() }).unwrap();
         assert!(page.rows.len() <= limit);
         rows.extend(page.rows);
         match page.next {
@@ -94,7 +94,7 @@ fn paging_the_report_of_every_account_yields_each_assignment_exactly_once() {
     let h = two_accounts(23);
     let everything = all_rows(&h, None, 10_000);
     assert_eq!(everything.len(), 2 * 23 + 3);
-    let total = h.engine.assignment_report(None, &ReportPageQuery { after: None, limit: 1 }).unwrap().total;
+    let total = h.engine.assignment_report(None, &ReportPageQuery { limit: 1, ..ReportPageQuery::default() }).unwrap().total;
     assert_eq!(total, everything.len());
     for limit in [1, 2, 3, 7, 26, 49, 50] {
         let paged = all_rows(&h, None, limit);
@@ -107,15 +107,35 @@ fn paging_the_report_of_every_account_yields_each_assignment_exactly_once() {
 }
 
 #[test]
+fn the_report_of_one_app_pages_through_its_assignments_only() {
+    let h = two_accounts(23);
+    let everything = all_rows(&h, None, 10_000);
+    let query = |after, limit| ReportPageQuery { after, limit, adam_id: Some(app(1)), pricing_param: Some(PricingParam::Stdq) };
+    let (mut rows, mut after) = (Vec::new(), None);
+    loop {
+        let page = h.engine.assignment_report(None, &query(after, 5)).unwrap();
+        assert_eq!(page.total, 2 * 11);
+        rows.extend(page.rows);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(rows, everything.into_iter().filter(|r| r.adam_id == app(1)).collect::<Vec<_>>());
+    let plus = ReportPageQuery { pricing_param: Some(PricingParam::Plus), ..query(None, 5) };
+    assert_eq!(h.engine.assignment_report(None, &plus).unwrap().rows, vec![]);
+}
+
+#[test]
 fn bad_cursors_and_limits_are_refused_with_a_typed_error() {
     let h = two_accounts(2);
     let page = |account: Option<&str>, after: &str, limit| {
-        h.engine.assignment_report(account, &ReportPageQuery { after: Some(after.to_owned()), limit })
+        h.engine.assignment_report(account, &ReportPageQuery { after: Some(after.to_owned()), limit, ..ReportPageQuery::default() })
     };
     for after in ["", "x", "d1.2", "q1.2.0.a0", "d1.2.7.a0", "d-1.2.0.a0", "d1.99999999999.0.a0"] {
         assert!(matches!(page(None, after, 10), Err(EngineError::InvalidInput(_))), "{after:?}");
     }
-    let first = h.engine.assignment_report(Some("a0"), &ReportPageQuery { after: None, limit: 1 }).unwrap();
+    let first = h.engine.assignment_report(Some("a0"), &ReportPageQuery { limit: 1, ..ReportPageQuery::default() }).unwrap();
     let next = first.next.unwrap();
     assert!(matches!(page(Some("a1"), &next, 10), Err(EngineError::InvalidInput(_))));
     assert!(matches!(page(None, &next, 0), Err(EngineError::InvalidInput(_))));
@@ -148,7 +168,7 @@ fn confirmed_since_survives_a_restart_and_records_stored_without_it_load_as_unkn
         })
         .collect();
     let engine = vpp_license_engine::Engine::restore(h.config.clone(), old, h.now).unwrap();
-    let page = engine.assignment_report(None, &ReportPageQuery { after: None, limit: 100 }).unwrap();
+    let page = engine.assignment_report(None, &ReportPageQuery { limit: 100, ..ReportPageQuery::default() }).unwrap();
     assert_eq!(page.rows.len(), before.len());
     assert!(page.rows.iter().all(|r| r.confirmed_since.is_none()));
 }

@@ -166,19 +166,22 @@ pub struct AppReportRow {
 }
 
 /// Page of [`crate::Engine::assignment_report`]: from after `after` (a cursor the previous page
-/// returned; none: from the start), at most `limit` rows.
+/// returned; none: from the start), at most `limit` rows, of one app (`adam_id`, and `pricing_param`
+/// if given) or of all.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(Serialize))] // the contract test's sample
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReportPageQuery {
     pub after: Option<String>,
+    pub adam_id: Option<String>,
+    pub pricing_param: Option<PricingParam>,
     #[serde(default = "default_limit")]
     pub limit: usize,
 }
 
 impl Default for ReportPageQuery {
     fn default() -> Self {
-        Self { after: None, limit: default_limit() }
+        Self { after: None, adam_id: None, pricing_param: None, limit: default_limit() }
     }
 }
 
@@ -201,7 +204,7 @@ pub struct AssignmentReportRow {
 }
 
 /// A page of the assignment report: `next` is the cursor of the following page (`None`: this
-/// was the last), `total` the rows of the whole report when this page was read.
+/// was the last), `total` the rows of the whole report (with the app filter) when this page was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentReportPage {

@@ -54,20 +54,21 @@ impl Engine {
                 return Err(EngineError::InvalidInput("the cursor belongs to the report of another account".to_owned()));
             }
         }
-        let accounts: Box<dyn Iterator<Item = &Account>> = match (account_id, &cursor) {
-            (Some(id), _) => Box::new(std::iter::once(self.account(id)?)),
-            (None, Some(cursor)) => Box::new(self.accounts.values_from(cursor.account_id)),
-            (None, None) => Box::new(self.accounts.values()),
+        let in_scope: Vec<&Account> = match account_id {
+            Some(id) => vec![self.account(id)?],
+            None => self.accounts.values().collect(),
         };
-        let total = match account_id {
-            Some(id) => self.account(id)?.mirror.counts().1,
-            None => self.accounts.values().map(|a| a.mirror.counts().1).sum(),
+        let total = match &query.adam_id {
+            None => in_scope.iter().map(|a| a.mirror.counts().1).sum(),
+            Some(_) => in_scope.iter().map(|a| a.mirror.assignments_after(None).filter(|(key, _)| of_app(a, key, query)).count()).sum(),
         };
+        // From the cursor's account on (the accounts are in id order).
+        let from = cursor.as_ref().map_or(0, |c| in_scope.partition_point(|a| a.id.as_str() < c.account_id));
         let mut rows = Vec::with_capacity(query.limit.min(total));
         let (mut last, mut next): (Option<Cursor<'_>>, _) = (None, None);
-        'accounts: for account in accounts {
+        'accounts: for account in &in_scope[from..] {
             let after = cursor.as_ref().filter(|c| c.account_id == account.id).map(|c| c.key);
-            for (key, since) in account.mirror.assignments_after(after) {
+            for (key, since) in account.mirror.assignments_after(after).filter(|(key, _)| of_app(account, key, query)) {
                 if rows.len() == query.limit {
                     next = last.map(|last| last.to_string());
                     break 'accounts;
@@ -78,6 +79,12 @@ impl Engine {
         }
         Ok(AssignmentReportPage { rows, next, total })
     }
+}
+
+/// Whether `key` is of the app the query asks for (any when it names none).
+fn of_app(account: &Account, key: &AssignmentKey, query: &ReportPageQuery) -> bool {
+    let adam_id = query.adam_id.as_deref().is_none_or(|adam_id| account.mirror.name(key.asset.adam_id) == adam_id);
+    adam_id && query.pricing_param.is_none_or(|pricing| key.asset.pricing == pricing)
 }
 
 fn report_row(engine: &Engine, account: &Account, key: &AssignmentKey, since: u32) -> AssignmentReportRow {

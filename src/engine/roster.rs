@@ -86,12 +86,6 @@ impl Roster {
         self.entries.values().map(|e| &e.account)
     }
 
-    /// The accounts from `id` on (included if it exists), in id order.
-    pub(super) fn values_from(&self, id: &str) -> impl Iterator<Item = &Account> {
-        use std::ops::Bound::{Included, Unbounded};
-        self.entries.range::<str, _>((Included(id), Unbounded)).map(|(_, e)| &e.account)
-    }
-
     /// The accounts whose mirror knows one of `names` (devices' serial numbers, users' client user
     /// ids), in id order: the only accounts a fact about them can change.
     pub(super) fn knowing(&mut self, names: &[&str]) -> Vec<String> {

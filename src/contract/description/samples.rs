@@ -230,7 +230,7 @@ pub fn assignment_page() -> AssignmentPage {
 }
 
 pub fn report_page_query() -> ReportPageQuery {
-    ReportPageQuery { after: some("d3.1.0.a1"), limit: 500 }
+    ReportPageQuery { after: some("d3.1.0.a1"), adam_id: some("361309726"), pricing_param: Some(PricingParam::Plus), limit: 500 }
 }
 
 pub fn app_report_row() -> AppReportRow {
