@@ -90,9 +90,7 @@ impl Engine {
 
     /// Assignments of one account, filtered and paged, as of the last sync.
     pub fn assignments(&self, account_id: &str, query: &AssignmentQuery) -> Result<AssignmentPage, EngineError> {
-        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
-            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
-        }
+        check_page_limit(query.limit)?;
         Ok(assignments(&self.account(account_id)?.mirror, query))
     }
 
@@ -195,6 +193,14 @@ impl Engine {
         let (has_license, reason) = account.licenses.explain(known.then_some(key), &decisions, &account.mirror);
         Ok(LicenseExplanation { has_license, reason })
     }
+}
+
+/// A page of assignments holds 1 to [`MAX_ASSIGNMENT_PAGE`] rows.
+pub(super) fn check_page_limit(limit: usize) -> Result<(), EngineError> {
+    if limit == 0 || limit > MAX_ASSIGNMENT_PAGE {
+        return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
+    }
+    Ok(())
 }
 
 /// The counts of every asset, by adam id and pricing (an order that survives a restart).

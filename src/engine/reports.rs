@@ -6,18 +6,15 @@
 use super::Engine;
 use crate::account::Account;
 use crate::contract::error::EngineError;
-use crate::contract::views::{AppReportRow, AssignmentReportPage, AssignmentReportRow, ReportPageQuery, MAX_ASSIGNMENT_PAGE};
+use super::read_model::check_page_limit;
+use crate::contract::views::{AppReportRow, AssignmentReportPage, AssignmentReportRow, ReportPageQuery};
 use crate::vocab::{AssetKey, AssignmentKey, PricingParam, Target};
 
 impl Engine {
     /// Every app of the account (`None`: of every account), by account id, adam id and pricing.
     pub fn app_report(&self, account_id: Option<&str>) -> Result<Vec<AppReportRow>, EngineError> {
-        let accounts: Vec<&Account> = match account_id {
-            Some(id) => vec![self.account(id)?],
-            None => self.accounts.values().collect(),
-        };
         let mut rows = Vec::new();
-        for account in accounts {
+        for account in self.report_accounts(account_id)? {
             let usage = account.licenses.app_usage(&account.mirror);
             let first = rows.len();
             for (asset, counts) in account.mirror.assets() {
@@ -45,22 +42,17 @@ impl Engine {
     /// the rest. Rows added or removed between pages are seen or not; none is seen twice. A cursor
     /// is valid for the engine that gave it (not after a restart) and for the same `account_id`.
     pub fn assignment_report(&self, account_id: Option<&str>, query: &ReportPageQuery) -> Result<AssignmentReportPage, EngineError> {
-        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
-            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
-        }
+        check_page_limit(query.limit)?;
         let cursor = query.after.as_deref().map(Cursor::parse).transpose()?;
         if let (Some(id), Some(cursor)) = (account_id, &cursor) {
             if cursor.account_id != id {
                 return Err(EngineError::InvalidInput("the cursor belongs to the report of another account".to_owned()));
             }
         }
-        let in_scope: Vec<&Account> = match account_id {
-            Some(id) => vec![self.account(id)?],
-            None => self.accounts.values().collect(),
-        };
+        let in_scope = self.report_accounts(account_id)?;
         let total = match &query.adam_id {
             None => in_scope.iter().map(|a| a.mirror.counts().1).sum(),
-            Some(_) => in_scope.iter().map(|a| a.mirror.assignments_after(None).filter(|(key, _)| of_app(a, key, query)).count()).sum(),
+            Some(_) => in_scope.iter().map(|a| a.mirror.assignments_after(None).filter(app_filter(a, query)).count()).sum(),
         };
         // From the cursor's account on (the accounts are in id order).
         let from = cursor.as_ref().map_or(0, |c| in_scope.partition_point(|a| a.id.as_str() < c.account_id));
@@ -68,7 +60,7 @@ impl Engine {
         let (mut last, mut next): (Option<Cursor<'_>>, _) = (None, None);
         'accounts: for account in &in_scope[from..] {
             let after = cursor.as_ref().filter(|c| c.account_id == account.id).map(|c| c.key);
-            for (key, since) in account.mirror.assignments_after(after).filter(|(key, _)| of_app(account, key, query)) {
+            for (key, since) in account.mirror.assignments_after(after).filter(app_filter(account, query)) {
                 if rows.len() == query.limit {
                     next = last.map(|last| last.to_string());
                     break 'accounts;
@@ -79,12 +71,24 @@ impl Engine {
         }
         Ok(AssignmentReportPage { rows, next, total })
     }
+
+    /// The account `account_id`, or every account (`None`), in id order.
+    fn report_accounts(&self, account_id: Option<&str>) -> Result<Vec<&Account>, EngineError> {
+        match account_id {
+            Some(id) => Ok(vec![self.account(id)?]),
+            None => Ok(self.accounts.values().collect()),
+        }
+    }
 }
 
-/// Whether `key` is of the app the query asks for (any when it names none).
-fn of_app(account: &Account, key: &AssignmentKey, query: &ReportPageQuery) -> bool {
-    let adam_id = query.adam_id.as_deref().is_none_or(|adam_id| account.mirror.name(key.asset.adam_id) == adam_id);
-    adam_id && query.pricing_param.is_none_or(|pricing| key.asset.pricing == pricing)
+/// Whether an assignment of `account` is of the app the query asks for (any when it names none).
+fn app_filter(account: &Account, query: &ReportPageQuery) -> impl Fn(&(&AssignmentKey, u32)) -> bool {
+    // The adam id as the account interned it; `Some(None)`: the account never saw it, nothing matches.
+    let adam_id = query.adam_id.as_deref().map(|adam_id| account.mirror.lookup(adam_id));
+    let pricing = query.pricing_param;
+    move |(key, _)| {
+        adam_id.is_none_or(|id| id == Some(key.asset.adam_id)) && pricing.is_none_or(|pricing| key.asset.pricing == pricing)
+    }
 }
 
 fn report_row(engine: &Engine, account: &Account, key: &AssignmentKey, since: u32) -> AssignmentReportRow {

@@ -97,6 +97,24 @@ test('the CSV of every account lists each assignment the simulator holds exactly
   assert.deepEqual([...listed].sort(), expected);
   assert.ok(lines.every((l) => l[6] === 'other' && !Number.isNaN(Date.parse(l[7]))), 'another MDM assigned them; confirmed by the sync');
 
+  // Bad input: a typed error, and the report reads the same afterwards.
+  const before = JSON.stringify(engine.assignmentReport(null, { limit: 10_000 }));
+  for (const [call, code] of [
+    [() => engine.assignmentReport(null, { after: 'not a cursor' }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport(null, { limit: 0 }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport(null, { limit: 1.5 }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport(null, { pricingParam: 'FREE' }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport(null, { sort: 'name' }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport(7, {}), 'INVALID_INPUT'],
+    [() => engine.assignmentReport('a2', { after: engine.assignmentReport('a1', { limit: 1 }).next }), 'INVALID_INPUT'],
+    [() => engine.assignmentReport('nope'), 'UNKNOWN_ACCOUNT'],
+    [() => engine.appReport('nope'), 'UNKNOWN_ACCOUNT'],
+    [() => engine.appReport({}), 'INVALID_INPUT'],
+  ]) {
+    assert.throws(call, (error) => error instanceof Error && error.code === code, String(call));
+  }
+  assert.equal(JSON.stringify(engine.assignmentReport(null, { limit: 10_000 })), before);
+
   const [appHeader, ...apps] = parseCsv((await collect(appReportCsv(engine, null))).join(''));
   assert.equal(appHeader.length, 10);
   assert.equal(apps.length, 2 * 3);
