@@ -199,10 +199,15 @@ impl Mirror {
         staged.assignments.sort_unstable();
         staged.assignments.dedup();
         let old = std::mem::take(&mut self.assignments);
+        // Memory: at a million assignments the pairs are gathered once at their exact size while the
+        // staged keys are freed, and the map is built from them in place (a sorted bulk build).
+        let mut pairs = Vec::with_capacity(staged.assignments.len());
         let listed = staged.assignments.into_iter().map(|key| (key, ()));
-        self.assignments = merge_join(old.iter().map(|(k, s)| (*k, *s)), listed)
-            .filter_map(|(key, held, listed)| listed.map(|()| (key, held.unwrap_or(since_at(now)))))
-            .collect();
+        pairs.extend(
+            merge_join(old.iter().map(|(k, s)| (*k, *s)), listed)
+                .filter_map(|(key, held, listed)| listed.map(|()| (key, held.unwrap_or(since_at(now))))),
+        );
+        self.assignments = pairs.into_iter().collect();
         self.replay_journal(now, changes);
         if old.is_empty() {
             changes.rewrite_from = self.assignments.first_key_value().map(|(key, _)| key.target);
