@@ -145,7 +145,7 @@ pub struct Mirror {
 pub type Since = u32;
 
 /// `now` as a [`Since`].
-pub fn since_at(now: Millis) -> Since {
+fn since_at(now: Millis) -> Since {
     Since::try_from(now / 1000).unwrap_or(Since::MAX)
 }
 

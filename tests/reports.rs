@@ -172,3 +172,25 @@ fn confirmed_since_survives_a_restart_and_records_stored_without_it_load_as_unkn
     assert_eq!(page.rows.len(), before.len());
     assert!(page.rows.iter().all(|r| r.confirmed_since.is_none()));
 }
+
+#[test]
+fn a_later_full_refresh_keeps_when_each_assignment_was_first_confirmed_and_dates_new_ones_from_then() {
+    let mut h = two_accounts(4);
+    let since = |h: &Harness| -> Vec<(Option<String>, Option<u64>)> {
+        all_rows(h, Some("a1"), 100).into_iter().map(|r| (r.serial_number, r.confirmed_since)).collect()
+    };
+    let before = since(&h);
+    h.run_for(60 * MINUTE);
+    let token = h.apple.orgs.iter().find(|(_, org)| org.location_name == "L1").map(|(t, _)| t.clone()).unwrap();
+    h.apple.org(&token).add_assignment(&app(1), "LATE");
+    h.input(Input::Refresh { account_id: "a1".into() }).unwrap();
+    let refreshed_at = h.now;
+    h.run_for(5 * MINUTE);
+    let after = since(&h);
+    assert_eq!(after.len(), before.len() + 1);
+    for row in &before {
+        assert!(after.contains(row), "{row:?} kept its time");
+    }
+    let late = after.iter().find(|(serial, _)| serial.as_deref() == Some("LATE")).unwrap();
+    assert!(late.1.is_some_and(|s| s >= refreshed_at / 1000 * 1000 && s <= h.now), "{late:?}");
+}

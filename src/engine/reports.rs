@@ -8,6 +8,7 @@ use crate::account::Account;
 use crate::contract::error::EngineError;
 use super::read_model::check_page_limit;
 use crate::contract::views::{AppReportRow, AssignmentReportPage, AssignmentReportRow, ReportPageQuery};
+use crate::mirror::Since;
 use crate::vocab::{AssetKey, AssignmentKey, PricingParam, Target};
 
 impl Engine {
@@ -82,7 +83,7 @@ impl Engine {
 }
 
 /// Whether an assignment of `account` is of the app the query asks for (any when it names none).
-fn app_filter(account: &Account, query: &ReportPageQuery) -> impl Fn(&(&AssignmentKey, u32)) -> bool {
+fn app_filter(account: &Account, query: &ReportPageQuery) -> impl Fn(&(&AssignmentKey, Since)) -> bool {
     // The adam id as the account interned it; `Some(None)`: the account never saw it, nothing matches.
     let adam_id = query.adam_id.as_deref().map(|adam_id| account.mirror.lookup(adam_id));
     let pricing = query.pricing_param;
@@ -91,7 +92,7 @@ fn app_filter(account: &Account, query: &ReportPageQuery) -> impl Fn(&(&Assignme
     }
 }
 
-fn report_row(engine: &Engine, account: &Account, key: &AssignmentKey, since: u32) -> AssignmentReportRow {
+fn report_row(engine: &Engine, account: &Account, key: &AssignmentKey, since: Since) -> AssignmentReportRow {
     let pair = account.mirror.pair(key);
     let (ours, policy) = account.licenses.assignment_usage(key, &engine.facts, &account.mirror);
     AssignmentReportRow {
