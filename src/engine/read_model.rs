@@ -204,7 +204,7 @@ pub(super) fn check_page_limit(limit: usize) -> Result<(), EngineError> {
 }
 
 /// The counts of every asset, by adam id and pricing (an order that survives a restart).
-fn app_counts(mirror: &Mirror, short_by: impl Fn(&AssetKey) -> usize) -> Vec<AppCountView> {
+pub(super) fn app_counts(mirror: &Mirror, short_by: impl Fn(&AssetKey) -> usize) -> Vec<AppCountView> {
     let mut views: Vec<AppCountView> = mirror
         .assets()
         .map(|(key, counts)| AppCountView::new(mirror.name(key.adam_id).to_owned(), key.pricing, counts, short_by(key)))

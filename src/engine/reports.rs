@@ -6,7 +6,7 @@
 use super::Engine;
 use crate::account::Account;
 use crate::contract::error::EngineError;
-use super::read_model::check_page_limit;
+use super::read_model::{app_counts, check_page_limit};
 use crate::contract::views::{AppReportRow, AssignmentReportPage, AssignmentReportRow, ReportPageQuery};
 use crate::mirror::Since;
 use crate::vocab::{AssetKey, AssignmentKey, PricingParam, Target};
@@ -17,23 +17,23 @@ impl Engine {
         let mut rows = Vec::new();
         for account in self.report_accounts(account_id)? {
             let usage = account.licenses.app_usage(&account.mirror);
-            let first = rows.len();
-            for (asset, counts) in account.mirror.assets() {
-                let used = usage.get(asset).copied().unwrap_or_default();
+            // The counts in `appCounts`' order (adam id, pricing), with their use.
+            for view in app_counts(&account.mirror, |_| 0) {
+                let asset = account.mirror.lookup(&view.adam_id).map(|id| AssetKey { adam_id: id, pricing: view.pricing_param });
+                let used = asset.and_then(|asset| usage.get(&asset)).copied().unwrap_or_default();
                 rows.push(AppReportRow {
                     account_id: account.id.clone(),
-                    adam_id: account.mirror.name(asset.adam_id).to_owned(),
-                    pricing_param: asset.pricing,
-                    product_type: counts.product_type,
-                    total_count: counts.total_count,
+                    adam_id: view.adam_id,
+                    pricing_param: view.pricing_param,
+                    product_type: view.product_type,
+                    total_count: view.total_count,
                     used_by_us: used.ours,
                     used_by_others: used.others,
                     pending: used.pending,
-                    available_count: counts.available_count,
-                    unlimited: counts.unlimited(),
+                    available_count: view.available_count,
+                    unlimited: view.unlimited,
                 });
             }
-            rows[first..].sort_by(|a, b| (&a.adam_id, a.pricing_param).cmp(&(&b.adam_id, b.pricing_param)));
         }
         Ok(rows)
     }

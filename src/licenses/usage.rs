@@ -25,8 +25,10 @@ impl Licenses {
     /// The use of every asset the mirror holds, by asset: one walk of the mirror's assignments
     /// alongside provenance (both in key order).
     pub fn app_usage(&self, mirror: &Mirror) -> BTreeMap<AssetKey, AppUsage> {
-        let mut usage: BTreeMap<AssetKey, AppUsage> =
-            mirror.assets().map(|(asset, _)| (*asset, AppUsage { pending: self.in_flight.count(asset), ..AppUsage::default() })).collect();
+        let mut usage: BTreeMap<AssetKey, AppUsage> = BTreeMap::new();
+        for (asset, _) in mirror.assets() {
+            usage.insert(*asset, AppUsage { pending: self.in_flight.count(asset), ..AppUsage::default() });
+        }
         let held = mirror.assignments_iter().map(|key| (*key, ()));
         for (key, held, ours) in merge_join(held, self.ours.iter().map(|key| (key, ()))) {
             if held.is_none() {
