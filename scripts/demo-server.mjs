@@ -54,6 +54,19 @@ function demoSession() {
 }
 
 /**
+ * App names and icons for the console, `{ [adamId]: { name, iconUrl } }`, as a backend would get them: from the content
+ * metadata lookup (the simulator's, at its own address also in --relay mode, where its service config names Apple's).
+ */
+async function lookUpApps(sim, adamIds) {
+  const url = new URL('/WebObjects/MZStorePlatform.woa/wa/lookup', sim.url);
+  url.searchParams.set('id', [...new Set(adamIds)].join(','));
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`content metadata lookup: HTTP ${res.status}`);
+  const { results } = await res.json();
+  return Object.fromEntries(Object.values(results).map(({ id, name, artwork }) => [id, { name, iconUrl: artwork?.url }]));
+}
+
+/**
  * Starts the simulator (seeded: two locations of one district, the second held by "Rival MDM") and the console
  * server, both on 127.0.0.1. With `relay`, the console reaches the simulator as a production console reaches Apple:
  * through the Apple relay this server mounts at /apple-relay (createAppleRelay; the simulator advertises Apple's
@@ -71,6 +84,7 @@ export async function startDemo({ port = 0, simulatorPort = 0, relay = false } =
     return { file, name, locationName: name, token: org.token, serialNumbers: org.serialNumbers };
   });
   sim.setMdmInfo(seeded[1].token, { id: 'rival-mdm', name: 'Rival MDM', metadata: '7.1' });
+  const appMetadata = await lookUpApps(sim, seeded.flatMap(({ token }) => sim.organization(token).assets.map((a) => a.adamId)));
 
   const runId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const session = demoSession();
@@ -81,6 +95,7 @@ export async function startDemo({ port = 0, simulatorPort = 0, relay = false } =
     relayPath: relay ? DEFAULT_RELAY_PATH : null,
     mdmInfo: { id: 'vpp-license-engine-console', name: 'vpp-license-engine console', metadata: '0.1.0' },
     tokens: seeded.map(({ file, name }) => ({ name, url: `/tokens/${file}` })),
+    appMetadata,
   };
   const fixtures = {
     locations: seeded.map(({ locationName, serialNumbers }) => ({ locationName, serialNumbers: serialNumbers.slice(0, FIXTURE_SERIALS) })),

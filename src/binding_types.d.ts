@@ -286,6 +286,55 @@ export interface AssignmentView {
 
 export interface AssignmentPage { total: number; offset: number; items: AssignmentView[] }
 
+/** One app (or book) of one account in the usage report (`appReport(accountId | null)`). */
+export interface AppReportRow {
+  accountId: string;
+  adamId: string;
+  pricingParam: PricingParam;
+  productType: "App" | "Book";
+  /** Licenses purchased (Apple's `totalCount`; 2147483647 when free). */
+  totalCount: number;
+  /** Assignments Apple holds that this instance made. */
+  usedByUs: number;
+  /** Assignments Apple holds that another MDM (or Apple Business Manager) made. */
+  usedByOthers: number;
+  /** Associations sent or awaited that Apple has not confirmed yet. */
+  pending: number;
+  /** Apple's `availableCount` as of the last sync. */
+  availableCount: number;
+  unlimited: boolean;
+}
+
+/** A page of `assignmentReport(accountId | null, query)`. */
+export interface ReportPageQuery {
+  /** The previous page's `next`; absent or null: the first page. Valid for the engine that gave it and the same accountId. */
+  after?: string | null;
+  /** Only this app's assignments (all editions unless `pricingParam` is given too). */
+  adamId?: string | null;
+  pricingParam?: PricingParam | null;
+  /** Default 100, at most 10000. */
+  limit?: number;
+}
+
+/** One assignment Apple holds, in the usage report. */
+export interface AssignmentReportRow {
+  accountId: string;
+  adamId: string;
+  pricingParam: PricingParam;
+  serialNumber: string | null;
+  clientUserId: string | null;
+  /** Whether this instance made it (else another MDM or Apple Business Manager did). */
+  ours: boolean;
+  /** When this engine first saw Apple confirm it (Unix ms, whole seconds); null when unknown (stored by an older engine). */
+  confirmedSince: number | null;
+  /** The policy that wants it, if one does. */
+  policyId: string | null;
+}
+
+/** Rows in account id, then target, then app order; `next` is the cursor of the following page (null: the last page),
+ *  `total` the rows of the whole report (with the app filter) when this page was read. */
+export interface AssignmentReportPage { rows: AssignmentReportRow[]; next: string | null; total: number }
+
 /** When the engine next wants to be called, and why. `reason` is one of: "service config refresh", "Reconcile",
  *  "token expiry", "token expiry warning", "backoff ends", "rate limit window", "full refresh", "delta sync",
  *  "sync to confirm unanswered assignments", "event status poll", "coalescing" (license work is collecting in its

@@ -132,8 +132,9 @@ pub use contract::event::Event;
 pub use contract::input::Input;
 pub use contract::output::{Method, Output, PersistOp, Request};
 pub use contract::views::{
-    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats,
-    ExplainQuery, LicenseExplanation, PendingOperationView, TokenInfo, Wakeup,
+    AccountView, AppCountInAccount, AppCountView, AppReportRow, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentReportPage,
+    AssignmentReportRow, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView, ReportPageQuery, TokenInfo,
+    Wakeup,
 };
 pub use engine::{Engine, DRAIN_BATCH_RECORDS};
 pub use persist::StoredRecord;

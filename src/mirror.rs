@@ -1,7 +1,8 @@
 //! An account's copy of what Apple holds: assets with counts, assignments and users.
 //!
 //! Strings (adam ids, serial numbers, client user ids) are interned once per account, and
-//! assignments are stored as small fixed-size keys, so a million assignments stay compact.
+//! assignments are stored as small fixed-size keys, so a million assignments stay compact. Each
+//! assignment keeps when this engine first saw Apple confirm it, in Unix seconds (4 bytes).
 //!
 //! The mirror is durable: every change is reported into a [`MirrorChanges`] (part of the account's
 //! effects, [`crate::effects::AccountChanges`]) until the engine writes it, so one confirmed
@@ -13,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use indexmap::IndexSet;
 
 use crate::apple::wire::{self, AssetCounts, AssetRef};
+use crate::base::sorted::merge_join;
+use crate::base::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicensePair, PricingParam, Target};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
@@ -105,7 +108,7 @@ impl MirrorChanges {
             let mut room = max.saturating_sub(taken.listed());
             let (mut next, mut last) = (None, None);
             let first = *AssignmentKey::range_of(from).start();
-            for key in mirror.assignments.range(first..) {
+            for key in mirror.assignments.range(first..).map(|(key, _)| key) {
                 if last == Some(key.target) {
                     continue;
                 }
@@ -128,12 +131,22 @@ impl MirrorChanges {
 pub struct Mirror {
     strings: Interner,
     assets: BTreeMap<AssetKey, AssetCounts>,
-    assignments: BTreeSet<AssignmentKey>,
+    /// Each assignment with the time it was first seen confirmed ([`Since`]).
+    assignments: BTreeMap<AssignmentKey, Since>,
     users: BTreeMap<u32, UserRecord>,
     counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
     /// before a change would undo it, so it is replayed after the sync's data is applied.
     journal: Option<Vec<(AssignmentKey, bool)>>,
+}
+
+/// When this engine first saw Apple confirm an assignment (a sync listing it, a `/status` or a
+/// notification), in Unix seconds; 0 when unknown (read from a record written before it was kept).
+pub type Since = u32;
+
+/// `now` as a [`Since`].
+fn since_at(now: Millis) -> Since {
+    Since::try_from(now / 1000).unwrap_or(Since::MAX)
 }
 
 impl Mirror {
@@ -180,14 +193,27 @@ impl Mirror {
 
     /// A full refresh: everything Apple returned replaces what was there. Only the
     /// differences are reported as changes.
-    pub fn replace(&mut self, staged: Staged, changes: &mut MirrorChanges) {
+    /// Assignments already held keep when they were first confirmed; new ones date from `now`.
+    pub fn replace(&mut self, mut staged: Staged, now: Millis, changes: &mut MirrorChanges) {
         self.replace_assets(staged.assets, changes);
-        let old = std::mem::replace(&mut self.assignments, staged.assignments.into_iter().collect());
-        self.replay_journal(changes);
+        staged.assignments.sort_unstable();
+        staged.assignments.dedup();
+        let old = std::mem::take(&mut self.assignments);
+        // Memory: at a million assignments the pairs are gathered once at their exact size while the
+        // staged keys are freed, and the map is built from them in place (a sorted bulk build).
+        let mut pairs = Vec::with_capacity(staged.assignments.len());
+        let listed = staged.assignments.into_iter().map(|key| (key, ()));
+        pairs.extend(
+            merge_join(old.iter().map(|(k, s)| (*k, *s)), listed)
+                .filter_map(|(key, held, listed)| listed.map(|()| (key, held.unwrap_or(since_at(now))))),
+        );
+        self.assignments = pairs.into_iter().collect();
+        self.replay_journal(now, changes);
         if old.is_empty() {
-            changes.rewrite_from = self.assignments.first().map(|key| key.target);
+            changes.rewrite_from = self.assignments.first_key_value().map(|(key, _)| key.target);
         } else {
-            for key in old.symmetric_difference(&self.assignments) {
+            let joined = merge_join(old.keys().map(|k| (k, ())), self.assignments.keys().map(|k| (k, ())));
+            for (key, _, _) in joined.filter(|(_, was, is)| was.is_some() != is.is_some()) {
                 changes.targets.insert(key.target);
             }
         }
@@ -205,10 +231,10 @@ impl Mirror {
     /// A delta sync (or a full refresh that can't be trusted to list everything): assets are
     /// always fetched in full (Apple has no asset delta); the assignments and users returned are
     /// merged in, nothing is removed.
-    pub fn merge(&mut self, staged: Staged, changes: &mut MirrorChanges) {
+    pub fn merge(&mut self, staged: Staged, now: Millis, changes: &mut MirrorChanges) {
         self.replace_assets(staged.assets, changes);
         for key in staged.assignments {
-            self.set_present(key, true, changes);
+            self.set_present(key, Some(since_at(now)), changes);
         }
         for (id, user) in staged.users {
             if self.users.get(&id) != Some(&user) {
@@ -216,7 +242,7 @@ impl Mirror {
                 changes.users.insert(id);
             }
         }
-        self.replay_journal(changes);
+        self.replay_journal(now, changes);
     }
 
     fn replace_assets(&mut self, assets: BTreeMap<AssetKey, AssetCounts>, changes: &mut MirrorChanges) {
@@ -235,9 +261,9 @@ impl Mirror {
     /// assets pages, which may or may not include them: an association is taken off them again
     /// (never count a license free that is not), a release is not credited; either way the
     /// counts are read again soon.
-    fn replay_journal(&mut self, changes: &mut MirrorChanges) {
+    fn replay_journal(&mut self, now: Millis, changes: &mut MirrorChanges) {
         for (key, present) in self.journal.take().unwrap_or_default() {
-            self.set_present(key, present, changes);
+            self.set_present(key, present.then(|| since_at(now)), changes);
             if present {
                 self.shift_counts(&key.asset, 1, changes);
             }
@@ -245,9 +271,19 @@ impl Mirror {
         }
     }
 
-    /// Adds or removes an assignment; returns whether that changed the mirror.
-    fn set_present(&mut self, key: AssignmentKey, present: bool, changes: &mut MirrorChanges) -> bool {
-        let changed = if present { self.assignments.insert(key) } else { self.assignments.remove(&key) };
+    /// Adds an assignment confirmed at `Some(since)` (one already held keeps its time) or removes it
+    /// (`None`); returns whether that changed the mirror.
+    fn set_present(&mut self, key: AssignmentKey, present: Option<Since>, changes: &mut MirrorChanges) -> bool {
+        let changed = match present {
+            Some(since) => match self.assignments.entry(key) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(since);
+                    true
+                }
+                std::collections::btree_map::Entry::Occupied(_) => false,
+            },
+            None => self.assignments.remove(&key).is_some(),
+        };
         if changed {
             changes.targets.insert(key.target);
         }
@@ -263,7 +299,7 @@ impl Mirror {
     /// Forgets everything Apple returned (the account moved to another organization's token).
     pub fn clear(&mut self, changes: &mut MirrorChanges) {
         self.journal = None;
-        self.replace(Staged::default(), changes);
+        self.replace(Staged::default(), 0, changes);
     }
 
     // ------------------------------------------------------------ restore
@@ -273,9 +309,9 @@ impl Mirror {
         self.assets.insert(key, counts);
     }
 
-    /// An assignment read back from the store.
-    pub fn restore_assignment(&mut self, key: AssignmentKey) {
-        self.assignments.insert(key);
+    /// An assignment read back from the store, first confirmed at `since`.
+    pub fn restore_assignment(&mut self, key: AssignmentKey, since: Since) {
+        self.assignments.insert(key, since);
     }
 
     /// A user Apple knows, read back from the store.
@@ -333,21 +369,34 @@ impl Mirror {
     }
 
     pub fn has_assignment(&self, key: &AssignmentKey) -> bool {
-        self.assignments.contains(key)
+        self.assignments.contains_key(key)
     }
 
     pub fn assignments_iter(&self) -> impl Iterator<Item = &AssignmentKey> {
-        self.assignments.iter()
+        self.assignments.keys()
+    }
+
+    /// The assignments from `after` on (excluded) with when each was first confirmed, in key order.
+    pub fn assignments_after(&self, after: Option<AssignmentKey>) -> impl Iterator<Item = (&AssignmentKey, Since)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        self.assignments.range((from, Unbounded)).map(|(key, since)| (key, *since))
+    }
+
+    /// When this engine first saw Apple confirm `key` (0: unknown, or not held).
+    pub fn confirmed_since(&self, key: &AssignmentKey) -> Since {
+        self.assignments.get(key).copied().unwrap_or(0)
     }
 
     /// The pairs of `keys` Apple does not hold (one walk of the two ordered sets).
     pub fn not_held<'a>(&'a self, keys: &'a BTreeSet<AssignmentKey>) -> impl Iterator<Item = &'a AssignmentKey> {
-        keys.difference(&self.assignments)
+        merge_join(keys.iter().map(|k| (k, ())), self.assignments.keys().map(|k| (k, ())))
+            .filter_map(|(key, wanted, held)| (wanted.is_some() && held.is_none()).then_some(key))
     }
 
     /// The assignments one device or user holds.
     pub fn assignments_of(&self, target: Target) -> impl Iterator<Item = &AssignmentKey> {
-        self.assignments.range(AssignmentKey::range_of(target))
+        self.assignments.range(AssignmentKey::range_of(target)).map(|(key, _)| key)
     }
 
     pub fn user(&self, id: u32) -> Option<&UserRecord> {
@@ -381,9 +430,9 @@ impl Mirror {
     /// A sync may have listed the pair already while its counts were read before it was made:
     /// the license is taken off anyway (counting it twice only under-uses the pool) and the
     /// counts are read again soon.
-    pub fn add_assignment(&mut self, key: AssignmentKey, changes: &mut MirrorChanges) {
+    pub fn add_assignment(&mut self, key: AssignmentKey, now: Millis, changes: &mut MirrorChanges) {
         self.journal(key, true);
-        if !self.set_present(key, true, changes) {
+        if !self.set_present(key, Some(since_at(now)), changes) {
             self.counts_stale = true;
         }
         self.shift_counts(&key.asset, 1, changes);
@@ -395,7 +444,7 @@ impl Mirror {
     /// counts are read again soon instead.
     pub fn remove_assignment(&mut self, key: &AssignmentKey, changes: &mut MirrorChanges) {
         self.journal(*key, false);
-        if self.set_present(*key, false, changes) {
+        if self.set_present(*key, None, changes) {
             self.counts_stale = true;
         }
     }

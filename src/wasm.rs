@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, StoredRecord};
+use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, ReportPageQuery, StoredRecord};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("binding_types.d.ts");
@@ -144,6 +144,32 @@ impl WasmEngine {
         encode(&self.inner.assignments(&account_id, &query).map_err(engine_error)?)
     }
 
+    /// The license usage per app of one account (`null`: of every account): purchased, used by
+    /// this instance, used by others, pending, available.
+    #[wasm_bindgen(js_name = appReport, unchecked_return_type = "AppReportRow[]")]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn app_report(&self, #[wasm_bindgen(unchecked_param_type = "string | null")] accountId: JsValue) -> Result<JsValue, JsValue> {
+        let account_id = optional_string("accountId", &accountId)?;
+        encode(&self.inner.app_report(account_id.as_deref()).map_err(engine_error)?)
+    }
+
+    /// One page of the assignment report of one account (`null`: of every account), after the
+    /// cursor `query.after` (the previous page's `next`).
+    #[wasm_bindgen(js_name = assignmentReport, unchecked_return_type = "AssignmentReportPage")]
+    #[allow(non_snake_case)] // parameter names are the TypeScript ones
+    pub fn assignment_report(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] accountId: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ReportPageQuery")] query: Option<js_sys::Object>,
+    ) -> Result<JsValue, JsValue> {
+        let account_id = optional_string("accountId", &accountId)?;
+        let query: ReportPageQuery = match query {
+            None => ReportPageQuery::default(),
+            Some(query) => decode("query", query.into())?,
+        };
+        encode(&self.inner.assignment_report(account_id.as_deref(), &query).map_err(engine_error)?)
+    }
+
     /// Handles a notification Apple POSTed to `<notifications.url>/<accountId>`; returns the HTTP
     /// status to answer. Then drain `pollOutputs`. Forged, malformed or duplicate notifications
     /// change nothing.
@@ -157,11 +183,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<u16, JsValue> {
         let account_id = string("accountId", &accountId)?;
-        let authorization = if authorization.is_null() || authorization.is_undefined() {
-            None
-        } else {
-            Some(string("authorization", &authorization)?)
-        };
+        let authorization = optional_string("authorization", &authorization)?;
         let body = string("body", &body)?;
         let now = millis(&now)?;
         Ok(self.inner.handle_notification(&account_id, authorization.as_deref(), &body, now))
@@ -432,6 +454,15 @@ fn encode<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 
 fn string(what: &str, value: &JsValue) -> Result<String, JsValue> {
     value.as_string().ok_or_else(|| error("INVALID_INPUT", &format!("{what} must be a string")))
+}
+
+/// A string, or `None` for `null` or `undefined`.
+fn optional_string(what: &str, value: &JsValue) -> Result<Option<String>, JsValue> {
+    if value.is_null() || value.is_undefined() {
+        Ok(None)
+    } else {
+        string(what, value).map(Some)
+    }
 }
 
 fn millis(now: &JsValue) -> Result<u64, JsValue> {

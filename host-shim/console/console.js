@@ -4,7 +4,10 @@ import init, { Engine, decodeToken } from 'vpp-license-engine';
 import * as host from 'vpp-license-engine/host';
 
 const LOG_LIMIT = 200;
+/** Rows per page of the assignments table (`engine.assignmentReport`, cursor by cursor). */
 const ASSIGNMENTS_SHOWN = 50;
+/** Rows per engine call while a CSV export is built. */
+const EXPORT_PAGE = 1000;
 const STORE_NAME = 'vpp-license-engine-console';
 const STATUS = {
   checking: ['↻', 'Checking'],
@@ -47,6 +50,10 @@ const state = {
   progress: new Map(),
   licenseAccount: null,
   assignmentsApp: null,
+  /** The cursors (`after`) of the assignments table's pages up to the one shown: Previous pops, Next pushes. */
+  assignmentCursors: [null],
+  /** adamId → { name?, iconUrl? } the host gave (`setAppMetadata`); apps without are shown by adam id. */
+  appMetadata: new Map(),
   editing: null,
   menuAccount: null,
 };
@@ -83,7 +90,9 @@ async function main() {
     onError: (error) => showAlert(`Engine: ${error.message}`),
   });
   state.driver.start();
-  window.vppConsole = { engine: state.engine, driver: state.driver, store }; // for the devtools console and tests
+  setAppMetadata(config.appMetadata ?? {});
+  // For the devtools console, tests and a host embedding the page.
+  window.vppConsole = { engine: state.engine, driver: state.driver, store, setAppMetadata };
 
   const apple = config.relayPath ? `${new URL(config.serviceConfigUrl).origin} via the relay at ${config.relayPath}` : new URL(config.serviceConfigUrl).origin;
   $('#engine-info').textContent = `Engine running in this page · ${storeText} · Apple API: ${apple}`;
@@ -237,6 +246,34 @@ function renderPending() {
 }
 
 /** Keeps a select's options in sync with [value, text] pairs, keeping the selection (or `prefer`) when it exists. */
+// ------------------------------------------------------------------ app metadata
+
+/**
+ * Names and icons of apps, from the host (the engine knows adam ids only; Apple's `GET /assets` has no names — a
+ * backend asks the content metadata lookup, `urls.contentMetadataLookup`): `{ [adamId]: { name?, iconUrl? } }`,
+ * merged into what the console holds. Only `https:`, `http:` and `data:image/` icon URLs are shown.
+ */
+export function setAppMetadata(entries) {
+  for (const [adamId, { name, iconUrl } = {}] of Object.entries(entries ?? {})) {
+    const safeIcon = typeof iconUrl === 'string' && /^(https?:|data:image\/)/i.test(iconUrl) ? iconUrl : undefined;
+    state.appMetadata.set(String(adamId), { name: typeof name === 'string' ? name : undefined, iconUrl: safeIcon });
+  }
+  if (state.engine) scheduleRender();
+}
+
+const appName = (adamId) => state.appMetadata.get(adamId)?.name;
+
+/** The app's icon and name with its adam id, or the adam id alone. */
+function appLabel(adamId) {
+  const meta = state.appMetadata.get(adamId);
+  if (!meta?.name && !meta?.iconUrl) return el('span', { className: 'app' }, adamId);
+  const icon = meta.iconUrl ? el('img', { className: 'app-icon', src: meta.iconUrl, alt: '', width: 20, height: 20 }) : '';
+  return el('span', { className: 'app' }, icon, el('span', { className: 'app-name' }, meta.name ?? adamId), ' ',
+    el('span', { className: 'muted small' }, adamId));
+}
+
+const appText = (adamId) => (appName(adamId) ? `${appName(adamId)} (${adamId})` : adamId);
+
 function fillSelect(select, options, prefer = select.value) {
   const previous = prefer;
   select.replaceChildren(...options.map(([value, text]) => el('option', { value, textContent: text })));
@@ -262,12 +299,13 @@ function renderLicenses(accounts) {
       const show = el('button', { type: 'button', className: 'link', textContent: 'Assignments', 'aria-label': `Assignments of ${c.adamId} ${c.pricingParam}` });
       show.addEventListener('click', () => {
         state.assignmentsApp = { adamId: c.adamId, pricingParam: c.pricingParam };
+        state.assignmentCursors = [null];
         renderAssignments();
       });
       last = el('td', {}, show);
     }
     return el('tr', { 'data-adam-id': c.adamId },
-      el('td', {}, c.adamId), el('td', {}, c.productType), el('td', {}, c.pricingParam),
+      el('td', {}, appLabel(c.adamId)), el('td', {}, c.productType), el('td', {}, c.pricingParam),
       el('td', { className: 'num' }, c.unlimited ? 'Unlimited' : String(c.totalCount)),
       el('td', { className: 'num' }, String(c.assignedCount)),
       el('td', { className: 'num' }, c.unlimited ? '—' : String(c.availableCount)),
@@ -277,7 +315,7 @@ function renderLicenses(accounts) {
   fillSelect($('#policy-account'), accounts.map((a) => [a.accountId, a.name]));
   const policyAccount = $('#policy-account').value;
   const apps = policyAccount ? state.engine.appCounts(policyAccount).filter((c) => c.productType === 'App' && c.deviceAssignable) : [];
-  fillSelect($('#policy-app'), apps.map((c) => [`${c.adamId}|${c.pricingParam}`, `${c.adamId} (${c.pricingParam})`]));
+  fillSelect($('#policy-app'), apps.map((c) => [`${c.adamId}|${c.pricingParam}`, `${appText(c.adamId)} ${c.pricingParam}`]));
 }
 
 function renderAssignments() {
@@ -285,12 +323,47 @@ function renderAssignments() {
   const section = $('#assignments');
   section.hidden = !app || !state.licenseAccount || state.licenseAccount === ALL_ACCOUNTS;
   if (section.hidden) return;
-  const page = state.engine.assignments(state.licenseAccount, { adamId: app.adamId, limit: ASSIGNMENTS_SHOWN });
-  const items = page.items.filter((a) => a.pricingParam === app.pricingParam);
-  $('#assignments-title').textContent = `Assignments of ${app.adamId} (${app.pricingParam})`;
-  section.querySelector('tbody').replaceChildren(...items.map((a) =>
-    el('tr', {}, el('td', {}, a.serialNumber ?? '—'), el('td', {}, a.clientUserId ?? '—'))));
-  $('#assignments-more').textContent = `${Math.min(page.total, ASSIGNMENTS_SHOWN)} of ${page.total} shown`;
+  const query = (after) => ({ adamId: app.adamId, pricingParam: app.pricingParam, after, limit: ASSIGNMENTS_SHOWN });
+  const cursors = state.assignmentCursors;
+  let page;
+  try {
+    page = state.engine.assignmentReport(state.licenseAccount, query(cursors.at(-1)));
+  } catch {
+    // A cursor of an engine that was replaced (or of an account since deleted): back to the first page.
+    state.assignmentCursors = [null];
+    page = state.engine.assignmentReport(state.licenseAccount, query(null));
+  }
+  const first = (state.assignmentCursors.length - 1) * ASSIGNMENTS_SHOWN;
+  $('#assignments-title').textContent = `Assignments of ${appText(app.adamId)} ${app.pricingParam}`;
+  section.querySelector('tbody').replaceChildren(...page.rows.map((a) =>
+    el('tr', {}, el('td', {}, a.serialNumber ?? '—'), el('td', {}, a.clientUserId ?? '—'),
+      el('td', {}, a.ours ? 'This MDM' : 'Another MDM'), el('td', {}, formatTime(a.confirmedSince)), el('td', {}, a.policyId ?? '—'))));
+  $('#assignments-more').textContent = page.total === 0 ? 'None'
+    : `${first + 1}–${first + page.rows.length} of ${page.total}`;
+  $('#assignments-prev').disabled = state.assignmentCursors.length === 1;
+  $('#assignments-next').disabled = page.next == null;
+  $('#assignments-next').dataset.next = page.next ?? '';
+}
+
+/** The Licenses panel's account for the reports: one account, or null for all accounts. */
+const reportAccount = () => (state.licenseAccount === ALL_ACCOUNTS ? null : state.licenseAccount);
+
+/** Builds the report's CSV page by page (a Blob of the parts, never one string) and downloads it. */
+async function exportCsv(kind) {
+  const accountId = reportAccount();
+  const chunks = kind === 'apps'
+    ? host.appReportCsv(state.engine, accountId, { appName })
+    : host.assignmentReportCsv(state.engine, accountId, { appName, pageSize: EXPORT_PAGE });
+  const parts = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  const url = URL.createObjectURL(new Blob(parts, { type: 'text/csv;charset=utf-8' }));
+  const scope = accountId ?? 'all-accounts';
+  const link = el('a', { href: url, download: `${kind === 'apps' ? 'app-licenses' : 'assignments'}-${scope}.csv` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  log('admin', `exported ${kind === 'apps' ? 'app licenses' : 'assignments'} of ${accountId ? accountName(accountId) : 'all accounts'} as CSV`);
 }
 
 function renderPolicies(accounts) {
@@ -510,9 +583,20 @@ function wireControls() {
   $('#license-account').addEventListener('change', (e) => {
     state.licenseAccount = e.target.value;
     state.assignmentsApp = null;
+    state.assignmentCursors = [null];
     render();
   });
   $('#policy-account').addEventListener('change', render);
+  $('#assignments-prev').addEventListener('click', () => {
+    if (state.assignmentCursors.length > 1) state.assignmentCursors.pop();
+    renderAssignments();
+  });
+  $('#assignments-next').addEventListener('click', (e) => {
+    if (e.target.dataset.next) state.assignmentCursors.push(e.target.dataset.next);
+    renderAssignments();
+  });
+  $('#export-apps').addEventListener('click', () => exportCsv('apps').catch((error) => showAlert(`Export: ${error.message}`)));
+  $('#export-assignments').addEventListener('click', () => exportCsv('assignments').catch((error) => showAlert(`Export: ${error.message}`)));
   $('#policy-form').addEventListener('submit', createPolicy);
   const menu = $('#account-menu');
   menu.addEventListener('click', (e) => {

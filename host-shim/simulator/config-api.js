@@ -1,6 +1,7 @@
 // Service config (no auth) and client config (GET/POST): limits, URLs, mdmInfo ownership, notification setup.
 import { ApiError, publishedErrorCodes } from './errors.js';
 import { NOTIFICATION_TYPES, isAcceptableNotificationUrl } from './notifications.js';
+import { LOOKUP_PATH } from './metadata-api.js';
 
 export const DEFAULT_LIMITS = Object.freeze({
   maxAssets: 25, maxUsers: 100, maxNotificationLength: 512, maxRevokeClientUserIds: 100, maxClientUserIds: 1000,
@@ -25,7 +26,7 @@ function serviceUrls(baseUrl) {
     createUsers: `${api}/users/create`,
     getAssignments: `${api}/assignments`,
     revokeAssets: `${api}/assets/revoke`,
-    contentMetadataLookup: `${baseUrl}/WebObjects/MZStorePlatform.woa/wa/lookup`,
+    contentMetadataLookup: `${baseUrl}${LOOKUP_PATH}`,
     getUsers: `${api}/users`,
     eventStatus: `${api}/status`,
     associateAssets: `${api}/assets/associate`,

@@ -283,17 +283,17 @@ impl Account {
         match kind {
             // Apple pages by index: an event of ours completing mid-traversal shifts later pages,
             // so such a traversal may miss assignments that exist. Nothing is removed on its word.
-            SyncKind::Full if self.schedule.overlapped => self.mirror.merge(run.staged, &mut fx.changes().mirror),
+            SyncKind::Full if self.schedule.overlapped => self.mirror.merge(run.staged, now, &mut fx.changes().mirror),
             SyncKind::Full => {
                 self.licenses.forget_pool_refusals();
                 let held_before = self.licenses.ours_held(&self.mirror);
-                self.mirror.replace(run.staged, &mut fx.changes().mirror);
+                self.mirror.replace(run.staged, now, &mut fx.changes().mirror);
                 self.licenses.prune_ours(&held_before, &mut self.mirror, env, fx);
                 trustworthy = true;
                 self.schedule.next_full_at = now + env.config.full_refresh_interval_ms;
                 self.schedule.last_full_refresh_at = Some(now);
             }
-            SyncKind::Delta => self.mirror.merge(run.staged, &mut fx.changes().mirror),
+            SyncKind::Delta => self.mirror.merge(run.staged, now, &mut fx.changes().mirror),
         }
         let schedule = &mut self.schedule;
         schedule.cursors = Cursors {

@@ -144,6 +144,75 @@ pub struct AssignmentPage {
     pub items: Vec<AssignmentView>,
 }
 
+/// One app (or book) of one account in the usage report ([`crate::Engine::app_report`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppReportRow {
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub product_type: ProductType,
+    /// Licenses purchased (Apple's `totalCount`; 2147483647 when the app is free).
+    pub total_count: i64,
+    /// Assignments Apple holds that this instance made.
+    pub used_by_us: usize,
+    /// Assignments Apple holds that another MDM (or Apple Business Manager) made.
+    pub used_by_others: usize,
+    /// Associations sent or awaited that Apple has not confirmed yet.
+    pub pending: i64,
+    /// Apple's `availableCount` as of the last sync.
+    pub available_count: i64,
+    pub unlimited: bool,
+}
+
+/// Page of [`crate::Engine::assignment_report`]: from after `after` (a cursor the previous page
+/// returned; none: from the start), at most `limit` rows, of one app (`adam_id`, and `pricing_param`
+/// if given) or of all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))] // the contract test's sample
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportPageQuery {
+    pub after: Option<String>,
+    pub adam_id: Option<String>,
+    pub pricing_param: Option<PricingParam>,
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+impl Default for ReportPageQuery {
+    fn default() -> Self {
+        Self { after: None, adam_id: None, pricing_param: None, limit: default_limit() }
+    }
+}
+
+/// One assignment in the usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentReportRow {
+    pub account_id: String,
+    pub adam_id: String,
+    pub pricing_param: PricingParam,
+    pub serial_number: Option<String>,
+    pub client_user_id: Option<String>,
+    /// Whether this instance made it (else another MDM or Apple Business Manager did).
+    pub ours: bool,
+    /// When this engine first saw Apple confirm it (whole seconds); `None` when unknown (stored
+    /// by an engine that did not keep it).
+    pub confirmed_since: Option<Millis>,
+    /// The policy that wants it, if one does.
+    pub policy_id: Option<String>,
+}
+
+/// A page of the assignment report: `next` is the cursor of the following page (`None`: this
+/// was the last), `total` the rows of the whole report (with the app filter) when this page was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentReportPage {
+    pub rows: Vec<AssignmentReportRow>,
+    pub next: Option<String>,
+    pub total: usize,
+}
+
 /// When the engine next needs the host to call it, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -21,6 +21,7 @@ mod install_failures;
 mod licensing;
 mod notifications;
 mod read_model;
+mod reports;
 mod records;
 mod requests;
 mod name_index;

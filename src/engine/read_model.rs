@@ -90,9 +90,7 @@ impl Engine {
 
     /// Assignments of one account, filtered and paged, as of the last sync.
     pub fn assignments(&self, account_id: &str, query: &AssignmentQuery) -> Result<AssignmentPage, EngineError> {
-        if query.limit == 0 || query.limit > MAX_ASSIGNMENT_PAGE {
-            return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
-        }
+        check_page_limit(query.limit)?;
         Ok(assignments(&self.account(account_id)?.mirror, query))
     }
 
@@ -197,8 +195,16 @@ impl Engine {
     }
 }
 
+/// A page of assignments holds 1 to [`MAX_ASSIGNMENT_PAGE`] rows.
+pub(super) fn check_page_limit(limit: usize) -> Result<(), EngineError> {
+    if limit == 0 || limit > MAX_ASSIGNMENT_PAGE {
+        return Err(EngineError::InvalidInput(format!("limit must be 1..={MAX_ASSIGNMENT_PAGE}")));
+    }
+    Ok(())
+}
+
 /// The counts of every asset, by adam id and pricing (an order that survives a restart).
-fn app_counts(mirror: &Mirror, short_by: impl Fn(&AssetKey) -> usize) -> Vec<AppCountView> {
+pub(super) fn app_counts(mirror: &Mirror, short_by: impl Fn(&AssetKey) -> usize) -> Vec<AppCountView> {
     let mut views: Vec<AppCountView> = mirror
         .assets()
         .map(|(key, counts)| AppCountView::new(mirror.name(key.adam_id).to_owned(), key.pricing, counts, short_by(key)))

@@ -163,14 +163,24 @@ fn assignments_record(account_id: &str, mirror: &Mirror, target: Target) -> Assi
         Target::User(_) => (None, Some(name)),
     };
     let (mut adam_ids, mut plus_adam_ids) = (Vec::new(), Vec::new());
+    let (mut confirmed_since, mut plus_confirmed_since) = (Vec::new(), Vec::new());
     for key in mirror.assignments_of(target) {
         let adam_id = mirror.name(key.asset.adam_id).to_owned();
+        let since = mirror.confirmed_since(key);
         match key.asset.pricing {
-            PricingParam::Stdq => adam_ids.push(adam_id),
-            PricingParam::Plus => plus_adam_ids.push(adam_id),
-        }
+            PricingParam::Stdq => (adam_ids.push(adam_id), confirmed_since.push(since)),
+            PricingParam::Plus => (plus_adam_ids.push(adam_id), plus_confirmed_since.push(since)),
+        };
     }
-    AssignmentsRecord { account_id: account_id.to_owned(), serial_number, client_user_id, adam_ids, plus_adam_ids }
+    AssignmentsRecord {
+        account_id: account_id.to_owned(),
+        serial_number,
+        client_user_id,
+        adam_ids,
+        plus_adam_ids,
+        confirmed_since,
+        plus_confirmed_since,
+    }
 }
 
 fn operation_record(account_id: &str, op: &Operation, mirror: &Mirror) -> OperationRecord {

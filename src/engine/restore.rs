@@ -74,11 +74,15 @@ impl Engine {
                 let record: AssignmentsRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
-                let editions = [(PricingParam::Stdq, record.adam_ids), (PricingParam::Plus, record.plus_adam_ids)];
-                for (pricing, adam_ids) in editions {
-                    for adam_id in adam_ids {
+                let editions = [
+                    (PricingParam::Stdq, record.adam_ids, record.confirmed_since),
+                    (PricingParam::Plus, record.plus_adam_ids, record.plus_confirmed_since),
+                ];
+                for (pricing, adam_ids, since) in editions {
+                    // Records written before the time was kept have none: unknown (0).
+                    for (adam_id, since) in adam_ids.into_iter().zip(since.into_iter().chain(std::iter::repeat(0))) {
                         let asset = account.mirror.intern_asset(&adam_id, pricing);
-                        account.mirror.restore_assignment(AssignmentKey { asset, target });
+                        account.mirror.restore_assignment(AssignmentKey { asset, target }, since);
                     }
                 }
             } else if [PROVENANCE_PREFIX, HOLD_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {

@@ -134,6 +134,15 @@ impl Desired {
         wanted.into_iter().collect()
     }
 
+    /// The first policy (interned id, in id order) that wants `key` licensed, if one does: `key`'s
+    /// target is in its scope, it gives `key`'s asset, and the rules and holds allow it.
+    pub fn wanting_policy(&self, key: &AssignmentKey, facts: &Facts, mirror: &Mirror, ours: &Provenance) -> Option<u32> {
+        let mut policies = self.scoped.range((key.target, 0)..=(key.target, u32::MAX)).map(|&(_, policy)| policy);
+        let policy = policies.find(|policy| self.policy_assets.get(policy) == Some(&key.asset))?;
+        let who = TargetFacts::of(key.target, facts, mirror);
+        self.refusal(*key, &who, mirror, ours).is_none().then_some(policy)
+    }
+
     /// The policy `policy_id` (interned) gives licenses of `asset`.
     pub fn policy_means(&mut self, policy_id: u32, asset: AssetKey) {
         self.policy_assets.insert(policy_id, asset);

@@ -14,6 +14,7 @@
 //! | notifications | `notifications.rs` | Apple's `ASSET_MANAGEMENT` and `USER_MANAGEMENT` notifications, and the events finished lately |
 //! | explain | `explain.rs` | why a target has or lacks a license, in words |
 //! | checks | `checks.rs` | pairs a device found no license for, checked with Apple; the reports of the last day |
+//! | usage | `usage.rs` | for the reports: per app, the assignments that are ours and others', and those pending; per assignment, ours or not and the policy that wants it |
 //!
 //! Every method that changes something durable or the host must hear of reports it into the
 //! account's [`AccountEffects`]; what it reads of the engine comes in an
@@ -34,6 +35,7 @@ mod planning;
 mod pool;
 pub mod provenance;
 mod sending;
+pub mod usage;
 
 use crate::base::time::Millis;
 use crate::effects::AccountEffects;

@@ -53,7 +53,7 @@ impl Licenses {
             for key in keys {
                 match (n.kind, n.result) {
                     (ManagementType::Associate, ManagementResult::Success) => {
-                        mirror.add_assignment(key, &mut fx.changes().mirror);
+                        mirror.add_assignment(key, env.now, &mut fx.changes().mirror);
                         if self.in_flight.is_awaited(&key) {
                             self.confirmed_late(key, mirror, fx);
                         }

@@ -212,7 +212,7 @@ impl Licenses {
                 self.in_flight.associated(key);
                 // Known already (a sync showed it, and it was reported ready then): a second word of the same fact.
                 let known = self.ours.contains(&key) && mirror.has_assignment(&key);
-                mirror.add_assignment(key, &mut fx.changes().mirror);
+                mirror.add_assignment(key, env.now, &mut fx.changes().mirror);
                 self.now_ours(key, !known, mirror, fx);
             }
             OperationKind::Disassociate | OperationKind::Revoke => {

@@ -258,6 +258,8 @@ mod tests {
             client_user_id: None,
             adam_ids: Vec::new(),
             plus_adam_ids: Vec::new(),
+            confirmed_since: Vec::new(),
+            plus_confirmed_since: Vec::new(),
         };
         vec![
             record(account_key(account_id)),

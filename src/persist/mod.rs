@@ -128,6 +128,13 @@ pub struct AssignmentsRecord {
     /// The adam ids of the assets assigned with pricing `PLUS`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plus_adam_ids: Vec<String>,
+    /// When this engine first saw Apple confirm each of `adam_ids`, in the same order (Unix
+    /// seconds, 0 unknown). Absent from records written before it was kept: unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirmed_since: Vec<u32>,
+    /// The same for `plus_adam_ids`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plus_confirmed_since: Vec<u32>,
 }
 
 /// A user of an account Apple refused to register, and why.
@@ -294,6 +301,8 @@ deserialize_fields!(AssignmentsRecord, |f| Self {
     client_user_id: f.optional("clientUserId")?,
     adam_ids: f.required("adamIds")?,
     plus_adam_ids: f.optional("plusAdamIds")?,
+    confirmed_since: f.optional("confirmedSince")?,
+    plus_confirmed_since: f.optional("plusConfirmedSince")?,
 });
 
 deserialize_fields!(UserHoldRecord, |f| Self {
@@ -423,7 +432,9 @@ mod tests {
         }
         for (serial_number, client_user_id, plus_adam_ids) in [(some("S1"), None, vec!["1".to_owned()]), (None, some("u1"), Vec::new())] {
             let adam_ids = vec![adam_id.clone(), "2".to_owned()];
-            let held = AssignmentsRecord { account_id: account_id.clone(), serial_number, client_user_id, adam_ids, plus_adam_ids };
+            let plus_confirmed_since = vec![1_800_000_000; plus_adam_ids.len()];
+            let (confirmed_since, account_id) = (vec![1_700_000_000, 0], account_id.clone());
+            let held = AssignmentsRecord { account_id, serial_number, client_user_id, adam_ids, plus_adam_ids, confirmed_since, plus_confirmed_since };
             assert_eq!(round_trip(&held), held);
         }
         let counts = AssetCounts {

@@ -268,6 +268,17 @@ test('appCounts, pendingOperations, assignments and explain take any account id 
     (engine, [method, id, q]) => engine[method](id, q));
 });
 
+test('appReport and assignmentReport take any account id (or null) and page query', () => {
+  const cursor = fc.oneof(str, fc.constantFrom('d0.0.0.a1', 'u4294967295.1.1.a1', 'd1.2.0.', 'x.y.z.w'));
+  const query = fc.oneof(
+    shape({ after: optional(fc.oneof(cursor, fc.constant(null))), limit: optional(num), adamId: optional(str), pricingParam: optional(pricingParam) }),
+    junk,
+  );
+  const id = fc.oneof(accountId, fc.constant(null));
+  againstOneEngine(fc.tuple(fc.constantFrom('appReport', 'assignmentReport'), id, optional(query)),
+    (engine, [method, account, q]) => engine[method](account, q));
+});
+
 test('handleNotification takes any account, authorization, body and now', () => {
   const notification = fc.oneof(
     nastyString,

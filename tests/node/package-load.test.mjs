@@ -52,7 +52,7 @@ test('every file package.json names is in the tarball, which holds only the engi
   assert.deepEqual(namedFiles(manifest).filter((f) => !files.includes(f)), []);
   for (const f of ['host-shim/driver.js', 'host-shim/transport.js', 'host-shim/memory-store.js', 'host-shim/store.d.ts',
     'host-shim/record-encoding.js', 'host-shim/token-protection.js', 'host-shim/record-accounts.js', 'host-shim/lease-keeper.js',
-    'host-shim/indexeddb-store.js', 'host-shim/node/sqlite-store.js', 'host-shim/node/postgres-store.js']) {
+    'host-shim/indexeddb-store.js', 'host-shim/report-csv.js', 'host-shim/node/sqlite-store.js', 'host-shim/node/postgres-store.js']) {
     assert.ok(files.includes(f), `${f} missing from the tarball`);
   }
   const stray = files.filter((f) => !(f === 'package.json' || f.startsWith('vpp_license_engine') || f.startsWith('host-shim/')));
@@ -87,7 +87,8 @@ test('the ./host, ./node and ./simulator subpaths import from the installed pack
     console.log(JSON.stringify({ host: Object.keys(host).sort(), node: Object.keys(node).sort(), startSimulator: typeof simulator.startSimulator }));
   `);
   assert.deepEqual(result, {
-    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'createFetchTransport'],
+    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'appReportCsv', 'assignmentReportCsv',
+      'createFetchTransport', 'csvField', 'csvLine'],
     node: ['APPLE_RELAY_ROUTES', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'DEFAULT_RELAY_BODY_TIMEOUT_MS',
       'DEFAULT_RELAY_MAX_BODY_BYTES', 'DEFAULT_RELAY_MAX_RESPONSE_BYTES', 'DEFAULT_RELAY_PATH', 'DEFAULT_RELAY_TIMEOUT_MS',
       'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore', 'aesGcmProtector', 'createAppleRelay',
@@ -137,7 +138,7 @@ test('TypeScript consumers type-check against the package types (ESM and CommonJ
   writeFileSync(
     path.join(consumer, 'esm.mts'),
     `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
-import { Driver, IndexedDbStore, MemoryStore, createFetchTransport, type Store, type TokenHooks } from 'vpp-license-engine/host';
+import { Driver, IndexedDbStore, MemoryStore, assignmentReportCsv, createFetchTransport, type Store, type TokenHooks } from 'vpp-license-engine/host';
 import { startSimulator } from 'vpp-license-engine/simulator';
 import { PostgresStore, SqliteStore, aesGcmProtector, createAppleRelay, createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
 
@@ -146,6 +147,9 @@ const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: 
 const engine = new Engine(config, Date.now());
 const output: Output = engine.pollOutput(Date.now());
 if (output.type === 'timeout') output.at.toFixed();
+for await (const chunk of assignmentReportCsv(engine, null, { pageSize: 500, adamId: '1', pricingParam: 'STDQ', appName: () => 'Keynote' })) chunk.trim();
+// @ts-expect-error pricingParam is STDQ or PLUS
+assignmentReportCsv(engine, 'a1', { pricingParam: 'FREE' });
 const store: Store = new MemoryStore();
 const driver = new Driver({
   engine,

@@ -35,6 +35,25 @@ test('service config needs no token and has the shape of Apple\'s example, with 
   assert.equal(sim.serviceConfigUrl, `${sim.url}/mdm/v2/service/config`);
 });
 
+test('the content metadata lookup names each asset and gives it an icon, the same for the same adam id', async (t) => {
+  const { sim } = await simulator(t);
+  const org = sim.addOrganization({ apps: 3, books: 2 });
+  const { body: config } = await call(sim, '/service/config');
+  const url = new URL(config.urls.contentMetadataLookup);
+  const ids = [...new Set(org.assets.map((a) => a.adamId))];
+  const { status, body } = await call(sim, `${url.pathname}`, { query: { id: [...ids, '999'].join(',') } });
+  assert.equal(status, 200);
+  assert.deepEqual(Object.keys(body.results).sort(), [...ids].sort(), 'unknown ids are left out');
+  for (const id of ids) {
+    const entry = body.results[id];
+    assert.equal(entry.id, id);
+    assert.match(entry.name, /^\w+ \w+/);
+    assert.match(entry.artwork.url, /^data:image\/svg\+xml,/);
+  }
+  const again = await call(sim, `${url.pathname}`, { query: { id: ids[0] } });
+  assert.deepEqual(again.body.results[ids[0]], body.results[ids[0]]);
+});
+
 test('service config limits come from the options and can change while running', async (t) => {
   const { sim } = await simulator(t, { limits: { maxAssets: 5 } });
   assert.equal((await call(sim, '/service/config')).body.limits.maxAssets, 5);

@@ -503,6 +503,7 @@ pub fn describe() -> Contract {
     c.read_union("Input", "Input", &crate::Input::CONTRACT);
     c.read::<crate::AssignmentQuery>("AssignmentQuery", false, &samples::assignment_query());
     c.read::<crate::ExplainQuery>("ExplainQuery", false, &samples::explain_query());
+    c.read::<crate::ReportPageQuery>("ReportPageQuery", false, &samples::report_page_query());
     c.read::<crate::StoredRecord>("StoredRecord", false, &samples::stored_record());
     c.opaque("StoredRecord.value");
 
@@ -517,6 +518,9 @@ pub fn describe() -> Contract {
     c.written("AppCountInAccount", &samples::app_total_view().accounts[0]);
     c.written("AssignmentView", &samples::assignment_view());
     c.written("AssignmentPage", &samples::assignment_page());
+    c.written("AppReportRow", &samples::app_report_row());
+    c.written("AssignmentReportPage", &samples::assignment_report_page());
+    c.written("AssignmentReportRow", &samples::assignment_report_page().rows[0]);
     c.written("Wakeup", &samples::wakeup());
     c.written("EngineStats", &samples::engine_stats());
     c.written("TokenInfo", &samples::token_info());

@@ -9,7 +9,8 @@ use crate::base::secret::Secret;
 use crate::contract::event::Event;
 use crate::contract::output::{Method, Output, PersistOp, Request};
 use crate::contract::views::{
-    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation,
+    AccountView, AppCountInAccount, AppCountView, AppReportRow, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentReportPage,
+    AssignmentReportRow, AssignmentView, ReportPageQuery, EngineStats, ExplainQuery, LicenseExplanation,
     PendingOperationView, TokenInfo, Wakeup,
 };
 use crate::persist::{Record, SettingsRecord, StoredRecord};
@@ -226,6 +227,39 @@ pub fn assignment_view() -> AssignmentView {
 
 pub fn assignment_page() -> AssignmentPage {
     AssignmentPage { total: 1, offset: 0, items: vec![assignment_view()] }
+}
+
+pub fn report_page_query() -> ReportPageQuery {
+    ReportPageQuery { after: some("d3.1.0.a1"), adam_id: some("361309726"), pricing_param: Some(PricingParam::Plus), limit: 500 }
+}
+
+pub fn app_report_row() -> AppReportRow {
+    AppReportRow {
+        account_id: s("a1"),
+        adam_id: s("361309726"),
+        pricing_param: PricingParam::Stdq,
+        product_type: ProductType::App,
+        total_count: 10,
+        used_by_us: 3,
+        used_by_others: 1,
+        pending: 2,
+        available_count: 6,
+        unlimited: false,
+    }
+}
+
+pub fn assignment_report_page() -> AssignmentReportPage {
+    let row = AssignmentReportRow {
+        account_id: s("a1"),
+        adam_id: s("361309726"),
+        pricing_param: PricingParam::Stdq,
+        serial_number: some("C02X"),
+        client_user_id: some("u1"),
+        ours: true,
+        confirmed_since: Some(1_700_000_000_000),
+        policy_id: some("p1"),
+    };
+    AssignmentReportPage { rows: vec![row], next: some("d3.1.0.a1"), total: 1 }
 }
 
 pub fn wakeup() -> Wakeup {
