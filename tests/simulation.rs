@@ -509,7 +509,7 @@ impl Sim {
                     self.model.held.retain(|(_, device)| *device != d);
                     self.ready.retain(|(_, target)| *target != Target::Device(d));
                 }
-                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id }).unwrap();
+                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id, user_enrollment: false, platform: None }).unwrap();
             }
             37..=40 => {
                 self.model.retired.insert(d);
@@ -712,7 +712,7 @@ impl Sim {
             let input = if self.model.retired.contains(&d) {
                 Input::DeviceRetired { serial_number: serial(d) }
             } else {
-                Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None }
+                Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }
             };
             self.input(input).unwrap();
         }
@@ -1153,7 +1153,7 @@ impl TrickleTwins {
                 let returning: Vec<usize> = self.retired.iter().copied().take(n).collect();
                 for d in returning {
                     self.retired.remove(&d);
-                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None });
+                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None });
                 }
             }
             4 => {

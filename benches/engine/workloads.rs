@@ -192,7 +192,7 @@ fn single_inputs(host: &mut Host) -> Value {
         enrolled.push(timed(|| {
             // A re-enrollment (a new enrollment id): its licenses are reported ready again.
             let enrollment_id = Some(format!("re-enrolled-{d}"));
-            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id });
+            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id, user_enrollment: false, platform: None });
             host.drain();
         }));
         settle(host);
