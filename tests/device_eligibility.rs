@@ -97,8 +97,7 @@ fn a_device_that_becomes_user_enrolled_gives_back_its_device_licenses_and_is_eli
 
     h.input(enrolled(serial(0), true, None)).unwrap();
     h.run_for(MINUTE);
-    let reason = "the device became user-enrolled (BYOD): Apple ignores device licenses for it".to_owned();
-    assert_eq!(released(&h), [(app(0), Some(serial(0)), reason)]);
+    assert_eq!(released(&h), [(app(0), Some(serial(0)), USER_ENROLLED.to_owned())]);
     assert!(!held_at_apple(&mut h, &token, &app(0), 0), "released at Apple");
     assert_eq!(failures(&h), [(app(0), serial(0), USER_ENROLLED.to_owned())]);
     assert_eq!(explain(&mut h, app(0), 0), USER_ENROLLED);
@@ -181,6 +180,26 @@ fn an_app_that_does_not_support_the_devices_platform_is_refused_with_the_reason_
     h.input(Input::Refresh { account_id: "a1".into() }).unwrap();
     h.run_for(DAY);
     assert_eq!(failures(&h).len(), 1, "told once");
+}
+
+#[test]
+fn a_device_licensed_before_its_platform_was_known_gives_back_the_apps_that_do_not_support_it() {
+    let mut h = Harness::with_notifications();
+    let mut o = org(2, 10, 0);
+    o.assets[1]["supportedPlatforms"] = json!(["iOS", "macOS"]);
+    let token = synced(&mut h, o);
+    enroll(&mut h, [serial(0)]);
+    h.input(policy("p0", &app(0), LicenseType::Device, [serial(0)])).unwrap();
+    h.input(policy("p1", &app(1), LicenseType::Device, [serial(0)])).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(ready(&h).len(), 2);
+
+    h.input(enrolled(serial(0), false, Some("macOS"))).unwrap();
+    h.run_for(MINUTE);
+    let reason = "the app does not support the device's platform (macOS; the app supports iOS)";
+    assert_eq!(released(&h), [(app(0), Some(serial(0)), reason.to_owned())]);
+    assert_eq!(failures(&h), [(app(0), serial(0), reason.to_owned())]);
+    assert!(!held_at_apple(&mut h, &token, &app(0), 0) && held_at_apple(&mut h, &token, &app(1), 0), "the Mac keeps the app that supports it");
 }
 
 #[test]

@@ -22,11 +22,6 @@ pub(super) struct Enrollment {
     pub platform: Option<String>,
 }
 
-/// Why a device license is released when its device became user-enrolled.
-const USER_ENROLLED_RELEASE: &str = "the device became user-enrolled (BYOD): Apple ignores device licenses for it";
-/// Why a device license is released when its device reports another platform (unless still wanted).
-const PLATFORM_CHANGED: &str = "the device reported another platform";
-
 /// The assignment key a policy means for one of its targets, in the account's mirror.
 pub(super) fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
     AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
@@ -203,11 +198,9 @@ impl Engine {
             return Ok(());
         }
         let reenrolled = known.is_none_or(|old| old.retired || enrollment_id.as_ref().is_some_and(|id| old.enrollment_id.as_ref() != Some(id)));
-        // Device licenses it can't use any more (it became user-enrolled, or reports another platform)
-        // are released: Apple ignores them, and they would hold licenses others can use.
-        let ineligible = known.and_then(|old| {
-            (user_enrollment && !old.user_enrollment).then_some(USER_ENROLLED_RELEASE).or((old.platform != platform).then_some(PLATFORM_CHANGED))
-        });
+        // Device licenses it can't use any more (it became user-enrolled, or reports a platform the app
+        // does not support) are released: they would hold licenses others can use.
+        let eligibility_changed = known.map_or(user_enrollment || platform.is_some(), |old| old.user_enrollment != user_enrollment || old.platform != platform);
         // The apps it reported installed stay; they are moved, not copied, into the new facts.
         let (installed, previous_user, previous_enrollment) = match self.facts.devices.get_mut(&serial) {
             Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone(), old.enrollment_id.clone()),
@@ -226,8 +219,8 @@ impl Engine {
             if let Some(target) = device {
                 account.licenses.release_holds_of(target, &mut self.effects.account(&id));
                 account.licenses.replan(target);
-                if let Some(reason) = ineligible {
-                    account.licenses.nominate_target(target, reason); // released unless still wanted
+                if let Some(device) = self.facts.devices.get(&serial).filter(|_| eligibility_changed) {
+                    account.licenses.nominate_ineligible(target, device, &account.mirror);
                 }
             }
             for user in users.iter().filter_map(|u| account.mirror.lookup(u)) {

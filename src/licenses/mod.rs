@@ -39,11 +39,11 @@ mod sending;
 
 use crate::base::time::Millis;
 use crate::effects::AccountEffects;
-use crate::facts::Facts;
+use crate::facts::{DeviceFacts, Facts};
 use crate::licenses::checks::Checks;
 use crate::licenses::coalesce::CoalescePolicy;
 use crate::licenses::desired::{Decision, Desired};
-use crate::licenses::eligibility::Told;
+use crate::licenses::eligibility::{device_refusal, Told};
 use crate::licenses::in_flight::InFlight;
 use crate::licenses::notifications::FinishedEvents;
 use crate::licenses::operations::{Operation, Operations};
@@ -101,6 +101,18 @@ impl Licenses {
         let keys: Vec<AssignmentKey> = self.ours.of_target(target).collect();
         for key in keys {
             self.nominate(key, reason);
+        }
+    }
+
+    /// Nominates every pair of ours `device` holds that it can't use (see [`eligibility`](self::eligibility)), with why.
+    pub fn nominate_ineligible(&mut self, device: Target, facts: &DeviceFacts, mirror: &Mirror) {
+        let refused: Vec<(AssignmentKey, String)> = self
+            .ours
+            .of_target(device)
+            .filter_map(|key| Some((key, device_refusal(Some(facts), mirror.asset(&key.asset)?)?.into_owned())))
+            .collect();
+        for (key, reason) in refused {
+            self.nominate(key, &reason);
         }
     }
 
