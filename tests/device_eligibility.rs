@@ -235,3 +235,16 @@ fn user_enrollment_and_platform_survive_a_restart_and_records_written_without_th
     assert_eq!(h.engine.app_counts("a1").unwrap()[0].supported_platforms, ["iOS"], "read from Apple again");
     assert!(held_at_apple(&mut h, &token, &app(0), 1), "no longer known as user-enrolled: licensed as a normal device");
 }
+
+#[test]
+fn an_empty_platform_is_refused_with_a_typed_error_and_changes_nothing() {
+    let mut h = Harness::with_notifications();
+    synced(&mut h, org(1, 10, 0));
+    h.input(enrolled(serial(0), true, Some("iOS"))).unwrap();
+    let stored = h.store.clone();
+    let error = h.input(enrolled(serial(0), false, Some(" "))).unwrap_err();
+    assert_eq!(error.code(), "INVALID_INPUT");
+    assert!(error.to_string().contains("platform"), "{error}");
+    assert_eq!(h.store, stored, "nothing changed");
+    assert_eq!(h.store[&format!("device/{}", serial(0))]["userEnrollment"], json!(true));
+}

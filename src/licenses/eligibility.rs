@@ -17,10 +17,10 @@ use crate::mirror::Mirror;
 use crate::vocab::{AssignmentKey, ProductType, Target};
 
 /// Why a user-enrolled device gets no device license.
-pub const USER_ENROLLED: &str =
+const USER_ENROLLED: &str =
     "the device is user-enrolled (BYOD): Apple ignores device licenses for it; assign the app to the device's user instead (a user license)";
 /// Why a book gets no device license.
-pub const BOOK: &str = "books can only be licensed to users: assign the book to the device's user instead (a user license)";
+const BOOK: &str = "books can only be licensed to users: assign the book to the device's user instead (a user license)";
 
 /// Apple's names of the platforms (`supportedPlatforms`); a device reporting another is not judged.
 const PLATFORMS: [&str; 5] = ["iOS", "macOS", "tvOS", "watchOS", "visionOS"];
