@@ -241,10 +241,12 @@ fn an_empty_platform_is_refused_with_a_typed_error_and_changes_nothing() {
     let mut h = Harness::with_notifications();
     synced(&mut h, org(1, 10, 0));
     h.input(enrolled(serial(0), true, Some("iOS"))).unwrap();
+    h.run_for(MINUTE);
     let stored = h.store.clone();
     let error = h.input(enrolled(serial(0), false, Some(" "))).unwrap_err();
     assert_eq!(error.code(), "INVALID_INPUT");
     assert!(error.to_string().contains("platform"), "{error}");
+    h.run_for(MINUTE);
     assert_eq!(h.store, stored, "nothing changed");
     assert_eq!(h.store[&format!("device/{}", serial(0))]["userEnrollment"], json!(true));
 }
