@@ -76,8 +76,14 @@ export type Input =
   /** A device enrolled. Reporting what the engine knows already (a host replaying its facts at start-up) changes
    *  nothing and emits nothing. A re-enrollment (the device was wiped or retired and enrolled again) reports the
    *  licenses it holds with `licenseReady` again: a device the engine knew as retired, or a new `enrollmentId` (any
-   *  string that changes with each enrollment, e.g. the enrollment's time). `updatePush` asks for `licenseReady` too. */
-  | { type: "deviceEnrolled"; serialNumber: string; clientUserId?: string | null; sharedIpad?: boolean; enrollmentId?: string | null }
+   *  string that changes with each enrollment, e.g. the enrollment's time). `updatePush` asks for `licenseReady` too.
+   *  `userEnrollment: true` (a user-enrolled, BYOD device): Apple ignores device licenses for it, so no device policy
+   *  sends its serial to Apple; each (device, app) a device policy wants gets one `assignmentFailed` saying to assign the
+   *  app to the device's user instead, and device licenses it held from this MDM are released. Enrolled again without
+   *  it, the device is eligible again. `platform` (Apple's spelling: "iOS" (iPhone and iPad), "macOS", "tvOS", "watchOS",
+   *  "visionOS"): a device policy for an app whose `supportedPlatforms` lack it is refused per device with one
+   *  `assignmentFailed`; any other value, or an app whose platforms Apple did not give, changes nothing. */
+  | { type: "deviceEnrolled"; serialNumber: string; clientUserId?: string | null; sharedIpad?: boolean; enrollmentId?: string | null; userEnrollment?: boolean; platform?: string | null }
   | { type: "deviceRetired"; serialNumber: string }
   | { type: "appInstalled"; serialNumber: string; adamId: string }
   | { type: "appRemoved"; serialNumber: string; adamId: string }
@@ -227,6 +233,8 @@ export interface AppCountView {
   adamId: string;
   pricingParam: PricingParam;
   productType: "App" | "Book";
+  /** The platforms Apple says the app supports ("iOS", "macOS", "tvOS", "watchOS", "visionOS"); empty when Apple did not say. */
+  supportedPlatforms: string[];
   totalCount: number;
   assignedCount: number;
   availableCount: number;
@@ -247,6 +255,8 @@ export interface AppTotalView {
   adamId: string;
   pricingParam: PricingParam;
   productType: "App" | "Book";
+  /** The platforms Apple says the app supports; empty when Apple did not say. */
+  supportedPlatforms: string[];
   /** Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them. */
   totalCount: number;
   assignedCount: number;

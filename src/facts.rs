@@ -17,6 +17,13 @@ pub struct DeviceFacts {
     /// The host's id of the device's current enrollment, if it gives one (a new one is a re-enrollment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment_id: Option<String>,
+    /// A user enrollment (BYOD): Apple ignores device licenses for it. Absent in records written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_enrollment: bool,
+    /// Apple's name of the device's platform (`iOS`, `macOS`, …), if the host gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

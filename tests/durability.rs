@@ -45,7 +45,7 @@ fn policy(id: &str, account_id: &str, adam_id: String, targets: Vec<String>) -> 
 
 fn enroll(h: &mut Harness, serials: &[String]) {
     for serial_number in serials {
-        h.input(Input::DeviceEnrolled { serial_number: serial_number.clone(), client_user_id: None, shared_ipad: false, enrollment_id: None }).unwrap();
+        h.input(Input::DeviceEnrolled { serial_number: serial_number.clone(), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     }
 }
 

@@ -136,7 +136,7 @@ fn install_failures_without_a_known_reason_reclaim_as_before() {
 fn license_not_found_on_a_device_checks_its_users_user_license() {
     let mut h = Harness::with_notifications();
     let token = synced(&mut h, org(1, 10, 1));
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     h.input(policy("p1", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
     assert_eq!(ready(&h).len(), 1);

@@ -525,7 +525,7 @@ fn reconcile_releases_only_this_mdms_unused_licenses_and_never_books_or_non_revo
     // wanted, but nothing nominated it — only Reconcile notices.
     h.input(policy("u0", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     h.input(Input::RemovePolicy { policy_id: "book".into() }).unwrap();
     h.input(Input::RemovePolicy { policy_id: "fixed".into() }).unwrap();
     h.run_for(MINUTE);
@@ -591,7 +591,7 @@ fn clean_up_adopts_other_mdms_licenses_a_policy_wants_releases_the_rest_and_neve
 fn no_device_license_for_a_device_whose_user_has_this_mdms_user_license_for_the_app() {
     let mut h = Harness::with_notifications();
     synced(&mut h, org(1, 10, 2));
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
     h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
@@ -605,7 +605,7 @@ fn no_device_license_for_a_device_whose_user_has_this_mdms_user_license_for_the_
 fn shared_ipads_get_device_licenses_only() {
     let mut h = Harness::with_notifications();
     synced(&mut h, org(1, 10, 2));
-    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: true, enrollment_id: None }).unwrap();
+    h.input(Input::DeviceEnrolled { serial_number: serial(0), client_user_id: Some(user(0)), shared_ipad: true, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     h.input(policy("u", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.input(policy("d", &app(0), LicenseType::Device, [serial(0)])).unwrap();
     h.run_for(MINUTE);
@@ -628,7 +628,7 @@ fn books_are_user_only_and_apps_apple_marks_not_device_assignable_get_no_device_
     h.input(policy("bu", &app(0), LicenseType::User, [user(0)])).unwrap();
     h.run_for(MINUTE);
     assert_eq!(ready(&h), [(app(0), None, Some(user(0)))], "only the book's user license");
-    assert_eq!(h.engine.explain("a1", &device_query(0)).unwrap().reason, "books can only be licensed to users");
+    assert_eq!(h.engine.explain("a1", &device_query(0)).unwrap().reason, "books can only be licensed to users: assign the book to the device's user instead (a user license)");
     assert_eq!(h.engine.explain("a1", &device_query(1)).unwrap().reason, "Apple does not allow device licenses for this app");
 }
 
@@ -686,6 +686,8 @@ fn a_re_enrolled_device_or_an_update_push_gets_license_ready_again_without_a_new
         client_user_id: None,
         shared_ipad: false,
         enrollment_id: enrollment_id.map(str::to_owned),
+        user_enrollment: false,
+        platform: None,
     };
     h.input(enrolled(Some("wiped-and-enrolled-again"))).unwrap();
     h.input(Input::UpdatePush { serial_number: serial(0), adam_id: app(0) }).unwrap();

@@ -39,7 +39,7 @@ fn policy(id: &str, account_id: &str, targets: &[&str]) -> Input {
 }
 
 fn enroll(serial: &str) -> Input {
-    Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None }
+    Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }
 }
 
 /// `count` synced accounts `a00`, `a01`, …, each added `gap` after the previous one; their tokens.

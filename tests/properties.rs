@@ -115,7 +115,7 @@ fn licensing_harness(apps: usize, devices: usize, users: usize, limits: SmallLim
     h.add_account("a1", &token);
     h.run_for(MINUTE);
     for i in 0..devices {
-        h.input(Input::DeviceEnrolled { serial_number: serial(i), client_user_id: None, shared_ipad: false, enrollment_id: None }).unwrap();
+        h.input(Input::DeviceEnrolled { serial_number: serial(i), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     }
     h
 }

@@ -5,7 +5,9 @@
 //!   non-revocable app, user-license policies on a book and an app; scope changes, enrollments,
 //!   retirements, removed and failed installs, installs, users added and removed, admin
 //!   reclaims, Reconcile, and now and then a Clean Up. Another MDM holds a few assignments,
-//!   some on our devices. One step in twenty is a burst of facts given one input at a time,
+//!   some on our devices. Some devices are user-enrolled (BYOD) — four always, four now and
+//!   then — and some are Apple TVs, which one of the apps does not support: device policies
+//!   scope them like any other device. One step in twenty is a burst of facts given one input at a time,
 //!   10–150 ms apart, as MDM servers report them.
 //! * Trickle workload (a second test): twin locations, one receiving bursts of facts one input at
 //!   a time, the other the same facts at once; the license requests of the first are measured
@@ -16,7 +18,8 @@
 //!   other, another MDM taking the location, the token expiring (then replaced), and restarts
 //!   from the stored records (requests in flight lost, handled by Apple or not).
 //! * Invariants, after every step, from what Apple saw and answered (never from the engine's
-//!   own account of itself): see [`Checker`]. Once the faults stop, the desired state must be
+//!   own account of itself): see [`Checker`]; among them, no association ever carries a device
+//!   that is always user-enrolled, nor an Apple TV with the app that does not support it. Once the faults stop, the desired state must be
 //!   reached within [`CONVERGENCE_BOUND`] of simulated time, with nothing left pending.
 //!
 //! `SIM_SEEDS=N SIM_STEPS=M cargo test --release --test simulation -- --nocapture` runs more
@@ -54,6 +57,12 @@ const SCARCE_POOL: i64 = 14;
 const NON_REVOCABLE_APP: usize = 4;
 const BOOK: usize = 5;
 const FIRST_USER_ASSET: usize = 5;
+/// The device app that supports iOS only (the others support tvOS too).
+const IOS_ONLY_APP: usize = 3;
+/// Devices from this one on are always user-enrolled (BYOD); enrolled so before the workload starts.
+const FIRST_BYOD: usize = 36;
+/// These devices are enrolled as user-enrolled or not, as each enrollment chooses.
+const SOMETIMES_BYOD: std::ops::Range<usize> = 32..FIRST_BYOD;
 /// Never released by the engine: a license of these stays once assigned.
 const NEVER_RELEASED: [usize; 2] = [NON_REVOCABLE_APP, BOOK];
 
@@ -83,6 +92,24 @@ fn user(i: usize) -> String {
 
 fn is_user_asset(asset: usize) -> bool {
     asset >= FIRST_USER_ASSET
+}
+
+/// Apple's name of a device's platform: one device in ten is an Apple TV (enrolled so before the
+/// workload starts), the others iPhones and iPads.
+fn platform(device: usize) -> &'static str {
+    if device % 10 == 7 { "tvOS" } else { "iOS" }
+}
+
+/// Whether the device can't use a device license of `asset` (it is known as user-enrolled, or
+/// the app does not support its platform).
+fn ineligible(asset: usize, device: usize, byod: &BTreeSet<usize>) -> bool {
+    byod.contains(&device) || (asset == IOS_ONLY_APP && platform(device) == "tvOS")
+}
+
+/// A `deviceEnrolled` input with the device's platform.
+fn enrolled(d: usize, user_enrollment: bool, enrollment_id: Option<String>) -> Input {
+    let platform = Some(platform(d).to_owned());
+    Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id, user_enrollment, platform }
 }
 
 /// A device or a user of the workload.
@@ -128,6 +155,8 @@ struct Model {
     removed_users: BTreeSet<usize>,
     /// (asset, device) pairs held back by a removed app, a failed install or an admin reclaim.
     held: BTreeSet<(usize, usize)>,
+    /// Devices last enrolled as user-enrolled (BYOD).
+    byod: BTreeSet<usize>,
     /// When each (asset, device) pair last failed to install with `licenseNotFound`: sent at most
     /// once in two days per pair, so that the engine only checks with Apple (the pair stays wanted).
     not_found_at: BTreeMap<(usize, usize), u64>,
@@ -142,7 +171,7 @@ impl Model {
                     if !self.removed_users.contains(&t) {
                         wanted.insert((asset, Target::User(t)));
                     }
-                } else if !self.retired.contains(&t) && !self.held.contains(&(asset, t)) {
+                } else if !self.retired.contains(&t) && !self.held.contains(&(asset, t)) && !ineligible(asset, t, &self.byod) {
                     wanted.insert((asset, Target::Device(t)));
                 }
             }
@@ -186,6 +215,19 @@ impl Checker {
                 }
                 self.window.push_back(*at);
                 assert!(self.window.len() <= RATE_LIMIT, "{} requests within one second, the last at {at}", self.window.len());
+                if request.purpose == "associateAssets" {
+                    let body: Value = serde_json::from_str(request.body.as_deref().unwrap_or("{}")).unwrap();
+                    let assets: Vec<usize> = body["assets"].as_array().into_iter().flatten().filter_map(asset_of).collect();
+                    for device in body["serialNumbers"].as_array().into_iter().flatten().filter_map(|s| Target::of(&json!({ "serialNumber": s }))) {
+                        let Target::Device(d) = device else { continue };
+                        // Known from the start: the engine never had a reason to send them.
+                        assert!(d < FIRST_BYOD, "an association carries a device that is always user-enrolled: {body}");
+                        assert!(
+                            !(platform(d) == "tvOS" && assets.contains(&IOS_ONLY_APP)),
+                            "an association gives an Apple TV an app that does not support tvOS: {body}"
+                        );
+                    }
+                }
                 if request.purpose == "disassociateAssets" {
                     let body: Value = serde_json::from_str(request.body.as_deref().unwrap_or("{}")).unwrap();
                     for asset in body["assets"].as_array().into_iter().flatten() {
@@ -293,6 +335,8 @@ struct Stats {
     trickle_bursts: u64,
     /// Checks that found a wanted pair the engine believed Apple held while Apple did not.
     mirror_behind: u64,
+    /// `assignmentFailed` events for devices that can't use a device license (user-enrolled, Apple TVs).
+    ineligible_told: u64,
     /// The slowest convergence after the faults stopped: (simulated ms, seed).
     slowest: (u64, u64),
 }
@@ -307,6 +351,7 @@ impl Stats {
         self.requests += other.requests;
         self.trickle_bursts += other.trickle_bursts;
         self.mirror_behind += other.mirror_behind;
+        self.ineligible_told += other.ineligible_told;
         self.slowest = self.slowest.max(other.slowest);
     }
 
@@ -328,6 +373,7 @@ struct Sim {
     requests: u64,
     trickle_bursts: u64,
     mirror_behind: u64,
+    ineligible_told: u64,
     /// When each wanted pair became wanted (no silent holds).
     wanted_since: BTreeMap<Pair, u64>,
     /// When the engine last emitted an event naming each pair (`assignmentFailed`), and each asset's
@@ -357,6 +403,7 @@ impl Sim {
         for (i, asset) in org.assets.iter_mut().enumerate() {
             asset["totalCount"] = json!(if i == SCARCE_APP { SCARCE_POOL } else { 1_000 });
             asset["revocable"] = json!(!NEVER_RELEASED.contains(&i));
+            asset["supportedPlatforms"] = if i == IOS_ONLY_APP { json!(["iOS"]) } else { json!(["iOS", "tvOS"]) };
             if i == BOOK {
                 asset["productType"] = json!("Book");
                 asset["deviceAssignable"] = json!(false);
@@ -377,24 +424,35 @@ impl Sim {
             let (email, managed_apple_id) = if u % 2 == 0 { (None, Some(format!("{}@managed.test", user(u)))) } else { (Some(format!("{}@school.test", user(u))), None) };
             h.input(Input::UserAdded { client_user_id: user(u), email, managed_apple_id }).unwrap();
         }
+        // The devices whose eligibility the engine must know before any policy scopes them.
+        let mut enrolled_early = BTreeSet::new();
+        let mut byod = BTreeSet::new();
+        for d in (0..DEVICES).filter(|&d| d >= FIRST_BYOD || platform(d) == "tvOS") {
+            h.input(enrolled(d, d >= FIRST_BYOD, None)).unwrap();
+            enrolled_early.insert(d);
+            if d >= FIRST_BYOD {
+                byod.insert(d);
+            }
+        }
         h.run_for(MINUTE);
         Self {
             h,
             token,
             tokens_issued: 1,
             rng: fastrand::Rng::with_seed(seed),
-            model: Model::default(),
+            model: Model { byod, ..Model::default() },
             checker: Checker::default(),
             faults: BTreeMap::new(),
             requests: 0,
             trickle_bursts: 0,
             mirror_behind: 0,
+            ineligible_told: 0,
             wanted_since: BTreeMap::new(),
             named_at: BTreeMap::new(),
             short_at: BTreeMap::new(),
             ready: BTreeSet::new(),
             enrollments: 0,
-            enrolled: BTreeSet::new(),
+            enrolled: enrolled_early,
             foreign,
             verbose: std::env::var("SIM_TRACE").is_ok_and(|v| v == "1"),
             printed_faults: BTreeMap::new(),
@@ -509,7 +567,14 @@ impl Sim {
                     self.model.held.retain(|(_, device)| *device != d);
                     self.ready.retain(|(_, target)| *target != Target::Device(d));
                 }
-                self.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id }).unwrap();
+                // A device that is user-enrolled sometimes chooses at each enrollment; the others stay as they are.
+                let user_enrollment = if SOMETIMES_BYOD.contains(&d) { self.rng.u32(..3) == 0 } else { self.model.byod.contains(&d) };
+                if user_enrollment {
+                    self.model.byod.insert(d);
+                } else {
+                    self.model.byod.remove(&d);
+                }
+                self.input(enrolled(d, user_enrollment, enrollment_id)).unwrap();
             }
             37..=40 => {
                 self.model.retired.insert(d);
@@ -712,7 +777,7 @@ impl Sim {
             let input = if self.model.retired.contains(&d) {
                 Input::DeviceRetired { serial_number: serial(d) }
             } else {
-                Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None }
+                enrolled(d, self.model.byod.contains(&d), None)
             };
             self.input(input).unwrap();
         }
@@ -738,6 +803,9 @@ impl Sim {
                 Trace::Emitted { at, event: Event::AssignmentFailed { adam_id, serial_number, client_user_id, .. } } => {
                     if let Some(pair) = pair_of(adam_id, serial_number.as_deref(), client_user_id.as_deref()) {
                         self.named_at.insert(pair, *at);
+                        if matches!(pair, (asset, Target::Device(d)) if ineligible(asset, d, &self.model.byod)) {
+                            self.ineligible_told += 1;
+                        }
                     }
                 }
                 Trace::Emitted { event: Event::LicenseReady { adam_id, serial_number, client_user_id, .. }, .. } => {
@@ -918,7 +986,7 @@ impl Sim {
         for (kind, n) in &self.h.apple.fault_log {
             *faults.entry(kind.clone()).or_default() += n;
         }
-        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, trickle_bursts: self.trickle_bursts, mirror_behind: self.mirror_behind, slowest: (convergence, seed) }
+        Stats { seeds: 1, steps: steps as u64, faults, requests: self.requests, trickle_bursts: self.trickle_bursts, mirror_behind: self.mirror_behind, ineligible_told: self.ineligible_told, slowest: (convergence, seed) }
     }
 }
 
@@ -1039,7 +1107,8 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
     eprintln!(
         "simulation: {} seeds × {steps} steps ({} of them bursts of facts one input at a time), {} requests, {} faults injected{counted} ({}), {} invariant violations \
          ({} in seeds known to fail: {known_failed:?}), {} checks found a wanted license the engine believed Apple held \
-         (a release it never heard of; the daily full refresh repairs it), slowest convergence {} min after the faults stopped (seed {}){timing}",
+         (a release it never heard of; the daily full refresh repairs it), {} refusals of devices that can't use a device license told \
+         (user-enrolled, an Apple TV), slowest convergence {} min after the faults stopped (seed {}){timing}",
         stats.seeds + failed_seeds as u64,
         stats.trickle_bursts,
         stats.requests,
@@ -1048,6 +1117,7 @@ fn random_workloads_with_faults_and_restarts_keep_every_invariant_and_converge()
         failed_seeds,
         known_failures.len(),
         stats.mirror_behind,
+        stats.ineligible_told,
         stats.slowest.0 / MINUTE,
         stats.slowest.1,
     );
@@ -1153,7 +1223,7 @@ impl TrickleTwins {
                 let returning: Vec<usize> = self.retired.iter().copied().take(n).collect();
                 for d in returning {
                     self.retired.remove(&d);
-                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None });
+                    inputs.push(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None });
                 }
             }
             4 => {

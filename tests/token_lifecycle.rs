@@ -9,8 +9,8 @@ mod support;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use support::fake_apple::{make_token, Org, TokenState};
-use support::{Harness, Trace, DAY, START};
-use vpp_license_engine::{AccountStatus, Event, Input};
+use support::{app, scenario, Harness, Trace, DAY, START};
+use vpp_license_engine::{AccountStatus, Event, Input, LicenseType};
 
 const MINUTE: u64 = 60_000;
 
@@ -125,4 +125,29 @@ fn the_test_checks_the_token_with_a_location_call_and_reports_a_revoked_token_on
     assert!(!results[0].0 && results[0].1.contains("newer token"), "{results:?}");
     assert_eq!(h.status("a1"), AccountStatus::TokenInvalid);
     assert!(h.trace.iter().all(|t| !matches!(t, Trace::Emitted { event, .. } if format!("{event:?}").contains("secret-of"))));
+}
+
+#[test]
+fn apple_refusing_a_request_sent_with_the_replaced_token_leaves_the_new_token_valid_and_sends_it_again() {
+    let mut h = Harness::new();
+    let old = h.org("ORG1", scenario::org(1, 10, 0));
+    h.add_account("a1", &old);
+    h.run_for(MINUTE);
+    h.latency = 500;
+    h.input(scenario::policy("p1", &app(0), LicenseType::Device, [scenario::serial(0)])).unwrap();
+    assert!(h.run_until_request_in_flight(h.now + MINUTE), "a request of the old token is on its way");
+    let in_flight = h.requests_for("a1").last().map(|(_, r)| r.purpose);
+    assert_eq!(in_flight, Some("associateAssets"));
+    let sent_before = h.requests_for("a1").len();
+
+    // The administrator downloads a new token (which revokes the old one) and uploads it at once.
+    let new = make_token("ORG1", "downloaded-again", START + 300 * DAY);
+    h.apple.download_new_token(&old, &new);
+    edit_token(&mut h, &new);
+    h.run_for(MINUTE);
+    assert!(h.requests_for("a1").len() > sent_before, "sent again, with the new token");
+    let refused = h.take_trace().iter().any(|t| matches!(t, Trace::Answered { status: 401, .. }));
+    assert!(refused, "Apple refused the request sent with the old token");
+    assert_eq!(h.status("a1"), AccountStatus::Active, "{}", h.account("a1").status_reason);
+    assert_eq!(h.apple.org(&new).assignments.len(), 1, "the association went through with the new token");
 }

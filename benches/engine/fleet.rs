@@ -62,14 +62,14 @@ pub fn inputs(accounts: usize) -> Value {
 
     let timeouts: Vec<f64> = (0..SAMPLES).map(|_| one(&mut host, Input::Timeout)).collect();
     let untargeted: Vec<f64> = (0..SAMPLES)
-        .map(|i| one(&mut host, Input::DeviceEnrolled { serial_number: format!("NOPOLICY{i:05}"), client_user_id: None, shared_ipad: false, enrollment_id: None }))
+        .map(|i| one(&mut host, Input::DeviceEnrolled { serial_number: format!("NOPOLICY{i:05}"), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }))
         .collect();
     // A re-enrollment (a new enrollment id) of a device an account's policy covers: its license is reported ready again.
     let targeted: Vec<f64> = (0..SAMPLES)
         .map(|i| {
             let a = i * 7919 % accounts;
             let enrollment_id = Some(format!("re-enrolled-{i}"));
-            one(&mut host, Input::DeviceEnrolled { serial_number: fleet_serial(a, i % DEVICES_PER_ACCOUNT), client_user_id: None, shared_ipad: false, enrollment_id })
+            one(&mut host, Input::DeviceEnrolled { serial_number: fleet_serial(a, i % DEVICES_PER_ACCOUNT), client_user_id: None, shared_ipad: false, enrollment_id, user_enrollment: false, platform: None })
         })
         .collect();
 

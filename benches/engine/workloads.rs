@@ -1,13 +1,15 @@
 //! The benchmarks, each on its own fresh engine(s). `scripts/bench/wasm.mjs` runs the same
 //! steps through the wasm package; keep the two in step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use vpp_license_engine::{Input, LicenseType};
+use vpp_license_engine::{AssignmentQuery, Input, LicenseType};
 
-use crate::world::{device_policy, policy, policy_id, serial, user_id, Host, Org, Pages, Scale, ACCOUNT};
+use crate::world::{
+    device_policy, policy, policy_id, serial, user_id, Host, Org, Pages, Scale, ACCOUNT, LOCATION_UID, NOTIFICATION_TOKEN,
+};
 use crate::{alloc, measured, medians, summary, timed};
 
 /// Apple's documented limits, which the bench Apple's service config sends.
@@ -145,12 +147,14 @@ fn thousands(n: usize) -> String {
     out
 }
 
+/// Samples in seconds → their summary in microseconds.
+fn micros(mut samples: Vec<f64>) -> Value {
+    samples.iter_mut().for_each(|s| *s *= 1e6);
+    summary(&mut samples)
+}
+
 /// (3) One input handled and drained, in microseconds.
 fn single_inputs(host: &mut Host) -> Value {
-    let micros = |mut samples: Vec<f64>| {
-        samples.iter_mut().for_each(|s| *s *= 1e6);
-        summary(&mut samples)
-    };
 
     let mut timeouts = Vec::new();
     for _ in 0..1_000 {
@@ -192,13 +196,57 @@ fn single_inputs(host: &mut Host) -> Value {
         enrolled.push(timed(|| {
             // A re-enrollment (a new enrollment id): its licenses are reported ready again.
             let enrollment_id = Some(format!("re-enrolled-{d}"));
-            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id });
+            host.input(Input::DeviceEnrolled { serial_number: serial(d), client_user_id: None, shared_ipad: false, enrollment_id, user_enrollment: false, platform: None });
             host.drain();
         }));
         settle(host);
     }
 
-    json!({"timeout": micros(timeouts), "pollAnswer": micros(polls), "deviceEnrolled": micros(enrolled)})
+    json!({"timeout": micros(timeouts), "pollAnswer": micros(polls), "deviceEnrolled": micros(enrolled),
+           "notification100": notifications_of_100(host)})
+}
+
+/// Issue 17's notification floods: one `ASSET_MANAGEMENT` notification confirming 100 devices of an
+/// association still pending at Apple, handled and drained, in microseconds (up to 50 of them,
+/// each a new notification for devices not confirmed yet).
+fn notifications_of_100(host: &mut Host) -> Value {
+    let pending: BTreeSet<String> = host.engine.pending_operations(ACCOUNT).expect("the account exists").into_iter().filter_map(|op| op.event_id).collect();
+    let mut notifications = Vec::new();
+    for (event_id, body) in host.apple.associations.iter().filter(|(id, _)| pending.contains(id)) {
+        let body: Value = serde_json::from_str(body).expect("an association's body is JSON");
+        let assets = body["assets"].as_array().cloned().unwrap_or_default();
+        let assignments: Vec<Value> = body["serialNumbers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|serial| assets.iter().map(move |a| json!({"adamId": a["adamId"], "pricingParam": a["pricingParam"], "serialNumber": serial})))
+            .collect();
+        for chunk in assignments.chunks_exact(100).take(50 - notifications.len().min(50)) {
+            let notification = json!({"eventId": event_id, "result": "SUCCESS", "type": "ASSOCIATE", "assignments": chunk});
+            let id = format!("bench-notification-{}", notifications.len());
+            notifications.push(json!({"notificationId": id, "notificationType": "ASSET_MANAGEMENT", "notification": notification, "uId": LOCATION_UID}).to_string());
+        }
+    }
+    let authorization = format!("Bearer {NOTIFICATION_TOKEN}");
+    let first = notifications.first().map(|body| {
+        let assignment = serde_json::from_str::<Value>(body).expect("JSON")["notification"]["assignments"][0].clone();
+        AssignmentQuery { adam_id: assignment["adamId"].as_str().map(str::to_owned), serial_number: assignment["serialNumber"].as_str().map(str::to_owned), ..AssignmentQuery::default() }
+    });
+    let held = |host: &Host, query: &AssignmentQuery| host.engine.assignments(ACCOUNT, query).expect("the account exists").total;
+    let before = first.as_ref().map(|q| held(host, q));
+    let mut samples = Vec::new();
+    for body in notifications {
+        samples.push(timed(|| {
+            let status = host.engine.handle_notification(ACCOUNT, Some(&authorization), &body, host.now);
+            assert_eq!(status, 200, "the engine accepts the notification");
+            host.drain();
+        }));
+        settle(host);
+    }
+    if let (Some(query), Some(before)) = (&first, before) {
+        assert_eq!((before, held(host, query)), (0, 1), "the notification confirmed its devices' licenses");
+    }
+    micros(samples)
 }
 
 /// Submissions one workload causes on a freshly synced engine: `setup` runs first (not

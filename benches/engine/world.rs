@@ -8,14 +8,19 @@ use std::rc::Rc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::json;
+use vpp_license_engine::secret::Secret;
 use vpp_license_engine::{
-    AppPolicy, Engine, EngineConfig, Event, Input, LicenseType, MdmInfo, Output, PricingParam, Request,
+    AppPolicy, Engine, EngineConfig, Event, Input, LicenseType, MdmInfo, NotificationConfig, Output, PricingParam, Request,
 };
 
 /// 2026-11-23T00:00:00Z, the simulated start.
 pub const START: u64 = 1_795_392_000_000;
 pub const SERVICE_CONFIG_URL: &str = "https://apple.bench/mdm/v2/service/config";
 pub const ACCOUNT: &str = "district";
+/// The bearer Apple's notifications carry (the engine subscribes with it).
+pub const NOTIFICATION_TOKEN: &str = "bench-notification-token";
+/// The location's id at Apple (client config, notifications).
+pub const LOCATION_UID: &str = "2049025000431439";
 /// Every device holds app 0 and this many others.
 pub const OTHER_APPS_PER_DEVICE: usize = 4;
 
@@ -76,7 +81,8 @@ pub fn our_mdm() -> MdmInfo {
 }
 
 pub fn config() -> EngineConfig {
-    EngineConfig { service_config_url: SERVICE_CONFIG_URL.to_owned(), seed: 7, ..EngineConfig::new(our_mdm()) }
+    let notifications = NotificationConfig { url: "https://mdm.bench/apple".into(), auth_token: Secret::new(NOTIFICATION_TOKEN.into()) };
+    EngineConfig { service_config_url: SERVICE_CONFIG_URL.to_owned(), seed: 7, notifications: Some(notifications), ..EngineConfig::new(our_mdm()) }
 }
 
 /// An sToken file's text (base64 of Apple's JSON), valid for a year.
@@ -198,11 +204,13 @@ pub struct BenchApple {
     pub locations: BTreeMap<String, Rc<Pages>>,
     next_event: u64,
     pub asked: BTreeMap<&'static str, usize>,
+    /// The associations accepted: (event id, request body).
+    pub associations: Vec<(String, String)>,
 }
 
 impl BenchApple {
     pub fn new(pages: Rc<Pages>) -> Self {
-        Self { pages, locations: BTreeMap::new(), next_event: 0, asked: BTreeMap::new() }
+        Self { pages, locations: BTreeMap::new(), next_event: 0, asked: BTreeMap::new(), associations: Vec::new() }
     }
 
     pub fn answer(&mut self, request: &Request) -> (u16, String) {
@@ -231,7 +239,10 @@ impl BenchApple {
             _ => {
                 self.next_event += 1;
                 let id = format!("ed3edfc3-e617-465e-b309-{:012}", self.next_event);
-                (200, json!({"eventId": id, "mdmInfo": mdm, "uId": "2049025000431439"}).to_string())
+                if request.purpose == "associateAssets" {
+                    self.associations.push((id.clone(), request.body.clone().unwrap_or_default()));
+                }
+                (200, json!({"eventId": id, "mdmInfo": mdm, "uId": LOCATION_UID}).to_string())
             }
         }
     }

@@ -238,7 +238,7 @@ impl World {
     /// users, status polling.
     pub fn assign(&mut self) {
         for serial in ["FUZZ1", "FUZZ2", "FUZZ3"] {
-            self.input(Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None });
+            self.input(Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None });
         }
         let user = Input::UserAdded { client_user_id: "fuzz-user".into(), email: Some("fuzz@school.test".into()), managed_apple_id: None };
         self.input(user);

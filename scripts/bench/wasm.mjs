@@ -9,8 +9,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
-  ACCOUNT, Host, SCALES, assignmentCount, buildPages, devicePolicy, districtOrg, emptyOrg, holders, appsOf, policy, policyId,
-  range, serial, userId,
+  ACCOUNT, Host, LOCATION_UID, NOTIFICATION_TOKEN, SCALES, assignmentCount, buildPages, devicePolicy, districtOrg, emptyOrg, holders,
+  appsOf, policy, policyId, range, serial, userId,
 } from './world.mjs';
 import { fleetInputs } from './fleet.mjs';
 
@@ -167,9 +167,10 @@ function planningAndInputs(pages) {
   return { plan, input: singleInputs(host), rows };
 }
 
-function singleInputs(host) {
-  const micros = (samples) => summary(samples.map((s) => s * 1e6));
+/** Samples in seconds → their summary in microseconds. */
+const micros = (samples) => summary(samples.map((s) => s * 1e6));
 
+function singleInputs(host) {
   const timeouts = [];
   for (let i = 0; i < 1_000; i++) {
     timeouts.push(timed(() => {
@@ -212,7 +213,44 @@ function singleInputs(host) {
     }));
     settle(host);
   }
-  return { timeout: micros(timeouts), pollAnswer: micros(polls), deviceEnrolled: micros(enrolled) };
+  return { timeout: micros(timeouts), pollAnswer: micros(polls), deviceEnrolled: micros(enrolled), notification100: notificationsOf100(host) };
+}
+
+/**
+ * Issue 17's notification floods: one ASSET_MANAGEMENT notification confirming 100 devices of an association still
+ * pending at Apple, handled and drained, in microseconds (up to 50 of them, each a new notification for devices not
+ * confirmed yet).
+ */
+function notificationsOf100(host) {
+  const pending = new Set(host.engine.pendingOperations(ACCOUNT).map((op) => op.eventId).filter((id) => id !== null));
+  const notifications = [];
+  for (const [eventId, text] of host.apple.associations.filter(([id]) => pending.has(id))) {
+    const body = JSON.parse(text);
+    const assignments = (body.serialNumbers ?? []).flatMap((serialNumber) =>
+      body.assets.map((a) => ({ adamId: a.adamId, pricingParam: a.pricingParam, serialNumber })));
+    for (let k = 0; k + 100 <= assignments.length && notifications.length < 50; k += 100) {
+      const notification = { eventId, result: 'SUCCESS', type: 'ASSOCIATE', assignments: assignments.slice(k, k + 100) };
+      notifications.push(JSON.stringify({
+        notificationId: `bench-notification-${notifications.length}`, notificationType: 'ASSET_MANAGEMENT', notification, uId: LOCATION_UID,
+      }));
+    }
+  }
+  const held = (query) => host.engine.assignments(ACCOUNT, query).total;
+  const firstAssignment = notifications.length > 0 ? JSON.parse(notifications[0]).notification.assignments[0] : null;
+  const first = firstAssignment && { adamId: firstAssignment.adamId, serialNumber: firstAssignment.serialNumber };
+  const before = first && held(first);
+  const authorization = `Bearer ${NOTIFICATION_TOKEN}`;
+  const samples = [];
+  for (const body of notifications) {
+    samples.push(timed(() => {
+      const status = host.engine.handleNotification(ACCOUNT, authorization, body, host.now);
+      if (status !== 200) throw new Error(`the engine answered the notification with ${status}`);
+      host.drain();
+    }));
+    settle(host);
+  }
+  if (first && (before !== 0 || held(first) !== 1)) throw new Error('the notification did not confirm its devices\' licenses');
+  return micros(samples);
 }
 
 function count(org, setup, act) {

@@ -4,6 +4,10 @@
 export const START = 1_795_392_000_000; // 2026-11-23T00:00:00Z
 export const SERVICE_CONFIG_URL = 'https://apple.bench/mdm/v2/service/config';
 export const ACCOUNT = 'district';
+/** The bearer Apple's notifications carry (the engine subscribes with it). */
+export const NOTIFICATION_TOKEN = 'bench-notification-token';
+/** The location's id at Apple (client config, notifications). */
+export const LOCATION_UID = '2049025000431439';
 export const OTHER_APPS_PER_DEVICE = 4;
 
 export const SCALES = {
@@ -36,7 +40,10 @@ export const userId = (u) => `client-${String(u).padStart(7, '0')}`;
 export const range = (n) => Array.from({ length: n }, (_, i) => i);
 
 export const ourMdm = { id: 'bench-mdm-0001', name: 'Bench MDM', metadata: '1.0' };
-export const config = () => ({ mdmInfo: ourMdm, serviceConfigUrl: SERVICE_CONFIG_URL, seed: 7 });
+export const config = () => ({
+  mdmInfo: ourMdm, serviceConfigUrl: SERVICE_CONFIG_URL, seed: 7,
+  notifications: { url: 'https://mdm.bench/apple', authToken: NOTIFICATION_TOKEN },
+});
 
 /** An sToken file's text; `secret` gives a token of its own (the engine refuses one token on two accounts). */
 export function token(secret = 'bench-secret') {
@@ -100,6 +107,8 @@ export class BenchApple {
     this.locations = new Map();
     this.nextEvent = 0;
     this.asked = {};
+    /** The associations accepted: [event id, request body]. */
+    this.associations = [];
   }
 
   answer(request) {
@@ -121,7 +130,8 @@ export class BenchApple {
       default: {
         this.nextEvent += 1;
         const id = `ed3edfc3-e617-465e-b309-${String(this.nextEvent).padStart(12, '0')}`;
-        return [200, `{"eventId":"${id}","mdmInfo":${mdmJson},"uId":"2049025000431439"}`];
+        if (request.purpose === 'associateAssets') this.associations.push([id, request.body ?? '']);
+        return [200, `{"eventId":"${id}","mdmInfo":${mdmJson},"uId":"${LOCATION_UID}"}`];
       }
     }
   }

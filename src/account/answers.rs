@@ -149,6 +149,8 @@ impl Account {
                 self.push_backoff_event(fx);
             }
             Outcome::Transient { reason } => self.failed_transiently(&purpose, sent_at, reason, env, fx, rng),
+            // Sent with a token replaced since: says nothing about the new one; sent again with it.
+            Outcome::TokenInvalid { .. } if self.credential.sent_with_older_token(sent_at) => self.retry(&purpose),
             // A running Test learns the reason from `stop`, once.
             Outcome::TokenInvalid { reason, .. } => self.stop(reason, env, fx),
             Outcome::Rejected { error_number, reason } => {

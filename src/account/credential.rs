@@ -28,20 +28,30 @@ pub struct Credential {
     /// When the engine's clock first read the token's expiry as passed: the token stops only when a
     /// second reading, at least [`EXPIRY_CONFIRM_AFTER`] later, agrees (one glitched `now` is not enough).
     expiry_seen_at: Option<Millis>,
+    /// When the token was last replaced: Apple's word on a request sent before (with the old token)
+    /// says nothing about this one. Not stored: requests in flight do not survive a restart.
+    replaced_at: Option<Millis>,
 }
 
 impl Credential {
     /// The credential of a new or restored account.
     pub fn new(token: SToken, problem: Option<String>, warned_threshold: Option<u32>) -> Self {
-        Self { token, problem, warned_threshold, expiry_seen_at: None }
+        Self { token, problem, warned_threshold, expiry_seen_at: None, replaced_at: None }
     }
 
-    /// A new token (the way out of *token invalid*): usable until shown otherwise, warned of nothing.
-    pub fn replace(&mut self, token: SToken) {
+    /// A new token (the way out of *token invalid*) at `now`: usable until shown otherwise, warned of nothing.
+    pub fn replace(&mut self, token: SToken, now: Millis) {
         self.token = token;
+        self.replaced_at = Some(now);
         self.problem = None;
         self.warned_threshold = None;
         self.expiry_seen_at = None;
+    }
+
+    /// Whether a request sent at `sent_at` may have carried a token replaced since (sent in the
+    /// millisecond of the replacement counts: it may have gone just before).
+    pub fn sent_with_older_token(&self, sent_at: Millis) -> bool {
+        self.replaced_at.is_some_and(|at| sent_at <= at)
     }
 
     /// Reads the clock against the token's expiry. Call on every scheduling pass.
@@ -86,6 +96,7 @@ impl Credential {
     /// really reached are given again when it does. Returns whether the stored warning changed.
     pub fn clock_rewound(&mut self, now: Millis) -> bool {
         self.expiry_seen_at = None;
+        self.replaced_at = self.replaced_at.map(|at| at.min(now));
         let crossed = crossed_threshold(self.token.expires_at.saturating_sub(now));
         if self.warned_threshold.is_some_and(|warned| crossed.is_none_or(|c| warned < c)) {
             self.warned_threshold = crossed;

@@ -137,16 +137,16 @@ impl Account {
 
     // ----------------------------------------------------------------- commands
 
-    /// Replaces the token (the way out of *token invalid*) and verifies ownership again.
+    /// Replaces the token (the way out of *token invalid*) at `now` and verifies ownership again.
     /// A token for another organization starts the account from scratch.
-    pub fn replace_token(&mut self, token: SToken, fx: &mut AccountEffects<'_>) {
+    pub fn replace_token(&mut self, token: SToken, now: Millis, fx: &mut AccountEffects<'_>) {
         if token.org_name != self.credential.token.org_name {
             self.mirror.clear(&mut fx.changes().mirror);
             self.schedule.forget_history();
             self.location.forget_client_config();
             self.gate.start_over();
         }
-        self.credential.replace(token);
+        self.credential.replace(token, now);
         self.location.verify_again_from_scratch();
         self.schedule.abandon_run();
         fx.record_changed();

@@ -72,6 +72,9 @@ pub struct Asset {
     pub device_assignable: bool,
     #[serde(default)]
     pub revocable: bool,
+    /// Apple's platform names (`iOS`, `macOS`, `tvOS`, `watchOS`, `visionOS`); absent: not known.
+    #[serde(default)]
+    pub supported_platforms: Vec<String>,
 }
 
 /// Apple's counts of one asset in one account, and what Apple allows with it.
@@ -85,6 +88,9 @@ pub struct AssetCounts {
     pub retired_count: i64,
     pub device_assignable: bool,
     pub revocable: bool,
+    /// The platforms Apple says the asset supports, as Apple spells them (empty: not known).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_platforms: Vec<String>,
 }
 
 impl AssetCounts {
@@ -108,6 +114,7 @@ impl Asset {
             retired_count: self.retired_count,
             device_assignable: self.device_assignable,
             revocable: self.revocable,
+            supported_platforms: self.supported_platforms.clone(),
         }
     }
 }

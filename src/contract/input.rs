@@ -58,11 +58,15 @@ tagged_enum! {
         /// start-up) changes nothing and emits nothing. A *re-enrollment* (the device was wiped or
         /// retired and enrolled again) reports the licenses it holds ready again: a device the engine
         /// knew as retired, or a new `enrollment_id` (any string that changes with each enrollment).
+        /// A user-enrolled (BYOD) device gets no device licenses (Apple ignores them): see
+        /// `licenses::eligibility`. `platform` is Apple's name of the device's platform (`iOS`, …).
         DeviceEnrolled = "deviceEnrolled" {
             serial_number: String = required "serialNumber",
             client_user_id: Option<String> = optional "clientUserId",
             shared_ipad: bool = optional "sharedIpad",
             enrollment_id: Option<String> = optional "enrollmentId",
+            user_enrollment: bool = optional "userEnrollment",
+            platform: Option<String> = optional "platform",
         },
         /// A device was retired: its licenses are reclaimed.
         DeviceRetired = "deviceRetired" { serial_number: String = required "serialNumber" },
@@ -203,7 +207,7 @@ mod tests {
             }
         }
         let input = parse(r#"{"type": "deviceEnrolled", "serialNumber": "S1"}"#).unwrap();
-        assert!(matches!(input, Input::DeviceEnrolled { client_user_id: None, shared_ipad: false, .. }));
+        assert!(matches!(input, Input::DeviceEnrolled { client_user_id: None, shared_ipad: false, user_enrollment: false, platform: None, .. }));
         let input = parse(r#"{"type": "updatePolicyTargets", "policyId": "p", "add": ["S1"]}"#).unwrap();
         assert!(matches!(input, Input::UpdatePolicyTargets { add, remove, .. } if add == ["S1"] && remove.is_empty()));
         let error = parse(r#"{"type": "refresh", "accountId": "a1", "x": 1}"#).unwrap_err();

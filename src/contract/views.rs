@@ -32,6 +32,9 @@ pub struct AppTotalView {
     pub adam_id: String,
     pub pricing_param: PricingParam,
     pub product_type: ProductType,
+    /// The platforms Apple says the app supports, as Apple spells them (`iOS`, `macOS`, `tvOS`,
+    /// `watchOS`, `visionOS`); empty when Apple did not say.
+    pub supported_platforms: Vec<String>,
     /// Summed over the accounts; 2147483647 when the app is free (unlimited) in any of them.
     pub total_count: i64,
     pub assigned_count: i64,
@@ -61,6 +64,8 @@ pub struct AppCountView {
     pub adam_id: String,
     pub pricing_param: PricingParam,
     pub product_type: ProductType,
+    /// The platforms Apple says the app supports, as Apple spells them; empty when Apple did not say.
+    pub supported_platforms: Vec<String>,
     pub total_count: i64,
     pub assigned_count: i64,
     pub available_count: i64,
@@ -79,6 +84,7 @@ impl AppCountView {
             adam_id,
             pricing_param,
             product_type: counts.product_type,
+            supported_platforms: counts.supported_platforms.clone(),
             total_count: counts.total_count,
             assigned_count: counts.assigned_count,
             available_count: counts.available_count,

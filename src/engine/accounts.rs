@@ -90,7 +90,7 @@ impl Engine {
             fx.record_changed();
         }
         if let Some(token) = token {
-            account.replace_token(token, &mut fx);
+            account.replace_token(token, now, &mut fx);
         }
         Ok(())
     }

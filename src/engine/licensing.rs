@@ -13,6 +13,15 @@ use crate::persist::{PolicyRecord, ScopeRecord};
 use crate::policy::AppPolicy;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, PricingParam, Target};
 
+/// What a `deviceEnrolled` input says about the device.
+pub(super) struct Enrollment {
+    pub client_user_id: Option<String>,
+    pub shared_ipad: bool,
+    pub enrollment_id: Option<String>,
+    pub user_enrollment: bool,
+    pub platform: Option<String>,
+}
+
 /// The assignment key a policy means for one of its targets, in the account's mirror.
 pub(super) fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
     AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
@@ -163,13 +172,8 @@ impl Engine {
 
     // ===================================================================== facts
 
-    pub(super) fn device_enrolled(
-        &mut self,
-        serial: String,
-        client_user_id: Option<String>,
-        shared_ipad: bool,
-        enrollment_id: Option<String>,
-    ) -> Result<(), EngineError> {
+    pub(super) fn device_enrolled(&mut self, serial: String, enrollment: Enrollment) -> Result<(), EngineError> {
+        let Enrollment { client_user_id, shared_ipad, enrollment_id, user_enrollment, platform } = enrollment;
         check_id("serialNumber", &serial)?;
         if let Some(user) = &client_user_id {
             check_id("clientUserId", user)?;
@@ -177,25 +181,34 @@ impl Engine {
         if let Some(id) = &enrollment_id {
             check_id("enrollmentId", id)?;
         }
+        if let Some(platform) = &platform {
+            check_id("platform", platform)?;
+        }
         let known = self.facts.devices.get(&serial);
         // A replayed fact (same user, same kind of device, not retired, the same enrollment) changes nothing.
         let replayed = known.is_some_and(|old| {
             !old.retired
                 && old.client_user_id == client_user_id
                 && old.shared_ipad == shared_ipad
+                && old.user_enrollment == user_enrollment
+                && old.platform == platform
                 && (enrollment_id.is_none() || old.enrollment_id == enrollment_id)
         });
         if replayed {
             return Ok(());
         }
         let reenrolled = known.is_none_or(|old| old.retired || enrollment_id.as_ref().is_some_and(|id| old.enrollment_id.as_ref() != Some(id)));
+        // Device licenses it can't use any more (it became user-enrolled, or reports a platform the app
+        // does not support) are released: they would hold licenses others can use.
+        let eligibility_changed = known.map_or(user_enrollment || platform.is_some(), |old| old.user_enrollment != user_enrollment || old.platform != platform);
         // The apps it reported installed stay; they are moved, not copied, into the new facts.
         let (installed, previous_user, previous_enrollment) = match self.facts.devices.get_mut(&serial) {
             Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone(), old.enrollment_id.clone()),
             None => Default::default(),
         };
         let enrollment_id = enrollment_id.or(previous_enrollment);
-        let facts = DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id };
+        let facts =
+            DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id, user_enrollment, platform };
         self.facts.set_device(&serial, facts);
         // The shared-iPad and one-license-per-user rules look at the device's users.
         let users: Vec<&str> = previous_user.iter().chain(&client_user_id).map(String::as_str).collect();
@@ -206,6 +219,9 @@ impl Engine {
             if let Some(target) = device {
                 account.licenses.release_holds_of(target, &mut self.effects.account(&id));
                 account.licenses.replan(target);
+                if let Some(device) = self.facts.devices.get(&serial).filter(|_| eligibility_changed) {
+                    account.licenses.nominate_ineligible(target, device, &account.mirror);
+                }
             }
             for user in users.iter().filter_map(|u| account.mirror.lookup(u)) {
                 account.licenses.replan(Target::User(user));

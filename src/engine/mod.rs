@@ -45,6 +45,7 @@ use crate::facts::Facts;
 use crate::licenses::coalesce::CoalescePolicy;
 use crate::persist::StoredRecord;
 use crate::policy::AppPolicy;
+use licensing::Enrollment;
 use notifications::Deduper;
 use requests::InFlight;
 use roster::Roster;
@@ -146,8 +147,9 @@ impl Engine {
             Input::SetPolicy { policy } => self.set_policy(policy)?,
             Input::RemovePolicy { policy_id } => self.remove_policy(&policy_id)?,
             Input::UpdatePolicyTargets { policy_id, add, remove } => self.update_policy_targets(&policy_id, add, remove)?,
-            Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad, enrollment_id } => {
-                self.device_enrolled(serial_number, client_user_id, shared_ipad, enrollment_id)?
+            Input::DeviceEnrolled { serial_number, client_user_id, shared_ipad, enrollment_id, user_enrollment, platform } => {
+                let enrollment = Enrollment { client_user_id, shared_ipad, enrollment_id, user_enrollment, platform };
+                self.device_enrolled(serial_number, enrollment)?
             }
             Input::DeviceRetired { serial_number } => self.device_retired(serial_number)?,
             Input::AppInstalled { serial_number, adam_id } => self.app_installed(&serial_number, &adam_id)?,

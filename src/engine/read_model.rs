@@ -62,6 +62,7 @@ impl Engine {
                     adam_id: adam_id.to_owned(),
                     pricing_param: key.pricing,
                     product_type: counts.product_type,
+                    supported_platforms: counts.supported_platforms.clone(),
                     total_count: 0,
                     assigned_count: 0,
                     available_count: 0,

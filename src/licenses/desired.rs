@@ -1,31 +1,34 @@
 //! The desired state: which (asset, target) pairs the account's policies want licensed, filtered
-//! by the rules (books are user-only, `deviceAssignable`, shared iPads, a device whose user holds
-//! a user license from us) and by the holds (install failed, removed by the user, reclaimed by an
+//! by the rules (a device's eligibility — user enrollment, books, platforms: see
+//! [`super::eligibility`] — `deviceAssignable`, shared iPads, a device whose user holds a user
+//! license from us) and by the holds (install failed, removed by the user, reclaimed by an
 //! administrator, refused by Apple). Owns the target → policy index, so that planning one target
 //! asks only the policies that scope it, and the holds (durable: `hold/`, `userhold/` records).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::effects::AccountEffects;
-use crate::facts::Facts;
+use crate::facts::{DeviceFacts, Facts};
+use crate::licenses::eligibility::device_refusal;
 use crate::licenses::provenance::Provenance;
 use crate::mirror::Mirror;
 use crate::policy::AppPolicy;
-use crate::vocab::{AssetKey, AssignmentKey, LicenseType, ProductType, Target};
+use crate::vocab::{AssetKey, AssignmentKey, LicenseType, Target};
 
 /// What the rules need to know about one target, looked up once per target.
-enum TargetFacts {
-    Device { retired: bool, user: Option<Target> },
+enum TargetFacts<'f> {
+    Device { device: Option<&'f DeviceFacts>, user: Option<Target> },
     User { removed: bool, only_on_shared_ipads: bool },
 }
 
-impl TargetFacts {
-    fn of(target: Target, facts: &Facts, mirror: &Mirror) -> Self {
+impl<'f> TargetFacts<'f> {
+    fn of(target: Target, facts: &'f Facts, mirror: &Mirror) -> Self {
         match target {
             Target::Device(id) => {
                 let device = facts.devices.get(mirror.name(id));
                 TargetFacts::Device {
-                    retired: device.is_some_and(|d| d.retired),
+                    device,
                     user: device.and_then(|d| d.client_user_id.as_deref()).and_then(|u| mirror.lookup(u)).map(Target::User),
                 }
             }
@@ -33,6 +36,23 @@ impl TargetFacts {
                 let name = mirror.name(id);
                 TargetFacts::User { removed: facts.user_removed(name), only_on_shared_ipads: facts.user_only_on_shared_ipads(name) }
             }
+        }
+    }
+}
+
+/// Why a pair must not be licensed.
+enum Refusal<'s> {
+    /// The MDM's rules or a hold: planning waits silently (what caused it was reported when it happened).
+    Rule(&'s str),
+    /// The device can't use the license at all: the host is told ([`super::eligibility::Told`]).
+    Ineligible(Cow<'static, str>),
+}
+
+impl Refusal<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Refusal::Rule(reason) => reason,
+            Refusal::Ineligible(reason) => reason,
         }
     }
 }
@@ -70,54 +90,62 @@ impl Desired {
         let key = AssignmentKey { target, asset };
         match self.refusal(key, &TargetFacts::of(target, facts, mirror), mirror, ours) {
             None => Decision::Want(key),
-            Some(reason) => Decision::Skip(reason.to_owned()),
+            Some(refusal) => Decision::Skip(refusal.text().to_owned()),
         }
     }
 
     /// Why `key` must not be licensed, if it must not (the rules, then the holds).
-    fn refusal<'s>(&'s self, key: AssignmentKey, who: &TargetFacts, mirror: &Mirror, ours: &Provenance) -> Option<&'s str> {
+    fn refusal<'s>(&'s self, key: AssignmentKey, who: &TargetFacts, mirror: &Mirror, ours: &Provenance) -> Option<Refusal<'s>> {
         let Some(counts) = mirror.asset(&key.asset) else {
-            return Some("the account holds no licenses of this app");
+            return Some(Refusal::Rule("the account holds no licenses of this app"));
         };
         match *who {
-            TargetFacts::Device { retired, user } => {
-                if retired {
-                    return Some("the device is retired");
+            TargetFacts::Device { device, user } => {
+                if device.is_some_and(|d| d.retired) {
+                    return Some(Refusal::Rule("the device is retired"));
                 }
-                if counts.product_type == ProductType::Book {
-                    return Some("books can only be licensed to users");
+                if let Some(reason) = device_refusal(device, counts) {
+                    return Some(Refusal::Ineligible(reason));
                 }
                 if !counts.device_assignable {
-                    return Some("Apple does not allow device licenses for this app");
+                    return Some(Refusal::Rule("Apple does not allow device licenses for this app"));
                 }
                 if user.is_some_and(|user| ours.contains(&AssignmentKey { target: user, asset: key.asset })) {
-                    return Some("the device's user already has a user license for this app from this MDM");
+                    return Some(Refusal::Rule("the device's user already has a user license for this app from this MDM"));
                 }
             }
             TargetFacts::User { removed, only_on_shared_ipads } => {
                 if removed {
-                    return Some("the user was removed");
+                    return Some(Refusal::Rule("the user was removed"));
                 }
                 if only_on_shared_ipads {
-                    return Some("shared iPads get device licenses only");
+                    return Some(Refusal::Rule("shared iPads get device licenses only"));
                 }
                 if let Some(reason) = self.user_holds.get(&key.target.id()) {
-                    return Some(reason);
+                    return Some(Refusal::Rule(reason));
                 }
             }
         }
-        self.holds.get(&key).map(String::as_str)
+        self.holds.get(&key).map(|reason| Refusal::Rule(reason))
     }
 
-    /// The pairs the policies want: all of them, or those of the `only` targets. Walks the
-    /// target → policy index, so each target's facts are looked up once.
-    pub fn wanted(&self, facts: &Facts, mirror: &Mirror, only: Option<&BTreeSet<Target>>, ours: &Provenance) -> BTreeSet<AssignmentKey> {
+    /// The pairs the policies want, and those refused because the device can't use the license
+    /// (with why): all of them, or those of the `only` targets. Walks the target → policy index,
+    /// so each target's facts are looked up once.
+    pub fn wanted(
+        &self,
+        facts: &Facts,
+        mirror: &Mirror,
+        only: Option<&BTreeSet<Target>>,
+        ours: &Provenance,
+    ) -> (BTreeSet<AssignmentKey>, Vec<(AssignmentKey, Cow<'static, str>)>) {
         let scoped: Box<dyn Iterator<Item = &(Target, u32)>> = match only {
             None => Box::new(self.scoped.iter()),
             Some(only) => Box::new(only.iter().flat_map(|&t| self.scoped.range((t, 0)..=(t, u32::MAX)))),
         };
         let mut who: Option<(Target, TargetFacts)> = None;
         let mut wanted = Vec::new();
+        let mut ineligible = Vec::new();
         for &(target, policy) in scoped {
             let asset = self.policy_assets[&policy];
             let facts = match &who {
@@ -125,13 +153,15 @@ impl Desired {
                 _ => &who.insert((target, TargetFacts::of(target, facts, mirror))).1,
             };
             let key = AssignmentKey { target, asset };
-            if self.refusal(key, facts, mirror, ours).is_none() {
-                wanted.push(key);
+            match self.refusal(key, facts, mirror, ours) {
+                None => wanted.push(key),
+                Some(Refusal::Ineligible(reason)) => ineligible.push((key, reason)),
+                Some(Refusal::Rule(_)) => {}
             }
         }
         // Sorted once: a sorted sequence builds the set in bulk.
         wanted.sort_unstable();
-        wanted.into_iter().collect()
+        (wanted.into_iter().collect(), ineligible)
     }
 
     /// The first policy (interned id, in id order) that wants `key` licensed, if one does: `key`'s

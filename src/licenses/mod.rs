@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | provenance | `provenance.rs` | the assignments this instance made (only these are ever released, except by Clean Up) |
 //! | desired state | `desired.rs` | the target → policy index, the rules, the holds |
+//! | eligibility | `eligibility.rs` | whether a device can use a device license at all (user enrollment, books, platforms); the refusals told to the host |
 //! | planning | `planning.rs`, `batch.rs`, `coalesce.rs` | what changed since the last plan, Reconcile / Clean Up requests, the coalescing window; comparing the desired state with Apple's and batching the difference into operations |
 //! | pools | `pool.rs` | how many licenses may still be asked for, Apple's refusals, shortfall and low-count warnings |
 //! | operations | `operations.rs`, `in_flight.rs`, `sending.rs` | the operations at Apple (queued, submitting, pending, unconfirmed), the pairs they release and the users they register, the associations that may be spending licenses |
@@ -26,6 +27,7 @@ pub mod batch;
 pub mod checks;
 pub mod coalesce;
 pub mod desired;
+mod eligibility;
 mod explain;
 pub mod in_flight;
 mod notifications;
@@ -39,10 +41,11 @@ pub mod usage;
 
 use crate::base::time::Millis;
 use crate::effects::AccountEffects;
-use crate::facts::Facts;
+use crate::facts::{DeviceFacts, Facts};
 use crate::licenses::checks::Checks;
 use crate::licenses::coalesce::CoalescePolicy;
 use crate::licenses::desired::{Decision, Desired};
+use crate::licenses::eligibility::{device_refusal, Told};
 use crate::licenses::in_flight::InFlight;
 use crate::licenses::notifications::FinishedEvents;
 use crate::licenses::operations::{Operation, Operations};
@@ -68,6 +71,8 @@ pub struct Licenses {
     finished: FinishedEvents,
     /// Pairs a device found no license for, to check with Apple.
     checks: Checks,
+    /// Pairs refused because the device can't use the license, the host told of.
+    told: Told,
 }
 
 impl Licenses {
@@ -98,6 +103,18 @@ impl Licenses {
         let keys: Vec<AssignmentKey> = self.ours.of_target(target).collect();
         for key in keys {
             self.nominate(key, reason);
+        }
+    }
+
+    /// Nominates every pair of ours `device` holds that it can't use (see [`eligibility`](self::eligibility)), with why.
+    pub fn nominate_ineligible(&mut self, device: Target, facts: &DeviceFacts, mirror: &Mirror) {
+        let refused: Vec<(AssignmentKey, String)> = self
+            .ours
+            .of_target(device)
+            .filter_map(|key| Some((key, device_refusal(Some(facts), mirror.asset(&key.asset)?)?.into_owned())))
+            .collect();
+        for (key, reason) in refused {
+            self.nominate(key, &reason);
         }
     }
 

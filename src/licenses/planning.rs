@@ -108,7 +108,8 @@ impl Licenses {
         self.planner.coalescer.close();
         let dirty = std::mem::take(&mut self.planner.targets);
         let only = if std::mem::take(&mut self.planner.whole) { None } else { Some(dirty) };
-        let want = self.desired.wanted(facts, mirror, only.as_ref(), &self.ours);
+        let (want, ineligible) = self.desired.wanted(facts, mirror, only.as_ref(), &self.ours);
+        self.told.report(ineligible, only.as_ref(), mirror, fx);
         let registered = self.plan_users(&want, facts, mirror, env, fx);
         self.plan_associations(&want, &registered, only.is_none(), mirror, env, fx);
         self.plan_releases(&want, only.as_ref(), mirror, env, fx);

@@ -273,6 +273,7 @@ deserialize_fields!(AssetRecord, |f| Self {
         retired_count: f.required("retiredCount")?,
         device_assignable: f.required("deviceAssignable")?,
         revocable: f.required("revocable")?,
+        supported_platforms: f.optional("supportedPlatforms")?,
     },
 });
 
@@ -445,6 +446,7 @@ mod tests {
             retired_count: 1,
             device_assignable: false,
             revocable: true,
+            supported_platforms: vec!["iOS".to_owned(), "macOS".to_owned()],
         };
         let asset = AssetRecord { account_id: account_id.clone(), adam_id: adam_id.clone(), pricing_param, counts };
         assert_eq!(round_trip(&asset), asset);

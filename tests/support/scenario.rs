@@ -52,7 +52,7 @@ pub fn policy(id: &str, adam: &str, license_type: LicenseType, targets: impl Int
 
 pub fn enroll(h: &mut Harness, serials: impl IntoIterator<Item = String>) {
     for serial_number in serials {
-        h.input(Input::DeviceEnrolled { serial_number, client_user_id: None, shared_ipad: false, enrollment_id: None }).unwrap();
+        h.input(Input::DeviceEnrolled { serial_number, client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
     }
 }
 
