@@ -16,7 +16,7 @@ use vpp_license_engine::{AppPolicy, EngineError, Input, LicenseType, PricingPara
 const MINUTE: u64 = 60_000;
 
 fn enroll(serial: &str) -> Input {
-    Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None }
+    Input::DeviceEnrolled { serial_number: serial.into(), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }
 }
 
 /// Two accounts, each with 2 apps and `others` assignments another MDM made; account `a0` has a
