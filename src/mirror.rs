@@ -52,7 +52,7 @@ pub struct UserRecord {
 }
 
 /// Data gathered by a sync run before it replaces or updates the mirror.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Staged {
     pub assets: BTreeMap<AssetKey, AssetCounts>,
     /// In page order, duplicates possible; sorted when applied.
@@ -124,7 +124,7 @@ impl MirrorChanges {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Mirror {
     strings: Interner,
     assets: BTreeMap<AssetKey, AssetCounts>,

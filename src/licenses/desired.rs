@@ -45,7 +45,7 @@ pub enum Decision {
 }
 
 /// The scope index and the holds of one account.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Desired {
     /// (target, policy) for every target in the scope of a policy of the account (policy ids
     /// interned in the mirror): the policies to ask when one target is planned.

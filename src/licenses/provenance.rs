@@ -7,7 +7,7 @@ use crate::effects::AccountEffects;
 use crate::vocab::{AssignmentKey, Target};
 
 /// The assignments this instance made; a device's or user's pairs are one range.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Provenance {
     keys: BTreeSet<AssignmentKey>,
 }
