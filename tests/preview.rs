@@ -246,3 +246,112 @@ fn a_previewed_scope_change_is_what_the_engine_then_does() {
     let previewed: Vec<(String, usize)> = report.releases_by_reason.iter().map(|r| (r.reason.clone(), r.count)).collect();
     assert_eq!(previewed, reasons);
 }
+
+// ============================================================================ property
+
+/// Random scope changes (and the facts, reclaims and Reconcile that go with them) on random
+/// scopes under small request limits: the preview's figures are what the engine then sends and
+/// releases, and the preview changes nothing.
+#[cfg(not(target_arch = "wasm32"))]
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const APPS: usize = 2;
+    const DEVICES: usize = 24;
+    const USERS: usize = 4;
+
+    /// One change: `0` a policy's scope (targets added, removed), `1` a device retired, `2` an app
+    /// removed from a device, `3` an app reclaimed, `4` Reconcile, `5` a policy removed, `6` a user removed.
+    #[derive(Debug, Clone)]
+    struct Change {
+        kind: u8,
+        policy: usize,
+        add: Vec<bool>,
+        remove: Vec<bool>,
+        target: usize,
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        (0u8..7, 0..APPS * 2, prop::collection::vec(any::<bool>(), DEVICES), prop::collection::vec(any::<bool>(), DEVICES), 0..DEVICES)
+            .prop_map(|(kind, policy, add, remove, target)| Change { kind, policy, add, remove, target })
+    }
+
+    /// Policy `p`: device policies first, then user policies, one per app.
+    fn policy_of(p: usize) -> (String, usize, LicenseType) {
+        if p < APPS { (format!("d{p}"), p, LicenseType::Device) } else { (format!("u{}", p - APPS), p - APPS, LicenseType::User) }
+    }
+
+    fn names(p: usize, chosen: &[bool]) -> Vec<String> {
+        let name = if p < APPS { serial } else { user };
+        let count = if p < APPS { DEVICES } else { USERS };
+        chosen.iter().take(count).enumerate().filter(|(_, c)| **c).map(|(i, _)| name(i)).collect()
+    }
+
+    fn input_of(c: &Change) -> Input {
+        let (policy_id, a, _) = policy_of(c.policy);
+        match c.kind {
+            0 => targets(&policy_id, names(c.policy, &c.add), names(c.policy, &c.remove)),
+            1 => Input::DeviceRetired { serial_number: serial(c.target) },
+            2 => Input::AppRemoved { serial_number: serial(c.target), adam_id: app(a) },
+            3 => Input::ReclaimApp { account_id: "a1".into(), adam_id: app(a), pricing_param: PricingParam::Stdq },
+            4 => Input::Reconcile,
+            5 => Input::RemovePolicy { policy_id },
+            _ => Input::UserRemoved { client_user_id: user(c.target % USERS) },
+        }
+    }
+
+    fn harness(limits: (usize, usize, usize), scopes: &[Vec<bool>]) -> Harness {
+        let mut h = Harness::with_notifications();
+        h.apple.limits = json!({"maxAssets": limits.0, "maxSerialNumbers": limits.1, "maxClientUserIds": limits.1,
+                                "maxRevokeSerialNumbers": limits.2, "maxRevokeClientUserIds": limits.2, "maxUsers": 100,
+                                "maxRequestPerSecond": 15});
+        synced(&mut h, org(APPS, 1_000, USERS));
+        enroll(&mut h, (0..DEVICES).map(serial));
+        for (p, scope) in scopes.iter().enumerate() {
+            let (policy_id, a, kind) = policy_of(p);
+            h.input(policy(&policy_id, &app(a), kind, names(p, scope))).unwrap();
+        }
+        h.run_for(MINUTE);
+        h
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn preview_figures_are_what_the_engine_then_does(
+            limits in (1usize..=3, 1usize..=8, 1usize..=8),
+            scopes in prop::collection::vec(prop::collection::vec(any::<bool>(), DEVICES), APPS * 2),
+            changes in prop::collection::vec(change(), 1..4),
+        ) {
+            let mut h = harness(limits, &scopes);
+            let inputs: Vec<Input> = changes.iter().map(input_of).collect();
+            let before = state(&h);
+            let previewed = preview(&mut h, inputs.clone());
+            prop_assert_eq!(state(&h), before);
+            h.take_trace();
+            let mut applied = Ok(());
+            for input in inputs {
+                applied = applied.and_then(|()| h.input(input));
+            }
+            let report = match (previewed, applied) {
+                (Ok(report), Ok(())) => report,
+                (Err(previewed), Err(applied)) => {
+                    prop_assert_eq!(previewed, applied);
+                    return Ok(());
+                }
+                (previewed, applied) => {
+                    prop_assert!(false, "preview {:?}, applied {:?}", previewed, applied);
+                    unreachable!()
+                }
+            };
+            h.run_for(MINUTE);
+            let (assigned, released, requests, reasons) = done_since(&h);
+            prop_assert_eq!((report.totals.assign, report.totals.release, report.totals.requests), (assigned, released, requests));
+            let previewed: Vec<(String, usize)> = report.releases_by_reason.iter().map(|r| (r.reason.clone(), r.count)).collect();
+            prop_assert_eq!(previewed, reasons);
+        }
+    }
+}
