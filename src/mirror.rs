@@ -9,6 +9,7 @@
 //! devices and users that differ from the mirror it replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use indexmap::IndexSet;
 
@@ -16,16 +17,17 @@ use crate::apple::wire::{self, AssetCounts, AssetRef};
 use crate::vocab::{AssetKey, AssignmentKey, LicensePair, PricingParam, Target};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
+/// Shared by a copy (a preview's) until either interns a new string.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    strings: IndexSet<Box<str>, foldhash::fast::RandomState>,
+    strings: Arc<IndexSet<Box<str>, foldhash::fast::RandomState>>,
 }
 
 impl Interner {
     pub fn intern(&mut self, text: &str) -> u32 {
         let index = match self.strings.get_index_of(text) {
             Some(index) => index,
-            None => self.strings.insert_full(text.into()).0,
+            None => Arc::make_mut(&mut self.strings).insert_full(text.into()).0,
         };
         u32::try_from(index).expect("fewer than 2^32 distinct strings per account")
     }
@@ -128,7 +130,8 @@ impl MirrorChanges {
 pub struct Mirror {
     strings: Interner,
     assets: BTreeMap<AssetKey, AssetCounts>,
-    assignments: BTreeSet<AssignmentKey>,
+    /// Shared by a copy (a preview's) until either changes.
+    assignments: Arc<BTreeSet<AssignmentKey>>,
     users: BTreeMap<u32, UserRecord>,
     counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
@@ -182,7 +185,7 @@ impl Mirror {
     /// differences are reported as changes.
     pub fn replace(&mut self, staged: Staged, changes: &mut MirrorChanges) {
         self.replace_assets(staged.assets, changes);
-        let old = std::mem::replace(&mut self.assignments, staged.assignments.into_iter().collect());
+        let old = std::mem::replace(&mut self.assignments, Arc::new(staged.assignments.into_iter().collect()));
         self.replay_journal(changes);
         if old.is_empty() {
             changes.rewrite_from = self.assignments.first().map(|key| key.target);
@@ -247,7 +250,8 @@ impl Mirror {
 
     /// Adds or removes an assignment; returns whether that changed the mirror.
     fn set_present(&mut self, key: AssignmentKey, present: bool, changes: &mut MirrorChanges) -> bool {
-        let changed = if present { self.assignments.insert(key) } else { self.assignments.remove(&key) };
+        let assignments = Arc::make_mut(&mut self.assignments);
+        let changed = if present { assignments.insert(key) } else { assignments.remove(&key) };
         if changed {
             changes.targets.insert(key.target);
         }
@@ -275,7 +279,7 @@ impl Mirror {
 
     /// An assignment read back from the store.
     pub fn restore_assignment(&mut self, key: AssignmentKey) {
-        self.assignments.insert(key);
+        Arc::make_mut(&mut self.assignments).insert(key);
     }
 
     /// A user Apple knows, read back from the store.

@@ -199,7 +199,7 @@ struct Report {
 
 impl Report {
     /// Adds what `account` (a copy) planned.
-    fn account(&mut self, account: &Account, planned: &Planned, now: Millis, rate: u32) {
+    fn account(&mut self, account: &Account, planned: &Planned<'_>, now: Millis, rate: u32) {
         let mut all = Tally::default();
         let mut apps: BTreeMap<AssetKey, Tally> = BTreeMap::new();
         for key in &planned.assigned {
@@ -209,7 +209,12 @@ impl Report {
         for release in &planned.released {
             all.release(release);
             apps.entry(release.key.asset).or_default().release(release);
-            *self.reasons.entry(release.reason.clone()).or_default() += 1;
+            match self.reasons.get_mut(release.reason) {
+                Some(count) => *count += 1,
+                None => {
+                    self.reasons.insert(release.reason.to_owned(), 1);
+                }
+            }
         }
         for &(asset, short_by) in &planned.short {
             all.figures.short_by += short_by;

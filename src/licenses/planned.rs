@@ -9,31 +9,31 @@ use crate::vocab::{AssetKey, AssignmentKey, OperationKind};
 
 /// One release planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedRelease {
+pub struct PlannedRelease<'a> {
     pub key: AssignmentKey,
     /// What triggered it.
-    pub reason: String,
+    pub reason: &'a str,
     /// The pair was not ours: another MDM assigned it (Clean Up).
     pub other_mdm: bool,
 }
 
 /// The work planned since the original.
 #[derive(Debug, Default)]
-pub struct Planned {
+pub struct Planned<'a> {
     /// One per request, with the apps (assets) it concerns (none for user creation).
     pub requests: Vec<(OperationKind, BTreeSet<AssetKey>)>,
     pub assigned: Vec<AssignmentKey>,
-    pub released: Vec<PlannedRelease>,
+    pub released: Vec<PlannedRelease<'a>>,
     /// Assets whose shortfall changed, with the licenses now missing.
     pub short: Vec<(AssetKey, usize)>,
 }
 
 impl Licenses {
     /// What this machine (a copy that planned) queued beyond `original`. Call on a preview's copy.
-    pub fn planned_since(&self, original: &Licenses) -> Planned {
+    pub fn planned_since(&self, original: &Licenses) -> Planned<'_> {
         let mut planned = Planned::default();
         for (key, reason) in self.ops.releasing.iter().filter(|(k, _)| !original.ops.releasing.contains_key(k)) {
-            planned.released.push(PlannedRelease { key: *key, reason: reason.clone(), other_mdm: !original.ours.contains(key) });
+            planned.released.push(PlannedRelease { key: *key, reason, other_mdm: !original.ours.contains(key) });
         }
         for op in self.ops.values().filter(|op| original.ops.get(op.id).is_none()) {
             let mut assets = BTreeSet::new();
