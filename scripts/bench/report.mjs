@@ -71,7 +71,7 @@ for (const [key, name] of [
   ['previewEnter', `preview: ${s} devices enter one app`],
 ]) {
   const f = wasm.plan[key].figures;
-  const figures = `assign ${int(f.assign)}, release ${int(f.release)}, ${int(f.requests)} requests`;
+  const figures = `assign ${int(f.assign)}, release ${int(f.release)}, ${int(f.requests)} request${f.requests === 1 ? '' : 's'}`;
   row('2', `${name} (${int(n)} assignments; nothing changes)`, `${timing(wasm.plan[key])}; ${figures}`,
     timing(native.plan[key]), '≤ 0.1 s wasm', timed(cost(wasm.plan[key]) <= 0.1));
 }

@@ -220,7 +220,7 @@ impl Report {
             all.figures.short_by += short_by;
             apps.entry(asset).or_default().figures.short_by = short_by;
         }
-        for (_, assets) in &planned.requests {
+        for assets in &planned.requests {
             all.figures.requests += 1;
             for asset in assets {
                 apps.entry(*asset).or_default().figures.requests += 1;

@@ -20,8 +20,8 @@ pub struct PlannedRelease<'a> {
 /// The work planned since the original.
 #[derive(Debug, Default)]
 pub struct Planned<'a> {
-    /// One per request, with the apps (assets) it concerns (none for user creation).
-    pub requests: Vec<(OperationKind, BTreeSet<AssetKey>)>,
+    /// One per request: the apps (assets) it concerns (none for user creation).
+    pub requests: Vec<BTreeSet<AssetKey>>,
     pub assigned: Vec<AssignmentKey>,
     pub released: Vec<PlannedRelease<'a>>,
     /// Assets whose shortfall changed, with the licenses now missing.
@@ -50,7 +50,7 @@ impl Licenses {
                 }
                 OperationKind::CreateUsers => {}
             }
-            planned.requests.push((op.kind, assets));
+            planned.requests.push(assets);
         }
         let mut assets = BTreeSet::new();
         assets.extend(self.pool.short_assets().chain(original.pool.short_assets()));
