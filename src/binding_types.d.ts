@@ -382,4 +382,51 @@ export interface LicenseExplanation {
   reason: string;
 }
 
+/** What a change would do (`Engine.preview`), over everything, per account, or per app of an account. */
+export interface PreviewFigures {
+  /** Licenses that would be assigned. */
+  assign: number;
+  /** Licenses that would be released (reclaimed): ours, and other MDMs' by Clean Up. */
+  release: number;
+  /** Licenses the targets in scope would lack afterwards (see `AppCountView.shortBy`), where that changes. */
+  shortBy: number;
+  /** Of `release`, licenses another MDM assigned (Clean Up). */
+  otherMdmReleased: number;
+  /** Requests to Apple that would be sent (associate, disassociate, revoke, create users); an app counts each request that concerns it. */
+  requests: number;
+  /** Devices that would get or lose a license. */
+  devices: number;
+  /** Users that would get or lose a license. */
+  users: number;
+}
+
+export interface AccountPreview {
+  accountId: string;
+  figures: PreviewFigures;
+  /** Apple's rate limit (service config), requests per second. */
+  maxRequestPerSecond: number;
+  /** How long the account may not send yet (Retry-After, backoff). */
+  waitMs: number;
+  /** Why it may not send yet (or decide licenses), when it waits. */
+  waitReason: string | null;
+  /** About how long until its last request is sent: the wait, then the requests at the rate limit. */
+  estimatedMs: number;
+}
+
+export interface AppPreview { accountId: string; adamId: string; pricingParam: PricingParam; figures: PreviewFigures }
+
+export interface ReleaseReason { reason: string; count: number }
+
+/** The answer of `Engine.preview(inputs, now)`: what applying the inputs would do. Nothing is changed or output. */
+export interface PreviewReport {
+  totals: PreviewFigures;
+  /** The accounts the change touches, by id. */
+  accounts: AccountPreview[];
+  /** The apps with something to do, by account and app. */
+  apps: AppPreview[];
+  releasesByReason: ReleaseReason[];
+  /** About how long until every account sent its last request (accounts send in parallel). */
+  estimatedMs: number;
+}
+
 export interface ExplainQuery { adamId: string; pricingParam: PricingParam; serialNumber?: string; clientUserId?: string }

@@ -47,8 +47,11 @@ impl Facts {
     pub fn set_device(&mut self, serial: &str, facts: DeviceFacts) {
         let old_user = self.devices.get(serial).and_then(|d| d.client_user_id.as_deref());
         if old_user != facts.client_user_id.as_deref() {
-            if let Some(devices) = old_user.and_then(|user| self.devices_of_user.get_mut(user)) {
-                devices.remove(serial);
+            if let Some(user) = old_user {
+                let emptied = self.devices_of_user.get_mut(user).is_some_and(|devices| devices.remove(serial) && devices.is_empty());
+                if emptied {
+                    self.devices_of_user.remove(user);
+                }
             }
             if let Some(user) = &facts.client_user_id {
                 self.devices_of_user.entry(user.clone()).or_default().insert(serial.to_owned());
@@ -58,6 +61,17 @@ impl Facts {
             Some(known) => *known = facts,
             None => {
                 self.devices.insert(serial.to_owned(), facts);
+            }
+        }
+    }
+
+    /// Puts back what was known of a device before a preview changed it (`None`: nothing).
+    pub fn put_back_device(&mut self, serial: &str, facts: Option<DeviceFacts>) {
+        match facts {
+            Some(facts) => self.set_device(serial, facts),
+            None => {
+                self.set_device(serial, DeviceFacts::default());
+                self.devices.remove(serial);
             }
         }
     }

@@ -131,6 +131,7 @@ pub use contract::error::EngineError;
 pub use contract::event::Event;
 pub use contract::input::Input;
 pub use contract::output::{Method, Output, PersistOp, Request};
+pub use contract::preview::{AccountPreview, AppPreview, PreviewFigures, PreviewReport, ReleaseReason};
 pub use contract::views::{
     AccountView, AppCountInAccount, AppCountView, AppReportRow, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentReportPage,
     AssignmentReportRow, AssignmentView, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView, ReportPageQuery, TokenInfo,

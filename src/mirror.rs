@@ -10,6 +10,7 @@
 //! devices and users that differ from the mirror it replaces.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use indexmap::IndexSet;
 
@@ -19,16 +20,17 @@ use crate::base::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicensePair, PricingParam, Target};
 
 /// Maps strings to dense ids (their insertion index) and back; each string is stored once.
+/// Shared by a copy (a preview's) until either interns a new string.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    strings: IndexSet<Box<str>, foldhash::fast::RandomState>,
+    strings: Arc<IndexSet<Box<str>, foldhash::fast::RandomState>>,
 }
 
 impl Interner {
     pub fn intern(&mut self, text: &str) -> u32 {
         let index = match self.strings.get_index_of(text) {
             Some(index) => index,
-            None => self.strings.insert_full(text.into()).0,
+            None => Arc::make_mut(&mut self.strings).insert_full(text.into()).0,
         };
         u32::try_from(index).expect("fewer than 2^32 distinct strings per account")
     }
@@ -55,7 +57,7 @@ pub struct UserRecord {
 }
 
 /// Data gathered by a sync run before it replaces or updates the mirror.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Staged {
     pub assets: BTreeMap<AssetKey, AssetCounts>,
     /// In page order, duplicates possible; sorted when applied.
@@ -127,12 +129,13 @@ impl MirrorChanges {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Mirror {
     strings: Interner,
     assets: BTreeMap<AssetKey, AssetCounts>,
-    /// Each assignment with the time it was first seen confirmed ([`Since`]).
-    assignments: BTreeMap<AssignmentKey, Since>,
+    /// Each assignment with the time it was first seen confirmed ([`Since`]); shared by a copy (a
+    /// preview's) until either changes.
+    assignments: Arc<BTreeMap<AssignmentKey, Since>>,
     users: BTreeMap<u32, UserRecord>,
     counts_stale: bool,
     /// Confirmed changes made while a sync gathers pages (`Some` during a sync): pages fetched
@@ -207,7 +210,7 @@ impl Mirror {
             merge_join(old.iter().map(|(k, s)| (*k, *s)), listed)
                 .filter_map(|(key, held, listed)| listed.map(|()| (key, held.unwrap_or(since_at(now))))),
         );
-        self.assignments = pairs.into_iter().collect();
+        self.assignments = Arc::new(pairs.into_iter().collect());
         self.replay_journal(now, changes);
         if old.is_empty() {
             changes.rewrite_from = self.assignments.first_key_value().map(|(key, _)| key.target);
@@ -274,15 +277,16 @@ impl Mirror {
     /// Adds an assignment confirmed at `Some(since)` (one already held keeps its time) or removes it
     /// (`None`); returns whether that changed the mirror.
     fn set_present(&mut self, key: AssignmentKey, present: Option<Since>, changes: &mut MirrorChanges) -> bool {
+        let assignments = Arc::make_mut(&mut self.assignments);
         let changed = match present {
-            Some(since) => match self.assignments.entry(key) {
+            Some(since) => match assignments.entry(key) {
                 std::collections::btree_map::Entry::Vacant(entry) => {
                     entry.insert(since);
                     true
                 }
                 std::collections::btree_map::Entry::Occupied(_) => false,
             },
-            None => self.assignments.remove(&key).is_some(),
+            None => assignments.remove(&key).is_some(),
         };
         if changed {
             changes.targets.insert(key.target);
@@ -311,7 +315,7 @@ impl Mirror {
 
     /// An assignment read back from the store, first confirmed at `since`.
     pub fn restore_assignment(&mut self, key: AssignmentKey, since: Since) {
-        self.assignments.insert(key, since);
+        Arc::make_mut(&mut self.assignments).insert(key, since);
     }
 
     /// A user Apple knows, read back from the store.

@@ -89,6 +89,22 @@ impl WasmEngine {
         self.inner.handle_input(input, now).map_err(engine_error)
     }
 
+    /// What applying `inputs` (in order) would do — licenses assigned and released, shortfalls,
+    /// requests and about how long they take, in total, per account and per app — without doing
+    /// it: nothing changes and nothing is output. Call before applying an administrator's change
+    /// (scope edit, Reconcile, Clean Up, reclaim) to show it and ask; then `handleInput` the same
+    /// inputs. Throws what `handleInput` would throw for them.
+    #[wasm_bindgen(unchecked_return_type = "PreviewReport")]
+    pub fn preview(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Input[]")] inputs: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let now = millis(&now)?;
+        let inputs: Vec<Input> = decode_list("inputs", inputs)?;
+        encode(&self.inner.preview(inputs, now).map_err(engine_error)?)
+    }
+
     /// The next output, one at a time; call until it returns `{type: "timeout", at}`.
     /// `pollOutputs` does the same in one call.
     #[wasm_bindgen(js_name = pollOutput, unchecked_return_type = "Output")]

@@ -102,6 +102,20 @@ fn scope_change(host: &mut Host, a: usize, add: Vec<String>, remove: Vec<String>
     (time, submitted_since(host, &before))
 }
 
+/// Previews of a scope change of app `a` (3 runs, medians; the input is built outside the timing),
+/// with the figures the preview reported.
+fn preview(host: &mut Host, a: usize, add: Vec<String>, remove: Vec<String>) -> Value {
+    let mut runs = Vec::new();
+    let mut totals = None;
+    for _ in 0..3 {
+        let inputs = vec![Input::UpdatePolicyTargets { policy_id: policy_id(a), add: add.clone(), remove: remove.clone() }];
+        runs.push(measured(|| totals = Some(host.engine.preview(inputs, host.now).expect("the engine previews it").totals)));
+    }
+    let mut time = medians(&runs);
+    time["figures"] = json!(totals);
+    time
+}
+
 /// (2) and (3) on one loaded engine: the 50k scope change (leave), Reconcile, a 50k scope
 /// change (enter), then single inputs. Returns (plan, inputs, request rows).
 pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, Vec<Value>) {
@@ -111,6 +125,7 @@ pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, V
     let s = scale.scope_change;
 
     let leaving: Vec<String> = (0..s).map(serial).collect();
+    let preview_leave = preview(&mut host, 0, Vec::new(), leaving.clone());
     let (leave, leave_requests) = scope_change(&mut host, 0, Vec::new(), leaving);
 
     let mut reconcile = Vec::new();
@@ -123,9 +138,11 @@ pub fn planning_and_inputs(scale: &Scale, pages: &Rc<Pages>) -> (Value, Value, V
     }
 
     let entering: Vec<String> = (0..scale.devices).filter(|d| !scale.apps_of(*d).any(|a| a == 1)).take(s).map(serial).collect();
+    let preview_enter = preview(&mut host, 1, entering.clone(), Vec::new());
     let (enter, enter_requests) = scope_change(&mut host, 1, entering, Vec::new());
 
-    let plan = json!({"scopeLeave": leave, "reconcile": medians(&reconcile), "scopeEnter": enter});
+    let plan = json!({"scopeLeave": leave, "reconcile": medians(&reconcile), "scopeEnter": enter,
+                      "previewLeave": preview_leave, "previewEnter": preview_enter});
     let rows = vec![
         requests_row(&format!("{} devices leave one app's scope", thousands(s)), leave_requests, s.div_ceil(MAX_SERIAL_NUMBERS), s),
         requests_row(&format!("{} devices enter one app's scope", thousands(s)), enter_requests, s.div_ceil(MAX_SERIAL_NUMBERS), s),

@@ -302,7 +302,11 @@ function renderLicenses(accounts) {
         state.assignmentCursors = [null];
         renderAssignments();
       });
-      last = el('td', {}, show);
+      const reclaim = el('button', { type: 'button', className: 'link', textContent: 'Reclaim', 'aria-label': `Reclaim licenses of ${c.adamId} ${c.pricingParam}` });
+      reclaim.addEventListener('click', () => confirmChange(`Reclaim every license of ${c.adamId} (${c.pricingParam}) this MDM assigned in ${names.get(accountId)}?`,
+        [{ type: 'reclaimApp', accountId, adamId: c.adamId, pricingParam: c.pricingParam }],
+        () => log('admin', `reclaimApp ${c.adamId} in ${names.get(accountId)}`)));
+      last = el('td', {}, show, ' ', reclaim);
     }
     return el('tr', { 'data-adam-id': c.adamId },
       el('td', {}, appLabel(c.adamId)), el('td', {}, c.productType), el('td', {}, c.pricingParam),
@@ -370,8 +374,7 @@ function renderPolicies(accounts) {
   const names = new Map(accounts.map((a) => [a.accountId, a.name]));
   $('#policies').replaceChildren(...[...state.policies.values()].map((p) => {
     const remove = el('button', { type: 'button', className: 'link', textContent: 'Remove', 'aria-label': `Remove policy ${p.name}` });
-    remove.addEventListener('click', () => attempt(() => {
-      state.driver.input({ type: 'removePolicy', policyId: p.policyId });
+    remove.addEventListener('click', () => confirmChange(`Remove the policy "${p.name}"?`, [{ type: 'removePolicy', policyId: p.policyId }], () => {
       state.policies.delete(p.policyId);
       log('admin', `removed policy ${p.name}`);
     }));
@@ -391,15 +394,20 @@ function showNotice(text) {
   $('#notice').textContent = text;
 }
 
-/** Runs a command; an engine refusal is shown (after `what`, e.g. "Cannot delete …"), not thrown. */
+/** Shows an engine refusal, after `what` (e.g. "Cannot delete …"). */
+function showRefusal(error, what = '') {
+  const text = `${what}${error.message}`;
+  showAlert(text);
+  log('refused', text);
+}
+
+/** Runs a command; an engine refusal is shown, not thrown. */
 function attempt(fn, what = '') {
   $('#alert').hidden = true;
   try {
     fn();
   } catch (error) {
-    const text = `${what}${error.message}`;
-    showAlert(text);
-    log('refused', text);
+    showRefusal(error, what);
   }
   render();
 }
@@ -410,6 +418,63 @@ function confirmDialog(text) {
   dialog.returnValue = '';
   dialog.showModal();
   return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
+}
+
+const plural = (n, word) => `${n.toLocaleString('en-US')} ${word}${n === 1 ? '' : 's'}`;
+
+/** "about 3 s" / "about 2 min": a preview's `estimatedMs`. */
+function duration(ms) {
+  const seconds = Math.max(1, Math.ceil(ms / 1000));
+  return seconds < 120 ? `about ${seconds} s` : `about ${Math.ceil(seconds / 60)} min`;
+}
+
+/** Whom an app's licenses go to or come from: "250 devices", "3 users", "250 devices and 3 users". */
+function whom(figures) {
+  return [figures.devices && plural(figures.devices, 'device'), figures.users && plural(figures.users, 'user')].filter(Boolean).join(' and ');
+}
+
+/** What a preview (`engine.preview`) says would happen, in one sentence. */
+function previewText(report) {
+  const names = new Map(state.engine.accounts().map((a) => [a.accountId, a.name]));
+  const several = report.accounts.length > 1;
+  const parts = report.apps.flatMap(({ accountId, adamId, figures: f }) => {
+    const app = `${adamId}${several ? ` in ${names.get(accountId) ?? accountId}` : ''}`;
+    const out = [];
+    if (f.assign > 0 && f.release > 0) out.push(`assigns ${plural(f.assign, 'license')} and reclaims ${plural(f.release, 'license')} of ${app}`);
+    else if (f.assign > 0) out.push(`assigns ${plural(f.assign, 'license')} of ${app} to ${whom(f)}`);
+    else if (f.release > 0) out.push(`reclaims ${plural(f.release, 'license')} of ${app} from ${whom(f)}`);
+    if (f.otherMdmReleased > 0) out.push(`${f.otherMdmReleased.toLocaleString('en-US')} of them assigned by another MDM`);
+    if (f.shortBy > 0) out.push(`${plural(f.shortBy, 'license')} of ${app} short`);
+    return out;
+  });
+  if (parts.length === 0) return 'No license changes.';
+  const { requests } = report.totals;
+  const waits = report.accounts.filter((a) => a.waitReason && a.figures.requests > 0).map((a) => `${names.get(a.accountId) ?? a.accountId} waits: ${a.waitReason}`);
+  const timing = requests > 0 ? `; ${plural(requests, 'request')}, ${duration(report.estimatedMs)}` : '';
+  const sentence = parts.join(', ');
+  return `${sentence[0].toUpperCase()}${sentence.slice(1)}${timing}.${waits.length ? ` (${waits.join('; ')})` : ''}`;
+}
+
+/**
+ * Shows what `inputs` would do (the engine's preview: nothing changes) under `question`, in the page's dialog, and
+ * feeds them to the driver if the administrator confirms; `applied` runs after. An input the engine refuses is shown
+ * as refused, without asking.
+ */
+async function confirmChange(question, inputs, applied = () => {}) {
+  $('#alert').hidden = true;
+  let report;
+  try {
+    report = state.engine.preview(inputs, Date.now());
+  } catch (error) {
+    showRefusal(error);
+    render();
+    return;
+  }
+  if (!(await confirmDialog(`${question} ${previewText(report)}`))) return;
+  attempt(() => {
+    for (const input of inputs) state.driver.input(input);
+    applied();
+  });
 }
 
 async function runAction(action, accountId) {
@@ -424,8 +489,8 @@ async function runAction(action, accountId) {
     case 'refresh': return input('refresh');
     case 'edit': return openAccountDialog(accountId);
     case 'cleanUp':
-      if (await confirmDialog(`Clean Up "${name}"? Licenses that another MDM assigned in this location are released.`)) input('cleanUp');
-      return undefined;
+      return confirmChange(`Clean Up "${name}"? Licenses that another MDM assigned in this location and no policy wants are released.`,
+        [{ type: 'cleanUp', accountId }], () => log('admin', `cleanUp ${name}`));
     case 'reclaimOwnership':
       if (await confirmDialog(`Reclaim ownership of "${name}"? The other MDM stops managing this location.`)) input('reclaimOwnership');
       return undefined;
@@ -554,8 +619,7 @@ function createPolicy(event) {
     policyId: `policy-${crypto.randomUUID().slice(0, 8)}`, name, accountId, adamId, pricingParam,
     licenseType: 'device', targets: fleet.serialNumbers.slice(0, Number($('#policy-devices').value)),
   };
-  attempt(() => {
-    state.driver.input({ type: 'setPolicy', policy });
+  confirmChange(`Create the policy "${name}" for ${plural(policy.targets.length, 'device')}?`, [{ type: 'setPolicy', policy }], () => {
     state.policies.set(policy.policyId, policy);
     log('admin', `setPolicy ${name}: ${adamId} on ${account.name}, ${policy.targets.length} devices`);
   });
@@ -566,10 +630,8 @@ function wireControls() {
   $('#account-token').addEventListener('change', onTokenChosen);
   $('#account-form').addEventListener('submit', submitAccountDialog);
   $('#account-cancel').addEventListener('click', () => $('#account-dialog').close());
-  $('#reconcile').addEventListener('click', () => attempt(() => {
-    state.driver.input({ type: 'reconcile' });
-    log('admin', 'reconcile (all accounts)');
-  }));
+  $('#reconcile').addEventListener('click', () => confirmChange('Reconcile every account? Licenses this MDM assigned that no policy wants are released.',
+    [{ type: 'reconcile' }], () => log('admin', 'reconcile (all accounts)')));
   $('#notify-toggle').addEventListener('change', (e) => {
     state.stagedNotify = e.target.checked === state.notify ? undefined : e.target.checked;
     renderPending();

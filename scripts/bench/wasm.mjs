@@ -139,12 +139,24 @@ function scopeChange(host, a, add, remove) {
   return [time, submittedSince(host, before)];
 }
 
+/** Previews of a scope change of app `a` (3 runs, medians), with the figures the preview reported. */
+function preview(host, a, add, remove) {
+  const runs = [];
+  let totals = null;
+  for (let i = 0; i < 3; i++) {
+    const inputs = [{ type: 'updatePolicyTargets', policyId: policyId(a), add, remove }];
+    runs.push(measured(() => { totals = host.engine.preview(inputs, host.now).totals; }));
+  }
+  return { ...medians(runs), figures: totals };
+}
+
 function planningAndInputs(pages) {
   const host = new Host(Engine, pages);
   host.sync();
   load(host);
   const s = scale.scopeChange;
 
+  const previewLeave = preview(host, 0, [], range(s).map(serial));
   const [leave, leaveRequests] = scopeChange(host, 0, [], range(s).map(serial));
 
   const reconcile = [];
@@ -157,9 +169,10 @@ function planningAndInputs(pages) {
   }
 
   const entering = range(scale.devices).filter((d) => !appsOf(scale, d).includes(1)).slice(0, s).map(serial);
+  const previewEnter = preview(host, 1, entering, []);
   const [enter, enterRequests] = scopeChange(host, 1, entering, []);
 
-  const plan = { scopeLeave: leave, reconcile: medians(reconcile), scopeEnter: enter };
+  const plan = { scopeLeave: leave, reconcile: medians(reconcile), scopeEnter: enter, previewLeave, previewEnter };
   const rows = [
     requestsRow(`${s.toLocaleString('en-US')} devices leave one app's scope`, leaveRequests, Math.ceil(s / MAX_SERIAL_NUMBERS), s),
     requestsRow(`${s.toLocaleString('en-US')} devices enter one app's scope`, enterRequests, Math.ceil(s / MAX_SERIAL_NUMBERS), s),

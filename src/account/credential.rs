@@ -18,7 +18,7 @@ pub enum Check {
     Warn(u32),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Credential {
     pub token: SToken,
     /// Why the token can't be used; `Some` stops all requests until it is replaced (durable).

@@ -9,7 +9,7 @@ use crate::base::time::{format_utc, Millis, HOUR};
 /// glitched clock (Apple asks for seconds or minutes): it is brought back to this.
 const RETRY_AFTER_AFTER_REWIND: Millis = HOUR;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gate {
     /// A `Retry-After` deadline still in force (durable).
     pub retry_after_until: Millis,

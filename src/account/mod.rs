@@ -51,7 +51,7 @@ pub struct AccountRequest {
     pub body: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Account {
     pub id: String,
     pub name: String,
@@ -419,6 +419,12 @@ impl Account {
     }
 
     // ----------------------------------------------------------------- requests
+
+    /// Until when the account may not send (`Retry-After`, backoff), and why: for a preview's
+    /// estimate of how long its requests take.
+    pub fn blocked_until(&self) -> (Millis, &str) {
+        (self.gate.blocked_until(), self.gate.reason())
+    }
 
     /// Whether the account may send a request now (its own gates; the caller checks nothing else).
     pub fn may_send(&self, now: Millis, rate_limit: u32) -> bool {

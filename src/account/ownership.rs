@@ -56,7 +56,7 @@ enum TestState {
 }
 
 /// The location and who manages it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Location {
     /// Who manages the location, as far as the engine knows (durable).
     pub ownership: Ownership,

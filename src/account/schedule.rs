@@ -17,7 +17,7 @@ use crate::effects::{AccountEffects, Env};
 use crate::vocab::{Cursors, SyncKind};
 
 /// The account's sync schedule and the sync running.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SyncSchedule {
     /// Where the next delta sync starts (durable).
     pub cursors: Cursors,

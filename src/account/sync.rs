@@ -46,7 +46,7 @@ pub struct PageRequest {
     pub since_version_id: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Traversal {
     resource: Resource,
     since: Option<String>,
@@ -104,7 +104,7 @@ impl Traversal {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SyncRun {
     pub id: u64,
     pub kind: SyncKind,

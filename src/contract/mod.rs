@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod input;
 pub mod output;
+pub mod preview;
 pub mod tagged_enum;
 pub mod views;
 

@@ -20,6 +20,7 @@ mod accounts;
 mod install_failures;
 mod licensing;
 mod notifications;
+mod preview;
 mod read_model;
 mod reports;
 mod records;
@@ -127,6 +128,14 @@ impl Engine {
     /// Bad input is refused with an error and changes nothing.
     pub fn handle_input(&mut self, input: Input, now: Millis) -> Result<(), EngineError> {
         let now = self.advance_clock(now);
+        self.apply_input(input, now)?;
+        self.emit_events();
+        self.settle(false);
+        Ok(())
+    }
+
+    /// The state change of one input, without its outputs (`handle_input` and `preview`).
+    fn apply_input(&mut self, input: Input, now: Millis) -> Result<(), EngineError> {
         match input {
             Input::AddAccount { account_id, name, token } => self.add_account(account_id, name, &token, now)?,
             Input::EditAccount { account_id, name, token } => self.edit_account(&account_id, name, token, now)?,
@@ -197,8 +206,6 @@ impl Engine {
             }
             Input::Timeout => {}
         }
-        self.emit_events();
-        self.settle(false);
         Ok(())
     }
 

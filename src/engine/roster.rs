@@ -49,6 +49,18 @@ pub(super) struct Roster {
     slots: Vec<Option<String>>,
     /// The free slots.
     free: Vec<u32>,
+    /// While a preview runs: the accounts it may change are copies, the originals wait here.
+    trial: Option<Trial>,
+}
+
+/// The accounts a preview put aside (see `engine/preview.rs`): the first mutable access to an
+/// account during a trial swaps in a copy, so that the preview changes copies only and costs what
+/// the accounts it touches cost.
+#[derive(Debug)]
+struct Trial {
+    originals: BTreeMap<String, Account>,
+    unvisited: BTreeSet<String>,
+    touched: BTreeSet<String>,
 }
 
 impl Roster {
@@ -58,6 +70,7 @@ impl Roster {
 
     /// The account, to change it: marks it touched.
     pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut Account> {
+        self.copy_for_trial(id);
         let entry = self.entries.get_mut(id)?;
         if !self.unvisited.contains(id) {
             self.unvisited.insert(id.to_owned());
@@ -71,6 +84,7 @@ impl Roster {
     /// The account, for the scheduling pass visiting it or to report its status and write its
     /// changes (no work for another pass): only its deadlines are computed again.
     pub(super) fn get_in_pass(&mut self, id: &str) -> Option<&mut Account> {
+        self.copy_for_trial(id);
         let entry = self.entries.get_mut(id)?;
         if !self.touched.contains(id) {
             self.touched.insert(id.to_owned());
@@ -107,6 +121,10 @@ impl Roster {
 
     /// Every account, to change them all (a global change): marks all touched.
     pub(super) fn iter_mut_all(&mut self) -> impl Iterator<Item = (&String, &mut Account)> {
+        if self.trial.is_some() {
+            let ids: Vec<String> = self.entries.keys().cloned().collect();
+            ids.iter().for_each(|id| self.copy_for_trial(id));
+        }
         self.touch_all();
         self.entries.iter_mut().map(|(id, e)| (id, &mut e.account))
     }
@@ -131,6 +149,51 @@ impl Roster {
         }
         self.unvisited.insert(id.clone());
         self.touched.insert(id);
+    }
+
+    /// Starts a trial: until [`Roster::end_trial`], changes go to copies of the accounts.
+    pub(super) fn begin_trial(&mut self) {
+        self.trial = Some(Trial { originals: BTreeMap::new(), unvisited: self.unvisited.clone(), touched: self.touched.clone() });
+    }
+
+    /// During a trial, puts a copy of account `id` in its place (once).
+    fn copy_for_trial(&mut self, id: &str) {
+        let Some(trial) = &mut self.trial else { return };
+        if trial.originals.contains_key(id) {
+            return;
+        }
+        if let Some(entry) = self.entries.get_mut(id) {
+            let copy = entry.account.clone();
+            trial.originals.insert(id.to_owned(), std::mem::replace(&mut entry.account, copy));
+        }
+    }
+
+    /// The accounts the trial changed: each copy, as changed, with its original.
+    pub(super) fn trial_accounts(&self) -> impl Iterator<Item = (&Account, &Account)> {
+        let originals = self.trial.iter().flat_map(|t| &t.originals);
+        originals.filter_map(|(id, original)| self.entries.get(id).map(|e| (&e.account, original)))
+    }
+
+    /// The ids of the accounts the trial changed.
+    pub(super) fn trial_ids(&self) -> Vec<String> {
+        self.trial.iter().flat_map(|t| t.originals.keys().cloned()).collect()
+    }
+
+    /// Ends a trial: the originals come back, with the marks they had; names only the copies
+    /// knew leave the name index.
+    pub(super) fn end_trial(&mut self) {
+        let Some(trial) = self.trial.take() else { return };
+        for (id, original) in trial.originals {
+            let Some(entry) = self.entries.get_mut(&id) else { continue };
+            let known = original.mirror.name_count();
+            for n in known..entry.names_indexed {
+                self.names.remove(entry.account.mirror.name(n as u32), entry.slot);
+            }
+            entry.names_indexed = entry.names_indexed.min(known);
+            entry.account = original;
+        }
+        self.unvisited = trial.unvisited;
+        self.touched = trial.touched;
     }
 
     /// The accounts, taken out (the roster is dropped).

@@ -20,7 +20,7 @@ pub const LICENSE_NOT_FOUND: &str = "licenseNotFound";
 const REPORT_WINDOW: Millis = DAY;
 
 /// Pairs to check with Apple, and the reports of the last day.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Checks {
     /// When a device last reported each pair's license not found (within [`REPORT_WINDOW`]).
     reported: BTreeMap<AssignmentKey, Millis>,

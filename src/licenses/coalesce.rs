@@ -51,7 +51,7 @@ struct Window {
 }
 
 /// The coalescing window of one account's license work.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Coalescer {
     window: Option<Window>,
 }

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::effects::AccountEffects;
 use crate::facts::{DeviceFacts, Facts};
@@ -65,11 +66,12 @@ pub enum Decision {
 }
 
 /// The scope index and the holds of one account.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Desired {
     /// (target, policy) for every target in the scope of a policy of the account (policy ids
     /// interned in the mirror): the policies to ask when one target is planned.
-    scoped: BTreeSet<(Target, u32)>,
+    /// Shared by a copy (a preview's) until either changes.
+    scoped: Arc<BTreeSet<(Target, u32)>>,
     /// The asset each policy of `scoped` means (interned when its targets were indexed), so
     /// planning one target needs no lookup of the policy.
     policy_assets: BTreeMap<u32, AssetKey>,
@@ -180,10 +182,13 @@ impl Desired {
 
     /// `target` entered (or left) the scope of the policy `policy_id` (interned).
     pub fn scope_changed(&mut self, target: Target, policy_id: u32, in_scope: bool) {
-        if in_scope {
-            self.scoped.insert((target, policy_id));
-        } else {
-            self.scoped.remove(&(target, policy_id));
+        if in_scope != self.scoped.contains(&(target, policy_id)) {
+            let scoped = Arc::make_mut(&mut self.scoped);
+            if in_scope {
+                scoped.insert((target, policy_id));
+            } else {
+                scoped.remove(&(target, policy_id));
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use crate::effects::AccountEffects;
 use crate::mirror::Mirror;
 use crate::vocab::{AssetKey, AssignmentKey, Target};
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct InFlight {
     /// Pair → the operation associating it (a pair can be planned again while an older
     /// operation that failed it is still open; the newer one owns it).

@@ -16,6 +16,7 @@
 //! | explain | `explain.rs` | why a target has or lacks a license, in words |
 //! | checks | `checks.rs` | pairs a device found no license for, checked with Apple; the reports of the last day |
 //! | usage | `usage.rs` | for the reports: per app, the assignments that are ours and others', and those pending; per assignment, ours or not and the policy that wants it |
+//! | planned | `planned.rs` | what planning added to a copy, compared with the original (the engine's preview) |
 //!
 //! Every method that changes something durable or the host must hear of reports it into the
 //! account's [`AccountEffects`]; what it reads of the engine comes in an
@@ -34,6 +35,7 @@ mod notifications;
 pub mod operations;
 mod outcomes;
 mod planning;
+pub mod planned;
 mod pool;
 pub mod provenance;
 mod sending;
@@ -57,7 +59,7 @@ use crate::policy::AppPolicy;
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, Target};
 
 /// One account's license state machine.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Licenses {
     /// Assignments this instance made (durable provenance).
     ours: Provenance,

@@ -16,7 +16,7 @@ use crate::vocab::{AssignmentKey, OperationKind, Target};
 const FINISHED_EVENTS_KEPT: usize = 4_096;
 
 /// Event ids of operations finished lately (and their order), whose late notifications are old news.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct FinishedEvents {
     ids: BTreeSet<String>,
     order: VecDeque<String>,

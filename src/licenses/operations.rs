@@ -154,7 +154,7 @@ impl Operation {
 /// The open operations of one account, by id, with what falls due kept in order: asking what
 /// to send or when to wake up does not walk every operation. Change an operation only through
 /// [`Operations::update`], which keeps the order.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Operations {
     ops: BTreeMap<u64, Operation>,
     due: Due,
@@ -169,7 +169,7 @@ pub struct Operations {
 }
 
 /// The orders [`Operations`] keeps, by state and kind.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Due {
     /// Ids of the queued operations.
     queued: BTreeSet<u64>,

@@ -18,7 +18,7 @@ use crate::mirror::Mirror;
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, ProductType, Target};
 
 /// What waits to be planned.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Planner {
     /// Release candidates (ours), with what triggered them; released unless still wanted.
     nominated: BTreeMap<AssignmentKey, String>,

@@ -22,7 +22,7 @@ struct PoolRefusal {
 }
 
 /// The pool state of one account's assets.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Pool {
     /// Assets Apple said are out of licenses (9709): not asked for again until the counts change
     /// (or, once, until the count refresh a refusal that contradicted the counts asked for).
@@ -120,6 +120,11 @@ impl Pool {
                 threshold,
             });
         }
+    }
+
+    /// The assets found short (see [`Pool::short_by`]).
+    pub fn short_assets(&self) -> impl Iterator<Item = AssetKey> + '_ {
+        self.short.keys().copied()
     }
 
     /// Apple refused an association of `asset` for lack of licenses, with `in_flight` licenses of

@@ -2,14 +2,16 @@
 //! released, except by Clean Up.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::effects::AccountEffects;
 use crate::vocab::{AssignmentKey, Target};
 
-/// The assignments this instance made; a device's or user's pairs are one range.
-#[derive(Debug, Default)]
+/// The assignments this instance made; a device's or user's pairs are one range. Shared by a copy
+/// (a preview's) until either changes.
+#[derive(Debug, Clone, Default)]
 pub struct Provenance {
-    keys: BTreeSet<AssignmentKey>,
+    keys: Arc<BTreeSet<AssignmentKey>>,
 }
 
 impl Provenance {
@@ -20,14 +22,14 @@ impl Provenance {
 
     /// `key` is ours from now on (Apple confirmed our association, or Clean Up adopted it).
     pub fn adopt(&mut self, key: AssignmentKey, fx: &mut AccountEffects<'_>) {
-        if self.keys.insert(key) {
+        if !self.keys.contains(&key) && Arc::make_mut(&mut self.keys).insert(key) {
             fx.changes().ours.insert(key, true);
         }
     }
 
     /// `key` is ours no more (released, or gone at Apple); whether it was.
     pub fn forget(&mut self, key: &AssignmentKey, fx: &mut AccountEffects<'_>) -> bool {
-        let was = self.keys.remove(key);
+        let was = self.keys.contains(key) && Arc::make_mut(&mut self.keys).remove(key);
         if was {
             fx.changes().ours.insert(*key, false);
         }
@@ -36,7 +38,7 @@ impl Provenance {
 
     /// A pair read back from the store.
     pub fn restore(&mut self, key: AssignmentKey) {
-        self.keys.insert(key);
+        Arc::make_mut(&mut self.keys).insert(key);
     }
 
     /// Every pair of this instance, in key order.

@@ -73,7 +73,7 @@ test('the console adds an account from a token file, syncs, and runs every accou
         .filter({ hasText: asset.pricingParam }).locator('td.num').allTextContents();
       assert.deepEqual(cells, [asset.totalCount, asset.assignedCount, asset.availableCount].map(String), `counts of ${asset.adamId}`);
     }
-    await page.locator('#app-counts tbody tr').first().getByRole('button').click();
+    await page.locator('#app-counts tbody tr').first().getByRole('button', { name: /^Assignments of/ }).click();
     await page.waitForSelector('#assignments tbody tr', WAIT);
     await shot('03-synced');
 
@@ -96,6 +96,7 @@ test('the console adds an account from a token file, syncs, and runs every accou
 
     // Reconcile Licenses.
     await page.click('#reconcile');
+    await page.click('#confirm-ok');
     await page.waitForSelector('#event-log li[data-type="admin"]:has-text("reconcile (all accounts)")', WAIT);
     assert.equal(await page.isVisible('#alert'), false);
 
@@ -151,6 +152,7 @@ test('the console adds an account from a token file, syncs, and runs every accou
     await page.fill('#policy-name', 'Grade 9 iPads');
     await page.fill('#policy-devices', '5');
     await page.click('#policy-create');
+    await page.click('#confirm-ok');
     await page.waitForSelector('#policies li:has-text("Grade 9 iPads")', WAIT);
     await page.click(`${row} [aria-label="Delete Springfield High School"]`);
     await page.click('#confirm-ok');

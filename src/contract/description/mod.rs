@@ -526,6 +526,12 @@ pub fn describe() -> Contract {
     c.written("TokenInfo", &samples::token_info());
     c.written("PendingOperation", &samples::pending_operation());
     c.written("LicenseExplanation", &samples::license_explanation());
+    let preview = samples::preview_report();
+    c.written("PreviewReport", &preview);
+    c.written("PreviewFigures", &preview.totals);
+    c.written("AccountPreview", &preview.accounts[0]);
+    c.written("AppPreview", &preview.apps[0]);
+    c.written("ReleaseReason", &preview.releases_by_reason[0]);
     c.written("AccountKeyRanges", &samples::account_key_ranges());
     c.written_inline("ValueKeyed", &samples::value_keyed());
     c.finish()

@@ -8,6 +8,7 @@ use crate::{AppPolicy, EngineConfig, LicenseType, MdmInfo, NotificationConfig, P
 use crate::base::secret::Secret;
 use crate::contract::event::Event;
 use crate::contract::output::{Method, Output, PersistOp, Request};
+use crate::contract::preview::{AccountPreview, AppPreview, PreviewFigures, PreviewReport, ReleaseReason};
 use crate::contract::views::{
     AccountView, AppCountInAccount, AppCountView, AppReportRow, AppTotalView, AssignmentPage, AssignmentQuery, AssignmentReportPage,
     AssignmentReportRow, AssignmentView, ReportPageQuery, EngineStats, ExplainQuery, LicenseExplanation,
@@ -299,4 +300,22 @@ pub fn value_keyed() -> ValueKeyed {
 
 pub fn account_key_ranges() -> AccountKeyRanges {
     AccountKeyRanges { keys: vec![s("account/a1")], prefixes: vec![s("scope/a1/")], by_value: vec![value_keyed()] }
+}
+
+pub fn preview_report() -> PreviewReport {
+    let figures = PreviewFigures { assign: 0, release: 250, short_by: 0, other_mdm_released: 0, requests: 1, devices: 250, users: 0 };
+    PreviewReport {
+        totals: figures.clone(),
+        accounts: vec![AccountPreview {
+            account_id: s("a1"),
+            figures: figures.clone(),
+            max_request_per_second: 15,
+            wait_ms: 1_000,
+            wait_reason: some("Retry-After"),
+            estimated_ms: 1_067,
+        }],
+        apps: vec![AppPreview { account_id: s("a1"), adam_id: s("361309726"), pricing_param: PricingParam::Stdq, figures }],
+        releases_by_reason: vec![ReleaseReason { reason: s("left the scope of policy Keynote"), count: 250 }],
+        estimated_ms: 1_067,
+    }
 }
