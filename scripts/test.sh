@@ -24,7 +24,10 @@ step "Rust tests (wasm32 under Node)" env CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RU
   cargo test --locked --no-fail-fast --target wasm32-unknown-unknown --tests
 # One pass of every fuzz target over its committed seeds (installs cargo-fuzz once, ~1.5 min; longer runs: fuzz.sh N).
 step "fuzz (short)" bash scripts/fuzz.sh --replay
-if step "build pkg/" bash scripts/build-pkg.sh; then
+# `step` records a failure and carries on, so whether pkg/ built is read from the failures it recorded.
+failures_before_pkg=${#failed[@]}
+step "build pkg/" bash scripts/build-pkg.sh
+if [ ${#failed[@]} -eq "$failures_before_pkg" ]; then
   # A throwaway PostgreSQL on loopback for the PostgreSQL store tests (VPP_PG_URL), stopped on exit.
   printf '\n==> PostgreSQL for the store tests\n'
   if pg_env=$(bash scripts/postgres.sh start); then

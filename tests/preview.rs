@@ -151,7 +151,7 @@ fn previewing_facts_reclaims_and_clean_up_leaves_state_outputs_and_store_unchang
         || scoped(300, 60, 30),
         vec![
             Input::DeviceRetired { serial_number: serial(1) },
-            Input::DeviceEnrolled { serial_number: serial(99), client_user_id: Some(user(1)), shared_ipad: true, enrollment_id: None },
+            Input::DeviceEnrolled { serial_number: serial(99), client_user_id: Some(user(1)), shared_ipad: true, enrollment_id: None, user_enrollment: false, platform: None },
             Input::AppRemoved { serial_number: serial(2), adam_id: app(0) },
             Input::UserRemoved { client_user_id: user(3) },
             Input::ReclaimLicense {

@@ -43,7 +43,7 @@ pub fn device_refusal(device: Option<&DeviceFacts>, counts: &AssetCounts) -> Opt
 }
 
 /// The refused pairs the host was told of.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Told {
     told: BTreeSet<AssignmentKey>,
 }
