@@ -3,4 +3,5 @@ export { APPLE_BASE_URL, createFetchTransport, type FetchTransportOptions, type 
 export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore, type IndexedDbStoreOptions } from './indexeddb-store.js';
 export { LeaseKeeper, type LeaseChange, type LeaseKeeperOptions } from './lease-keeper.js';
+export { RemoteStore, type RemoteStoreError, type RemoteStoreOptions } from './remote-store.js';
 export type { LeaseState, LeaseStore, Store, TokenHooks } from './store.js';

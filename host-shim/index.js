@@ -4,3 +4,4 @@ export { APPLE_BASE_URL, createFetchTransport } from './transport.js';
 export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore } from './indexeddb-store.js';
 export { LeaseKeeper } from './lease-keeper.js';
+export { RemoteStore } from './remote-store.js';

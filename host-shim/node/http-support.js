@@ -1,6 +1,6 @@
-// Small HTTP helpers shared by the Node endpoints of this package (the notification endpoint, the Apple relay):
-// routing under a mount path, the authorize check, answering and refusing, reading a bounded body within a time
-// limit, one-line error reports. node:http only.
+// Small HTTP helpers shared by the Node endpoints of this package (the notification endpoint, the Apple and store
+// relays): routing under a mount path, the authorize check, answering (empty or JSON) and refusing, reading a bounded
+// body within a time limit, one-line error reports. node:http only.
 
 /** One line, whatever the error: its message and code, never a stack (an aborted connection is not a bug here). */
 export function oneLine(error) {
@@ -59,6 +59,14 @@ export function answer(res, status, headers = {}) {
   if (res.headersSent) return;
   res.writeHead(status, { 'Content-Length': '0', 'Cache-Control': 'no-store', ...headers });
   res.end();
+}
+
+/** A JSON answer (nothing when one was sent already). */
+export function answerJson(res, status, value, headers = {}) {
+  if (res.headersSent) return;
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(body.length), 'Cache-Control': 'no-store', ...headers });
+  res.end(body);
 }
 
 /**
