@@ -5,3 +5,4 @@ export { MemoryStore } from './memory-store.js';
 export { IndexedDbStore } from './indexeddb-store.js';
 export { LeaseKeeper } from './lease-keeper.js';
 export { appReportCsv, assignmentReportCsv, csvField, csvLine } from './report-csv.js';
+export { RemoteStore } from './remote-store.js';

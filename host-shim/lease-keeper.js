@@ -19,10 +19,10 @@
 // local expiry, and the rounds take leases again once the store answers.
 
 import { LeaseDecisions } from './lease-decisions.js';
+import { LEASE_STORE_METHODS } from './lease-store-checks.js';
 import { accountIdOfKey } from './record-accounts.js';
 
 const DEFAULT_TTL_MS = 30_000;
-const LEASE_STORE_METHODS = ['heartbeat', 'leaseStates', 'acquireLeases', 'releaseLeases', 'leave', 'applyFenced', 'load', 'loadAccount'];
 
 /** A random holder id (a UUID): unique per process, so that a restarted instance never inherits a lease. */
 function randomHolderId() {

@@ -1,5 +1,7 @@
-// Argument checks of the LeaseStore methods (see store.d.ts), shared by every leasing adapter (browser and Node
-// alike: no `node:` imports).
+// Argument checks of the LeaseStore methods (see store.d.ts), shared by every leasing adapter, and the methods a
+// LeaseKeeper calls with the checks of their arguments, shared by the store relay (node/store-relay.js) and
+// RemoteStore (browser and Node alike: no `node:` imports).
+import { validateOps } from './record-encoding.js';
 
 /** Throws a TypeError unless `holder` is a non-empty string. */
 export function checkHolder(holder, method) {
@@ -16,4 +18,40 @@ export function checkAccountIds(ids, method) {
 /** Throws a RangeError unless `ttlMs` is a positive safe integer. */
 export function checkTtl(ttlMs, method) {
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`${method}: ttlMs must be a positive integer, got ${ttlMs}`);
+}
+
+/** Throws a TypeError unless `accountId` is a string. */
+function checkAccountId(accountId, method) {
+  if (typeof accountId !== 'string') throw new TypeError(`${method}: accountId must be a string`);
+}
+
+/**
+ * The LeaseStore methods a LeaseKeeper calls (every one but the unfenced `apply`), each with the checks of its
+ * arguments in order: `check(value, "<name>.<method>", name)`.
+ */
+const LEASE_STORE_ARGUMENTS = {
+  heartbeat: [checkHolder, checkTtl],
+  leaseStates: [],
+  acquireLeases: [checkHolder, checkAccountIds, checkTtl],
+  releaseLeases: [checkHolder, checkAccountIds],
+  leave: [checkHolder],
+  applyFenced: [checkHolder, (ops, method, name) => validateOps(ops, name)],
+  load: [],
+  loadAccount: [checkAccountId],
+};
+
+/** The methods of a LeaseStore that a LeaseKeeper calls. */
+export const LEASE_STORE_METHODS = Object.freeze(Object.keys(LEASE_STORE_ARGUMENTS));
+
+/**
+ * Throws a TypeError (RangeError for a ttl) unless `args` are arguments `method` (one of LEASE_STORE_METHODS) takes:
+ * an array of exactly its arguments, each of its type. `name` names the caller in the message.
+ */
+export function checkLeaseStoreArgs(method, args, name) {
+  const checks = LEASE_STORE_ARGUMENTS[method];
+  if (!Array.isArray(args)) throw new TypeError(`${name}.${method}: args must be an array`);
+  if (args.length !== checks.length) {
+    throw new TypeError(`${name}.${method} takes ${checks.length} argument${checks.length === 1 ? '' : 's'}, got ${args.length}`);
+  }
+  checks.forEach((check, index) => check(args[index], `${name}.${method}`, name));
 }

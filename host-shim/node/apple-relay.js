@@ -6,7 +6,7 @@
 // administrator check). Bodies are bounded in size and time both ways. This file never logs or keeps the
 // Authorization header (the sToken).
 import { APPLE_BASE_URL } from '../transport.js';
-import { answer, checkCount, consumedBody, httpError, normalizePath, oneLine, readBody, refuse } from './http-support.js';
+import { answer, authorized, checkCount, httpError, normalizePath, oneLine, refuse, requestBody, routeOrPass } from './http-support.js';
 
 export const DEFAULT_RELAY_PATH = '/apple-relay';
 /**
@@ -37,16 +37,6 @@ export const DEFAULT_RELAY_TIMEOUT_MS = 60_000;
 export const DEFAULT_RELAY_BODY_TIMEOUT_MS = 10_000;
 
 const defaultOnError = (error) => console.error(`vpp-license-engine Apple relay: ${oneLine(error)}`);
-
-/** The route of `url` (path and query) under `prefix`: `{ path, search }`, or null when it is not under `prefix`. */
-function routeOf(url, prefix) {
-  const text = String(url ?? '');
-  const queryAt = text.search(/[?#]/);
-  const pathname = queryAt < 0 ? text : text.slice(0, queryAt);
-  if (!pathname.startsWith(`${prefix}/`)) return null;
-  const search = queryAt < 0 || text[queryAt] === '#' ? '' : text.slice(queryAt).split('#', 1)[0];
-  return { path: pathname.slice(prefix.length), search };
-}
 
 /** Reads `response`'s body up to `limit` bytes; null when it is longer (the rest is cancelled). */
 async function boundedBody(response, limit) {
@@ -95,13 +85,8 @@ export function createAppleRelay({
   const upstream = String(appleBaseUrl).replace(/\/+$/, '');
 
   async function handle(req, res, next) {
-    // Express strips a mount path from req.url and keeps the full one in req.originalUrl.
-    const route = routeOf(req.originalUrl ?? req.url, prefix);
-    if (route === null) {
-      if (typeof next === 'function') next();
-      else answer(res, 404);
-      return;
-    }
+    const route = routeOrPass(req, res, next, prefix);
+    if (route === null) return;
     const methods = Object.hasOwn(APPLE_RELAY_ROUTES, route.path) ? APPLE_RELAY_ROUTES[route.path] : null;
     if (methods === null) {
       refuse(res, 404);
@@ -111,28 +96,15 @@ export function createAppleRelay({
       refuse(res, 405, { Allow: methods.join(', ') });
       return;
     }
-    let allowed;
-    try {
-      allowed = await authorize(req);
-    } catch (error) {
-      onError(httpError(`authorize failed: ${oneLine(error)}`, 'AUTHORIZE_FAILED'));
-      refuse(res, 500);
-      return;
-    }
+    const allowed = await authorized(authorize, [req], onError);
     if (allowed !== true) {
-      refuse(res, 403);
+      refuse(res, allowed === null ? 500 : 403);
       return;
     }
     let body;
     if (req.method !== 'GET') {
-      body = consumedBody(req);
-      if (body === undefined) {
-        body = await readBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: onError, what: 'relay' });
-        if (body === null) return;
-      } else if (Buffer.byteLength(body) > maxBodyBytes) {
-        refuse(res, 413);
-        return;
-      }
+      body = await requestBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: onError, what: 'relay' });
+      if (body === null) return;
     }
     const headers = {};
     if (typeof req.headers.authorization === 'string') headers.authorization = req.headers.authorization;

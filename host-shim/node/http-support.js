@@ -1,5 +1,6 @@
-// Small HTTP helpers shared by the Node endpoints of this package (the notification endpoint, the Apple relay):
-// answering and refusing, reading a bounded body within a time limit, one-line error reports. node:http only.
+// Small HTTP helpers shared by the Node endpoints of this package (the notification endpoint, the Apple and store
+// relays): routing under a mount path, the authorize check, answering (empty or JSON) and refusing, reading a bounded
+// body within a time limit, one-line error reports. node:http only.
 
 /** One line, whatever the error: its message and code, never a stack (an aborted connection is not a bug here). */
 export function oneLine(error) {
@@ -19,11 +20,53 @@ export function normalizePath(path, what = 'path') {
   return text.replace(/\/+$/, '');
 }
 
+/** The route of `url` (path and query) under `prefix`: `{ path, search }`, or null when it is not under `prefix`. */
+function routeOf(url, prefix) {
+  const text = String(url ?? '');
+  const queryAt = text.search(/[?#]/);
+  const pathname = queryAt < 0 ? text : text.slice(0, queryAt);
+  if (!pathname.startsWith(`${prefix}/`)) return null;
+  const search = queryAt < 0 || text[queryAt] === '#' ? '' : text.slice(queryAt).split('#', 1)[0];
+  return { path: pathname.slice(prefix.length), search };
+}
+
+/**
+ * The route of a request under `prefix` (see routeOf; Express strips a mount path from req.url and keeps the full one
+ * in req.originalUrl); null when it is not under `prefix`, once it was passed on: `next()` when a router gave one,
+ * else a 404.
+ */
+export function routeOrPass(req, res, next, prefix) {
+  const route = routeOf(req.originalUrl ?? req.url, prefix);
+  if (route === null) {
+    if (typeof next === 'function') next();
+    else answer(res, 404);
+  }
+  return route;
+}
+
+/** Whether `authorize(...args)` resolves true; null when it throws (reported to `report`, code AUTHORIZE_FAILED). */
+export async function authorized(authorize, args, report) {
+  try {
+    return (await authorize(...args)) === true;
+  } catch (error) {
+    report(httpError(`authorize failed: ${oneLine(error)}`, 'AUTHORIZE_FAILED'));
+    return null;
+  }
+}
+
 /** An empty answer (nothing when one was sent already). */
 export function answer(res, status, headers = {}) {
   if (res.headersSent) return;
   res.writeHead(status, { 'Content-Length': '0', 'Cache-Control': 'no-store', ...headers });
   res.end();
+}
+
+/** A JSON answer (nothing when one was sent already). */
+export function answerJson(res, status, value, headers = {}) {
+  if (res.headersSent) return;
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': String(body.length), 'Cache-Control': 'no-store', ...headers });
+  res.end(body);
 }
 
 /**
@@ -35,7 +78,7 @@ export function refuse(res, status, headers = {}) {
 }
 
 /** A body a framework already read (Express's raw/text/json parsers), as text; undefined when there is none. */
-export function consumedBody(req) {
+function consumedBody(req) {
   if (!req.readableEnded) return undefined;
   const { body } = req;
   if (typeof body === 'string') return body;
@@ -49,7 +92,7 @@ export function consumedBody(req) {
  * when it is not complete within `timeoutMs` (reported to `report`). Rejects when the client goes away first. `what`
  * names the request in those reports ("notification", "relay").
  */
-export function readBody(req, res, { maxBodyBytes, timeoutMs, report, what }) {
+function readBody(req, res, { maxBodyBytes, timeoutMs, report, what }) {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBodyBytes) {
@@ -94,6 +137,18 @@ export function readBody(req, res, { maxBodyBytes, timeoutMs, report, what }) {
     req.on('error', aborted);
     req.on('close', aborted);
   });
+}
+
+/**
+ * The body as UTF-8 text, read here (readBody: same options, answers and rejection) or already by a framework
+ * (consumedBody). Resolves `null` once it has answered 413 or 408.
+ */
+export async function requestBody(req, res, options) {
+  const consumed = consumedBody(req);
+  if (consumed === undefined) return readBody(req, res, options);
+  if (Buffer.byteLength(consumed) <= options.maxBodyBytes) return consumed;
+  answer(res, 413);
+  return null;
 }
 
 /** Throws a TypeError unless `value` is a (positive) safe integer. */

@@ -25,3 +25,11 @@ export {
   type RelayRequest,
   type RelayResponse,
 } from './apple-relay.js';
+export {
+  DEFAULT_STORE_RELAY_BODY_TIMEOUT_MS,
+  DEFAULT_STORE_RELAY_MAX_BODY_BYTES,
+  DEFAULT_STORE_RELAY_PATH,
+  STORE_RELAY_METHODS,
+  createStoreRelay,
+  type StoreRelayOptions,
+} from './store-relay.js';

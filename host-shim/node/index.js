@@ -17,3 +17,10 @@ export {
   DEFAULT_RELAY_TIMEOUT_MS,
   createAppleRelay,
 } from './apple-relay.js';
+export {
+  DEFAULT_STORE_RELAY_BODY_TIMEOUT_MS,
+  DEFAULT_STORE_RELAY_MAX_BODY_BYTES,
+  DEFAULT_STORE_RELAY_PATH,
+  STORE_RELAY_METHODS,
+  createStoreRelay,
+} from './store-relay.js';

@@ -7,7 +7,7 @@
 // keeps the Authorization header.
 import http from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { answer, checkCount, consumedBody, httpError, normalizePath, oneLine, readBody, refuse } from './http-support.js';
+import { answer, checkCount, httpError, normalizePath, oneLine, refuse, requestBody } from './http-support.js';
 
 export const DEFAULT_NOTIFICATION_PATH = '/apple/notifications';
 /** Apple sends at most 100 elements per notification: a few tens of kilobytes. */
@@ -130,14 +130,8 @@ function makeHandler({
     }
     inProgress += 1;
     try {
-      let body = consumedBody(req);
-      if (body === undefined) {
-        body = await readBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: (error) => reportOnce(req.socket, error), what: 'notification' });
-        if (body === null) return;
-      } else if (Buffer.byteLength(body) > maxBodyBytes) {
-        answer(res, 413);
-        return;
-      }
+      const body = await requestBody(req, res, { maxBodyBytes, timeoutMs: bodyTimeoutMs, report: (error) => reportOnce(req.socket, error), what: 'notification' });
+      if (body === null) return;
       let status;
       try {
         status = driver.notification(accountId, req.headers.authorization ?? null, body);

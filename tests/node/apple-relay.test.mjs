@@ -2,8 +2,8 @@
 // its rules, and against the simulator with the built engine and the Driver for the browser console's path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createAppleRelay } from '../../host-shim/node/index.js';
+import { listen } from './server-support.mjs';
 import { APPLE_BASE_URL } from '../../host-shim/transport.js';
 import { startSimulator } from '../../host-shim/simulator/index.js';
 import { Engine } from '../../pkg/vpp_license_engine.node.mjs';
@@ -32,13 +32,9 @@ async function serveRelay(t, options = {}) {
     onError: (error) => errors.push(error),
     ...options,
   });
-  const server = http.createServer(handler);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise((resolve) => {
-    server.close(resolve);
-    server.closeAllConnections();
-  }));
-  return { url: `http://127.0.0.1:${server.address().port}/apple-relay`, errors };
+  const server = await listen(handler);
+  t.after(server.close);
+  return { url: `${server.origin}/apple-relay`, errors };
 }
 
 /** A request to the relay as an authorized console would send it. */

@@ -87,12 +87,13 @@ test('the ./host, ./node and ./simulator subpaths import from the installed pack
     console.log(JSON.stringify({ host: Object.keys(host).sort(), node: Object.keys(node).sort(), startSimulator: typeof simulator.startSimulator }));
   `);
   assert.deepEqual(result, {
-    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'appReportCsv', 'assignmentReportCsv',
-      'createFetchTransport', 'csvField', 'csvLine'],
+    host: ['APPLE_BASE_URL', 'Driver', 'IndexedDbStore', 'LeaseKeeper', 'MemoryStore', 'RemoteStore', 'appReportCsv',
+      'assignmentReportCsv', 'createFetchTransport', 'csvField', 'csvLine'],
     node: ['APPLE_RELAY_ROUTES', 'DEFAULT_MAX_BODY_BYTES', 'DEFAULT_NOTIFICATION_PATH', 'DEFAULT_RELAY_BODY_TIMEOUT_MS',
       'DEFAULT_RELAY_MAX_BODY_BYTES', 'DEFAULT_RELAY_MAX_RESPONSE_BYTES', 'DEFAULT_RELAY_PATH', 'DEFAULT_RELAY_TIMEOUT_MS',
-      'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'SqliteStore', 'aesGcmProtector', 'createAppleRelay',
-      'createNotificationHandler', 'startNotificationServer'],
+      'DEFAULT_STORE_RELAY_BODY_TIMEOUT_MS', 'DEFAULT_STORE_RELAY_MAX_BODY_BYTES', 'DEFAULT_STORE_RELAY_PATH',
+      'POSTGRES_DEFAULT_TABLE', 'PostgresStore', 'STORE_RELAY_METHODS', 'SqliteStore', 'aesGcmProtector', 'createAppleRelay',
+      'createNotificationHandler', 'createStoreRelay', 'startNotificationServer'],
     startSimulator: 'function',
   });
 });
@@ -138,9 +139,9 @@ test('TypeScript consumers type-check against the package types (ESM and CommonJ
   writeFileSync(
     path.join(consumer, 'esm.mts'),
     `import init, { Engine, decodeToken, type EngineConfig, type EngineEvent, type Output } from 'vpp-license-engine';
-import { Driver, IndexedDbStore, MemoryStore, assignmentReportCsv, createFetchTransport, type Store, type TokenHooks } from 'vpp-license-engine/host';
+import { Driver, IndexedDbStore, LeaseKeeper, MemoryStore, RemoteStore, assignmentReportCsv, createFetchTransport, type LeaseStore, type Store, type TokenHooks } from 'vpp-license-engine/host';
 import { startSimulator } from 'vpp-license-engine/simulator';
-import { PostgresStore, SqliteStore, aesGcmProtector, createAppleRelay, createNotificationHandler, startNotificationServer } from 'vpp-license-engine/node';
+import { PostgresStore, SqliteStore, aesGcmProtector, createAppleRelay, createNotificationHandler, createStoreRelay, startNotificationServer } from 'vpp-license-engine/node';
 
 await init();
 const config: EngineConfig = { mdmInfo: { id: 'm1', name: 'Test MDM', metadata: '1' }, seed: 7 };
@@ -170,6 +171,11 @@ createNotificationHandler({ driver });
 const relay: (req: any, res: any, next?: () => void) => void = createAppleRelay({ authorize: async () => true, path: '/apple-relay', timeoutMs: 30000 });
 // @ts-expect-error the relay forwards nobody's requests without the backend's own check
 createAppleRelay({ timeoutMs: 30000 });
+const storeRelay: (req: any, res: any, next?: () => void) => void = createStoreRelay({ store: new MemoryStore(), authorize: (req, method: string) => method !== 'load', maxBodyBytes: 1 << 25 });
+// @ts-expect-error the store relay serves a LeaseStore only
+createStoreRelay({ store: { apply() {}, load: () => [], loadAccount: () => [] }, authorize: () => true });
+const remoteStore: LeaseStore = new RemoteStore({ baseUrl: 'https://mdm.example.com/store-relay', headers: { 'x-csrf-token': 't' }, timeoutMs: 30000 });
+const consoleKeeper = new LeaseKeeper({ store: remoteStore, ttlMs: 30000 });
 // @ts-expect-error inputs are a discriminated union
 driver.input({ type: 'refresh' });
 await driver.whenIdle();
@@ -184,7 +190,7 @@ const stores: Store[] = [
   await IndexedDbStore.open('vpp', { protect: async (t: string) => t, unprotect: async (t: string) => t }),
 ];
 await Promise.all(stores.map((s) => s.apply([{ op: 'delete', key: 'settings' }])));
-export { expiresAt, handler, notificationStatus, withEndpoint };
+export { consoleKeeper, expiresAt, handler, notificationStatus, storeRelay, withEndpoint };
 `,
   );
   writeFileSync(
