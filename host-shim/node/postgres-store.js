@@ -82,15 +82,19 @@ function loadPg() {
 }
 
 /**
- * Runs a CREATE … IF NOT EXISTS, once more when another connection created the same object at the same moment
- * (PostgreSQL then fails the statement with a unique violation on its catalog instead of skipping it).
+ * What PostgreSQL answers a CREATE … IF NOT EXISTS when another connection created the same object at the same
+ * moment, instead of skipping it: a unique violation on its catalog (23505), the relation (42P07) or, for a table,
+ * its row type (42710, "type … already exists").
  */
+const CREATED_MEANWHILE = new Set(['23505', '42P07', '42710']);
+
+/** Runs a CREATE … IF NOT EXISTS, once more when another connection created the same object at the same moment. */
 async function createIfMissing(pool, statement) {
   const create = () => pool.query(statement);
   try {
     await create();
   } catch (error) {
-    if (error?.code !== '23505' && error?.code !== '42P07') throw error;
+    if (!CREATED_MEANWHILE.has(error?.code)) throw error;
     await create();
   }
 }
