@@ -382,7 +382,7 @@ impl Engine {
 
     /// Every account: release what this MDM assigned that is no longer used.
     pub(super) fn reconcile(&mut self, now: Millis) {
-        for (_, account) in self.accounts.iter_mut_all() {
+        for account in self.accounts.iter_mut_all() {
             account.licenses.request_reconcile();
         }
         self.next_reconcile_at = now + self.config.reconcile_interval_ms;

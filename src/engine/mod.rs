@@ -252,8 +252,9 @@ impl Engine {
             self.stats.clock_rewinds += 1;
             self.service_fetch.clock_rewound(now, &self.config);
             self.next_reconcile_at = self.next_reconcile_at.min(now + self.config.reconcile_interval_ms);
-            for (id, account) in self.accounts.iter_mut_all() {
-                account.clock_rewound(now, &self.config, &mut self.effects.account(id));
+            for account in self.accounts.iter_mut_all() {
+                let id = account.id.clone();
+                account.clock_rewound(now, &self.config, &mut self.effects.account(&id));
             }
         }
         now

@@ -12,7 +12,8 @@
 //! order a walk over every account had). Global changes (clock rewind, Reconcile, new limits)
 //! touch every account. Each account's interned names go into the [`NameIndex`] as they appear.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::name_index::NameIndex;
 use crate::account::Account;
@@ -20,11 +21,17 @@ use crate::apple::Limits;
 use crate::base::time::Millis;
 use crate::contract::config::EngineConfig;
 
+/// An account's number: its place in [`Roster::entries`] and in the name index. Accounts are found
+/// by id through a hash map, and the touched sets and deadline sets hold slots (the wake-ups also a
+/// shared copy of the id, for their order), so that an input reaching one account of ten thousand
+/// compares integers, not account ids, and allocates no copy of an id.
+type Slot = u32;
+
 #[derive(Debug)]
 struct Entry {
     account: Account,
-    /// The account's number in the name index.
-    slot: u32,
+    /// The account's id, shared with [`Roster::wakeups`] (which orders equal times by id).
+    id: Arc<str>,
     /// The mirror's names already in the name index (ids below this).
     names_indexed: usize,
     visit_at: Millis,
@@ -36,19 +43,21 @@ struct Entry {
 /// The accounts by id, with their deadlines and the touched ones.
 #[derive(Debug, Default)]
 pub(super) struct Roster {
-    entries: BTreeMap<String, Entry>,
-    /// Touched since the last scheduling pass visited them.
-    unvisited: BTreeSet<String>,
-    /// Touched since their deadlines were last computed.
-    touched: BTreeSet<String>,
-    visits: BTreeSet<(Millis, String)>,
-    wakeups: BTreeSet<(Millis, String)>,
-    statuses: BTreeSet<(Millis, String)>,
-    names: NameIndex,
-    /// The account id of each slot (`None`: free).
-    slots: Vec<Option<String>>,
+    /// The accounts by slot (`None`: free).
+    entries: Vec<Option<Entry>>,
+    /// The slot of each account id.
+    slots: HashMap<String, Slot, foldhash::fast::FixedState>,
     /// The free slots.
-    free: Vec<u32>,
+    free: Vec<Slot>,
+    /// Touched since the last scheduling pass visited them.
+    unvisited: BTreeSet<Slot>,
+    /// Touched since their deadlines were last computed.
+    touched: BTreeSet<Slot>,
+    visits: BTreeSet<(Millis, Slot)>,
+    /// By time, then account id: the next wake-up names the first account in id order.
+    wakeups: BTreeSet<(Millis, Arc<str>, Slot)>,
+    statuses: BTreeSet<(Millis, Slot)>,
+    names: NameIndex,
     /// While a preview runs: the accounts it may change are copies, the originals wait here.
     trial: Option<Trial>,
 }
@@ -59,96 +68,112 @@ pub(super) struct Roster {
 #[derive(Debug)]
 struct Trial {
     originals: BTreeMap<String, Account>,
-    unvisited: BTreeSet<String>,
-    touched: BTreeSet<String>,
+    unvisited: BTreeSet<Slot>,
+    touched: BTreeSet<Slot>,
 }
 
 impl Roster {
+    fn slot(&self, id: &str) -> Option<Slot> {
+        self.slots.get(id).copied()
+    }
+
+    fn entry(&self, slot: Slot) -> Option<&Entry> {
+        self.entries.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
+        self.entries.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// The ids of `slots`' accounts, sorted and without repeats: passes visit accounts in id order.
+    fn ids_in_order(&self, slots: impl IntoIterator<Item = Slot>) -> Vec<String> {
+        let mut ids: Vec<String> = slots.into_iter().filter_map(|slot| self.entry(slot)).map(|e| e.account.id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Every entry, in account id order.
+    fn entries_in_order(&self) -> Vec<&Entry> {
+        let mut entries: Vec<&Entry> = self.entries.iter().flatten().collect();
+        entries.sort_unstable_by(|a, b| a.account.id.cmp(&b.account.id));
+        entries
+    }
+
     pub(super) fn get(&self, id: &str) -> Option<&Account> {
-        self.entries.get(id).map(|e| &e.account)
+        self.slot(id).and_then(|slot| self.entry(slot)).map(|e| &e.account)
     }
 
     /// The account, to change it: marks it touched.
     pub(super) fn get_mut(&mut self, id: &str) -> Option<&mut Account> {
         self.copy_for_trial(id);
-        let entry = self.entries.get_mut(id)?;
-        if !self.unvisited.contains(id) {
-            self.unvisited.insert(id.to_owned());
-        }
-        if !self.touched.contains(id) {
-            self.touched.insert(id.to_owned());
-        }
-        Some(&mut entry.account)
+        let slot = self.slot(id)?;
+        self.unvisited.insert(slot);
+        self.touched.insert(slot);
+        self.entry_mut(slot).map(|e| &mut e.account)
     }
 
     /// The account, for the scheduling pass visiting it or to report its status and write its
     /// changes (no work for another pass): only its deadlines are computed again.
     pub(super) fn get_in_pass(&mut self, id: &str) -> Option<&mut Account> {
         self.copy_for_trial(id);
-        let entry = self.entries.get_mut(id)?;
-        if !self.touched.contains(id) {
-            self.touched.insert(id.to_owned());
-        }
-        Some(&mut entry.account)
+        let slot = self.slot(id)?;
+        self.touched.insert(slot);
+        self.entry_mut(slot).map(|e| &mut e.account)
     }
 
     pub(super) fn contains_key(&self, id: &str) -> bool {
-        self.entries.contains_key(id)
+        self.slots.contains_key(id)
     }
 
+    /// Every account, in id order.
     pub(super) fn values(&self) -> impl Iterator<Item = &Account> {
-        self.entries.values().map(|e| &e.account)
+        self.entries_in_order().into_iter().map(|e| &e.account)
     }
 
     /// The accounts whose mirror knows one of `names` (devices' serial numbers, users' client user
     /// ids), in id order: the only accounts a fact about them can change.
     pub(super) fn knowing(&mut self, names: &[&str]) -> Vec<String> {
-        for id in &self.touched {
-            if let Some(entry) = self.entries.get_mut(id) {
-                index_names(&mut self.names, entry);
+        for &slot in &self.touched {
+            if let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::as_mut) {
+                index_names(&mut self.names, slot, entry);
             }
         }
-        let mut ids = BTreeSet::new();
-        for slot in names.iter().flat_map(|name| self.names.candidates(name)) {
-            let Some(id) = self.slots.get(*slot as usize).and_then(Option::as_ref) else { continue };
-            let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
-            if self.entries.get(id).is_some_and(|e| knows(&e.account)) {
-                ids.insert(id.clone());
-            }
-        }
-        ids.into_iter().collect()
+        let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
+        let slots = names.iter().flat_map(|name| self.names.candidates(name)).copied();
+        self.ids_in_order(slots.filter(|&slot| self.entry(slot).is_some_and(|e| knows(&e.account))))
     }
 
-    /// Every account, to change them all (a global change): marks all touched.
-    pub(super) fn iter_mut_all(&mut self) -> impl Iterator<Item = (&String, &mut Account)> {
+    /// Every account, in id order, to change them all (a global change): marks all touched.
+    pub(super) fn iter_mut_all(&mut self) -> impl Iterator<Item = &mut Account> {
         if self.trial.is_some() {
-            let ids: Vec<String> = self.entries.keys().cloned().collect();
+            let ids: Vec<String> = self.slots.keys().cloned().collect();
             ids.iter().for_each(|id| self.copy_for_trial(id));
         }
         self.touch_all();
-        self.entries.iter_mut().map(|(id, e)| (id, &mut e.account))
+        let mut accounts: Vec<&mut Account> = self.entries.iter_mut().flatten().map(|e| &mut e.account).collect();
+        accounts.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        accounts.into_iter()
     }
 
     /// Something every account's deadlines depend on changed (the service config's limits).
     pub(super) fn touch_all(&mut self) {
-        self.unvisited.extend(self.entries.keys().cloned());
-        self.touched.extend(self.entries.keys().cloned());
+        self.unvisited.extend(self.slots.values().copied());
+        self.touched.extend(self.slots.values().copied());
     }
 
-    /// Adds an account (touched: it is new).
+    /// Adds an account (touched: it is new), in place of one with the same id.
     pub(super) fn insert(&mut self, account: Account) {
-        let id = account.id.clone();
+        self.remove(&account.id.clone());
         let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            (self.slots.len() - 1) as u32
+            self.entries.push(None);
+            (self.entries.len() - 1) as Slot
         });
-        self.slots[slot as usize] = Some(id.clone());
-        let entry = Entry { account, slot, names_indexed: 0, visit_at: Millis::MAX, wakeup: None, status_at: None };
-        if let Some(old) = self.entries.insert(id.clone(), entry) {
-            self.forget(&id, &old);
-        }
-        self.unvisited.insert(id.clone());
-        self.touched.insert(id);
+        self.slots.insert(account.id.clone(), slot);
+        let id = Arc::from(account.id.as_str());
+        self.entries[slot as usize] = Some(Entry { account, id, names_indexed: 0, visit_at: Millis::MAX, wakeup: None, status_at: None });
+        self.unvisited.insert(slot);
+        self.touched.insert(slot);
     }
 
     /// Starts a trial: until [`Roster::end_trial`], changes go to copies of the accounts.
@@ -162,7 +187,10 @@ impl Roster {
         if trial.originals.contains_key(id) {
             return;
         }
-        if let Some(entry) = self.entries.get_mut(id) {
+        let Some(slot) = self.slots.get(id).copied() else {
+            return;
+        };
+        if let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::as_mut) {
             let copy = entry.account.clone();
             trial.originals.insert(id.to_owned(), std::mem::replace(&mut entry.account, copy));
         }
@@ -171,7 +199,7 @@ impl Roster {
     /// The accounts the trial changed: each copy, as changed, with its original.
     pub(super) fn trial_accounts(&self) -> impl Iterator<Item = (&Account, &Account)> {
         let originals = self.trial.iter().flat_map(|t| &t.originals);
-        originals.filter_map(|(id, original)| self.entries.get(id).map(|e| (&e.account, original)))
+        originals.filter_map(|(id, original)| self.get(id).map(|copy| (copy, original)))
     }
 
     /// The ids of the accounts the trial changed.
@@ -182,12 +210,17 @@ impl Roster {
     /// Ends a trial: the originals come back, with the marks they had; names only the copies
     /// knew leave the name index.
     pub(super) fn end_trial(&mut self) {
-        let Some(trial) = self.trial.take() else { return };
+        let Some(trial) = self.trial.take() else {
+            return;
+        };
         for (id, original) in trial.originals {
-            let Some(entry) = self.entries.get_mut(&id) else { continue };
+            let Some(slot) = self.slot(&id) else { continue };
+            let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::as_mut) else {
+                continue;
+            };
             let known = original.mirror.name_count();
             for n in known..entry.names_indexed {
-                self.names.remove(entry.account.mirror.name(n as u32), entry.slot);
+                self.names.remove(entry.account.mirror.name(n as u32), slot);
             }
             entry.names_indexed = entry.names_indexed.min(known);
             entry.account = original;
@@ -196,93 +229,91 @@ impl Roster {
         self.touched = trial.touched;
     }
 
-    /// The accounts, taken out (the roster is dropped).
+    /// The accounts, taken out in id order (the roster is dropped).
     pub(super) fn into_accounts(self) -> impl Iterator<Item = Account> {
-        self.entries.into_values().map(|e| e.account)
+        let mut accounts: Vec<Account> = self.entries.into_iter().flatten().map(|e| e.account).collect();
+        accounts.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        accounts.into_iter()
     }
 
     /// Removes an account and its deadlines and names.
     pub(super) fn remove(&mut self, id: &str) -> Option<Account> {
-        let entry = self.entries.remove(id)?;
-        self.forget(id, &entry);
-        self.unvisited.remove(id);
-        self.touched.remove(id);
-        Some(entry.account)
-    }
-
-    fn forget(&mut self, id: &str, entry: &Entry) {
-        self.visits.remove(&(entry.visit_at, id.to_owned()));
+        let slot = self.slots.remove(id)?;
+        let entry = self.entries.get_mut(slot as usize).and_then(Option::take)?;
+        self.visits.remove(&(entry.visit_at, slot));
         if let Some((at, _)) = entry.wakeup {
-            self.wakeups.remove(&(at, id.to_owned()));
+            self.wakeups.remove(&(at, entry.id.clone(), slot));
         }
         if let Some(at) = entry.status_at {
-            self.statuses.remove(&(at, id.to_owned()));
+            self.statuses.remove(&(at, slot));
         }
         for name in (0..entry.names_indexed).map(|n| entry.account.mirror.name(n as u32)) {
-            self.names.remove(name, entry.slot);
+            self.names.remove(name, slot);
         }
-        if self.slots.get(entry.slot as usize).is_some_and(|s| s.as_deref() == Some(id)) {
-            self.slots[entry.slot as usize] = None;
-            self.free.push(entry.slot);
-        }
+        self.unvisited.remove(&slot);
+        self.touched.remove(&slot);
+        self.free.push(slot);
+        Some(entry.account)
     }
 
     /// The accounts a scheduling pass at `now` visits, in id order: the touched ones and those
     /// whose visit time has come. They count as touched again (the pass may change them).
     pub(super) fn take_pass(&mut self, now: Millis) -> Vec<String> {
-        let mut ids = std::mem::take(&mut self.unvisited);
-        ids.extend(self.visits.range(..due_by(now)).map(|(_, id)| id.clone()));
-        self.touched.extend(ids.iter().cloned());
-        ids.into_iter().collect()
+        let mut slots = std::mem::take(&mut self.unvisited);
+        slots.extend(self.visits.range(..due_by(now)).map(|&(_, slot)| slot));
+        self.touched.extend(slots.iter().copied());
+        self.ids_in_order(slots)
     }
 
     /// The accounts whose status may have changed at `now`, in id order: the touched ones and
     /// those whose backoff ended, with `changed` (accounts with changes to write, in id order)
     /// merged in.
     pub(super) fn status_candidates<'a>(&self, now: Millis, changed: impl Iterator<Item = &'a String>) -> Vec<String> {
-        let mut ids: BTreeSet<String> = self.touched.clone();
-        ids.extend(self.statuses.range(..due_by(now)).map(|(_, id)| id.clone()));
+        let due = self.statuses.range(..due_by(now)).map(|&(_, slot)| slot);
+        let mut ids = self.ids_in_order(self.touched.iter().copied().chain(due));
         ids.extend(changed.cloned());
-        ids.into_iter().collect()
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Recomputes the deadlines of the touched accounts and indexes their new names. Call after
     /// every change (the engine's `settle`), and before reading the name index.
     pub(super) fn reschedule_touched(&mut self, now: Millis, config: &EngineConfig, limits: &Limits) {
-        for id in std::mem::take(&mut self.touched) {
-            let Some(entry) = self.entries.get_mut(&id) else {
+        for slot in std::mem::take(&mut self.touched) {
+            let Some(entry) = self.entries.get_mut(slot as usize).and_then(Option::as_mut) else {
                 continue;
             };
             let account = &entry.account;
             let wakeup = account.next_due(now, config, limits);
             let visit_at = account.next_visit(now, config, limits).min(wakeup.map_or(Millis::MAX, |(at, _)| at));
             if visit_at != entry.visit_at {
-                self.visits.remove(&(entry.visit_at, id.clone()));
+                self.visits.remove(&(entry.visit_at, slot));
                 if visit_at != Millis::MAX {
-                    self.visits.insert((visit_at, id.clone()));
+                    self.visits.insert((visit_at, slot));
                 }
                 entry.visit_at = visit_at;
             }
             if wakeup.map(|w| w.0) != entry.wakeup.map(|w| w.0) {
                 if let Some((at, _)) = entry.wakeup {
-                    self.wakeups.remove(&(at, id.clone()));
+                    self.wakeups.remove(&(at, entry.id.clone(), slot));
                 }
                 if let Some((at, _)) = wakeup {
-                    self.wakeups.insert((at, id.clone()));
+                    self.wakeups.insert((at, entry.id.clone(), slot));
                 }
             }
             entry.wakeup = wakeup;
             let status_at = account.status_changes_at(now);
             if status_at != entry.status_at {
                 if let Some(at) = entry.status_at {
-                    self.statuses.remove(&(at, id.clone()));
+                    self.statuses.remove(&(at, slot));
                 }
                 if let Some(at) = status_at {
-                    self.statuses.insert((at, id.clone()));
+                    self.statuses.insert((at, slot));
                 }
                 entry.status_at = status_at;
             }
-            index_names(&mut self.names, entry);
+            index_names(&mut self.names, slot, entry);
         }
     }
 
@@ -302,16 +333,16 @@ impl Roster {
         };
         // Touched accounts, and those whose visit time has come, are asked now; the others'
         // wake-ups hold until their visit time.
-        let live = self.touched.iter().chain(self.visits.range(..due_by(now)).map(|(_, id)| id));
-        for (id, entry) in live.filter_map(|id| self.entries.get_key_value(id.as_str())) {
+        let live = self.touched.iter().chain(self.visits.range(..due_by(now)).map(|(_, slot)| slot));
+        for entry in live.filter_map(|&slot| self.entry(slot)) {
             if let Some((at, reason)) = entry.account.next_due(now, config, limits) {
-                consider(at, reason, id);
+                consider(at, reason, &entry.account.id);
             }
         }
-        let mut held = self.wakeups.iter().filter_map(|(_, id)| self.entries.get_key_value(id.as_str()));
-        if let Some((id, entry)) = held.find(|(id, e)| !self.touched.contains(*id) && e.visit_at > now) {
+        let mut held = self.wakeups.iter().filter(|(_, _, slot)| !self.touched.contains(slot)).filter_map(|(_, _, slot)| self.entry(*slot));
+        if let Some(entry) = held.find(|e| e.visit_at > now) {
             if let Some((at, reason)) = entry.wakeup {
-                consider(at, reason, id);
+                consider(at, reason, &entry.account.id);
             }
         }
         best
@@ -319,15 +350,15 @@ impl Roster {
 }
 
 /// Puts the names the account interned since the last call into the index.
-fn index_names(index: &mut NameIndex, entry: &mut Entry) {
+fn index_names(index: &mut NameIndex, slot: Slot, entry: &mut Entry) {
     let mirror = &entry.account.mirror;
     for n in entry.names_indexed..mirror.name_count() {
-        index.add(mirror.name(n as u32), entry.slot);
+        index.add(mirror.name(n as u32), slot);
     }
     entry.names_indexed = mirror.name_count();
 }
 
 /// The end (excluded) of the deadlines due at `now`.
-fn due_by(now: Millis) -> (Millis, String) {
-    (now.saturating_add(1), String::new())
+fn due_by(now: Millis) -> (Millis, Slot) {
+    (now.saturating_add(1), 0)
 }
