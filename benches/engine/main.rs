@@ -65,6 +65,9 @@ fn main() {
             })
             .collect::<Vec<_>>()
             .into();
+        let engines = sizes[sizes.len() - 1];
+        eprintln!("native: the same inputs on {engines} engines of one account each");
+        report["fleetAcrossEngines"] = fleet::inputs_across_engines(engines);
     }
     let text = serde_json::to_string_pretty(&report).expect("the report serializes");
     match out {
