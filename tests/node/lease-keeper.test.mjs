@@ -401,7 +401,7 @@ test('addAccount takes the lease before the engine writes; an existing account o
   await other.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'New', token: 't' });
   await other.driver.whenIdle();
   assert.ok(other.keeper.held().includes('new'));
-  assert.deepEqual(store.leaseStates().find((s) => s.accountId === 'new'), { accountId: 'new', holder: other.name });
+  assert.deepEqual(store.leaseStates().find((s) => s.accountId === 'new'), { accountId: 'new', holder: other.name, expiresInMs: TTL });
   await assert.rejects(holderOfX.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'Again', token: 't' }), { code: 'ACCOUNT_EXISTS' });
   await assert.rejects(other.keeper.addAccount({ type: 'addAccount', accountId: 'bad', name: 'Bad', token: 'bad' }), { code: 'TOKEN_EMPTY' });
   assert.deepEqual(store.acquireLeases('C', ['bad'], TTL), ['bad'], 'the refused account\'s lease was given back');
@@ -554,7 +554,7 @@ test('rounds keep renewing while the work of an earlier one waits for slow write
   store.apply([{ op: 'put', key: 'account/z', value: { id: 'z' } }]);
   await clock.advance(2 * TTL);
   assert.deepEqual(a.keeper.held(), ['x', 'y'], 'x and y renewed all along; z not taken while the write is pending');
-  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null });
+  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null, expiresInMs: null });
   slow.writesHeld = null;
   land();
   await clock.advance(2 * RENEW);
