@@ -95,8 +95,9 @@ export declare class Driver {
   notification(accountId: string, authorization: string | null, body: string): number;
   /**
    * Takes over one account (its lease was acquired) from its records and the records of no account
-   * (`store.loadAccount(accountId)`; every record works too), then drains. Throws the engine's Error (UNKNOWN_ACCOUNT:
-   * the records hold no such account).
+   * (`store.loadAccount(accountId)`; every record works too; after another adoption, its own records alone:
+   * `store.loadAccount(accountId, { shared: false })`), then drains. Throws the engine's Error (UNKNOWN_ACCOUNT: the
+   * records hold no such account).
    */
   adopt(accountId: string, records: StoredRecord[]): void;
   /** Stops driving one account (its lease was lost or handed over), keeping its records, then drains. Throws the engine's Error. */

@@ -175,8 +175,9 @@ export class Driver {
 
   /**
    * Takes over one account from the store's records (`store.loadAccount(accountId)`: its own and those of no account;
-   * every record, as `store.load()` returns them, works too) and drains: call when this instance acquired the
-   * account's lease. Throws the engine's Error (ACCOUNT_EXISTS, UNKNOWN_ACCOUNT) to the caller.
+   * every record, as `store.load()` returns them, works too; after another adoption, `{ shared: false }`: its own
+   * alone) and drains: call when this instance acquired the account's lease. Throws the engine's Error
+   * (ACCOUNT_EXISTS, UNKNOWN_ACCOUNT) to the caller.
    */
   adopt(accountId, records) {
     this.#assertRunning();

@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { Store, TokenHooks } from './store.js';
+import type { LoadAccountOptions, Store, TokenHooks } from './store.js';
 
 export interface IndexedDbStoreOptions extends TokenHooks {
   /** An IDBFactory; default `globalThis.indexedDB`. (Typed structurally: no DOM lib needed.) */
@@ -18,6 +18,6 @@ export declare class IndexedDbStore implements Store {
    * One readonly transaction: a get per key and a key range per prefix; the policy range (values are JSON text,
    * which IndexedDB cannot index) is read and filtered. Needs the engine initialised (`await init()`).
    */
-  loadAccount(accountId: string): Promise<StoredRecord[]>;
+  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
   close(): Promise<void>;
 }

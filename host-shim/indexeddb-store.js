@@ -1,5 +1,6 @@
 // IndexedDB Store (see store.d.ts) for browsers: one database, one object store `records` (key → the value as
 // JSON text); each apply() is one readwrite transaction, so a batch is all or nothing. loadAccount reads key ranges.
+import { loadAccountArgs } from './lease-store-checks.js';
 import { accountKeyRanges, prefixEnd } from './record-accounts.js';
 import { decodeRecords, encodeOps } from './record-encoding.js';
 import { serialQueue } from './serial-queue.js';
@@ -90,14 +91,15 @@ export class IndexedDbStore {
   }
 
   /**
-   * One account's records and the records of no account (what `Engine.adopt` keeps), in one readonly transaction:
-   * a get per key and a key range per prefix (`accountKeyRanges`). Policies name their account only in their value,
-   * which IndexedDB cannot index here (values are JSON text): the policy range is read and filtered.
+   * One account's records and, unless `{ shared: false }`, the records of no account (what `Engine.adopt` keeps), in
+   * one readonly transaction: a get per key and a key range per prefix (`accountKeyRanges`). Policies name their
+   * account only in their value, which IndexedDB cannot index here (values are JSON text): the policy range is read
+   * and filtered.
    */
-  loadAccount(accountId) {
+  loadAccount(accountId, options) {
     return this.#queue(async () => {
-      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
-      const ranges = accountKeyRanges(accountId);
+      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const ranges = accountKeyRanges(accountId, shared);
       const range = (prefix) => this.#keyRange.bound(prefix, prefixEnd(prefix), false, true);
       const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
       const records = transaction.objectStore(OBJECT_STORE);

@@ -1,11 +1,12 @@
 // The lease decisions of one backend instance, without I/O, timers or a clock of its own (browser and Node alike):
 // time is an argument, as in the engine. Which leases a round renews, takes and hands over (a fair share of the
-// accounts per live instance), until when each lease is valid here, what the work after the rounds has left to do
-// (leases to free and to take, accounts to adopt, in slices of bounded length), which accounts are lost when a
-// renewal, a fenced write or the local expiry says so, and when the next expiry is due. LeaseKeeper (lease-keeper.js)
-// is the shell around it: it asks the store, hands the answers in, and carries the decisions out (store calls,
-// `driver.adopt` / `driver.release`, timers, onLease). tests/node/lease-decisions.test.mjs runs several instances of it
-// against a simulated lease table in simulated time.
+// accounts per live instance), when the next round is due (earlier than the renewal interval when another instance's
+// lease runs out before it), until when each lease is valid here, what the work after the rounds has left to do
+// (leases to free and to take, planning again when other instances took some first, accounts to adopt, in slices of
+// bounded length), which accounts are lost when a renewal, a fenced write or the local expiry says so, and when the
+// next expiry is due. LeaseKeeper (lease-keeper.js) is the shell around it: it asks the store, hands the answers in,
+// and carries the decisions out (store calls, `driver.adopt` / `driver.release`, timers, onLease).
+// tests/node/lease-decisions.test.mjs runs several instances of it against a simulated lease table in simulated time.
 
 /**
  * The leases to renew, take and hand over in one round, from the store's lease states (pure).
@@ -24,7 +25,8 @@
  * @param {string} input.holder this instance
  * @param {ReadonlySet<string>} input.driven accounts the engine drives
  * @param {ReadonlySet<string>} [input.leased] accounts whose lease is valid here, not driven yet
- * @param {readonly {accountId: string, holder: string | null}[]} input.states `store.leaseStates()`
+ * @param {readonly {accountId: string, holder: string | null, expiresInMs?: number | null}[]} input.states
+ *   `store.leaseStates()`
  * @param {number} input.live live instances, this one included (`store.heartbeat`)
  * @param {ReadonlySet<string>} [input.busy] driven accounts with a request in flight
  * @param {() => number} [input.random] in [0, 1): the order free accounts are tried in
@@ -63,6 +65,22 @@ function shuffled(list, random) {
 }
 
 /**
+ * The local time at which the earliest lease of another holder in `states` (`store.leaseStates()` answered at `now`)
+ * expires by the store's clock, or null when none is held by another. `expiresInMs` was measured by the store before
+ * its answer arrived, so this is never before the store's expiry (clock drift aside).
+ */
+function othersEarliestExpiry(states, holder, now) {
+  let earliest = Infinity;
+  for (const { holder: other, expiresInMs } of states) {
+    if (other !== null && other !== holder && typeof expiresInMs === 'number') earliest = Math.min(earliest, expiresInMs);
+  }
+  return earliest === Infinity ? null : now + earliest;
+}
+
+/** Adopting runs in slices of at most renewEveryMs / 2 and this long: the event loop runs between them. */
+const MAX_ADOPT_SLICE_MS = 1000;
+
+/**
  * One instance's leases as it knows them: until when each is valid here, which accounts its engine drives, and the
  * work rounds leave behind (leases to free after a hand-over, leases to take). Every method takes the time it is
  * called at; none waits, calls out or arms a timer. Methods that stop the engine driving accounts return them: the
@@ -72,15 +90,15 @@ function shuffled(list, random) {
  * wait for the Driver's writes, and adopting, which takes as long as the records it reads — to work that goes on after
  * it, one piece at a time, while later rounds keep renewing and add to it.
  */
-/** Adopting runs in slices of at most renewEveryMs / 2 and this long: the event loop runs between them. */
-const MAX_ADOPT_SLICE_MS = 1000;
-
 export class LeaseDecisions {
   #holder;
   #ttlMs;
   #marginMs;
+  #renewEveryMs;
   #adoptBudgetMs;
   #random;
+  /** When the earliest lease of another holder that the last plan saw expires (local time), until nextRoundAt. */
+  #othersExpireAt = null;
   /** accountId → local time until which this instance's lease is valid. */
   #validUntil = new Map();
   /** Accounts the engine drives: adopted, or added here. */
@@ -100,6 +118,7 @@ export class LeaseDecisions {
     this.#holder = holder;
     this.#ttlMs = ttlMs;
     this.#marginMs = marginMs;
+    this.#renewEveryMs = renewEveryMs;
     this.#adoptBudgetMs = Math.max(1, Math.min(Math.floor(renewEveryMs / 2), MAX_ADOPT_SLICE_MS));
     this.#random = random;
   }
@@ -134,10 +153,29 @@ export class LeaseDecisions {
     return this.#rounds > 1;
   }
 
-  /** The round's plan (see planRound) at `now`, from the lease states, the live instance count and the busy accounts. */
+  /**
+   * The round's plan (see planRound) from the lease states (`store.leaseStates()`, answered at `now`), the live
+   * instance count and the busy accounts. It also notes when the earliest lease of another holder expires, for
+   * nextRoundAt.
+   */
   plan({ states, live, busy, now }) {
+    this.#othersExpireAt = othersEarliestExpiry(states, this.#holder, now);
     const leased = new Set(this.toAdopt(now));
     return planRound({ holder: this.#holder, driven: this.#driven, leased, states, live, busy, random: this.#random });
+  }
+
+  /**
+   * When the next round is due, asked as a round ends at `now`: renewEveryMs later, or earlier, when the last plan saw
+   * a lease of another holder expire before that — then at its expiry. A live holder renews every renewEveryMs, so its
+   * leases never expire within one interval; one that does missed a renewal (the holder died or lost the store), and
+   * the round at its expiry takes its accounts then, not up to one interval later (its presence, stored before its
+   * last renewal, has expired by then too: the fair share no longer counts it). The expiry noted by the plan is used
+   * once: a round failing before its plan falls back to the interval.
+   */
+  nextRoundAt(now) {
+    const expiry = this.#othersExpireAt;
+    this.#othersExpireAt = null;
+    return Math.min(now + this.#renewEveryMs, expiry ?? Infinity);
   }
 
   /**
@@ -159,6 +197,17 @@ export class LeaseDecisions {
   /** The leases to take now: wanted by the last round, neither driven nor valid here at `now`; taken off the list. */
   leasesToTake(now) {
     return this.#toTake.splice(0).filter((id) => !this.#driven.has(id) && !this.valid(id, now));
+  }
+
+  /**
+   * Whether to plan again at once after taking the leases `asked` (from leasesToTake), of which `held` came back: when
+   * some came back held by another instance, it took them first — instances that see the same leases expire race for
+   * them — so the round's view of the free leases is stale, and this instance may be below its share while others are
+   * still free. A round now takes the rest at once, not a renewal interval later. (Each race leaves fewer free leases,
+   * so planning again ends.)
+   */
+  takeFellShort(asked, held) {
+    return new Set(held).size < new Set(asked).size;
   }
 
   /** Whether rounds left leases to free or to take. */

@@ -19,14 +19,20 @@ export interface LeaseKeeperOptions {
   store: LeaseStore;
   /** This instance's id in the lease rows. Default: a random UUID. Never give two live processes the same one. */
   holder?: string;
-  /** Lease duration. Default 30000. A dead instance's accounts are taken over within about ttl + renewEveryMs. */
+  /**
+   * Lease duration. Default 30000. A dead instance's accounts are taken over about ttl after its last renewal (the
+   * others plan a round at the expiry of its leases), plus the time adopting them takes.
+   */
   ttlMs?: number;
   /**
    * Subtracted from the local expiry (time the acquiring statement was sent + ttl): covers the drift between this
    * clock and the store's over one ttl, and the time a request takes to reach Apple. Default ttl / 10.
    */
   marginMs?: number;
-  /** Time between rounds. Default ttl / 3. renewEveryMs + marginMs must be below ttlMs. */
+  /**
+   * Time between rounds (earlier when another instance's lease expires before the next one). Default ttl / 3.
+   * renewEveryMs + marginMs must be below ttlMs.
+   */
   renewEveryMs?: number;
   /** The Driver's clock (Unix ms). Default Date.now. */
   now?: () => number;
@@ -52,7 +58,10 @@ export declare class LeaseKeeper implements DriverLeases {
   readonly store: Store;
   /** Announces this instance now; takes leases from the next round on. */
   start(driver: Driver): void;
-  /** One round now (heartbeat, renewals; then hand-overs, new leases and adoptions, which go on after it resolves); one runs every renewEveryMs anyway. */
+  /**
+   * One round now (heartbeat, renewals; then hand-overs, new leases and adoptions, which go on after it resolves); one
+   * runs every renewEveryMs anyway, earlier at the expiry of a lease another instance did not renew.
+   */
   round(): Promise<void>;
   holds(accountId: string): boolean;
   lapsed(accountId: string): void;

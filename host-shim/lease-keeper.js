@@ -10,8 +10,12 @@
 // Every `renewEveryMs` a round announces the instance, renews its leases in one statement, and hands accounts above
 // the fair share over; freeing their leases, taking free ones and adopting newly leased accounts
 // (`store.loadAccount(id)` → `driver.adopt`) wait for the Driver's writes and take as long as the records they read, so
-// they go on after the round, one piece at a time, while later rounds keep renewing. A lease is valid locally until
-// the time the acquiring statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
+// they go on after the round, one piece at a time, while later rounds keep renewing. A round comes earlier when
+// another instance's lease expires before it (that instance missed a renewal: its accounts are taken at once), and at
+// once when other instances took leases this one wanted first (all it may take is taken without waiting a round).
+// Adopting reads the records of no account (device and user facts) with the first account of each slice only
+// (`store.loadAccount(id, { shared: false })` for the others). A lease is valid locally until the time the acquiring
+// statement was sent + ttl − margin; the store's own clock expires it at its now + ttl, later.
 // When a lease is lost, not renewed in time, or a write is refused for it, the keeper releases the account at once
 // (`driver.release`), and the Driver, given the keeper as `leases`, sends no request of an account whose lease is
 // not valid. Writes go through `keeper.store`, which the store fences by lease (see `applyFenced`). When the store
@@ -38,7 +42,6 @@ export class LeaseKeeper {
   #store;
   #holder;
   #ttlMs;
-  #renewEveryMs;
   #now;
   #setTimer;
   #clearTimer;
@@ -89,7 +92,6 @@ export class LeaseKeeper {
     this.#store = store;
     this.#holder = holder;
     this.#ttlMs = ttlMs;
-    this.#renewEveryMs = renewEveryMs;
     this.#decisions = new LeaseDecisions({ holder, ttlMs, marginMs, renewEveryMs });
     this.#now = () => now();
     this.#setTimer = (callback, delay) => setTimer(callback, delay);
@@ -99,7 +101,7 @@ export class LeaseKeeper {
     this.#fencedStore = {
       apply: (ops) => this.#applyFenced(ops),
       load: () => this.#store.load(),
-      loadAccount: (accountId) => this.#store.loadAccount(accountId),
+      loadAccount: (accountId, options) => this.#store.loadAccount(accountId, options),
     };
   }
 
@@ -128,11 +130,12 @@ export class LeaseKeeper {
   }
 
   /**
-   * Runs one round now (the keeper runs one every renewEveryMs): announce this instance, renew every lease it holds in
-   * one statement, release what was lost, release the accounts above the fair share; freeing their leases, taking free
-   * ones and adopting them wait for the Driver's writes and may take long, so they go on after the round, and the next
-   * rounds renew meanwhile. Resolves when the round is done (a round already running is not started twice); failures
-   * go to onError.
+   * Runs one round now (the keeper runs one every renewEveryMs, earlier at the expiry of a lease another instance did
+   * not renew, and at once when others took leases this one wanted first): announce this instance, renew every lease
+   * it holds in one statement, release what was lost, release the accounts above the fair share; freeing their
+   * leases, taking free ones and adopting them wait for the Driver's writes and may take long, so they go on after the
+   * round, and the next rounds renew meanwhile. Resolves when the round is done (a round already running is not
+   * started twice); failures go to onError.
    */
   round() {
     if (this.#driver === null) throw new Error('LeaseKeeper not started');
@@ -143,7 +146,9 @@ export class LeaseKeeper {
       .catch((error) => this.#onError(error))
       .finally(() => {
         this.#running = null;
-        if (!this.#stopped) this.#roundTimer = this.#setTimer(() => void this.round(), this.#renewEveryMs);
+        if (this.#stopped) return;
+        const now = this.#now();
+        this.#roundTimer = this.#setTimer(() => void this.round(), Math.max(0, this.#decisions.nextRoundAt(now) - now));
       });
     return this.#running;
   }
@@ -251,7 +256,14 @@ export class LeaseKeeper {
       await this.#driver.writesSettled();
       if (this.#stopped) return;
       const taking = this.#decisions.leasesToTake(this.#now());
-      if (taking.length > 0) await this.#acquire(taking);
+      if (taking.length > 0) {
+        const held = await this.#acquire(taking);
+        if (this.#decisions.takeFellShort(taking, held)) {
+          // Other instances took some first: a round now plans with fresh lease states, and this work takes the rest.
+          await this.round();
+          continue;
+        }
+      }
       const more = await this.#adoptSlice();
       if (!more && !this.#decisions.hasLeftovers()) return;
       // Between slices the event loop runs (the Driver's requests and writes), and a round due meanwhile runs to its
@@ -261,11 +273,15 @@ export class LeaseKeeper {
     }
   }
 
-  /** One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. */
+  /**
+   * One statement: takes or renews the leases of `accountIds`; what comes back without an account is lost. Resolves
+   * with the accounts held.
+   */
   async #acquire(accountIds) {
     const sentAt = this.#now();
     const held = await this.#store.acquireLeases(this.#holder, accountIds, this.#ttlMs);
     this.#acquired(accountIds, held, sentAt);
+    return held;
   }
 
   #acquired(asked, held, sentAt) {
@@ -275,10 +291,11 @@ export class LeaseKeeper {
 
   /**
    * Adopts, for at most one slice (the decisions' budget), the accounts whose lease is valid but which the engine does
-   * not drive yet, each from its own records and the records of no account (`store.loadAccount`). A round that comes
-   * due meanwhile runs to its end before the next adoption. An account the store no longer has (deleted meanwhile: the
-   * engine answers UNKNOWN_ACCOUNT) has its lease freed. Resolves whether the slice ended for its budget (more to
-   * adopt at once).
+   * not drive yet, each from its own records (`store.loadAccount`); the records of no account (device and user facts,
+   * settings: thousands in a fleet) are read with the first adoption of the slice only — the engine keeps those it
+   * lacks, and it is told every fact and setting since. A round that comes due meanwhile runs to its end before the
+   * next adoption. An account the store no longer has (deleted meanwhile: the engine answers UNKNOWN_ACCOUNT) has its
+   * lease freed. Resolves whether the slice ended for its budget (more to adopt at once).
    */
   async #adoptSlice() {
     if (this.#decisions.toAdopt(this.#now()).length === 0) return false;
@@ -287,13 +304,15 @@ export class LeaseKeeper {
     const deadline = this.#decisions.adoptionDeadline(this.#now());
     const gone = [];
     let more = false;
+    // Until one adoption of the slice succeeded with them, the records of no account are read too.
+    let shared = true;
     for (const accountId of this.#decisions.toAdopt(this.#now())) {
       if (this.#stopped) break;
       if (!this.#decisions.mayAdopt(this.#now(), deadline)) {
         more = true;
         break;
       }
-      const records = await this.#store.loadAccount(accountId);
+      const records = await this.#store.loadAccount(accountId, { shared });
       await this.#running;
       // Lapsed, handed over, adopted or stopping while its records were read or a round ran.
       if (this.#stopped || this.#decisions.isDriven(accountId) || !this.#decisions.valid(accountId, this.#now())) continue;
@@ -308,6 +327,7 @@ export class LeaseKeeper {
         }
         continue;
       }
+      shared = false;
       this.#decisions.adopted(accountId);
       this.#onLease({ type: 'acquired', accountId, reason: 'lease acquired' });
     }

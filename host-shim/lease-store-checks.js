@@ -1,5 +1,5 @@
-// Argument checks of the LeaseStore methods (see store.d.ts), shared by every leasing adapter, and the methods a
-// LeaseKeeper calls with the checks of their arguments, shared by the store relay (node/store-relay.js) and
+// Argument checks of the LeaseStore methods and of loadAccount (see store.d.ts), shared by every adapter, and the
+// methods a LeaseKeeper calls with the checks of their arguments, shared by the store relay (node/store-relay.js) and
 // RemoteStore (browser and Node alike: no `node:` imports).
 import { validateOps } from './record-encoding.js';
 
@@ -25,9 +25,31 @@ function checkAccountId(accountId, method) {
   if (typeof accountId !== 'string') throw new TypeError(`${method}: accountId must be a string`);
 }
 
+/** Throws a TypeError unless `options` is undefined or `{ shared?: boolean }`. */
+function checkLoadAccountOptions(options, method) {
+  if (options === undefined) return;
+  const isObject = options !== null && typeof options === 'object' && !Array.isArray(options);
+  if (!isObject || Object.keys(options).some((key) => key !== 'shared') || !['undefined', 'boolean'].includes(typeof options.shared)) {
+    throw new TypeError(`${method}: options must be { shared?: boolean }`);
+  }
+}
+
+/**
+ * The arguments of `store.loadAccount(accountId, options)` (see Store.loadAccount), checked (a TypeError naming
+ * `method`): whether the records of no account are asked for too (`shared`, default true). Every adapter calls it.
+ */
+export function loadAccountArgs(accountId, options, method) {
+  checkAccountId(accountId, method);
+  checkLoadAccountOptions(options, method);
+  return { shared: options?.shared ?? true };
+}
+
+/** An argument that may be left out (the last ones of a method): its check, marked. */
+const optional = (check) => Object.assign((value, ...rest) => check(value, ...rest), { optional: true });
+
 /**
  * The LeaseStore methods a LeaseKeeper calls (every one but the unfenced `apply`), each with the checks of its
- * arguments in order: `check(value, "<name>.<method>", name)`.
+ * arguments in order: `check(value, "<name>.<method>", name)`; those marked optional may be left out.
  */
 const LEASE_STORE_ARGUMENTS = {
   heartbeat: [checkHolder, checkTtl],
@@ -37,7 +59,7 @@ const LEASE_STORE_ARGUMENTS = {
   leave: [checkHolder],
   applyFenced: [checkHolder, (ops, method, name) => validateOps(ops, name)],
   load: [],
-  loadAccount: [checkAccountId],
+  loadAccount: [checkAccountId, optional(checkLoadAccountOptions)],
 };
 
 /** The methods of a LeaseStore that a LeaseKeeper calls. */
@@ -45,13 +67,16 @@ export const LEASE_STORE_METHODS = Object.freeze(Object.keys(LEASE_STORE_ARGUMEN
 
 /**
  * Throws a TypeError (RangeError for a ttl) unless `args` are arguments `method` (one of LEASE_STORE_METHODS) takes:
- * an array of exactly its arguments, each of its type. `name` names the caller in the message.
+ * an array of its arguments (the optional ones may be left out), each of its type. `name` names the caller in the
+ * message.
  */
 export function checkLeaseStoreArgs(method, args, name) {
   const checks = LEASE_STORE_ARGUMENTS[method];
   if (!Array.isArray(args)) throw new TypeError(`${name}.${method}: args must be an array`);
-  if (args.length !== checks.length) {
-    throw new TypeError(`${name}.${method} takes ${checks.length} argument${checks.length === 1 ? '' : 's'}, got ${args.length}`);
+  const required = checks.filter((check) => !check.optional).length;
+  if (args.length < required || args.length > checks.length) {
+    const count = required === checks.length ? `${required}` : `${required} to ${checks.length}`;
+    throw new TypeError(`${name}.${method} takes ${count} argument${checks.length === 1 ? '' : 's'}, got ${args.length}`);
   }
-  checks.forEach((check, index) => check(args[index], `${name}.${method}`, name));
+  args.forEach((arg, index) => checks[index](arg, `${name}.${method}`, name));
 }

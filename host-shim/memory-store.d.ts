@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore } from './store.js';
+import type { LeaseState, LeaseStore, LoadAccountOptions } from './store.js';
 
 /**
  * A Store kept in memory (as JSON text, like the durable stores: values are copies). No token hooks: nothing is at
@@ -12,7 +12,7 @@ export declare class MemoryStore implements LeaseStore {
   apply(ops: readonly PersistOp[]): void;
   load(): StoredRecord[];
   /** Walks every key (a Map has no order): for tests and demos. */
-  loadAccount(accountId: string): StoredRecord[];
+  loadAccount(accountId: string, options?: LoadAccountOptions): StoredRecord[];
   applyFenced(holder: string, ops: readonly PersistOp[]): { skipped: string[] };
   heartbeat(holder: string, ttlMs: number): number;
   leaseStates(): LeaseState[];

@@ -2,7 +2,7 @@
 // Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
 // It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
 import { accountsOfOps, fenceOps, touchedAccounts } from './lease-fence.js';
-import { checkAccountIds, checkHolder, checkTtl } from './lease-store-checks.js';
+import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs } from './lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, inKeyRanges } from './record-accounts.js';
 import { toJson, validateOps } from './record-encoding.js';
 
@@ -32,12 +32,12 @@ export class MemoryStore {
   }
 
   /**
-   * One account's records and the records of no account (device and user facts, settings): what
-   * `Engine.adopt(accountId, …)` keeps. Walks every key (a Map has no order: tests and demos).
+   * One account's records and, unless `{ shared: false }`, the records of no account (device and user facts,
+   * settings): what `Engine.adopt(accountId, …)` keeps. Walks every key (a Map has no order: tests and demos).
    */
-  loadAccount(accountId) {
-    if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
-    const ranges = accountKeyRanges(accountId);
+  loadAccount(accountId, options) {
+    const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+    const ranges = accountKeyRanges(accountId, shared);
     const records = [];
     for (const [key, json] of this.#records) {
       let value;
@@ -70,13 +70,18 @@ export class MemoryStore {
     return this.#holders.size;
   }
 
-  /** Every account with records, and the holder of its live lease (null when free or expired). */
+  /**
+   * Every account with records, the holder of its live lease and how long until that lease expires (null, null when
+   * free or expired).
+   */
   leaseStates() {
+    const now = this.#now();
     const states = [];
     for (const key of this.#records.keys()) {
       if (!key.startsWith(ACCOUNT_PREFIX)) continue;
       const accountId = key.slice(ACCOUNT_PREFIX.length);
-      states.push({ accountId, holder: this.#liveHolder(accountId) });
+      const lease = this.#liveLease(accountId, now);
+      states.push({ accountId, holder: lease?.holder ?? null, expiresInMs: lease ? lease.expiresAt - now : null });
     }
     return states;
   }
@@ -128,7 +133,12 @@ export class MemoryStore {
   }
 
   #liveHolder(accountId) {
+    return this.#liveLease(accountId, this.#now())?.holder ?? null;
+  }
+
+  /** The lease of `accountId` when it is live at `now` ({ holder, expiresAt }), or null. */
+  #liveLease(accountId, now) {
     const lease = this.#leases.get(accountId);
-    return lease !== undefined && lease.expiresAt > this.#now() ? lease.holder : null;
+    return lease !== undefined && lease.expiresAt > now ? lease : null;
   }
 }

@@ -44,11 +44,11 @@ export function accountOfRecord(key, value) {
 }
 
 /**
- * Where the records `Engine.adopt(accountId, …)` keeps are stored — the account's own and those of no account:
- * `{ keys, prefixes, byValue: [{ prefix, field }] }` (see AccountKeyRanges in the engine's types).
+ * Where the records `Engine.adopt(accountId, …)` keeps are stored — the account's own and, unless `shared` is false,
+ * those of no account: `{ keys, prefixes, byValue: [{ prefix, field }] }` (see AccountKeyRanges in the engine's types).
  */
-export function accountKeyRanges(accountId) {
-  return engineCall(engineAccountKeyRanges, accountId);
+export function accountKeyRanges(accountId, shared = true) {
+  return engineCall(engineAccountKeyRanges, accountId, shared);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore } from './store.js';
+import type { LeaseState, LeaseStore, LoadAccountOptions } from './store.js';
 
 export interface RemoteStoreOptions {
   /** Where the backend mounts its store relay (`createStoreRelay`), e.g. `https://mdm.example.com/store-relay`. */
@@ -30,7 +30,7 @@ export declare class RemoteStore implements LeaseStore {
   /** Always rejects: write through a LeaseKeeper (`keeper.store` calls applyFenced). */
   apply(ops: readonly PersistOp[]): Promise<never>;
   load(): Promise<StoredRecord[]>;
-  loadAccount(accountId: string): Promise<StoredRecord[]>;
+  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
   heartbeat(holder: string, ttlMs: number): Promise<number>;
   leaseStates(): Promise<LeaseState[]>;
   acquireLeases(holder: string, accountIds: readonly string[], ttlMs: number): Promise<string[]>;

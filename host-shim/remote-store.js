@@ -51,8 +51,8 @@ export class RemoteStore {
     return this.#call('load', []);
   }
 
-  loadAccount(accountId) {
-    return this.#call('loadAccount', [accountId]);
+  loadAccount(accountId, options) {
+    return this.#call('loadAccount', options === undefined ? [accountId] : [accountId, options]);
   }
 
   heartbeat(holder, ttlMs) {

@@ -18,13 +18,23 @@ export interface Store {
   load(): StoredRecord[] | Promise<StoredRecord[]>;
   /**
    * One account's records and the records of no account (device and user facts, settings): what
-   * `Engine.adopt(accountId, records, now)` keeps, for an instance taking the account over (LeaseKeeper). The
-   * engine says where they are (`accountKeyRanges(accountId)`: exact keys, key prefixes, and policies, which name their
-   * account only in their value); adapters read those by key and key range, not every record, in one snapshot, and
-   * issued after applies it sees them all, as load does. Tokens are unprotected as by load. Order carries no meaning;
-   * an unknown account gives the records of no account alone (adopt then refuses it: UNKNOWN_ACCOUNT).
+   * `Engine.adopt(accountId, records, now)` keeps, for an instance taking the account over (LeaseKeeper). With
+   * `{ shared: false }`, the account's own records alone: an engine adopting several accounts in a row needs the
+   * records of no account (in a fleet, thousands of device facts) with the first adoption only, since it keeps only
+   * the facts it lacks and it is told every fact and setting since it started. The engine says where they are
+   * (`accountKeyRanges(accountId, shared)`: exact keys, key prefixes, and policies, which name their account only in
+   * their value); adapters read those by key and key range, not every record, in one snapshot, and issued after
+   * applies it sees them all, as load does. Tokens are unprotected as by load. Order carries no meaning; an unknown
+   * account gives the records of no account alone, or nothing with `{ shared: false }` (adopt then refuses it:
+   * UNKNOWN_ACCOUNT). Throws (or rejects with) a TypeError for an accountId that is not a string or other options.
    */
-  loadAccount(accountId: string): StoredRecord[] | Promise<StoredRecord[]>;
+  loadAccount(accountId: string, options?: LoadAccountOptions): StoredRecord[] | Promise<StoredRecord[]>;
+}
+
+/** Options of `Store.loadAccount`. */
+export interface LoadAccountOptions {
+  /** Whether the records of no account (device and user facts, settings) come too; default true. */
+  shared?: boolean;
 }
 
 /**
@@ -42,6 +52,12 @@ export interface LeaseState {
   accountId: string;
   /** The holder of the account's live lease; null when it is free or expired. */
   holder: string | null;
+  /**
+   * How long until that lease expires, in ms by the STORE's clock as it answered (so no clock skew; rounded up,
+   * above 0); null when it is free or expired. A LeaseKeeper plans a round at the expiry of a lease another instance
+   * did not renew in time.
+   */
+  expiresInMs: number | null;
 }
 
 /**
@@ -54,7 +70,10 @@ export interface LeaseState {
 export interface LeaseStore extends Store {
   /** Marks `holder` live until the store's now + ttlMs; resolves with how many holders are live, itself included. */
   heartbeat(holder: string, ttlMs: number): number | Promise<number>;
-  /** Every account the store has records of (the keys `account/<id>`), with the holder of its live lease. */
+  /**
+   * Every account the store has records of (the keys `account/<id>`), with the holder of its live lease and how long
+   * until that lease expires by the store's clock.
+   */
   leaseStates(): LeaseState[] | Promise<LeaseState[]>;
   /**
    * In ONE atomic statement: takes the lease of each account in `accountIds` that is free or expired, and renews

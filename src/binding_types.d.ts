@@ -157,7 +157,8 @@ export type PersistOp =
 export interface StoredRecord { key: string; value: unknown }
 
 /**
- * Where one account's records and the records of no account are stored (`accountKeyRanges`): a record is one of
+ * Where one account's records and (unless `accountKeyRanges(accountId, false)`) the records of no account are
+ * stored (`accountKeyRanges`): a record is one of
  * them when its key is in `keys`, starts with one of `prefixes` (each ends in `/`: the range from the prefix up to,
  * not including, the prefix with its last `/` turned into `0`), or starts with a `byValue` prefix and its value's
  * `field` is the account id (policies name their account only in their value).

@@ -50,7 +50,8 @@ impl WasmEngine {
 
     /// Takes over one account from the store's records when this instance acquires its lease:
     /// pass `store.loadAccount(accountId)` (the account's records and those of no account; every
-    /// record, as `store.load()` returns them, works too); then drain `pollOutputs`.
+    /// record, as `store.load()` returns them, works too; after another adoption, its own records
+    /// alone do: `store.loadAccount(accountId, { shared: false })`); then drain `pollOutputs`.
     #[allow(non_snake_case)] // parameter names are the TypeScript ones
     pub fn adopt(
         &mut self,
@@ -274,14 +275,24 @@ pub fn account_of_record(
     })
 }
 
-/// Where the records `Engine.adopt(accountId, …)` keeps are stored — the account's own and those of
-/// no account — as exact keys, key prefixes (each a range scan) and prefixes whose records name their
-/// account in a value field (policies): what `store.loadAccount(accountId)` reads.
+/// Where the records `Engine.adopt(accountId, …)` keeps are stored — the account's own and, unless
+/// `shared` is `false`, those of no account (device and user facts, settings: an engine needs them with
+/// the first of several adoptions only) — as exact keys, key prefixes (each a range scan) and prefixes
+/// whose records name their account in a value field (policies): what `store.loadAccount(accountId,
+/// { shared })` reads.
 #[wasm_bindgen(js_name = accountKeyRanges, unchecked_return_type = "AccountKeyRanges")]
 #[allow(non_snake_case)] // parameter names are the TypeScript ones
-pub fn account_key_ranges(#[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue) -> Result<JsValue, JsValue> {
+pub fn account_key_ranges(
+    #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "boolean")] shared: JsValue,
+) -> Result<JsValue, JsValue> {
     let account_id = string("accountId", &accountId)?;
-    encode(&crate::persist::keys::account_key_ranges(&account_id))
+    let shared = if shared.is_undefined() {
+        true
+    } else {
+        shared.as_bool().ok_or_else(|| error("INVALID_INPUT", "shared must be a boolean"))?
+    };
+    encode(&crate::persist::keys::account_key_ranges(&account_id, shared))
 }
 
 fn error(code: &str, message: &str) -> JsValue {

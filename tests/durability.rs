@@ -8,7 +8,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 use serde_json::json;
 use support::fake_apple::{EventFault, FakeApple, Org};
 use support::{app, Harness};
-use vpp_license_engine::{AppPolicy, Engine, Input, LicenseType, PricingParam};
+use vpp_license_engine::persist::keys::account_key_ranges;
+use vpp_license_engine::{AppPolicy, Engine, Event, Input, LicenseType, PricingParam};
 
 const MINUTE: u64 = 60_000;
 
@@ -60,16 +61,22 @@ fn restarted(h: &mut Harness, engine: Engine) -> Harness {
     next
 }
 
-#[test]
-fn a_released_account_sends_nothing_more_and_an_adopting_engine_drives_it_from_the_store() {
-    let mut h = Harness::new();
+/// Two accounts (a1, a2: their tokens) and three devices enrolled: the devices' serial numbers.
+fn two_accounts_and_three_devices(h: &mut Harness) -> (String, String, Vec<String>) {
     let t1 = h.org("ORG1", org(2, 0));
     let t2 = h.org("ORG2", org(2, 0));
     h.add_account("a1", &t1);
     h.add_account("a2", &t2);
     h.run_for(MINUTE);
     let devices: Vec<String> = (0..3).map(serial).collect();
-    enroll(&mut h, &devices);
+    enroll(h, &devices);
+    (t1, t2, devices)
+}
+
+#[test]
+fn a_released_account_sends_nothing_more_and_an_adopting_engine_drives_it_from_the_store() {
+    let mut h = Harness::new();
+    let (_, t2, devices) = two_accounts_and_three_devices(&mut h);
     h.input(policy("p2", "a2", app(1), devices.clone())).unwrap();
     h.run_for(MINUTE);
     assert_eq!(h.apple.org(&t2).assignments.len(), 3);
@@ -96,6 +103,50 @@ fn a_released_account_sends_nothing_more_and_an_adopting_engine_drives_it_from_t
     b.run_for(10 * MINUTE);
     assert_eq!(b.apple.org(&t2).assignments.len(), 2, "the adopter releases what it knows this MDM assigned");
     assert!(b.requests().iter().all(|(_, r)| r.account_id.as_deref() != Some("a1")));
+}
+
+/// The records of `account_id` that `account_key_ranges(account_id, shared)` names (what a store's
+/// `loadAccount(account_id, { shared })` returns).
+fn in_key_ranges(records: &[vpp_license_engine::StoredRecord], account_id: &str, shared: bool) -> Vec<vpp_license_engine::StoredRecord> {
+    let ranges = account_key_ranges(account_id, shared);
+    records
+        .iter()
+        .filter(|r| {
+            ranges.keys.contains(&r.key)
+                || ranges.prefixes.iter().any(|p| r.key.starts_with(p.as_str()))
+                || ranges.by_value.iter().any(|b| r.key.starts_with(b.prefix) && r.value[b.field].as_str() == Some(account_id))
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn adopting_accounts_in_a_row_needs_the_records_of_no_account_with_the_first_only() {
+    let mut h = Harness::new();
+    let (t1, t2, devices) = two_accounts_and_three_devices(&mut h);
+    h.input(Input::SetLicenseRemovalNotification { enabled: true }).unwrap();
+    h.input(policy("p1", "a1", app(0), devices[..1].to_vec())).unwrap();
+    h.input(policy("p2", "a2", app(1), devices.clone())).unwrap();
+    h.run_for(MINUTE);
+    assert_eq!(h.apple.org(&t2).assignments.len(), 3);
+
+    // Another engine adopts a1 with the facts and the settings, then a2 from its own records alone.
+    let records = h.stored_records();
+    let own = in_key_ranges(&records, "a2", false);
+    assert!(own.iter().all(|r| !r.key.starts_with("device/") && r.key != "settings") && own.iter().any(|r| r.key == "account/a2"));
+    let mut other = Engine::new(h.engine_config(), h.now).unwrap();
+    other.adopt("a1", in_key_ranges(&records, "a1", true), h.now).unwrap();
+    other.adopt("a2", own, h.now).unwrap();
+    let mut b = restarted(&mut h, other);
+    b.add_account_mapping("a1", &t1);
+    b.add_account_mapping("a2", &t2);
+    b.run_for(10 * MINUTE);
+    assert_eq!(b.apple.org(&t2).assignments.len(), 3, "a2's devices are known: nothing released");
+    // The setting came with a1: a2's release tells the user.
+    b.input(Input::DeviceRetired { serial_number: devices[2].clone() }).unwrap();
+    b.run_for(MINUTE);
+    assert_eq!(b.apple.org(&t2).assignments.len(), 2);
+    assert_eq!(b.events().into_iter().filter(|e| matches!(e, Event::NotifyUser { .. })).count(), 1, "the license removal notification is on");
 }
 
 #[test]

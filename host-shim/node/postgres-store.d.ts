@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore, TokenHooks } from '../store.js';
+import type { LeaseState, LeaseStore, LoadAccountOptions, TokenHooks } from '../store.js';
 
 export declare const DEFAULT_TABLE: 'vpp_records';
 
@@ -52,9 +52,10 @@ export declare class PostgresStore implements LeaseStore {
    * the database's collation) and a partial index on the account id of policy values; both indexes are created on the
    * first call (`<table>_key_c`, `<table>_policies`; then `table` has at most 54 characters).
    */
-  loadAccount(accountId: string): Promise<StoredRecord[]>;
+  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
   applyFenced(holder: string, ops: readonly PersistOp[]): Promise<{ skipped: string[] }>;
   heartbeat(holder: string, ttlMs: number): Promise<number>;
+  /** `expiresInMs` is computed by the database from its now(): no instance's clock is involved. */
   leaseStates(): Promise<LeaseState[]>;
   acquireLeases(holder: string, accountIds: readonly string[], ttlMs: number): Promise<string[]>;
   releaseLeases(holder: string, accountIds: readonly string[]): Promise<void>;

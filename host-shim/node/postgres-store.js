@@ -18,7 +18,7 @@
 // dropped connection fails the one call that used it (the Driver retries writes); the pool connects anew.
 import { createRequire } from 'node:module';
 import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
-import { checkAccountIds, checkHolder, checkTtl } from '../lease-store-checks.js';
+import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs } from '../lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, prefixEnd } from '../record-accounts.js';
 import { decodeRecords, encodeOps, netEffect } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
@@ -214,15 +214,18 @@ export class PostgresStore {
     return rows[0].others + 1;
   }
 
-  /** Every account with records (`account/<id>`), and the holder of its live lease (null when free or expired). */
+  /**
+   * Every account with records (`account/<id>`), the holder of its live lease and the milliseconds until that lease
+   * expires by the database clock, rounded up (null, null when free or expired).
+   */
   async leaseStates() {
     const { leases } = await this.#ensureLeaseTables();
     const { rows } = await this.#pool.query(
-      `SELECT r.account_id, CASE WHEN l.expires_at > now() THEN l.holder END AS holder
+      `SELECT r.account_id, l.holder, ceil(extract(epoch FROM l.expires_at - now()) * 1000)::float8 AS expires_in_ms
        FROM (SELECT substr(key, ${ACCOUNT_PREFIX.length + 1}) AS account_id FROM "${this.#table}" WHERE ${ACCOUNT_KEYS}) r
-       LEFT JOIN "${leases}" l ON l.account_id = r.account_id`,
+       LEFT JOIN "${leases}" l ON l.account_id = r.account_id AND l.expires_at > now()`,
     );
-    return rows.map(({ account_id: accountId, holder }) => ({ accountId, holder }));
+    return rows.map(({ account_id: accountId, holder, expires_in_ms: expiresInMs }) => ({ accountId, holder, expiresInMs }));
   }
 
   /**
@@ -369,14 +372,14 @@ export class PostgresStore {
   }
 
   /**
-   * One account's records and the records of no account (what `Engine.adopt` keeps), in one statement (one snapshot):
-   * the keys by the primary key, each prefix as a range of the "C"-collated key index, the policies of the account
-   * through the index on their value's account id. Never a scan of every record.
+   * One account's records and, unless `{ shared: false }`, the records of no account (what `Engine.adopt` keeps), in
+   * one statement (one snapshot): the keys by the primary key, each prefix as a range of the "C"-collated key index,
+   * the policies of the account through the index on their value's account id. Never a scan of every record.
    */
-  loadAccount(accountId) {
+  loadAccount(accountId, options) {
     return this.#queue(async () => {
-      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
-      const ranges = accountKeyRanges(accountId);
+      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const ranges = accountKeyRanges(accountId, shared);
       await this.#ensureAccountIndexes(ranges);
       const { text, values } = accountQuery(this.#table, ranges, accountId);
       const { rows } = await this.#pool.query(text, values);

@@ -1,5 +1,5 @@
 import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { Store, TokenHooks } from '../store.js';
+import type { LoadAccountOptions, Store, TokenHooks } from '../store.js';
 
 /**
  * A Store in one SQLite file (npm `better-sqlite3`, an optional dependency: install it to use this).
@@ -12,7 +12,7 @@ export declare class SqliteStore implements Store {
   apply(ops: readonly PersistOp[]): Promise<void>;
   load(): Promise<StoredRecord[]>;
   /** One read transaction: lookups and range scans of the primary key; the policy range filtered by SQLite on the account id. */
-  loadAccount(accountId: string): Promise<StoredRecord[]>;
+  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
   /** Waits for pending applies, then closes the file. */
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@
 // ranges of the primary key (SQLite compares TEXT bytewise, so a prefix is one range).
 // Needs the npm package better-sqlite3 (an optional dependency of vpp-license-engine).
 import { createRequire } from 'node:module';
+import { loadAccountArgs } from '../lease-store-checks.js';
 import { accountKeyRanges, prefixEnd } from '../record-accounts.js';
 import { decodeRecords, encodeOps } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
@@ -72,14 +73,14 @@ export class SqliteStore {
   }
 
   /**
-   * One account's records and the records of no account (what `Engine.adopt` keeps), in one read transaction: a
-   * lookup per key and a range scan per prefix (`accountKeyRanges`); the policy range is filtered on the value's
-   * account id by SQLite (policies name their account only in their value).
+   * One account's records and, unless `{ shared: false }`, the records of no account (what `Engine.adopt` keeps), in
+   * one read transaction: a lookup per key and a range scan per prefix (`accountKeyRanges`); the policy range is
+   * filtered on the value's account id by SQLite (policies name their account only in their value).
    */
-  loadAccount(accountId) {
+  loadAccount(accountId, options) {
     return this.#queue(() => {
-      if (typeof accountId !== 'string') throw new TypeError(`${NAME}.loadAccount: accountId must be a string`);
-      const ranges = accountKeyRanges(accountId);
+      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const ranges = accountKeyRanges(accountId, shared);
       const rows = this.#db.transaction(() => {
         const found = [];
         const add = (list) => { for (const row of list) found.push(row); };

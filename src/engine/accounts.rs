@@ -8,16 +8,18 @@ use crate::base::time::Millis;
 use crate::contract::error::EngineError;
 use crate::contract::output::Output;
 use crate::effects::EngineChange;
-use crate::persist::keys::{self, account_key};
+use crate::persist::keys::{self, account_key, SETTINGS_KEY};
 use crate::persist::StoredRecord;
 
 impl Engine {
     /// Takes over one account while running, from a store's records: call when this instance
-    /// acquires the account's lease (several backends on one store). Pass everything the store
-    /// holds; records of other accounts are skipped. The account's policies and the settings are
-    /// loaded from the records, and the device and user facts this engine does not have (it was
-    /// told every fact since it started, so those it has are as new as the store's). Then drain
-    /// [`Engine::poll_output`].
+    /// acquires the account's lease (several backends on one store). Pass the account's records and
+    /// the records of no account (or everything the store holds; records of other accounts are
+    /// skipped). The account's policies are loaded from the records, and of the records of no
+    /// account the device and user facts this engine does not have and the settings, when given:
+    /// it was told every fact and setting since it started, so what it has is as new as the store's.
+    /// Adopting several accounts in a row, pass the records of no account with the first only
+    /// (`store.loadAccount(id, { shared: false })` for the others). Then drain [`Engine::poll_output`].
     pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
         self.advance_clock(now);
         if self.accounts.contains_key(account_id) {
@@ -35,11 +37,14 @@ impl Engine {
         if !records.iter().any(|r| r.key == account_key(account_id)) {
             return Err(EngineError::UnknownAccount(account_id.to_owned()));
         }
+        let has_settings = records.iter().any(|r| r.key == SETTINGS_KEY);
         // Loading into a copy keeps the engine unchanged when a record is refused.
         let mut loaded = Self::new(self.config.clone(), self.clock.now())?;
         loaded.load_records(records)?;
         self.facts.absorb(loaded.facts);
-        self.notify_users = loaded.notify_users;
+        if has_settings {
+            self.notify_users = loaded.notify_users;
+        }
         self.policies.extend(loaded.policies);
         for mut account in loaded.accounts.into_accounts() {
             account.adopted();

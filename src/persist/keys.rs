@@ -151,7 +151,8 @@ fn dec(component: &str) -> String {
 
 /// Where the records that [`crate::Engine::adopt`] keeps for one account are stored, so that a
 /// store can read them alone (key lookups and range scans) instead of every record: the account's
-/// own records and the records of no account (device and user facts, settings).
+/// own records and (unless left out, see [`account_key_ranges`]) the records of no account (device
+/// and user facts, settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountKeyRanges {
@@ -172,17 +173,20 @@ pub struct ValueKeyed {
     pub field: &'static str,
 }
 
-/// The key ranges of one account's records and of the records of no account (see [`AccountKeyRanges`]):
-/// a record is in them exactly when `is_global(key) || belongs_to_account(record, account_id)`.
-pub fn account_key_ranges(account_id: &str) -> AccountKeyRanges {
+/// The key ranges of one account's records and, with `shared`, of the records of no account (see
+/// [`AccountKeyRanges`]): a record is in them exactly when `belongs_to_account(record, account_id)`,
+/// or `shared && is_global(key)`. An engine adopting several accounts in a row needs the records of
+/// no account with the first adoption only: [`crate::Engine::adopt`] keeps just the facts it lacks and
+/// the settings when given, and it is told every fact and setting since it started.
+pub fn account_key_ranges(account_id: &str, shared: bool) -> AccountKeyRanges {
     let encoded = enc(account_id);
+    let mut keys = vec![account_key(account_id)];
     let mut prefixes: Vec<String> = ACCOUNT_SCOPED_PREFIXES.iter().map(|prefix| format!("{prefix}{encoded}/")).collect();
-    prefixes.extend([DEVICE_PREFIX.to_owned(), USER_PREFIX.to_owned()]);
-    AccountKeyRanges {
-        keys: vec![account_key(account_id), SETTINGS_KEY.to_owned()],
-        prefixes,
-        by_value: vec![ValueKeyed { prefix: POLICY_PREFIX, field: "accountId" }],
+    if shared {
+        keys.push(SETTINGS_KEY.to_owned());
+        prefixes.extend([DEVICE_PREFIX.to_owned(), USER_PREFIX.to_owned()]);
     }
+    AccountKeyRanges { keys, prefixes, by_value: vec![ValueKeyed { prefix: POLICY_PREFIX, field: "accountId" }] }
 }
 
 /// The key of an operation record.
@@ -311,10 +315,10 @@ mod tests {
     }
 
     #[test]
-    fn an_accounts_key_ranges_hold_exactly_the_records_adopt_keeps() {
+    fn an_accounts_key_ranges_hold_exactly_the_records_adopt_keeps_with_or_without_the_shared_ones() {
         let everything: Vec<StoredRecord> = IDS.iter().flat_map(|id| records_of(id)).chain(global_records()).collect();
-        for id in IDS {
-            let ranges = account_key_ranges(id);
+        for (id, shared) in IDS.iter().flat_map(|id| [(*id, true), (*id, false)]) {
+            let ranges = account_key_ranges(id, shared);
             assert!(ranges.prefixes.iter().all(|prefix| prefix.ends_with('/')), "range ends are the prefix with '/' → '0'");
             let in_ranges = |record: &StoredRecord| {
                 ranges.keys.contains(&record.key)
@@ -324,7 +328,8 @@ mod tests {
                     })
             };
             for record in &everything {
-                assert_eq!(in_ranges(record), is_global(&record.key) || belongs_to_account(record, id), "{} for account {id}", record.key);
+                let expected = (shared && is_global(&record.key)) || belongs_to_account(record, id);
+                assert_eq!(in_ranges(record), expected, "{} for account {id} (shared: {shared})", record.key);
             }
         }
     }

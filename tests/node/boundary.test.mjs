@@ -243,8 +243,15 @@ test('accountOfRecord names the account of every kind of record; accountKeyRange
       'device/', 'user/'],
     byValue: [{ prefix: 'policy/', field: 'accountId' }],
   });
+  assert.deepEqual(accountKeyRanges('a b', true), accountKeyRanges('a b'));
+  assert.deepEqual(accountKeyRanges('a b', false), {
+    keys: ['account/a b'],
+    prefixes: ['scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/'],
+    byValue: [{ prefix: 'policy/', field: 'accountId' }],
+  }, 'without the records of no account');
   for (const bad of [undefined, null, 7, {}, []]) {
     assertRejected(() => accountOfRecord(bad), `accountOfRecord(${show(bad)})`);
     assertRejected(() => accountKeyRanges(bad), `accountKeyRanges(${show(bad)})`);
   }
+  for (const bad of [null, 0, 'false', {}]) assertRejected(() => accountKeyRanges('a', bad), `accountKeyRanges('a', ${show(bad)})`);
 });

@@ -150,6 +150,28 @@ test('adopting goes in slices of renewEveryMs / 2, and at most 1 s', () => {
   assert.equal(defaults.adoptionDeadline(0), 1000, 'not 5 s at the default ttl');
 });
 
+test('the next round comes at the expiry of another holder\'s lease when that is before the renewal interval; the noted expiry is used once', () => {
+  const d = decisions('A');
+  const held = (accountId, holder, expiresInMs) => ({ accountId, holder, expiresInMs });
+  d.plan({ states: [held('a', 'B', TTL - 100), held('b', 'A', 50), state('c')], live: 2, now: 5000 });
+  assert.equal(d.nextRoundAt(5010), 5010 + RENEW, 'a live holder\'s lease expires after the interval; this instance\'s own do not count');
+  d.plan({ states: [held('a', 'B', 400), held('d', 'C', 700), held('b', 'A', 100)], live: 3, now: 6000 });
+  assert.equal(d.nextRoundAt(6010), 6400, 'at the earliest expiry of another holder\'s lease, by the store\'s count from the answer');
+  assert.equal(d.nextRoundAt(6500), 6500 + RENEW, 'once: a round failing before its plan falls back to the interval');
+  d.plan({ states: [held('a', 'B', 5)], live: 2, now: 7000 });
+  assert.equal(d.nextRoundAt(7020), 7005, 'expired while the round ran: due already');
+  d.plan({ states: [state('a', 'B'), state('b')], live: 2, now: 8000 });
+  assert.equal(d.nextRoundAt(8000), 8000 + RENEW, 'a store that does not say when leases expire: the interval');
+});
+
+test('a take that comes back short (another instance took some first) is planned again at once', () => {
+  const d = decisions('A');
+  assert.equal(d.takeFellShort(['a', 'b'], ['a', 'b']), false);
+  assert.equal(d.takeFellShort(['a', 'b', 'b'], ['b', 'a']), false, 'duplicates count once');
+  assert.equal(d.takeFellShort(['a', 'b'], ['b']), true);
+  assert.equal(d.takeFellShort([], []), false);
+});
+
 /**
  * The store's lease tables in simulated time, as PostgresStore keeps them: expiry by the store's clock (the true
  * time here), each call one atomic step.
@@ -169,7 +191,8 @@ class LeaseTable {
   states(now) {
     return this.accounts.map((accountId) => {
       const lease = this.leases.get(accountId);
-      return state(accountId, lease && lease.expiresAt > now ? lease.holder : null);
+      const live = lease !== undefined && lease.expiresAt > now;
+      return { accountId, holder: live ? lease.holder : null, expiresInMs: live ? lease.expiresAt - now : null };
     });
   }
 
@@ -187,6 +210,34 @@ class LeaseTable {
   }
 }
 
+test('an instance that stops renewing: a survivor\'s next round is planned at its leases\' expiry and takes every one of them then', () => {
+  const table = new LeaseTable(['a', 'b', 'c', 'd']);
+  const survivor = decisions('A', prng(1));
+  const dying = decisions('B', prng(2));
+  /** One round of `d` at `t` as the keeper runs it, store calls taking no time; returns when the next is due. */
+  const round = (d, name, t) => {
+    const live = table.heartbeat(name, t);
+    if (d.announced()) {
+      const { renew, take, handOver } = d.plan({ states: table.states(t), live, now: t });
+      d.acquired(renew, table.acquire(name, renew, t), t);
+      d.leave({ handOver, take });
+      const taking = d.leasesToTake(t);
+      d.acquired(taking, table.acquire(name, taking, t), t);
+      for (const id of d.toAdopt(t)) d.adopted(id);
+    }
+    return d.nextRoundAt(t);
+  };
+  // A's rounds at 0, 1000, 2000, …; B's half-way between, until its last at 2500 (its leases expire at 5500).
+  assert.equal(round(survivor, 'A', 0), RENEW);
+  for (const t of [500, 1500, 2500]) assert.equal(round(dying, 'B', t), t + RENEW);
+  const rounds = [];
+  for (let t = RENEW; t <= 6000; t = round(survivor, 'A', t)) rounds.push(t);
+  assert.deepEqual(rounds, [1000, 2000, 3000, 4000, 5000, 5500, 6500].filter((t) => t <= 6000),
+    'every interval while B renews; at 5000 B\'s leases expire before the next one: a round at their expiry');
+  assert.deepEqual(table.states(5500).map((s) => s.holder), ['A', 'A', 'A', 'A'], 'the round at 5500 took all of them');
+  assert.deepEqual(survivor.driven(), ['a', 'b', 'c', 'd']);
+});
+
 /**
  * Instances as LeaseKeeper runs them, but every store call and its answer take a random latency, each instance's
  * clock has its own offset and drift (within what the margin covers), instances crash, new ones join, and an instance
@@ -200,7 +251,11 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
   const events = [];
   let now = 0;
   let seq = 0;
-  const at = (time, run) => events.push({ time, seq: seq++, run });
+  const at = (time, run) => {
+    const event = { time, seq: seq++, run, cancelled: false };
+    events.push(event);
+    return event;
+  };
   const latency = () => Math.floor(random() * maxLatency);
   const instances = [];
   let names = 0;
@@ -210,7 +265,11 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
     // Offset up to ±10 s, drift up to ±0.2 %: over one ttl, 6 ms, well inside the margin of 300 ms.
     const offset = Math.floor((random() - 0.5) * 20_000);
     const drift = (random() - 0.5) * 0.004;
-    const instance = { name, alive: true, working: false, cutOffUntil: 0, offset, drift, d: decisions(name, random, marginMs) };
+    const instance = {
+      name, alive: true, working: false, cutOffUntil: 0, offset, drift, d: decisions(name, random, marginMs),
+      // The keeper's round timer, whether a round runs, and what waits for it to end.
+      roundEvent: null, roundRunning: false, afterRound: [],
+    };
     instance.local = (t) => Math.floor(t * (1 + drift)) + offset;
     instance.toTrue = (local) => Math.ceil((local - offset) / (1 + drift));
     instances.push(instance);
@@ -235,11 +294,23 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
 
   /**
    * One round, each store call awaited as the keeper awaits it; a failed call ends the round. It renews, hands over,
-   * and leaves freeing, taking and adopting to the instance's work, started unless it runs already.
+   * and leaves freeing, taking and adopting to the instance's work, started unless it runs already. As the keeper, it
+   * replaces the pending round timer, is not run twice at once (`then` runs when the running one ends), and arms the
+   * next at `nextRoundAt`.
    */
-  function round(i) {
+  function round(i, then = () => {}) {
     if (!i.alive) return;
-    const finish = () => at(now + Math.max(1, Math.round(RENEW / (1 + i.drift))), () => round(i));
+    if (i.roundRunning) {
+      i.afterRound.push(then);
+      return;
+    }
+    if (i.roundEvent !== null) i.roundEvent.cancelled = true;
+    i.roundRunning = true;
+    const finish = () => {
+      i.roundRunning = false;
+      i.roundEvent = at(Math.max(now, i.toTrue(i.d.nextRoundAt(i.local(now)))), () => round(i));
+      for (const waiting of [then, ...i.afterRound.splice(0)]) waiting();
+    };
     call(i, () => table.heartbeat(i.name, now), (live) => {
       if (!i.d.announced()) return finish();
       call(i, () => table.states(now), (states) => {
@@ -264,10 +335,14 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
       const handOver = i.d.leasesToFree();
       const afterFree = () => {
         const taking = i.d.leasesToTake(i.local(now));
-        acquire(i, taking, () => adoptSlice(i, (more) => {
-          if (!more && !i.d.hasLeftovers()) return done();
-          at(now + 1, step);
-        }), done);
+        acquire(i, taking, (held) => {
+          // Others took some first: a round now, then this work goes on.
+          if (i.d.takeFellShort(taking, held)) return round(i, () => at(now + 1, step));
+          adoptSlice(i, (more) => {
+            if (!more && !i.d.hasLeftovers()) return done();
+            at(now + 1, step);
+          });
+        }, done);
       };
       if (handOver.length === 0) return afterFree();
       call(i, () => table.release(i.name, handOver), afterFree, done);
@@ -276,12 +351,12 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
   }
 
   function acquire(i, ids, then, failed) {
-    if (ids.length === 0) return then();
+    if (ids.length === 0) return then([]);
     const sentAt = i.local(now);
     call(i, () => table.acquire(i.name, ids, now), (held) => {
       i.d.acquired(ids, held, sentAt);
       armExpiry(i);
-      then();
+      then(held);
     }, failed);
   }
 
@@ -314,6 +389,7 @@ function simulate(seed, { accounts = 12, steps = 60_000, maxLatency = 120, margi
     events.sort((a, b) => a.time - b.time || a.seq - b.seq);
     const event = events.shift();
     if (event.time > steps) break;
+    if (event.cancelled) continue;
     now = event.time;
     event.run();
     // Crashes, joins and cut-offs until two thirds of the run; then it settles.

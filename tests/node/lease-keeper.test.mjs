@@ -105,15 +105,18 @@ class FakeEngine {
   }
 }
 
-/** One instance: fake engine, real Driver (transport recording what leaves) and a LeaseKeeper on the shared store. */
-function instance(store, clock, name, { transport } = {}) {
+/**
+ * One instance: fake engine, real Driver (transport recording what leaves) and a LeaseKeeper on the shared store.
+ * `timers` (default the clock): where its keeper and Driver arm their timers (see killable).
+ */
+function instance(store, clock, name, { transport, timers = clock } = {}) {
   const engine = new FakeEngine();
   const sent = [];
   const errors = [];
   const changes = [];
   const keeper = new LeaseKeeper({
     store, holder: name, ttlMs: TTL, marginMs: MARGIN, renewEveryMs: RENEW,
-    now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer,
+    now: clock.now, setTimer: timers.setTimer, clearTimer: timers.clearTimer,
     onLease: (change) => changes.push({ at: clock.t, ...change }),
     onError: (error) => errors.push(error),
   });
@@ -122,7 +125,7 @@ function instance(store, clock, name, { transport } = {}) {
     store: keeper.store,
     leases: keeper,
     transport: transport ?? { send: async (request) => { sent.push({ at: clock.t, accountId: request.accountId }); return { status: 200, headers: {}, body: '{}' }; } },
-    now: clock.now, setTimer: clock.setTimer, clearTimer: clock.clearTimer,
+    now: clock.now, setTimer: timers.setTimer, clearTimer: timers.clearTimer,
     onError: (error) => errors.push(error),
   });
   return { name, engine, driver, keeper, sent, errors, changes };
@@ -146,6 +149,52 @@ async function aloneWith(ids) {
 }
 
 const ACCOUNTS = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
+
+/** `store` with each method call made through `around(method, args, call)`: `call()` makes it on the store. */
+function intercepted(store, around) {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      return (...args) => around(prop, args, () => value.apply(target, args));
+    },
+  });
+}
+
+/** `call()` made `ms` later on the clock, its result (or throw) as a promise. */
+const later = (clock, ms, call) => new Promise((resolve, reject) => clock.setTimer(() => {
+  try {
+    resolve(call());
+  } catch (error) {
+    reject(error);
+  }
+}, ms));
+
+/** `store` whose every call answers `ms` later on the clock, as a database over the network does. */
+const withLatency = (store, clock, ms) => intercepted(store, (method, args, call) => later(clock, ms, call));
+
+/**
+ * Timers and a store for an instance that can be killed: after `kill()` none of its timers fires and none of its
+ * store calls is answered or applied, as after a SIGKILL.
+ */
+function killable(clock, store) {
+  let dead = false;
+  return {
+    timers: { setTimer: (callback, delay) => clock.setTimer(() => dead || callback(), delay), clearTimer: clock.clearTimer },
+    store: intercepted(store, (method, args, call) => (dead ? new Promise(() => {}) : call())),
+    kill: () => { dead = true; },
+  };
+}
+
+/** `store` with its calls counted by method (`counts.heartbeat`, …). */
+function counted(store) {
+  const counts = {};
+  const proxy = intercepted(store, (method, args, call) => {
+    counts[method] = (counts[method] ?? 0) + 1;
+    return call();
+  });
+  return { store: proxy, counts };
+}
 
 function assertDisjoint(instances) {
   const seen = new Map();
@@ -171,14 +220,14 @@ test('instances started together share the accounts fairly, and no account is ev
   assert.deepEqual(all.map((i) => i.keeper.held().length), [2, 2, 2]);
   assert.deepEqual(all.flatMap((i) => i.keeper.held()).sort(), ACCOUNTS);
   for (const i of all) {
-    for (const call of i.engine.calls.filter((c) => c.adopt)) {
-      assert.deepEqual(call.keys, [`account/${call.adopt}`, 'device/S1'], 'adopt gets its account\'s records and those of no account');
-    }
+    const [first, ...others] = i.engine.calls.filter((c) => c.adopt);
+    assert.deepEqual(first.keys, [`account/${first.adopt}`, 'device/S1'], 'the first adopt gets its account\'s records and those of no account');
+    for (const call of others) assert.deepEqual(call.keys, [`account/${call.adopt}`], 'the others in its slice their own');
     assert.deepEqual(i.errors, []);
   }
 });
 
-test('adopting gives the engine the account\'s own records and the records of no account, not every account\'s', async () => {
+test('adopting gives the engine the account\'s own records, not every account\'s, and the records of no account with the first adopt of a slice', async () => {
   const clock = new Clock();
   const store = seededStore(clock, ['x', 'y']);
   store.apply([
@@ -195,10 +244,31 @@ test('adopting gives the engine the account\'s own records and the records of no
   await clock.advance(RENEW);
   assert.deepEqual(a.keeper.held(), ['x', 'y']);
   const shared = ['device/S1', 'settings', 'user/u1'];
-  assert.deepEqual(Object.fromEntries(a.engine.calls.filter((c) => c.adopt).map((c) => [c.adopt, c.keys])), {
-    x: ['account/x', 'asg/x/d/S1', ...shared, 'policy/p-x'].sort(),
-    y: ['account/y', 'asg/y/d/S1', ...shared, 'op/y/7', 'policy/p-y'].sort(),
-  });
+  const own = { x: ['account/x', 'asg/x/d/S1', 'policy/p-x'], y: ['account/y', 'asg/y/d/S1', 'op/y/7', 'policy/p-y'] };
+  const [first, second] = a.engine.calls.filter((c) => c.adopt);
+  assert.deepEqual(first.keys, [...own[first.adopt], ...shared].sort(), 'the first: with the records of no account');
+  assert.deepEqual(second.keys, own[second.adopt].sort(), 'the second: its own alone (the engine has the others)');
+  assert.deepEqual(a.errors, []);
+});
+
+test('the records of no account go with the first adopt that succeeds in a slice: an account deleted meanwhile does not take them along', async () => {
+  const clock = new Clock();
+  const store = seededStore(clock, ['x', 'y', 'z']);
+  const a = instance(store, clock, 'A');
+  const loads = [];
+  const loadAccount = store.loadAccount.bind(store);
+  store.loadAccount = (id, options) => {
+    loads.push([id, options]);
+    // The first account read is deleted by another instance right before: its adopt fails.
+    if (loads.length === 1) store.apply([{ op: 'delete', key: `account/${id}` }]);
+    return loadAccount(id, options);
+  };
+  a.keeper.start(a.driver);
+  await clock.advance(RENEW);
+  assert.equal(a.keeper.held().length, 2);
+  assert.deepEqual(loads.map(([, options]) => options), [{ shared: true }, { shared: true }, { shared: false }]);
+  const [first, second] = a.engine.calls.filter((c) => c.adopt);
+  assert.ok(first.keys.includes('device/S1') && !second.keys.includes('device/S1'));
   assert.deepEqual(a.errors, []);
 });
 
@@ -206,21 +276,15 @@ test('taking an account over reads that account (store.loadAccount), never the w
   const clock = new Clock();
   const store = seededStore(clock, ['x', 'y', 'z']);
   const calls = [];
-  const counting = new Proxy(store, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (typeof value !== 'function') return value;
-      return (...args) => {
-        if (prop === 'load' || prop === 'loadAccount') calls.push([prop, ...args]);
-        return value.apply(target, args);
-      };
-    },
+  const counting = intercepted(store, (method, args, call) => {
+    if (method === 'load' || method === 'loadAccount') calls.push([method, ...args]);
+    return call();
   });
   const a = instance(counting, clock, 'A');
   a.keeper.start(a.driver);
   await clock.advance(RENEW);
   assert.deepEqual(a.keeper.held(), ['x', 'y', 'z']);
-  assert.deepEqual(calls.sort(), [['loadAccount', 'x'], ['loadAccount', 'y'], ['loadAccount', 'z']]);
+  assert.deepEqual(calls.map(([method, id]) => [method, id]).sort(), [['loadAccount', 'x'], ['loadAccount', 'y'], ['loadAccount', 'z']]);
   assert.deepEqual(a.errors, []);
 });
 
@@ -266,6 +330,70 @@ test('a long adoption is spread over back-to-back rounds: the leases are renewed
   assert.deepEqual(a.errors, []);
 });
 
+test('an instance that stops renewing: the others plan a round at its leases\' expiry, not a renewal interval later, and take all its accounts then', async () => {
+  const clock = new Clock();
+  const ids = Array.from({ length: 12 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+  const seeded = seededStore(clock, ids);
+  const store = withLatency(seeded, clock, 5);
+  const c = killable(clock, store);
+  const counting = counted(store);
+  const a = instance(counting.store, clock, 'A');
+  const b = instance(store, clock, 'B');
+  a.keeper.start(a.driver);
+  b.keeper.start(b.driver);
+  // C starts half a renewal interval later: its renewals, and so its leases' expiry, fall between the others' rounds.
+  await clock.advance(RENEW / 2);
+  const cc = instance(c.store, clock, 'C', { timers: c.timers });
+  cc.keeper.start(cc.driver);
+  const all = [a, b, cc];
+  for (let round = 0; round < 20 && !all.every((i) => i.keeper.held().length === 4); round += 1) await clock.advance(RENEW);
+  assert.deepEqual(all.map((i) => i.keeper.held().length), [4, 4, 4]);
+
+  // Healthy holders renew every interval: no round comes early.
+  await clock.advance(RENEW / 4);
+  const heartbeats = counting.counts.heartbeat;
+  await clock.advance(5 * RENEW);
+  assert.ok(counting.counts.heartbeat - heartbeats <= 5, `${counting.counts.heartbeat - heartbeats} rounds in 5 renewal intervals`);
+
+  c.kill();
+  const killedAt = clock.t;
+  const expiry = killedAt + Math.min(...seeded.leaseStates().filter((l) => l.holder === 'C').map((l) => l.expiresInMs));
+  const orphans = cc.keeper.held();
+  await clock.advance(TTL + RENEW);
+  const adoptedAt = orphans.map((id) => [a, b].flatMap((i) => i.changes)
+    .find((change) => change.type === 'acquired' && change.accountId === id && change.at >= killedAt)?.at);
+  assert.ok(adoptedAt.every((at) => at !== undefined), `every account of C adopted: ${adoptedAt}`);
+  const late = Math.max(...adoptedAt) - expiry;
+  // A few store calls of 5 ms each after the expiry: the survivors' regular rounds came ~RENEW / 2 later.
+  assert.ok(late >= 0 && late < RENEW / 5, `adopted ${adoptedAt.map((at) => at - expiry)} ms after C's leases expired`);
+  assert.deepEqual([a.keeper.held().length, b.keeper.held().length], [6, 6], 'each takes its share at once');
+  assertDisjoint([a, b]);
+  assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+test('a take that comes back short (another instance took some first) is planned again at once: the share is taken without waiting a round', async () => {
+  const clock = new Clock();
+  const ids = ['x1', 'x2', 'x3', 'x4', 'x5', 'x6'];
+  const store = seededStore(clock, ids);
+  store.heartbeat('B', 10 * TTL); // B is live (share 3 each) and grabs two of the leases A wants as A asks for them
+  let grabbed = null;
+  const racing = intercepted(store, (method, args, call) => {
+    if (method === 'acquireLeases' && args[0] === 'A' && grabbed === null) grabbed = store.acquireLeases('B', args[1].slice(0, 2), 10 * TTL);
+    return call();
+  });
+  const a = instance(racing, clock, 'A');
+  a.keeper.start(a.driver);
+  await clock.advance(0);
+  assert.deepEqual(a.keeper.held(), [], 'the first round announces');
+  await clock.advance(RENEW);
+  const secondRound = clock.t;
+  assert.equal(grabbed.length, 2);
+  assert.equal(a.keeper.held().length, 3, 'its share, in the same round');
+  assert.ok(a.keeper.held().every((id) => !grabbed.includes(id)));
+  assert.ok(a.changes.every((change) => change.type === 'acquired' && change.at === secondRound), 'no round waited for');
+  assert.deepEqual(a.errors, []);
+});
+
 test('an instance that joins later gets its share: the others hand idle accounts over, never one with a request in flight', async () => {
   const clock = new Clock();
   const store = seededStore(clock, ACCOUNTS);
@@ -298,15 +426,9 @@ test('an instance that cannot renew releases its accounts at its local expiry, b
   const clock = new Clock();
   const store = seededStore(clock, ['x', 'y']);
   let down = false;
-  const flaky = new Proxy(store, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (typeof value !== 'function') return value;
-      return (...args) => {
-        if (down && prop !== 'load') throw new Error('store unreachable');
-        return value.apply(target, args);
-      };
-    },
+  const flaky = intercepted(store, (method, args, call) => {
+    if (down && method !== 'load') throw new Error('store unreachable');
+    return call();
   });
   const a = instance(flaky, clock, 'A');
   a.keeper.start(a.driver);
@@ -401,7 +523,7 @@ test('addAccount takes the lease before the engine writes; an existing account o
   await other.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'New', token: 't' });
   await other.driver.whenIdle();
   assert.ok(other.keeper.held().includes('new'));
-  assert.deepEqual(store.leaseStates().find((s) => s.accountId === 'new'), { accountId: 'new', holder: other.name });
+  assert.deepEqual(store.leaseStates().find((s) => s.accountId === 'new'), { accountId: 'new', holder: other.name, expiresInMs: TTL });
   await assert.rejects(holderOfX.keeper.addAccount({ type: 'addAccount', accountId: 'new', name: 'Again', token: 't' }), { code: 'ACCOUNT_EXISTS' });
   await assert.rejects(other.keeper.addAccount({ type: 'addAccount', accountId: 'bad', name: 'Bad', token: 'bad' }), { code: 'TOKEN_EMPTY' });
   assert.deepEqual(store.acquireLeases('C', ['bad'], TTL), ['bad'], 'the refused account\'s lease was given back');
@@ -433,22 +555,16 @@ test('deleting an account gives up its lease; stop() releases every account, let
  */
 function switchable(store) {
   const state = { down: false, writesDown: false, writesHeld: null, fencedWrites: [] };
-  state.store = new Proxy(store, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (typeof value !== 'function') return value;
-      return (...args) => {
-        if (state.down || (state.writesDown && prop === 'applyFenced')) return Promise.reject(new Error('store unreachable'));
-        if (state.writesHeld !== null && prop === 'applyFenced') {
-          return state.writesHeld.then(() => {
-            state.fencedWrites.push(args[1].map((op) => op.key));
-            return value.apply(target, args);
-          });
-        }
-        if (prop === 'applyFenced') state.fencedWrites.push(args[1].map((op) => op.key));
-        return value.apply(target, args);
-      };
-    },
+  state.store = intercepted(store, (method, args, call) => {
+    if (state.down || (state.writesDown && method === 'applyFenced')) return Promise.reject(new Error('store unreachable'));
+    if (state.writesHeld !== null && method === 'applyFenced') {
+      return state.writesHeld.then(() => {
+        state.fencedWrites.push(args[1].map((op) => op.key));
+        return call();
+      });
+    }
+    if (method === 'applyFenced') state.fencedWrites.push(args[1].map((op) => op.key));
+    return call();
   });
   return state;
 }
@@ -484,24 +600,12 @@ test('a round due while an instance adopts runs to its end before the next slice
   const renewals = [];
   let roundStart = null;
   let last = null;
-  const store = new Proxy(seeded, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (typeof value !== 'function') return value;
-      return (...args) => {
-        // A round: heartbeat, leaseStates, then its renewal (acquireLeases of what it holds, once it holds some).
-        if (prop === 'heartbeat') roundStart = clock.t;
-        if (prop === 'acquireLeases' && last === 'leaseStates' && args[1].some((id) => a.engine.driving.has(id))) renewals.push(clock.t - roundStart);
-        last = prop;
-        return new Promise((resolve, reject) => clock.setTimer(() => {
-          try {
-            resolve(value.apply(target, args));
-          } catch (error) {
-            reject(error);
-          }
-        }, 5));
-      };
-    },
+  const store = intercepted(seeded, (method, args, call) => {
+    // A round: heartbeat, leaseStates, then its renewal (acquireLeases of what it holds, once it holds some).
+    if (method === 'heartbeat') roundStart = clock.t;
+    if (method === 'acquireLeases' && last === 'leaseStates' && args[1].some((id) => a.engine.driving.has(id))) renewals.push(clock.t - roundStart);
+    last = method;
+    return later(clock, 5, call);
   });
   const a = instance(store, clock, 'A');
   a.engine.onAdopt = () => clock.stall(300);
@@ -554,7 +658,7 @@ test('rounds keep renewing while the work of an earlier one waits for slow write
   store.apply([{ op: 'put', key: 'account/z', value: { id: 'z' } }]);
   await clock.advance(2 * TTL);
   assert.deepEqual(a.keeper.held(), ['x', 'y'], 'x and y renewed all along; z not taken while the write is pending');
-  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null });
+  assert.deepEqual(store.leaseStates().find((l) => l.accountId === 'z'), { accountId: 'z', holder: null, expiresInMs: null });
   slow.writesHeld = null;
   land();
   await clock.advance(2 * RENEW);

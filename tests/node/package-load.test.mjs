@@ -190,7 +190,11 @@ const stores: Store[] = [
   await IndexedDbStore.open('vpp', { protect: async (t: string) => t, unprotect: async (t: string) => t }),
 ];
 await Promise.all(stores.map((s) => s.apply([{ op: 'delete', key: 'settings' }])));
-export { consoleKeeper, expiresAt, handler, notificationStatus, storeRelay, withEndpoint };
+const ownRecords = await stores[0].loadAccount('a1', { shared: false });
+// @ts-expect-error shared is a boolean
+stores[0].loadAccount('a1', { shared: 'no' });
+const leaseLeft: number | null = (await remoteStore.leaseStates())[0].expiresInMs;
+export { consoleKeeper, expiresAt, handler, leaseLeft, notificationStatus, ownRecords, storeRelay, withEndpoint };
 `,
   );
   writeFileSync(

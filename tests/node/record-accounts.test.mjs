@@ -48,4 +48,8 @@ test('a prefix\'s key range ends at the prefix with its last character increment
   assert.ok(has('account/a b') && has('settings') && has('scope/a+b/p/S1') && has('device/S1') && has('user/u1'));
   assert.ok(has('policy/p', { accountId: 'a b' }) && !has('policy/p', { accountId: 'a' }) && !has('policy/p', null));
   assert.ok(!has('account/a') && !has('prov/a/1/STDQ/d/S1') && !has('prov/a+b0') && !has('userhold/a/u1'));
+  const own = accountKeyRanges('a b', false);
+  const ownHas = (key, value) => inKeyRanges(own, 'a b', key, () => value);
+  assert.ok(ownHas('account/a b') && ownHas('scope/a+b/p/S1') && ownHas('policy/p', { accountId: 'a b' }));
+  assert.ok(!ownHas('settings') && !ownHas('device/S1') && !ownHas('user/u1'), 'shared false: the records of no account left out');
 });

@@ -56,7 +56,8 @@ async function call(url, { method = 'POST', headers = {}, body } = {}) {
 const remote = (url, options = {}) => new RemoteStore({ baseUrl: url, headers: { 'x-admin': ADMIN }, ...options });
 
 test('every method a LeaseKeeper calls round-trips through RemoteStore and the relay to the backend\'s store', async (t) => {
-  const backend = new MemoryStore();
+  const clock = { t: 1_000_000 };
+  const backend = new MemoryStore({ now: () => clock.t });
   backend.apply([put('account/a1', { name: 'A1', token: 't1' }), put('account/a2', { name: 'A2' }),
     put('policy/p1', { accountId: 'a1' }), put('device/S1', { enrolled: true })]);
   const { url, errors } = await serveRelay(t, { store: backend });
@@ -66,16 +67,20 @@ test('every method a LeaseKeeper calls round-trips through RemoteStore and the r
   assert.equal(await store.heartbeat('console-2', 60_000), 2);
   assert.deepEqual(await store.acquireLeases('console-1', ['a1', 'a2'], 60_000), ['a1', 'a2']);
   assert.deepEqual(await store.acquireLeases('console-2', ['a1'], 60_000), [], 'console-1 holds it');
+  clock.t += 1000;
   assert.deepEqual(await store.leaseStates(), backend.leaseStates());
+  assert.deepEqual((await store.leaseStates()).map((s) => s.expiresInMs), [59_000, 59_000], 'by the store\'s clock');
   assert.deepEqual(await store.applyFenced('console-2', [put('account/a1', { name: 'by console-2' }), put('device/S2', {})]), { skipped: ['a1'] });
   assert.deepEqual(await store.applyFenced('console-1', [put('account/a2', { name: 'A2 renamed' })]), { skipped: [] });
   assert.deepEqual(await store.load(), backend.load());
   assert.deepEqual(backend.load().find((r) => r.key === 'account/a1').value, { name: 'A1', token: 't1' }, 'console-2 did not write a1');
   assert.deepEqual(await store.loadAccount('a1'), backend.loadAccount('a1'));
+  assert.deepEqual(await store.loadAccount('a1', { shared: false }), backend.loadAccount('a1', { shared: false }));
+  assert.ok(!(await store.loadAccount('a1', { shared: false })).some((r) => r.key === 'device/S1'), 'the account\'s own records alone');
   assert.equal(await store.releaseLeases('console-1', ['a1']), undefined);
   assert.deepEqual(await store.acquireLeases('console-2', ['a1'], 60_000), ['a1'], 'released: console-2 takes it');
   assert.equal(await store.leave('console-1'), undefined);
-  assert.deepEqual(backend.leaseStates(), [{ accountId: 'a1', holder: 'console-2' }, { accountId: 'a2', holder: null }]);
+  assert.deepEqual(backend.leaseStates(), [{ accountId: 'a1', holder: 'console-2', expiresInMs: 60_000 }, { accountId: 'a2', holder: null, expiresInMs: null }]);
   assert.deepEqual(errors, []);
 });
 
@@ -149,6 +154,9 @@ test('a body that is not JSON, args that are not an array, or arguments of the w
     ['acquireLeases', JSON.stringify({ args: ['console-1', 'a1', 1000] })],
     ['releaseLeases', JSON.stringify({ args: ['console-1', [1]] })],
     ['loadAccount', JSON.stringify({ args: [42] })],
+    ['loadAccount', JSON.stringify({ args: ['a1', { shared: 'no' }] })],
+    ['loadAccount', JSON.stringify({ args: ['a1', null] })],
+    ['loadAccount', JSON.stringify({ args: ['a1', { shared: false }, 'extra'] })],
     ['leaseStates', JSON.stringify({ args: ['extra'] })],
     ['applyFenced', JSON.stringify({ args: ['console-1', [put('account/a1', 1), { op: 'upsert', key: 'k' }]] })],
     ['applyFenced', JSON.stringify({ args: ['console-1', [{ op: 'put', key: 'account/a1' }]] })],
@@ -166,6 +174,7 @@ test('a body that is not JSON, args that are not an array, or arguments of the w
   await assert.rejects(counting.acquireLeases('console-1', 'a1', 1000), TypeError);
   await assert.rejects(counting.heartbeat('console-1', -1), RangeError);
   await assert.rejects(counting.applyFenced('console-1', [{ op: 'upsert', key: 'k' }]), TypeError);
+  await assert.rejects(counting.loadAccount('a1', { share: false }), TypeError);
   assert.equal(sent, 0);
   assert.deepEqual(calls, []);
   assert.deepEqual(errors, []);
@@ -331,7 +340,7 @@ test('two consoles on one relay and one store: exactly one drives the account, t
   assert.deepEqual(runs.map((run) => run.instance), [first.name, second.name], 'a1 was driven by the first console, then by the second');
   assert.deepEqual(overlappingRuns(new Map([[org.token, runs]])), [], 'never by both at once');
   await second.stop();
-  assert.deepEqual(backend.leaseStates(), [{ accountId: 'a1', holder: null }]);
+  assert.deepEqual(backend.leaseStates(), [{ accountId: 'a1', holder: null, expiresInMs: null }]);
   assert.deepEqual([...first.errors, ...second.errors], []);
   assert.deepEqual(relay.errors, []);
 });

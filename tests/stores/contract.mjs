@@ -275,6 +275,27 @@ export const contractCases = [
     }),
   },
   {
+    name: 'loadAccount with { shared: false } returns the account\'s own records alone; { shared: true } is the default; other options are refused',
+    run: (place) => withStore(place, undefined, async (store) => {
+      await store.apply(ACCOUNT_FIXTURE.map(({ key, value }) => put(key, value)));
+      for (const [accountId, expected] of Object.entries(ACCOUNT_EXPECTED)) {
+        const keys = async (options) => (await store.loadAccount(accountId, options)).map((r) => r.key).sort();
+        assertSame(await keys({ shared: false }), [...expected].sort(), `loadAccount(${JSON.stringify(accountId)}, { shared: false })`);
+        assertSame(await keys({ shared: true }), [...expected, ...GLOBAL_KEYS].sort(), `loadAccount(${JSON.stringify(accountId)}, { shared: true })`);
+        assertSame(await keys({}), await keys(undefined), 'no shared option: the default');
+      }
+      assertSame(await store.loadAccount('nobody', { shared: false }), [], 'an unknown account: nothing');
+      assertSame(byKey(await store.loadAccount('a', { shared: false })), byKey(ACCOUNT_FIXTURE.filter((r) => ACCOUNT_EXPECTED.a.includes(r.key))),
+        'the records, values included');
+      for (const options of [null, false, 'shared', [], { shared: 'no' }, { shared: 0 }, { share: false }]) {
+        const error = await failure(() => store.loadAccount('a', options), `options ${JSON.stringify(options)}`);
+        if (!(error instanceof TypeError)) throw new Error(`options ${JSON.stringify(options)}: expected a TypeError, got ${error}`);
+      }
+      const error = await failure(() => store.loadAccount(7, { shared: false }), 'an account id that is not a string');
+      if (!(error instanceof TypeError)) throw new Error(`expected a TypeError, got ${error}`);
+    }),
+  },
+  {
     name: 'loadAccount sees every apply issued before it, and only them',
     run: (place) => withStore(place, undefined, async (store) => {
       const calls = [];

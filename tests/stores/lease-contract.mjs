@@ -26,6 +26,11 @@ async function withStore(place, body) {
 
 const LONG = 60_000;
 
+/** Throws unless `value` is an integer in [min, max]. */
+function inRange(value, min, max, message) {
+  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${message}: ${value} is not an integer in [${min}, ${max}]`);
+}
+
 export const leaseCases = [
   {
     name: 'a free lease is taken, another holder\'s live lease is not, and the holder\'s own is renewed',
@@ -89,18 +94,33 @@ export const leaseCases = [
     }),
   },
   {
-    name: 'leaseStates lists every stored account with its live holder (null when free or expired)',
+    name: 'leaseStates lists every stored account with its live holder and how long until its lease expires (null when free or expired)',
     run: (place) => withStore(place, async (store) => {
       const ttl = place.ttlMs;
       await store.apply([put('account/a', { name: 'A' }), put('account/b c', { name: 'B' }), put('account/d', {}),
         put('policy/p', { accountId: 'a' }), put('device/S1', {}), put('settings', {})]);
       await store.acquireLeases('H1', ['a', 'no-records'], LONG);
       await store.acquireLeases('H2', ['b c'], ttl);
-      assertSame(await states(store), [
+      const before = await states(store);
+      assertSame(before.map(({ accountId, holder }) => ({ accountId, holder })), [
         { accountId: 'a', holder: 'H1' }, { accountId: 'b c', holder: 'H2' }, { accountId: 'd', holder: null },
       ], 'before expiry');
+      // By the store's clock, which moved by the statements' time only (nothing for a fake clock).
+      const [a, bc, d] = before.map((s) => s.expiresInMs);
+      inRange(a, LONG - ttl / 2, LONG, 'H1\'s lease (ttl LONG)');
+      inRange(bc, ttl / 2, ttl, 'H2\'s lease (ttl)');
+      assertSame(d, null, 'a free lease');
+      await place.advance(ttl / 4);
+      const later = (await states(store))[1];
+      // (A slow database may have let it expire meanwhile: then it says so.)
+      if (later.holder === null) assertSame(later.expiresInMs, null, 'expired meanwhile');
+      else inRange(later.expiresInMs, 1, bc - ttl / 4, 'a quarter ttl later');
       await place.advance(ttl + ttl / 5);
-      assertSame((await states(store)).map((s) => s.holder), ['H1', null, null], 'H2\'s lease expired');
+      const after = await states(store);
+      assertSame(after.map((s) => s.holder), ['H1', null, null], 'H2\'s lease expired');
+      assertSame(after[1].expiresInMs, null, 'an expired lease');
+      await store.acquireLeases('H2', ['b c'], ttl);
+      inRange((await states(store))[1].expiresInMs, ttl / 2, ttl, 'taken again');
     }),
   },
   {
