@@ -125,7 +125,9 @@ if (adopted !== null && restoredAlone !== null) {
     '— (the stores are JavaScript)', '≤ 1.3×', timed(ratioToAlone <= 1.3));
 }
 
-const wasmFleet = existsSync(join(dir, 'wasm-fleet.json')) ? read('wasm-fleet.json').fleet : [];
+const wasmFleetReport = existsSync(join(dir, 'wasm-fleet.json')) ? read('wasm-fleet.json') : { fleet: [] };
+const wasmFleet = wasmFleetReport.fleet;
+const wasmAcross = wasmFleetReport.fleetAcrossEngines;
 if (native.fleet && wasmFleet.length > 0) {
   const largest = (runs) => runs.at(-1);
   for (const [key, name] of [
@@ -136,9 +138,12 @@ if (native.fleet && wasmFleet.length > 0) {
   ]) {
     const medians = (runs) => runs.map((r) => `${int(r.accounts)}: ${micros(r[key].median)}`).join(', ');
     const growth = (runs) => largest(runs)[key].median / runs[0][key].median;
+    // The control: the same inputs on as many engines of one account each (cold caches, no other account in the engine).
+    const control = (runs, across) => (across === undefined ? '' : `; ${int(across.engines)} engines of 1 account: ${micros(across[key].median)}, largest ${fixed(largest(runs)[key].median / across[key].median, 1)}× that`);
     const w = largest(wasmFleet);
     row('8', `one input on an engine of many accounts (${DEVICES}), median by accounts: ${name}`,
-      `${medians(wasmFleet)}; ${fixed(growth(wasmFleet), 1)}× from 1`, `${medians(native.fleet)}; ${fixed(growth(native.fleet), 1)}× from 1`,
+      `${medians(wasmFleet)}; ${fixed(growth(wasmFleet), 1)}× from 1${control(wasmFleet, wasmAcross)}`,
+      `${medians(native.fleet)}; ${fixed(growth(native.fleet), 1)}× from 1${control(native.fleet, native.fleetAcrossEngines)}`,
       'largest ≤ 1.5× the median at 1 account, ≤ 20 µs wasm', timed(growth(wasmFleet) <= 1.5 && w[key].median <= 20));
   }
   const perAccount = (runs) => largest(runs).bytesPerIdleAccount;

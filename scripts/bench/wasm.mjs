@@ -12,7 +12,7 @@ import {
   ACCOUNT, Host, LOCATION_UID, NOTIFICATION_TOKEN, SCALES, assignmentCount, buildPages, devicePolicy, districtOrg, emptyOrg, holders,
   appsOf, policy, policyId, range, serial, userId,
 } from './world.mjs';
-import { fleetInputs } from './fleet.mjs';
+import { fleetInputs, fleetInputsAcrossEngines } from './fleet.mjs';
 
 const MAX_ASSETS = 25;
 const MAX_SERIAL_NUMBERS = 1_000;
@@ -322,6 +322,9 @@ if (part === 'memory') {
     log(`one input on an engine of ${accounts} accounts`);
     return fleetInputs(Engine, () => wasm.memory.buffer.byteLength, accounts);
   }) };
+  const engines = sizes.at(-1);
+  log(`the same inputs on ${engines} engines of one account each`);
+  report.fleetAcrossEngines = fleetInputsAcrossEngines(Engine, engines);
 } else {
   // `--only NAME` (ingest, plan, requests) runs one part, e.g. while trying a change.
   const only = option('--only');
