@@ -43,6 +43,8 @@ export const ourMdm = { id: 'bench-mdm-0001', name: 'Bench MDM', metadata: '1.0'
 export const config = () => ({
   mdmInfo: ourMdm, serviceConfigUrl: SERVICE_CONFIG_URL, seed: 7,
   notifications: { url: 'https://mdm.bench/apple', authToken: NOTIFICATION_TOKEN },
+  // The engine's default, spelled out: the Reconcile row runs simulated time to the end of this window.
+  coalesceMs: 5_000,
 });
 
 /** An sToken file's text; `secret` gives a token of its own (the engine refuses one token on two accounts). */
