@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Driver, createFetchTransport } from '../../host-shim/index.js';
 import { SqliteStore } from '../../host-shim/node/sqlite-store.js';
 import { forkApple } from '../../tests/load/apple-process.mjs';
@@ -79,7 +79,9 @@ function timedEngine(engine, spent) {
     try {
       return f(...a);
     } finally {
-      spent.ms += performance.now() - t;
+      const ms = performance.now() - t;
+      spent.ms += ms;
+      spent.maxMs = Math.max(spent.maxMs, ms);
       spent.calls++;
     }
   };
@@ -104,23 +106,30 @@ async function run(apple, dir) {
   const sqlite = SqliteStore.open(dbPath);
   const counted = countingStore(sqlite);
   const writing = busyClock();
+  let longestApplyMs = 0;
   const store = {
     apply(ops) {
       writing.begin();
-      return Promise.resolve(counted.apply(ops)).finally(() => writing.end());
+      const t = performance.now();
+      return Promise.resolve(counted.apply(ops)).finally(() => {
+        longestApplyMs = Math.max(longestApplyMs, performance.now() - t);
+        writing.end();
+      });
     },
     load: () => counted.load(),
   };
   const sending = busyClock();
   const fetchTransport = createFetchTransport({ timeoutMs: 60_000 });
-  const sent = []; // { purpose, sentAt, ms } per request, in the order sent
+  // Each request is tagged (x-loadtest-id, copied into the simulator's log) to tell when it left from when Apple saw it.
+  const sent = []; // { purpose, sentAt, sentDate, ms } per request, in the order sent (its id: index + 1)
   const transport = {
     async send(request) {
-      const record = { purpose: request.purpose, sentAt: performance.now(), ms: null };
+      const record = { purpose: request.purpose, sentAt: performance.now(), sentDate: Date.now(), ms: null };
       sent.push(record);
+      const id = String(sent.length);
       sending.begin();
       try {
-        return await fetchTransport.send(request);
+        return await fetchTransport.send({ ...request, headers: { ...request.headers, 'x-loadtest-id': id } });
       } finally {
         record.ms = performance.now() - record.sentAt;
         sending.end();
@@ -128,7 +137,7 @@ async function run(apple, dir) {
     },
   };
   const engine = new Engine({ mdmInfo: ourMdm, serviceConfigUrl: sim.serviceConfigUrl, seed: 7 }, Date.now());
-  const inEngine = { ms: 0, calls: 0 };
+  const inEngine = { ms: 0, maxMs: 0, calls: 0 };
   const errors = [];
   const events = {};
   let completed;
@@ -153,6 +162,8 @@ async function run(apple, dir) {
     const now = process.memoryUsage.rss();
     if (now > rss.peak) Object.assign(rss, { peak: now, atPeak: process.memoryUsage() });
   }, 200);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const before = {
     rssHighWater: process.resourceUsage().maxRSS * 1024,
     cpu: process.cpuUsage(),
@@ -171,6 +182,7 @@ async function run(apple, dir) {
     await driver.writesSettled();
   } finally {
     clearInterval(sampler);
+    loopDelay.disable();
     driver.stop();
   }
   const storedAt = performance.now();
@@ -194,6 +206,22 @@ async function run(apple, dir) {
   const rules = checkRequestLog(appleLog, { limits: sim.limits, retryAfterS: 0, client: new Map() });
   const answered = (code) => appleLog.filter((e) => e.status === code).length;
   const simulatorMs = percentiles(appleLog.filter((e) => e.answeredAt !== null).map((e) => e.answeredAt - e.at));
+  const sentOf = (e) => (e.id === null ? undefined : sent[Number(e.id) - 1]);
+  // From the transport's send to the simulator's arrival stamp: the HTTP client, the loopback and both event loops.
+  const arrivalMs = percentiles(appleLog.filter((e) => sentOf(e)).map((e) => e.at - sentOf(e).sentDate));
+  // Each refusal for the rate: the requests Apple counted in the second before it, when each left and arrived.
+  const refusals = appleLog.filter((e) => e.status === 429).map((refused) => {
+    const window = appleLog.filter((e) => e.token === refused.token && e.at > refused.at - 1000 && e.at <= refused.at);
+    const start = sentOf(window[0])?.sentDate ?? window[0].at;
+    return {
+      path: refused.path,
+      atSeconds: (refused.at - sent[0].sentDate) / 1000,
+      inWindow: window.length,
+      arrivedWithinMs: refused.at - window[0].at,
+      leftWithinMs: sentOf(refused) ? sentOf(refused).sentDate - start : null,
+      requests: window.map((e) => ({ leftMs: sentOf(e) ? sentOf(e).sentDate - start : null, arrivedMs: e.at - start, answeredMs: e.answeredAt === null ? null : e.answeredAt - start })),
+    };
+  });
 
   const first = sent[0].sentAt;
   const inSync = sent.filter((r) => r.sentAt <= sync.at);
@@ -224,7 +252,9 @@ async function run(apple, dir) {
       errors: appleLog.filter((e) => e.status !== 200).length,
       peakPerSecond: Math.max(0, ...Object.values(rules.peakRatePerToken)),
       roundTripMs: roundTrip,
+      arrivalMs,
       simulatorMs,
+      refusals,
     },
     floorSeconds,
     pacingFloorSeconds,
@@ -251,6 +281,9 @@ async function run(apple, dir) {
     time: {
       engineSeconds: inEngine.ms / 1000,
       engineCalls: inEngine.calls,
+      longestEngineCallMs: inEngine.maxMs,
+      longestStoreApplyMs: longestApplyMs,
+      eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       storeBusySeconds: writing.ms / 1000,
       httpBusySeconds: sending.ms / 1000,
       eventLoopUtilization: after.loop.utilization,

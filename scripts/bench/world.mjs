@@ -35,7 +35,9 @@ export function holders(scale) {
 }
 
 export const serial = (d) => `DMPB${String(d).padStart(8, '0')}`;
-export const adamId = (a) => String(1_400_000_000 + a * 7);
+const adamIds = [];
+/** App `a`'s adamId, one string per app (the simulator's million assignments share them). */
+export const adamId = (a) => (adamIds[a] ??= String(1_400_000_000 + a * 7));
 export const userId = (u) => `client-${String(u).padStart(7, '0')}`;
 export const range = (n) => Array.from({ length: n }, (_, i) => i);
 
@@ -57,7 +59,10 @@ const mdmJson = JSON.stringify({ id: ourMdm.id, metadata: ourMdm.metadata, name:
 /** One location's data at Apple: `assignments` are [app, serial] pairs. */
 export function districtOrg(scale) {
   const assignments = [];
-  for (let d = 0; d < scale.devices; d++) for (const a of appsOf(scale, d)) assignments.push([a, serial(d)]);
+  for (let d = 0; d < scale.devices; d++) {
+    const s = serial(d);
+    for (const a of appsOf(scale, d)) assignments.push([a, s]);
+  }
   return { apps: scale.apps, spare: scale.devices, assignments, users: scale.users, pageSize: scale.pageSize };
 }
 
