@@ -308,11 +308,15 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
-log(`${report.requests.rateLimited} rate-limited requests (${JSON.stringify(report.requests.byPurpose)}): floor ${report.floorSeconds.toFixed(1)} s, ` +
-  `wall ${report.wallSeconds.toFixed(1)} s, ${report.ratio.toFixed(2)}× (the engine's pacing alone: ${report.pacingFloorSeconds.toFixed(1)} s); ` +
-  `peak RSS ${mb(report.memory.peakRssBytes)}; store ${report.store.puts} puts, ${mb(report.store.bytes)} (file ${mb(report.store.sqliteFileBytes)}); ` +
-  `engine ${report.time.engineSeconds.toFixed(2)} s, store busy ${report.time.storeBusySeconds.toFixed(2)} s, ` +
-  `process CPU ${report.time.processCpuSeconds.toFixed(2)} s, simulator CPU ${report.time.simulatorCpuSeconds.toFixed(2)} s`);
+const t = report.time;
+log(`${report.requests.sent} requests (${JSON.stringify(report.requests.byPurpose)}), ${report.requests.rateLimited} of them rate-limited: floor ${report.floorSeconds.toFixed(1)} s; `
+  + `wall to syncCompleted ${report.wallSeconds.toFixed(1)} s, ${report.ratio.toFixed(2)}× (the engine's own pacing: ${report.pacingFloorSeconds.toFixed(1)} s); `
+  + `every record stored at ${report.storedSeconds.toFixed(1)} s; ${report.requests.answered429} refused for the rate (peak ${report.requests.peakPerSecond} in a second)`);
+log(`peak RSS ${mb(report.memory.peakRssBytes)}; store ${report.store.puts} puts in ${report.store.applies} writes, ${mb(report.store.bytes)} `
+  + `(SQLite file ${mb(report.store.sqliteFileBytes)}, ${report.store.diskWriteBytes === null ? '?' : mb(report.store.diskWriteBytes)} to disk); `
+  + `engine calls ${t.engineSeconds.toFixed(2)} s, store busy ${t.storeBusySeconds.toFixed(2)} s, HTTP busy ${t.httpBusySeconds.toFixed(2)} s, `
+  + `event loop ${(t.eventLoopUtilization * 100).toFixed(0)} % busy; CPU: main thread ${t.mainThreadCpuSeconds?.toFixed(2)} s, `
+  + `process ${t.processCpuSeconds.toFixed(2)} s, simulator ${t.simulatorCpuSeconds.toFixed(2)} s`);
 if (report.errors.length > 0) log(`Driver errors: ${report.errors.slice(0, 3).join(' | ')}`);
 const text = JSON.stringify(report, null, 2);
 if (out) writeFileSync(out, text); else process.stdout.write(`${text}\n`);

@@ -160,8 +160,10 @@ if (existsSync(join(dir, 'first-sync.json'))) {
   const purposes = Object.entries(r.byPurpose).map(([p, c]) => `${int(c)} ${p}`).join(', ');
   row('9', `end-to-end first sync through the simulator over HTTP, Driver, SqliteStore: ${int(f.world.assignments)} assignments; `
     + `${int(r.sent)} requests (${purposes})`,
-    `${seconds(f.wallSeconds)} wall, Apple's floor ${seconds(f.floorSeconds)} (${int(r.rateLimited)} requests ÷ ${f.limits.maxRequestPerSecond}/s): `
-    + `${fixed(f.ratio, 2)}×; engine ${seconds(f.time.engineSeconds)} in its calls; peak RSS ${mb(f.memory.peakRssBytes)}; `
+    `${seconds(f.wallSeconds)} wall to syncCompleted, Apple's floor ${seconds(f.floorSeconds)} (${int(r.rateLimited)} requests ÷ `
+    + `${f.limits.maxRequestPerSecond}/s): ${fixed(f.ratio, 2)}×; every record stored at ${seconds(f.storedSeconds)} `
+    + `(${fixed(f.storedSeconds / f.floorSeconds, 2)}×)${r.answered429 > 0 ? `; **Apple refused ${r.answered429} for the rate**` : ''}; `
+    + `engine ${seconds(f.time.engineSeconds)} in its calls; peak RSS ${mb(f.memory.peakRssBytes)}; `
     + `${int(f.store.puts + f.store.deletes)} records, ${mb(f.store.bytes)} written (keys + values; SQLite file ${mb(f.store.sqliteFileBytes)})`,
     '— (the Driver, transport and store are JavaScript)', '≤ 1.3× Apple\'s floor',
     // An incomplete sync, or one Apple had to refuse for the rate, is wrong at any size; the time is for the full size.
