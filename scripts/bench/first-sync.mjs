@@ -107,8 +107,14 @@ async function run(apple, dir) {
   const counted = countingStore(sqlite);
   const writing = busyClock();
   let longestApplyMs = 0;
+  let syncDone = false;
+  const writesAfterSync = { applies: 0, records: 0 }; // the sync's records are written once it completes
   const store = {
     apply(ops) {
+      if (syncDone) {
+        writesAfterSync.applies++;
+        writesAfterSync.records += ops.length;
+      }
       writing.begin();
       const t = performance.now();
       return Promise.resolve(counted.apply(ops)).finally(() => {
@@ -151,7 +157,10 @@ async function run(apple, dir) {
     store,
     onEvent(event) {
       events[event.type] = (events[event.type] ?? 0) + 1;
-      if (event.type === 'syncCompleted' && event.kind === 'full') completed({ event, at: performance.now(), date: Date.now() });
+      if (event.type === 'syncCompleted' && event.kind === 'full') {
+        syncDone = true;
+        completed({ event, at: performance.now(), date: Date.now() });
+      }
     },
     onError: (error) => errors.push(error),
   });
@@ -275,6 +284,7 @@ async function run(apple, dir) {
       deletes: counted.writes.deletes,
       bytes: counted.writes.bytes,
       countingSeconds: counted.writes.countingMs / 1000,
+      afterSyncCompleted: writesAfterSync,
       sqliteFileBytes,
       diskWriteBytes: before.disk === null || after.disk === null ? null : after.disk - before.disk,
     },
