@@ -47,6 +47,9 @@ restore_run --adopt-write "$WORK" --out "$WORK/adopt-write.json"
 restore_run --adopt-read "$WORK" --how restore --out "$WORK/adopt-restore.json"
 restore_run --adopt-read "$WORK" --how adopt --out "$WORK/adopt-adopt.json"
 
+printf '==> end-to-end first sync through the simulator over HTTP (its own process; over a minute at full size)\n'
+node scripts/bench/first-sync.mjs --pkg "$WORK/pkg" "${quick[@]}" --out "$WORK/first-sync.json"
+
 write=(--write); [ ${#quick[@]} -eq 0 ] || write=()
 RUSTC_VERSION=$(rustc --version) node scripts/bench/report.mjs --dir "$WORK" --pkg "$WORK/pkg" \
   --cargo-wasm "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/vpp_license_engine.wasm" "${quick[@]}" "${write[@]}"

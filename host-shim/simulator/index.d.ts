@@ -187,6 +187,12 @@ export interface Organization {
   readonly phantomAssignments: Assignment[];
   assignmentsOf(target: { clientUserId: string } | { serialNumber: string }): Assignment[];
   versionId(resource: Resource): string;
+  /**
+   * What Get Assignments / Get Users page through: every record in order, one frozen array shared by the reads until
+   * the resource changes (the `assignments` and `users` getters make a new array each time).
+   */
+  listed(resource: 'assignments'): readonly Assignment[];
+  listed(resource: 'users'): readonly User[];
   /** Records changed after `versionId` (assignments or users), or null when the id is unknown for the resource. */
   changedSince(resource: 'assignments' | 'users', versionId: string): Assignment[] | User[] | null;
 

@@ -46,7 +46,7 @@ export function getAssets(ctx, { org, query }) {
 
 /** The records of `resource`, or only those changed since `sinceVersionId` (unknown id → 9721). */
 function recordsSince(org, resource, sinceVersionId) {
-  if (sinceVersionId === undefined) return org[resource];
+  if (sinceVersionId === undefined) return org.listed(resource);
   const changed = org.changedSince(resource, sinceVersionId);
   if (changed === null) throw new ApiError(9721);
   return changed;

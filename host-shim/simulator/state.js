@@ -63,6 +63,8 @@ export class Organization {
   #changedAt = { assets: 0, assignments: 0, users: 0 };
   #minted = { assets: null, assignments: null, users: null };
   #versions = new Map(); // versionId → { resource, at }
+  /** `listed`'s frozen arrays, dropped whenever their resource changes (`#touch`). */
+  #lists = { assignments: null, users: null };
   #newVersionId;
   /** Association tasks still to refuse although licenses are available (`refuseAssociations`). */
   #refusals = { remaining: 0, errorNumber: 9709 };
@@ -147,6 +149,18 @@ export class Organization {
   /** Frozen user objects, in the order Get Users pages them. */
   get users() {
     return Array.from(this.#users.values(), (r) => r.data);
+  }
+
+  /**
+   * What Get Assignments / Get Users page through: the frozen records of `resource` ('assignments' or 'users') in order,
+   * in one frozen array the reads share until the resource changes, so that a page of a large location costs a slice
+   * rather than a copy of every record.
+   */
+  listed(resource) {
+    if (!(resource in this.#lists)) throw new RangeError(`listed: 'assignments' or 'users', not ${resource}`);
+    const records = resource === 'users' ? this.#users : this.#assignments;
+    this.#lists[resource] ??= Object.freeze(Array.from(records.values(), (r) => r.data));
+    return this.#lists[resource];
   }
 
   /** The current versionId of every resource. */
@@ -291,7 +305,10 @@ export class Organization {
 
   #touch(...resources) {
     this.#clock++;
-    for (const r of resources) this.#changedAt[r] = this.#clock;
+    for (const r of resources) {
+      this.#changedAt[r] = this.#clock;
+      if (r in this.#lists) this.#lists[r] = null;
+    }
     return this.#clock;
   }
 

@@ -1,7 +1,8 @@
 // Merges the native and wasm figures into one table, judges each against its target (issue 7) and,
 // with --write, puts the table into BENCHMARKS.md and the README (between their markers).
 //   node scripts/bench/report.mjs --dir WORK --pkg PKG_DIR [--cargo-wasm FILE] [--quick] [--write]
-// WORK holds native.json, wasm.json and wasm-memory.json (benches/engine, scripts/bench/wasm.mjs).
+// WORK holds native.json, wasm.json and wasm-memory.json (benches/engine, scripts/bench/wasm.mjs), and the other
+// rows' files when they ran (restore-*.json, adopt-*.json, wasm-fleet.json, first-sync.json).
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -32,6 +33,7 @@ const fixed = (n, digits) => n.toLocaleString('en-US', { minimumFractionDigits: 
 const seconds = (s) => (s >= 10 ? `${fixed(s, 1)} s` : s >= 0.01 ? `${fixed(s, 3)} s` : `${fixed(s * 1000, 2)} ms`);
 const micros = (us) => (us >= 1000 ? `${fixed(us / 1000, 2)} ms` : `${fixed(us, 1)} µs`);
 const kb = (bytes) => `${fixed(bytes / 1000, 1)} KB`;
+const mb = (bytes) => `${fixed(bytes / 1e6, 1)} MB`;
 /** CPU time advances in scheduler ticks (4 ms here): below this it says little, and wall time is shown instead. */
 const CPU_RESOLVED = 0.05;
 const hasCpu = (m) => m.cpu !== null && m.cpu !== undefined && m.cpu >= CPU_RESOLVED;
@@ -149,6 +151,23 @@ if (native.fleet && wasmFleet.length > 0) {
   const perAccount = (runs) => largest(runs).bytesPerIdleAccount;
   row('8', `memory per idle account (${DEVICES}, synced, one policy)`, `${kb(perAccount(wasmFleet))} (linear memory growth)`,
     `${kb(perAccount(native.fleet))} live`, '(reported)', null);
+}
+
+/** Row 9 (scripts/bench/first-sync.mjs): the first full sync end to end, against Apple's rate limit. */
+if (existsSync(join(dir, 'first-sync.json'))) {
+  const f = read('first-sync.json');
+  const r = f.requests;
+  const purposes = Object.entries(r.byPurpose).map(([p, c]) => `${int(c)} ${p}`).join(', ');
+  row('9', `end-to-end first sync through the simulator over HTTP, Driver, SqliteStore: ${int(f.world.assignments)} assignments; `
+    + `${int(r.sent)} requests (${purposes})`,
+    `${seconds(f.wallSeconds)} wall to syncCompleted, Apple's floor ${seconds(f.floorSeconds)} (${int(r.rateLimited)} requests ÷ `
+    + `${f.limits.maxRequestPerSecond}/s): ${fixed(f.ratio, 2)}×; every record stored at ${seconds(f.storedSeconds)} `
+    + `(${fixed(f.storedSeconds / f.floorSeconds, 2)}×)${r.answered429 > 0 ? `; **Apple refused ${r.answered429} for the rate**` : ''}; `
+    + `engine ${seconds(f.time.engineSeconds)} in its calls; peak RSS ${mb(f.memory.peakRssBytes)}; `
+    + `${int(f.store.puts + f.store.deletes)} records, ${mb(f.store.bytes)} written (keys + values; SQLite file ${mb(f.store.sqliteFileBytes)})`,
+    '— (the Driver, transport and store are JavaScript)', '≤ 1.3× Apple\'s floor',
+    // An incomplete sync, or one Apple had to refuse for the rate, is wrong at any size; the time is for the full size.
+    !f.complete || r.answered429 > 0 ? false : timed(f.ratio <= 1.3));
 }
 
 const wasmFile = join(pkg, 'vpp_license_engine_bg.wasm');

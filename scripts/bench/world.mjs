@@ -35,7 +35,9 @@ export function holders(scale) {
 }
 
 export const serial = (d) => `DMPB${String(d).padStart(8, '0')}`;
-export const adamId = (a) => String(1_400_000_000 + a * 7);
+const adamIds = [];
+/** App `a`'s adamId, one string per app (the simulator's million assignments share them). */
+export const adamId = (a) => (adamIds[a] ??= String(1_400_000_000 + a * 7));
 export const userId = (u) => `client-${String(u).padStart(7, '0')}`;
 export const range = (n) => Array.from({ length: n }, (_, i) => i);
 
@@ -59,7 +61,10 @@ const mdmJson = JSON.stringify({ id: ourMdm.id, metadata: ourMdm.metadata, name:
 /** One location's data at Apple: `assignments` are [app, serial] pairs. */
 export function districtOrg(scale) {
   const assignments = [];
-  for (let d = 0; d < scale.devices; d++) for (const a of appsOf(scale, d)) assignments.push([a, serial(d)]);
+  for (let d = 0; d < scale.devices; d++) {
+    const s = serial(d);
+    for (const a of appsOf(scale, d)) assignments.push([a, s]);
+  }
   return { apps: scale.apps, spare: scale.devices, assignments, users: scale.users, pageSize: scale.pageSize };
 }
 
@@ -76,18 +81,29 @@ function paged(key, records, pageSize, versionId) {
   });
 }
 
-/** Apple's answers, prepared as the strings the host receives. */
-export function buildPages(org) {
+/** How many devices hold each app, by app index. */
+function assignedCounts(org) {
   const assigned = new Array(org.apps).fill(0);
   for (const [a] of org.assignments) assigned[a]++;
-  const assets = range(org.apps).map((a) => JSON.stringify({
-    adamId: adamId(a), assignedCount: assigned[a], availableCount: org.spare, deviceAssignable: true, pricingParam: 'STDQ',
-    productType: 'App', retiredCount: 0, revocable: true, supportedPlatforms: ['iOS', 'macOS'], totalCount: assigned[a] + org.spare,
-  }));
-  const assignments = org.assignments.map(([a, s]) => JSON.stringify({ adamId: adamId(a), pricingParam: 'STDQ', serialNumber: s }));
-  const users = range(org.users).map((u) => JSON.stringify({
-    clientUserId: userId(u), email: `student${u}@district.example`, idHash: 'leSKk3IaE2vk2KLmv2k3/200D3=', status: 'Associated',
-  }));
+  return assigned;
+}
+
+// The records of one location as Get Assets, Get Assignments and Get Users show them (keys in serde_json's order).
+const assetRecord = (org, a, assigned) => ({
+  adamId: adamId(a), assignedCount: assigned, availableCount: org.spare, deviceAssignable: true, pricingParam: 'STDQ',
+  productType: 'App', retiredCount: 0, revocable: true, supportedPlatforms: ['iOS', 'macOS'], totalCount: assigned + org.spare,
+});
+const assignmentRecord = ([a, s]) => ({ adamId: adamId(a), pricingParam: 'STDQ', serialNumber: s });
+const userRecord = (u) => ({
+  clientUserId: userId(u), email: `student${u}@district.example`, idHash: 'leSKk3IaE2vk2KLmv2k3/200D3=', status: 'Associated',
+});
+
+/** Apple's answers, prepared as the strings the host receives. */
+export function buildPages(org) {
+  const assigned = assignedCounts(org);
+  const assets = range(org.apps).map((a) => JSON.stringify(assetRecord(org, a, assigned[a])));
+  const assignments = org.assignments.map((pair) => JSON.stringify(assignmentRecord(pair)));
+  const users = range(org.users).map((u) => JSON.stringify(userRecord(u)));
   const limits = { maxAssets: 25, maxClientUserIds: 1000, maxRequestPerSecond: 15, maxRevokeClientUserIds: 100,
     maxRevokeSerialNumbers: 100, maxSerialNumbers: 1000, maxUsers: 100 };
   return {
@@ -97,6 +113,32 @@ export function buildPages(org) {
     assignments: paged('assignments', assignments, org.pageSize, '009061cb-87d1-4ea8-ae4c-7849dc49224e'),
     users: paged('users', users, org.pageSize, '021f10a0-7035-11eb-9f67-bd1df52e1e13'),
   };
+}
+
+/**
+ * Adds the benchmark world's location at `scale` ('full' or 'quick') to an Apps and Books simulator
+ * (host-shim/simulator): the same apps and counts, assignments (in the same order) and users as `buildPages` serves,
+ * through the simulator's state API, with its page size. The simulator's own envelope (uId, token expiry, versionIds)
+ * and limits (Apple's example: the same as `buildPages`') stay. Run in the simulator's process
+ * (tests/load/apple.mjs `seed`). Returns the location's sToken and its counts.
+ */
+export function seedSimulator(sim, { scale: name }) {
+  const scale = SCALES[name];
+  const org = districtOrg(scale);
+  const assigned = assignedCounts(org);
+  const location = sim.addOrganization({
+    orgName: 'ORG-BENCH', locationName: 'Bench District', apps: 0, freeApps: 0, books: 0, devices: 0, users: 0,
+  });
+  sim.setPageSize(scale.pageSize);
+  sim.mutate(location.token, (o) => {
+    for (const a of range(org.apps)) {
+      const { assignedCount, availableCount, ...asset } = assetRecord(org, a, assigned[a]); // Apple derives these two
+      o.addAsset(asset);
+    }
+    for (const u of range(org.users)) o.addUser(userRecord(u));
+    for (const pair of org.assignments) o.addAssignment(assignmentRecord(pair));
+  });
+  return { token: location.token, apps: org.apps, assignments: org.assignments.length, users: org.users, pageSize: scale.pageSize };
 }
 
 const SUBMISSIONS = ['associateAssets', 'disassociateAssets', 'revokeAssets', 'createUsers'];

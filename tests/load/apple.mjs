@@ -1,5 +1,6 @@
 // "Apple" for the load test: the Apps and Books simulator in its own process (so that the backend's CPU, event loop
-// and peak RSS are the backend's alone), driven over IPC by tests/load/loadtest.mjs. Faults are drawn here:
+// and peak RSS are the backend's alone), driven over IPC (tests/load/apple-process.mjs) by tests/load/loadtest.mjs and
+// scripts/bench/first-sync.mjs. Faults are drawn here:
 // after each handled request, the next request gets a fault with probability `requestRate`; after each accepted
 // asset or user event, the next event is slow with probability `slowEventRate`.
 import { startSimulator } from '../../host-shim/simulator/index.js';
@@ -69,6 +70,19 @@ const commands = {
       assets: org.assets,
       users: org.users.map(({ clientUserId, status }) => ({ clientUserId, status })),
     };
+  },
+  /**
+   * Runs the export `name` of the ES module `module` (a URL) as `fn(sim, args)` in this process and returns its result:
+   * content built here (a large location, say) costs the caller neither the time nor the memory of sending it over.
+   */
+  async seed({ module, name, args }) {
+    const fn = (await import(module))[name];
+    if (typeof fn !== 'function') throw new TypeError(`${module} exports no function ${name}`);
+    return fn(sim, args);
+  },
+  /** This process's CPU time so far (µs, process.cpuUsage) and peak RSS (bytes). */
+  usage() {
+    return { cpu: process.cpuUsage(), maxRssBytes: process.resourceUsage().maxRSS * 1024 };
   },
   /** Sets each asset's available count to at least `available` ({ token, adamId, available }[]). */
   provision(list) {

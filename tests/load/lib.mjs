@@ -227,6 +227,40 @@ export function compareState(desired, actual) {
   return { missing, extra };
 }
 
+/**
+ * A store that counts what it is given to apply before passing it on: `writes` = { applies, puts, deletes, bytes,
+ * countingMs } (bytes: each op's key and its value's JSON text, as the stores write them; countingMs: what counting
+ * cost the caller), and the same per key prefix (up to the first '/') into the Map `byPrefix` while it is set.
+ */
+export function countingStore(store) {
+  const counted = {
+    writes: { applies: 0, puts: 0, deletes: 0, bytes: 0, countingMs: 0 },
+    /** A Map (key prefix → { puts, deletes, bytes }) to count into, or null. */
+    byPrefix: null,
+    apply(ops) {
+      const { writes, byPrefix } = counted;
+      writes.applies++;
+      const t = performance.now();
+      for (const op of ops) {
+        const bytes = op.key.length + (op.op === 'put' ? JSON.stringify(op.value).length : 0);
+        writes[op.op === 'put' ? 'puts' : 'deletes']++;
+        writes.bytes += bytes;
+        if (byPrefix !== null) {
+          const prefix = op.key.slice(0, op.key.indexOf('/') + 1 || op.key.length);
+          const slot = byPrefix.get(prefix) ?? byPrefix.set(prefix, { puts: 0, deletes: 0, bytes: 0 }).get(prefix);
+          slot[op.op === 'put' ? 'puts' : 'deletes']++;
+          slot.bytes += bytes;
+        }
+      }
+      writes.countingMs += performance.now() - t;
+      return store.apply(ops);
+    },
+    load: () => store.load(),
+    close: () => store.close?.(),
+  };
+  return counted;
+}
+
 export const fmt = (n) => (n === null || n === undefined ? '—' : Math.round(n).toLocaleString('en-US'));
 export const secs = (ms) => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`);
 export const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;

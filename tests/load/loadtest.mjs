@@ -11,21 +11,18 @@
 // [--store sqlite|memory] (scripts/loadtest.sh is the wrapper; README "Load test"). Exit code 1 when a check fails.
 // Run scripts/build-pkg.sh first. For a closer look: LOADTEST_TRACE=1 prints the engine's non-license events of the
 // morning; LOADTEST_DUMP=<file> writes the morning's request log and the facts' changes as JSON.
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Engine } from '../../pkg/vpp_license_engine.node.mjs';
 import { Driver, MemoryStore, createFetchTransport } from '../../pkg/host-shim/index.js';
 import { SqliteStore, startNotificationServer } from '../../pkg/host-shim/node/index.js';
 import { Random } from '../../host-shim/simulator/random.js';
-import { checkRequestLog, compareState, fmt, lowerBounds, mib, percentiles, requestKind, secs } from './lib.mjs';
-
-const HERE = path.dirname(fileURLToPath(import.meta.url));
+import { forkApple } from './apple-process.mjs';
+import { checkRequestLog, compareState, countingStore, fmt, lowerBounds, mib, percentiles, requestKind, secs } from './lib.mjs';
 
 /**
  * Sizes. Per location: `devices` serial numbers, of which `enrollments` enroll this morning and the rest are enrolled
@@ -83,23 +80,8 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ------------------------------------------------------------------------------------------- Apple (child)
 
-const apple = fork(path.join(HERE, 'apple.mjs'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-let nextCall = 0;
-const calls = new Map();
-apple.on('message', ({ id, result, error }) => {
-  const call = calls.get(id);
-  calls.delete(id);
-  if (error) call.reject(new Error(`apple: ${error}`));
-  else call.resolve(result);
-});
-apple.on('exit', (code) => {
-  for (const call of calls.values()) call.reject(new Error(`apple process exited (${code})`));
-});
-const appleCall = (cmd, args) => new Promise((resolve, reject) => {
-  const id = ++nextCall;
-  calls.set(id, { resolve, reject });
-  apple.send({ id, cmd, args });
-});
+const apple = forkApple();
+const appleCall = apple.call;
 
 // ------------------------------------------------------------------------------------------- workload
 
@@ -272,31 +254,9 @@ async function run() {
   // ---- the backend: SQLite store (counted), notification endpoint, engine, driver
   // SQLite as the SqliteStore opens it (WAL, synchronous=FULL); --store memory for comparison.
   const store = opts.store === 'memory' ? new MemoryStore() : SqliteStore.open(path.join(dir, 'vpp.db'));
-  const writes = { applies: 0, puts: 0, deletes: 0, bytes: 0, countingMs: 0 };
+  const counted = countingStore(store);
+  const writes = counted.writes;
   const writesByPrefix = new Map(); // key prefix → { puts, deletes, bytes }, during the morning
-  let countPrefixes = false;
-  const countingStore = {
-    apply(ops) {
-      writes.applies++;
-      const t = performance.now();
-      for (const op of ops) {
-        // Bytes: the key and the value's JSON text, as the store writes it.
-        const bytes = op.key.length + (op.op === 'put' ? JSON.stringify(op.value).length : 0);
-        writes[op.op === 'put' ? 'puts' : 'deletes']++;
-        writes.bytes += bytes;
-        if (countPrefixes) {
-          const prefix = op.key.slice(0, op.key.indexOf('/') + 1 || op.key.length);
-          const slot = writesByPrefix.get(prefix) ?? writesByPrefix.set(prefix, { puts: 0, deletes: 0, bytes: 0 }).get(prefix);
-          slot[op.op === 'put' ? 'puts' : 'deletes']++;
-          slot.bytes += bytes;
-        }
-      }
-      writes.countingMs += performance.now() - t;
-      return store.apply(ops);
-    },
-    load: () => store.load(),
-    close: () => store.close?.(),
-  };
   const errors = [];
   const notified = { handled: 0, statuses: {} };
   let driver;
@@ -369,7 +329,7 @@ async function run() {
   driver = new Driver({
     engine: driverEngine,
     transport,
-    store: countingStore,
+    store: counted,
     onEvent(event) {
       events.counts[event.type] = (events.counts[event.type] ?? 0) + 1;
       if (morning && event.type === 'syncStarted') events.morningSyncs[event.kind]++;
@@ -452,7 +412,7 @@ async function run() {
     let factsPending = 0;
     const morningStart = Date.now();
     morning = true;
-    countPrefixes = true;
+    counted.byPrefix = writesByPrefix;
     loopDelay.enable();
     const at = () => Date.now() - morningStart;
     const input = (x) => driver.input(x);
@@ -585,7 +545,7 @@ async function run() {
     await driver.writesSettled();
     const settleMs = Date.now() - settleStart;
     morning = false;
-    countPrefixes = false;
+    counted.byPrefix = null;
     loopDelay.disable();
     const writesMorning = Object.fromEntries(Object.keys(writes).map((k) => [k, writes[k] - writesBefore[k]]));
     const vmHwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) * 1024;
@@ -605,7 +565,7 @@ async function run() {
     driver.stop();
     await driver.whenIdle().catch(() => {});
     await endpoint.close();
-    await countingStore.close();
+    await counted.close();
     engine.free();
   }
 }
