@@ -85,9 +85,10 @@ impl Roster {
         self.entries.get_mut(slot as usize).and_then(Option::as_mut)
     }
 
-    /// The ids of `slots`' accounts, sorted and without repeats: passes visit accounts in id order.
-    fn ids_in_order(&self, slots: impl IntoIterator<Item = Slot>) -> Vec<String> {
+    /// The ids of `slots`' accounts and `more`, sorted and without repeats: passes visit accounts in id order.
+    fn ids_in_order(&self, slots: impl IntoIterator<Item = Slot>, more: impl IntoIterator<Item = String>) -> Vec<String> {
         let mut ids: Vec<String> = slots.into_iter().filter_map(|slot| self.entry(slot)).map(|e| e.account.id.clone()).collect();
+        ids.extend(more);
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -141,7 +142,7 @@ impl Roster {
         }
         let knows = |account: &Account| names.iter().any(|name| account.mirror.lookup(name).is_some());
         let slots = names.iter().flat_map(|name| self.names.candidates(name)).copied();
-        self.ids_in_order(slots.filter(|&slot| self.entry(slot).is_some_and(|e| knows(&e.account))))
+        self.ids_in_order(slots.filter(|&slot| self.entry(slot).is_some_and(|e| knows(&e.account))), [])
     }
 
     /// Every account, in id order, to change them all (a global change): marks all touched.
@@ -262,7 +263,7 @@ impl Roster {
         let mut slots = std::mem::take(&mut self.unvisited);
         slots.extend(self.visits.range(..due_by(now)).map(|&(_, slot)| slot));
         self.touched.extend(slots.iter().copied());
-        self.ids_in_order(slots)
+        self.ids_in_order(slots, [])
     }
 
     /// The accounts whose status may have changed at `now`, in id order: the touched ones and
@@ -270,11 +271,7 @@ impl Roster {
     /// merged in.
     pub(super) fn status_candidates<'a>(&self, now: Millis, changed: impl Iterator<Item = &'a String>) -> Vec<String> {
         let due = self.statuses.range(..due_by(now)).map(|&(_, slot)| slot);
-        let mut ids = self.ids_in_order(self.touched.iter().copied().chain(due));
-        ids.extend(changed.cloned());
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        self.ids_in_order(self.touched.iter().copied().chain(due), changed.cloned())
     }
 
     /// Recomputes the deadlines of the touched accounts and indexes their new names. Call after
