@@ -21,7 +21,6 @@ use crate::base::time::Millis;
 use crate::contract::config::EngineConfig;
 use crate::contract::event::Event;
 use crate::mirror::MirrorChanges;
-use crate::persist::{PolicyRecord, ScopeRecord};
 use crate::vocab::AssignmentKey;
 
 /// What a state machine reads while it works: the time, the configuration, Apple's service
@@ -43,16 +42,31 @@ impl<'a> Env<'a> {
 }
 
 /// A change to a record that belongs to no single account's state machines, in the order made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EngineChange {
-    /// A policy was set (its record holds everything but its targets).
-    PolicySet(PolicyRecord),
-    PolicyRemoved { policy_id: String },
-    /// A target entered (or left) a policy's scope.
-    Scope { record: ScopeRecord, in_scope: bool },
+    /// A policy was set or removed: its record (everything but its targets) is written as the
+    /// policy is when written, deleted if it is gone.
+    Policy {
+        policy_id: String,
+    },
+    /// Targets entered or left the scope of a policy: record `index` of its targets is written
+    /// as it is when written (deleted once empty, or when the policy is gone or in another account).
+    Scope {
+        account_id: String,
+        policy_id: String,
+        index: u32,
+    },
+    /// A record of an earlier engine's format, replaced by the records of this one.
+    Replaced {
+        key: String,
+    },
     /// The license removal notification toggle changed.
-    Settings { license_removal_notification: bool },
-    AccountDeleted { account_id: String },
+    Settings {
+        license_removal_notification: bool,
+    },
+    AccountDeleted {
+        account_id: String,
+    },
 }
 
 /// The store changes of one account, by key.

@@ -46,7 +46,15 @@ fn policy(id: &str, account_id: &str, adam_id: String, targets: Vec<String>) -> 
 
 fn enroll(h: &mut Harness, serials: &[String]) {
     for serial_number in serials {
-        h.input(Input::DeviceEnrolled { serial_number: serial_number.clone(), client_user_id: None, shared_ipad: false, enrollment_id: None, user_enrollment: false, platform: None }).unwrap();
+        h.input(Input::DeviceEnrolled {
+            serial_number: serial_number.clone(),
+            client_user_id: None,
+            shared_ipad: false,
+            enrollment_id: None,
+            user_enrollment: false,
+            platform: None,
+        })
+        .unwrap();
     }
 }
 
@@ -146,7 +154,11 @@ fn adopting_accounts_in_a_row_needs_the_records_of_no_account_with_the_first_onl
     b.input(Input::DeviceRetired { serial_number: devices[2].clone() }).unwrap();
     b.run_for(MINUTE);
     assert_eq!(b.apple.org(&t2).assignments.len(), 2);
-    assert_eq!(b.events().into_iter().filter(|e| matches!(e, Event::NotifyUser { .. })).count(), 1, "the license removal notification is on");
+    assert_eq!(
+        b.events().into_iter().filter(|e| matches!(e, Event::NotifyUser { .. })).count(),
+        1,
+        "the license removal notification is on"
+    );
 }
 
 #[test]
@@ -404,12 +416,15 @@ fn a_failed_user_registration_reported_by_notification_holds_the_user_without_tr
     h.run_for(MINUTE);
     assert!(h.engine.pending_operations("a1").unwrap().is_empty());
     assert!(h.store.contains_key("userhold/a1/u1"));
-    let explained = h.engine.explain("a1", &vpp_license_engine::ExplainQuery {
-        adam_id: app(0),
-        pricing_param: PricingParam::Stdq,
-        serial_number: None,
-        client_user_id: Some("u1".into()),
-    });
+    let explained = h.engine.explain(
+        "a1",
+        &vpp_license_engine::ExplainQuery {
+            adam_id: app(0),
+            pricing_param: PricingParam::Stdq,
+            serial_number: None,
+            client_user_id: Some("u1".into()),
+        },
+    );
     assert!(explained.unwrap().reason.contains("Apple refused to create the user"));
 }
 
@@ -422,38 +437,75 @@ fn store_changes(h: &mut Harness, change: impl FnOnce(&mut Harness)) -> Vec<(Str
     h.take_trace()
         .into_iter()
         .filter_map(|t| match t {
-            support::Trace::Stored { key, put, .. } if key.starts_with("policy/") || key.starts_with("scope/") => Some((key, put)),
+            support::Trace::Stored { key, put, .. } if key.starts_with("policy/") || key.starts_with("targets/") => Some((key, put)),
             _ => None,
         })
         .collect()
 }
 
+/// Every target the `targets/` records among `records` hold, sorted (a target held twice is there twice).
+fn stored_scope(records: &[vpp_license_engine::StoredRecord]) -> Vec<String> {
+    let mut scope: Vec<String> = records
+        .iter()
+        .filter(|r| r.key.starts_with("targets/"))
+        .flat_map(|r| r.value["targets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_owned()))
+        .collect();
+    scope.sort();
+    scope
+}
+
 #[test]
-fn a_one_target_scope_change_writes_only_that_target_whatever_the_policy_size() {
+fn a_one_target_scope_change_writes_only_the_record_holding_that_target_whatever_the_policy_size() {
     let mut h = Harness::new();
     let token = h.org("ORG1", org(1, 0));
     h.add_account("a1", &token);
     let targets: Vec<String> = (0..4_000).map(serial).collect();
     let written = store_changes(&mut h, |h| h.input(policy("p1", "a1", app(0), targets.clone())).unwrap());
-    assert_eq!(written.len(), 4_001, "the policy record and one scope record per target");
+    assert_eq!(h.store["policy/p1"]["scopeRecords"], 32, "4,000 targets: at most 128 a record on average");
+    assert_eq!(written.len(), 33, "the policy record and its 32 scope records");
     let added = store_changes(&mut h, |h| {
         h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec!["NEW 1".into()], remove: vec![serial(7)] }).unwrap()
     });
-    assert_eq!(added, [(format!("scope/a1/p1/{}", serial(7)), false), ("scope/a1/p1/NEW+1".to_owned(), true)]);
-    // setPolicy with the whole list writes what changed, and the policy record (its name may have changed).
+    assert!((1..=2).contains(&added.len()) && added.iter().all(|(key, put)| key.starts_with("targets/a1/p1/") && *put), "{added:?}");
+    let mut expected: Vec<String> = targets.iter().filter(|t| **t != serial(7)).cloned().chain(["NEW 1".to_owned()]).collect();
+    expected.sort();
+    assert_eq!(stored_scope(&h.stored_records()), expected);
+    // setPolicy with the whole list writes the records of what changed, and the policy record (its name may have changed).
     let mut next = targets.clone();
     next[0] = "NEW 2".into();
-    let set = store_changes(&mut h, |h| h.input(policy("p1", "a1", app(0), next)).unwrap());
-    assert_eq!(set.len(), 5, "{set:?}");
-    assert!(set.contains(&("policy/p1".to_owned(), true)) && set.contains(&("scope/a1/p1/NEW+2".to_owned(), true)));
+    let set = store_changes(&mut h, |h| h.input(policy("p1", "a1", app(0), next.clone())).unwrap());
+    assert!((2..=4).contains(&set.len()) && set.contains(&("policy/p1".to_owned(), true)), "{set:?}");
+    next.sort();
+    assert_eq!(stored_scope(&h.stored_records()), next);
     let removed = store_changes(&mut h, |h| h.input(Input::RemovePolicy { policy_id: "p1".into() }).unwrap());
-    assert_eq!(removed.len(), 4_001);
+    assert_eq!(removed.len(), 33);
     assert!(removed.iter().all(|(_, put)| !put));
-    assert!(h.store.keys().all(|k| !k.starts_with("scope/") && !k.starts_with("policy/")));
+    assert!(h.store.keys().all(|k| !k.starts_with("targets/") && !k.starts_with("policy/")));
 }
 
 #[test]
-fn policies_come_back_with_their_scope_after_a_restart_and_a_policy_stored_with_inline_targets_is_moved_to_scope_records() {
+fn a_scope_that_grows_or_shrinks_past_its_records_is_written_again_in_more_or_fewer() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(1, 0));
+    h.add_account("a1", &token);
+    h.input(policy("p1", "a1", app(0), (0..100).map(serial).collect())).unwrap();
+    h.run_for(1);
+    assert_eq!(h.stored_records().iter().filter(|r| r.key.starts_with("targets/")).count(), 1);
+    let add: Vec<String> = (100..300).map(serial).collect();
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add, remove: Vec::new() }).unwrap();
+    h.run_for(1);
+    assert_eq!(h.store["policy/p1"]["scopeRecords"], 4, "300 targets: more than 2 × 128");
+    assert_eq!(stored_scope(&h.stored_records()), (0..300).map(serial).collect::<Vec<_>>());
+    let remove: Vec<String> = (20..300).map(serial).collect();
+    h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: Vec::new(), remove }).unwrap();
+    h.run_for(1);
+    assert_eq!(h.store["policy/p1"]["scopeRecords"], 1);
+    assert_eq!(h.stored_records().iter().filter(|r| r.key.starts_with("targets/")).count(), 1, "the other three records are deleted");
+    assert_eq!(stored_scope(&h.stored_records()), (0..20).map(serial).collect::<Vec<_>>());
+}
+
+#[test]
+fn policies_come_back_with_their_scope_after_a_restart_and_scopes_stored_by_earlier_engines_are_moved_to_scope_records() {
     let mut h = Harness::new();
     let token = h.org("ORG1", org(1, 0));
     h.add_account("a1", &token);
@@ -461,30 +513,39 @@ fn policies_come_back_with_their_scope_after_a_restart_and_a_policy_stored_with_
     h.input(policy("p1", "a1", app(0), targets.clone())).unwrap();
     h.input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: vec![serial(9)], remove: vec![serial(0)] }).unwrap();
     h.run_for(MINUTE);
-    let scope_of = |records: &[vpp_license_engine::StoredRecord]| {
-        let mut scope: Vec<String> =
-            records.iter().filter(|r| r.key.starts_with("scope/")).map(|r| r.value["target"].as_str().unwrap().to_owned()).collect();
-        scope.sort();
-        scope
-    };
     let expected: Vec<String> = [1, 2, 3, 4, 9].into_iter().map(serial).collect();
-    assert_eq!(scope_of(&h.stored_records()), expected);
+    assert_eq!(stored_scope(&h.stored_records()), expected);
 
-    // The policy as an earlier engine stored it: targets inline, no scope records.
-    let mut legacy = h.stored_records();
-    legacy.retain(|r| !r.key.starts_with("scope/"));
-    let header = legacy.iter_mut().find(|r| r.key == "policy/p1").unwrap();
-    header.value["targets"] = json!(expected);
-    for records in [h.stored_records(), legacy] {
-        let from_scope_records = !records.iter().any(|r| r.value.get("targets").is_some());
+    // The policy as earlier engines stored it: targets inline, or one `scope/` record per target.
+    let mut current = h.stored_records();
+    current.retain(|r| !r.key.starts_with("targets/"));
+    let header = current.iter_mut().find(|r| r.key == "policy/p1").unwrap();
+    header.value.as_object_mut().unwrap().remove("scopeRecords");
+    let mut inline = current.clone();
+    inline.iter_mut().find(|r| r.key == "policy/p1").unwrap().value["targets"] = json!(expected);
+    let mut per_target = current;
+    per_target.extend(expected.iter().map(|t| vpp_license_engine::StoredRecord {
+        key: format!("scope/a1/p1/{t}"),
+        value: json!({"accountId": "a1", "policyId": "p1", "target": t}),
+    }));
+    for (records, earlier) in [(h.stored_records(), false), (inline, true), (per_target, true)] {
+        let mut store: std::collections::BTreeMap<String, serde_json::Value> =
+            records.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
         let mut engine = Engine::restore(h.engine_config(), records, h.now).unwrap();
-        let mut written = std::collections::BTreeMap::new();
+        let mut written = Vec::new();
         loop {
             match engine.poll_output(h.now) {
                 vpp_license_engine::Output::Persist { ops } => {
                     for op in ops {
-                        if let vpp_license_engine::PersistOp::Put { key, value } = op {
-                            written.insert(key, serde_json::to_value(value).unwrap());
+                        match op {
+                            vpp_license_engine::PersistOp::Put { key, value } => {
+                                written.push(key.clone());
+                                store.insert(key, serde_json::to_value(value).unwrap());
+                            }
+                            vpp_license_engine::PersistOp::Delete { key } => {
+                                written.push(key.clone());
+                                store.remove(&key);
+                            }
                         }
                     }
                 }
@@ -492,23 +553,31 @@ fn policies_come_back_with_their_scope_after_a_restart_and_a_policy_stored_with_
                 _ => {}
             }
         }
-        if from_scope_records {
-            assert!(written.keys().all(|k| !k.starts_with("policy/") && !k.starts_with("scope/")), "nothing to move: {written:?}");
+        if earlier {
+            assert_eq!(store["policy/p1"]["scopeRecords"], 1, "the policy record is written again");
+            assert!(store["policy/p1"].get("targets").is_none(), "without its targets");
+            assert!(store.keys().all(|k| !k.starts_with("scope/")), "the per-target records are deleted");
         } else {
-            assert!(written["policy/p1"].get("targets").is_none(), "the policy record is written again without its targets");
-            let moved: Vec<_> = written.iter().map(|(key, value)| vpp_license_engine::StoredRecord { key: key.clone(), value: value.clone() }).collect();
-            assert_eq!(scope_of(&moved), expected);
+            assert!(written.iter().all(|k| !k.starts_with("policy/") && !k.starts_with("targets/")), "nothing to move: {written:?}");
         }
-        // The restored engine knows the scope: dropping a target deletes its record.
-        engine.handle_input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: Vec::new(), remove: vec![serial(9)] }, h.now).unwrap();
-        let deleted = loop {
+        let records: Vec<_> = store.into_iter().map(|(key, value)| vpp_license_engine::StoredRecord { key, value }).collect();
+        assert_eq!(stored_scope(&records), expected);
+        // The restored engine knows the scope: dropping a target writes its record without it.
+        engine
+            .handle_input(Input::UpdatePolicyTargets { policy_id: "p1".into(), add: Vec::new(), remove: vec![serial(9)] }, h.now)
+            .unwrap();
+        let ops = loop {
             match engine.poll_output(h.now) {
                 vpp_license_engine::Output::Persist { ops } => break ops,
                 vpp_license_engine::Output::Timeout { .. } => break Vec::new(),
                 _ => {}
             }
         };
-        assert!(deleted.iter().any(|op| matches!(op, vpp_license_engine::PersistOp::Delete { key } if *key == format!("scope/a1/p1/{}", serial(9)))));
+        let rewritten = ops.iter().find_map(|op| match op {
+            vpp_license_engine::PersistOp::Put { key, value } if key == "targets/a1/p1/0" => Some(serde_json::to_value(value).unwrap()),
+            _ => None,
+        });
+        assert_eq!(rewritten.expect("the record is written again")["targets"], json!(&expected[..4]));
     }
 }
 
@@ -531,7 +600,22 @@ fn a_scope_record_of_a_missing_policy_or_of_another_account_is_refused_at_restor
         key: "scope/a1/p1/S2".into(),
         value: json!({"accountId": "a1", "policyId": "p1", "target": "S1"}),
     };
-    for (record, says) in [(orphan, "not in the store"), (elsewhere, "another account"), (misfiled, "does not match")] {
+    let orphan_record = vpp_license_engine::StoredRecord {
+        key: "targets/a1/p2/0".into(),
+        value: json!({"accountId": "a1", "policyId": "p2", "index": 0, "targets": ["S1"]}),
+    };
+    let misfiled_record = vpp_license_engine::StoredRecord {
+        key: "targets/a1/p1/1".into(),
+        value: json!({"accountId": "a1", "policyId": "p1", "index": 0, "targets": ["S1"]}),
+    };
+    let refused = [
+        (orphan, "not in the store"),
+        (elsewhere, "another account"),
+        (misfiled, "does not match"),
+        (orphan_record, "not in the store"),
+        (misfiled_record, "does not match"),
+    ];
+    for (record, says) in refused {
         let mut records = h.stored_records();
         records.push(record);
         let error = Engine::restore(h.engine_config(), records, h.now).unwrap_err();

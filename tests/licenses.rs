@@ -551,7 +551,7 @@ fn reconcile_runs_by_itself_every_24_hours() {
     assert!(first.is_some());
     // A license of ours whose policy vanished without a trigger (restored store without it) goes at the next Reconcile.
     let (mut h, token) = one_device_licensed(false);
-    let records: Vec<_> = h.stored_records().into_iter().filter(|r| !r.key.starts_with("policy/") && !r.key.starts_with("scope/")).collect();
+    let records: Vec<_> = h.stored_records().into_iter().filter(|r| !r.key.starts_with("policy/") && !r.key.starts_with("targets/")).collect();
     let apple = std::mem::replace(&mut h.apple, support::fake_apple::FakeApple::new());
     let now = h.now;
     let mut restored = Harness::with_notifications();

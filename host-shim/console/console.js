@@ -77,8 +77,9 @@ async function main() {
     if (key === 'settings') state.notify = value.licenseRemovalNotification === true;
     if (key.startsWith('policy/')) state.policies.set(value.policyId, { ...value, targets: [] });
   }
-  // A policy's targets are one `scope/` record each.
+  // A policy's targets are in its `targets/` records (one `scope/` record each in stores of earlier engines).
   for (const { key, value } of records) {
+    if (key.startsWith('targets/')) state.policies.get(value.policyId)?.targets.push(...value.targets);
     if (key.startsWith('scope/')) state.policies.get(value.policyId)?.targets.push(value.target);
   }
   state.driver = new host.Driver({

@@ -1,6 +1,8 @@
 //! License commands: policies (and the scope records of their targets), device and user facts,
 //! administrator reclaims, Reconcile, the license removal notification toggle.
 
+use std::collections::BTreeSet;
+
 use super::{check_id, check_name, Engine};
 use crate::account::Account;
 use crate::base::time::Millis;
@@ -9,8 +11,7 @@ use crate::contract::event::Event;
 use crate::effects::{Effects, EngineChange};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::mirror::Mirror;
-use crate::persist::{PolicyRecord, ScopeRecord};
-use crate::policy::AppPolicy;
+use crate::policy::{AppPolicy, Policy, Scope};
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, PricingParam, Target};
 
 /// What a `deviceEnrolled` input says about the device.
@@ -22,16 +23,17 @@ pub(super) struct Enrollment {
     pub platform: Option<String>,
 }
 
-/// The assignment key a policy means for one of its targets, in the account's mirror.
-pub(super) fn key_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> AssignmentKey {
-    AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_for(mirror, policy, target) }
+/// The assignment key a policy means for target `name`, in the account's mirror.
+pub(super) fn key_for(mirror: &mut Mirror, policy: &Policy, name: &str) -> AssignmentKey {
+    let id = mirror.intern_name(name);
+    AssignmentKey { asset: mirror.intern_asset(&policy.adam_id, policy.pricing_param), target: target_of(policy, id) }
 }
 
-/// One of a policy's targets (a device or a user, by its license type), in the account's mirror.
-fn target_for(mirror: &mut Mirror, policy: &AppPolicy, target: &str) -> Target {
+/// One of a policy's targets (interned in its account's mirror): a device or a user, by its license type.
+fn target_of(policy: &Policy, id: u32) -> Target {
     match policy.license_type {
-        LicenseType::Device => mirror.intern_device(target),
-        LicenseType::User => mirror.intern_user(target),
+        LicenseType::Device => Target::Device(id),
+        LicenseType::User => Target::User(id),
     }
 }
 
@@ -50,43 +52,53 @@ fn license_ready(account: &Account, device: Target, adam_id: Option<&str>, effec
 impl Engine {
     // ===================================================================== policies
 
-    pub(super) fn set_policy(&mut self, policy: AppPolicy) -> Result<(), EngineError> {
-        check_id("policyId", &policy.policy_id)?;
-        check_name(&policy.name)?;
-        if policy.adam_id.trim().is_empty() {
+    pub(super) fn set_policy(&mut self, input: AppPolicy) -> Result<(), EngineError> {
+        check_id("policyId", &input.policy_id)?;
+        check_name(&input.name)?;
+        if input.adam_id.trim().is_empty() {
             return Err(EngineError::InvalidInput("adamId must not be empty".to_owned()));
         }
-        if policy.targets.iter().any(|t| t.trim().is_empty()) {
+        if input.targets.iter().any(|t| t.trim().is_empty()) {
             return Err(EngineError::InvalidInput("targets must not contain empty ids".to_owned()));
         }
-        if !self.accounts.contains_key(&policy.account_id) {
-            return Err(EngineError::UnknownAccount(policy.account_id));
+        let Some(account) = self.accounts.get_mut(&input.account_id) else {
+            return Err(EngineError::UnknownAccount(input.account_id));
+        };
+        let old = self.policies.remove(&input.policy_id);
+        let same_account = old.as_ref().is_some_and(|old| old.account_id == input.account_id);
+        let mut policy = Policy::terms_of(&input);
+        if let Some(old) = old.as_ref().filter(|_| same_account) {
+            policy.scope = Scope::stored_in(old.scope.buckets());
         }
-        let old = self.policies.remove(&policy.policy_id);
-        // The targets already indexed for this policy (none if the license it means changed), and
-        // those already stored under the policy's account.
-        let mut indexed = None;
-        let mut stored = None;
-        if let Some(old) = &old {
-            let same_license = old.account_id == policy.account_id
-                && old.adam_id == policy.adam_id
-                && old.pricing_param == policy.pricing_param
-                && old.license_type == policy.license_type;
-            let dropped: Vec<String> =
-                old.targets.iter().filter(|t| !same_license || !policy.targets.contains(*t)).cloned().collect();
-            self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
-            self.index_scope(old, &dropped, false);
-            indexed = Some(&old.targets).filter(|_| same_license);
-            let same_account = old.account_id == policy.account_id;
-            let unstored = old.targets.iter().filter(|t| !same_account || !policy.targets.contains(*t));
-            self.store_scope(old, unstored, false);
-            stored = Some(&old.targets).filter(|_| same_account);
+        for name in &input.targets {
+            let id = account.mirror.intern_name(name);
+            policy.scope.insert(id, name);
         }
-        let added: Vec<String> = policy.targets.iter().filter(|t| indexed.is_none_or(|i| !i.contains(*t))).cloned().collect();
-        self.index_scope(&policy, &added, true);
-        self.store_scope(&policy, policy.targets.iter().filter(|t| stored.is_none_or(|s| !s.contains(*t))), true);
-        let targets: Vec<String> = policy.targets.iter().cloned().collect();
-        self.lift_holds(&policy, &targets);
+        let regrown = policy.scope.rebalance();
+        let all: Vec<u32> = policy.scope.ids().collect();
+        match &old {
+            None => {
+                self.index_scope(&policy, all.iter().copied(), true);
+                self.store_scope(&policy, 0..policy.scope.buckets());
+            }
+            Some(old) => {
+                // The targets already indexed for this policy: none if the license it means changed.
+                let same_license = old.same_license(&policy);
+                let dropped: Vec<u32> = if same_license { old.scope.minus(&policy.scope).collect() } else { old.scope.ids().collect() };
+                self.nominate_targets(old, &dropped, &format!("left the scope of policy {}", old.name));
+                self.index_scope(old, dropped.iter().copied(), false);
+                let added: Vec<u32> = if same_license { policy.scope.minus(&old.scope).collect() } else { all.clone() };
+                self.index_scope(&policy, added, true);
+                if same_account && regrown.is_none() {
+                    let moved = old.scope.records_differing(&policy.scope);
+                    self.store_scope(&policy, moved);
+                } else {
+                    self.store_scope(old, 0..old.scope.buckets());
+                    self.store_scope(&policy, 0..policy.scope.buckets());
+                }
+            }
+        }
+        self.lift_holds(&policy, &all);
         self.store_policy_header(&policy);
         self.policies.insert(policy.policy_id.clone(), policy);
         Ok(())
@@ -94,11 +106,11 @@ impl Engine {
 
     pub(super) fn remove_policy(&mut self, policy_id: &str) -> Result<(), EngineError> {
         let policy = self.policies.remove(policy_id).ok_or_else(|| EngineError::UnknownPolicy(policy_id.to_owned()))?;
-        let targets: Vec<String> = policy.targets.iter().cloned().collect();
+        let targets: Vec<u32> = policy.scope.ids().collect();
         self.nominate_targets(&policy, &targets, &format!("policy {} was removed", policy.name));
-        self.index_scope(&policy, &targets, false);
-        self.store_scope(&policy, &targets, false);
-        self.effects.engine_change(EngineChange::PolicyRemoved { policy_id: policy_id.to_owned() });
+        self.index_scope(&policy, targets.iter().copied(), false);
+        self.store_scope(&policy, 0..policy.scope.buckets());
+        self.store_policy_header(&policy);
         Ok(())
     }
 
@@ -110,63 +122,84 @@ impl Engine {
             return Err(EngineError::InvalidInput("targets must not contain empty ids".to_owned()));
         }
         let mut policy = self.policies.remove(policy_id).expect("checked above");
-        let removed: Vec<String> = remove.into_iter().filter(|t| policy.targets.remove(t)).collect();
+        let account = self.accounts.get_mut(&policy.account_id).expect("a policy's account is in the engine");
+        let mut touched = BTreeSet::new();
+        let mut removed = Vec::new();
+        for name in &remove {
+            if let Some(id) = account.mirror.lookup(name).filter(|&id| policy.scope.remove(id, name)) {
+                removed.push(id);
+                touched.insert(policy.scope.bucket_of(name));
+            }
+        }
+        let (mut added, mut lifted) = (Vec::new(), Vec::new());
+        for name in &add {
+            let id = account.mirror.intern_name(name);
+            lifted.push(id);
+            if policy.scope.insert(id, name) {
+                added.push(id);
+                touched.insert(policy.scope.bucket_of(name));
+            }
+        }
         self.nominate_targets(&policy, &removed, &format!("left the scope of policy {}", policy.name));
-        self.index_scope(&policy, &removed, false);
-        let added: Vec<String> = add.iter().filter(|t| policy.targets.insert((*t).clone())).cloned().collect();
-        self.index_scope(&policy, &added, true);
-        self.lift_holds(&policy, &add);
-        self.store_scope(&policy, removed.iter(), false);
-        self.store_scope(&policy, added.iter(), true);
+        self.index_scope(&policy, removed.iter().copied(), false);
+        self.index_scope(&policy, added, true);
+        self.lift_holds(&policy, &lifted);
+        match policy.scope.rebalance() {
+            None => self.store_scope(&policy, touched),
+            Some(before) => {
+                self.store_scope(&policy, 0..before.max(policy.scope.buckets()));
+                self.store_policy_header(&policy);
+            }
+        }
         self.policies.insert(policy.policy_id.clone(), policy);
         Ok(())
     }
 
-    /// Writes a policy's record (all but its targets).
-    pub(super) fn store_policy_header(&mut self, policy: &AppPolicy) {
-        self.effects.engine_change(EngineChange::PolicySet(PolicyRecord::of(policy)));
+    /// Writes a policy's record (all but its targets) as it is when written: deleted once the policy is.
+    pub(super) fn store_policy_header(&mut self, policy: &Policy) {
+        self.effects.engine_change(EngineChange::Policy { policy_id: policy.policy_id.clone() });
     }
 
-    /// Writes (or deletes) the scope records of `targets`: a scope change writes only the targets
-    /// it moved, not the policy.
-    pub(super) fn store_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
-        for target in targets {
-            let record = ScopeRecord { account_id: policy.account_id.clone(), policy_id: policy.policy_id.clone(), target: target.clone() };
-            self.effects.engine_change(EngineChange::Scope { record, in_scope });
+    /// Writes records `indexes` of a policy's targets, as they are when written (a scope change
+    /// writes only the records of the targets it moved, not the policy; a record left empty, or
+    /// of a policy gone or moved to another account, is deleted).
+    pub(super) fn store_scope(&mut self, policy: &Policy, indexes: impl IntoIterator<Item = u32>) {
+        for index in indexes {
+            let (account_id, policy_id) = (policy.account_id.clone(), policy.policy_id.clone());
+            self.effects.engine_change(EngineChange::Scope { account_id, policy_id, index });
         }
     }
 
     /// Targets entered (or left) a policy's scope: its account's target → policy index follows,
     /// and they are planned again.
-    pub(super) fn index_scope<'t>(&mut self, policy: &AppPolicy, targets: impl IntoIterator<Item = &'t String>, in_scope: bool) {
+    pub(super) fn index_scope(&mut self, policy: &Policy, targets: impl IntoIterator<Item = u32>, in_scope: bool) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
         let policy_id = account.mirror.intern_name(&policy.policy_id);
         if in_scope {
             let asset = account.mirror.intern_asset(&policy.adam_id, policy.pricing_param);
             account.licenses.policy_means(policy_id, asset);
         }
-        for target in targets {
-            let target = target_for(&mut account.mirror, policy, target);
-            account.licenses.scope_changed(target, policy_id, in_scope);
+        for id in targets {
+            account.licenses.scope_changed(target_of(policy, id), policy_id, in_scope);
         }
     }
 
     /// Targets left a policy's scope: reclaim what we assigned for it, unless still wanted.
-    fn nominate_targets(&mut self, policy: &AppPolicy, targets: &[String], reason: &str) {
+    fn nominate_targets(&mut self, policy: &Policy, targets: &[u32], reason: &str) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
-        for target in targets {
-            let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.nominate(key, reason);
+        let asset = account.mirror.intern_asset(&policy.adam_id, policy.pricing_param);
+        for &id in targets {
+            account.licenses.nominate(AssignmentKey { target: target_of(policy, id), asset }, reason);
         }
     }
 
     /// Targets (re-)entered a policy's scope: earlier holds no longer apply.
-    fn lift_holds(&mut self, policy: &AppPolicy, targets: &[String]) {
+    fn lift_holds(&mut self, policy: &Policy, targets: &[u32]) {
         let Some(account) = self.accounts.get_mut(&policy.account_id) else { return };
+        let asset = account.mirror.intern_asset(&policy.adam_id, policy.pricing_param);
         let mut fx = self.effects.account(&policy.account_id);
-        for target in targets {
-            let key = key_for(&mut account.mirror, policy, target);
-            account.licenses.release_hold(&key, &mut fx);
+        for &id in targets {
+            account.licenses.release_hold(&AssignmentKey { target: target_of(policy, id), asset }, &mut fx);
         }
     }
 
@@ -197,18 +230,27 @@ impl Engine {
         if replayed {
             return Ok(());
         }
-        let reenrolled = known.is_none_or(|old| old.retired || enrollment_id.as_ref().is_some_and(|id| old.enrollment_id.as_ref() != Some(id)));
+        let reenrolled =
+            known.is_none_or(|old| old.retired || enrollment_id.as_ref().is_some_and(|id| old.enrollment_id.as_ref() != Some(id)));
         // Device licenses it can't use any more (it became user-enrolled, or reports a platform the app
         // does not support) are released: they would hold licenses others can use.
-        let eligibility_changed = known.map_or(user_enrollment || platform.is_some(), |old| old.user_enrollment != user_enrollment || old.platform != platform);
+        let eligibility_changed =
+            known.map_or(user_enrollment || platform.is_some(), |old| old.user_enrollment != user_enrollment || old.platform != platform);
         // The apps it reported installed stay; they are moved, not copied, into the new facts.
         let (installed, previous_user, previous_enrollment) = match self.facts.devices.get_mut(&serial) {
             Some(old) => (std::mem::take(&mut old.installed), old.client_user_id.clone(), old.enrollment_id.clone()),
             None => Default::default(),
         };
         let enrollment_id = enrollment_id.or(previous_enrollment);
-        let facts =
-            DeviceFacts { client_user_id: client_user_id.clone(), shared_ipad, retired: false, installed, enrollment_id, user_enrollment, platform };
+        let facts = DeviceFacts {
+            client_user_id: client_user_id.clone(),
+            shared_ipad,
+            retired: false,
+            installed,
+            enrollment_id,
+            user_enrollment,
+            platform,
+        };
         self.facts.set_device(&serial, facts);
         // The shared-iPad and one-license-per-user rules look at the device's users.
         let users: Vec<&str> = previous_user.iter().chain(&client_user_id).map(String::as_str).collect();
@@ -304,7 +346,12 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn user_added(&mut self, client_user_id: String, email: Option<String>, managed_apple_id: Option<String>) -> Result<(), EngineError> {
+    pub(super) fn user_added(
+        &mut self,
+        client_user_id: String,
+        email: Option<String>,
+        managed_apple_id: Option<String>,
+    ) -> Result<(), EngineError> {
         check_id("clientUserId", &client_user_id)?;
         self.facts.users.insert(client_user_id.clone(), UserFacts { email, managed_apple_id, removed: false });
         self.effects.user_changed(&client_user_id);
@@ -350,7 +397,9 @@ impl Engine {
         };
         let not_ours = || EngineError::NotAllowed {
             account_id: account_id.to_owned(),
-            reason: format!("no license of app {adam_id} for {target_name} was assigned by this MDM (Clean Up handles other MDMs' licenses)"),
+            reason: format!(
+                "no license of app {adam_id} for {target_name} was assigned by this MDM (Clean Up handles other MDMs' licenses)"
+            ),
         };
         let (Some(adam), Some(target)) = (account.mirror.lookup(adam_id), account.mirror.lookup(target_name)) else {
             return Err(not_ours());

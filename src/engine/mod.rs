@@ -45,7 +45,7 @@ use crate::effects::{AccountEffects, Effects, Env};
 use crate::facts::Facts;
 use crate::licenses::coalesce::CoalescePolicy;
 use crate::persist::StoredRecord;
-use crate::policy::AppPolicy;
+use crate::policy::Policy;
 use licensing::Enrollment;
 use notifications::Deduper;
 use requests::InFlight;
@@ -69,7 +69,7 @@ pub struct Engine {
     service: ServiceConfig,
     service_fetch: ServiceFetch,
     accounts: Roster,
-    policies: BTreeMap<String, AppPolicy>,
+    policies: BTreeMap<String, Policy>,
     /// Requests sent and not answered yet, by id.
     in_flight: HashMap<u64, InFlight>,
     next_request_id: u64,
@@ -307,7 +307,7 @@ impl Engine {
     fn settle(&mut self, persist_first: bool) {
         let now = self.clock.now();
         let mut ops = Vec::new();
-        records::engine_ops(self.effects.take_engine_changes(), &mut ops);
+        records::engine_ops(self.effects.take_engine_changes(), &self.policies, &self.accounts, &mut ops);
         // The accounts whose status may have changed, and those with changes to write, in id order;
         // the accounts with changes are a subset, in the same order.
         let visits = self.accounts.status_candidates(now, self.effects.changed_accounts().map(|(id, _)| id));

@@ -21,7 +21,7 @@ use crate::contract::preview::{AccountPreview, AppPreview, PreviewFigures, Previ
 use crate::effects::{Effects, Env};
 use crate::facts::{DeviceFacts, UserFacts};
 use crate::licenses::planned::{Planned, PlannedRelease};
-use crate::policy::AppPolicy;
+use crate::policy::Policy;
 use crate::vocab::{AssetKey, Target};
 
 /// Plans a copy runs at most: a plan of the targets that changed which finds a pool short asks
@@ -44,9 +44,11 @@ fn names_of(input: &Input) -> Option<Names<'_>> {
         | Input::AppConvertedToManaged { serial_number, .. }
         | Input::UpdatePush { serial_number, .. } => (None, Some(serial_number), None),
         Input::UserAdded { client_user_id, .. } | Input::UserRemoved { client_user_id } => (None, None, Some(client_user_id)),
-        Input::ReclaimLicense { .. } | Input::ReclaimApp { .. } | Input::ReclaimAccount { .. } | Input::Reconcile | Input::CleanUp { .. } => {
-            (None, None, None)
-        }
+        Input::ReclaimLicense { .. }
+        | Input::ReclaimApp { .. }
+        | Input::ReclaimAccount { .. }
+        | Input::Reconcile
+        | Input::CleanUp { .. } => (None, None, None),
         Input::AddAccount { .. }
         | Input::EditAccount { .. }
         | Input::DeleteAccount { .. }
@@ -65,7 +67,7 @@ struct Saved {
     clock: Clock,
     effects: Effects,
     next_reconcile_at: Millis,
-    policies: BTreeMap<String, Option<AppPolicy>>,
+    policies: BTreeMap<String, Option<Policy>>,
     devices: BTreeMap<String, Option<DeviceFacts>>,
     users: BTreeMap<String, Option<UserFacts>>,
 }

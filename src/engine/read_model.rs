@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use super::licensing::key_for;
 use super::Engine;
+use crate::apple::wire::AssetCounts;
 use crate::apple::ServiceConfig;
 use crate::contract::error::EngineError;
-use crate::apple::wire::AssetCounts;
 use crate::contract::views::{
-    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, EngineStats, ExplainQuery, LicenseExplanation, PendingOperationView,
-    Wakeup, MAX_ASSIGNMENT_PAGE,
+    AccountView, AppCountInAccount, AppCountView, AppTotalView, AssignmentPage, AssignmentQuery, EngineStats, ExplainQuery,
+    LicenseExplanation, PendingOperationView, Wakeup, MAX_ASSIGNMENT_PAGE,
 };
 use crate::licenses::desired::Decision;
 use crate::licenses::operations::OperationState;
 use crate::mirror::Mirror;
-use crate::policy::AppPolicy;
+use crate::policy::{Policy, Scope};
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, OperationKind, PricingParam, SyncKind, Target};
 
 impl Engine {
@@ -103,11 +103,8 @@ impl Engine {
     /// When the engine next wants to be called, and why.
     pub fn next_wakeup(&self) -> Wakeup {
         let now = self.clock.now();
-        let mut best = Wakeup {
-            at: self.service_fetch.wakeup(now, &self.config),
-            reason: "service config refresh".to_owned(),
-            account_id: None,
-        };
+        let mut best =
+            Wakeup { at: self.service_fetch.wakeup(now, &self.config), reason: "service config refresh".to_owned(), account_id: None };
         if self.next_reconcile_at < best.at {
             best = Wakeup { at: self.next_reconcile_at, reason: "Reconcile".to_owned(), account_id: None };
         }
@@ -165,29 +162,25 @@ impl Engine {
             return Err(EngineError::InvalidInput("give exactly one of serialNumber and clientUserId".to_owned()));
         };
         let license_type = if pair.serial_number.is_some() { LicenseType::Device } else { LicenseType::User };
-        let policies: Vec<AppPolicy> = self
-            .policies
-            .values()
-            .filter(|p| {
-                p.account_id == account_id
-                    && p.adam_id == pair.adam_id
-                    && p.pricing_param == pair.pricing_param
-                    && p.license_type == license_type
-                    && p.targets.contains(&target_name)
-            })
-            .cloned()
-            .collect();
         let account = self.accounts.get_mut(account_id).ok_or_else(|| EngineError::UnknownAccount(account_id.to_owned()))?;
+        let target_id = account.mirror.lookup(&target_name);
+        let covering = self.policies.values().filter(|p| {
+            p.account_id == account_id
+                && p.adam_id == pair.adam_id
+                && p.pricing_param == pair.pricing_param
+                && p.license_type == license_type
+                && target_id.is_some_and(|id| p.scope.contains(id, &target_name))
+        });
         let decisions: Vec<Decision> =
-            policies.iter().map(|p| account.licenses.decide(p, &target_name, &self.facts, &mut account.mirror)).collect();
-        let probe = AppPolicy {
+            covering.map(|p| account.licenses.decide(p, &target_name, &self.facts, &mut account.mirror)).collect();
+        let probe = Policy {
             policy_id: String::new(),
             name: String::new(),
             account_id: account_id.to_owned(),
             adam_id: pair.adam_id,
             pricing_param: pair.pricing_param,
             license_type,
-            targets: Default::default(),
+            scope: Scope::default(),
         };
         let key = key_for(&mut account.mirror, &probe, &target_name);
         let known = account.mirror.asset(&key.asset).is_some() || account.mirror.has_assignment(&key);
@@ -222,9 +215,7 @@ fn assignments(mirror: &Mirror, query: &AssignmentQuery) -> AssignmentPage {
         None => Ok(None),
         Some(t) => mirror.lookup(t).map(Some).ok_or(()),
     };
-    let (Ok(adam), Ok(serial), Ok(user)) =
-        (resolve(&query.adam_id), resolve(&query.serial_number), resolve(&query.client_user_id))
-    else {
+    let (Ok(adam), Ok(serial), Ok(user)) = (resolve(&query.adam_id), resolve(&query.serial_number), resolve(&query.client_user_id)) else {
         return empty();
     };
     let matches = |key: &&AssignmentKey| {

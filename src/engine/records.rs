@@ -5,8 +5,9 @@
 //! pairs, user holds, operations), then device and user facts. Each record is built from the
 //! state as it is when written, so a key changed twice in one step is written once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::roster::Roster;
 use super::DRAIN_BATCH_RECORDS;
 use crate::account::Account;
 use crate::contract::output::PersistOp;
@@ -14,21 +15,40 @@ use crate::effects::{AccountChanges, EngineChange};
 use crate::facts::Facts;
 use crate::licenses::operations::{Operation, OperationState};
 use crate::mirror::Mirror;
-use crate::persist::{
-    AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, UserHoldRecord,
-    UserRecord,
+use crate::persist::keys::{
+    self, account_key, device_key, operation_key, policy_key, user_key, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY,
 };
-use crate::persist::keys::{self, account_key, device_key, operation_key, policy_key, user_key, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY};
+use crate::persist::{
+    AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record, ScopeRecord,
+    SettingsRecord, UserHoldRecord, UserRecord,
+};
+use crate::policy::Policy;
 use crate::vocab::{AssignmentKey, PricingParam, Target};
 
-/// The engine-wide changes, in the order made.
-pub(super) fn engine_ops(changes: Vec<EngineChange>, ops: &mut Vec<PersistOp>) {
+/// The engine-wide changes, in the order made (each record once, as it is now).
+pub(super) fn engine_ops(changes: Vec<EngineChange>, policies: &BTreeMap<String, Policy>, accounts: &Roster, ops: &mut Vec<PersistOp>) {
+    let mut written = BTreeSet::new();
     for change in changes {
+        if !written.insert(change.clone()) {
+            continue;
+        }
         ops.push(match change {
-            EngineChange::PolicySet(record) => PersistOp::Put { key: policy_key(&record.policy_id), value: Box::new(Record::Policy(record)) },
-            EngineChange::PolicyRemoved { policy_id } => PersistOp::Delete { key: policy_key(&policy_id) },
-            EngineChange::Scope { record, in_scope: true } => PersistOp::Put { key: record.key(), value: Box::new(Record::Scope(record)) },
-            EngineChange::Scope { record, in_scope: false } => PersistOp::Delete { key: record.key() },
+            EngineChange::Policy { policy_id } => match policies.get(&policy_id) {
+                Some(policy) => PersistOp::Put { key: policy_key(&policy_id), value: Box::new(Record::Policy(PolicyRecord::of(policy))) },
+                None => PersistOp::Delete { key: policy_key(&policy_id) },
+            },
+            EngineChange::Scope { account_id, policy_id, index } => {
+                let key = keys::scope_key(&account_id, &policy_id, index);
+                let policy = policies.get(&policy_id).filter(|p| p.account_id == account_id && index < p.scope.buckets());
+                match policy.zip(accounts.get(&account_id)) {
+                    Some((policy, account)) if policy.scope.ids_in(index).next().is_some() => {
+                        let targets = policy.scope.ids_in(index).map(|id| account.mirror.name(id).to_owned()).collect();
+                        PersistOp::Put { key, value: Box::new(Record::Scope(ScopeRecord { account_id, policy_id, index, targets })) }
+                    }
+                    _ => PersistOp::Delete { key },
+                }
+            }
+            EngineChange::Replaced { key } => PersistOp::Delete { key },
             EngineChange::Settings { license_removal_notification } => {
                 let record = SettingsRecord { license_removal_notification };
                 PersistOp::Put { key: SETTINGS_KEY.to_owned(), value: Box::new(Record::Settings(record)) }
@@ -55,7 +75,12 @@ pub(super) fn account_ops(account: &mut Account, changes: &mut AccountChanges, o
             let key = keys::asset_key(&account.id, adam_id, asset.pricing);
             ops.push(match mirror.asset(&asset) {
                 Some(counts) => {
-                    let record = AssetRecord { account_id: account.id.clone(), adam_id: adam_id.to_owned(), pricing_param: asset.pricing, counts: counts.clone() };
+                    let record = AssetRecord {
+                        account_id: account.id.clone(),
+                        adam_id: adam_id.to_owned(),
+                        pricing_param: asset.pricing,
+                        counts: counts.clone(),
+                    };
                     PersistOp::Put { key, value: Box::new(Record::Asset(record)) }
                 }
                 None => PersistOp::Delete { key },

@@ -2,7 +2,7 @@
 //! holds (accounts first: the other records refer to them), checking each record's key against
 //! its content.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::Engine;
 use crate::account::Account;
@@ -10,23 +10,24 @@ use crate::apple::limits::POLL_INTERVAL;
 use crate::apple::token::SToken;
 use crate::base::time::Millis;
 use crate::contract::error::EngineError;
+use crate::effects::EngineChange;
 use crate::licenses::operations::{Operation, OperationState};
 use crate::mirror::Mirror;
-use crate::persist::{
-    AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, ScopeRecord,
-    SettingsRecord, StoredRecord, UserHoldRecord, UserRecord,
-};
 use crate::persist::keys::{
     account_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX,
-    HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
+    HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SCOPE_TARGET_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX,
+    USER_PREFIX,
+};
+use crate::persist::{
+    AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, ScopeRecord,
+    ScopeTargetRecord, SettingsRecord, StoredRecord, UserHoldRecord, UserRecord,
 };
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 
 impl Engine {
     /// Loads every record of a store into a new engine. Accounts first: the other records refer to them.
     pub(super) fn load_records(&mut self, records: Vec<StoredRecord>) -> Result<(), EngineError> {
-        let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) =
-            records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
+        let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) = records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
         for StoredRecord { key, value } in accounts {
             let record: AccountRecord = read(&key, value)?;
             let token = SToken::decode(record.token.expose()).map_err(|e| invalid(&key, e.to_string()))?;
@@ -38,7 +39,7 @@ impl Engine {
         }
         let mut operations = Vec::new();
         let mut policies = Vec::new();
-        let mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>> = BTreeMap::new();
+        let mut scopes: BTreeMap<String, StoredScope> = BTreeMap::new();
         for StoredRecord { key, value } in rest {
             if key.starts_with(POLICY_PREFIX) {
                 let policy: PolicyRecord = read(&key, value)?;
@@ -51,9 +52,15 @@ impl Engine {
             } else if key.starts_with(SCOPE_PREFIX) {
                 let record: ScopeRecord = read(&key, value)?;
                 if record.key() != key {
+                    return Err(invalid(&key, "the key does not match the account, policy and index".to_owned()));
+                }
+                scopes.entry(record.policy_id.clone()).or_default().records.push((key, record));
+            } else if key.starts_with(SCOPE_TARGET_PREFIX) {
+                let record: ScopeTargetRecord = read(&key, value)?;
+                if record.key() != key {
                     return Err(invalid(&key, "the key does not match the account, policy and target".to_owned()));
                 }
-                scopes.entry(record.policy_id.clone()).or_default().push((key, record));
+                scopes.entry(record.policy_id.clone()).or_default().per_target.push((key, record));
             } else if key.starts_with(ASSET_PREFIX) {
                 let record: AssetRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
@@ -117,7 +124,7 @@ impl Engine {
         self.attach_scopes(policies, scopes)?;
         let policies = std::mem::take(&mut self.policies);
         for policy in policies.values() {
-            self.index_scope(policy, &policy.targets, true);
+            self.index_scope(policy, policy.scope.ids(), true);
         }
         self.policies = policies;
         for (key, record) in operations {
@@ -129,42 +136,71 @@ impl Engine {
         Ok(())
     }
 
-    /// Gives each restored policy the targets of its scope records. A policy stored with its
-    /// targets inline (as engines before scope records wrote it) is written again in the new form.
-    fn attach_scopes(&mut self, policies: Vec<PolicyRecord>, mut scopes: BTreeMap<String, Vec<(String, ScopeRecord)>>) -> Result<(), EngineError> {
+    /// Gives each restored policy the targets of its scope records. A policy whose targets are
+    /// stored as earlier engines stored them (inline in the policy record, or one record per
+    /// target), or not where its records' count places them, is written again in this engine's form.
+    fn attach_scopes(&mut self, policies: Vec<PolicyRecord>, mut scopes: BTreeMap<String, StoredScope>) -> Result<(), EngineError> {
         for mut record in policies {
-            let mut targets = BTreeSet::new();
-            for (key, scope) in scopes.remove(&record.policy_id).unwrap_or_default() {
-                if scope.account_id != record.account_id {
-                    return Err(invalid(&key, format!("policy {:?} uses another account", record.policy_id)));
-                }
-                targets.insert(scope.target);
-            }
+            let stored = scopes.remove(&record.policy_id).unwrap_or_default();
             let inline = std::mem::take(&mut record.inline_targets);
-            let mut policy = record.into_policy(targets);
-            if !inline.is_empty() {
-                let moved: Vec<String> = inline.into_iter().filter(|t| !policy.targets.contains(t)).collect();
-                self.store_scope(&policy, &moved, true);
+            let earlier_form = record.scope_records == 0 || !inline.is_empty() || !stored.per_target.is_empty();
+            let mut policy = record.into_policy();
+            let account = self.accounts.get_mut(&policy.account_id).expect("a policy's account was checked when it was read");
+            let mut misplaced = false;
+            for (key, scope) in &stored.records {
+                if scope.account_id != policy.account_id {
+                    return Err(invalid(key, format!("policy {:?} uses another account", policy.policy_id)));
+                }
+                for name in &scope.targets {
+                    misplaced |= policy.scope.bucket_of(name) != scope.index;
+                    policy.scope.insert(account.mirror.intern_name(name), name);
+                }
+            }
+            for (key, scope) in &stored.per_target {
+                if scope.account_id != policy.account_id {
+                    return Err(invalid(key, format!("policy {:?} uses another account", policy.policy_id)));
+                }
+                policy.scope.insert(account.mirror.intern_name(&scope.target), &scope.target);
+            }
+            for name in &inline {
+                policy.scope.insert(account.mirror.intern_name(name), name);
+            }
+            if policy.scope.rebalance().is_some() || earlier_form || misplaced {
+                let written = stored.records.iter().map(|(_, scope)| scope.index + 1).max().unwrap_or(0);
+                self.store_scope(&policy, 0..written.max(policy.scope.buckets()));
                 self.store_policy_header(&policy);
-                policy.targets.extend(moved);
+                for (key, _) in stored.per_target {
+                    self.effects.engine_change(EngineChange::Replaced { key });
+                }
             }
             self.policies.insert(policy.policy_id.clone(), policy);
         }
-        if let Some((key, _)) = scopes.into_values().flatten().next() {
+        if let Some(key) = scopes.into_values().flat_map(StoredScope::keys).next() {
             return Err(invalid(&key, "the record names a policy that is not in the store".to_owned()));
         }
         Ok(())
     }
 }
 
+/// The stored targets of one policy: records of this engine's form, and records of one target
+/// each (as engines before them wrote).
+#[derive(Default)]
+struct StoredScope {
+    records: Vec<(String, ScopeRecord)>,
+    per_target: Vec<(String, ScopeTargetRecord)>,
+}
+
+impl StoredScope {
+    fn keys(self) -> impl Iterator<Item = String> {
+        self.records.into_iter().map(|(key, _)| key).chain(self.per_target.into_iter().map(|(key, _)| key))
+    }
+}
+
 /// An operation from the store: one Apple accepted is polled now; an association that may have
 /// reached Apple without an answer is confirmed by a sync; the rest are submitted (again).
 fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis, settle: Millis) -> Operation {
-    let assets: Vec<AssetKey> = record
-        .assets
-        .iter()
-        .map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(PricingParam::Stdq)))
-        .collect();
+    let assets: Vec<AssetKey> =
+        record.assets.iter().map(|a| mirror.intern_asset(&a.adam_id, a.pricing_param.unwrap_or(PricingParam::Stdq))).collect();
     let mut targets: Vec<Target> = record.serial_numbers.iter().map(|s| mirror.intern_device(s)).collect();
     targets.extend(record.client_user_ids.iter().map(|u| mirror.intern_user(u)));
     let mut op = Operation::new(record.operation_id, record.kind, assets, targets, record.reason);
@@ -182,7 +218,12 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis,
 }
 
 /// The device or user a record names by exactly one of its serial number and client user id.
-fn intern_target(mirror: &mut Mirror, key: &str, serial_number: &Option<String>, client_user_id: &Option<String>) -> Result<Target, EngineError> {
+fn intern_target(
+    mirror: &mut Mirror,
+    key: &str,
+    serial_number: &Option<String>,
+    client_user_id: &Option<String>,
+) -> Result<Target, EngineError> {
     mirror
         .intern_target(serial_number.as_deref(), client_user_id.as_deref())
         .ok_or_else(|| invalid(key, "needs exactly one of serialNumber and clientUserId".to_owned()))

@@ -14,7 +14,7 @@ use crate::facts::{DeviceFacts, Facts};
 use crate::licenses::eligibility::device_refusal;
 use crate::licenses::provenance::Provenance;
 use crate::mirror::Mirror;
-use crate::policy::AppPolicy;
+use crate::policy::Policy;
 use crate::vocab::{AssetKey, AssignmentKey, LicenseType, Target};
 
 /// What the rules need to know about one target, looked up once per target.
@@ -83,7 +83,7 @@ pub struct Desired {
 
 impl Desired {
     /// The decision of one policy for one target (for explanations).
-    pub fn decide(&self, policy: &AppPolicy, target: &str, facts: &Facts, mirror: &mut Mirror, ours: &Provenance) -> Decision {
+    pub fn decide(&self, policy: &Policy, target: &str, facts: &Facts, mirror: &mut Mirror, ours: &Provenance) -> Decision {
         let asset = mirror.intern_asset(&policy.adam_id, policy.pricing_param);
         let target = match policy.license_type {
             LicenseType::Device => mirror.intern_device(target),

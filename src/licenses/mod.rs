@@ -55,7 +55,7 @@ use crate::licenses::planning::Planner;
 use crate::licenses::pool::Pool;
 use crate::licenses::provenance::Provenance;
 use crate::mirror::Mirror;
-use crate::policy::AppPolicy;
+use crate::policy::Policy;
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, Target};
 
 /// One account's license state machine.
@@ -219,7 +219,7 @@ impl Licenses {
     // ================================================================ reading
 
     /// The decision of one policy for one target (for explanations).
-    pub fn decide(&self, policy: &AppPolicy, target: &str, facts: &Facts, mirror: &mut Mirror) -> Decision {
+    pub fn decide(&self, policy: &Policy, target: &str, facts: &Facts, mirror: &mut Mirror) -> Decision {
         self.desired.decide(policy, target, facts, mirror, &self.ours)
     }
 

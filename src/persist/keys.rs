@@ -1,6 +1,8 @@
 //! The keys of the stored records (components percent-encoded): `account/<id>`, `policy/<id>` (a policy without its
-//! targets), `scope/<account>/<policy>/<target>` (one per target in a policy's scope, so that a
-//! one-target scope change writes one small record, not the whole policy),
+//! targets), `targets/<account>/<policy>/<n>` (a policy's targets, spread over a few records by
+//! their names' hash, so that a one-target scope change writes one record of about a hundred
+//! targets, not the whole policy; engines before them wrote `scope/<account>/<policy>/<target>`,
+//! one per target, which a restore reads and replaces),
 //! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
 //! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
 //! unanswered associations Apple may still make), `op/<account>/<operation>`
@@ -8,7 +10,6 @@
 //! one per device or user with the apps Apple assigned to it, `asset/<account>/<adamId>/<pricing>`
 //! with the counts, `vppuser/<account>/<id>` one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
 //! `device/<serial>`, `user/<id>`, `settings`.
-
 
 use serde::Serialize;
 
@@ -18,7 +19,9 @@ use crate::vocab::PricingParam;
 /// Key prefixes and keys of the stored records (see the module documentation).
 pub const ACCOUNT_PREFIX: &str = "account/";
 pub const POLICY_PREFIX: &str = "policy/";
-pub const SCOPE_PREFIX: &str = "scope/";
+pub const SCOPE_PREFIX: &str = "targets/";
+/// One record per target in a policy's scope, as engines before [`SCOPE_PREFIX`] wrote them: read only.
+pub const SCOPE_TARGET_PREFIX: &str = "scope/";
 pub const PROVENANCE_PREFIX: &str = "prov/";
 pub const HOLD_PREFIX: &str = "hold/";
 pub const OPERATION_PREFIX: &str = "op/";
@@ -31,8 +34,9 @@ pub const APPLE_USER_PREFIX: &str = "vppuser/";
 pub const USER_HOLD_PREFIX: &str = "userhold/";
 pub const AWAITED_PREFIX: &str = "await/";
 /// Prefixes of records filed under an account: `<prefix><account>/…`.
-const ACCOUNT_SCOPED_PREFIXES: [&str; 9] = [
+const ACCOUNT_SCOPED_PREFIXES: [&str; 10] = [
     SCOPE_PREFIX,
+    SCOPE_TARGET_PREFIX,
     PROVENANCE_PREFIX,
     HOLD_PREFIX,
     AWAITED_PREFIX,
@@ -57,9 +61,14 @@ pub fn policy_key(policy_id: &str) -> String {
     format!("{POLICY_PREFIX}{policy_id}")
 }
 
-/// The key of the record of one target in a policy's scope.
-pub fn scope_key(account_id: &str, policy_id: &str, target: &str) -> String {
-    format!("{SCOPE_PREFIX}{}/{}/{}", enc(account_id), enc(policy_id), enc(target))
+/// The key of record `index` of a policy's targets.
+pub fn scope_key(account_id: &str, policy_id: &str, index: u32) -> String {
+    format!("{SCOPE_PREFIX}{}/{}/{index}", enc(account_id), enc(policy_id))
+}
+
+/// The key of the record of one target in a policy's scope, as engines before [`scope_key`] wrote it.
+pub fn scope_target_key(account_id: &str, policy_id: &str, target: &str) -> String {
+    format!("{SCOPE_TARGET_PREFIX}{}/{}/{}", enc(account_id), enc(policy_id), enc(target))
 }
 
 /// The key of a device fact record.
@@ -98,9 +107,9 @@ pub fn belongs_to_account(record: &StoredRecord, account_id: &str) -> bool {
         return id == account_id;
     }
     let encoded = enc(account_id);
-    ACCOUNT_SCOPED_PREFIXES.iter().any(|prefix| {
-        record.key.strip_prefix(prefix).and_then(|rest| rest.split('/').next()) == Some(encoded.as_str())
-    })
+    ACCOUNT_SCOPED_PREFIXES
+        .iter()
+        .any(|prefix| record.key.strip_prefix(prefix).and_then(|rest| rest.split('/').next()) == Some(encoded.as_str()))
 }
 
 /// Whether a stored record belongs to no account (device and user facts, settings).
@@ -268,7 +277,8 @@ mod tests {
         vec![
             record(account_key(account_id)),
             record(policy_key(&format!("p of {account_id}"))),
-            record(scope_key(account_id, "p/1", "S 1")),
+            record(scope_key(account_id, "p/1", 3)),
+            record(scope_target_key(account_id, "p/1", "S 1")),
             record(pair(Some("S1"), None).key(PROVENANCE_PREFIX)),
             record(pair(None, Some("u/1")).key(HOLD_PREFIX)),
             record(pair(Some("S%1"), None).key(AWAITED_PREFIX)),
@@ -281,9 +291,7 @@ mod tests {
     }
 
     fn global_records() -> Vec<StoredRecord> {
-        [device_key("S/1"), user_key("u 1"), SETTINGS_KEY.to_owned()]
-            .map(|key| StoredRecord { key, value: serde_json::json!({}) })
-            .into()
+        [device_key("S/1"), user_key("u 1"), SETTINGS_KEY.to_owned()].map(|key| StoredRecord { key, value: serde_json::json!({}) }).into()
     }
 
     /// Ids that encode differently, contain each other, or hold the characters keys separate with.
@@ -311,7 +319,7 @@ mod tests {
         let policy = policy_key("p");
         assert_eq!(account_of_record(&policy, None), RecordAccount::InValue, "a policy without its value");
         assert_eq!(account_of_record(&policy, Some(&serde_json::Value::Null)), RecordAccount::NoAccount, "nothing stored");
-        assert_eq!(account_of_record(&scope_key("a/1", "p", "t"), None), RecordAccount::Account("a/1".to_owned()), "no value needed");
+        assert_eq!(account_of_record(&scope_key("a/1", "p", 0), None), RecordAccount::Account("a/1".to_owned()), "no value needed");
     }
 
     #[test]

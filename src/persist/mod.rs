@@ -5,8 +5,6 @@
 
 pub mod keys;
 
-use std::collections::BTreeSet;
-
 use serde::de::{Deserializer, Error};
 use serde::{Deserialize, Serialize};
 
@@ -15,9 +13,9 @@ use crate::base::json_object::{self, deserialize_fields};
 use crate::base::secret::Secret;
 use crate::base::time::Millis;
 use crate::facts::{DeviceFacts, UserFacts};
-use crate::policy::AppPolicy;
+use crate::policy::{Policy, Scope};
 use crate::vocab::{Cursors, LicensePair, LicenseType, OperationKind, PricingParam};
-use keys::scope_key;
+use keys::{scope_key, scope_target_key};
 
 /// A policy as stored: everything but its targets, which are [`ScopeRecord`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,6 +27,9 @@ pub struct PolicyRecord {
     pub adam_id: String,
     pub pricing_param: PricingParam,
     pub license_type: LicenseType,
+    /// How many [`ScopeRecord`]s hold the targets; 0 in a record of an engine before them (its
+    /// targets are per-target records, or inline): a restore writes the scope again.
+    pub scope_records: u32,
     /// Targets kept in the policy record itself, as engines before `scope/` records wrote them:
     /// read, never written (a restore moves them into scope records).
     #[serde(rename = "targets", skip_serializing_if = "Vec::is_empty")]
@@ -37,7 +38,7 @@ pub struct PolicyRecord {
 
 impl PolicyRecord {
     /// The stored form of a policy (its targets go to scope records).
-    pub fn of(policy: &AppPolicy) -> Self {
+    pub fn of(policy: &Policy) -> Self {
         Self {
             policy_id: policy.policy_id.clone(),
             name: policy.name.clone(),
@@ -45,37 +46,57 @@ impl PolicyRecord {
             adam_id: policy.adam_id.clone(),
             pricing_param: policy.pricing_param,
             license_type: policy.license_type,
+            scope_records: policy.scope.buckets(),
             inline_targets: Vec::new(),
         }
     }
 
-    /// The policy it stores, with `targets`.
-    pub fn into_policy(self, targets: BTreeSet<String>) -> AppPolicy {
-        AppPolicy {
+    /// The policy it stores, its scope still empty.
+    pub fn into_policy(self) -> Policy {
+        Policy {
             policy_id: self.policy_id,
             name: self.name,
             account_id: self.account_id,
             adam_id: self.adam_id,
             pricing_param: self.pricing_param,
             license_type: self.license_type,
-            targets,
+            scope: Scope::stored_in(self.scope_records),
         }
     }
 }
 
-/// One target (serial number or client user id, by the policy's license type) in a policy's scope.
+/// One of the records that hold a policy's targets (serial numbers or client user ids, by the
+/// policy's license type): those its [`Scope`] places in record `index`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeRecord {
     pub account_id: String,
     pub policy_id: String,
-    pub target: String,
+    pub index: u32,
+    pub targets: Vec<String>,
 }
 
 impl ScopeRecord {
+    /// The record's key: `targets/<account>/<policy>/<index>`.
+    pub fn key(&self) -> String {
+        scope_key(&self.account_id, &self.policy_id, self.index)
+    }
+}
+
+/// One target in a policy's scope, as engines before [`ScopeRecord`]s stored it
+/// (`scope/<account>/<policy>/<target>`): read, never written (a restore moves them into scope records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeTargetRecord {
+    pub account_id: String,
+    pub policy_id: String,
+    pub target: String,
+}
+
+impl ScopeTargetRecord {
     /// The record's key: `scope/<account>/<policy>/<target>`.
     pub fn key(&self) -> String {
-        scope_key(&self.account_id, &self.policy_id, &self.target)
+        scope_target_key(&self.account_id, &self.policy_id, &self.target)
     }
 }
 
@@ -252,10 +273,18 @@ deserialize_fields!(PolicyRecord, |f| Self {
     adam_id: f.required("adamId")?,
     pricing_param: f.required("pricingParam")?,
     license_type: f.required("licenseType")?,
+    scope_records: f.optional("scopeRecords")?,
     inline_targets: f.optional("targets")?,
 });
 
 deserialize_fields!(ScopeRecord, |f| Self {
+    account_id: f.required("accountId")?,
+    policy_id: f.required("policyId")?,
+    index: f.required("index")?,
+    targets: f.required("targets")?,
+});
+
+deserialize_fields!(ScopeTargetRecord, |f| Self {
     account_id: f.required("accountId")?,
     policy_id: f.required("policyId")?,
     target: f.required("target")?,
@@ -435,7 +464,15 @@ mod tests {
             let adam_ids = vec![adam_id.clone(), "2".to_owned()];
             let plus_confirmed_since = vec![1_800_000_000; plus_adam_ids.len()];
             let (confirmed_since, account_id) = (vec![1_700_000_000, 0], account_id.clone());
-            let held = AssignmentsRecord { account_id, serial_number, client_user_id, adam_ids, plus_adam_ids, confirmed_since, plus_confirmed_since };
+            let held = AssignmentsRecord {
+                account_id,
+                serial_number,
+                client_user_id,
+                adam_ids,
+                plus_adam_ids,
+                confirmed_since,
+                plus_confirmed_since,
+            };
             assert_eq!(round_trip(&held), held);
         }
         let counts = AssetCounts {

@@ -231,7 +231,8 @@ test('an id holding a lone surrogate is refused (as U+FFFD two distinct ids woul
 test('accountOfRecord names the account of every kind of record; accountKeyRanges says where an account\'s records are', () => {
   assert.equal(accountOfRecord('account/a/1'), 'a/1', 'account ids are kept as they are');
   assert.equal(accountOfRecord('prov/a%2F1/408/STDQ/d/S1'), 'a/1', 'and encoded under the other prefixes');
-  assert.equal(accountOfRecord('scope/a+b/p/S1'), 'a b');
+  assert.equal(accountOfRecord('targets/a+b/p/0'), 'a b');
+  assert.equal(accountOfRecord('scope/a+b/p/S1'), 'a b', 'and the per-target scope records of earlier engines');
   assert.equal(accountOfRecord('device/S1'), null);
   assert.equal(accountOfRecord('settings', {}), null);
   assert.equal(accountOfRecord('policy/p1'), undefined, 'a policy names its account in its value');
@@ -239,14 +240,14 @@ test('accountOfRecord names the account of every kind of record; accountKeyRange
   assert.equal(accountOfRecord('policy/p1', null), null, 'nothing stored');
   assert.deepEqual(accountKeyRanges('a b'), {
     keys: ['account/a b', 'settings'],
-    prefixes: ['scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/',
+    prefixes: ['targets/a+b/', 'scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/',
       'device/', 'user/'],
     byValue: [{ prefix: 'policy/', field: 'accountId' }],
   });
   assert.deepEqual(accountKeyRanges('a b', true), accountKeyRanges('a b'));
   assert.deepEqual(accountKeyRanges('a b', false), {
     keys: ['account/a b'],
-    prefixes: ['scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/'],
+    prefixes: ['targets/a+b/', 'scope/a+b/', 'prov/a+b/', 'hold/a+b/', 'await/a+b/', 'op/a+b/', 'asg/a+b/', 'asset/a+b/', 'vppuser/a+b/', 'userhold/a+b/'],
     byValue: [{ prefix: 'policy/', field: 'accountId' }],
   }, 'without the records of no account');
   for (const bad of [undefined, null, 7, {}, []]) {

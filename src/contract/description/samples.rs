@@ -299,7 +299,7 @@ pub fn value_keyed() -> ValueKeyed {
 }
 
 pub fn account_key_ranges() -> AccountKeyRanges {
-    AccountKeyRanges { keys: vec![s("account/a1")], prefixes: vec![s("scope/a1/")], by_value: vec![value_keyed()] }
+    AccountKeyRanges { keys: vec![s("account/a1")], prefixes: vec![s("targets/a1/")], by_value: vec![value_keyed()] }
 }
 
 pub fn preview_report() -> PreviewReport {
