@@ -14,12 +14,13 @@ use crate::effects::{AccountChanges, EngineChange};
 use crate::facts::Facts;
 use crate::licenses::operations::{Operation, OperationState};
 use crate::mirror::{Mirror, Since};
+use crate::persist::keys::{
+    self, account_key, device_key, operation_key, policy_key, user_key, ASSIGNMENT_PREFIX, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX,
+    SETTINGS_KEY,
+};
 use crate::persist::{
     AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, Record, SettingsRecord, UserHoldRecord,
     UserRecord,
-};
-use crate::persist::keys::{
-    self, account_key, device_key, operation_key, policy_key, user_key, ASSIGNMENT_PREFIX, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY,
 };
 use crate::vocab::{AssignmentKey, PricingParam, Target};
 
@@ -82,7 +83,10 @@ pub(super) fn account_ops(account: &mut Account, changes: &mut AccountChanges, o
         }
         for target in taken.targets {
             let since = |key: &AssignmentKey| Some(mirror.confirmed_since(key));
-            ops.push(target_op(target_record(&account.id, mirror, target, mirror.assignments_of(target).copied(), since), ASSIGNMENT_PREFIX));
+            ops.push(target_op(
+                target_record(&account.id, mirror, target, mirror.assignments_of(target).copied(), since),
+                ASSIGNMENT_PREFIX,
+            ));
         }
     }
     if std::mem::take(&mut changes.record) {

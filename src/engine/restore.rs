@@ -14,13 +14,14 @@ use crate::base::time::Millis;
 use crate::contract::error::EngineError;
 use crate::licenses::operations::{Operation, OperationState};
 use crate::mirror::{Mirror, Since};
+use crate::persist::keys::{
+    account_key, is_pair_provenance_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX,
+    DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX,
+    USER_PREFIX,
+};
 use crate::persist::{
     AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, ScopeRecord,
     SettingsRecord, StoredRecord, UserHoldRecord, UserRecord,
-};
-use crate::persist::keys::{
-    account_key, is_pair_provenance_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX,
-    HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX, USER_PREFIX,
 };
 use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target};
 
