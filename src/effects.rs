@@ -9,7 +9,8 @@
 //! Nothing outside a state machine reads its state to find out what changed.
 //!
 //! Store changes are kept by key, the last word winning: a pair adopted and released in one step
-//! is written once, as released. Mirror changes may wait for later outputs (at most
+//! is written once, as released; the provenance of a device or user is kept as the target whose
+//! record must be written, and that record is built from the state when written. Mirror changes may wait for later outputs (at most
 //! [`crate::DRAIN_BATCH_RECORDS`] records per output), so an account's changes live here until
 //! written. An account's entry is made at its first change and dropped once everything in it is
 //! written: lending an account its part costs nothing until it changes something.
@@ -21,7 +22,7 @@ use crate::base::time::Millis;
 use crate::contract::config::EngineConfig;
 use crate::contract::event::Event;
 use crate::mirror::MirrorChanges;
-use crate::vocab::AssignmentKey;
+use crate::vocab::{AssignmentKey, Target};
 
 /// What a state machine reads while it works: the time, the configuration, Apple's service
 /// config and the license removal notification toggle. Lent by the engine for one call.
@@ -76,8 +77,12 @@ pub struct AccountChanges {
     pub record: bool,
     /// The mirror's assets, assignments and users to write.
     pub mirror: MirrorChanges,
-    /// Provenance: pair → now ours?
-    pub ours: BTreeMap<AssignmentKey, bool>,
+    /// Provenance: the devices and users whose record (the pairs of ours they hold) must be
+    /// written, or deleted when none is left.
+    pub ours: BTreeSet<Target>,
+    /// Records of an earlier engine to delete: per-pair provenance records, restored and written
+    /// again per device or user (their targets are in `ours`).
+    pub stale: Vec<String>,
     /// Holds: pair → its reason, or `None` when lifted.
     pub holds: BTreeMap<AssignmentKey, Option<String>>,
     /// Awaited pairs: pair → still awaited?
@@ -93,6 +98,7 @@ impl AccountChanges {
         !self.record
             && self.mirror.is_empty()
             && self.ours.is_empty()
+            && self.stale.is_empty()
             && self.holds.is_empty()
             && self.awaited.is_empty()
             && self.user_holds.is_empty()

@@ -5,11 +5,13 @@ mod support;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::json;
 use support::fake_apple::{EventFault, FakeApple, Org};
 use support::{app, Harness};
 use vpp_license_engine::persist::keys::account_key_ranges;
-use vpp_license_engine::{AppPolicy, Engine, Event, Input, LicenseType, PricingParam};
+use vpp_license_engine::{AppPolicy, Engine, Event, Input, LicenseType, Output, PersistOp, PricingParam, StoredRecord};
 
 const MINUTE: u64 = 60_000;
 
@@ -578,6 +580,105 @@ fn policies_come_back_with_their_scope_after_a_restart_and_scopes_stored_by_earl
             _ => None,
         });
         assert_eq!(rewritten.expect("the record is written again")["targets"], json!(&expected[..4]));
+    }
+}
+
+/// What `engine` writes (`Some`) and deletes (`None`) until it waits, by key.
+fn drained_writes(engine: &mut Engine, now: u64) -> BTreeMap<String, Option<serde_json::Value>> {
+    let mut writes = BTreeMap::new();
+    loop {
+        match engine.poll_output(now) {
+            Output::Persist { ops } => {
+                for op in ops {
+                    match op {
+                        PersistOp::Put { key, value } => writes.insert(key, Some(serde_json::to_value(value).unwrap())),
+                        PersistOp::Delete { key } => writes.insert(key, None),
+                    };
+                }
+            }
+            Output::Timeout { .. } => return writes,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn per_pair_provenance_records_of_an_earlier_engine_are_written_again_per_device_or_user_by_restore_and_adopt() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", org(2, 0));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let devices: Vec<String> = (0..3).map(serial).collect();
+    enroll(&mut h, &devices);
+    h.input(policy("p1", "a1", app(0), devices.clone())).unwrap();
+    h.input(policy("p2", "a1", app(1), devices[..2].to_vec())).unwrap();
+    h.run_for(MINUTE);
+    let provenance = |records: &[StoredRecord]| -> BTreeMap<String, serde_json::Value> {
+        records.iter().filter(|r| r.key.starts_with("prov/")).map(|r| (r.key.clone(), r.value.clone())).collect()
+    };
+    let current = provenance(&h.stored_records());
+    let device_record = |i: usize, adam_ids: Vec<String>| {
+        (
+            format!("prov/a1/d/{}", serial(i)),
+            json!({"accountId": "a1", "serialNumber": serial(i), "clientUserId": null, "adamIds": adam_ids}),
+        )
+    };
+    let expected: BTreeMap<String, serde_json::Value> =
+        [device_record(0, vec![app(0), app(1)]), device_record(1, vec![app(0), app(1)]), device_record(2, vec![app(0)])].into();
+    assert_eq!(current, expected, "one record per device, naming the apps this instance assigned it");
+
+    // The same provenance as an earlier engine stored it, one record per pair, and a user's PLUS pair.
+    let mut legacy: Vec<StoredRecord> = h.stored_records().into_iter().filter(|r| !r.key.starts_with("prov/")).collect();
+    let mut legacy_keys = BTreeSet::new();
+    for value in current.values() {
+        let serial_number = value["serialNumber"].as_str().unwrap();
+        for adam_id in value["adamIds"].as_array().unwrap() {
+            let key = format!("prov/a1/{}/STDQ/d/{serial_number}", adam_id.as_str().unwrap());
+            let value = json!({"accountId": "a1", "adamId": adam_id, "pricingParam": "STDQ", "serialNumber": serial_number});
+            legacy_keys.insert(key.clone());
+            legacy.push(StoredRecord { key, value });
+        }
+    }
+    let user_pair = format!("prov/a1/{}/PLUS/u/user+1%2F2", app(0));
+    legacy.push(StoredRecord {
+        key: user_pair.clone(),
+        value: json!({"accountId": "a1", "adamId": app(0), "pricingParam": "PLUS", "clientUserId": "user 1/2"}),
+    });
+    legacy_keys.insert(user_pair);
+    let mut migrated_provenance: BTreeMap<String, Option<serde_json::Value>> = legacy_keys.iter().map(|k| (k.clone(), None)).collect();
+    migrated_provenance.extend(expected.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+    let user_record = json!({"accountId": "a1", "serialNumber": null, "clientUserId": "user 1/2", "adamIds": [], "plusAdamIds": [app(0)]});
+    migrated_provenance.insert("prov/a1/u/user+1%2F2".to_owned(), Some(user_record));
+
+    let report = |engine: &Engine| engine.assignment_report(Some("a1"), &Default::default()).unwrap();
+    let from_current = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let adopted = |records: Vec<StoredRecord>| {
+        let mut engine = Engine::new(h.engine_config(), h.now).unwrap();
+        engine.adopt("a1", records, h.now).unwrap();
+        engine
+    };
+    for mut engine in [Engine::restore(h.engine_config(), legacy.clone(), h.now).unwrap(), adopted(legacy.clone())] {
+        let writes = drained_writes(&mut engine, h.now);
+        let written_provenance: BTreeMap<String, Option<serde_json::Value>> =
+            writes.iter().filter(|(k, _)| k.starts_with("prov/")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(written_provenance, migrated_provenance, "the old records deleted, one per device or user written");
+        assert_eq!(report(&engine), report(&from_current), "the same pairs are ours");
+
+        // The store after that write: read again, it holds the same provenance and nothing is left to move.
+        let mut store: BTreeMap<String, serde_json::Value> = legacy.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
+        for (key, value) in writes {
+            match value {
+                Some(value) => store.insert(key, value),
+                None => store.remove(&key),
+            };
+        }
+        let records: Vec<StoredRecord> = store.into_iter().map(|(key, value)| StoredRecord { key, value }).collect();
+        let mut again = Engine::restore(h.engine_config(), records.clone(), h.now).unwrap();
+        assert!(drained_writes(&mut again, h.now).keys().all(|k| !k.starts_with("prov/")), "nothing to move any more");
+        assert_eq!(report(&again), report(&from_current));
+        let mut kept = expected.clone();
+        kept.insert("prov/a1/u/user+1%2F2".to_owned(), migrated_provenance["prov/a1/u/user+1%2F2"].clone().unwrap());
+        assert_eq!(provenance(&records), kept);
     }
 }
 

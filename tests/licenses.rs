@@ -585,6 +585,48 @@ fn clean_up_adopts_other_mdms_licenses_a_policy_wants_releases_the_rest_and_neve
     assert_eq!(released(&h).len(), 2);
 }
 
+#[test]
+fn a_clean_up_adopting_many_pairs_on_few_devices_writes_one_provenance_record_per_device() {
+    let (apps, devices) = (30, 3);
+    let mut o = org(apps, 10, 0);
+    for (a, asset) in o.assets.iter_mut().enumerate() {
+        asset["assignedCount"] = json!(devices);
+        asset["availableCount"] = json!(10 - devices);
+        for d in 0..devices {
+            o.assignments.push((1, json!({"adamId": app(a), "pricingParam": "STDQ", "serialNumber": serial(d)})));
+        }
+    }
+    let mut h = Harness::with_notifications();
+    let token = synced(&mut h, o);
+    enroll(&mut h, (0..devices).map(serial));
+    for a in 0..apps {
+        h.input(policy(&format!("p{a}"), &app(a), LicenseType::Device, (0..devices).map(serial))).unwrap();
+    }
+    h.run_for(MINUTE);
+    assert_eq!(posts(&h, "associateAssets"), 0, "another MDM's licenses are there already");
+    h.trace_store = true;
+    h.take_trace();
+    h.input(Input::CleanUp { account_id: "a1".into() }).unwrap();
+    h.run_for(MINUTE);
+    let written: Vec<String> = h
+        .take_trace()
+        .into_iter()
+        .filter_map(|t| match t {
+            Trace::Stored { key, .. } if key.starts_with("prov/") => Some(key),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (0..devices).map(|d| format!("prov/a1/d/{}", serial(d))).collect();
+    assert_eq!(written, expected, "{} pairs adopted, one record per device", apps * devices);
+    let mut adopted: Vec<String> =
+        h.store[&expected[0]]["adamIds"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    adopted.sort();
+    let mut wanted: Vec<String> = (0..apps).map(app).collect();
+    wanted.sort();
+    assert_eq!(adopted, wanted);
+    assert_eq!(h.apple.org(&token).assignments.len(), apps * devices, "nothing released");
+}
+
 // ============================================================================ rules
 
 #[test]

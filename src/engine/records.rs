@@ -14,9 +14,10 @@ use crate::contract::output::PersistOp;
 use crate::effects::{AccountChanges, EngineChange};
 use crate::facts::Facts;
 use crate::licenses::operations::{Operation, OperationState};
-use crate::mirror::Mirror;
+use crate::mirror::{Mirror, Since};
 use crate::persist::keys::{
-    self, account_key, device_key, operation_key, policy_key, user_key, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX, SETTINGS_KEY,
+    self, account_key, device_key, operation_key, policy_key, user_key, ASSIGNMENT_PREFIX, AWAITED_PREFIX, HOLD_PREFIX, PROVENANCE_PREFIX,
+    SETTINGS_KEY,
 };
 use crate::persist::{
     AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, Record, ScopeRecord,
@@ -104,13 +105,11 @@ pub(super) fn account_ops(account: &mut Account, changes: &mut AccountChanges, o
             });
         }
         for target in taken.targets {
-            let record = assignments_record(&account.id, mirror, target);
-            let key = record.key();
-            ops.push(if record.adam_ids.is_empty() && record.plus_adam_ids.is_empty() {
-                PersistOp::Delete { key }
-            } else {
-                PersistOp::Put { key, value: Box::new(Record::Assignments(record)) }
-            });
+            let since = |key: &AssignmentKey| Some(mirror.confirmed_since(key));
+            ops.push(target_op(
+                target_record(&account.id, mirror, target, mirror.assignments_of(target).copied(), since),
+                ASSIGNMENT_PREFIX,
+            ));
         }
     }
     if std::mem::take(&mut changes.record) {
@@ -121,8 +120,12 @@ pub(super) fn account_ops(account: &mut Account, changes: &mut AccountChanges, o
 
 /// Provenance, hold, awaited-pair, user-hold and operation records.
 fn license_ops(account: &Account, changes: &mut AccountChanges, ops: &mut Vec<PersistOp>) {
-    for (key, ours) in std::mem::take(&mut changes.ours) {
-        ops.push(pair_op(pair(account, &key, None), PROVENANCE_PREFIX, ours));
+    for key in std::mem::take(&mut changes.stale) {
+        ops.push(PersistOp::Delete { key });
+    }
+    for target in std::mem::take(&mut changes.ours) {
+        let ours = account.licenses.ours().of_target(target);
+        ops.push(target_op(target_record(&account.id, &account.mirror, target, ours, |_| None), PROVENANCE_PREFIX));
     }
     for (key, reason) in std::mem::take(&mut changes.holds) {
         let present = reason.is_some();
@@ -180,8 +183,15 @@ fn pair_op(record: PairRecord, prefix: &str, present: bool) -> PersistOp {
     }
 }
 
-/// The apps Apple assigned to one device or user, as its mirror record.
-fn assignments_record(account_id: &str, mirror: &Mirror, target: Target) -> AssignmentsRecord {
+/// The apps assigned to one device or user, as its record: `keys` are its pairs, `since` tells
+/// when Apple confirmed each (the mirror's records; `None`: not kept, as in provenance records).
+fn target_record(
+    account_id: &str,
+    mirror: &Mirror,
+    target: Target,
+    keys: impl Iterator<Item = AssignmentKey>,
+    since: impl Fn(&AssignmentKey) -> Option<Since>,
+) -> AssignmentsRecord {
     let name = mirror.name(target.id()).to_owned();
     let (serial_number, client_user_id) = match target {
         Target::Device(_) => (Some(name), None),
@@ -189,13 +199,14 @@ fn assignments_record(account_id: &str, mirror: &Mirror, target: Target) -> Assi
     };
     let (mut adam_ids, mut plus_adam_ids) = (Vec::new(), Vec::new());
     let (mut confirmed_since, mut plus_confirmed_since) = (Vec::new(), Vec::new());
-    for key in mirror.assignments_of(target) {
+    for key in keys {
         let adam_id = mirror.name(key.asset.adam_id).to_owned();
-        let since = mirror.confirmed_since(key);
-        match key.asset.pricing {
-            PricingParam::Stdq => (adam_ids.push(adam_id), confirmed_since.push(since)),
-            PricingParam::Plus => (plus_adam_ids.push(adam_id), plus_confirmed_since.push(since)),
+        let (ids, times) = match key.asset.pricing {
+            PricingParam::Stdq => (&mut adam_ids, &mut confirmed_since),
+            PricingParam::Plus => (&mut plus_adam_ids, &mut plus_confirmed_since),
         };
+        ids.push(adam_id);
+        times.extend(since(&key));
     }
     AssignmentsRecord {
         account_id: account_id.to_owned(),
@@ -205,6 +216,16 @@ fn assignments_record(account_id: &str, mirror: &Mirror, target: Target) -> Assi
         plus_adam_ids,
         confirmed_since,
         plus_confirmed_since,
+    }
+}
+
+/// A device's or user's record under `prefix` written, or deleted when it names no app.
+fn target_op(record: AssignmentsRecord, prefix: &str) -> PersistOp {
+    let key = record.key(prefix);
+    if record.adam_ids.is_empty() && record.plus_adam_ids.is_empty() {
+        PersistOp::Delete { key }
+    } else {
+        PersistOp::Put { key, value: Box::new(Record::Assignments(record)) }
     }
 }
 

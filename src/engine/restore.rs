@@ -1,6 +1,8 @@
 //! Store records to state: [`Engine::restore`] and [`Engine::adopt`] load every record a store
 //! holds (accounts first: the other records refer to them), checking each record's key against
-//! its content.
+//! its content. Records in the form of an earlier engine (a policy with its targets inline,
+//! provenance per pair) are written again in the current form at the first settle (the old
+//! per-pair records deleted).
 
 use std::collections::BTreeMap;
 
@@ -12,10 +14,11 @@ use crate::base::time::Millis;
 use crate::contract::error::EngineError;
 use crate::effects::EngineChange;
 use crate::licenses::operations::{Operation, OperationState};
-use crate::mirror::Mirror;
+use crate::mirror::{Mirror, Since};
 use crate::persist::keys::{
-    account_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX, DEVICE_PREFIX,
-    HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SCOPE_TARGET_PREFIX, SETTINGS_KEY, USER_HOLD_PREFIX,
+    account_key, is_pair_provenance_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX,
+    DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SCOPE_TARGET_PREFIX, SETTINGS_KEY,
+    USER_HOLD_PREFIX,
     USER_PREFIX,
 };
 use crate::persist::{
@@ -77,20 +80,14 @@ impl Engine {
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
                 account.mirror.restore_user(&record.client_user_id, user);
-            } else if key.starts_with(ASSIGNMENT_PREFIX) {
+            } else if key.starts_with(ASSIGNMENT_PREFIX) || (key.starts_with(PROVENANCE_PREFIX) && !is_pair_provenance_key(&key)) {
                 let record: AssignmentsRecord = read(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
-                let target = intern_target(&mut account.mirror, &key, &record.serial_number, &record.client_user_id)?;
-                let editions = [
-                    (PricingParam::Stdq, record.adam_ids, record.confirmed_since),
-                    (PricingParam::Plus, record.plus_adam_ids, record.plus_confirmed_since),
-                ];
-                for (pricing, adam_ids, since) in editions {
-                    // Records written before the time was kept have none: unknown (0).
-                    for (adam_id, since) in adam_ids.into_iter().zip(since.into_iter().chain(std::iter::repeat(0))) {
-                        let asset = account.mirror.intern_asset(&adam_id, pricing);
-                        account.mirror.restore_assignment(AssignmentKey { asset, target }, since);
-                    }
+                let licenses = &mut account.licenses;
+                if key.starts_with(ASSIGNMENT_PREFIX) {
+                    restore_target_record(&mut account.mirror, &key, record, |mirror, pair, since| mirror.restore_assignment(pair, since))?;
+                } else {
+                    restore_target_record(&mut account.mirror, &key, record, |_, pair, _| licenses.restore_ours(pair))?;
                 }
             } else if [PROVENANCE_PREFIX, HOLD_PREFIX, AWAITED_PREFIX].iter().any(|p| key.starts_with(p)) {
                 let record: PairRecord = read(&key, value)?;
@@ -104,7 +101,13 @@ impl Engine {
                 } else if key.starts_with(AWAITED_PREFIX) {
                     account.licenses.restore_awaited(pair);
                 } else {
+                    // A per-pair provenance record of an earlier engine: written again with its
+                    // device's or user's record, and deleted, at the first settle.
                     account.licenses.restore_ours(pair);
+                    let mut fx = self.effects.account(&record.account_id);
+                    let changes = fx.changes();
+                    changes.ours.insert(target);
+                    changes.stale.push(key);
                 }
             } else if key.starts_with(OPERATION_PREFIX) {
                 operations.push((key.clone(), read::<OperationRecord>(&key, value)?));
@@ -215,6 +218,28 @@ fn restored_operation(record: OperationRecord, mirror: &mut Mirror, now: Millis,
         _ => OperationState::Queued,
     };
     op
+}
+
+/// The pairs of a device's or user's record (the mirror's or provenance), each with when Apple
+/// confirmed it (0: unknown, as in records written before the time was kept), to `restore`.
+fn restore_target_record(
+    mirror: &mut Mirror,
+    key: &str,
+    record: AssignmentsRecord,
+    mut restore: impl FnMut(&mut Mirror, AssignmentKey, Since),
+) -> Result<(), EngineError> {
+    let target = intern_target(mirror, key, &record.serial_number, &record.client_user_id)?;
+    let editions = [
+        (PricingParam::Stdq, record.adam_ids, record.confirmed_since),
+        (PricingParam::Plus, record.plus_adam_ids, record.plus_confirmed_since),
+    ];
+    for (pricing, adam_ids, since) in editions {
+        for (adam_id, since) in adam_ids.into_iter().zip(since.into_iter().chain(std::iter::repeat(0))) {
+            let asset = mirror.intern_asset(&adam_id, pricing);
+            restore(mirror, AssignmentKey { asset, target }, since);
+        }
+    }
+    Ok(())
 }
 
 /// The device or user a record names by exactly one of its serial number and client user id.

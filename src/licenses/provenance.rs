@@ -1,5 +1,5 @@
-//! Provenance: the assignments this instance made. Durable (`prov/` records); only these are ever
-//! released, except by Clean Up.
+//! Provenance: the assignments this instance made. Durable (`prov/` records, one per device or
+//! user); only these are ever released, except by Clean Up.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ impl Provenance {
     /// `key` is ours from now on (Apple confirmed our association, or Clean Up adopted it).
     pub fn adopt(&mut self, key: AssignmentKey, fx: &mut AccountEffects<'_>) {
         if !self.keys.contains(&key) && Arc::make_mut(&mut self.keys).insert(key) {
-            fx.changes().ours.insert(key, true);
+            fx.changes().ours.insert(key.target);
         }
     }
 
@@ -31,7 +31,7 @@ impl Provenance {
     pub fn forget(&mut self, key: &AssignmentKey, fx: &mut AccountEffects<'_>) -> bool {
         let was = self.keys.contains(key) && Arc::make_mut(&mut self.keys).remove(key);
         if was {
-            fx.changes().ours.insert(*key, false);
+            fx.changes().ours.insert(key.target);
         }
         was
     }

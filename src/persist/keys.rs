@@ -3,9 +3,11 @@
 //! their names' hash, so that a one-target scope change writes one record of about a hundred
 //! targets, not the whole policy; engines before them wrote `scope/<account>/<policy>/<target>`,
 //! one per target, which a restore reads and replaces),
-//! `prov/<account>/<adamId>/<pricing>/<d|u>/<target>` (one per assignment this instance made),
-//! `hold/<account>/…` (pairs not to assign again, with why), `await/<account>/…` (pairs of
-//! unanswered associations Apple may still make), `op/<account>/<operation>`
+//! `prov/<account>/<d|u>/<target>` (one per device or user, with the apps this instance assigned
+//! to it; engines before it wrote `prov/<account>/<adamId>/<pricing>/<d|u>/<target>`, one per
+//! assignment, which a restore reads and writes again per target),
+//! `hold/<account>/<adamId>/<pricing>/<d|u>/<target>` (pairs not to assign again, with why),
+//! `await/<account>/…` (likewise, pairs of unanswered associations Apple may still make), `op/<account>/<operation>`
 //! (operations in flight at Apple), the account's mirror of Apple's data (`asg/<account>/<d|u>/<target>`
 //! one per device or user with the apps Apple assigned to it, `asset/<account>/<adamId>/<pricing>`
 //! with the counts, `vppuser/<account>/<id>` one per user Apple knows), `userhold/<account>/<id>` (users Apple refused to register),
@@ -238,10 +240,18 @@ impl PairRecord {
 }
 
 impl AssignmentsRecord {
-    /// The record's key: `asg/<account>/d/<serial>` or `asg/<account>/u/<clientUserId>`.
-    pub fn key(&self) -> String {
-        format!("{ASSIGNMENT_PREFIX}{}/{}", enc(&self.account_id), target_path(&self.serial_number, &self.client_user_id))
+    /// The record's key under `prefix` ([`ASSIGNMENT_PREFIX`] or [`PROVENANCE_PREFIX`]):
+    /// `<prefix><account>/d/<serial>` or `<prefix><account>/u/<clientUserId>`.
+    pub fn key(&self, prefix: &str) -> String {
+        format!("{prefix}{}/{}", enc(&self.account_id), target_path(&self.serial_number, &self.client_user_id))
     }
+}
+
+/// Whether `key` is a provenance record of one pair, as engines before per-target provenance
+/// wrote them (`prov/<account>/<adamId>/<pricing>/<d|u>/<target>`), not of one device or user
+/// (`prov/<account>/<d|u>/<target>`).
+pub fn is_pair_provenance_key(key: &str) -> bool {
+    key.strip_prefix(PROVENANCE_PREFIX).is_some_and(|rest| rest.split('/').count() >= 5)
 }
 
 #[cfg(test)]
@@ -280,10 +290,11 @@ mod tests {
             record(scope_key(account_id, "p/1", 3)),
             record(scope_target_key(account_id, "p/1", "S 1")),
             record(pair(Some("S1"), None).key(PROVENANCE_PREFIX)),
+            record(held.key(PROVENANCE_PREFIX)),
             record(pair(None, Some("u/1")).key(HOLD_PREFIX)),
             record(pair(Some("S%1"), None).key(AWAITED_PREFIX)),
             record(operation_key(account_id, 7)),
-            record(held.key()),
+            record(held.key(ASSIGNMENT_PREFIX)),
             record(asset_key(account_id, "408", PricingParam::Plus)),
             record(apple_user_key(account_id, "u 1")),
             record(user_hold_key(account_id, "u+1")),
@@ -320,6 +331,17 @@ mod tests {
         assert_eq!(account_of_record(&policy, None), RecordAccount::InValue, "a policy without its value");
         assert_eq!(account_of_record(&policy, Some(&serde_json::Value::Null)), RecordAccount::NoAccount, "nothing stored");
         assert_eq!(account_of_record(&scope_key("a/1", "p", 0), None), RecordAccount::Account("a/1".to_owned()), "no value needed");
+    }
+
+    #[test]
+    fn provenance_keys_of_one_pair_are_told_from_those_of_one_device_or_user() {
+        for id in IDS {
+            for record in records_of(id).into_iter().filter(|r| r.key.starts_with(PROVENANCE_PREFIX)) {
+                let per_pair = record.key.contains("/STDQ/");
+                assert_eq!(is_pair_provenance_key(&record.key), per_pair, "{}", record.key);
+            }
+        }
+        assert!(!is_pair_provenance_key(&scope_target_key("a", "p/1", "S/1")), "another prefix");
     }
 
     #[test]

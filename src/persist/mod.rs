@@ -122,9 +122,10 @@ pub struct AppleUserRecord {
     pub invite_code: Option<String>,
 }
 
-/// One (app, device or user) pair of an account: an assignment this instance made (provenance),
-/// a pair not to assign again (a hold, with its reason), or a pair Apple may still assign for us
-/// (awaited).
+/// One (app, device or user) pair of an account: a pair not to assign again (a hold, with its
+/// reason), or a pair Apple may still assign for us (awaited). Engines before per-target
+/// provenance also wrote one per assignment this instance made: read (a restore writes them again
+/// as [`AssignmentsRecord`]s under `prov/`), never written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PairRecord {
@@ -135,9 +136,11 @@ pub struct PairRecord {
     pub reason: Option<String>,
 }
 
-/// The apps Apple has assigned to one device or user of an account (the mirror): one record per
-/// target, so a full refresh of a million assignments writes one record per device or user, and
-/// a change rewrites only the record of the device or user it touched.
+/// The apps assigned to one device or user of an account: under `asg/`, those Apple has assigned
+/// (the mirror); under `prov/`, those this instance assigned (provenance, without confirmation
+/// times). One record per target, so a full refresh of a million assignments (or a Clean Up
+/// adopting them) writes one record per device or user, and a change rewrites only the record of
+/// the device or user it touched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentsRecord {

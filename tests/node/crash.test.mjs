@@ -6,8 +6,8 @@
 // least once: the backend acknowledges an input once its records are written, and the test sends again what was
 // not acknowledged before a crash, as an MDM reconciling its policies at start-up would.
 //
-// At the end: every pending operation resolved, provenance (prov/ records) = the assignments the simulator shows for
-// our targets = the desired state, no (asset, device) pair associated twice by associate requests Apple accepted,
+// At the end: every pending operation resolved, provenance (the apps the prov/ records list, one record per device)
+// = the assignments the simulator shows for our targets = the desired state, no (asset, device) pair associated twice by associate requests Apple accepted,
 // a Retry-After deadline set before a crash honoured after it, and no request over Apple's rate limit.
 // Real time, about a minute: events complete after 40 ms (5 s at the slow-event points), an unanswered association
 // settles after 7 s.
@@ -291,7 +291,7 @@ test('SIGKILL at 27 points during sync, assignment and reclaim: each restart fro
 
   // Provenance = what Apple shows for our targets = the desired state.
   const provenance = new Set((await backend.command('records', { prefix: 'prov/' }))
-    .map(({ value }) => `${value.adamId}/${value.serialNumber}`));
+    .flatMap(({ value }) => [...value.adamIds, ...(value.plusAdamIds ?? [])].map((adamId) => `${adamId}/${value.serialNumber}`)));
   assert.deepEqual([...provenance].sort(), [...desiredPairs()].sort(), 'prov/ records are the desired assignments');
   assert.deepEqual([...simPairs()].sort(), [...desiredPairs()].sort(), 'Apple holds the desired assignments');
 

@@ -12,14 +12,14 @@ test('the account record key the Store contracts name is the engine\'s', () => {
     assert.equal(accountIdOfKey(`${ACCOUNT_PREFIX}${id}`), id);
     assert.equal(accountOfRecord(`${ACCOUNT_PREFIX}${id}`), id);
   }
-  assert.equal(accountIdOfKey('prov/a1/1/STDQ/d/S1'), null, 'a record of the account, not its own record');
+  assert.equal(accountIdOfKey('prov/a1/d/S1'), null, 'a record of the account, not its own record');
   assert.equal(accountIdOfKey('accounts/x'), null);
 });
 
 test('the account of each op of a persist output: from the key, from a put policy\'s value, from the stored value of a deleted policy', () => {
   const ops = [
     { op: 'put', key: 'account/a 1', value: { accountId: 'a 1' } },
-    { op: 'put', key: 'prov/a+1/408/STDQ/d/S1', value: {} },
+    { op: 'put', key: 'prov/a+1/d/S1', value: {} },
     { op: 'delete', key: 'op/b%2F2/7' },
     { op: 'put', key: 'policy/p1', value: { policyId: 'p1', accountId: 'c' } },
     { op: 'delete', key: 'policy/p2' },
