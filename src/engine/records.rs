@@ -120,12 +120,16 @@ pub(super) fn account_ops(account: &mut Account, changes: &mut AccountChanges, o
 
 /// Provenance, hold, awaited-pair, user-hold and operation records.
 fn license_ops(account: &Account, changes: &mut AccountChanges, ops: &mut Vec<PersistOp>) {
-    for key in std::mem::take(&mut changes.stale) {
-        ops.push(PersistOp::Delete { key });
-    }
-    for target in std::mem::take(&mut changes.ours) {
+    // A Clean Up may change every device's record at once: like the mirror's, they are written at
+    // most DRAIN_BATCH_RECORDS an output (the rest by the next polls), and records of an earlier
+    // engine's form are deleted with the last batch, once their replacements are written.
+    for _ in 0..DRAIN_BATCH_RECORDS {
+        let Some(target) = changes.ours.pop_first() else { break };
         let ours = account.licenses.ours().of_target(target);
         ops.push(target_op(target_record(&account.id, &account.mirror, target, ours, |_| None), PROVENANCE_PREFIX));
+    }
+    if changes.ours.is_empty() {
+        ops.extend(std::mem::take(&mut changes.stale).into_iter().map(|key| PersistOp::Delete { key }));
     }
     for (key, reason) in std::mem::take(&mut changes.holds) {
         let present = reason.is_some();
