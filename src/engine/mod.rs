@@ -120,6 +120,19 @@ impl Engine {
         Ok(engine)
     }
 
+    /// [`Engine::restore`] from the account records of a store and the others, which `rest`
+    /// yields one at a time (the wasm binding decodes each as it is loaded).
+    pub(crate) fn restore_in_order(
+        config: EngineConfig,
+        accounts: Vec<StoredRecord>,
+        rest: impl IntoIterator<Item = StoredRecord>,
+        now: Millis,
+    ) -> Result<Self, EngineError> {
+        let mut engine = Self::new(config, now)?;
+        engine.load_records_in_order(accounts, rest)?;
+        Ok(engine)
+    }
+
     // ===================================================================== drive
 
     /// Feeds one input. Call for every administrator command, every answer to a request,

@@ -31,6 +31,16 @@ impl Engine {
     /// Loads every record of a store into a new engine. Accounts first: the other records refer to them.
     pub(super) fn load_records(&mut self, records: Vec<StoredRecord>) -> Result<(), EngineError> {
         let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) = records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
+        self.load_records_in_order(accounts, rest)
+    }
+
+    /// Loads the account records of a store, then the others one at a time as `rest` yields them
+    /// (a host's records need not all be read into the engine before the first is loaded).
+    pub(super) fn load_records_in_order(
+        &mut self,
+        accounts: Vec<StoredRecord>,
+        rest: impl IntoIterator<Item = StoredRecord>,
+    ) -> Result<(), EngineError> {
         for StoredRecord { key, value } in accounts {
             let record: AccountRecord = read(&key, value)?;
             let token = SToken::decode(record.token.expose()).map_err(|e| invalid(&key, e.to_string()))?;
