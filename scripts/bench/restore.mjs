@@ -127,7 +127,7 @@ function asAccount(records, n) {
     const parts = key.split('/');
     if (parts[0] === 'policy') parts[1] = policyId(parts[1]);
     else if (parts[1] === ACCOUNT) parts[1] = accountId;
-    if (parts[0] === 'scope') parts[2] = policyId(parts[2]);
+    if (parts[0] === 'targets') parts[2] = policyId(parts[2]);
     const copy = { ...value };
     if (copy.accountId === ACCOUNT) copy.accountId = accountId;
     if (typeof copy.policyId === 'string') copy.policyId = policyId(copy.policyId);

@@ -115,9 +115,8 @@ impl Engine {
     /// Requests that were in flight when the previous instance stopped are not resumed: their
     /// work is requested again.
     pub fn restore(config: EngineConfig, records: Vec<StoredRecord>, now: Millis) -> Result<Self, EngineError> {
-        let mut engine = Self::new(config, now)?;
-        engine.load_records(records)?;
-        Ok(engine)
+        let (accounts, rest) = restore::accounts_first(records);
+        Self::restore_in_order(config, accounts, rest, now)
     }
 
     /// [`Engine::restore`] from the account records of a store and the others, which `rest`

@@ -18,8 +18,7 @@ use crate::mirror::{Mirror, Since};
 use crate::persist::keys::{
     account_key, is_pair_provenance_key, policy_key, ACCOUNT_PREFIX, APPLE_USER_PREFIX, ASSET_PREFIX, ASSIGNMENT_PREFIX, AWAITED_PREFIX,
     DEVICE_PREFIX, HOLD_PREFIX, OPERATION_PREFIX, POLICY_PREFIX, PROVENANCE_PREFIX, SCOPE_PREFIX, SCOPE_TARGET_PREFIX, SETTINGS_KEY,
-    USER_HOLD_PREFIX,
-    USER_PREFIX,
+    USER_HOLD_PREFIX, USER_PREFIX,
 };
 use crate::persist::{
     AccountRecord, AppleUserRecord, AssetRecord, AssignmentsRecord, DeviceRecord, OperationRecord, PairRecord, PolicyRecord, ScopeRecord,
@@ -30,7 +29,7 @@ use crate::vocab::{AssetKey, AssignmentKey, OperationKind, PricingParam, Target}
 impl Engine {
     /// Loads every record of a store into a new engine. Accounts first: the other records refer to them.
     pub(super) fn load_records(&mut self, records: Vec<StoredRecord>) -> Result<(), EngineError> {
-        let (accounts, rest): (Vec<StoredRecord>, Vec<StoredRecord>) = records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX));
+        let (accounts, rest) = accounts_first(records);
         self.load_records_in_order(accounts, rest)
     }
 
@@ -193,6 +192,11 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A store's account records, and the others.
+pub(super) fn accounts_first(records: Vec<StoredRecord>) -> (Vec<StoredRecord>, Vec<StoredRecord>) {
+    records.into_iter().partition(|r| r.key.starts_with(ACCOUNT_PREFIX))
 }
 
 /// The stored targets of one policy: records of this engine's form, and records of one target
