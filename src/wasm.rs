@@ -56,9 +56,11 @@ impl WasmEngine {
         let is_account = |item: &JsValue| {
             js_sys::Reflect::get(item, &key_field).ok().and_then(|key| key.as_string()).is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
         };
-        let accounts = items.iter().filter(is_account).map(|item| reader.record(item)).collect::<Result<Vec<_>, _>>()?;
+        // One look at each key: the account records are decoded now, the others kept (as handles) for the loader.
+        let (accounts, others): (Vec<JsValue>, Vec<JsValue>) = items.iter().partition(is_account);
+        let accounts = accounts.into_iter().map(|item| reader.record(item)).collect::<Result<Vec<_>, _>>()?;
         let mut refused = None;
-        let rest = items.iter().filter(|item| !is_account(item)).map_while(|item| match reader.record(item) {
+        let rest = others.into_iter().map_while(|item| match reader.record(item) {
             Ok(record) => Some(record),
             Err(e) => {
                 refused = Some(e);
