@@ -1,4 +1,4 @@
-import type { EngineEvent, Input, Output, StoredRecord } from 'vpp-license-engine';
+import type { EngineEvent, Input, Output, StoredRecord, StoredRecordJson } from 'vpp-license-engine';
 import type { Store } from './store.js';
 import type { Transport } from './transport.js';
 
@@ -10,7 +10,7 @@ export interface DriverEngine {
   /** Checks and applies one notification Apple POSTed; returns the HTTP status to answer with. */
   handleNotification(accountId: string, authorization: string | null, body: string, now: number): number;
   /** Needed only for `Driver.adopt` (several instances on one store). */
-  adopt?(accountId: string, records: StoredRecord[], now: number): void;
+  adopt?(accountId: string, records: Array<StoredRecord | StoredRecordJson>, now: number): void;
   /** Needed only for `Driver.release`. */
   release?(accountId: string, now: number): void;
 }
@@ -99,7 +99,7 @@ export declare class Driver {
    * `store.loadAccount(accountId, { shared: false })`), then drains. Throws the engine's Error (UNKNOWN_ACCOUNT: the
    * records hold no such account).
    */
-  adopt(accountId: string, records: StoredRecord[]): void;
+  adopt(accountId: string, records: Array<StoredRecord | StoredRecordJson>): void;
   /** Stops driving one account (its lease was lost or handed over), keeping its records, then drains. Throws the engine's Error. */
   release(accountId: string): void;
   /**

@@ -1,6 +1,6 @@
 // IndexedDB Store (see store.d.ts) for browsers: one database, one object store `records` (key → the value as
 // JSON text); each apply() is one readwrite transaction, so a batch is all or nothing. loadAccount reads key ranges.
-import { loadAccountArgs } from './lease-store-checks.js';
+import { loadAccountArgs, loadArgs } from './lease-store-checks.js';
 import { accountKeyRanges, prefixEnd } from './record-accounts.js';
 import { decodeRecords, encodeOps } from './record-encoding.js';
 import { serialQueue } from './serial-queue.js';
@@ -80,13 +80,14 @@ export class IndexedDbStore {
     });
   }
 
-  /** Every stored record, as Engine.restore takes them. */
-  load() {
+  /** Every stored record, as Engine.restore takes them (`{ json: true }`: as `{ key, json }`, the text kept). */
+  load(options) {
     return this.#queue(async () => {
+      const { json } = loadArgs(options, `${NAME}.load`);
       const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
       const records = transaction.objectStore(OBJECT_STORE);
       const [keys, values] = await Promise.all([settle(records.getAllKeys()), settle(records.getAll())]);
-      return decodeRecords(keys.map((key, i) => ({ key, value: values[i] })), this.#hooks, NAME);
+      return decodeRecords(keys.map((key, i) => ({ key, value: values[i] })), this.#hooks, NAME, { json });
     });
   }
 
@@ -98,7 +99,7 @@ export class IndexedDbStore {
    */
   loadAccount(accountId, options) {
     return this.#queue(async () => {
-      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const { shared, json } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
       const ranges = accountKeyRanges(accountId, shared);
       const range = (prefix) => this.#keyRange.bound(prefix, prefixEnd(prefix), false, true);
       const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
@@ -110,7 +111,7 @@ export class IndexedDbStore {
           .then((rows) => rows.filter(([, json]) => JSON.parse(json)?.[field] === accountId))),
       ];
       const rows = (await Promise.all(reads)).flat();
-      return decodeRecords(rows.map(([key, value]) => ({ key, value })), this.#hooks, NAME);
+      return decodeRecords(rows.map(([key, value]) => ({ key, value })), this.#hooks, NAME, { json });
     });
   }
 

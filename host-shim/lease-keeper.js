@@ -100,7 +100,7 @@ export class LeaseKeeper {
     this.#onError = onError;
     this.#fencedStore = {
       apply: (ops) => this.#applyFenced(ops),
-      load: () => this.#store.load(),
+      load: (options) => this.#store.load(options),
       loadAccount: (accountId, options) => this.#store.loadAccount(accountId, options),
     };
   }
@@ -312,7 +312,7 @@ export class LeaseKeeper {
         more = true;
         break;
       }
-      const records = await this.#store.loadAccount(accountId, { shared });
+      const records = await this.#store.loadAccount(accountId, { shared, json: true });
       await this.#running;
       // Lapsed, handed over, adopted or stopping while its records were read or a round ran.
       if (this.#stopped || this.#decisions.isDriven(accountId) || !this.#decisions.valid(accountId, this.#now())) continue;

@@ -25,23 +25,37 @@ function checkAccountId(accountId, method) {
   if (typeof accountId !== 'string') throw new TypeError(`${method}: accountId must be a string`);
 }
 
-/** Throws a TypeError unless `options` is undefined or `{ shared?: boolean }`. */
-function checkLoadAccountOptions(options, method) {
+/** Throws a TypeError unless `options` is undefined or an object of optional boolean fields named `names`. */
+function checkBooleanOptions(options, method, names) {
   if (options === undefined) return;
   const isObject = options !== null && typeof options === 'object' && !Array.isArray(options);
-  if (!isObject || Object.keys(options).some((key) => key !== 'shared') || !['undefined', 'boolean'].includes(typeof options.shared)) {
-    throw new TypeError(`${method}: options must be { shared?: boolean }`);
+  if (!isObject || Object.keys(options).some((key) => !names.includes(key))
+    || names.some((name) => !['undefined', 'boolean'].includes(typeof options[name]))) {
+    throw new TypeError(`${method}: options must be { ${names.map((name) => `${name}?: boolean`).join(', ')} }`);
   }
+}
+
+const checkLoadOptions = (options, method) => checkBooleanOptions(options, method, ['json']);
+const checkLoadAccountOptions = (options, method) => checkBooleanOptions(options, method, ['shared', 'json']);
+
+/**
+ * The argument of `store.load(options)` (see Store.load), checked (a TypeError naming `method`): whether records may
+ * come with their value as JSON text (`json`, default false). Every adapter calls it.
+ */
+export function loadArgs(options, method) {
+  checkLoadOptions(options, method);
+  return { json: options?.json ?? false };
 }
 
 /**
  * The arguments of `store.loadAccount(accountId, options)` (see Store.loadAccount), checked (a TypeError naming
- * `method`): whether the records of no account are asked for too (`shared`, default true). Every adapter calls it.
+ * `method`): whether the records of no account are asked for too (`shared`, default true), and whether records may
+ * come with their value as JSON text (`json`, default false). Every adapter calls it.
  */
 export function loadAccountArgs(accountId, options, method) {
   checkAccountId(accountId, method);
   checkLoadAccountOptions(options, method);
-  return { shared: options?.shared ?? true };
+  return { shared: options?.shared ?? true, json: options?.json ?? false };
 }
 
 /** An argument that may be left out (the last ones of a method): its check, marked. */
@@ -58,7 +72,7 @@ const LEASE_STORE_ARGUMENTS = {
   releaseLeases: [checkHolder, checkAccountIds],
   leave: [checkHolder],
   applyFenced: [checkHolder, (ops, method, name) => validateOps(ops, name)],
-  load: [],
+  load: [optional(checkLoadOptions)],
   loadAccount: [checkAccountId, optional(checkLoadAccountOptions)],
 };
 

@@ -1,5 +1,5 @@
-import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore, LoadAccountOptions } from './store.js';
+import type { PersistOp } from 'vpp-license-engine';
+import type { LeaseState, LeaseStore, LoadAccountOptions, LoadedRecords, LoadOptions } from './store.js';
 
 /**
  * A Store kept in memory (as JSON text, like the durable stores: values are copies). No token hooks: nothing is at
@@ -10,9 +10,9 @@ export declare class MemoryStore implements LeaseStore {
   constructor(options?: { now?: () => number });
   /** Throws a TypeError (and changes nothing) when any op is malformed or a value is not JSON. */
   apply(ops: readonly PersistOp[]): void;
-  load(): StoredRecord[];
+  load<O extends LoadOptions = {}>(options?: O): LoadedRecords<O>;
   /** Walks every key (a Map has no order): for tests and demos. */
-  loadAccount(accountId: string, options?: LoadAccountOptions): StoredRecord[];
+  loadAccount<O extends LoadAccountOptions = {}>(accountId: string, options?: O): LoadedRecords<O>;
   applyFenced(holder: string, ops: readonly PersistOp[]): { skipped: string[] };
   heartbeat(holder: string, ttlMs: number): number;
   leaseStates(): LeaseState[];

@@ -2,7 +2,7 @@
 // Values are kept as JSON text, as the durable stores keep them: copies, never shared, JSON only.
 // It is also a LeaseStore, on its own clock: several lease keepers in one process (tests of the lease logic).
 import { accountsOfOps, fenceOps, touchedAccounts } from './lease-fence.js';
-import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs } from './lease-store-checks.js';
+import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs, loadArgs } from './lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, inKeyRanges } from './record-accounts.js';
 import { toJson, validateOps } from './record-encoding.js';
 
@@ -26,9 +26,10 @@ export class MemoryStore {
     this.#write(this.#encode(ops));
   }
 
-  /** Every stored record, as Engine.restore takes them. */
-  load() {
-    return Array.from(this.#records, ([key, json]) => ({ key, value: JSON.parse(json) }));
+  /** Every stored record, as Engine.restore takes them (`{ json: true }`: each as `{ key, json }`, the text kept). */
+  load(options) {
+    const record = storedRecord(loadArgs(options, `${NAME}.load`));
+    return Array.from(this.#records, ([key, json]) => record(key, json));
   }
 
   /**
@@ -36,13 +37,12 @@ export class MemoryStore {
    * settings): what `Engine.adopt(accountId, …)` keeps. Walks every key (a Map has no order: tests and demos).
    */
   loadAccount(accountId, options) {
-    const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
-    const ranges = accountKeyRanges(accountId, shared);
+    const args = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+    const ranges = accountKeyRanges(accountId, args.shared);
+    const record = storedRecord(args);
     const records = [];
     for (const [key, json] of this.#records) {
-      let value;
-      const valueOf = () => (value ??= JSON.parse(json));
-      if (inKeyRanges(ranges, accountId, key, valueOf)) records.push({ key, value: valueOf() });
+      if (inKeyRanges(ranges, accountId, key, () => JSON.parse(json))) records.push(record(key, json));
     }
     return records;
   }
@@ -141,4 +141,9 @@ export class MemoryStore {
     const lease = this.#leases.get(accountId);
     return lease !== undefined && lease.expiresAt > now ? lease : null;
   }
+}
+
+/** A stored record as load gives it: `{ key, value }`, or with `{ json: true }` `{ key, json }` (the text kept). */
+function storedRecord({ json: asText }) {
+  return asText ? (key, json) => ({ key, json }) : (key, json) => ({ key, value: JSON.parse(json) });
 }

@@ -1,5 +1,5 @@
-import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore, LoadAccountOptions } from './store.js';
+import type { PersistOp } from 'vpp-license-engine';
+import type { LeaseState, LeaseStore, LoadAccountOptions, LoadedRecords, LoadOptions } from './store.js';
 
 export interface RemoteStoreOptions {
   /** Where the backend mounts its store relay (`createStoreRelay`), e.g. `https://mdm.example.com/store-relay`. */
@@ -29,8 +29,8 @@ export declare class RemoteStore implements LeaseStore {
   constructor(options: RemoteStoreOptions);
   /** Always rejects: write through a LeaseKeeper (`keeper.store` calls applyFenced). */
   apply(ops: readonly PersistOp[]): Promise<never>;
-  load(): Promise<StoredRecord[]>;
-  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
+  load<O extends LoadOptions = {}>(options?: O): Promise<LoadedRecords<O>>;
+  loadAccount<O extends LoadAccountOptions = {}>(accountId: string, options?: O): Promise<LoadedRecords<O>>;
   heartbeat(holder: string, ttlMs: number): Promise<number>;
   leaseStates(): Promise<LeaseState[]>;
   acquireLeases(holder: string, accountIds: readonly string[], ttlMs: number): Promise<string[]>;

@@ -47,8 +47,8 @@ export class RemoteStore {
     throw remoteError('apply', 'refused: write through a LeaseKeeper (keeper.store writes with applyFenced)', 'UNFENCED_APPLY');
   }
 
-  load() {
-    return this.#call('load', []);
+  load(options) {
+    return this.#call('load', options === undefined ? [] : [options]);
   }
 
   loadAccount(accountId, options) {

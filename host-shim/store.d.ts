@@ -1,4 +1,4 @@
-import type { PersistOp, StoredRecord } from 'vpp-license-engine';
+import type { PersistOp, StoredRecord, StoredRecordJson } from 'vpp-license-engine';
 
 /**
  * Durable storage for the engine's state, written by the Driver and read back at start-up.
@@ -14,8 +14,14 @@ export interface Store {
    * connection died during the commit) may thus be applied twice: harmless, the ops are puts and deletes of records.
    */
   apply(ops: readonly PersistOp[]): void | Promise<void>;
-  /** Every stored record, for `Engine.restore(config, records, now)`. Order carries no meaning. */
-  load(): StoredRecord[] | Promise<StoredRecord[]>;
+  /**
+   * Every stored record, for `Engine.restore(config, records, now)`. Order carries no meaning. With `{ json: true }`
+   * a record may come as `{ key, json }`, its value the JSON text the store kept, which the engine reads without an
+   * object per record (every adapter here gives all but the account records so: a large store restores several
+   * times faster); a store that keeps objects may ignore the option. Throws (or rejects with) a TypeError for other
+   * options.
+   */
+  load<O extends LoadOptions = {}>(options?: O): LoadedRecords<O> | Promise<LoadedRecords<O>>;
   /**
    * One account's records and the records of no account (device and user facts, settings): what
    * `Engine.adopt(accountId, records, now)` keeps, for an instance taking the account over (LeaseKeeper). With
@@ -28,14 +34,23 @@ export interface Store {
    * account gives the records of no account alone, or nothing with `{ shared: false }` (adopt then refuses it:
    * UNKNOWN_ACCOUNT). Throws (or rejects with) a TypeError for an accountId that is not a string or other options.
    */
-  loadAccount(accountId: string, options?: LoadAccountOptions): StoredRecord[] | Promise<StoredRecord[]>;
+  loadAccount<O extends LoadAccountOptions = {}>(accountId: string, options?: O): LoadedRecords<O> | Promise<LoadedRecords<O>>;
+}
+
+/** Options of `Store.load`. */
+export interface LoadOptions {
+  /** Whether records may come as `{ key, json }` (their value as the JSON text stored) for the engine; default false. */
+  json?: boolean;
 }
 
 /** Options of `Store.loadAccount`. */
-export interface LoadAccountOptions {
+export interface LoadAccountOptions extends LoadOptions {
   /** Whether the records of no account (device and user facts, settings) come too; default true. */
   shared?: boolean;
 }
+
+/** The records `load` and `loadAccount` give for `options`: with `{ json: true }`, some may be JSON text. */
+export type LoadedRecords<O extends LoadOptions> = O extends { json: true } ? Array<StoredRecord | StoredRecordJson> : StoredRecord[];
 
 /**
  * Protection of sTokens at rest, for the durable stores: the `token` field of `account/<id>` records goes through

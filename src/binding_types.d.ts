@@ -157,6 +157,13 @@ export type PersistOp =
 export interface StoredRecord { key: string; value: unknown }
 
 /**
+ * A record whose value is the JSON text a store kept (`store.load({ json: true })` of the SQLite and PostgreSQL stores):
+ * `Engine.restore` and `Engine.adopt` read the text straight into the engine's records, without a JavaScript object or
+ * a JSON tree per record — the faster restart of a large store.
+ */
+export interface StoredRecordJson { key: string; json: string }
+
+/**
  * Where one account's records and (unless `accountKeyRanges(accountId, false)`) the records of no account are
  * stored (`accountKeyRanges`): a record is one of
  * them when its key is in `keys`, starts with one of `prefixes` (each ends in `/`: the range from the prefix up to,

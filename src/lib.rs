@@ -138,6 +138,6 @@ pub use contract::views::{
     Wakeup,
 };
 pub use engine::{Engine, DRAIN_BATCH_RECORDS};
-pub use persist::StoredRecord;
+pub use persist::{LoadedRecord, StoredRecord, StoredRecordJson};
 pub use policy::AppPolicy;
 pub use vocab::{AccountStatus, LicensePair, LicenseType, PricingParam, ProductType, SyncKind};

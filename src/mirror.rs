@@ -15,7 +15,7 @@ use std::sync::Arc;
 use indexmap::IndexSet;
 
 use crate::apple::wire::{self, AssetCounts, AssetRef};
-use crate::base::sorted::merge_join;
+use crate::base::sorted::{extend_in_bulk, merge_join};
 use crate::base::time::Millis;
 use crate::vocab::{AssetKey, AssignmentKey, LicensePair, PricingParam, Target};
 
@@ -313,9 +313,9 @@ impl Mirror {
         self.assets.insert(key, counts);
     }
 
-    /// An assignment read back from the store, first confirmed at `since`.
-    pub fn restore_assignment(&mut self, key: AssignmentKey, since: Since) {
-        Arc::make_mut(&mut self.assignments).insert(key, since);
+    /// Assignments read back from the store, each with when it was first confirmed.
+    pub fn restore_assignments(&mut self, pairs: Vec<(AssignmentKey, Since)>) {
+        extend_in_bulk(Arc::make_mut(&mut self.assignments), pairs);
     }
 
     /// A user Apple knows, read back from the store.

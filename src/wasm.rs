@@ -7,7 +7,8 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::persist::keys::ACCOUNT_PREFIX;
-use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, ReportPageQuery, StoredRecord};
+use crate::persist::LoadedRecord;
+use crate::{AssignmentQuery, EngineConfig, EngineError, ExplainQuery, Input, ReportPageQuery, StoredRecord, StoredRecordJson};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("binding_types.d.ts");
@@ -36,10 +37,14 @@ impl WasmEngine {
         Ok(Self { inner })
     }
 
-    /// Rebuilds an engine from every record the store holds (as written from `persist` outputs).
+    /// Rebuilds an engine from every record the store holds (as written from `persist` outputs), at
+    /// start-up: `Engine.restore(config, await store.load({ json: true }), Date.now())`. A record is
+    /// `{key, value}`, or `{key, json}` with the value as the JSON text a store kept (the SQLite and
+    /// PostgreSQL stores give that when asked: read straight into the engine's records, it restores
+    /// a large store several times faster).
     pub fn restore(
         #[wasm_bindgen(unchecked_param_type = "EngineConfig")] config: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "StoredRecord[]")] records: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Array<StoredRecord | StoredRecordJson>")] records: JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<WasmEngine, JsValue> {
         let config: EngineConfig = decode("config", config)?;
@@ -52,15 +57,14 @@ impl WasmEngine {
         // it is loaded: the store's records are never all held as JSON trees in linear memory.
         let items = js_sys::Array::from(&records);
         let reader = JsonReader::new();
-        let key_field = JsValue::from_str("key");
         let is_account = |item: &JsValue| {
-            js_sys::Reflect::get(item, &key_field).ok().and_then(|key| key.as_string()).is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
+            js_sys::Reflect::get(item, &reader.key_field).ok().and_then(|key| key.as_string()).is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
         };
         // One look at each key: the account records are decoded now, the others kept (as handles) for the loader.
         let (accounts, others): (Vec<JsValue>, Vec<JsValue>) = items.iter().partition(is_account);
-        let accounts = accounts.into_iter().map(|item| reader.record(item)).collect::<Result<Vec<_>, _>>()?;
+        let accounts = accounts.into_iter().map(|item| reader.loaded_record(item)).collect::<Result<Vec<_>, _>>()?;
         let mut refused = None;
-        let rest = others.into_iter().map_while(|item| match reader.record(item) {
+        let rest = others.into_iter().map_while(|item| match reader.loaded_record(item) {
             Ok(record) => Some(record),
             Err(e) => {
                 refused = Some(e);
@@ -78,16 +82,21 @@ impl WasmEngine {
     /// pass `store.loadAccount(accountId)` (the account's records and those of no account; every
     /// record, as `store.load()` returns them, works too; after another adoption, its own records
     /// alone do: `store.loadAccount(accountId, { shared: false })`); then drain `pollOutputs`.
+    /// Records may carry their value as JSON text, as for `restore` (`{ json: true }`).
     #[allow(non_snake_case)] // parameter names are the TypeScript ones
     pub fn adopt(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "string")] accountId: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "StoredRecord[]")] records: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Array<StoredRecord | StoredRecordJson>")] records: JsValue,
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<(), JsValue> {
         let account_id = string("accountId", &accountId)?;
+        if !js_sys::Array::is_array(&records) {
+            return Err(error("INVALID_INPUT", "invalid records: expected an array"));
+        }
         reserve_for_records(&records);
-        let records: Vec<StoredRecord> = decode_list("records", records)?;
+        let reader = JsonReader::new();
+        let records = js_sys::Array::from(&records).iter().map(|item| reader.loaded_record(item)).collect::<Result<Vec<_>, _>>()?;
         let now = millis(&now)?;
         self.inner.adopt(&account_id, records, now).map_err(engine_error)
     }
@@ -360,12 +369,31 @@ fn reserve_for_records(records: &JsValue) {
 }
 
 impl JsonReader {
-    /// One store record (a plain object) of the `records` argument.
-    fn record(&self, item: JsValue) -> Result<StoredRecord, JsValue> {
+    /// One store record (a plain object) of the `records` argument: `{key, value}`, or `{key, json}`
+    /// with the value as the JSON text a store kept, read straight into the record's type.
+    fn loaded_record(&self, item: JsValue) -> Result<LoadedRecord, JsValue> {
         if !self.is_plain_object(&item) {
             return Err(error("INVALID_INPUT", "invalid records: expected a plain object"));
         }
-        from_json("records", self.read(&item, 0).map_err(|e| invalid("records", &e))?)
+        // `{key, json}` as a store gives it, read field by field (what StoredRecordJson's reader reads; a record of
+        // another shape goes the general way below, which names what is wrong with it).
+        let get = |field: &JsValue| js_sys::Reflect::get(&item, field).unwrap_or(JsValue::UNDEFINED);
+        let (key, json) = (get(&self.key_field), get(&self.json_field));
+        if let (Some(key), Some(json)) = (self.string(&key), self.string(&json)) {
+            if get(&self.value_field).is_undefined() {
+                let key = key.map_err(|e| invalid("records", &e))?;
+                let json = json.map_err(|e| invalid("records", &e))?;
+                return Ok(StoredRecordJson { key, json }.into());
+            }
+        }
+        let fields = self.read(&item, 0).map_err(|e| invalid("records", &e))?;
+        if fields.get("json").is_none() {
+            return from_json::<StoredRecord>("records", fields).map(Into::into);
+        }
+        if fields.get("value").is_some() {
+            return Err(invalid("records", "a record has both a value and its json"));
+        }
+        from_json::<StoredRecordJson>("records", fields).map(Into::into)
     }
 }
 
@@ -406,6 +434,10 @@ const MAX_DEPTH: u32 = 128;
 struct JsonReader {
     object_prototype: JsValue,
     encoder: TextEncoder,
+    /// The property names of store records.
+    key_field: JsValue,
+    value_field: JsValue,
+    json_field: JsValue,
 }
 
 #[wasm_bindgen]
@@ -414,20 +446,27 @@ extern "C" {
     type TextEncoder;
     #[wasm_bindgen(constructor)]
     fn new() -> TextEncoder;
-    #[wasm_bindgen(method)]
-    fn encode(this: &TextEncoder, text: &JsValue) -> js_sys::Uint8Array;
+    #[wasm_bindgen(method, js_name = encodeInto)]
+    fn encode_into(this: &TextEncoder, text: &JsValue, destination: &js_sys::Uint8Array) -> EncodeIntoResult;
+    /// What `encodeInto` did.
+    type EncodeIntoResult;
+    #[wasm_bindgen(method, getter)]
+    fn written(this: &EncodeIntoResult) -> u32;
 }
 
 /// Strings at least this long (UTF-16 units) are encoded by `TextEncoder` in one native call:
 /// wasm-bindgen's own conversion copies ASCII one character at a time in JavaScript, which
 /// costs about 0.4 s per full sync of 1,000,000 assignments (77 MB of page bodies).
-const LONG_STRING: u32 = 4096;
+const LONG_STRING: u32 = 64;
 
 impl JsonReader {
     fn new() -> Self {
         Self {
             object_prototype: js_sys::Object::get_prototype_of(&js_sys::Object::new().into()).into(),
             encoder: TextEncoder::new(),
+            key_field: JsValue::from_str("key"),
+            value_field: JsValue::from_str("value"),
+            json_field: JsValue::from_str("json"),
         }
     }
 
@@ -438,16 +477,27 @@ impl JsonReader {
             return None;
         }
         let js = value.unchecked_ref::<js_sys::JsString>();
-        let text = if js.length() < LONG_STRING {
-            value.as_string()
-        } else {
-            String::from_utf8(self.encoder.encode(value).to_vec()).ok().or_else(|| value.as_string())
-        }?;
-        // U+FFFD is rare: only then is the original checked.
-        if text.contains('\u{FFFD}') && !js.is_valid_utf16() {
+        let units = js.length();
+        let text = if units < LONG_STRING { value.as_string() } else { self.encode_long(value, units) }?;
+        // U+FFFD is rare (and never in ASCII text): only then is the original checked.
+        if !text.is_ascii() && text.contains('\u{FFFD}') && !js.is_valid_utf16() {
             return Some(Err("a string holds a lone surrogate (not valid UTF-16)".to_owned()));
         }
         Some(Ok(text))
+    }
+
+    /// A long string (`units` UTF-16 units) encoded by `TextEncoder.encodeInto` straight into linear
+    /// memory: one native call, and no JavaScript buffer to collect.
+    fn encode_long(&self, value: &JsValue, units: u32) -> Option<String> {
+        // At most 3 UTF-8 bytes per UTF-16 unit.
+        let mut bytes = vec![0_u8; units as usize * 3];
+        // After the allocation: growing linear memory replaces its buffer.
+        let buffer = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer();
+        let destination = js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, bytes.as_ptr() as u32, bytes.len() as u32);
+        let written = self.encoder.encode_into(value, &destination).written();
+        bytes.truncate(written as usize);
+        bytes.shrink_to_fit();
+        String::from_utf8(bytes).ok()
     }
 
     fn is_plain_object(&self, value: &JsValue) -> bool {
@@ -460,6 +510,10 @@ impl JsonReader {
 
     fn read(&self, value: &JsValue, depth: u32) -> Result<serde_json::Value, String> {
         use serde_json::Value;
+        // Strings first: most values are.
+        if let Some(text) = self.string(value) {
+            return text.map(Value::String);
+        }
         if value.is_null() || value.is_undefined() {
             return Ok(Value::Null);
         }
@@ -469,9 +523,6 @@ impl JsonReader {
         if let Some(number) = value.as_f64() {
             // The number itself is left out of the message: formatting floats costs 15 KB of wasm.
             return json_number(number).map(Value::Number).ok_or_else(|| "a number is not finite".to_owned());
-        }
-        if let Some(text) = self.string(value) {
-            return text.map(Value::String);
         }
         if depth >= MAX_DEPTH {
             return Err(format!("nested deeper than {MAX_DEPTH} levels"));

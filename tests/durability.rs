@@ -11,7 +11,7 @@ use serde_json::json;
 use support::fake_apple::{EventFault, FakeApple, Org};
 use support::{app, Harness};
 use vpp_license_engine::persist::keys::account_key_ranges;
-use vpp_license_engine::{AppPolicy, Engine, Event, Input, LicenseType, Output, PersistOp, PricingParam, StoredRecord};
+use vpp_license_engine::{AppPolicy, Engine, Event, Input, LicenseType, Output, PersistOp, PricingParam, StoredRecord, StoredRecordJson};
 
 const MINUTE: u64 = 60_000;
 
@@ -296,6 +296,41 @@ fn a_restart_rebuilds_the_mirror_from_the_store_and_catches_up_with_a_delta_sync
     r.run_for(10 * MINUTE);
     assert_eq!(sync_kinds(&r), [vpp_license_engine::SyncKind::Delta], "no full refresh after a restart");
     assert_eq!(all_assignments(&r.engine).total, 44);
+}
+
+#[test]
+fn a_store_read_as_json_text_restores_the_same_engine_as_its_parsed_records_and_broken_text_is_refused_by_key() {
+    let mut h = Harness::new();
+    let token = h.org("ORG1", Org::generated("DU01", 3, 40, 12));
+    h.add_account("a1", &token);
+    h.run_for(MINUTE);
+    let devices: Vec<String> = (0..6).map(serial).collect();
+    enroll(&mut h, &devices);
+    h.input(policy("p1", "a1", app(1), devices)).unwrap();
+    h.run_for(10 * MINUTE);
+    let as_text = |records: Vec<vpp_license_engine::StoredRecord>| -> Vec<StoredRecordJson> {
+        records.into_iter().map(|r| StoredRecordJson { key: r.key, json: r.value.to_string() }).collect()
+    };
+
+    let mut parsed = Engine::restore(h.engine_config(), h.stored_records(), h.now).unwrap();
+    let mut text = Engine::restore(h.engine_config(), as_text(h.stored_records()), h.now).unwrap();
+    assert_eq!(text.app_counts("a1").unwrap(), parsed.app_counts("a1").unwrap());
+    assert_eq!(all_assignments(&text), all_assignments(&parsed));
+    assert_eq!(text.app_report(None).unwrap(), parsed.app_report(None).unwrap());
+    assert_eq!(drained_writes(&mut text, h.now), drained_writes(&mut parsed, h.now));
+
+    let mut adopter = Engine::new(h.engine_config(), h.now).unwrap();
+    adopter.adopt("a1", as_text(h.stored_records()), h.now).unwrap();
+    assert_eq!(all_assignments(&adopter), all_assignments(&parsed), "adopt reads JSON text too");
+
+    let mut broken = as_text(h.stored_records());
+    let asg = broken.iter_mut().find(|r| r.key.starts_with("asg/")).unwrap();
+    asg.json.truncate(asg.json.len() / 2);
+    let key = asg.key.clone();
+    match Engine::restore(h.engine_config(), broken, h.now).map(|_| ()).unwrap_err() {
+        vpp_license_engine::EngineError::Restore { key: refused, .. } => assert_eq!(refused, key),
+        other => panic!("expected a restore error naming {key}, got {other:?}"),
+    }
 }
 
 /// Bytes written for confirming one more device license, in an account holding `others` assignments.

@@ -1,5 +1,5 @@
-import type { PersistOp, StoredRecord } from 'vpp-license-engine';
-import type { LeaseState, LeaseStore, LoadAccountOptions, TokenHooks } from '../store.js';
+import type { PersistOp } from 'vpp-license-engine';
+import type { LeaseState, LeaseStore, LoadAccountOptions, LoadedRecords, LoadOptions, TokenHooks } from '../store.js';
 
 export declare const DEFAULT_TABLE: 'vpp_records';
 
@@ -46,13 +46,13 @@ export declare class PostgresStore implements LeaseStore {
   static connect(options: PostgresStoreOptions): Promise<PostgresStore>;
   /** One transaction per call; calls commit in call order. Rejects (changing nothing) on a malformed op or a failed write. */
   apply(ops: readonly PersistOp[]): Promise<void>;
-  load(): Promise<StoredRecord[]>;
+  load<O extends LoadOptions = {}>(options?: O): Promise<LoadedRecords<O>>;
   /**
    * One statement: the primary key for the keys, an index on (key COLLATE "C") for the prefix ranges (correct whatever
    * the database's collation) and a partial index on the account id of policy values; both indexes are created on the
    * first call (`<table>_key_c`, `<table>_policies`; then `table` has at most 54 characters).
    */
-  loadAccount(accountId: string, options?: LoadAccountOptions): Promise<StoredRecord[]>;
+  loadAccount<O extends LoadAccountOptions = {}>(accountId: string, options?: O): Promise<LoadedRecords<O>>;
   applyFenced(holder: string, ops: readonly PersistOp[]): Promise<{ skipped: string[] }>;
   heartbeat(holder: string, ttlMs: number): Promise<number>;
   /** `expiresInMs` is computed by the database from its now(): no instance's clock is involved. */

@@ -18,7 +18,7 @@
 // dropped connection fails the one call that used it (the Driver retries writes); the pool connects anew.
 import { createRequire } from 'node:module';
 import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
-import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs } from '../lease-store-checks.js';
+import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs, loadArgs } from '../lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, prefixEnd } from '../record-accounts.js';
 import { decodeRecords, encodeOps, netEffect } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
@@ -378,12 +378,12 @@ export class PostgresStore {
    */
   loadAccount(accountId, options) {
     return this.#queue(async () => {
-      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const { shared, json } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
       const ranges = accountKeyRanges(accountId, shared);
       await this.#ensureAccountIndexes(ranges);
       const { text, values } = accountQuery(this.#table, ranges, accountId);
       const { rows } = await this.#pool.query(text, values);
-      return decodeRecords(rows, this.#hooks, NAME);
+      return decodeRecords(rows, this.#hooks, NAME, { json });
     });
   }
 
@@ -409,11 +409,12 @@ export class PostgresStore {
     return this.#accountIndexes;
   }
 
-  /** Every stored record, as Engine.restore takes them. */
-  load() {
+  /** Every stored record, as Engine.restore takes them (`{ json: true }`: as `{ key, json }`, the text kept). */
+  load(options) {
     return this.#queue(async () => {
+      const { json } = loadArgs(options, `${NAME}.load`);
       const { rows } = await this.#pool.query(`SELECT key, value FROM "${this.#table}"`);
-      return decodeRecords(rows, this.#hooks, NAME);
+      return decodeRecords(rows, this.#hooks, NAME, { json });
     });
   }
 

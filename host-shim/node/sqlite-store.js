@@ -3,7 +3,7 @@
 // ranges of the primary key (SQLite compares TEXT bytewise, so a prefix is one range).
 // Needs the npm package better-sqlite3 (an optional dependency of vpp-license-engine).
 import { createRequire } from 'node:module';
-import { loadAccountArgs } from '../lease-store-checks.js';
+import { loadAccountArgs, loadArgs } from '../lease-store-checks.js';
 import { accountKeyRanges, prefixEnd } from '../record-accounts.js';
 import { decodeRecords, encodeOps } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
@@ -67,9 +67,12 @@ export class SqliteStore {
     });
   }
 
-  /** Every stored record, as Engine.restore takes them. */
-  load() {
-    return this.#queue(() => decodeRecords(this.#all.all(), this.#hooks, NAME));
+  /** Every stored record, as Engine.restore takes them (`{ json: true }`: as `{ key, json }`, the text kept). */
+  load(options) {
+    return this.#queue(() => {
+      const { json } = loadArgs(options, `${NAME}.load`);
+      return decodeRecords(this.#all.all(), this.#hooks, NAME, { json });
+    });
   }
 
   /**
@@ -79,7 +82,7 @@ export class SqliteStore {
    */
   loadAccount(accountId, options) {
     return this.#queue(() => {
-      const { shared } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
+      const { shared, json } = loadAccountArgs(accountId, options, `${NAME}.loadAccount`);
       const ranges = accountKeyRanges(accountId, shared);
       const rows = this.#db.transaction(() => {
         const found = [];
@@ -91,7 +94,7 @@ export class SqliteStore {
         }
         return found;
       })();
-      return decodeRecords(rows, this.#hooks, NAME);
+      return decodeRecords(rows, this.#hooks, NAME, { json });
     });
   }
 

@@ -96,7 +96,7 @@ async function read(source) {
   const before = linearMemory();
   const start = performance.now();
   const store = kind === 'sqlite' ? SqliteStore.open(target) : await PostgresStore.connect({ connectionString: target });
-  const records = await store.load();
+  const records = await store.load({ json: true });
   const loaded = performance.now();
   const engine = Engine.restore(config(), records, RESTART_AT);
   const restored = performance.now();
@@ -159,13 +159,13 @@ async function adoptRead(dir, how) {
   if (how === 'adopt') {
     const engine = new Engine(config(), RESTART_AT);
     const store = SqliteStore.open(join(dir, 'adopt-ten.sqlite'));
-    records = await store.loadAccount(accountId);
+    records = await store.loadAccount(accountId, { json: true });
     engine.adopt(accountId, records, RESTART_AT);
     await store.close();
     if (engine.accounts().length !== 1) throw new Error(`adopt: ${engine.accounts().length} accounts after adopting one`);
   } else if (how === 'restore') {
     const store = SqliteStore.open(join(dir, 'adopt-one.sqlite'));
-    records = await store.load();
+    records = await store.load({ json: true });
     const engine = Engine.restore(config(), records, RESTART_AT);
     await store.close();
     if (engine.accounts().length !== 1) throw new Error(`restore: ${engine.accounts().length} accounts`);

@@ -106,6 +106,77 @@ macro_rules! deserialize_fields {
 }
 pub(crate) use deserialize_fields;
 
+/// Reads a field name of an object whose fields are `names` as the one of them it is (`None`: a
+/// field the reader ignores), without copying it.
+pub struct FieldNameOf(pub &'static [&'static str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldNameOf {
+    type Value = Option<&'static str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for FieldNameOf {
+    type Value = Option<&'static str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a field name")
+    }
+
+    fn visit_str<E: Error>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().copied().find(|known| *known == name))
+    }
+}
+
+/// Implements `Deserialize` for a struct of the store's bulk (a million-license account holds
+/// hundreds of thousands of them) read as it is parsed: each field straight into its type, no
+/// JSON tree in between — [`deserialize_fields!`] builds one per record, which took about a third
+/// of a restore. Only an object is accepted; a field is `required` or `optional` (absent:
+/// `T::default()`); fields not listed are skipped; a field given twice is refused.
+/// `deserialize_streamed!(Settings { enabled: bool = required "enabled" });`
+macro_rules! deserialize_streamed {
+    ($type:ident { $($field:ident: $ty:ty = $how:ident $json:literal),* $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = $type;
+
+                    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        formatter.write_str("an object")
+                    }
+
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$type, A::Error> {
+                        use serde::de::Error;
+                        const NAMES: &[&str] = &[$($json),*];
+                        $(let mut $field: Option<$ty> = None;)*
+                        while let Some(name) = map.next_key_seed($crate::base::json_object::FieldNameOf(NAMES))? {
+                            match name {
+                                $(Some($json) => {
+                                    if $field.is_some() {
+                                        return Err(A::Error::duplicate_field($json));
+                                    }
+                                    $field = Some(map.next_value()?);
+                                })*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok($type { $($field: $crate::base::json_object::deserialize_streamed!(@finish $how $field $json)),* })
+                    }
+                }
+                deserializer.deserialize_map(Fields)
+            }
+        }
+    };
+    (@finish required $field:ident $json:literal) => { $field.ok_or_else(|| A::Error::missing_field($json))? };
+    (@finish optional $field:ident $json:literal) => { $field.unwrap_or_default() };
+}
+pub(crate) use deserialize_streamed;
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
@@ -126,6 +197,28 @@ mod tests {
         assert_eq!(f.or("limit", || 100_u32).unwrap(), 100);
         assert_eq!(f.optional::<Option<String>>("email").unwrap(), None);
         assert_eq!(f.required::<String>("name").unwrap_err().to_string(), "missing field `name`");
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Streamed {
+        id: String,
+        tags: Vec<String>,
+    }
+
+    deserialize_streamed!(Streamed { id: String = required "id", tags: Vec<String> = optional "tags" });
+
+    #[test]
+    fn a_streamed_struct_reads_its_fields_skips_others_and_refuses_duplicates_absent_required_fields_and_arrays() {
+        let read = |json: &str| serde_json::from_str::<Streamed>(json).map_err(|e| e.to_string());
+        let id = |id: &str, tags: &[&str]| Streamed { id: id.into(), tags: tags.iter().map(|t| t.to_string()).collect() };
+        assert_eq!(read(r#"{"tags": ["a", "b"], "other": {"deep": [1]}, "id": "x"}"#), Ok(id("x", &["a", "b"])));
+        assert_eq!(read(r#"{"id": "x"}"#), Ok(id("x", &[])));
+        assert!(read(r#"{"tags": []}"#).unwrap_err().starts_with("missing field `id`"));
+        assert!(read(r#"{"id": "x", "id": "y"}"#).unwrap_err().starts_with("duplicate field `id`"));
+        assert!(read(r#"["x", []]"#).unwrap_err().starts_with("invalid type: sequence, expected an object"));
+        assert!(read(r#"{"id": 7}"#).unwrap_err().starts_with("invalid type: integer `7`, expected a string"));
+        // The same from a parsed value.
+        assert_eq!(serde_json::from_value::<Streamed>(serde_json::json!({"id": "v"})).unwrap(), id("v", &[]));
     }
 
     #[test]

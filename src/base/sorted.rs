@@ -29,12 +29,31 @@ pub fn merge_join<K: Ord, V, W>(
     })
 }
 
+/// Adds `items` to an ordered set or map in one bulk build: `FromIterator` sorts them (the entries
+/// already held are one sorted run) and builds the tree bottom up, where inserting a million keys
+/// one at a time walks the tree a million times. Of equal keys, the last one added stays.
+pub fn extend_in_bulk<C, T>(collection: &mut C, items: Vec<T>)
+where
+    C: Default + IntoIterator<Item = T> + FromIterator<T>,
+{
+    *collection = std::mem::take(collection).into_iter().chain(items).collect();
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(target_arch = "wasm32")]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    use super::merge_join;
+    use std::collections::BTreeMap;
+
+    use super::{extend_in_bulk, merge_join};
+
+    #[test]
+    fn extend_in_bulk_keeps_the_entries_held_and_the_last_of_equal_keys() {
+        let mut map = BTreeMap::from([(2, "held"), (5, "held")]);
+        extend_in_bulk(&mut map, vec![(9, "a"), (1, "a"), (5, "first"), (5, "last")]);
+        assert_eq!(map.into_iter().collect::<Vec<_>>(), vec![(1, "a"), (2, "held"), (5, "last"), (9, "a")]);
+    }
 
     #[test]
     fn merge_join_yields_each_key_once_with_the_sides_holding_it() {

@@ -9,7 +9,7 @@ use crate::contract::error::EngineError;
 use crate::contract::output::Output;
 use crate::effects::EngineChange;
 use crate::persist::keys::{self, account_key, SETTINGS_KEY};
-use crate::persist::StoredRecord;
+use crate::persist::LoadedRecord;
 
 impl Engine {
     /// Takes over one account while running, from a store's records: call when this instance
@@ -20,7 +20,8 @@ impl Engine {
     /// it was told every fact and setting since it started, so what it has is as new as the store's.
     /// Adopting several accounts in a row, pass the records of no account with the first only
     /// (`store.loadAccount(id, { shared: false })` for the others). Then drain [`Engine::poll_output`].
-    pub fn adopt(&mut self, account_id: &str, records: Vec<StoredRecord>, now: Millis) -> Result<(), EngineError> {
+    /// Records are [`StoredRecord`](crate::StoredRecord)s or [`StoredRecordJson`](crate::StoredRecordJson)s, as for [`Engine::restore`].
+    pub fn adopt(&mut self, account_id: &str, records: Vec<impl Into<LoadedRecord>>, now: Millis) -> Result<(), EngineError> {
         self.advance_clock(now);
         if self.accounts.contains_key(account_id) {
             return Err(EngineError::AccountExists(account_id.to_owned()));
@@ -30,8 +31,9 @@ impl Engine {
             Some(keys::FactKey::User(user)) => !self.facts.users.contains_key(&user),
             None => true,
         };
-        let records: Vec<StoredRecord> = records
+        let records: Vec<LoadedRecord> = records
             .into_iter()
+            .map(Into::into)
             .filter(|r| keys::belongs_to_account(r, account_id) || (keys::is_global(&r.key) && new_fact(&r.key)))
             .collect();
         if !records.iter().any(|r| r.key == account_key(account_id)) {

@@ -1,7 +1,7 @@
 //! License commands: policies (and the scope records of their targets), device and user facts,
 //! administrator reclaims, Reconcile, the license removal notification toggle.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{check_id, check_name, Engine};
 use crate::account::Account;
@@ -181,6 +181,24 @@ impl Engine {
         }
         for id in targets {
             account.licenses.scope_changed(target_of(policy, id), policy_id, in_scope);
+        }
+    }
+
+    /// Every policy's targets into its account's target → policy index, after a restore (every
+    /// account was restored: each pair set is built in one go).
+    pub(super) fn index_restored_scopes(&mut self) {
+        let mut scoped: BTreeMap<&str, Vec<(Target, u32)>> = BTreeMap::new();
+        for policy in self.policies.values() {
+            let Some(account) = self.accounts.get_mut(&policy.account_id) else { continue };
+            let policy_id = account.mirror.intern_name(&policy.policy_id);
+            let asset = account.mirror.intern_asset(&policy.adam_id, policy.pricing_param);
+            account.licenses.policy_means(policy_id, asset);
+            scoped.entry(&policy.account_id).or_default().extend(policy.scope.ids().map(|id| (target_of(policy, id), policy_id)));
+        }
+        for (account_id, pairs) in scoped {
+            if let Some(account) = self.accounts.get_mut(account_id) {
+                account.licenses.restore_scoped(pairs);
+            }
         }
     }
 

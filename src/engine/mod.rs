@@ -44,7 +44,7 @@ use crate::contract::views::EngineStats;
 use crate::effects::{AccountEffects, Effects, Env};
 use crate::facts::Facts;
 use crate::licenses::coalesce::CoalescePolicy;
-use crate::persist::StoredRecord;
+use crate::persist::LoadedRecord;
 use crate::policy::Policy;
 use licensing::Enrollment;
 use notifications::Deduper;
@@ -114,8 +114,10 @@ impl Engine {
     /// `Output::Persist`). Call at start-up, instead of [`Engine::new`], when the store is not empty.
     /// Requests that were in flight when the previous instance stopped are not resumed: their
     /// work is requested again.
-    pub fn restore(config: EngineConfig, records: Vec<StoredRecord>, now: Millis) -> Result<Self, EngineError> {
-        let (accounts, rest) = restore::accounts_first(records);
+    /// Records are [`StoredRecord`]s, or [`StoredRecordJson`](crate::StoredRecordJson)s from a store
+    /// that keeps JSON text (faster: each is read as it is parsed).
+    pub fn restore(config: EngineConfig, records: Vec<impl Into<LoadedRecord>>, now: Millis) -> Result<Self, EngineError> {
+        let (accounts, rest) = restore::accounts_first(records.into_iter().map(Into::into).collect());
         Self::restore_in_order(config, accounts, rest, now)
     }
 
@@ -123,8 +125,8 @@ impl Engine {
     /// yields one at a time (the wasm binding decodes each as it is loaded).
     pub(crate) fn restore_in_order(
         config: EngineConfig,
-        accounts: Vec<StoredRecord>,
-        rest: impl IntoIterator<Item = StoredRecord>,
+        accounts: Vec<LoadedRecord>,
+        rest: impl IntoIterator<Item = LoadedRecord>,
         now: Millis,
     ) -> Result<Self, EngineError> {
         let mut engine = Self::new(config, now)?;

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::base::sorted::extend_in_bulk;
 use crate::effects::AccountEffects;
 use crate::facts::{DeviceFacts, Facts};
 use crate::licenses::eligibility::device_refusal;
@@ -190,6 +191,11 @@ impl Desired {
                 scoped.remove(&(target, policy_id));
             }
         }
+    }
+
+    /// Targets in the scopes of policies read back from the store (`(target, policy id)`).
+    pub fn restore_scoped(&mut self, scoped: Vec<(Target, u32)>) {
+        extend_in_bulk(Arc::make_mut(&mut self.scoped), scoped);
     }
 
     /// Don't assign `key` until the hold is lifted.

@@ -240,9 +240,16 @@ impl Licenses {
 
     // ================================================================ restore
 
-    /// A pair of ours read back from the store.
-    pub fn restore_ours(&mut self, key: AssignmentKey) {
-        self.ours.restore(key);
+    /// Pairs of ours read back from the store.
+    pub fn restore_ours(&mut self, keys: Vec<AssignmentKey>) {
+        self.ours.restore(keys);
+    }
+
+    /// The targets of restored policies (each with the policy's interned id), indexed in one bulk
+    /// build; every target is planned again, as after a scope change.
+    pub fn restore_scoped(&mut self, scoped: Vec<(Target, u32)>) {
+        self.desired.restore_scoped(scoped);
+        self.planner.replan_all();
     }
 
     /// A hold read back from the store.

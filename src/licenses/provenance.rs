@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::base::sorted::extend_in_bulk;
 use crate::effects::AccountEffects;
 use crate::vocab::{AssignmentKey, Target};
 
@@ -36,9 +37,9 @@ impl Provenance {
         was
     }
 
-    /// A pair read back from the store.
-    pub fn restore(&mut self, key: AssignmentKey) {
-        Arc::make_mut(&mut self.keys).insert(key);
+    /// Pairs read back from the store.
+    pub fn restore(&mut self, keys: Vec<AssignmentKey>) {
+        extend_in_bulk(Arc::make_mut(&mut self.keys), keys);
     }
 
     /// Every pair of this instance, in key order.

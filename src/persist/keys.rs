@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use super::{AssignmentsRecord, PairRecord, StoredRecord};
+use super::{AssignmentsRecord, LoadedRecord, PairRecord};
 use crate::vocab::PricingParam;
 
 /// Key prefixes and keys of the stored records (see the module documentation).
@@ -101,9 +101,9 @@ pub fn fact_of_key(key: &str) -> Option<FactKey> {
 /// Whether a stored record belongs to one account: its account record, the pairs, operations and
 /// mirror records filed under it, and the policies that use it. Device and user facts and the
 /// settings belong to no account.
-pub fn belongs_to_account(record: &StoredRecord, account_id: &str) -> bool {
+pub(crate) fn belongs_to_account(record: &LoadedRecord, account_id: &str) -> bool {
     if record.key.starts_with(POLICY_PREFIX) {
-        return record.value.get("accountId").and_then(serde_json::Value::as_str) == Some(account_id);
+        return record.value.account_id().as_deref() == Some(account_id);
     }
     if let Some(id) = record.key.strip_prefix(ACCOUNT_PREFIX) {
         return id == account_id;
@@ -260,6 +260,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use crate::persist::StoredRecord;
     use crate::vocab::LicensePair;
 
     /// One record of every kind the engine writes for `account_id`, plus the records of no account.
@@ -317,9 +318,9 @@ mod tests {
         for id in IDS {
             for record in records_of(id) {
                 assert_eq!(account_of_record(&record.key, Some(&record.value)), RecordAccount::Account(id.to_owned()), "{}", record.key);
-                assert!(belongs_to_account(&record, id) && !is_global(&record.key), "{}", record.key);
+                assert!(belongs_to_account(&record.clone().into(), id) && !is_global(&record.key), "{}", record.key);
                 for other in IDS.iter().filter(|other| **other != id) {
-                    assert!(!belongs_to_account(&record, other), "{} is not {other}'s", record.key);
+                    assert!(!belongs_to_account(&record.clone().into(), other), "{} is not {other}'s", record.key);
                 }
             }
         }
@@ -358,7 +359,7 @@ mod tests {
                     })
             };
             for record in &everything {
-                let expected = (shared && is_global(&record.key)) || belongs_to_account(record, id);
+                let expected = (shared && is_global(&record.key)) || belongs_to_account(&record.clone().into(), id);
                 assert_eq!(in_ranges(record), expected, "{} for account {id} (shared: {shared})", record.key);
             }
         }

@@ -266,7 +266,8 @@ test('the records of no account go with the first adopt that succeeds in a slice
   a.keeper.start(a.driver);
   await clock.advance(RENEW);
   assert.equal(a.keeper.held().length, 2);
-  assert.deepEqual(loads.map(([, options]) => options), [{ shared: true }, { shared: true }, { shared: false }]);
+  assert.deepEqual(loads.map(([, options]) => options), [{ shared: true }, { shared: true }, { shared: false }].map((o) => ({ ...o, json: true })),
+    'the records of no account until one adoption succeeded; as JSON text, for the engine');
   const [first, second] = a.engine.calls.filter((c) => c.adopt);
   assert.ok(first.keys.includes('device/S1') && !second.keys.includes('device/S1'));
   assert.deepEqual(a.errors, []);

@@ -341,6 +341,48 @@ export const contractCases = [
       assertSame(hooks.seen.unprotect, ['P(A-nekoTs)'], 'only the loaded account\'s token was unprotected');
     },
   },
+  {
+    name: 'load and loadAccount with { json: true } give the same records, each value parsed or as its JSON text; other options are refused',
+    run: (place) => withStore(place, undefined, async (store) => {
+      await store.apply(ACCOUNT_FIXTURE.map(({ key, value }) => put(key, value)));
+      const asParsed = (records, what) => byKey(records.map((record) => {
+        const fields = Object.keys(record).sort().join();
+        if (fields === 'key,value') return record;
+        if (fields !== 'json,key' || typeof record.json !== 'string') throw new Error(`${what}: ${JSON.stringify(record)} is neither { key, value } nor { key, json }`);
+        return { key: record.key, value: JSON.parse(record.json) };
+      }));
+      assertSame(asParsed(await store.load({ json: true }), 'load'), await loaded(store), 'load({ json: true })');
+      assertSame(await store.load({ json: false }), await store.load(), 'load({ json: false }) is load()');
+      for (const accountId of [...Object.keys(ACCOUNT_EXPECTED), 'nobody']) {
+        for (const shared of [true, false]) {
+          const what = `loadAccount(${JSON.stringify(accountId)}, { shared: ${shared}, json: true })`;
+          assertSame(asParsed(await store.loadAccount(accountId, { shared, json: true }), what),
+            byKey(await store.loadAccount(accountId, { shared })), what);
+        }
+      }
+      for (const options of [null, false, 'json', [], { json: 'yes' }, { json: 1 }, { shared: true }]) {
+        const error = await failure(() => store.load(options), `load options ${JSON.stringify(options)}`);
+        if (!(error instanceof TypeError)) throw new Error(`load options ${JSON.stringify(options)}: expected a TypeError, got ${error}`);
+      }
+      const error = await failure(() => store.loadAccount('a', { json: 'yes' }), 'loadAccount json not a boolean');
+      if (!(error instanceof TypeError)) throw new Error(`expected a TypeError, got ${error}`);
+    }),
+  },
+  {
+    name: 'with { json: true } an account record\'s token is unprotected as without it',
+    needs: 'durable',
+    run: async (place) => {
+      const hooks = recordingHooks();
+      await withStore(place, hooks, (store) => store.apply([put('account/a', { accountId: 'a', token: 'sToken-A' }), put('policy/p', { accountId: 'a' })]));
+      await withStore(place, hooks, async (store) => {
+        for (const records of [await store.load({ json: true }), await store.loadAccount('a', { json: true })]) {
+          const account = records.find((r) => r.key === 'account/a');
+          const token = account.value?.token ?? JSON.parse(account.json).token;
+          assertSame(token, 'sToken-A', 'plaintext back');
+        }
+      });
+    },
+  },
 ];
 
 /**

@@ -506,6 +506,7 @@ pub fn describe() -> Contract {
     c.read::<crate::ReportPageQuery>("ReportPageQuery", false, &samples::report_page_query());
     c.read::<crate::StoredRecord>("StoredRecord", false, &samples::stored_record());
     c.opaque("StoredRecord.value");
+    c.read::<crate::StoredRecordJson>("StoredRecordJson", false, &samples::stored_record_json());
 
     // What it writes: outputs, events, views.
     c.written_union("Output", "type", &samples::outputs());

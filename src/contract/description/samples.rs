@@ -14,7 +14,7 @@ use crate::contract::views::{
     AssignmentReportRow, AssignmentView, ReportPageQuery, EngineStats, ExplainQuery, LicenseExplanation,
     PendingOperationView, TokenInfo, Wakeup,
 };
-use crate::persist::{Record, SettingsRecord, StoredRecord};
+use crate::persist::{Record, SettingsRecord, StoredRecord, StoredRecordJson};
 use crate::persist::keys::{AccountKeyRanges, ValueKeyed};
 use crate::vocab::{AccountStatus, OperationKind, ProductType, SyncKind};
 
@@ -98,6 +98,10 @@ pub fn explain_query() -> ExplainQuery {
 
 pub fn stored_record() -> StoredRecord {
     StoredRecord { key: s("settings"), value: serde_json::json!({"licenseRemovalNotification": true}) }
+}
+
+pub fn stored_record_json() -> StoredRecordJson {
+    StoredRecordJson { key: s("settings"), json: s(r#"{"licenseRemovalNotification":true}"#) }
 }
 
 fn request() -> Request {
