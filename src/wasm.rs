@@ -58,7 +58,10 @@ impl WasmEngine {
         let items = js_sys::Array::from(&records);
         let reader = JsonReader::new();
         let is_account = |item: &JsValue| {
-            js_sys::Reflect::get(item, &reader.key_field).ok().and_then(|key| key.as_string()).is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
+            js_sys::Reflect::get(item, &reader.key_field)
+                .ok()
+                .and_then(|key| key.as_string())
+                .is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
         };
         // One look at each key: the account records are decoded now, the others kept (as handles) for the loader.
         let (accounts, others): (Vec<JsValue>, Vec<JsValue>) = items.iter().partition(is_account);
@@ -121,7 +124,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<(), JsValue> {
         let now = millis(&now)?;
-        let input: Input = decode("input", input)?;
+        let input = JsonReader::new().input("input", &input)?;
         self.inner.handle_input(input, now).map_err(engine_error)
     }
 
@@ -137,7 +140,7 @@ impl WasmEngine {
         #[wasm_bindgen(unchecked_param_type = "number")] now: JsValue,
     ) -> Result<JsValue, JsValue> {
         let now = millis(&now)?;
-        let inputs: Vec<Input> = decode_list("inputs", inputs)?;
+        let inputs = decode_inputs(inputs)?;
         encode(&self.inner.preview(inputs, now).map_err(engine_error)?)
     }
 
@@ -397,21 +400,80 @@ impl JsonReader {
     }
 }
 
-/// Decodes an array argument whose items must be plain objects.
-fn decode_list<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<Vec<T>, JsValue> {
+/// Decodes an array of inputs.
+fn decode_inputs(value: JsValue) -> Result<Vec<Input>, JsValue> {
     if !js_sys::Array::is_array(&value) {
-        return Err(error("INVALID_INPUT", &format!("invalid {what}: expected an array")));
+        return Err(error("INVALID_INPUT", "invalid inputs: expected an array"));
     }
     let reader = JsonReader::new();
-    js_sys::Array::from(&value)
-        .iter()
-        .map(|item| {
-            if !reader.is_plain_object(&item) {
-                return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
+    js_sys::Array::from(&value).iter().map(|item| reader.input("inputs", &item)).collect()
+}
+
+/// The fields of inputs that list targets — a policy's scope, up to hundreds of thousands of serial
+/// numbers: read from JavaScript straight into strings, never as a JSON tree as the other fields
+/// are. By input type: the path to the object holding the lists, and their names.
+const TARGET_LISTS: &[(&str, &[&str], &[&str])] =
+    &[("setPolicy", &["policy"], &["targets"]), ("updatePolicyTargets", &[], &["add", "remove"])];
+
+/// Target lists read out of an input (see [`TARGET_LISTS`]), by field name.
+type TargetLists = Vec<(String, Vec<String>)>;
+
+impl JsonReader {
+    /// One input (a plain object), its target lists read as strings.
+    fn input(&self, what: &str, value: &JsValue) -> Result<Input, JsValue> {
+        if !self.is_plain_object(value) {
+            return Err(error("INVALID_INPUT", &format!("invalid {what}: expected a plain object")));
+        }
+        let tag = js_sys::Reflect::get(value, &self.type_field).ok().and_then(|tag| tag.as_string());
+        let mut lists = TargetLists::new();
+        let tree = match TARGET_LISTS.iter().find(|(input, ..)| Some(*input) == tag.as_deref()) {
+            Some((_, path, names)) => self.read_with_lists(value, 0, path, names, &mut lists),
+            None => self.read(value, 0),
+        };
+        let mut input: Input = from_json(what, tree.map_err(|e| invalid(what, &e))?)?;
+        for (name, list) in lists {
+            match (&mut input, name.as_str()) {
+                (Input::SetPolicy { policy }, "targets") => policy.targets = list.into_iter().collect(),
+                (Input::UpdatePolicyTargets { add, .. }, "add") => *add = list,
+                (Input::UpdatePolicyTargets { remove, .. }, "remove") => *remove = list,
+                _ => {} // TARGET_LISTS names no other
             }
-            from_json(what, reader.read(&item, 0).map_err(|e| invalid(what, &e))?)
+        }
+        Ok(input)
+    }
+
+    /// Reads `value` as [`JsonReader::read`] does, but the arrays `names` of the object at `path`
+    /// within it go to `lists` as strings (left in the tree empty, for the type's reader).
+    fn read_with_lists(
+        &self,
+        value: &JsValue,
+        depth: u32,
+        path: &[&str],
+        names: &[&str],
+        lists: &mut TargetLists,
+    ) -> Result<serde_json::Value, String> {
+        if !self.is_plain_object(value) {
+            return self.read(value, depth);
+        }
+        self.read_object(value, depth, |reader, key, item| match path {
+            [first, rest @ ..] if *first == key => Some(reader.read_with_lists(item, depth + 1, rest, names, lists)),
+            [] if names.contains(&key) && js_sys::Array::is_array(item) => Some(reader.strings(item).map(|list| {
+                lists.push((key.to_owned(), list));
+                serde_json::Value::Array(Vec::new())
+            })),
+            _ => None,
         })
-        .collect()
+    }
+
+    /// An array whose elements must all be strings.
+    fn strings(&self, array: &JsValue) -> Result<Vec<String>, String> {
+        let not_a_string = |index: usize| Err(format!("invalid type: element {index} of a target list is not a string"));
+        js_sys::Array::from(array)
+            .iter()
+            .enumerate()
+            .map(|(index, item)| self.string(&item).unwrap_or_else(|| not_a_string(index)))
+            .collect()
+    }
 }
 
 fn from_json<T: DeserializeOwned>(what: &str, value: serde_json::Value) -> Result<T, JsValue> {
@@ -434,8 +496,9 @@ const MAX_DEPTH: u32 = 128;
 struct JsonReader {
     object_prototype: JsValue,
     encoder: TextEncoder,
-    /// The property names of store records.
+    /// The property names of store records and the tag of inputs.
     key_field: JsValue,
+    type_field: JsValue,
     value_field: JsValue,
     json_field: JsValue,
 }
@@ -465,6 +528,7 @@ impl JsonReader {
             object_prototype: js_sys::Object::get_prototype_of(&js_sys::Object::new().into()).into(),
             encoder: TextEncoder::new(),
             key_field: JsValue::from_str("key"),
+            type_field: JsValue::from_str("type"),
             value_field: JsValue::from_str("value"),
             json_field: JsValue::from_str("json"),
         }
@@ -534,6 +598,17 @@ impl JsonReader {
         if !self.is_plain_object(value) {
             return Err("expected JSON data (plain objects, arrays, strings, finite numbers, booleans, null)".to_owned());
         }
+        self.read_object(value, depth, |_, _, _| None)
+    }
+
+    /// The fields of a plain object, each read by `special` (given the reader, its name and value)
+    /// or, when that gives `None`, as JSON.
+    fn read_object(
+        &self,
+        value: &JsValue,
+        depth: u32,
+        mut special: impl FnMut(&Self, &str, &JsValue) -> Option<Result<serde_json::Value, String>>,
+    ) -> Result<serde_json::Value, String> {
         let mut map = serde_json::Map::new();
         for key in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
             let item = js_sys::Reflect::get(value, &key).map_err(|_| "a property could not be read".to_owned())?;
@@ -541,9 +616,14 @@ impl JsonReader {
                 continue;
             }
             // Object.keys yields strings only.
-            map.insert(key.as_string().unwrap_or_default(), self.read(&item, depth + 1)?);
+            let key = key.as_string().unwrap_or_default();
+            let read = match special(self, &key, &item) {
+                Some(read) => read?,
+                None => self.read(&item, depth + 1)?,
+            };
+            map.insert(key, read);
         }
-        Ok(Value::Object(map))
+        Ok(serde_json::Value::Object(map))
     }
 }
 

@@ -110,6 +110,17 @@ test('handleInput rejects malformed inputs and leaves the engine usable', () => 
     { type: 'setPolicy', policy: { ...policy, pricingParam: 'FREE' } },
     { type: 'setPolicy', policy: { ...policy, adamId: NESTED_JUNK } },
     { type: 'setPolicy', policy: Object.values(policy) },
+    // Target lists are read straight into strings (no JSON tree): each element must still be a string.
+    { type: 'setPolicy', policy: { ...policy, targets: [1] } },
+    { type: 'setPolicy', policy: { ...policy, targets: ['S1', null] } },
+    { type: 'setPolicy', policy: { ...policy, targets: ['S1', NESTED_JUNK] } },
+    { type: 'setPolicy', policy: { ...policy, targets: 'S1' } },
+    { type: 'setPolicy', policy: { ...policy, targets: { 0: 'S1' } } },
+    { type: 'setPolicy', policy: { ...policy, targets: ['S\uD800'] } },
+    { type: 'updatePolicyTargets', policyId: 'p1', add: [7] },
+    { type: 'updatePolicyTargets', policyId: 'p1', remove: ['S1', [1]] },
+    { type: 'updatePolicyTargets', policyId: 'p1', add: 'S1' },
+    { type: 'updatePolicyTargets', add: ['S1'] },
     { type: 'removePolicy', policyId: 7 },
     { ...response, id: 'one' },
     { ...response, id: NaN },
@@ -200,6 +211,12 @@ test('Engine.restore rejects malformed records, config or now', () => {
     [{ key: 1, value: {} }],
     [{ value: {} }],
     records.map((r) => [r.key, r.value]),
+    // Values as JSON text ({ key, json }): text that is not JSON, not a string, or beside a value.
+    ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, json: '{"accountId":' } : r))),
+    ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, json: JSON.stringify(NESTED_JUNK) } : r))),
+    ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, json: r.value } : r))),
+    ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, json: JSON.stringify(r.value), value: r.value } : r))),
+    [{ key: 7, json: '{}' }],
     // Each real record in turn with a value no record kind can hold.
     ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, value: NESTED_JUNK } : r))),
     ...records.map((_, i) => records.map((r, j) => (i === j ? { key: r.key, value: [1, 'two'] } : r))),
@@ -209,6 +226,39 @@ test('Engine.restore rejects malformed records, config or now', () => {
     assertRejected(() => Engine.restore(config, records, NOW), `Engine.restore(${show(config)}, records)`);
   }
   for (const now of BAD_NOW) assertRejected(() => Engine.restore(CONFIG, records, now), `Engine.restore(config, records, ${show(now)})`);
+});
+
+test('records given as JSON text ({ key, json }) restore the same engine as the parsed ones, and may be mixed with them', () => {
+  const source = new Engine(CONFIG, NOW);
+  source.handleInput({ type: 'addAccount', accountId: 'a1', name: 'School', token: TOKEN }, NOW);
+  const policy = { policyId: 'p1', name: 'P', accountId: 'a1', adamId: '408709785', pricingParam: 'STDQ', licenseType: 'device' };
+  const targets = Array.from({ length: 5_000 }, (_, i) => `S${i}`);
+  source.handleInput({ type: 'setPolicy', policy: { ...policy, targets } }, NOW);
+  source.handleInput({ type: 'updatePolicyTargets', policyId: 'p1', add: ['T1', 'T2'], remove: ['S0'] }, NOW);
+  const store = new Map();
+  for (const output of drain(source)) {
+    if (output.type === 'persist') {
+      for (const op of output.ops) if (op.op === 'put') store.set(op.key, op.value); else store.delete(op.key);
+    }
+  }
+  source.free();
+  const records = [...store].map(([key, value]) => ({ key, value }));
+  const stored = (engine) => {
+    const written = new Map();
+    for (const output of drain(engine)) {
+      if (output.type === 'persist') for (const op of output.ops) written.set(op.key, op.value);
+    }
+    return [engine.accounts(), [...written].sort()];
+  };
+  const scopeTargets = records.filter((r) => r.key.startsWith('targets/')).flatMap((r) => r.value.targets).sort();
+  assert.deepEqual(scopeTargets, [...targets.slice(1), 'T1', 'T2'].sort(), 'the target lists were read whole');
+  const parsed = Engine.restore(CONFIG, records, NOW);
+  const text = Engine.restore(CONFIG, records.map(({ key, value }) => ({ key, json: JSON.stringify(value) })), NOW);
+  const mixed = Engine.restore(CONFIG, records.map(({ key, value }, i) => (i % 2 ? { key, json: JSON.stringify(value) } : { key, value })), NOW);
+  const expected = stored(parsed);
+  assert.deepEqual(stored(text), expected);
+  assert.deepEqual(stored(mixed), expected);
+  for (const engine of [parsed, text, mixed]) engine.free();
 });
 
 test('an id holding a lone surrogate is refused (as U+FFFD two distinct ids would collide), and a NUL too', () => {
