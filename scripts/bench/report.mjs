@@ -110,7 +110,7 @@ if (restoreWrite !== null) {
   for (const r of restoreReads) {
     const memory = r.restoredGrowthBytes / restoreWrite.writerGrowthBytes;
     const delta = r.firstSyncKinds[0] === 'delta';
-    row('7', `restart from ${storeName[r.store]}: store.load() + Engine.restore of the world of row 4 (policies, provenance; ${int(r.records)} records)`,
+    row('7', `restart from ${storeName[r.store]}: store.load({ json: true }) + Engine.restore of the world of row 4 (policies, provenance; ${int(r.records)} records, values as JSON text)`,
       `${seconds(r.totalSeconds)} wall (load ${seconds(r.loadSeconds)}, restore ${seconds(r.restoreSeconds)}); memory ${fixed(memory, 2)}× the writer's; first sync: ${r.firstSyncKinds[0] ?? 'none'}`,
       '— (the stores are JavaScript)', '≤ 3 s wall from SQLite, memory ≤ 1.2×, a delta sync',
       // A full refresh after a restart is wrong at any size; the time and memory targets are for the full size.
@@ -122,7 +122,7 @@ if (restoreWrite !== null) {
 const [adopted, restoredAlone] = ['adopt-adopt.json', 'adopt-restore.json'].map((f) => (existsSync(join(dir, f)) ? read(f) : null));
 if (adopted !== null && restoredAlone !== null) {
   const ratioToAlone = adopted.seconds / restoredAlone.seconds;
-  row('7', `take over one account of ten (${int(adopted.records)} records each) from SQLite: store.loadAccount + engine.adopt, against store.load + Engine.restore of a store holding it alone`,
+  row('7', `take over one account of ten (${int(adopted.records)} records each) from SQLite: store.loadAccount + engine.adopt, against store.load + Engine.restore of a store holding it alone (both { json: true })`,
     `${seconds(adopted.seconds)} against ${seconds(restoredAlone.seconds)}: ${fixed(ratioToAlone, 2)}×`,
     '— (the stores are JavaScript)', '≤ 1.3×', timed(ratioToAlone <= 1.3));
 }

@@ -4,7 +4,7 @@
 //       Clean Up adopting every assignment as ours: provenance of each), keeps what it persists, writes it to
 //       DIR/restore.sqlite (and to PostgreSQL with --postgres), and reports the writer's linear memory growth.
 //   node scripts/bench/restore.mjs --pkg DIR --read sqlite:FILE|postgres:URL [--quick] --out FILE
-//       times store.load() + Engine.restore in a fresh process (wasm linear memory only grows, so each figure needs its
+//       times store.load({ json: true }) + Engine.restore in a fresh process (wasm linear memory only grows, so each figure needs its
 //       own process), reports the restored engine's linear memory growth, then drives it against the bench Apple
 //       until its first sync ends and reports that sync's kind (a restart catches up with a delta sync).
 //   node scripts/bench/restore.mjs --pkg DIR --adopt-write DIR [--quick] --out FILE

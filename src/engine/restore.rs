@@ -63,7 +63,7 @@ impl Engine {
                     .map_err(|_| invalid(&key, format!("the policy uses account {:?}, which is not in the store", policy.account_id)))?;
                 policies.push(policy);
             } else if key.starts_with(SCOPE_PREFIX) {
-                let record: ScopeRecord = read(&key, value)?;
+                let record: ScopeRecord = read_streamed(&key, value)?;
                 if record.key() != key {
                     return Err(invalid(&key, "the key does not match the account, policy and index".to_owned()));
                 }
@@ -91,7 +91,7 @@ impl Engine {
                 let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
                 account.mirror.restore_user(&record.client_user_id, user);
             } else if key.starts_with(ASSIGNMENT_PREFIX) || (key.starts_with(PROVENANCE_PREFIX) && !is_pair_provenance_key(&key)) {
-                let record: AssignmentsRecord = read(&key, value)?;
+                let record: AssignmentsRecord = read_streamed(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
                 let pairs = restored_pairs.entry(record.account_id.clone()).or_default();
                 if key.starts_with(ASSIGNMENT_PREFIX) {
@@ -283,6 +283,11 @@ fn intern_target(
 
 fn read<T: serde::de::DeserializeOwned>(key: &str, value: LoadedValue) -> Result<T, EngineError> {
     value.read().map_err(|e| invalid(key, e.to_string()))
+}
+
+/// [`read`] for the record kinds of the store's bulk (see [`LoadedValue::read_streamed`]).
+fn read_streamed<T: serde::de::DeserializeOwned>(key: &str, value: LoadedValue) -> Result<T, EngineError> {
+    value.read_streamed().map_err(|e| invalid(key, e.to_string()))
 }
 
 fn invalid(key: &str, reason: String) -> EngineError {

@@ -480,8 +480,18 @@ impl From<StoredRecordJson> for LoadedRecord {
 }
 
 impl LoadedValue {
-    /// The value as the record type `T`.
+    /// The value as the record type `T`, text through a JSON tree: for the kinds a store holds few of
+    /// (one reader of text for all of them; a reader per kind costs wasm size, about 1 KB a kind).
     pub fn read<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        match self {
+            Self::Parsed(value) => serde_json::from_value(value),
+            Self::Text(text) => serde_json::from_value(serde_json::from_str(&text)?),
+        }
+    }
+
+    /// The value as the record type `T`, text read straight into it: for the kinds a store holds
+    /// hundreds of thousands of (the device and user records, the targets of policies).
+    pub fn read_streamed<T: serde::de::DeserializeOwned>(self) -> Result<T, serde_json::Error> {
         match self {
             Self::Parsed(value) => serde_json::from_value(value),
             Self::Text(text) => serde_json::from_str(&text),
