@@ -198,6 +198,13 @@ impl Desired {
         extend_in_bulk(Arc::make_mut(&mut self.scoped), scoped);
     }
 
+    /// Every target in a policy's scope, in order, each once.
+    pub fn scoped_targets(&self) -> Vec<Target> {
+        let mut targets: Vec<Target> = self.scoped.iter().map(|&(target, _)| target).collect();
+        targets.dedup();
+        targets
+    }
+
     /// Don't assign `key` until the hold is lifted.
     pub fn hold(&mut self, key: AssignmentKey, reason: String, fx: &mut AccountEffects<'_>) {
         fx.changes().holds.insert(key, Some(reason.clone()));

@@ -246,10 +246,10 @@ impl Licenses {
     }
 
     /// The targets of restored policies (each with the policy's interned id), indexed in one bulk
-    /// build; every target is planned again, as after a scope change.
+    /// build; each target is planned again, as after a scope change (`scope_changed`).
     pub fn restore_scoped(&mut self, scoped: Vec<(Target, u32)>) {
         self.desired.restore_scoped(scoped);
-        self.planner.replan_all();
+        self.planner.replan_targets(self.desired.scoped_targets());
     }
 
     /// A hold read back from the store.

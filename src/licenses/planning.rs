@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::apple::wire::NewUser;
+use crate::base::sorted::extend_in_bulk;
 use crate::base::time::Millis;
 use crate::contract::event::Event;
 use crate::effects::{AccountEffects, Env};
@@ -39,6 +40,11 @@ impl Planner {
     /// Plans `target`'s pairs again.
     pub fn replan(&mut self, target: Target) {
         self.targets.insert(target);
+    }
+
+    /// Plans each of `targets` again (in one bulk build: a restore marks every target in a scope).
+    pub fn replan_targets(&mut self, targets: Vec<Target>) {
+        extend_in_bulk(&mut self.targets, targets);
     }
 
     /// Plans the whole account again.
