@@ -77,6 +77,10 @@ test('every method a LeaseKeeper calls round-trips through RemoteStore and the r
   assert.deepEqual(await store.loadAccount('a1'), backend.loadAccount('a1'));
   assert.deepEqual(await store.loadAccount('a1', { shared: false }), backend.loadAccount('a1', { shared: false }));
   assert.ok(!(await store.loadAccount('a1', { shared: false })).some((r) => r.key === 'device/S1'), 'the account\'s own records alone');
+  // { json: true } goes through: the records come as the backend gives them, values as JSON text.
+  assert.deepEqual(await store.load({ json: true }), backend.load({ json: true }));
+  assert.deepEqual(await store.loadAccount('a1', { shared: false, json: true }), backend.loadAccount('a1', { shared: false, json: true }));
+  assert.ok((await store.load({ json: true })).some((r) => typeof r.json === 'string'), 'JSON text');
   assert.equal(await store.releaseLeases('console-1', ['a1']), undefined);
   assert.deepEqual(await store.acquireLeases('console-2', ['a1'], 60_000), ['a1'], 'released: console-2 takes it');
   assert.equal(await store.leave('console-1'), undefined);
@@ -155,6 +159,7 @@ test('a body that is not JSON, args that are not an array, or arguments of the w
     ['releaseLeases', JSON.stringify({ args: ['console-1', [1]] })],
     ['loadAccount', JSON.stringify({ args: [42] })],
     ['loadAccount', JSON.stringify({ args: ['a1', { shared: 'no' }] })],
+    ['load', JSON.stringify({ args: [{ json: 'yes' }] })],
     ['loadAccount', JSON.stringify({ args: ['a1', null] })],
     ['loadAccount', JSON.stringify({ args: ['a1', { shared: false }, 'extra'] })],
     ['leaseStates', JSON.stringify({ args: ['extra'] })],
