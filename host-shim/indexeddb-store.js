@@ -2,7 +2,7 @@
 // JSON text); each apply() is one readwrite transaction, so a batch is all or nothing. loadAccount reads key ranges.
 import { loadAccountArgs, loadArgs } from './lease-store-checks.js';
 import { accountKeyRanges, prefixEnd } from './record-accounts.js';
-import { decodeRecords, encodeOps } from './record-encoding.js';
+import { decodeStored, encodeOps } from './record-encoding.js';
 import { serialQueue } from './serial-queue.js';
 import { tokenHooks } from './token-protection.js';
 
@@ -87,7 +87,7 @@ export class IndexedDbStore {
       const transaction = this.#db.transaction(OBJECT_STORE, 'readonly');
       const records = transaction.objectStore(OBJECT_STORE);
       const [keys, values] = await Promise.all([settle(records.getAllKeys()), settle(records.getAll())]);
-      return decodeRecords(keys.map((key, i) => ({ key, value: values[i] })), this.#hooks, NAME, { json });
+      return decodeStored(keys.map((key, i) => ({ key, value: values[i] })), this.#hooks, NAME, { json });
     });
   }
 
@@ -111,7 +111,7 @@ export class IndexedDbStore {
           .then((rows) => rows.filter(([, json]) => JSON.parse(json)?.[field] === accountId))),
       ];
       const rows = (await Promise.all(reads)).flat();
-      return decodeRecords(rows.map(([key, value]) => ({ key, value })), this.#hooks, NAME, { json });
+      return decodeStored(rows.map(([key, value]) => ({ key, value })), this.#hooks, NAME, { json });
     });
   }
 

@@ -48,17 +48,12 @@ export async function encodeOps(ops, hooks, storeName) {
 /**
  * Stored rows (`{ key, value }`, the value as JSON text) back to the records `Engine.restore` takes, in order, tokens
  * unprotected. Rows are parsed in one synchronous pass; only account records wait for the (possibly async) hook. A
- * promise per row made a full load superlinear: 2.2 million rows did not come back within 17 minutes. With
- * `{ json: true }` (Store.load's option) the records of no token are not parsed: `{ key, json }`, the text as stored.
+ * promise per row made a full load superlinear: 2.2 million rows did not come back within 17 minutes.
  */
-export async function decodeRecords(rows, hooks, storeName, { json: asText = false } = {}) {
+export async function decodeRecords(rows, hooks, storeName) {
   const records = new Array(rows.length);
   const tokens = [];
   rows.forEach(({ key, value: json }, i) => {
-    if (asText && !key.startsWith(ACCOUNT_PREFIX)) {
-      records[i] = { key, json };
-      return;
-    }
     const value = JSON.parse(json);
     records[i] = { key, value };
     if (holdsToken(key, value)) {
@@ -67,6 +62,24 @@ export async function decodeRecords(rows, hooks, storeName, { json: asText = fal
   });
   await Promise.all(tokens);
   return records;
+}
+
+/**
+ * Stored rows as `Store.load({ json: true })` gives them: `{ key, json }` (the value's JSON text; a store selects them
+ * in that shape, so no row is copied), but account records parsed, their token unprotected (`{ key, value }`). The
+ * rows array is returned, changed in place.
+ */
+export async function decodeJsonRecords(rows, hooks, storeName) {
+  const accounts = [];
+  rows.forEach((row, i) => { if (row.key.startsWith(ACCOUNT_PREFIX)) accounts.push(i); });
+  const decoded = await decodeRecords(accounts.map((i) => ({ key: rows[i].key, value: rows[i].json })), hooks, storeName);
+  accounts.forEach((row, n) => { rows[row] = decoded[n]; });
+  return rows;
+}
+
+/** Stored rows (`{ key, value }`, the value as JSON text) as `load(options)` gives them: see the two above. */
+export function decodeStored(rows, hooks, storeName, { json }) {
+  return json ? decodeJsonRecords(rows.map(({ key, value }) => ({ key, json: value })), hooks, storeName) : decodeRecords(rows, hooks, storeName);
 }
 
 /**

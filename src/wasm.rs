@@ -57,13 +57,13 @@ impl WasmEngine {
         // it is loaded: the store's records are never all held as JSON trees in linear memory.
         let items = js_sys::Array::from(&records);
         let reader = JsonReader::new();
+        let account_prefix: Text = JsValue::from_str(ACCOUNT_PREFIX).unchecked_into();
         let is_account = |item: &JsValue| {
-            js_sys::Reflect::get(item, &reader.key_field)
-                .ok()
-                .and_then(|key| key.as_string())
-                .is_some_and(|key| key.starts_with(ACCOUNT_PREFIX))
+            let key = js_sys::Reflect::get(item, &reader.key_field).unwrap_or(JsValue::UNDEFINED);
+            key.is_string() && key.unchecked_ref::<Text>().starts_with(&account_prefix)
         };
-        // One look at each key: the account records are decoded now, the others kept (as handles) for the loader.
+        // One look at each key (compared in JavaScript, not copied): the account records are decoded now, the
+        // others kept (as handles) for the loader.
         let (accounts, others): (Vec<JsValue>, Vec<JsValue>) = items.iter().partition(is_account);
         let accounts = accounts.into_iter().map(|item| reader.loaded_record(item)).collect::<Result<Vec<_>, _>>()?;
         let mut refused = None;
@@ -496,6 +496,8 @@ const MAX_DEPTH: u32 = 128;
 struct JsonReader {
     object_prototype: JsValue,
     encoder: TextEncoder,
+    /// Linear memory's buffer and its size in pages then (see [`JsonReader::memory_buffer`]).
+    memory_buffer: std::cell::RefCell<Option<(usize, JsValue)>>,
     /// The property names of store records and the tag of inputs.
     key_field: JsValue,
     type_field: JsValue,
@@ -509,6 +511,10 @@ extern "C" {
     type TextEncoder;
     #[wasm_bindgen(constructor)]
     fn new() -> TextEncoder;
+    /// A JavaScript string, compared where it is (js-sys's `JsString::starts_with` copies its Rust argument over).
+    type Text;
+    #[wasm_bindgen(method, js_name = startsWith)]
+    fn starts_with(this: &Text, prefix: &Text) -> bool;
     #[wasm_bindgen(method, js_name = encodeInto)]
     fn encode_into(this: &TextEncoder, text: &JsValue, destination: &js_sys::Uint8Array) -> EncodeIntoResult;
     /// What `encodeInto` did.
@@ -527,6 +533,7 @@ impl JsonReader {
         Self {
             object_prototype: js_sys::Object::get_prototype_of(&js_sys::Object::new().into()).into(),
             encoder: TextEncoder::new(),
+            memory_buffer: std::cell::RefCell::new(None),
             key_field: JsValue::from_str("key"),
             type_field: JsValue::from_str("type"),
             value_field: JsValue::from_str("value"),
@@ -556,12 +563,25 @@ impl JsonReader {
         // At most 3 UTF-8 bytes per UTF-16 unit.
         let mut bytes = vec![0_u8; units as usize * 3];
         // After the allocation: growing linear memory replaces its buffer.
-        let buffer = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer();
-        let destination = js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, bytes.as_ptr() as u32, bytes.len() as u32);
+        let destination = js_sys::Uint8Array::new_with_byte_offset_and_length(&self.memory_buffer(), bytes.as_ptr() as u32, bytes.len() as u32);
         let written = self.encoder.encode_into(value, &destination).written();
         bytes.truncate(written as usize);
         bytes.shrink_to_fit();
         String::from_utf8(bytes).ok()
+    }
+
+    /// Linear memory's buffer, asked of JavaScript again only when memory grew (which replaces it).
+    fn memory_buffer(&self) -> JsValue {
+        let pages = core::arch::wasm32::memory_size(0);
+        let mut cached = self.memory_buffer.borrow_mut();
+        match &*cached {
+            Some((at, buffer)) if *at == pages => buffer.clone(),
+            _ => {
+                let buffer = wasm_bindgen::memory().unchecked_into::<js_sys::WebAssembly::Memory>().buffer();
+                *cached = Some((pages, buffer.clone()));
+                buffer
+            }
+        }
     }
 
     fn is_plain_object(&self, value: &JsValue) -> bool {

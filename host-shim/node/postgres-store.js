@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import { accountsOfOps, fenceOps, touchedAccounts } from '../lease-fence.js';
 import { checkAccountIds, checkHolder, checkTtl, loadAccountArgs, loadArgs } from '../lease-store-checks.js';
 import { ACCOUNT_PREFIX, accountKeyRanges, prefixEnd } from '../record-accounts.js';
-import { decodeRecords, encodeOps, netEffect } from '../record-encoding.js';
+import { decodeJsonRecords, decodeRecords, decodeStored, encodeOps, netEffect } from '../record-encoding.js';
 import { serialQueue } from '../serial-queue.js';
 import { tokenHooks } from '../token-protection.js';
 
@@ -383,7 +383,7 @@ export class PostgresStore {
       await this.#ensureAccountIndexes(ranges);
       const { text, values } = accountQuery(this.#table, ranges, accountId);
       const { rows } = await this.#pool.query(text, values);
-      return decodeRecords(rows, this.#hooks, NAME, { json });
+      return decodeStored(rows, this.#hooks, NAME, { json });
     });
   }
 
@@ -413,8 +413,8 @@ export class PostgresStore {
   load(options) {
     return this.#queue(async () => {
       const { json } = loadArgs(options, `${NAME}.load`);
-      const { rows } = await this.#pool.query(`SELECT key, value FROM "${this.#table}"`);
-      return decodeRecords(rows, this.#hooks, NAME, { json });
+      const { rows } = await this.#pool.query(`SELECT key, value${json ? ' AS json' : ''} FROM "${this.#table}"`);
+      return json ? decodeJsonRecords(rows, this.#hooks, NAME) : decodeRecords(rows, this.#hooks, NAME);
     });
   }
 

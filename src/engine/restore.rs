@@ -91,9 +91,9 @@ impl Engine {
                 let user = crate::mirror::UserRecord { email: record.email, status: record.status, invite_code: record.invite_code };
                 account.mirror.restore_user(&record.client_user_id, user);
             } else if key.starts_with(ASSIGNMENT_PREFIX) || (key.starts_with(PROVENANCE_PREFIX) && !is_pair_provenance_key(&key)) {
-                let record: AssignmentsRecord = read_streamed(&key, value)?;
+                let mut record: AssignmentsRecord = read_streamed(&key, value)?;
                 let account = self.accounts.get_mut(&record.account_id).ok_or_else(|| invalid(&key, "unknown account".to_owned()))?;
-                let pairs = restored_pairs.entry(record.account_id.clone()).or_default();
+                let pairs = restored_pairs.entry(std::mem::take(&mut record.account_id)).or_default();
                 if key.starts_with(ASSIGNMENT_PREFIX) {
                     restore_target_record(&mut account.mirror, &key, record, |pair, since| pairs.mirror.push((pair, since)))?;
                 } else {
